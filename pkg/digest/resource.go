@@ -1,0 +1,109 @@
+package digest
+
+import (
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Resource is a parsed ByteStream resource name.
+type Resource struct {
+	Instance string // may be empty; may contain slashes
+	UploadID string // set for write resources only
+	Digest   Digest
+	// Compressor is "" for identity, else the compressor named by a
+	// compressed-blobs resource (e.g. "zstd").
+	Compressor string
+}
+
+// ParseReadResource parses "{instance}/blobs/{hash}/{size}" (instance
+// optional) and "{instance}/compressed-blobs/{compressor}/{hash}/{size}".
+func ParseReadResource(name string) (Resource, error) {
+	return parseResource(name, false)
+}
+
+// ParseWriteResource parses "{instance}/uploads/{uuid}/blobs/{hash}/{size}[/{metadata}]"
+// and its compressed-blobs form.
+func ParseWriteResource(name string) (Resource, error) {
+	return parseResource(name, true)
+}
+
+func parseResource(name string, write bool) (Resource, error) {
+	bad := func(why string) (Resource, error) {
+		return Resource{}, status.Errorf(codes.InvalidArgument, "resource_name %q: %s", name, why)
+	}
+	if name == "" {
+		return bad("is empty")
+	}
+	parts := strings.Split(name, "/")
+	for _, p := range parts {
+		if p == "" || p == "." || p == ".." {
+			return bad("contains an empty, '.' or '..' segment")
+		}
+	}
+	// Find the first "blobs" or "compressed-blobs" segment (after "uploads/{uuid}" when writing).
+	var r Resource
+	i := 0
+	for ; i < len(parts); i++ {
+		if parts[i] == "blobs" || parts[i] == "compressed-blobs" {
+			break
+		}
+	}
+	if i == len(parts) {
+		return bad("expected a blobs/{hash}/{size} part")
+	}
+	head := parts[:i]
+	if write {
+		if len(head) < 2 || head[len(head)-2] != "uploads" {
+			return bad("expected {instance}/uploads/{uuid}/blobs/{hash}/{size}")
+		}
+		r.UploadID = head[len(head)-1]
+		head = head[:len(head)-2]
+	}
+	for _, p := range head {
+		if p == "uploads" || p == "blobs" || p == "compressed-blobs" || p == "actions" || p == "operations" {
+			return bad("instance name may not contain the reserved segment " + strconv.Quote(p))
+		}
+	}
+	r.Instance = strings.Join(head, "/")
+	rest := parts[i+1:]
+	if parts[i] == "compressed-blobs" {
+		if len(rest) < 1 {
+			return bad("expected compressed-blobs/{compressor}/{hash}/{size}")
+		}
+		r.Compressor = rest[0]
+		rest = rest[1:]
+	}
+	if len(rest) < 2 || (!write && len(rest) != 2) {
+		return bad("expected blobs/{hash}/{size}")
+	}
+	size, err := strconv.ParseInt(rest[1], 10, 64)
+	if err != nil {
+		return bad("size " + strconv.Quote(rest[1]) + " is not a number")
+	}
+	d, err := New(rest[0], size)
+	if err != nil {
+		return bad(status.Convert(err).Message())
+	}
+	r.Digest = d
+	return r, nil
+}
+
+// ReadResourceName builds the read resource name for d under instance.
+func ReadResourceName(instance string, d Digest) string {
+	if instance == "" {
+		return "blobs/" + d.String()
+	}
+	return instance + "/blobs/" + d.String()
+}
+
+// WriteResourceName builds an upload resource name for d under instance.
+func WriteResourceName(instance, uploadID string, d Digest) string {
+	p := "uploads/" + uploadID + "/blobs/" + d.String()
+	if instance == "" {
+		return p
+	}
+	return instance + "/" + p
+}

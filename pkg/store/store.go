@@ -1,0 +1,56 @@
+// Package store defines castd's storage contract and its local, badger-backed
+// implementation.
+//
+// Everything that holds blobs implements CAS: the local store, one upstream
+// remote, and the ordered fan-out over several of them. Decorators (existence
+// caching, metrics, completeness checking) wrap a CAS or an ActionCache and
+// return the same interface, so gRPC handlers and the execution path only
+// ever hold these two interfaces.
+//
+// Errors are gRPC statuses. NOT_FOUND is the one and only "miss"; any other
+// code is a failure of the layer that returned it.
+package store
+
+import (
+	"context"
+	"io"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// CAS is content-addressed blob storage. Implementations are safe for
+// concurrent use.
+type CAS interface {
+	// FindMissing returns the digests in ds that are not present, each once,
+	// in no particular order. It never mutates ds. Implementations that
+	// track recency treat a digest found present as used (so blobs a client
+	// has just been told exist are the last to be evicted).
+	FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error)
+
+	// Get opens d for reading starting at offset (0 <= offset <= d.Size).
+	// The reader yields exactly d.Size-offset bytes; a reader that finds the
+	// bytes do not match d fails its Read with DATA_LOSS rather than serve
+	// them. A missing blob is NOT_FOUND. The caller must Close the reader;
+	// until then the blob is not evicted.
+	Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error)
+
+	// Put stores the bytes of r under d. The bytes must hash to d and be
+	// exactly d.Size long, else the error is INVALID_ARGUMENT and nothing is
+	// stored. A blob becomes visible only once it is complete; Put returns
+	// only after that. Putting a blob that already exists succeeds and may
+	// return without reading r to the end.
+	Put(ctx context.Context, d digest.Digest, r io.Reader) error
+}
+
+// ActionCache maps action digests to their results, for one instance name
+// (project). Implementations are safe for concurrent use.
+type ActionCache interface {
+	// GetActionResult returns the result stored for action, or NOT_FOUND.
+	GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error)
+
+	// UpdateActionResult stores result for action, replacing any previous
+	// entry (so a poisoned entry can be overwritten).
+	UpdateActionResult(ctx context.Context, action digest.Digest, result *repb.ActionResult) error
+}
