@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// metrics holds the collectors every handler shares. Safe for concurrent use.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	received *prometheus.CounterVec
+	sent     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	return &metrics{
+		requests: mustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "castd_grpc_requests_total",
+			Help: "gRPC calls handled, by full method name and status code.",
+		}, []string{"method", "code"})),
+		duration: mustRegister(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "castd_grpc_request_duration_seconds",
+			Help:    "Time from the start of a gRPC call until its handler returned.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2.5, 14),
+		}, []string{"method"})),
+		received: mustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "castd_bytes_received_total",
+			Help: "Blob payload bytes received from clients, by service.",
+		}, []string{"service"})),
+		sent: mustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "castd_bytes_sent_total",
+			Help: "Blob payload bytes sent to clients, by service.",
+		}, []string{"service"})),
+	}
+}
+
+// mustRegister registers c on reg, or returns the identical collector already
+// registered there, so that two servers may share one registry.
+func mustRegister[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}
+
+func (m *metrics) observe(method string, start time.Time, err error) {
+	m.requests.WithLabelValues(method, status.Code(err).String()).Inc()
+	m.duration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	m.observe(info.FullMethod, start, err)
+	return resp, err
+}
+
+func (m *metrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	m.observe(info.FullMethod, start, err)
+	return err
+}

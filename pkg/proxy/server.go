@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"log/slog"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+// DefaultMaxBatchTotalSizeBytes is the batch limit advertised when
+// Options.MaxBatchTotalSizeBytes is zero. Bazel's default gRPC message limit
+// is 4 MiB too.
+const DefaultMaxBatchTotalSizeBytes = 4 << 20
+
+// DefaultUploadIdleTimeout is how long an interrupted ByteStream upload is
+// kept for resumption when Options.UploadIdleTimeout is zero.
+const DefaultUploadIdleTimeout = 5 * time.Minute
+
+// Options tune the services. The zero value is usable.
+type Options struct {
+	// MaxBatchTotalSizeBytes is the total blob payload a BatchUpdateBlobs or
+	// BatchReadBlobs call may carry; it is advertised in Capabilities.
+	// Zero means DefaultMaxBatchTotalSizeBytes.
+	MaxBatchTotalSizeBytes int64
+	// Logger receives errors that are not returned to a client. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the castd_grpc_* and castd_bytes_* metrics. Nil
+	// means a private registry (metrics are collected but not exported).
+	Registerer prometheus.Registerer
+	// UploadIdleTimeout is how long a ByteStream upload whose stream broke
+	// waits for the client to resume it (QueryWriteStatus, then Write from
+	// committed_size) before it is aborted and nothing is stored. Zero
+	// means DefaultUploadIdleTimeout.
+	UploadIdleTimeout time.Duration
+	// Execution serves the Execution service. Nil leaves it unregistered
+	// (clients get UNIMPLEMENTED) and Capabilities reports exec_enabled
+	// false; the execution issue plugs its server in here.
+	Execution repb.ExecutionServer
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBatchTotalSizeBytes <= 0 {
+		o.MaxBatchTotalSizeBytes = DefaultMaxBatchTotalSizeBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.UploadIdleTimeout <= 0 {
+		o.UploadIdleTimeout = DefaultUploadIdleTimeout
+	}
+	return o
+}
+
+// NewServer returns a grpc.Server serving b with every castd service
+// registered (see Register), metrics interceptors installed, a receive limit
+// of the batch limit plus 1 MiB of framing, and keepalive enforcement lax
+// enough for Bazel's pings. extra options are appended and win over these.
+// Register panics if the metrics collide with foreign collectors on
+// opts.Registerer.
+func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server {
+	opts = opts.withDefaults()
+	m := newMetrics(opts.Registerer)
+	base := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(opts.MaxBatchTotalSizeBytes) + 1<<20),
+		grpc.MaxSendMsgSize(int(opts.MaxBatchTotalSizeBytes) + 1<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             5 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.InitialWindowSize(4 << 20),
+		grpc.InitialConnWindowSize(16 << 20),
+		grpc.ReadBufferSize(256 << 10),
+		grpc.WriteBufferSize(256 << 10),
+		grpc.ChainUnaryInterceptor(m.unaryInterceptor),
+		grpc.ChainStreamInterceptor(m.streamInterceptor),
+	}
+	s := grpc.NewServer(append(base, extra...)...)
+	register(s, b, opts, m)
+	return s
+}
+
+// Register adds Capabilities, ContentAddressableStorage, ByteStream,
+// ActionCache (and Execution when opts.Execution is set), gRPC health with
+// every service SERVING, and server reflection to s. Use it when the caller
+// builds its own grpc.Server; NewServer calls it. Metrics are counted only by
+// the interceptors NewServer installs, except payload byte counters.
+func Register(s *grpc.Server, b Backend, opts Options) {
+	opts = opts.withDefaults()
+	register(s, b, opts, newMetrics(opts.Registerer))
+}
+
+func register(s *grpc.Server, b Backend, opts Options, m *metrics) {
+	repb.RegisterCapabilitiesServer(s, &capabilitiesServer{opts: opts})
+	repb.RegisterContentAddressableStorageServer(s, &casServer{backend: b, opts: opts, metrics: m})
+	bspb.RegisterByteStreamServer(s, newByteStreamServer(b, opts, m))
+	repb.RegisterActionCacheServer(s, &actionCacheServer{backend: b})
+	names := []string{
+		repb.Capabilities_ServiceDesc.ServiceName,
+		repb.ContentAddressableStorage_ServiceDesc.ServiceName,
+		"google.bytestream.ByteStream",
+		repb.ActionCache_ServiceDesc.ServiceName,
+	}
+	if opts.Execution != nil {
+		repb.RegisterExecutionServer(s, opts.Execution)
+		names = append(names, repb.Execution_ServiceDesc.ServiceName)
+	}
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, n := range names {
+		hs.SetServingStatus(n, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(s, hs)
+	reflection.Register(s)
+}
