@@ -1,0 +1,125 @@
+package localexec
+
+import (
+	"context"
+	"io"
+	"os"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// defaultInlineLimit bounds inlined stdout/stderr when RunOptions sets none.
+const defaultInlineLimit = 64 << 10
+
+// ActionDigest returns the digest of a's deterministic encoding: the key
+// under which its result is cached and the digest Execute requests carry.
+func ActionDigest(a *repb.Action) (digest.Digest, error) {
+	d, _, err := digest.OfMessage(a)
+	return d, err
+}
+
+// PutMessage stores the deterministic encoding of m in cas and returns its
+// digest. Use it for Command and Action messages.
+func PutMessage(ctx context.Context, cas store.CAS, m proto.Message) (digest.Digest, error) {
+	b := newBlobSet()
+	d, err := b.addMessage(m)
+	if err == nil {
+		err = b.upload(ctx, cas)
+	}
+	return d, err
+}
+
+// UploadAction stores cmd and an Action running it over the input root
+// inputRoot (already in cas) with the given timeout (0: none), and returns
+// the Action and its digest. It is the client side of Run, for tests and
+// the bst client.
+func UploadAction(ctx context.Context, cas store.CAS, cmd *repb.Command, inputRoot digest.Digest, timeout time.Duration) (*repb.Action, digest.Digest, error) {
+	cd, err := PutMessage(ctx, cas, cmd)
+	if err != nil {
+		return nil, digest.Digest{}, err
+	}
+	a := &repb.Action{CommandDigest: cd.Proto(), InputRootDigest: inputRoot.Proto()}
+	if timeout > 0 {
+		a.Timeout = durationpb.New(timeout)
+	}
+	ad, err := PutMessage(ctx, cas, a)
+	return a, ad, err
+}
+
+// prepare validates a and fetches and validates its Command.
+func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
+	cd, err := digest.FromProto(a.GetCommandDigest())
+	if err != nil {
+		return nil, invalidArgument("action.command_digest", "%s", status.Convert(err).Message())
+	}
+	act := &action{cmd: &repb.Command{}, timeout: r.opts.DefaultTimeout}
+	if act.root, err = digest.FromProto(a.GetInputRootDigest()); err != nil {
+		return nil, invalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
+	}
+	if t := a.GetTimeout(); t != nil {
+		if err := t.CheckValid(); err != nil || t.AsDuration() < 0 {
+			return nil, invalidArgument("action.timeout", "%v is not a valid non-negative duration", t.AsDuration())
+		}
+		if t.AsDuration() > 0 {
+			act.timeout = t.AsDuration()
+		}
+	}
+	if err := readMessage(ctx, r.cas, cd, act.cmd); status.Code(err) == codes.NotFound {
+		return nil, missingBlobs("command", []digest.Digest{cd})
+	} else if err != nil {
+		return nil, internalf(err, "command %s", cd)
+	}
+	if len(act.cmd.GetArguments()) == 0 || act.cmd.GetArguments()[0] == "" {
+		return nil, invalidArgument("command.arguments", "no command to run")
+	}
+	act.wd = act.cmd.GetWorkingDirectory()
+	if err := checkRelPath("command.working_directory", act.wd, true); err != nil {
+		return nil, err
+	}
+	act.outputs, err = outputSpecs(act.cmd)
+	return act, err
+}
+
+// collect stores outputs, stdout and stderr of a finished job and returns
+// the result without exit code and metadata.
+func (r *Runner) collect(ctx context.Context, j *job, specs []outputSpec, ro RunOptions) (*repb.ActionResult, error) {
+	res := &repb.ActionResult{}
+	b := newBlobSet()
+	if err := collectOutputs(ctx, b, j.wd, specs, res); err != nil {
+		return nil, err
+	}
+	limit := int64(ro.InlineLimit)
+	if limit <= 0 {
+		limit = defaultInlineLimit
+	}
+	var err error
+	if res.StdoutDigest, res.StdoutRaw, err = stream(b, j.stdout, ro.InlineStdout, limit); err != nil {
+		return nil, err
+	}
+	if res.StderrDigest, res.StderrRaw, err = stream(b, j.stderr, ro.InlineStderr, limit); err != nil {
+		return nil, err
+	}
+	return res, b.upload(ctx, r.cas)
+}
+
+// stream records a captured stdout or stderr file for upload, and returns
+// its bytes too when inlining was asked for and it is small enough.
+func stream(b *blobSet, f *os.File, inline bool, limit int64) (*repb.Digest, []byte, error) {
+	d, err := b.addFile(f.Name())
+	if err != nil || !inline || d.Size > limit || d.Size == 0 {
+		return d.Proto(), nil, err
+	}
+	raw := make([]byte, d.Size)
+	if _, err := f.ReadAt(raw, 0); err != nil && err != io.EOF {
+		return nil, nil, internalf(err, "read %s", f.Name())
+	}
+	return d.Proto(), raw, nil
+}

@@ -1,0 +1,33 @@
+// Package localexec runs REAPI actions on this machine: it stages an
+// action's input root from a CAS into a fresh directory, runs the command
+// (optionally inside a bubblewrap sandbox), and stores the outputs, stdout
+// and stderr back into the CAS, returning the ActionResult.
+//
+// The package only ever talks to the store.CAS it is given; choosing whether
+// an action runs here or remotely, and caching the result, is the caller's
+// business (pkg/proxy).
+//
+// # Sandboxes
+//
+// sandbox: none (the default) runs the command as the castd user with
+// exactly the action's environment, in its own process group, in a fresh
+// directory holding only the input root. It protects against accidents
+// between actions — leftovers of earlier actions, inherited environment
+// variables, stray processes surviving a timeout or a cancellation — but not
+// against the command itself: it can read and write anything the castd user
+// can, including the castd store, and it can use the network.
+//
+// sandbox: bwrap runs the command under bubblewrap (Debian package
+// bubblewrap) with a private network namespace (no network at all, loopback
+// only), a private PID namespace, the whole host file system mounted
+// read-only, a fresh /dev, /proc and a private empty /tmp, and only the
+// staged input root writable. An action therefore cannot reach the network,
+// cannot modify the castd store, the user's home or other actions' trees,
+// and cannot leave processes behind. It still runs as the castd user, can
+// read whatever that user can read (secrets in the home directory
+// included), and shares the kernel: it is a guard against undeclared
+// inputs, network access and accidental damage, not a security boundary
+// against hostile code. bwrap needs unprivileged user namespaces (or root);
+// New checks that bwrap is installed, and an action fails with the error
+// bwrap reports if namespaces are unavailable.
+package localexec

@@ -1,0 +1,199 @@
+package localexec
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// maxTreeEntries bounds the number of paths an input tree may expand to, so
+// a small DAG of shared Directory messages cannot fill the disk.
+const maxTreeEntries = 1 << 22
+
+// Linker is an optional interface of a CAS that keeps blobs as files: it
+// hard-links blob d to the new path dst instead of copying it. Staging uses
+// it when the CAS provides it and falls back to a copy when it fails or when
+// the linked file's executable bit is not the one the input tree asks for.
+// The linked file must not be writable, since it is shared with the store.
+type Linker interface {
+	LinkFile(ctx context.Context, d digest.Digest, dst string) error
+}
+
+// MaterializeDir writes the directory tree rooted at the Directory root
+// from cas into dst, which is created if needed and should be empty:
+// regular files (with their executable bits), symlinks and empty
+// directories. Every Directory message is fetched and every file blob
+// checked with batched FindMissing calls before anything is written; missing
+// blobs are one FAILED_PRECONDITION listing them all, and a symlink that
+// points outside the tree is INVALID_ARGUMENT. On error dst may hold a
+// partial tree, which the caller removes. It is what staging uses; safe for
+// concurrent use on distinct dst.
+func MaterializeDir(ctx context.Context, cas store.CAS, root digest.Digest, dst string) error {
+	t, err := fetchTree(ctx, cas, root)
+	if err != nil {
+		return err
+	}
+	p, err := buildPlan(t)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return internalf(err, "create %s", dst)
+	}
+	return p.write(ctx, cas, dst)
+}
+
+// plan is an input tree expanded into paths relative to its root, every
+// name and symlink already validated.
+type plan struct {
+	dirs  []string // parents before children
+	files []planFile
+	links []planLink
+}
+
+type planFile struct {
+	path string
+	d    digest.Digest
+	exec bool
+}
+
+type planLink struct{ path, target string }
+
+// buildPlan expands t into a plan, validating names and symlink targets.
+func buildPlan(t *inputTree) (*plan, error) {
+	p := &plan{}
+	return p, p.add(t, t.root, "")
+}
+
+func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
+	dir := t.dirs[d]
+	field := func(kind string, i int) string { return fmt.Sprintf("input_root %q: %s[%d]", rel, kind, i) }
+	for i, f := range dir.GetFiles() {
+		if err := checkName(field("files", i), f.GetName()); err != nil {
+			return err
+		}
+		fd, _ := digest.FromProto(f.GetDigest()) // validated by fetchTree
+		p.files = append(p.files, planFile{path.Join(rel, f.GetName()), fd, f.GetIsExecutable()})
+	}
+	for i, s := range dir.GetSymlinks() {
+		if err := checkName(field("symlinks", i), s.GetName()); err != nil {
+			return err
+		}
+		if escapes(rel, s.GetTarget()) {
+			return invalidArgument(field("symlinks", i), "symlink %q -> %q escapes the input root", path.Join(rel, s.GetName()), s.GetTarget())
+		}
+		p.links = append(p.links, planLink{path.Join(rel, s.GetName()), s.GetTarget()})
+	}
+	for i, sub := range dir.GetDirectories() {
+		if err := checkName(field("directories", i), sub.GetName()); err != nil {
+			return err
+		}
+		if len(p.dirs)+len(p.files)+len(p.links) > maxTreeEntries {
+			return invalidArgument("input_root", "tree expands to more than %d entries", maxTreeEntries)
+		}
+		child := path.Join(rel, sub.GetName())
+		p.dirs = append(p.dirs, child)
+		sd, _ := digest.FromProto(sub.GetDigest())
+		if err := p.add(t, sd, child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkName rejects names that are not a single path component.
+func checkName(field, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return invalidArgument(field+".name", "%q is not a single path component", name)
+	}
+	return nil
+}
+
+// escapes reports whether a symlink in directory rel (relative to the root)
+// with the given target resolves, lexically, outside the root.
+func escapes(rel, target string) bool {
+	if target == "" || path.IsAbs(target) {
+		return true
+	}
+	c := path.Join(rel, target)
+	return c == ".." || strings.HasPrefix(c, "../")
+}
+
+// write creates the plan under dst: directories first, then files in
+// parallel, then symlinks (so no file is written through a symlink).
+func (p *plan) write(ctx context.Context, cas store.CAS, dst string) error {
+	for _, d := range p.dirs {
+		if err := os.Mkdir(filepath.Join(dst, d), 0o755); err != nil {
+			return internalf(err, "stage directory %q", d)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchParallelism)
+	for _, f := range p.files {
+		g.Go(func() error { return writeFile(gctx, cas, f, filepath.Join(dst, f.path)) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, l := range p.links {
+		if err := os.Symlink(l.target, filepath.Join(dst, l.path)); err != nil {
+			return internalf(err, "stage symlink %q", l.path)
+		}
+	}
+	return nil
+}
+
+// writeFile places blob f.d at dst: a hard link when the CAS offers one
+// with the right executable bit, a streamed copy otherwise.
+func writeFile(ctx context.Context, cas store.CAS, f planFile, dst string) error {
+	if l, ok := cas.(Linker); ok && l.LinkFile(ctx, f.d, dst) == nil {
+		if fi, err := os.Stat(dst); err == nil && (fi.Mode()&0o100 != 0) == f.exec {
+			return nil
+		}
+		_ = os.Remove(dst)
+	}
+	mode := os.FileMode(0o644)
+	if f.exec {
+		mode = 0o755
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return internalf(err, "stage file %q", f.path)
+	}
+	if err := copyBlob(ctx, cas, f.d, out); err != nil {
+		out.Close()
+		return internalf(err, "stage file %q", f.path)
+	}
+	return out.Close()
+}
+
+// copyBlob streams blob d into w and checks its length.
+func copyBlob(ctx context.Context, cas store.CAS, d digest.Digest, w io.Writer) error {
+	if d.Size == 0 {
+		return nil
+	}
+	rc, err := cas.Get(ctx, d, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	n, err := io.Copy(w, rc)
+	if err != nil {
+		return err
+	}
+	if n != d.Size {
+		return status.Errorf(codes.DataLoss, "blob %s: read %d bytes, want %d", d, n, d.Size)
+	}
+	return nil
+}

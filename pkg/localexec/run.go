@@ -1,0 +1,136 @@
+package localexec
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// RunOptions are per-Run requests of the caller.
+type RunOptions struct {
+	// InlineStdout and InlineStderr ask for stdout_raw / stderr_raw to be
+	// filled (besides the digests) when the stream is at most InlineLimit
+	// bytes.
+	InlineStdout, InlineStderr bool
+	// InlineLimit bounds inlined streams; 0 means 64 KiB.
+	InlineLimit int
+}
+
+// action is a validated Action with its Command.
+type action struct {
+	cmd     *repb.Command
+	root    digest.Digest
+	timeout time.Duration
+	wd      string
+	outputs []outputSpec
+}
+
+// Run is RunWithOptions with no inlining.
+func (r *Runner) Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, error) {
+	return r.RunWithOptions(ctx, a, RunOptions{})
+}
+
+// RunWithOptions waits for a job slot, stages a's input root, runs its
+// command, stores its outputs, stdout and stderr in the CAS and returns the
+// result; a non-zero exit code is a result, not an error. Bad input is
+// INVALID_ARGUMENT naming the field; blobs missing from the CAS are one
+// FAILED_PRECONDITION listing them. On timeout it returns the partial result
+// together with DEADLINE_EXCEEDED; if ctx ends it kills the command's
+// process group and returns CANCELED. The staging directory is always
+// removed. Safe for concurrent use.
+func (r *Runner) RunWithOptions(ctx context.Context, a *repb.Action, ro RunOptions) (*repb.ActionResult, error) {
+	md := &repb.ExecutedActionMetadata{Worker: r.opts.WorkerName, QueuedTimestamp: r.now()}
+	r.queued.Add(1)
+	err := r.sem.Acquire(ctx, 1)
+	r.queued.Add(-1)
+	if err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
+	defer r.sem.Release(1)
+	r.running.Add(1)
+	defer r.running.Add(-1)
+	md.WorkerStartTimestamp = r.now()
+	md.InputFetchStartTimestamp = md.WorkerStartTimestamp
+	act, err := r.prepare(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	stage, err := os.MkdirTemp(r.opts.WorkDir, "action-")
+	if err != nil {
+		return nil, internalf(err, "create staging directory")
+	}
+	defer r.removeStage(stage)
+	res, err := r.execute(ctx, act, stage, md, ro)
+	if ctx.Err() != nil {
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	if res != nil {
+		md.WorkerCompletedTimestamp = r.now()
+		res.ExecutionMetadata = md
+	}
+	r.opts.Logger.Debug("localexec: action done", "exit", res.GetExitCode(), "err", err,
+		"took", md.GetWorkerCompletedTimestamp().AsTime().Sub(md.GetWorkerStartTimestamp().AsTime()))
+	return res, err
+}
+
+func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Now()) }
+
+// execute stages, runs and collects one action inside stage.
+func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.ExecutedActionMetadata, ro RunOptions) (*repb.ActionResult, error) {
+	root := filepath.Join(stage, "root")
+	if err := MaterializeDir(ctx, r.cas, a.root, root); err != nil {
+		return nil, err
+	}
+	j := &job{args: a.cmd.GetArguments(), env: commandEnv(a.cmd), root: root, wd: filepath.Join(root, a.wd)}
+	if err := os.MkdirAll(j.wd, 0o755); err != nil {
+		return nil, internalf(err, "create working directory")
+	}
+	if err := prepareOutputs(j.wd, a.outputs); err != nil {
+		return nil, err
+	}
+	var err error
+	if j.stdout, j.stderr, err = createStreams(stage); err != nil {
+		return nil, err
+	}
+	defer j.stdout.Close()
+	defer j.stderr.Close()
+	md.InputFetchCompletedTimestamp = r.now()
+	md.ExecutionStartTimestamp = md.InputFetchCompletedTimestamp
+	out, err := r.runJob(ctx, j, a.timeout)
+	md.ExecutionCompletedTimestamp = r.now()
+	if err != nil || out.canceled {
+		return nil, err
+	}
+	md.OutputUploadStartTimestamp = r.now()
+	res, err := r.collect(ctx, j, a.outputs, ro)
+	md.OutputUploadCompletedTimestamp = r.now()
+	if err != nil {
+		return nil, err
+	}
+	res.ExitCode = out.exitCode
+	if out.timedOut {
+		return res, status.Errorf(codes.DeadlineExceeded, "action timed out after %v; process group killed", a.timeout)
+	}
+	return res, nil
+}
+
+func createStreams(stage string) (stdout, stderr *os.File, err error) {
+	stdout, err = os.Create(filepath.Join(stage, "stdout"))
+	if err != nil {
+		return nil, nil, internalf(err, "create stdout file")
+	}
+	stderr, err = os.Create(filepath.Join(stage, "stderr"))
+	if err != nil {
+		stdout.Close()
+		return nil, nil, internalf(err, "create stderr file")
+	}
+	return stdout, stderr, nil
+}
