@@ -1,0 +1,137 @@
+package store
+
+import (
+	"container/heap"
+	"context"
+	"os"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// victim is a blob chosen for deletion.
+type victim struct {
+	k      blobKey
+	tick   uint64
+	inline bool
+}
+
+// reserve accounts k's bytes as an upload in progress, evicting if that
+// would exceed the limit. On error nothing stays reserved.
+func (l *Local) reserve(ctx context.Context, k blobKey) error {
+	used := l.pending.Add(k.size) + l.ix.bytes.Load()
+	lim := l.limit(k.size > l.inline)
+	if lim < 0 || used <= lim {
+		return nil
+	}
+	if err := l.makeRoom(ctx, k, lim); err != nil {
+		l.pending.Add(-k.size)
+		return err
+	}
+	return nil
+}
+
+// makeRoom evicts least recently used, unpinned blobs until usage is at
+// most LowWatermark of lim. One eviction runs at a time; it waits for the
+// index to finish loading so that it sees every blob.
+func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
+	if k.size > lim {
+		return status.Errorf(codes.FailedPrecondition, "store %s: blob %s is larger than the store's room of %d bytes (quota %d, reserved disk space %d)", l.dir, k.digest(), lim, l.quota, l.reserved)
+	}
+	select {
+	case <-l.loaded:
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	l.evictMu.Lock()
+	defer l.evictMu.Unlock()
+	if l.usage() <= lim {
+		return nil
+	}
+	target := int64(float64(lim) * l.low)
+	victims := l.takeVictims(l.usage() - target)
+	l.deleteBlobs(victims)
+	for _, v := range victims {
+		l.ix.release(v.k)
+	}
+	l.evictions.Add(int64(len(victims)))
+	if len(victims) > 0 {
+		l.log.Info("store: evicted blobs", "count", len(victims), "used_bytes", l.usage(), "limit_bytes", lim)
+	}
+	if l.usage() > lim {
+		return status.Errorf(codes.ResourceExhausted, "store %s: quota of %d bytes reached and the %d bytes in use are held by open reads and uploads in progress; cannot store %s", l.dir, lim, l.usage()-k.size, k.digest())
+	}
+	return nil
+}
+
+// takeVictims removes from the index the oldest unpinned blobs totalling at
+// least need bytes (fewer if not enough are free). It keeps a heap of the
+// current candidates, so memory is bounded by the victims, not the store.
+func (l *Local) takeVictims(need int64) []victim {
+	if need <= 0 {
+		return nil
+	}
+	h := &victimHeap{}
+	var total int64
+	for i := range l.ix.shards {
+		s := &l.ix.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.pins > 0 || (total >= need && e.tick >= (*h)[0].tick) {
+				continue
+			}
+			heap.Push(h, victim{k: k, tick: e.tick, inline: e.inline})
+			total += k.size
+			for h.Len() > 1 && total-(*h)[0].k.size >= need {
+				total -= heap.Pop(h).(victim).k.size
+			}
+		}
+		s.mu.Unlock()
+	}
+	out := make([]victim, 0, h.Len())
+	for _, v := range *h {
+		if _, ok := l.ix.take(v.k, false); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// deleteBlobs removes the index entries and bytes of blobs already taken
+// out of the in-memory index.
+func (l *Local) deleteBlobs(vs []victim) {
+	wb := l.db.NewWriteBatch()
+	for _, v := range vs {
+		_ = wb.Delete(v.k.dbKey('m'))
+		if v.inline {
+			_ = wb.Delete(v.k.dbKey('d'))
+		}
+	}
+	if err := wb.Flush(); err != nil && err != badger.ErrDBClosed {
+		l.log.Error("store: delete index entries", "count", len(vs), "error", err)
+	}
+	for _, v := range vs {
+		if v.inline {
+			continue
+		}
+		if err := os.Remove(l.blobPath(v.k)); err != nil && !os.IsNotExist(err) {
+			l.log.Error("store: delete blob file", "path", l.blobPath(v.k), "error", err)
+		}
+	}
+}
+
+// victimHeap is a max-heap on tick: its top is the newest candidate, the
+// first to drop when older ones already cover the need.
+type victimHeap []victim
+
+func (h victimHeap) Len() int           { return len(h) }
+func (h victimHeap) Less(i, j int) bool { return h[i].tick > h[j].tick }
+func (h victimHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *victimHeap) Push(x any)        { *h = append(*h, x.(victim)) }
+func (h *victimHeap) Pop() any {
+	old := *h
+	v := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return v
+}

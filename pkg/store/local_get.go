@@ -1,0 +1,150 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// FindMissing implements CAS. It answers from memory (a lock per 256th of
+// the index, no I/O) and marks every present digest used. While the index is
+// still loading after Open, misses are confirmed in badger.
+func (l *Local) FindMissing(_ context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	var missing []digest.Digest
+	var seen digest.Set
+	for _, d := range ds {
+		if d.IsEmpty() || l.has(d) {
+			continue
+		}
+		if seen == nil {
+			seen = digest.NewSet()
+		}
+		if !seen.Has(d) {
+			seen.Add(d)
+			missing = append(missing, d)
+		}
+	}
+	return missing, nil
+}
+
+func (l *Local) has(d digest.Digest) bool {
+	k, ok := keyOf(d)
+	if !ok {
+		return false
+	}
+	if l.ix.touch(k) {
+		return true
+	}
+	return l.adoptFromDisk(k) && l.ix.touch(k)
+}
+
+// adoptFromDisk looks k up in badger while the index is loading.
+func (l *Local) adoptFromDisk(k blobKey) bool {
+	if !l.ix.loading.Load() {
+		return false
+	}
+	e, found, err := l.lookupDisk(k)
+	if err != nil || !found {
+		return false
+	}
+	l.ix.adopt(k, e)
+	return true
+}
+
+func (l *Local) lookupDisk(k blobKey) (e entry, found bool, err error) {
+	err = l.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k.dbKey('m'))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { e, found = decodeMeta(v); return nil })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, dbError("look up blob "+k.digest().String(), err)
+	}
+	return e, found, nil
+}
+
+// Get implements CAS. Inline blobs are read and CRC-checked before Get
+// returns; file blobs are checked while streaming (see Local). The blob is
+// pinned against eviction until the reader is closed.
+func (l *Local) Get(_ context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	if offset < 0 || offset > d.Size {
+		return nil, status.Errorf(codes.OutOfRange, "offset %d outside blob %s", offset, d)
+	}
+	if d.IsEmpty() {
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	k, ok := keyOf(d)
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
+	}
+	e, ok := l.ix.pin(k)
+	if !ok && l.adoptFromDisk(k) {
+		e, ok = l.ix.pin(k)
+	}
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "blob %s not found", d)
+	}
+	if !e.inline {
+		return l.openFile(k, e, offset)
+	}
+	defer l.ix.unpin(k)
+	data, err := l.readInline(k, e)
+	if err != nil {
+		return nil, err
+	}
+	l.getBytes.Add(k.size - offset)
+	return io.NopCloser(bytes.NewReader(data[offset:])), nil
+}
+
+// readInline returns the verified bytes of an inline blob.
+func (l *Local) readInline(k blobKey, e entry) ([]byte, error) {
+	var val []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k.dbKey('d'))
+		if err != nil {
+			return err
+		}
+		val, err = item.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, l.discard(k, "inline bytes missing from the index")
+	case err != nil:
+		return nil, dbError("read blob "+k.digest().String(), err)
+	case int64(len(val)) != 4+k.size:
+		return nil, l.discard(k, "inline bytes have the wrong length")
+	case binary.BigEndian.Uint32(val) != e.crc || crc32.Checksum(val[4:], castagnoli) != e.crc:
+		return nil, l.discard(k, "inline bytes fail their checksum")
+	}
+	return val[4:], nil
+}
+
+// discard deletes a blob found corrupt or missing, logs and counts it, and
+// returns the NOT_FOUND the reader should see. Pins do not protect a corrupt
+// blob; open file readers keep their descriptor and fail their last Read.
+func (l *Local) discard(k blobKey, why string) error {
+	l.evictMu.Lock()
+	defer l.evictMu.Unlock()
+	if e, ok := l.ix.take(k, true); ok {
+		l.verifyFailures.Add(1)
+		l.log.Error("store: deleted a corrupt blob", "digest", k.digest().String(), "reason", why)
+		l.deleteBlobs([]victim{{k: k, inline: e.inline}})
+		l.ix.release(k)
+	}
+	return status.Errorf(codes.NotFound, "blob %s not found (the stored copy was corrupt and has been deleted: %s)", k.digest(), why)
+}

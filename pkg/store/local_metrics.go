@@ -1,0 +1,44 @@
+package store
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// storeMetrics exposes a Local store's counters. The values live in the
+// store (atomics); the collectors read them at scrape time, so the data path
+// pays nothing for metrics.
+type storeMetrics struct {
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+}
+
+func registerMetrics(l *Local, reg prometheus.Registerer) (*storeMetrics, error) {
+	gauge := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	counter := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	m := &storeMetrics{reg: reg, collectors: []prometheus.Collector{
+		gauge("castd_store_bytes", "Bytes of stored blobs plus uploads in progress.", l.usage),
+		gauge("castd_store_objects", "Blobs in the local store.", l.ix.objects.Load),
+		gauge("castd_store_quota_bytes", "Current store limit in bytes (quota lowered by reserved disk space); -1 when unlimited.", func() int64 { return l.limit(false) }),
+		gauge("castd_store_pending_bytes", "Bytes reserved by uploads in progress.", l.pending.Load),
+		counter("castd_store_evictions_total", "Blobs evicted to stay under the quota.", l.evictions.Load),
+		counter("castd_store_verify_failures_total", "Stored blobs found corrupt or missing on read, then deleted.", l.verifyFailures.Load),
+		counter("castd_store_put_bytes_total", "Bytes of blobs newly stored.", l.putBytes.Load),
+		counter("castd_store_get_bytes_total", "Bytes of blobs served.", l.getBytes.Load),
+	}}
+	for i, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			m.collectors = m.collectors[:i]
+			m.unregister()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *storeMetrics) unregister() {
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+}

@@ -1,0 +1,187 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Put implements CAS. Concurrent Puts of one digest write it once: the first
+// caller stores it, the others wait and then succeed without reading their
+// reader (if the first fails verification, the next one tries). Small blobs
+// are buffered (at most InlineThreshold bytes); large ones stream through a
+// temp file, so memory use is independent of the blob size.
+func (l *Local) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	if d.IsEmpty() {
+		return putEmpty(r)
+	}
+	k, ok := keyOf(d)
+	if !ok {
+		return status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
+	}
+	owned, err := l.claim(ctx, k)
+	if err != nil || !owned {
+		return err
+	}
+	e, err := l.store(ctx, k, r)
+	if err != nil {
+		l.ix.release(k)
+		return err
+	}
+	l.ix.publish(k, e)
+	l.putBytes.Add(k.size)
+	return nil
+}
+
+// claim waits until k is either stored (owned=false) or ours to write.
+func (l *Local) claim(ctx context.Context, k blobKey) (owned bool, err error) {
+	for {
+		st, ch := l.ix.claim(k)
+		switch st {
+		case present:
+			return false, nil
+		case claimed:
+			return l.claimedWhileLoading(k)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// claimedWhileLoading checks badger for a k the half-built index lacks.
+func (l *Local) claimedWhileLoading(k blobKey) (bool, error) {
+	if !l.ix.loading.Load() {
+		return true, nil
+	}
+	e, found, err := l.lookupDisk(k)
+	if err != nil {
+		l.ix.release(k)
+		return false, err
+	}
+	if found {
+		l.ix.publish(k, e)
+		return false, nil
+	}
+	return true, nil
+}
+
+// store reserves room, then writes and verifies the bytes of a claimed k.
+func (l *Local) store(ctx context.Context, k blobKey, r io.Reader) (entry, error) {
+	if err := l.reserve(ctx, k); err != nil {
+		return entry{}, err
+	}
+	defer l.pending.Add(-k.size)
+	if k.size <= l.inline {
+		return l.storeInline(k, r)
+	}
+	return l.storeFile(k, r)
+}
+
+// storeInline verifies a small blob in memory and writes it and its
+// metadata in one badger transaction.
+func (l *Local) storeInline(k blobKey, r io.Reader) (entry, error) {
+	buf := make([]byte, 4+k.size)
+	data := buf[4:]
+	if n, err := io.ReadFull(r, data); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return entry{}, sizeMismatch(k, int64(n))
+		}
+		return entry{}, sourceError(k, err)
+	}
+	if err := expectEOF(k, r); err != nil {
+		return entry{}, err
+	}
+	if sha256.Sum256(data) != k.hash {
+		return entry{}, hashMismatch(k, data)
+	}
+	e := entry{crc: crc32.Checksum(data, castagnoli), inline: true}
+	binary.BigEndian.PutUint32(buf, e.crc)
+	err := l.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(k.dbKey('d'), buf); err != nil {
+			return err
+		}
+		return txn.Set(k.dbKey('m'), encodeMeta(e, l.ix.clock.Load()))
+	})
+	if err != nil {
+		return entry{}, dbError("write blob "+k.digest().String(), err)
+	}
+	return e, nil
+}
+
+// expectEOF fails if r holds more bytes than the digest declares.
+func expectEOF(k blobKey, r io.Reader) error {
+	var one [1]byte
+	n, err := io.ReadFull(r, one[:])
+	switch {
+	case n > 0:
+		return status.Errorf(codes.InvalidArgument, "blob %s: more than the %d bytes its digest declares", k.digest(), k.size)
+	case errors.Is(err, io.EOF):
+		return nil
+	default:
+		return sourceError(k, err)
+	}
+}
+
+func putEmpty(r io.Reader) error {
+	var one [1]byte
+	if n, _ := io.ReadFull(r, one[:]); n > 0 {
+		return status.Errorf(codes.InvalidArgument, "blob %s: the empty digest was sent with data", digest.Empty)
+	}
+	return nil
+}
+
+func sizeMismatch(k blobKey, got int64) error {
+	return status.Errorf(codes.InvalidArgument, "blob %s: got %d bytes, its digest declares %d", k.digest(), got, k.size)
+}
+
+func hashMismatch(k blobKey, data []byte) error {
+	return status.Errorf(codes.InvalidArgument, "blob bytes hash to %s, not the declared digest %s", digest.OfBytes(data), k.digest())
+}
+
+// sourceError keeps the status of a failing reader (a client stream that
+// was cancelled, say) and calls anything else INTERNAL.
+func sourceError(k blobKey, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return status.Errorf(codes.Internal, "store: read blob %s from its source: %v", k.digest(), err)
+}
+
+func dbError(what string, err error) error {
+	return status.Errorf(codes.Internal, "store index: %s: %v", what, err)
+}
+
+// encodeMeta is the persisted form of an entry: kind, CRC, last use.
+func encodeMeta(e entry, tick uint64) []byte {
+	b := make([]byte, 13)
+	if e.inline {
+		b[0] = 1
+	}
+	binary.BigEndian.PutUint32(b[1:], e.crc)
+	binary.BigEndian.PutUint64(b[5:], tick)
+	return b
+}
+
+func decodeMeta(b []byte) (entry, bool) {
+	if len(b) != 13 {
+		return entry{}, false
+	}
+	return entry{inline: b[0] == 1, crc: binary.BigEndian.Uint32(b[1:]), tick: binary.BigEndian.Uint64(b[5:])}, true
+}
