@@ -1,0 +1,193 @@
+package policy
+
+import (
+	"io/fs"
+	"time"
+)
+
+// Config is castd's whole user configuration: the daemon's own settings and
+// the BuildStream-compatible remote sections. Load and ParseUser return it
+// validated, with every path expanded and made relative to the right
+// directory. A Config is a plain value: read it from many goroutines, but do
+// not mutate one that others are reading.
+type Config struct {
+	// File is the configuration file that was read, or "" when none was.
+	File string `json:"file"`
+
+	Listen         []Listener          `json:"listen"`
+	ListenTLS      ListenTLS           `json:"listen-tls"`
+	SocketMode     fs.FileMode         `json:"socket-mode"`
+	Metrics        string              `json:"metrics"`
+	LogLevel       string              `json:"log-level"`
+	StoreDir       string              `json:"store-dir"`
+	Cache          Cache               `json:"cache"`
+	LocalExecution LocalExecution      `json:"local-execution"`
+	RemotePlatform map[string][]string `json:"remote-platform"`
+
+	Artifacts       Section                    `json:"artifacts"`
+	SourceCaches    Section                    `json:"source-caches"`
+	RemoteExecution *RemoteExecution           `json:"remote-execution"`
+	Projects        map[string]ProjectOverride `json:"projects"`
+}
+
+// Listener is one address castd serves on: "unix:PATH", "grpc://HOST:PORT"
+// or "grpcs://HOST:PORT" (TLS with ListenTLS).
+type Listener struct {
+	// Scheme is "unix", "grpc" or "grpcs".
+	Scheme string `json:"scheme"`
+	// Address is the socket path for unix, HOST:PORT otherwise.
+	Address string `json:"address"`
+}
+
+// Network returns the net.Listen network: "unix" or "tcp".
+func (l Listener) Network() string {
+	if l.Scheme == "unix" {
+		return "unix"
+	}
+	return "tcp"
+}
+
+// TLS reports whether the listener serves TLS (the grpcs scheme).
+func (l Listener) TLS() bool { return l.Scheme == "grpcs" }
+
+// String returns the listener in configuration syntax.
+func (l Listener) String() string {
+	if l.Scheme == "unix" {
+		return "unix:" + l.Address
+	}
+	return l.Scheme + "://" + l.Address
+}
+
+// ListenTLS is the server certificate for grpcs listeners; ClientCA, when
+// set, makes castd require and verify client certificates (mTLS).
+type ListenTLS struct {
+	ServerCert string `json:"server-cert"`
+	ServerKey  string `json:"server-key"`
+	ClientCA   string `json:"client-ca"`
+}
+
+// Cache holds the local store's limits and the optional remote CAS that
+// backs it.
+type Cache struct {
+	// Quota is the most the store may hold.
+	Quota Quota `json:"quota"`
+	// LowWatermark is the percentage of Quota eviction brings usage down to.
+	LowWatermark float64 `json:"low-watermark"`
+	// ReservedDiskSpace is the free space the store always leaves on its
+	// filesystem, whatever Quota says.
+	ReservedDiskSpace Quota `json:"reserved-disk-space"`
+	// StorageService is a remote CAS used as the primary store, the local
+	// store filling on demand; nil when not configured.
+	StorageService *Service `json:"storage-service"`
+	// RecacheProjectContent controls whether content pulled from
+	// project-recommended remotes is kept in the local store.
+	RecacheProjectContent bool `json:"recache-project-content"`
+}
+
+// LocalExecution configures actions run on this machine.
+type LocalExecution struct {
+	Jobs    int    `json:"jobs"`
+	Sandbox string `json:"sandbox"`
+	// Workdir is where inputs are staged; empty means a directory under
+	// StoreDir, chosen by the executor.
+	Workdir       string `json:"workdir"`
+	CacheFailures bool   `json:"cache-failures"`
+	LocalFallback bool   `json:"local-fallback"`
+	// DefaultTimeout applies to actions without a timeout; zero is no limit.
+	DefaultTimeout time.Duration `json:"default-timeout"`
+}
+
+// Section is a user-config `artifacts` or `source-caches` block.
+type Section struct {
+	OverrideProjectCaches bool     `json:"override-project-caches"`
+	Servers               []Server `json:"servers"`
+}
+
+// RemoteType is a server's role: index (Remote Asset and ActionCache
+// references), storage (CAS blobs) or both.
+type RemoteType string
+
+// The server types; "both" in a file is read as TypeAll.
+const (
+	TypeAll     RemoteType = "all"
+	TypeIndex   RemoteType = "index"
+	TypeStorage RemoteType = "storage"
+)
+
+// Index reports whether the server holds references (index role).
+func (t RemoteType) Index() bool { return t == TypeAll || t == TypeIndex }
+
+// Storage reports whether the server holds blobs (storage role).
+func (t RemoteType) Storage() bool { return t == TypeAll || t == TypeStorage }
+
+// Server is one artifact or source cache server.
+type Server struct {
+	URL          string     `json:"url"`
+	Type         RemoteType `json:"type"`
+	// Push is the configured value; nil when the file does not say.
+	Push             *bool            `json:"push"`
+	InstanceName     string           `json:"instance-name"`
+	Auth             Auth             `json:"auth"`
+	ConnectionConfig ConnectionConfig `json:"connection-config"`
+}
+
+// Auth is the credentials configured for one remote. The fields are file
+// paths (already resolved), never the secrets themselves.
+type Auth struct {
+	ServerCert                string        `json:"server-cert"`
+	ClientKey                 string        `json:"client-key"`
+	ClientCert                string        `json:"client-cert"`
+	AccessToken               string        `json:"access-token"`
+	AccessTokenReloadInterval time.Duration `json:"access-token-reload-interval"`
+}
+
+// HasClientCredentials reports whether the remote authenticates the client:
+// a client certificate and key, or an access token.
+func (a Auth) HasClientCredentials() bool {
+	return a.ClientCert != "" && a.ClientKey != "" || a.AccessToken != ""
+}
+
+// ConnectionConfig tunes the gRPC connection to one remote; a zero field
+// means the client's default.
+type ConnectionConfig struct {
+	KeepaliveTime  time.Duration `json:"keepalive-time"`
+	RetryLimit     int           `json:"retry-limit"`
+	RetryDelay     time.Duration `json:"retry-delay"`
+	RequestTimeout time.Duration `json:"request-timeout"`
+}
+
+// Service is one service block of `remote-execution` or
+// `cache.storage-service`. Push is only ever set on an action-cache-service.
+type Service struct {
+	URL              string           `json:"url"`
+	InstanceName     string           `json:"instance-name"`
+	Auth             Auth             `json:"auth"`
+	ConnectionConfig ConnectionConfig `json:"connection-config"`
+	Push             *bool            `json:"push,omitempty"`
+}
+
+// RemoteExecution is the BuildStream `remote-execution` block. At least one
+// of ExecutionService and ActionCacheService is set; StorageService is nil
+// only when cache.storage-service is configured.
+type RemoteExecution struct {
+	ExecutionService   *Service `json:"execution-service"`
+	StorageService     *Service `json:"storage-service"`
+	ActionCacheService *Service `json:"action-cache-service"`
+}
+
+// ProjectOverride is one `projects: NAME:` entry of the user config; nil
+// fields were not given and leave the global setting in force.
+type ProjectOverride struct {
+	Artifacts       *Section         `json:"artifacts"`
+	SourceCaches    *Section         `json:"source-caches"`
+	RemoteExecution *RemoteExecution `json:"remote-execution"`
+}
+
+// Project is what castd takes from a project's project.conf: its name and
+// recommended cache servers, with auth paths resolved against Dir.
+type Project struct {
+	Name         string   `json:"name"`
+	Dir          string   `json:"dir"`
+	Artifacts    []Server `json:"artifacts"`
+	SourceCaches []Server `json:"source-caches"`
+}

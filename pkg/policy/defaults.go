@@ -1,0 +1,101 @@
+package policy
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// Built-in defaults that are not derived from the environment.
+const (
+	// DefaultMetrics is the Prometheus listener: loopback only, so that a
+	// workstation does not expose it.
+	DefaultMetrics = "127.0.0.1:9091"
+	// DefaultSocketMode keeps the socket private to the user.
+	DefaultSocketMode fs.FileMode = 0o600
+	// DefaultLogLevel is the log level when none is configured.
+	DefaultLogLevel = "info"
+	// DefaultQuota is a fixed size rather than a percentage so that a store
+	// on a large shared disk does not silently grow to hundreds of GB.
+	DefaultQuota = "10G"
+	// DefaultLowWatermark is the percentage of the quota eviction frees down to.
+	DefaultLowWatermark = 80.0
+	// DefaultReservedDiskSpace is the free space always left on the store's
+	// filesystem.
+	DefaultReservedDiskSpace = "5%"
+)
+
+// Defaults returns the built-in configuration for the current process's
+// environment: castd with these settings runs with a local store only.
+func Defaults() *Config {
+	return defaults(os.Getenv)
+}
+
+// defaults builds the built-in configuration; getenv supplies
+// XDG_RUNTIME_DIR, XDG_CACHE_HOME and HOME.
+func defaults(getenv func(string) string) *Config {
+	quota, _ := ParseQuota(DefaultQuota)
+	reserved, _ := ParseQuota(DefaultReservedDiskSpace)
+	return &Config{
+		Listen:     []Listener{{Scheme: "unix", Address: defaultSocket(getenv)}},
+		SocketMode: DefaultSocketMode,
+		Metrics:    DefaultMetrics,
+		LogLevel:   DefaultLogLevel,
+		StoreDir:   defaultStoreDir(getenv),
+		Cache: Cache{
+			Quota:                 quota,
+			LowWatermark:          DefaultLowWatermark,
+			ReservedDiskSpace:     reserved,
+			RecacheProjectContent: true,
+		},
+		LocalExecution: LocalExecution{Jobs: runtime.NumCPU(), Sandbox: "none"},
+		RemotePlatform: map[string][]string{},
+		Projects:       map[string]ProjectOverride{},
+	}
+}
+
+// defaultSocket is $XDG_RUNTIME_DIR/castd/castd.sock, else a per-user
+// directory under the temporary directory.
+func defaultSocket(getenv func(string) string) string {
+	if d := getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "castd", "castd.sock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("castd-%d", os.Getuid()), "castd.sock")
+}
+
+// defaultStoreDir is $XDG_CACHE_HOME/castd, else ~/.cache/castd.
+func defaultStoreDir(getenv func(string) string) string {
+	if d := getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "castd")
+	}
+	if h := homeDir(getenv); h != "" {
+		return filepath.Join(h, ".cache", "castd")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("castd-%d", os.Getuid()), "store")
+}
+
+// DefaultConfigFile is $XDG_CONFIG_HOME/castd/castd.yaml, else
+// ~/.config/castd/castd.yaml; Load reads it only when it exists.
+func DefaultConfigFile() string {
+	return defaultConfigFile(os.Getenv)
+}
+
+func defaultConfigFile(getenv func(string) string) string {
+	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "castd", "castd.yaml")
+	}
+	if h := homeDir(getenv); h != "" {
+		return filepath.Join(h, ".config", "castd", "castd.yaml")
+	}
+	return ""
+}
+
+func homeDir(getenv func(string) string) string {
+	if h := getenv("HOME"); h != "" {
+		return h
+	}
+	h, _ := os.UserHomeDir()
+	return h
+}
