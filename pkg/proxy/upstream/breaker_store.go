@@ -42,8 +42,7 @@ func (c *breakerCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) erro
 	if err := c.b.allow(); err != nil {
 		return err
 	}
-	err := c.b.doneWith(ctx, c.base.Put(ctx, d, r))
-	return err
+	return c.b.doneWith(ctx, c.base.Put(ctx, d, r))
 }
 
 // breakerReader reports a failing Read (a stream that broke or delivered

@@ -20,7 +20,8 @@ type tokenCredentials struct {
 	path     string
 	reload   time.Duration
 	clock    Clock
-	secure   bool // false: plaintext connection, warn once
+	secure   bool // TLS: gRPC refuses to send the token otherwise
+	warn     bool // plaintext over a network: warn once
 	logger   *slog.Logger
 	name     string
 	warnOnce sync.Once
@@ -31,13 +32,17 @@ type tokenCredentials struct {
 	stale    bool
 }
 
-func newTokenCredentials(path string, reload time.Duration, secure bool, name string, o options) *tokenCredentials {
-	return &tokenCredentials{path: path, reload: reload, clock: o.clock, secure: secure, logger: o.logger, name: name, stale: true}
+func newTokenCredentials(path string, reload time.Duration, t target, name string, o options) *tokenCredentials {
+	return &tokenCredentials{
+		path: path, reload: reload, clock: o.clock, logger: o.logger, name: name, stale: true,
+		secure: t.tls,
+		warn:   !t.tls && !t.socket, // a unix socket keeps the token on this machine
+	}
 }
 
 // GetRequestMetadata implements credentials.PerRPCCredentials.
 func (c *tokenCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	if !c.secure {
+	if c.warn {
 		c.warnOnce.Do(func() {
 			c.logger.Warn("sending an access token over a plaintext connection, as configured", "remote", c.name)
 		})
