@@ -164,7 +164,7 @@ func (r *Resolved) section(name string, global Section, per *Section, project []
 		out = append(out, serverRemote(s, origin, name, effectivePush(s.Push, s.Auth)))
 	}
 	if override {
-		return dedupe(out)
+		return out
 	}
 	for _, s := range project {
 		if s.Push != nil && *s.Push {
@@ -172,7 +172,7 @@ func (r *Resolved) section(name string, global Section, per *Section, project []
 		}
 		out = append(out, serverRemote(s, OriginProject, name, false))
 	}
-	return dedupe(out)
+	return out
 }
 
 func (r *Resolved) warnf(format string, args ...any) {
@@ -232,6 +232,7 @@ func splitRoles(rs []Remote) Roles {
 			out.Storage = append(out.Storage, r)
 		}
 	}
+	out.Index, out.Storage = dedupe(out.Index), dedupe(out.Storage)
 	return out
 }
 
