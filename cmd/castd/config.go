@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/store"
+)
+
+// defaultSocketMode applies when the configuration leaves socket-mode unset.
+const defaultSocketMode os.FileMode = 0o600
+
+// daemonConfig is what the daemon needs from the loaded configuration, with
+// defaults filled in: the wiring reads this, not policy's whole tree.
+type daemonConfig struct {
+	listen        []policy.Listener
+	socketMode    os.FileMode
+	tls           tlsFiles
+	metricsAddr   string // "" disables the metrics endpoint
+	logLevel      string
+	storeDir      string
+	storeOpts     store.Options
+	maxBatchBytes int64 // 0: proxy's default
+}
+
+// daemonConfigFrom turns a validated policy.Config (whose defaults already
+// name the per-user socket and store) into daemonConfig. A socket in the
+// shared temp dir fallback is only used if its directory is private to us.
+func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
+	d := daemonConfig{
+		listen:      c.Listen,
+		socketMode:  c.SocketMode.Perm(),
+		tls:         tlsFiles{cert: c.ListenTLS.ServerCert, key: c.ListenTLS.ServerKey, clientCA: c.ListenTLS.ClientCA},
+		metricsAddr: c.Metrics,
+		logLevel:    c.LogLevel,
+		storeDir:    c.StoreDir,
+		storeOpts: store.Options{
+			QuotaBytes:      c.Cache.Quota.Bytes,
+			QuotaPercent:    c.Cache.Quota.Percent,
+			LowWatermark:    c.Cache.LowWatermark / 100,
+			ReservedBytes:   c.Cache.ReservedDiskSpace.Bytes,
+			ReservedPercent: c.Cache.ReservedDiskSpace.Percent,
+		},
+	}
+	if d.socketMode == 0 {
+		d.socketMode = defaultSocketMode
+	}
+	for _, l := range d.listen {
+		if l.Scheme == "unix" && filepath.Dir(l.Address) == sharedTempSocketDir() {
+			if err := privateDir(filepath.Dir(l.Address)); err != nil {
+				return daemonConfig{}, err
+			}
+		}
+	}
+	return d, nil
+}

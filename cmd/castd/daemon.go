@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/castd/castd/pkg/proxy"
+	"github.com/castd/castd/pkg/store"
+)
+
+// drainTimeout bounds how long in-flight calls may run after SIGINT/SIGTERM
+// before the remaining ones are cancelled. It stays below the units'
+// TimeoutStopSec so systemd never has to SIGKILL a draining castd.
+const drainTimeout = 10 * time.Second
+
+// castdDaemon is a started castd: storage, one gRPC server over every
+// listener, and the metrics endpoint. Stop it with stop; servers stop before
+// the storage they use.
+type castdDaemon struct {
+	log       *slog.Logger
+	cfg       daemonConfig
+	store     *store.Local
+	server    *grpc.Server
+	listeners []boundListener
+	metrics   *metricsServer // nil when disabled
+}
+
+// startDaemon opens everything in dependency order: store, server,
+// listeners, metrics. On error whatever was opened is closed again, in
+// reverse order, and the error says which step failed.
+func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error) {
+	d := &castdDaemon{log: log, cfg: cfg}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	reg := newRegistry()
+	if d.store, err = openStore(cfg, log, reg); err != nil {
+		return nil, err
+	}
+	d.server = proxy.NewServer(newBackend(d.store), proxy.Options{
+		MaxBatchTotalSizeBytes: cfg.maxBatchBytes,
+		Logger:                 log,
+		Registerer:             reg,
+	}, grpc.Creds(mixedCreds{}))
+	if d.listeners, err = systemdListeners(); err != nil {
+		return nil, err
+	}
+	if len(d.listeners) == 0 {
+		if d.listeners, err = openListeners(cfg.listen, listenOptions{socketMode: cfg.socketMode, tls: cfg.tls}); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.metricsAddr != "" {
+		if d.metrics, err = startMetrics(cfg.metricsAddr, reg, log); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func openStore(cfg daemonConfig, log *slog.Logger, reg prometheus.Registerer) (*store.Local, error) {
+	opts := cfg.storeOpts
+	opts.Logger = log
+	opts.Registerer = reg
+	return store.Open(cfg.storeDir, opts) // its errors name the directory
+}
+
+// newBackend serves every instance name from the local store, with each
+// instance's action cache answering only when all referenced blobs exist.
+func newBackend(s *store.Local) proxy.Backend {
+	return proxy.NewStaticBackend(s, func(instance string) store.ActionCache {
+		return store.NewCompletenessCheckingActionCache(s.ActionCache(instance), s)
+	})
+}
+
+// readyLine is the one log line that says castd serves and where.
+func (d *castdDaemon) readyLine() string {
+	line := "castd listening on " + describeListeners(d.listeners) + ", store " + d.cfg.storeDir
+	if d.metrics != nil {
+		line += ", metrics " + d.metrics.url
+	} else {
+		line += ", metrics disabled"
+	}
+	return line
+}
+
+// run serves until a shutdown signal arrives on sigs or a listener fails,
+// then stops everything. It returns the listener failure, if any.
+func (d *castdDaemon) run(sigs <-chan os.Signal) error {
+	serveErr := make(chan error, len(d.listeners))
+	for _, l := range d.listeners {
+		go func() { serveErr <- d.server.Serve(l) }()
+	}
+	d.log.Info(d.readyLine())
+	notifySystemd(d.log, daemon.SdNotifyReady)
+
+	var err error
+	select {
+	case s := <-sigs:
+		d.log.Info("shutting down", "signal", s.String(), "drain", drainTimeout.String())
+	case err = <-serveErr:
+		err = fmt.Errorf("serving: %w", err)
+		d.log.Error("listener failed; shutting down", "err", err)
+	}
+	notifySystemd(d.log, daemon.SdNotifyStopping)
+	d.drain(sigs)
+	return errors.Join(err, d.closeAll())
+}
+
+// drain stops accepting and waits for in-flight calls, up to drainTimeout or
+// until a second signal, then cancels whatever is left.
+func (d *castdDaemon) drain(sigs <-chan os.Signal) {
+	done := make(chan struct{})
+	go func() {
+		d.server.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+		d.log.Warn("drain time over; cancelling remaining calls", "drain", drainTimeout.String())
+	case s := <-sigs:
+		d.log.Warn("second signal; cancelling remaining calls", "signal", s.String())
+	}
+	d.server.Stop()
+	<-done
+}
+
+// closeAll releases what start opened, servers before storage. It is safe
+// on a partly started daemon.
+func (d *castdDaemon) closeAll() error {
+	var errs []error
+	if d.server != nil {
+		d.server.Stop() // no-op after a completed GracefulStop
+	}
+	closeListeners(d.listeners) // those Serve never took over
+	if d.metrics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		errs = append(errs, d.metrics.Close(ctx))
+		cancel()
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing store %s: %w", d.cfg.storeDir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// notifySystemd tells systemd (Type=notify units) about state; it does
+// nothing when castd was not started by systemd.
+func notifySystemd(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("sd_notify failed", "state", state, "err", err)
+	}
+}

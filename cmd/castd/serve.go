@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/castd/castd/pkg/policy"
+)
+
+// serveCommand runs the daemon until SIGINT/SIGTERM and returns the exit
+// code: 2 for a bad command line or config, 1 when start-up or serving
+// fails, 0 after a clean shutdown.
+func serveCommand(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("castd serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "configuration file (default $CASTD_CONFIG, else $XDG_CONFIG_HOME/castd/castd.yaml when it exists)")
+	policy.RegisterFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stdout, usageText, "\nFlags:\n", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintln(stderr, "castd:", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "castd: unexpected argument %q (see castd --help)\n", fs.Arg(0))
+		return exitUsage
+	}
+
+	if *configFile == "" {
+		*configFile = os.Getenv("CASTD_CONFIG")
+	}
+	cfg, err := policy.Load(policy.LoadOptions{File: *configFile, Flags: fs})
+	if err != nil {
+		fmt.Fprintln(stderr, "castd: configuration:", err)
+		return exitUsage
+	}
+	dc, err := daemonConfigFrom(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "castd:", err)
+		return exitFailed
+	}
+	log, err := newLogger(dc.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "castd: configuration:", err)
+		return exitUsage
+	}
+	if cfg.File != "" {
+		log.Info("configuration loaded", "file", cfg.File)
+	}
+
+	sigs, stopSignals := notifyShutdown(log)
+	defer stopSignals()
+	d, err := startDaemon(dc, log)
+	if err != nil {
+		log.Error("castd failed to start", "err", err)
+		fmt.Fprintln(stderr, "castd:", err)
+		return exitFailed
+	}
+	if err := d.run(sigs); err != nil {
+		log.Error("castd stopped with an error", "err", err)
+		return exitFailed
+	}
+	log.Info("castd stopped")
+	return exitOK
+}
+
+// configCommand runs `castd config check ...`.
+func configCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: castd config check [--config FILE] [--project DIR]... [--json]")
+		return exitUsage
+	}
+	return policy.RunCheck(args[1:], stdout, stderr)
+}
