@@ -122,8 +122,8 @@ func (t RemoteType) Storage() bool { return t == TypeAll || t == TypeStorage }
 
 // Server is one artifact or source cache server.
 type Server struct {
-	URL          string     `json:"url"`
-	Type         RemoteType `json:"type"`
+	URL  string     `json:"url"`
+	Type RemoteType `json:"type"`
 	// Push is the configured value; nil when the file does not say.
 	Push             *bool            `json:"push"`
 	InstanceName     string           `json:"instance-name"`
