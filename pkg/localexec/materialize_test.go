@@ -1,0 +1,184 @@
+package localexec_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/localexec"
+	"github.com/castd/castd/pkg/store"
+)
+
+var sampleTree = map[string]node{
+	"bin/tool":        {content: "#!/bin/sh\n", exec: true},
+	"lib/data.txt":    {content: "data"},
+	"lib/same.txt":    {content: "data"},
+	"lib/empty-file":  {},
+	"lib/link":        {link: "data.txt"},
+	"lib/up":          {link: "../bin/tool"},
+	"empty/dir":       {dir: true},
+	"deep/a/b/c/leaf": {content: "leaf"},
+}
+
+func TestUploadAndMaterialize(t *testing.T) {
+	tests := []struct {
+		name string
+		why  string
+		run  func(t *testing.T, src string)
+	}{{
+		name: "round trip keeps files, exec bits, symlinks and empty dirs",
+		why:  "staging must recreate exactly the tree a client uploaded",
+		run: func(t *testing.T, src string) {
+			cas := store.NewMemory()
+			root := mustUpload(t, cas, src)
+			dst := filepath.Join(t.TempDir(), "out")
+			if err := localexec.MaterializeDir(context.Background(), cas, root, dst); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := listTree(t, dst), listTree(t, src); got != want {
+				t.Errorf("materialized tree:\n%s\nwant:\n%s", got, want)
+			}
+			if again := mustUpload(t, cas, dst); again != root {
+				t.Errorf("re-uploading the materialized tree gives %s, want %s", again, root)
+			}
+		},
+	}, {
+		name: "second upload stores nothing",
+		why:  "only blobs FindMissing reports absent are uploaded",
+		run: func(t *testing.T, src string) {
+			cas := &countingCAS{CAS: store.NewMemory()}
+			mustUpload(t, cas, src)
+			first := cas.puts.Load()
+			mustUpload(t, cas, src)
+			if first == 0 || cas.puts.Load() != first {
+				t.Errorf("puts: first upload %d, after second %d; want >0 and unchanged", first, cas.puts.Load())
+			}
+		},
+	}, {
+		name: "linking CAS hard-links files whose mode matches",
+		why:  "a store keeping blobs as read-only files lets staging share them instead of copying",
+		run: func(t *testing.T, src string) {
+			cas := &linkingCAS{Memory: store.NewMemory(), dir: t.TempDir()}
+			root := mustUpload(t, cas, src)
+			dst := filepath.Join(t.TempDir(), "out")
+			if err := localexec.MaterializeDir(context.Background(), cas, root, dst); err != nil {
+				t.Fatal(err)
+			}
+			if !sameFile(t, filepath.Join(dst, "lib/data.txt"), cas.path(digest.OfBytes([]byte("data")))) {
+				t.Errorf("lib/data.txt was copied, want a hard link to the store's file")
+			}
+			if sameFile(t, filepath.Join(dst, "bin/tool"), cas.path(digest.OfBytes([]byte("#!/bin/sh\n")))) {
+				t.Errorf("bin/tool shares the non-executable store file, want an executable copy")
+			}
+			if got, want := listTree(t, dst), listTree(t, src); got != want {
+				t.Errorf("materialized tree:\n%s\nwant:\n%s", got, want)
+			}
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			src := t.TempDir()
+			writeTree(t, src, sampleTree)
+			tc.run(t, src)
+		})
+	}
+}
+
+func mustUpload(t *testing.T, cas store.CAS, dir string) digest.Digest {
+	t.Helper()
+	root, err := localexec.UploadDir(context.Background(), cas, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// listTree renders every entry under dir with its type, exec bit and
+// content or target, one per line, sorted.
+func listTree(t *testing.T, dir string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			lines = append(lines, fmt.Sprintf("%s -> %s", rel, target))
+			return err
+		case d.IsDir():
+			lines = append(lines, rel+"/")
+		default:
+			b, err := os.ReadFile(p)
+			lines = append(lines, fmt.Sprintf("%s exec=%v %q", rel, info.Mode()&0o100 != 0, b))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	ia, errA := os.Stat(a)
+	ib, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		t.Fatalf("stat: %v, %v", errA, errB)
+	}
+	return os.SameFile(ia, ib)
+}
+
+// countingCAS counts Put calls.
+type countingCAS struct {
+	store.CAS
+	puts atomic.Int64
+}
+
+func (c *countingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	c.puts.Add(1)
+	return c.CAS.Put(ctx, d, r)
+}
+
+// linkingCAS also keeps every blob as a read-only, non-executable file and
+// implements localexec.Linker by hard-linking it, like a file-based store.
+type linkingCAS struct {
+	*store.Memory
+	dir string
+}
+
+func (c *linkingCAS) path(d digest.Digest) string { return filepath.Join(c.dir, d.Hash) }
+
+func (c *linkingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if err := c.Memory.Put(ctx, d, strings.NewReader(string(b))); err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.path(d), b, 0o444); err != nil && !os.IsExist(err) && !os.IsPermission(err) {
+		return err
+	}
+	return nil
+}
+
+func (c *linkingCAS) LinkFile(_ context.Context, d digest.Digest, dst string) error {
+	return os.Link(c.path(d), dst)
+}
