@@ -51,8 +51,8 @@ func TestByteStreamResume(t *testing.T) {
 	d := digest.OfBytes(data)
 	half := int64(len(data) / 2)
 	tests := []struct {
-		name  string
-		why   string
+		name        string
+		why         string
 		breakStream func(t *testing.T, e *env, name string)
 	}{
 		{"half-closed without finish_write", "a client that stops early can resume", func(t *testing.T, e *env, name string) {

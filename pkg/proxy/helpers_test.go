@@ -99,3 +99,5 @@ func pattern(n int, seed byte) []byte {
 	}
 	return b
 }
+
+func (e *env) digestOf(b []byte) *repb.Digest { return digest.OfBytes(b).Proto() }
