@@ -102,7 +102,7 @@ func (d *decoder) url(path string, m map[string]any) string {
 	p := childPath(path, "url")
 	x, ok := m["url"]
 	if !ok || x == nil {
-		d.keyErrorf(path, "missing url; expected a URL such as https://cache.example.com:11001")
+		d.errorf(path, "missing url; expected a URL such as https://cache.example.com:11001")
 		return ""
 	}
 	s, ok := d.str(p, x)
