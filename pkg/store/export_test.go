@@ -1,0 +1,20 @@
+package store
+
+import (
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// CorruptInlineForTest overwrites the stored bytes of an inline blob,
+// bypassing verification, to simulate disk corruption.
+func CorruptInlineForTest(l *Local, d digest.Digest, val []byte) error {
+	k, _ := keyOf(d)
+	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(k.dbKey('d'), val) })
+}
+
+// BlobPathForTest returns where a file blob lives.
+func BlobPathForTest(l *Local, d digest.Digest) string {
+	k, _ := keyOf(d)
+	return l.blobPath(k)
+}
