@@ -16,8 +16,10 @@ import (
 
 // Get reads small blobs with one BatchReadBlobs call and verifies them
 // before returning; larger blobs stream through ByteStream Read, verified
-// while streaming when offset is 0 (the final Read fails with DATA_LOSS on a
-// mismatch). Bad bytes are never returned as good.
+// while streaming when offset is 0: on a mismatch the Read that would hand
+// out the last chunk fails with DATA_LOSS instead. Bad bytes are never
+// returned as good. A suffix (offset > 0) cannot be verified here; the
+// caller's store verifies whole blobs.
 func (c *casClient) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	if offset < 0 || offset > d.Size {
 		return nil, status.Errorf(codes.OutOfRange, "offset %d outside blob %s", offset, d)
@@ -145,10 +147,17 @@ func (s *streamReader) accept(data []byte) error {
 	if int64(len(data)) > s.d.Size-s.pos {
 		return s.dataLoss("the remote sent more than %d bytes", s.d.Size)
 	}
+	s.pos += int64(len(data))
 	if s.h != nil {
 		s.h.Write(data)
+		// Check on the last byte, before handing out the last chunk, so a
+		// caller never holds the whole of a corrupt blob.
+		if s.pos == s.d.Size {
+			if got := digest.HashString(s.h); got != s.d.Hash {
+				return s.dataLoss("bytes hash to %s", got)
+			}
+		}
 	}
-	s.pos += int64(len(data))
 	s.buf = data
 	s.c.r.metrics.received.Add(float64(len(data)))
 	if len(data) > 0 {
@@ -161,11 +170,6 @@ func (s *streamReader) finish() error {
 	s.cancel()
 	if s.pos != s.d.Size {
 		return s.dataLoss("the stream ended after %d of %d bytes", s.pos, s.d.Size)
-	}
-	if s.h != nil {
-		if got := digest.HashString(s.h); got != s.d.Hash {
-			return s.dataLoss("bytes hash to %s", got)
-		}
 	}
 	return io.EOF
 }
