@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the REAPI 2.0 output fields are deprecated but Debian's Bazel 4.2.3 still uses them
+
 package localexec_test
 
 import (

@@ -45,14 +45,13 @@ func commandEnv(cmd *repb.Command) []string {
 // sandboxes. The command runs in its own process group so that a timeout or
 // a cancellation kills everything it started.
 func (r *Runner) command(ctx context.Context, j *job) (*exec.Cmd, error) {
-	path, args := j.args[0], j.args
+	path, args := r.bwrap, append(bwrapArgs(r.bwrap, j), j.args...)
 	if r.bwrap == "" {
 		var err error
 		if path, err = resolveArg0(j); err != nil {
 			return nil, err
 		}
-	} else {
-		path, args = r.bwrap, append(bwrapArgs(r.bwrap, j), j.args...)
+		args = j.args
 	}
 	c := exec.CommandContext(ctx, path)
 	c.Args, c.Env, c.Dir = args, j.env, j.wd
