@@ -30,6 +30,7 @@ type serverConfig struct {
 	wrap     func(store.CAS) store.CAS
 	unary    grpc.UnaryServerInterceptor // runs after the call is recorded
 	maxBatch int64
+	unixPath string // listen on this socket instead of 127.0.0.1:0
 }
 
 // testServer is a castd REAPI server (proxy.NewServer over a memory store) on
@@ -62,7 +63,11 @@ func startServer(t *testing.T, sc serverConfig) *testServer {
 		opts = append(opts, grpc.Creds(sc.creds))
 	}
 	s := proxy.NewServer(backend, proxy.Options{MaxBatchTotalSizeBytes: sc.maxBatch}, opts...)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	network, address := "tcp", "127.0.0.1:0"
+	if sc.unixPath != "" {
+		network, address = "unix", sc.unixPath
+	}
+	lis, err := net.Listen(network, address)
 	if err != nil {
 		t.Fatal(err)
 	}
