@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +30,7 @@ func RunCheck(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return CheckOK
 		}
+		fmt.Fprintf(stderr, "castd config check: %v\n", err)
 		return CheckInvalid
 	}
 	if fs.NArg() > 0 {
@@ -56,9 +56,8 @@ func RunCheck(args []string, stdout, stderr io.Writer) int {
 		rep = Report{ConfigFile: *file, Errors: []Error(errs.sorted()), Projects: []ProjectReport{}}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
+		b, _ := rep.JSON() // a Report always encodes
+		_, _ = stdout.Write(b)
 	} else if rep.Valid {
 		rep.WriteText(stdout)
 	}

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -129,6 +131,19 @@ func redactAuth(a Auth) map[string]string {
 		return nil
 	}
 	return m
+}
+
+// JSON encodes the report in its documented shape, indented, with a
+// trailing newline: the exact bytes of `castd config check --json`.
+func (rep Report) JSON() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // WriteText prints the report for people: per project, the scenario, the
