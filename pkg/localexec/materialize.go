@@ -25,7 +25,10 @@ const maxTreeEntries = 1 << 22
 // hard-links blob d to the new path dst instead of copying it. Staging uses
 // it when the CAS provides it and falls back to a copy when it fails or when
 // the linked file's executable bit is not the one the input tree asks for.
-// The linked file must not be writable, since it is shared with the store.
+// The linked file must not be writable, since it is shared with the store;
+// even so, an action running as the castd user (or root) can chmod it and
+// write through the link, so a store offering links must verify blobs when
+// reading them (as every CAS reader must) and repair what it finds corrupt.
 type Linker interface {
 	LinkFile(ctx context.Context, d digest.Digest, dst string) error
 }
