@@ -138,6 +138,9 @@ func spawnCastd(t *testing.T, l *layout, configYAML string, args ...string) *cas
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.exited
+		if strings.Contains(p.logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in castd (pid %d)", cmd.Process.Pid)
+		}
 		if t.Failed() {
 			t.Logf("castd (pid %d) log:\n%s", cmd.Process.Pid, p.logs.String())
 		}

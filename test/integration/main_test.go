@@ -26,7 +26,11 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	castdBin = filepath.Join(dir, "castd")
-	build := exec.Command("go", "build", "-o", castdBin, "github.com/castd/castd/cmd/castd")
+	args := []string{"build", "-o", castdBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/castd/castd/cmd/castd")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "integration: building castd:", err)
