@@ -122,6 +122,12 @@ func spawnCastd(t *testing.T, l *layout, configYAML string, args ...string) *cas
 	}
 	cmd := exec.Command(castdBin, args...)
 	cmd.Env = l.env
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd, collecting its stderr, and kills it when t ends.
+func startProc(t *testing.T, cmd *exec.Cmd) *castdProc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
