@@ -244,23 +244,33 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
-// waitArmed polls until a timer numbered at least n (0-based, in creation
-// order) is pending, and returns the number of timers created so far.
-func (c *fakeClock) waitArmed(t *testing.T, n int) int {
+// timers returns how many timers were ever created.
+func (c *fakeClock) timerCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}
+
+// waitArmed polls until a timer created after timer number after (0-based,
+// in creation order; -1 for any) is pending, and returns its number.
+func (c *fakeClock) waitArmed(t *testing.T, after int) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
 		c.mu.Lock()
-		for i := n; i < len(c.timers); i++ {
+		for i := after + 1; i < len(c.timers); i++ {
 			if !c.timers[i].done {
-				created := len(c.timers)
 				c.mu.Unlock()
-				return created
+				return i
 			}
 		}
 		c.mu.Unlock()
-		time.Sleep(time.Millisecond) // polling with a deadline, not waiting for work
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("no timer armed after #%d", after)
+		}
 	}
-	t.Fatalf("no timer armed after #%d", n)
-	return 0
 }
