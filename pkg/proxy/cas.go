@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"golang.org/x/sync/errgroup"
@@ -16,10 +15,11 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// batchParallelism bounds the store calls one batch runs at once. Small
-// blobs are dominated by per-call latency (hashing, an index write), so a
-// few per core keep the store busy without flooding it.
-var batchParallelism = 4 * runtime.GOMAXPROCS(0)
+// batchParallelism bounds the store calls one batch runs at once. A small
+// blob's Put or Get is dominated by waiting (the index groups commits), not
+// by CPU, so far more calls than cores must be in flight to keep the store
+// busy; each costs one goroutine.
+const batchParallelism = 32
 
 // casServer implements ContentAddressableStorage over Backend.CAS. The
 // GetTree method lives in get_tree.go.
