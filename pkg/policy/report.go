@@ -82,12 +82,15 @@ type RemoteReport struct {
 }
 
 // BuildReport resolves cfg for the global case and for each project, in
-// the order given. It is pure; callers add Errors for inputs that failed to
+// the order given (nil entries are skipped). It is pure; callers add Errors for inputs that failed to
 // load.
 func BuildReport(cfg *Config, projects []*Project) Report {
 	rep := Report{Valid: true, ConfigFile: cfg.File, Errors: []Error{}}
 	rep.Projects = append(rep.Projects, projectReport(Resolve(cfg, nil), ""))
 	for _, p := range projects {
+		if p == nil {
+			continue
+		}
 		rep.Projects = append(rep.Projects, projectReport(Resolve(cfg, p), p.Dir))
 	}
 	return rep

@@ -124,9 +124,7 @@ func (d *decoder) listeners(path string, v any, tls ListenTLS) []Listener {
 
 func (d *decoder) listener(p, s string) (Listener, bool) {
 	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
-		if strings.HasPrefix(rest, "//") {
-			rest = strings.TrimPrefix(rest, "//")
-		}
+		rest = strings.TrimPrefix(rest, "//")
 		if rest == "" {
 			d.errorf(p, "expected unix:PATH with a socket path, found %q", s)
 			return Listener{}, false
