@@ -50,8 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
 	case "help":
-		fmt.Fprint(stdout, usageText)
-		return exitOK
+		return serveCommand([]string{"--help"}, stdout, stderr)
 	}
 	return serveCommand(rest, stdout, stderr)
 }
@@ -63,7 +62,7 @@ Usage:
   castd config check [--config FILE] [--project DIR]... [--json]
                                           validate configuration and exit
   castd version                           print the version
-  castd help                              show this text
+  castd help, castd --help                show this text and the flags
 
 Without a config file castd serves a local-only cache on
 $XDG_RUNTIME_DIR/castd/castd.sock (else /tmp/castd-UID/castd.sock) with its

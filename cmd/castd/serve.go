@@ -19,14 +19,13 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "configuration file (default $CASTD_CONFIG, else $XDG_CONFIG_HOME/castd/castd.yaml when it exists)")
 	policy.RegisterFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stdout, usageText, "\nFlags:\n", fs.FlagUsages())
-	}
+	fs.Usage = func() {} // printed below: full help on stdout, errors on stderr
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprint(stdout, usageText, "\nFlags:\n", fs.FlagUsages())
 			return exitOK
 		}
-		fmt.Fprintln(stderr, "castd:", err)
+		fmt.Fprintf(stderr, "castd: %v (see castd --help)\n", err)
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -60,7 +59,8 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	defer stopSignals()
 	d, err := startDaemon(dc, log)
 	if err != nil {
-		log.Error("castd failed to start", "err", err)
+		// Plain text, not a log record: this is the one line the user
+		// must read (a busy socket, a locked store naming its PID).
 		fmt.Fprintln(stderr, "castd:", err)
 		return exitFailed
 	}
