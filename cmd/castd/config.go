@@ -14,14 +14,17 @@ const defaultSocketMode os.FileMode = 0o600
 // daemonConfig is what the daemon needs from the loaded configuration, with
 // defaults filled in: the wiring reads this, not policy's whole tree.
 type daemonConfig struct {
-	listen        []policy.Listener
-	socketMode    os.FileMode
-	tls           tlsFiles
-	metricsAddr   string // "" disables the metrics endpoint
-	logLevel      string
-	storeDir      string
-	storeOpts     store.Options
-	maxBatchBytes int64 // 0: proxy's default
+	listen      []policy.Listener
+	socketMode  os.FileMode
+	tls         tlsFiles
+	metricsAddr string // "" disables the metrics endpoint
+	// metricsExplicit is false when metricsAddr is policy's built-in
+	// default, whose port may be taken by another castd.
+	metricsExplicit bool
+	logLevel        string
+	storeDir        string
+	storeOpts       store.Options
+	maxBatchBytes   int64 // 0: proxy's default
 }
 
 // daemonConfigFrom turns a validated policy.Config (whose defaults already
@@ -33,8 +36,11 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 		socketMode:  c.SocketMode.Perm(),
 		tls:         tlsFiles{cert: c.ListenTLS.ServerCert, key: c.ListenTLS.ServerKey, clientCA: c.ListenTLS.ClientCA},
 		metricsAddr: c.Metrics,
-		logLevel:    c.LogLevel,
-		storeDir:    c.StoreDir,
+		// Comparing with the default cannot tell "unset" from "set to the
+		// default value"; both get the lenient treatment.
+		metricsExplicit: c.Metrics != policy.DefaultMetrics,
+		logLevel:        c.LogLevel,
+		storeDir:        c.StoreDir,
 		storeOpts: store.Options{
 			QuotaBytes:      c.Cache.Quota.Bytes,
 			QuotaPercent:    c.Cache.Quota.Percent,

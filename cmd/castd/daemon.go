@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -60,12 +61,26 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 			return nil, err
 		}
 	}
-	if cfg.metricsAddr != "" {
-		if d.metrics, err = startMetrics(cfg.metricsAddr, reg, log); err != nil {
-			return nil, err
-		}
+	if d.metrics, err = openMetrics(cfg, reg, log); err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// openMetrics starts the metrics endpoint unless it is disabled. A busy
+// built-in default port (a second castd for another user or store) only
+// costs metrics, with a warning: `castd` without configuration must start.
+// An address the user chose that cannot be bound is an error.
+func openMetrics(cfg daemonConfig, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
+	if cfg.metricsAddr == "" {
+		return nil, nil
+	}
+	m, err := startMetrics(cfg.metricsAddr, reg, log)
+	if err != nil && !cfg.metricsExplicit && errors.Is(err, syscall.EADDRINUSE) {
+		log.Warn("metrics disabled: the default address is in use; set `metrics` to another address", "err", err)
+		return nil, nil
+	}
+	return m, err
 }
 
 func openStore(cfg daemonConfig, log *slog.Logger, reg prometheus.Registerer) (*store.Local, error) {

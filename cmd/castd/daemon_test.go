@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,4 +119,45 @@ func TestRunStopsOnSignal(t *testing.T) {
 		t.Fatalf("store not released after shutdown: %v", err)
 	}
 	s.Close()
+}
+
+func TestOpenMetrics(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name       string
+		why        string
+		addr       string
+		explicit   bool
+		wantServer bool
+		wantErr    bool
+	}{
+		{name: "disabled", why: "an empty address turns metrics off", addr: ""},
+		{name: "free port", why: "port 0 binds and is reported", addr: "127.0.0.1:0", explicit: true, wantServer: true},
+		{name: "default port busy", why: "a second castd on the same machine must still start without config", addr: busy.Addr().String()},
+		{name: "chosen port busy", why: "an address the user asked for that cannot be bound is an error", addr: busy.Addr().String(), explicit: true, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Log(tt.why)
+			m, err := openMetrics(daemonConfig{metricsAddr: tt.addr, metricsExplicit: tt.explicit}, newRegistry(), quietLogger())
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("openMetrics error = %v, want error %v", err, tt.wantErr)
+			}
+			if (m != nil) != tt.wantServer {
+				t.Fatalf("metrics server = %v, want one: %v", m, tt.wantServer)
+			}
+			if m != nil {
+				if !strings.HasPrefix(m.url, "http://127.0.0.1:") || strings.HasSuffix(m.url, ":0/metrics") {
+					t.Errorf("url = %s, want the bound loopback port", m.url)
+				}
+				if err := m.Close(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
 }
