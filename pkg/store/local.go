@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -31,14 +32,15 @@ type Options struct {
 	ReservedBytes   int64
 	ReservedPercent float64
 	// InlineThreshold is the largest blob kept inside the badger index
-	// rather than as a file (default 16 KiB, at most 1 MiB).
+	// rather than as a file (default 16 KiB, at most 256 KiB).
 	InlineThreshold int64
 	// SyncWrites makes every Put fsync its file and the index before it is
 	// acknowledged, so acknowledged writes also survive a power loss. Off
 	// by default: a kill -9 never loses acknowledged writes either way.
 	SyncWrites bool
 	// RecencyFlushInterval is how often in-memory recency (for LRU) is
-	// persisted (default one minute; it is also persisted on Close).
+	// persisted and value-log space garbage-collected (default one minute;
+	// recency is also persisted on Close).
 	RecencyFlushInterval time.Duration
 	// Logger receives store events (corruption, eviction); nil discards.
 	Logger *slog.Logger
@@ -158,7 +160,7 @@ func newLocal(dir string, opts Options, lock *os.File) *Local {
 	if l.inline <= 0 {
 		l.inline = 16 << 10
 	}
-	l.inline = min(l.inline, 1<<20)
+	l.inline = min(l.inline, 256<<10)
 	if l.low <= 0 || l.low > 1 {
 		l.low = 0.8
 	}
@@ -190,8 +192,10 @@ func (l *Local) init(opts Options) error {
 	return nil
 }
 
-// badgerOptions tunes badger for a small memory footprint: the index holds
-// small values only, and large blobs never pass through it.
+// badgerOptions tunes badger for a small memory footprint and cheap small
+// writes: inline blob bytes go to the value log (one append each) rather
+// than through LSM compactions; metadata stays in the LSM tree, so loading
+// the index reads no blob bytes. Large blobs never pass through badger.
 func badgerOptions(path string, log *slog.Logger, sync bool) badger.Options {
 	return badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
@@ -203,9 +207,10 @@ func badgerOptions(path string, log *slog.Logger, sync bool) badger.Options {
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(64 << 20).
-		WithValueThreshold(1<<20 + 64).
+		WithValueThreshold(256).
 		WithNumCompactors(2).
 		WithDetectConflicts(false).
+		WithCompression(options.None).
 		WithMetricsEnabled(false)
 }
 

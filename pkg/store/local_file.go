@@ -1,20 +1,16 @@
 package store
 
 import (
-	"crypto/sha256"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// copyBufs holds the 1 MiB buffers large uploads stream through.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // blobPath is where a large blob lives: dir/cas/<first hash byte>/<hash>-<size>.
 func (l *Local) blobPath(k blobKey) string {
@@ -63,39 +59,49 @@ func (l *Local) storeFile(k blobKey, r io.Reader) (entry, error) {
 }
 
 // copyVerified copies r to f, checking that r holds exactly the bytes of k,
-// and returns their CRC-32C.
+// and returns their CRC-32C. Hashing runs in parallel with the copy.
 func copyVerified(f *os.File, r io.Reader, k blobKey) (uint32, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	h, c := sha256.New(), crc32.New(castagnoli)
-	var n int64
-	for {
-		m, rerr := r.Read(buf)
-		if m > 0 {
-			if n += int64(m); n > k.size {
-				return 0, status.Errorf(codes.InvalidArgument, "blob %s: more than the %d bytes its digest declares", k.digest(), k.size)
-			}
-			h.Write(buf[:m])
-			c.Write(buf[:m])
-			if _, err := f.Write(buf[:m]); err != nil {
-				return 0, ioError("write", f.Name(), err)
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return 0, sourceError(k, rerr)
-		}
+	p := newPipelinedHasher()
+	c := crc32.New(castagnoli)
+	n, err := copyChunks(f, r, k, p, c)
+	sum := p.sum()
+	if err != nil {
+		return 0, err
 	}
 	if n != k.size {
 		return 0, sizeMismatch(k, n)
 	}
-	if [32]byte(h.Sum(nil)) != k.hash {
+	if sum != k.hash {
 		return 0, status.Errorf(codes.InvalidArgument, "blob bytes do not hash to the declared digest %s", k.digest())
 	}
 	return c.Sum32(), nil
+}
+
+// copyChunks moves r to f chunk by chunk, feeding the hasher and c.
+func copyChunks(f *os.File, r io.Reader, k blobKey, p *pipelinedHasher, c hash.Hash32) (int64, error) {
+	var n int64
+	for {
+		bp := p.buffer()
+		m, rerr := io.ReadFull(r, *bp)
+		if m > 0 {
+			if n += int64(m); n > k.size {
+				p.hash(bp, 0)
+				return n, status.Errorf(codes.InvalidArgument, "blob %s: more than the %d bytes its digest declares", k.digest(), k.size)
+			}
+			c.Write((*bp)[:m])
+			if _, err := f.Write((*bp)[:m]); err != nil {
+				p.hash(bp, 0)
+				return n, ioError("write", f.Name(), err)
+			}
+		}
+		p.hash(bp, m)
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return n, nil
+		case rerr != nil:
+			return n, sourceError(k, rerr)
+		}
+	}
 }
 
 func ioErrorIf(what, path string, err error) error {

@@ -59,7 +59,7 @@ func TestLocalPinnedBlobIsNotEvicted(t *testing.T) {
 	const size = 40 << 10
 	for _, tc := range []struct {
 		name     string
-		blobs    int  // stored before the reader opens the first one
+		blobs    int // stored before the reader opens the first one
 		wantCode codes.Code
 	}{
 		// Another blob can make room: it goes, the pinned (older) one stays.

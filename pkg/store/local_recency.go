@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// flushLoop persists recency every interval until Close.
+// flushLoop persists recency and reclaims value-log space of deleted inline
+// blobs every interval until Close.
 func (l *Local) flushLoop(interval time.Duration) {
 	defer l.wg.Done()
 	if interval <= 0 {
@@ -20,6 +21,8 @@ func (l *Local) flushLoop(interval time.Duration) {
 		case <-t.C:
 			if err := l.flushRecency(); err != nil {
 				l.log.Warn("store: persisting recency", "error", err)
+			}
+			for l.db.RunValueLogGC(0.5) == nil && !l.stopping() {
 			}
 		}
 	}
