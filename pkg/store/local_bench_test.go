@@ -151,7 +151,7 @@ func BenchmarkOpen(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fillSmall(b, l, *benchOpenBlobs)
+	fillTiny(b, l, *benchOpenBlobs)
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
 	}
@@ -206,4 +206,26 @@ func cpuTime() time.Duration {
 // reportCPU adds the CPU time per operation since start.
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// fillTiny stores n unique 64-byte blobs, in parallel batches.
+func fillTiny(b *testing.B, l *store.Local, n int) {
+	b.Helper()
+	var g errgroup.Group
+	g.SetLimit(16)
+	for start := 0; start < n; start += 1000 {
+		g.Go(func() error {
+			for i := start; i < min(start+1000, n); i++ {
+				data := make([]byte, 64)
+				binary.LittleEndian.PutUint64(data, uint64(i))
+				if err := l.Put(context.Background(), digest.OfBytes(data), bytes.NewReader(data)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
 }
