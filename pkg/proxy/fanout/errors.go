@@ -1,0 +1,67 @@
+package fanout
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// label prefixes err's message with the tier that failed and keeps its gRPC
+// code. A bare context error becomes CANCELED or DEADLINE_EXCEEDED. A
+// message already labelled "upstream NAME: " by the upstream client is not
+// labelled twice with the same name.
+func label(tier, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	s := statusOf(err)
+	msg := strings.TrimPrefix(s.Message(), "upstream "+name+": ")
+	return status.Error(s.Code(), tier+": "+msg)
+}
+
+// statusOf is status.Convert that also understands context errors.
+func statusOf(err error) *status.Status {
+	if s, ok := status.FromError(err); ok {
+		return s
+	}
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		return status.FromContextError(err)
+	}
+	return status.Convert(err)
+}
+
+// remoteLabel names the i-th remote (0-based) in pull order, 1-based in
+// text: "upstream[1] cache.example.com".
+func remoteLabel(i int, name string) string {
+	return fmt.Sprintf("upstream[%d] %s", i+1, name)
+}
+
+// labelLocal labels an error of the local store.
+func labelLocal(err error) error { return label("local", "", err) }
+
+// callerGone returns the caller's cancellation as a status, or nil while
+// ctx is live. Callers check it before turning failures into NOT_FOUND, so
+// that a client giving up is never reported as a miss.
+func callerGone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	return nil
+}
+
+// foundNowhere is the miss returned when no tier had what: NOT_FOUND, with
+// every remote's reason so an outage is visible in the message.
+func foundNowhere(what string, reasons []string) error {
+	if len(reasons) == 0 {
+		return status.Errorf(codes.NotFound, "%s not found locally and no remote is configured", what)
+	}
+	return status.Errorf(codes.NotFound, "%s found nowhere reachable: %s", what, strings.Join(reasons, "; "))
+}
+
+// blobName is what foundNowhere calls a blob.
+func blobName(d digest.Digest) string { return "blob " + d.String() }

@@ -1,0 +1,103 @@
+package fanout
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// NewExistenceCachingCAS remembers, for ttl, the digests base reported
+// present in FindMissing, and asks base only about the others. Use it in
+// front of a remote, whose FindMissing is a round trip; the price is that a
+// blob the remote drops is still believed present for up to ttl (a later
+// Get then misses and the fan-out moves on). Negative answers are never
+// cached: a blob may be uploaded at any moment. At most maxEntries digests
+// are remembered; the oldest answer is forgotten first. Get and Put pass
+// through. Safe for concurrent use; lookups take one mutex per call.
+func NewExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock) store.CAS {
+	return &existenceCachingCAS{
+		CAS:     base,
+		ttl:     ttl,
+		max:     maxEntries,
+		clock:   clock,
+		entries: map[digest.Digest]*list.Element{},
+		order:   list.New(),
+	}
+}
+
+type existenceCachingCAS struct {
+	store.CAS
+	ttl   time.Duration
+	max   int
+	clock Clock
+
+	mu      sync.Mutex
+	entries map[digest.Digest]*list.Element // values are *existenceEntry
+	order   *list.List                      // oldest answer at the front
+}
+
+type existenceEntry struct {
+	d       digest.Digest
+	expires time.Time
+}
+
+func (c *existenceCachingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	unknown := c.uncached(ds, c.clock.Now())
+	if len(unknown) == 0 {
+		return nil, nil
+	}
+	missing, err := c.CAS.FindMissing(ctx, unknown)
+	if err != nil {
+		return nil, err
+	}
+	c.remember(digest.NewSet(unknown...).Difference(digest.NewSet(missing...)), c.clock.Now().Add(c.ttl))
+	return missing, nil
+}
+
+// uncached returns the digests of ds without a live entry, each once.
+func (c *existenceCachingCAS) uncached(ds []digest.Digest, now time.Time) []digest.Digest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []digest.Digest
+	seen := digest.NewSet()
+	for _, d := range ds {
+		if seen.Has(d) {
+			continue
+		}
+		seen.Add(d)
+		if e, ok := c.entries[d]; ok {
+			if now.Before(e.Value.(*existenceEntry).expires) {
+				continue
+			}
+			c.forget(e)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// remember records present as known until expires, evicting the oldest
+// entries beyond the bound.
+func (c *existenceCachingCAS) remember(present digest.Set, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d := range present {
+		if e, ok := c.entries[d]; ok {
+			c.forget(e)
+		}
+		c.entries[d] = c.order.PushBack(&existenceEntry{d: d, expires: expires})
+	}
+	for c.order.Len() > c.max {
+		c.forget(c.order.Front())
+	}
+}
+
+// forget drops e; the caller holds mu.
+func (c *existenceCachingCAS) forget(e *list.Element) {
+	delete(c.entries, e.Value.(*existenceEntry).d)
+	c.order.Remove(e)
+}

@@ -1,0 +1,127 @@
+package fanout
+
+import (
+	"context"
+	"io"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// NewCAS returns the ordered read fan-out over local and remotes (in pull
+// order), the model being bb-storage's readfallback:
+//
+//   - FindMissing asks local, then each remote only about what the tiers
+//     before it lacked; a digest is missing only when no tier has it. A
+//     remote that fails is skipped (its digests go on to the next one);
+//     a local failure is returned. Remote "present" answers are cached
+//     (Options.ExistenceTTL).
+//   - Get serves local hits directly. On a local miss the remotes are
+//     tried in order; the first that has the blob streams it into local
+//     (which verifies it; bad bytes are counted, logged and the next remote
+//     tried) and the read is then served from local at the offset asked.
+//     The first byte therefore waits for the whole download. Concurrent
+//     misses of one digest share one fetch. A miss everywhere reachable is
+//     NOT_FOUND listing each remote's reason; the caller's cancellation is
+//     returned as CANCELED or DEADLINE_EXCEEDED.
+//   - Put writes to local only, then calls Options.OnPut.
+//
+// Every remote is wrapped in NewConcurrencyLimitingCAS and, when the TTL is
+// positive, NewExistenceCachingCAS. Remote timeouts are the remote client's
+// (the upstream package's request and idle timeouts). Safe for concurrent
+// use.
+func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
+	opts = opts.withDefaults()
+	c := &fanoutCAS{
+		local:   local,
+		opts:    opts,
+		metrics: newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
+		flights: newFlightGroup(),
+	}
+	for _, t := range remotes {
+		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
+		if opts.ExistenceTTL > 0 {
+			t.CAS = NewExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock)
+		}
+		c.remotes = append(c.remotes, t)
+	}
+	return c
+}
+
+type fanoutCAS struct {
+	local   store.CAS
+	remotes []Tier // decorated copies of the caller's tiers
+	opts    Options
+	metrics *metrics
+	flights *flightGroup
+}
+
+func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	unknown, err := c.local.FindMissing(ctx, ds)
+	if err != nil {
+		return nil, labelLocal(err)
+	}
+	for i, t := range c.remotes {
+		if len(unknown) == 0 {
+			break
+		}
+		missing, err := t.CAS.FindMissing(ctx, unknown)
+		if err != nil {
+			if gone := callerGone(ctx); gone != nil {
+				return nil, gone
+			}
+			c.opts.Logger.Warn("fanout: FindMissing skips a failing remote", "err", label(remoteLabel(i, t.Name), t.Name, err))
+			continue
+		}
+		unknown = within(missing, unknown)
+	}
+	return unknown, nil
+}
+
+// within returns the digests of got that were asked about, so that a remote
+// cannot add digests to the answer.
+func within(got, asked []digest.Digest) []digest.Digest {
+	set := digest.NewSet(asked...)
+	out := make([]digest.Digest, 0, len(got))
+	for _, d := range got {
+		if set.Has(d) {
+			out = append(out, d)
+			delete(set, d)
+		}
+	}
+	return out
+}
+
+func (c *fanoutCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	if offset < 0 || offset > d.Size {
+		return nil, status.Errorf(codes.OutOfRange, "offset %d outside blob %s", offset, d)
+	}
+	rc, err := c.local.Get(ctx, d, offset)
+	if status.Code(err) != codes.NotFound {
+		if err == nil {
+			c.metrics.localHit()
+		}
+		return rc, labelLocal(err)
+	}
+	if err := c.flights.do(ctx, d, func(fctx context.Context) error { return c.fetch(fctx, d) }); err != nil {
+		if status.Code(err) == codes.NotFound {
+			c.metrics.miss()
+		}
+		return nil, err
+	}
+	rc, err = c.local.Get(ctx, d, offset)
+	return rc, labelLocal(err)
+}
+
+func (c *fanoutCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	if err := c.local.Put(ctx, d, r); err != nil {
+		return labelLocal(err)
+	}
+	if c.opts.OnPut != nil {
+		c.opts.OnPut(d)
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package fanout
+
+import (
+	"log/slog"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// Tier is one upstream CAS in the pull order. Name labels errors, logs and
+// metrics (e.g. the remote's HOST:PORT); Origin says where the remote was
+// configured ("user", "user-project", "project", "cache",
+// "remote-execution"), so hooks can tell project-recommended content apart.
+type Tier struct {
+	Name   string
+	CAS    store.CAS
+	Origin string
+}
+
+// ACTier is one upstream action cache in the pull order; Name and Origin as
+// for Tier.
+type ACTier struct {
+	Name   string
+	AC     store.ActionCache
+	Origin string
+}
+
+// Defaults: NewCAS applies the first and the last when the Options field is
+// zero; DefaultExistenceTTL is what the wiring should pass (zero disables).
+const (
+	DefaultMaxConcurrentPerRemote = 16
+	DefaultExistenceTTL           = 60 * time.Second
+	DefaultExistenceMaxEntries    = 1 << 20
+)
+
+// Options tunes NewCAS. The zero value is usable.
+type Options struct {
+	// MaxConcurrentPerRemote bounds the calls in flight to one remote
+	// (FIFO beyond that). Zero means DefaultMaxConcurrentPerRemote.
+	MaxConcurrentPerRemote int
+	// ExistenceTTL is how long a remote's "present" answer is believed.
+	// Zero (or negative) disables the cache; wiring normally passes
+	// DefaultExistenceTTL.
+	ExistenceTTL time.Duration
+	// ExistenceMaxEntries bounds each remote's existence cache. Zero means
+	// DefaultExistenceMaxEntries.
+	ExistenceMaxEntries int
+	// Clock drives the existence cache TTL. Nil means the wall clock.
+	Clock Clock
+	// OnPut is called after a successful Put to the local store, from the
+	// Put call's goroutine; it must not block for long.
+	OnPut func(d digest.Digest)
+	// OnRemoteHit is called once a blob fetched from tier is stored locally,
+	// once per fetch (concurrent Gets of one blob share a fetch).
+	OnRemoteHit func(d digest.Digest, tier Tier)
+	// Registerer receives the Prometheus metrics; nil registers nothing.
+	// Several fan-outs may share one registry.
+	Registerer prometheus.Registerer
+	// Counters, if set, accumulates hits and misses for a Status RPC; it
+	// may be shared by several fan-outs.
+	Counters *Counters
+	// Logger receives bad-data and skipped-remote reports; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// ACOptions tunes NewActionCache. The zero value is usable.
+type ACOptions struct {
+	// OnUpdate is called after a successful local UpdateActionResult.
+	OnUpdate func(action digest.Digest, result *repb.ActionResult)
+	// OnRemoteHit is called after a complete result from tier was served
+	// and recorded locally.
+	OnRemoteHit func(action digest.Digest, result *repb.ActionResult, tier ACTier)
+	// Registerer receives the Prometheus metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Counters, if set, accumulates hits and misses for a Status RPC.
+	Counters *Counters
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Clock is the time source of the existence cache. Implementations must be
+// safe for concurrent use; upstream.Clock satisfies it.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// SystemClock returns the wall clock.
+func SystemClock() Clock { return systemClock{} }
+
+func (o Options) withDefaults() Options {
+	if o.MaxConcurrentPerRemote <= 0 {
+		o.MaxConcurrentPerRemote = DefaultMaxConcurrentPerRemote
+	}
+	if o.ExistenceMaxEntries <= 0 {
+		o.ExistenceMaxEntries = DefaultExistenceMaxEntries
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock()
+	}
+	if o.Logger == nil {
+		o.Logger = defaultLogger()
+	}
+	return o
+}
+
+func defaultLogger() *slog.Logger { return slog.Default() }

@@ -1,0 +1,111 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// errLocal marks a fetch that failed on the local side (the remote was
+// fine), which stops the fan-out: the next remote would fail the same way.
+type errLocal struct{ err error }
+
+func (e errLocal) Error() string { return e.err.Error() }
+
+// fetch copies d from the first remote that has it into the local store.
+// It runs inside the flight for d, so it first re-checks local: a fetch
+// that finished just before this one started has already stored d.
+func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest) error {
+	missing, err := c.local.FindMissing(ctx, []digest.Digest{d})
+	if err != nil {
+		return labelLocal(err)
+	}
+	if !slices.Contains(missing, d) {
+		return nil
+	}
+	var reasons []string
+	for i, t := range c.remotes {
+		err := c.fetchFrom(ctx, i, t, d)
+		if err == nil {
+			return nil
+		}
+		if gone := callerGone(ctx); gone != nil {
+			return gone
+		}
+		var local errLocal
+		if errors.As(err, &local) {
+			return local.err
+		}
+		reasons = append(reasons, err.Error())
+	}
+	return foundNowhere(blobName(d), reasons)
+}
+
+// fetchFrom streams d from the i-th remote into local. The error is the
+// remote's (labelled) unless it is an errLocal.
+func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Digest) error {
+	name := remoteLabel(i, t.Name)
+	rc, err := t.CAS.Get(ctx, d, 0)
+	if err != nil {
+		return label(name, t.Name, err)
+	}
+	defer rc.Close()
+	src := &errorRecordingReader{r: rc}
+	err = c.local.Put(ctx, d, src)
+	switch {
+	case err == nil:
+		c.stored(d, t)
+		return nil
+	case src.err != nil:
+		return c.remoteReadFailed(name, t, d, src.err)
+	case status.Code(err) == codes.InvalidArgument:
+		return c.badData(name, t, d, err)
+	}
+	return errLocal{labelLocal(err)}
+}
+
+// stored accounts for a remote hit now stored locally.
+func (c *fanoutCAS) stored(d digest.Digest, t Tier) {
+	c.metrics.remoteHit(t.Name)
+	if c.opts.OnRemoteHit != nil {
+		c.opts.OnRemoteHit(d, t)
+	}
+}
+
+// remoteReadFailed reports a stream that broke; a remote that detected
+// corruption itself (DATA_LOSS) counts as bad data.
+func (c *fanoutCAS) remoteReadFailed(name string, t Tier, d digest.Digest, err error) error {
+	if status.Code(err) == codes.DataLoss {
+		return c.badData(name, t, d, err)
+	}
+	return label(name, t.Name, err)
+}
+
+// badData counts and logs bytes that did not match d; local rejected them.
+func (c *fanoutCAS) badData(name string, t Tier, d digest.Digest, err error) error {
+	c.metrics.bad(t.Name)
+	err = status.Errorf(codes.DataLoss, "%s: served bytes that do not match %s: %s", name, d, statusOf(err).Message())
+	c.opts.Logger.Warn("fanout: rejected bad data from a remote", "remote", t.Name, "digest", d.String(), "err", err)
+	return err
+}
+
+// errorRecordingReader remembers the first non-EOF error of r, so that a
+// failed Put can be blamed on the remote stream rather than the local store.
+type errorRecordingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errorRecordingReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
