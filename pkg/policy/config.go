@@ -14,15 +14,20 @@ type Config struct {
 	// File is the configuration file that was read, or "" when none was.
 	File string `json:"file"`
 
-	Listen         []Listener          `json:"listen"`
-	ListenTLS      ListenTLS           `json:"listen-tls"`
-	SocketMode     fs.FileMode         `json:"socket-mode"`
-	Metrics        string              `json:"metrics"`
-	LogLevel       string              `json:"log-level"`
-	StoreDir       string              `json:"store-dir"`
-	Cache          Cache               `json:"cache"`
-	LocalExecution LocalExecution      `json:"local-execution"`
-	RemotePlatform map[string][]string `json:"remote-platform"`
+	Listen     []Listener `json:"listen"`
+	ListenTLS  ListenTLS  `json:"listen-tls"`
+	ListenAuth ListenAuth `json:"listen-auth"`
+	// LogRequestMetadata is a debugging switch: log, per RPC, the metadata
+	// key names a client sent and whether it carried an authorization
+	// header (never the header's value).
+	LogRequestMetadata bool                `json:"log-request-metadata"`
+	SocketMode         fs.FileMode         `json:"socket-mode"`
+	Metrics            string              `json:"metrics"`
+	LogLevel           string              `json:"log-level"`
+	StoreDir           string              `json:"store-dir"`
+	Cache              Cache               `json:"cache"`
+	LocalExecution     LocalExecution      `json:"local-execution"`
+	RemotePlatform     map[string][]string `json:"remote-platform"`
 
 	Artifacts       Section                    `json:"artifacts"`
 	SourceCaches    Section                    `json:"source-caches"`
@@ -64,6 +69,14 @@ type ListenTLS struct {
 	ServerCert string `json:"server-cert"`
 	ServerKey  string `json:"server-key"`
 	ClientCA   string `json:"client-ca"`
+}
+
+// ListenAuth is what clients on TCP listeners must present. When
+// AccessToken is set, every RPC on a grpc:// or grpcs:// listener must carry
+// "authorization: Bearer <token>" with the file's contents (trimmed); Unix
+// socket clients are not asked. The field is the file path, not the token.
+type ListenAuth struct {
+	AccessToken string `json:"access-token"`
 }
 
 // Cache holds the local store's limits and the optional remote CAS that

@@ -11,15 +11,16 @@ import (
 
 var (
 	userKeys = []string{
-		"listen", "listen-tls", "socket-mode", "metrics", "log-level", "store-dir",
+		"listen", "listen-tls", "listen-auth", "log-request-metadata", "socket-mode", "metrics", "log-level", "store-dir",
 		"cache", "local-execution", "remote-platform",
 		"artifacts", "source-caches", "remote-execution", "projects",
 	}
-	listenTLSKeys = []string{"server-cert", "server-key", "client-ca"}
-	cacheKeys     = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content"}
-	localExecKeys = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout"}
-	projectKeys   = []string{"artifacts", "source-caches", "remote-execution"}
-	logLevels     = []string{"debug", "info", "warn", "error"}
+	listenTLSKeys  = []string{"server-cert", "server-key", "client-ca"}
+	listenAuthKeys = []string{"access-token"}
+	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content"}
+	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout"}
+	projectKeys    = []string{"artifacts", "source-caches", "remote-execution"}
+	logLevels      = []string{"debug", "info", "warn", "error"}
 )
 
 // user decodes the merged user configuration m over cfg (which holds the
@@ -30,6 +31,12 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 
 	if x, ok := has("listen-tls"); ok {
 		cfg.ListenTLS = d.listenTLS("listen-tls", x)
+	}
+	if x, ok := has("listen-auth"); ok {
+		cfg.ListenAuth = d.listenAuth("listen-auth", x)
+	}
+	if x, ok := has("log-request-metadata"); ok {
+		cfg.LogRequestMetadata, _ = d.boolean("log-request-metadata", x)
 	}
 	if x, ok := has("listen"); ok {
 		cfg.Listen = d.listeners("listen", x, cfg.ListenTLS)
@@ -96,6 +103,21 @@ func (d *decoder) listenTLS(path string, v any) ListenTLS {
 		}
 	}
 	return t
+}
+
+func (d *decoder) listenAuth(path string, v any) ListenAuth {
+	var a ListenAuth
+	m, ok := d.mapping(path, v)
+	if !ok {
+		return a
+	}
+	d.checkKeys(path, m, listenAuthKeys...)
+	if x, ok := m["access-token"]; ok && x != nil {
+		p := childPath(path, "access-token")
+		a.AccessToken, _ = d.path(p, x)
+		d.readableFile(p, "access token file", a.AccessToken)
+	}
+	return a
 }
 
 func (d *decoder) listeners(path string, v any, tls ListenTLS) []Listener {
