@@ -1,0 +1,19 @@
+// Package writeback is castd's durable push queue: after a write lands in
+// the local store, the entries that copy it to the user's push-enabled
+// remotes are recorded in the store's badger index (store.Records) before
+// the write is acknowledged, and per-remote workers push them in the
+// background, blobs before the action results that reference them.
+//
+// Guarantee: a write acknowledged to a client has its queue entries on disk
+// (badger, as durable as the local store's own index), so kill -9 after the
+// acknowledgement loses no push; a restart reloads the entries and pushes
+// them. A crash between the local write and the enqueue (before the client
+// saw success) can leave a blob stored locally but not queued; the client
+// was not told it succeeded and will write it again.
+//
+// The queue never pushes to a project-recommended remote (Enqueue refuses
+// such a target), retries with exponential backoff per remote, applies
+// back-pressure when full (Enqueue waits, then fails RESOURCE_EXHAUSTED;
+// nothing is ever dropped silently) and drains within a bounded time on
+// Close, leaving the rest persisted.
+package writeback

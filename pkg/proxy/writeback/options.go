@@ -1,0 +1,75 @@
+package writeback
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultMaxEntries   = 200_000
+	DefaultFullWait     = 10 * time.Second
+	DefaultBackoffMin   = 500 * time.Millisecond
+	DefaultBackoffMax   = time.Minute
+	DefaultBatch        = 512
+	DefaultParallelism  = 8
+	DefaultDrainTimeout = 5 * time.Second
+)
+
+// Options tunes Open. The zero value is usable.
+type Options struct {
+	// MaxEntries bounds the pending entries over all remotes; beyond it
+	// Enqueue waits (back-pressure). Zero means DefaultMaxEntries.
+	MaxEntries int
+	// FullWait is how long Enqueue waits for room before it fails with
+	// RESOURCE_EXHAUSTED. Zero means DefaultFullWait.
+	FullWait time.Duration
+	// BackoffMin and BackoffMax bound the exponential retry delay of an
+	// entry whose push failed. Zero means the defaults.
+	BackoffMin, BackoffMax time.Duration
+	// Batch is how many ready entries of one remote a worker takes at once
+	// (one FindMissing call). Zero means DefaultBatch.
+	Batch int
+	// Parallelism bounds the uploads in flight to one remote. Zero means
+	// DefaultParallelism.
+	Parallelism int
+	// Registerer receives the castd_writeback_* metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxEntries, DefaultMaxEntries)
+	def(&o.Batch, DefaultBatch)
+	def(&o.Parallelism, DefaultParallelism)
+	defDur(&o.FullWait, DefaultFullWait)
+	defDur(&o.BackoffMin, DefaultBackoffMin)
+	defDur(&o.BackoffMax, DefaultBackoffMax)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// backoff is the delay before the attempts-th retry: BackoffMin doubled
+// per earlier failure, capped at BackoffMax.
+func (o Options) backoff(attempts int) time.Duration {
+	d := o.BackoffMin
+	for i := 1; i < attempts && d < o.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, o.BackoffMax)
+}

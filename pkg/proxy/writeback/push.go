@@ -1,0 +1,113 @@
+package writeback
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// push performs batch against s and returns one result per entry: blobs
+// first (one FindMissing for all of them), then action results.
+func (q *Queue) push(ctx context.Context, s *sink, batch []*Entry) []error {
+	results := make([]error, len(batch))
+	var blobs []int
+	for i, e := range batch {
+		if e.Kind == KindBlob {
+			blobs = append(blobs, i)
+		}
+	}
+	if len(blobs) > 0 {
+		ds := make([]digest.Digest, len(blobs))
+		for j, i := range blobs {
+			ds[j] = batch[i].Digest
+		}
+		errs := q.pushBlobs(ctx, s, ds)
+		for j, i := range blobs {
+			results[i] = errs[j]
+		}
+	}
+	for i, e := range batch {
+		switch e.Kind {
+		case KindBlob:
+		case KindActionResult:
+			results[i] = q.pushActionResult(ctx, s, e)
+		default:
+			results[i] = permanentError{fmt.Errorf("unknown entry kind %s", e.Kind)}
+		}
+	}
+	return results
+}
+
+// pushBlobs uploads those of ds the remote lacks, Parallelism at a time,
+// and returns one result per digest.
+func (q *Queue) pushBlobs(ctx context.Context, s *sink, ds []digest.Digest) []error {
+	errs := make([]error, len(ds))
+	if len(ds) == 0 {
+		return errs
+	}
+	missing, err := s.cas.FindMissing(ctx, ds)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	lacks := digest.NewSet(missing...)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(q.opts.Parallelism)
+	for i, d := range ds {
+		if !lacks.Has(d) {
+			continue
+		}
+		g.Go(func() error {
+			errs[i] = q.copyBlob(gctx, s, d)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return errs
+}
+
+// copyBlob streams d from the local store to the remote. A blob no longer
+// stored locally (evicted) can never be pushed: a permanent error.
+func (q *Queue) copyBlob(ctx context.Context, s *sink, d digest.Digest) error {
+	rc, err := q.local.Get(ctx, d, 0)
+	if status.Code(err) == codes.NotFound {
+		return permanentError{fmt.Errorf("blob %s is no longer in the local store: %w", d, err)}
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return s.cas.Put(ctx, d, rc)
+}
+
+// pushActionResult pushes every blob the local result of e references that
+// the remote lacks, then the result itself.
+func (q *Queue) pushActionResult(ctx context.Context, s *sink, e *Entry) error {
+	if s.ac == nil {
+		return permanentError{fmt.Errorf("remote %s serves no action cache", e.Remote)}
+	}
+	ar, err := q.localAC(e.Instance).GetActionResult(ctx, e.Digest)
+	if status.Code(err) == codes.NotFound {
+		return permanentError{fmt.Errorf("action result %s is no longer stored locally: %w", e.Digest, err)}
+	}
+	if err != nil {
+		return err
+	}
+	refs, err := references(ctx, q.local, ar)
+	if err != nil {
+		return err
+	}
+	for _, err := range q.pushBlobs(ctx, s, refs) {
+		if err != nil {
+			return err
+		}
+	}
+	return s.ac.UpdateActionResult(ctx, e.Digest, ar)
+}
