@@ -1,0 +1,97 @@
+package asset
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// Client is one remote's Remote Asset API as castd uses it;
+// *upstream.AssetClient implements it. Fetch calls report a miss as
+// NOT_FOUND (also when the remote put it in the response's status field) and
+// set the remote's own instance name.
+type Client interface {
+	FetchBlob(ctx context.Context, req *assetpb.FetchBlobRequest) (*assetpb.FetchBlobResponse, error)
+	FetchDirectory(ctx context.Context, req *assetpb.FetchDirectoryRequest) (*assetpb.FetchDirectoryResponse, error)
+	PushBlob(ctx context.Context, req *assetpb.PushBlobRequest) error
+	PushDirectory(ctx context.Context, req *assetpb.PushDirectoryRequest) error
+}
+
+// NewRemoteIndex returns the asset index of one index remote. Lookup is one
+// Fetch call with all URIs; Record is one Push call. A reference the remote
+// answers with is checked (a valid digest, a URI that was asked for) and
+// otherwise refused as INTERNAL, so bad data from upstream never reaches the
+// local index. Whether the content exists is not checked here (see
+// NewCompletenessCheckingIndex). Safe for concurrent use if c is.
+func NewRemoteIndex(c Client) Index { return &remoteIndex{c: c} }
+
+type remoteIndex struct{ c Client }
+
+// fetchAnswer is what Lookup needs from either Fetch response.
+type fetchAnswer interface {
+	GetUri() string
+	GetExpiresAt() *timestamppb.Timestamp
+}
+
+func (r *remoteIndex) Lookup(ctx context.Context, a Asset, oldest time.Time) (Ref, error) {
+	var oldestPB *timestamppb.Timestamp
+	if !oldest.IsZero() {
+		oldestPB = timestamppb.New(oldest)
+	}
+	if a.Kind == Directory {
+		resp, err := r.c.FetchDirectory(ctx, &assetpb.FetchDirectoryRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, OldestContentAccepted: oldestPB})
+		if err != nil {
+			return Ref{}, err
+		}
+		return refFromAnswer(a, resp, resp.GetRootDirectoryDigest(), resp.GetDigestFunction())
+	}
+	resp, err := r.c.FetchBlob(ctx, &assetpb.FetchBlobRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, OldestContentAccepted: oldestPB})
+	if err != nil {
+		return Ref{}, err
+	}
+	return refFromAnswer(a, resp, resp.GetBlobDigest(), resp.GetDigestFunction())
+}
+
+// refFromAnswer validates a remote's answer. An empty uri means the remote
+// did not say which URI matched; the first one asked for is assumed.
+func refFromAnswer(a Asset, resp fetchAnswer, pd *repb.Digest, fn repb.DigestFunction_Value) (Ref, error) {
+	if fn != repb.DigestFunction_UNKNOWN && fn != repb.DigestFunction_SHA256 {
+		return Ref{}, status.Errorf(codes.Internal, "%s: remote answered with digest function %s", a, fn)
+	}
+	d, err := digest.FromProto(pd)
+	if err != nil {
+		return Ref{}, status.Errorf(codes.Internal, "%s: remote answered with a bad digest: %v", a, status.Convert(err).Message())
+	}
+	ref := Ref{Digest: d, URI: resp.GetUri()}
+	if ref.URI == "" {
+		ref.URI = a.URIs[0]
+	} else if !slices.Contains(a.URIs, ref.URI) {
+		return Ref{}, status.Errorf(codes.Internal, "%s: remote answered for URI %q, which was not asked for", a, ref.URI)
+	}
+	if e := resp.GetExpiresAt(); e != nil {
+		if err := e.CheckValid(); err != nil {
+			return Ref{}, status.Errorf(codes.Internal, "%s: remote answered with a bad expires_at: %v", a, err)
+		}
+		ref.ExpireAt = e.AsTime()
+	}
+	return ref, nil
+}
+
+func (r *remoteIndex) Record(ctx context.Context, a Asset, ref Ref) error {
+	var expire *timestamppb.Timestamp
+	if !ref.ExpireAt.IsZero() {
+		expire = timestamppb.New(ref.ExpireAt)
+	}
+	if a.Kind == Directory {
+		return r.c.PushDirectory(ctx, &assetpb.PushDirectoryRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, ExpireAt: expire, RootDirectoryDigest: ref.Digest.Proto()})
+	}
+	return r.c.PushBlob(ctx, &assetpb.PushBlobRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, ExpireAt: expire, BlobDigest: ref.Digest.Proto()})
+}

@@ -1,0 +1,146 @@
+package asset
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/castd/castd/pkg/store"
+)
+
+// Resolver returns the asset index and the CAS serving one instance name
+// (project): normally NewFanout over the project's index remotes and the
+// project's fan-out CAS. An unknown instance is an error fit to return to
+// the client. It is called once per request and must be cheap and safe for
+// concurrent use.
+type Resolver func(ctx context.Context, instance string) (Index, store.CAS, error)
+
+// Options tune the server. The zero value is usable.
+type Options struct {
+	// Logger receives hits that were dropped because their content is
+	// gone; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server implements the Remote Asset Fetch and Push services over the
+// indexes and CASes a Resolver hands out. Fetch never downloads anything:
+// an asset no index knows is NOT_FOUND, and so is one whose content is no
+// longer in (or fetchable through) the instance's CAS, because a reference
+// to content that is gone is worse than a miss. The request's timeout field
+// is therefore irrelevant and ignored. Push records an association only
+// when its content is present. Qualifiers must match exactly. Safe for
+// concurrent use.
+type Server struct {
+	fetch *fetchServer
+	push  *pushServer
+}
+
+// NewServer returns the Remote Asset server over resolve.
+func NewServer(resolve Resolver, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Server{fetch: &fetchServer{resolve: resolve, opts: opts}, push: &pushServer{resolve: resolve}}
+}
+
+// Register adds the Fetch and Push services to s, typically the server
+// proxy.NewServer built, so they share its socket and interceptors.
+func (srv *Server) Register(s *grpc.Server) {
+	assetpb.RegisterFetchServer(s, srv.fetch)
+	assetpb.RegisterPushServer(s, srv.push)
+}
+
+// ServiceNames returns the gRPC names of the services Register adds, for
+// health reporting.
+func ServiceNames() []string {
+	return []string{assetpb.Fetch_ServiceDesc.ServiceName, assetpb.Push_ServiceDesc.ServiceName}
+}
+
+// FetchServer returns the Fetch service, for callers that register it
+// themselves.
+func (srv *Server) FetchServer() assetpb.FetchServer { return srv.fetch }
+
+// PushServer returns the Push service, for callers that register it
+// themselves.
+func (srv *Server) PushServer() assetpb.PushServer { return srv.push }
+
+type fetchServer struct {
+	assetpb.UnimplementedFetchServer
+	resolve Resolver
+	opts    Options
+}
+
+// FetchBlob implements assetpb.FetchServer.
+func (s *fetchServer) FetchBlob(ctx context.Context, req *assetpb.FetchBlobRequest) (*assetpb.FetchBlobResponse, error) {
+	a, ref, err := s.fetch(ctx, Blob, req)
+	if err != nil {
+		return nil, err
+	}
+	return &assetpb.FetchBlobResponse{
+		Status: &rpcstatus.Status{}, Uri: ref.URI, Qualifiers: a.Qualifiers, ExpiresAt: timestamp(ref.ExpireAt),
+		BlobDigest: ref.Digest.Proto(), DigestFunction: repb.DigestFunction_SHA256,
+	}, nil
+}
+
+// FetchDirectory implements assetpb.FetchServer.
+func (s *fetchServer) FetchDirectory(ctx context.Context, req *assetpb.FetchDirectoryRequest) (*assetpb.FetchDirectoryResponse, error) {
+	a, ref, err := s.fetch(ctx, Directory, req)
+	if err != nil {
+		return nil, err
+	}
+	return &assetpb.FetchDirectoryResponse{
+		Status: &rpcstatus.Status{}, Uri: ref.URI, Qualifiers: a.Qualifiers, ExpiresAt: timestamp(ref.ExpireAt),
+		RootDirectoryDigest: ref.Digest.Proto(), DigestFunction: repb.DigestFunction_SHA256,
+	}, nil
+}
+
+// fetchRequest is what FetchBlobRequest and FetchDirectoryRequest share.
+type fetchRequest interface {
+	GetInstanceName() string
+	GetUris() []string
+	GetQualifiers() []*assetpb.Qualifier
+	GetOldestContentAccepted() *timestamppb.Timestamp
+	GetDigestFunction() repb.DigestFunction_Value
+}
+
+// fetch validates req, looks it up and checks the content is complete.
+func (s *fetchServer) fetch(ctx context.Context, kind Kind, req fetchRequest) (Asset, Ref, error) {
+	if err := parseDigestFunction(req.GetDigestFunction()); err != nil {
+		return Asset{}, Ref{}, err
+	}
+	a, err := parseAsset(kind, req.GetUris(), req.GetQualifiers())
+	if err != nil {
+		return Asset{}, Ref{}, err
+	}
+	oldest, err := parseTime("oldest_content_accepted", req.GetOldestContentAccepted())
+	if err != nil {
+		return Asset{}, Ref{}, err
+	}
+	idx, cas, err := s.resolve(ctx, req.GetInstanceName())
+	if err != nil {
+		return Asset{}, Ref{}, err
+	}
+	ref, err := idx.Lookup(ctx, a, oldest)
+	if err != nil {
+		return Asset{}, Ref{}, err
+	}
+	if err := checkComplete(ctx, cas, a, ref); err != nil {
+		s.opts.Logger.Debug("asset: index hit not served", "err", err)
+		return Asset{}, Ref{}, err
+	}
+	return a, ref, nil
+}
+
+// timestamp converts t, leaving the zero time unset.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
