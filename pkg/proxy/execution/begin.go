@@ -1,0 +1,136 @@
+package execution
+
+import (
+	"context"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/policy"
+)
+
+// begin validates req and returns the operation the caller should watch:
+// a finished one for a cache hit, the running one an identical request
+// already started, or a new one.
+func (s *Server) begin(ctx context.Context, req *repb.ExecuteRequest) (*operation, error) {
+	ad, err := checkRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	key := ""
+	if !req.GetSkipCacheLookup() {
+		key = req.GetInstanceName() + "\x00" + ad.String()
+		if o := s.ops.running(key); o != nil {
+			return o, nil
+		}
+	}
+	plan, err := s.cfg.Resolve(ctx, req.GetInstanceName())
+	if err != nil {
+		return nil, err
+	}
+	action, err := loadAction(ctx, plan.CAS, ad)
+	if err != nil {
+		return nil, err
+	}
+	j := &job{req: req, plan: plan, digest: ad, action: action}
+	if key != "" {
+		if o := s.cached(ctx, j); o != nil {
+			return o, nil
+		}
+	}
+	if err := s.checkPlatform(ctx, j); err != nil {
+		return nil, err
+	}
+	return s.launch(j, key)
+}
+
+// cached returns a finished operation holding the cached result for j, or
+// nil on a miss. A failing action cache is logged and treated as a miss:
+// the action can still be run.
+func (s *Server) cached(ctx context.Context, j *job) *operation {
+	start := s.cfg.Now()
+	res, err := j.plan.AC.GetActionResult(ctx, j.digest)
+	if err != nil {
+		if status.Code(err) != codes.NotFound {
+			s.cfg.Logger.Warn("execution: action cache lookup failed; executing", "action", j.digest, "err", err)
+		}
+		return nil
+	}
+	o := newOperation(s.operationName(j.req.GetInstanceName()), "", j.digest.Proto())
+	o.finish(&repb.ExecuteResponse{Result: res, CachedResult: true}, nil, s.cfg.Now())
+	s.ops.start(o)
+	s.ops.done(o)
+	s.m.observe(j.plan.Scenario, outcomeCacheHit, s.cfg.Now().Sub(start))
+	return o
+}
+
+// checkPlatform decides early whether a scenario-1 action's platform can
+// be satisfied remotely: if not, the action runs locally when local
+// fallback is allowed, and fails with FAILED_PRECONDITION naming the
+// property otherwise. Command.platform is consulted for REAPI 2.0 clients
+// that do not set Action.platform.
+func (s *Server) checkPlatform(ctx context.Context, j *job) error {
+	check := j.plan.UnsupportedPlatform
+	if j.plan.Scenario != policy.ScenarioRemoteExecution || check == nil {
+		return nil
+	}
+	p := j.action.GetPlatform()
+	if p == nil {
+		cmd := &repb.Command{}
+		cd, _ := digest.FromProto(j.action.GetCommandDigest())
+		if err := readMessage(ctx, j.plan.CAS, cd, cmd); err != nil {
+			if status.Code(err) == codes.NotFound {
+				return missingBlobs("the CAS (the Command)", []digest.Digest{cd})
+			}
+			return err
+		}
+		//lint:ignore SA1019 REAPI 2.0 clients (Debian's Bazel 4.2.3) set only Command.platform.
+		p = cmd.GetPlatform()
+	}
+	property, unsupported := check(p)
+	switch {
+	case !unsupported:
+		return nil
+	case j.plan.LocalFallback:
+		j.fallback = "platform property " + property + " unsupported remotely"
+		return nil
+	}
+	return unsupportedPlatform(property)
+}
+
+// operationName returns a new unique operation name under instance.
+func (s *Server) operationName(instance string) string {
+	if instance == "" {
+		return "operations/" + uuid.NewString()
+	}
+	return instance + "/operations/" + uuid.NewString()
+}
+
+// launch registers a new operation for j (or returns the running one an
+// identical request registered meanwhile) and runs it in the background,
+// detached from the caller's context.
+func (s *Server) launch(j *job, key string) (*operation, error) {
+	ctx, cancel := context.WithCancel(s.base)
+	o := newOperation(s.operationName(j.req.GetInstanceName()), key, j.digest.Proto())
+	o.cancel = cancel
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		cancel()
+		return nil, status.Error(codes.Unavailable, "castd is shutting down")
+	}
+	if existing := s.ops.start(o); existing != nil {
+		cancel()
+		return existing, nil
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		s.run(ctx, o, j)
+	}()
+	return o, nil
+}

@@ -1,0 +1,132 @@
+package execution
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/store"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultRetention   = 10 * time.Minute
+	DefaultMaxFinished = 10000
+)
+
+// Runner runs one action on this machine. *localexec.Runner implements it:
+// a non-zero exit is a result; a timeout is the partial result together
+// with DEADLINE_EXCEEDED; a cancelled ctx kills the process group and
+// returns CANCELED.
+type Runner interface {
+	Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, error)
+}
+
+// Plan is what the per-action decision needs to know about one instance.
+// Config.Resolve builds it; the Server never writes to a remote that the
+// Plan does not name as a write target (RemoteCAS and RemoteAC in scenario
+// 3, RemoteCAS in scenario 1).
+type Plan struct {
+	// Scenario selects what happens on a cache miss (DESIGN §4).
+	Scenario policy.Scenario
+	// CAS is the instance's CAS for reads: the Action, its Command and
+	// inputs, and the source of uploads to remotes (local store or fan-out).
+	CAS store.CAS
+	// AC is used for lookups: local then remote action caches in pull
+	// order, each hit completeness-checked. Never written to.
+	AC store.ActionCache
+	// LocalAC is where results are recorded: the local store's action
+	// cache for the instance, never a remote one.
+	LocalAC store.ActionCache
+	// LocalCAS is the store the Runner reads inputs from. When set and
+	// different from CAS, inputs are copied from CAS into it before a local
+	// run (fetching them from remotes); nil skips that step.
+	LocalCAS store.CAS
+
+	// RemoteExec is the execution service (scenario 1); RemoteInstance is
+	// put in its requests. RemoteOperations, optional, receives
+	// CancelOperation for remote runs that are cancelled here.
+	RemoteExec       repb.ExecutionClient
+	RemoteInstance   string
+	RemoteOperations longrunningpb.OperationsClient
+	// RemoteCAS is the execution service's CAS in scenario 1 (inputs are
+	// uploaded there) and the storage service in scenario 3 (outputs are
+	// uploaded there).
+	RemoteCAS store.CAS
+	// RemoteAC receives UpdateActionResult in scenario 3 only.
+	RemoteAC store.ActionCache
+
+	// LocalFallback runs actions locally when the execution service is
+	// unreachable or cannot satisfy the action's platform.
+	LocalFallback bool
+	// CacheFailures records results with a non-zero exit code too.
+	CacheFailures bool
+	// UnsupportedPlatform, optional, reports a platform property ("name=value")
+	// the execution service is known not to satisfy.
+	UnsupportedPlatform func(*repb.Platform) (property string, unsupported bool)
+}
+
+// Enqueue hands a scenario-3 result to the durable write-back queue, which
+// uploads the blobs the result references (and the Action and Command) to
+// the storage service before UpdateActionResult on the remote action cache.
+// It must return once the entry is durably queued.
+type Enqueue func(ctx context.Context, instance string, action digest.Digest, result *repb.ActionResult) error
+
+// Config configures a Server.
+type Config struct {
+	// Resolve returns the Plan for an instance name; an unknown instance is
+	// an error fit for the client (e.g. INVALID_ARGUMENT). Required.
+	Resolve func(ctx context.Context, instance string) (*Plan, error)
+	// Runner runs actions locally. Required.
+	Runner Runner
+	// Enqueue, optional, takes over scenario-3 uploads. Nil means they are
+	// made synchronously before the operation completes; a failure is
+	// logged and counted but does not fail the client's Execute.
+	Enqueue Enqueue
+	// Logger receives fallbacks and upload failures. Nil: slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the castd_execution* metrics. Nil: a private one.
+	Registerer prometheus.Registerer
+	// Now is the clock for retention and durations. Nil: time.Now.
+	Now func() time.Time
+	// Retention is how long finished operations answer GetOperation and
+	// WaitExecution; MaxFinished bounds how many are kept. Zero: defaults.
+	Retention   time.Duration
+	MaxFinished int
+	// ResumeDelay is the first wait before resuming a dropped remote
+	// stream; it doubles per attempt. Zero means 100ms.
+	ResumeDelay time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Resolve == nil || c.Runner == nil {
+		return c, status.Error(codes.InvalidArgument, "execution: Config.Resolve and Config.Runner are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.MaxFinished <= 0 {
+		c.MaxFinished = DefaultMaxFinished
+	}
+	if c.ResumeDelay <= 0 {
+		c.ResumeDelay = 100 * time.Millisecond
+	}
+	return c, nil
+}

@@ -1,0 +1,178 @@
+package execution
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// maxResumes is how many times in a row a remote stream that broke without
+// progress is resumed (or, before the remote named its operation,
+// restarted) before the error is final.
+const maxResumes = 3
+
+// remote runs j on the execution service: inputs are made present in its
+// CAS, then Execute; if the remote reports inputs missing anyway, they are
+// uploaded once more and the action retried once.
+func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.ExecuteResponse, error) {
+	ds, err := actionBlobs(ctx, j.plan.CAS, j)
+	if err == nil {
+		err = copyMissing(ctx, j.plan.CAS, j.plan.RemoteCAS, ds)
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.remoteOnce(ctx, o, j)
+	missing := missingIn(status.Convert(err))
+	if err == nil {
+		missing = missingIn(status.FromProto(resp.GetStatus()))
+	}
+	if len(missing) == 0 {
+		return resp, err
+	}
+	s.cfg.Logger.Info("execution: remote reports inputs missing; uploading and retrying once", "action", j.digest, "missing", len(missing))
+	if err := transfer(ctx, j.plan.CAS, j.plan.RemoteCAS, missing); err != nil {
+		return nil, err
+	}
+	return s.remoteOnce(ctx, o, j)
+}
+
+// remoteOnce calls Execute on the remote and follows the operation to the
+// end, resuming a dropped stream with WaitExecution.
+func (s *Server) remoteOnce(ctx context.Context, o *operation, j *job) (*repb.ExecuteResponse, error) {
+	f := &follower{o: o}
+	failures := 0
+	for {
+		stream, err := s.openRemote(ctx, j, f.name)
+		if err == nil {
+			var resp *repb.ExecuteResponse
+			if resp, err = f.follow(stream); err == nil {
+				return resp, nil
+			}
+		}
+		if ctx.Err() != nil {
+			s.cancelRemote(j, f.name)
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		if f.progressed {
+			failures, f.progressed = 0, false
+		}
+		if !resumable(err, f.name) || failures >= maxResumes {
+			return nil, err
+		}
+		if status.Code(err) == codes.NotFound {
+			f.name = "" // the remote forgot the operation: start again
+		}
+		if err := sleep(ctx, s.cfg.ResumeDelay<<failures); err != nil {
+			continue // ctx ended: handled at the top of the next round
+		}
+		failures++
+	}
+}
+
+// openRemote starts the remote execution, or resumes watching it once the
+// remote has named its operation.
+func (s *Server) openRemote(ctx context.Context, j *job, name string) (grpc.ServerStreamingClient[longrunningpb.Operation], error) {
+	if name != "" {
+		return j.plan.RemoteExec.WaitExecution(ctx, &repb.WaitExecutionRequest{Name: name})
+	}
+	req := j.req
+	return j.plan.RemoteExec.Execute(ctx, &repb.ExecuteRequest{
+		InstanceName:       j.plan.RemoteInstance,
+		ActionDigest:       req.GetActionDigest(),
+		SkipCacheLookup:    req.GetSkipCacheLookup(),
+		ExecutionPolicy:    req.GetExecutionPolicy(),
+		ResultsCachePolicy: req.GetResultsCachePolicy(),
+		DigestFunction:     req.GetDigestFunction(),
+	})
+}
+
+// resumable reports whether a broken remote stream is worth another try:
+// the remote or the network was unavailable, the stream stalled, or a
+// known operation was forgotten by a restarted remote.
+func resumable(err error, name string) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	case codes.NotFound:
+		return name != ""
+	}
+	return false
+}
+
+// cancelRemote asks the remote to cancel operation name, best effort.
+func (s *Server) cancelRemote(j *job, name string) {
+	if name == "" || j.plan.RemoteOperations == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := j.plan.RemoteOperations.CancelOperation(ctx, &longrunningpb.CancelOperationRequest{Name: name}); err != nil {
+		s.cfg.Logger.Warn("execution: cannot cancel remote operation", "operation", name, "err", err)
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// follower reads one remote operation stream, mirroring its stage onto the
+// local operation and remembering the remote operation's name.
+type follower struct {
+	o          *operation
+	name       string
+	progressed bool
+}
+
+// follow reads stream until the operation is done and returns its
+// response. A stream that ends early is UNAVAILABLE, so it is resumed.
+func (f *follower) follow(stream grpc.ServerStreamingClient[longrunningpb.Operation]) (*repb.ExecuteResponse, error) {
+	for {
+		op, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil, status.Error(codes.Unavailable, "remote operation stream ended before the operation was done")
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.progressed = true
+		if op.GetName() != "" {
+			f.name = op.GetName()
+		}
+		if op.GetDone() {
+			return doneResponse(op)
+		}
+		md := &repb.ExecuteOperationMetadata{}
+		if op.GetMetadata().UnmarshalTo(md) == nil && md.GetStage() != repb.ExecutionStage_UNKNOWN && md.GetStage() != repb.ExecutionStage_COMPLETED {
+			f.o.setStage(md.GetStage())
+		}
+	}
+}
+
+// doneResponse extracts the ExecuteResponse of a finished remote operation;
+// an operation error becomes the returned error.
+func doneResponse(op *longrunningpb.Operation) (*repb.ExecuteResponse, error) {
+	if e := op.GetError(); e != nil {
+		return nil, status.ErrorProto(e)
+	}
+	resp := &repb.ExecuteResponse{}
+	if err := op.GetResponse().UnmarshalTo(resp); err != nil {
+		return nil, status.Errorf(codes.Internal, "remote operation %s: response is not an ExecuteResponse: %v", op.GetName(), err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,74 @@
+package execution
+
+import (
+	"context"
+	"io"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// job is one execution to be decided: the validated request, the instance's
+// plan and the Action read from the CAS.
+type job struct {
+	req      *repb.ExecuteRequest
+	plan     *Plan
+	digest   digest.Digest
+	action   *repb.Action
+	fallback string // why a scenario-1 action runs locally; "" if it does not
+}
+
+// checkRequest validates what Execute needs before touching storage.
+func checkRequest(req *repb.ExecuteRequest) (digest.Digest, error) {
+	if f := req.GetDigestFunction(); f != repb.DigestFunction_UNKNOWN && f != repb.DigestFunction_SHA256 {
+		return digest.Digest{}, invalidArgument("digest_function", "%s is not supported, only SHA256", f)
+	}
+	d, err := digest.FromProto(req.GetActionDigest())
+	if err != nil {
+		return digest.Digest{}, invalidArgument("action_digest", "%s", status.Convert(err).Message())
+	}
+	return d, nil
+}
+
+// loadAction reads and decodes the Action d from cas. A missing Action is
+// FAILED_PRECONDITION with a MISSING violation, as REAPI prescribes.
+func loadAction(ctx context.Context, cas store.CAS, d digest.Digest) (*repb.Action, error) {
+	a := &repb.Action{}
+	if err := readMessage(ctx, cas, d, a); err != nil {
+		if status.Code(err) == codes.NotFound {
+			return nil, missingBlobs("the CAS (the Action)", []digest.Digest{d})
+		}
+		return nil, err
+	}
+	if _, err := digest.FromProto(a.GetCommandDigest()); err != nil {
+		return nil, invalidArgument("action.command_digest", "%s", status.Convert(err).Message())
+	}
+	if _, err := digest.FromProto(a.GetInputRootDigest()); err != nil {
+		return nil, invalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
+	}
+	return a, nil
+}
+
+// readMessage reads blob d from cas and decodes it into m. NOT_FOUND passes
+// through; a blob that does not decode is INVALID_ARGUMENT (the client
+// uploaded it).
+func readMessage(ctx context.Context, cas store.CAS, d digest.Digest, m proto.Message) error {
+	rc, err := cas.Get(ctx, d, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return status.Errorf(codes.InvalidArgument, "blob %s is not a valid %T: %v", d, m, err)
+	}
+	return nil
+}
