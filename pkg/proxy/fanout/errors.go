@@ -54,6 +54,13 @@ func callerGone(ctx context.Context) error {
 	return nil
 }
 
+// reason renders a labelled remote error for a foundNowhere message:
+// "upstream[1] r1: connection refused (Unavailable)".
+func reason(err error) string {
+	s := statusOf(err)
+	return fmt.Sprintf("%s (%s)", s.Message(), s.Code())
+}
+
 // foundNowhere is the miss returned when no tier had what: NOT_FOUND, with
 // every remote's reason so an outage is visible in the message.
 func foundNowhere(what string, reasons []string) error {

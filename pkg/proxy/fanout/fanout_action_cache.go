@@ -67,7 +67,7 @@ func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.D
 		if gone := callerGone(ctx); gone != nil {
 			return nil, gone
 		}
-		reasons = append(reasons, label(remoteLabel(i, t.Name), t.Name, err).Error())
+		reasons = append(reasons, reason(label(remoteLabel(i, t.Name), t.Name, err)))
 	}
 	a.metrics.miss()
 	return nil, foundNowhere("action result "+action.String(), reasons)

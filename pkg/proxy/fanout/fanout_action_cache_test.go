@@ -146,6 +146,9 @@ func TestGetActionResult(t *testing.T) {
 			if !proto.Equal(got, tc.want) {
 				t.Errorf("result %v, want %v", got, tc.want)
 			}
+			if err != nil {
+				t.Logf("error: %v", err)
+			}
 			for _, s := range tc.wantInMsg {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not mention %q", err, s)

@@ -135,6 +135,9 @@ func TestGet(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("Get = %q, want %q", got, tc.want)
 			}
+			if err != nil {
+				t.Logf("error: %v", err)
+			}
 			for _, s := range tc.wantInMsg {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not mention %q", err, s)

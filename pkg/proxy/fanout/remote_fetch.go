@@ -42,7 +42,7 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest) error {
 		if errors.As(err, &local) {
 			return local.err
 		}
-		reasons = append(reasons, err.Error())
+		reasons = append(reasons, reason(err))
 	}
 	return foundNowhere(blobName(d), reasons)
 }
