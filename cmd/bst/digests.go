@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// maxMessageSize bounds the Directory and Tree messages bst reads whole.
+const maxMessageSize = 64 << 20
+
+// parseDigest reads the HASH/SIZE form; a malformed digest is a usage error.
+func parseDigest(s string) (digest.Digest, error) {
+	hash, size, ok := strings.Cut(s, "/")
+	if !ok {
+		return digest.Digest{}, usagef("digest %q: expected HASH/SIZE", s)
+	}
+	n, err := strconv.ParseInt(size, 10, 64)
+	if err != nil {
+		return digest.Digest{}, usagef("digest %q: size %q is not a number", s, size)
+	}
+	d, err := digest.New(hash, n)
+	if err != nil {
+		return digest.Digest{}, usagef("digest %q: %s", s, message(err))
+	}
+	return d, nil
+}
+
+// readBlob reads the whole blob d from cas; for messages, not file data.
+func readBlob(ctx context.Context, cas store.CAS, d digest.Digest) ([]byte, error) {
+	if d.Size > maxMessageSize {
+		return nil, fmt.Errorf("blob %s is too large to read as a message (%d bytes)", d, d.Size)
+	}
+	rc, err := cas.Get(ctx, d, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// readMessage reads blob d from cas and decodes it into m.
+func readMessage(ctx context.Context, cas store.CAS, d digest.Digest, m proto.Message) error {
+	b, err := readBlob(ctx, cas, d)
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("blob %s is not a %T: %w", d, m, err)
+	}
+	return nil
+}
+
+// asDirectory reports whether b is the canonical encoding of a non-empty
+// Directory: it decodes without unknown fields and encodes back to the same
+// bytes, which arbitrary file contents practically never do.
+func asDirectory(b []byte) bool {
+	var dir repb.Directory
+	if len(b) == 0 || proto.Unmarshal(b, &dir) != nil || len(dir.ProtoReflect().GetUnknown()) != 0 {
+		return false
+	}
+	if len(dir.GetFiles())+len(dir.GetDirectories())+len(dir.GetSymlinks()) == 0 {
+		return false
+	}
+	back, err := proto.MarshalOptions{Deterministic: true}.Marshal(&dir)
+	return err == nil && bytes.Equal(back, b)
+}
+
+// overlayCAS serves some blobs (the Directory messages of a Tree) from
+// memory and everything else from the underlying CAS, so a Tree from an
+// ActionResult can be materialised with MaterializeDir.
+type overlayCAS struct {
+	store.CAS
+	blobs map[digest.Digest][]byte
+}
+
+// treeCAS returns cas overlaid with the directories of t and the digest of
+// t's root Directory.
+func treeCAS(cas store.CAS, t *repb.Tree) (store.CAS, digest.Digest, error) {
+	o := &overlayCAS{CAS: cas, blobs: map[digest.Digest][]byte{}}
+	var root digest.Digest
+	for i, dir := range append([]*repb.Directory{t.GetRoot()}, t.GetChildren()...) {
+		d, b, err := digest.OfMessage(dir)
+		if err != nil {
+			return nil, digest.Digest{}, err
+		}
+		o.blobs[d] = b
+		if i == 0 {
+			root = d
+		}
+	}
+	return o, root, nil
+}
+
+func (o *overlayCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	var rest []digest.Digest
+	for _, d := range ds {
+		if _, ok := o.blobs[d]; !ok {
+			rest = append(rest, d)
+		}
+	}
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	return o.CAS.FindMissing(ctx, rest)
+}
+
+func (o *overlayCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	if b, ok := o.blobs[d]; ok && offset <= int64(len(b)) {
+		return io.NopCloser(bytes.NewReader(b[offset:])), nil
+	}
+	return o.CAS.Get(ctx, d, offset)
+}

@@ -1,0 +1,125 @@
+// Command bst is the thin castd client. It talks to the castd daemon over
+// its Unix socket only (--socket, $CASTD_SOCKET, else castd's default
+// path), so every remote, credential and scenario decision stays in the
+// daemon.
+//
+// Usage:
+//
+//	bst status [--json]
+//	bst remotes [--project DIR] [--json]
+//	bst run [flags] -- CMD ARGS...
+//	bst cas put PATH... | cas get DIGEST [-o PATH] | cas ls DIGEST
+//	bst ac get ACTION_DIGEST [--json]
+//	bst artifact push|pull NAME DIR
+//	bst source push|pull KEY DIR
+//	bst config check [--project DIR]... [--json]
+//	bst completion bash|zsh|fish
+//
+// Exit codes: 0 success, 1 the request or action failed, 2 usage error;
+// `bst run` exits with the action's own exit code.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// execute runs the command line args and returns the process exit code.
+func execute(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	defer a.close()
+	root := newRoot(a)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee) && ee.err == nil:
+		return ee.code // the command already said what happened
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "bst: %s\n", message(ee.err))
+		if ee.code == exitUsage {
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+		return ee.code
+	case !a.ran:
+		// cobra rejected the command line before any command ran.
+		fmt.Fprintf(stderr, "bst: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "bst: %s\n", message(err))
+	return exitFailed
+}
+
+// exitError carries the exit code of a failed command. A nil err means the
+// message was already printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usagef is a usage error: exit code 2 and a pointer to --help.
+func usagef(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// exitCode ends a command with code after it printed its own output.
+func exitCode(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return &exitError{code: code}
+}
+
+// message renders err for people: a gRPC status as "CODE: message"
+// without the "rpc error" prefix.
+func message(err error) string {
+	if se, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		s := se.GRPCStatus()
+		return fmt.Sprintf("%s: %s", codeName(s.Code()), s.Message())
+	}
+	return err.Error()
+}
+
+// codeName turns a gRPC code into lower-case words: NotFound → "not found".
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if unicode.IsUpper(r) && i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}

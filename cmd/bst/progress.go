@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// progressThreshold is the transfer size from which progress is shown.
+const progressThreshold = 4 << 20
+
+// meter counts the bytes of one transfer (an upload or a download) and
+// shows them on stderr: a bar with rate and ETA when stderr is a terminal
+// and the transfer is large, one summary line otherwise, nothing with
+// --quiet. Safe for concurrent use.
+type meter struct {
+	verb  string // "uploaded", "downloaded"
+	out   io.Writer
+	tty   bool
+	quiet bool
+	total int64 // -1 when unknown
+	start time.Time
+	done  atomic.Int64
+
+	mu  sync.Mutex
+	bar *progressbar.ProgressBar
+}
+
+// newMeter starts a meter for a transfer of total bytes (-1: unknown).
+func (a *app) newMeter(verb string, total int64) *meter {
+	m := &meter{verb: verb, out: a.stderr, quiet: a.quiet, total: total, start: time.Now()}
+	if f, ok := a.stderr.(*os.File); ok {
+		m.tty = term.IsTerminal(int(f.Fd()))
+	}
+	return m
+}
+
+// add records n more bytes.
+func (m *meter) add(n int) {
+	done := m.done.Add(int64(n))
+	if m.quiet || !m.tty || n == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.bar == nil && (m.total >= progressThreshold || done >= progressThreshold) {
+		m.bar = progressbar.NewOptions64(m.total, progressbar.OptionSetWriter(m.out),
+			progressbar.OptionShowBytes(true), progressbar.OptionSetDescription(m.verb),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		_ = m.bar.Set64(done - int64(n))
+	}
+	if m.bar != nil {
+		_ = m.bar.Add(n)
+	}
+}
+
+// finish clears the bar and prints one summary line for large transfers.
+func (m *meter) finish() {
+	m.mu.Lock()
+	if m.bar != nil {
+		_ = m.bar.Finish()
+	}
+	m.mu.Unlock()
+	done := m.done.Load()
+	if m.quiet || done < progressThreshold {
+		return
+	}
+	elapsed := time.Since(m.start)
+	rate := float64(done) / max(elapsed.Seconds(), 1e-3)
+	fmt.Fprintf(m.out, "bst: %s %s in %s (%s/s)\n", m.verb, humanBytes(done), elapsed.Round(time.Millisecond), humanBytes(int64(rate)))
+}
+
+// meteredCAS counts the bytes of every Put and Get of a CAS in a meter.
+type meteredCAS struct {
+	store.CAS
+	m *meter
+}
+
+// withMeter wraps cas so that its transfers are counted by m.
+func withMeter(cas store.CAS, m *meter) store.CAS { return &meteredCAS{CAS: cas, m: m} }
+
+func (c *meteredCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return c.CAS.Put(ctx, d, &countingReader{r: r, m: c.m})
+}
+
+func (c *meteredCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	rc, err := c.CAS.Get(ctx, d, offset)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&countingReader{r: rc, m: c.m}, rc}, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	m *meter
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.m.add(n)
+	return n, err
+}

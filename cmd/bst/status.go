@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	castdpb "github.com/castd/castd/api/castd/v1"
+)
+
+// statusJSON is the --json shape of bst status. Sizes are bytes, durations
+// seconds; lists are [] rather than null.
+type statusJSON struct {
+	Running       bool         `json:"running"`
+	Socket        string       `json:"socket"`
+	Error         string       `json:"error,omitempty"`
+	Version       string       `json:"version,omitempty"`
+	StartTime     string       `json:"start_time,omitempty"`
+	UptimeSeconds float64      `json:"uptime_seconds"`
+	Listeners     []string     `json:"listeners"`
+	Store         storeJSON    `json:"store"`
+	Local         countersJSON `json:"local"`
+	Remotes       []remoteJSON `json:"remotes"`
+	Queue         queueJSON    `json:"queue"`
+}
+
+type storeJSON struct {
+	Dir            string `json:"dir"`
+	UsedBytes      int64  `json:"used_bytes"`
+	QuotaBytes     int64  `json:"quota_bytes"`
+	Objects        int64  `json:"objects"`
+	Evictions      int64  `json:"evictions"`
+	VerifyFailures int64  `json:"verify_failures"`
+}
+
+type countersJSON struct {
+	Hits   int64 `json:"hits"`
+	Misses int64 `json:"misses"`
+}
+
+type remoteJSON struct {
+	URL          string       `json:"url"`
+	InstanceName string       `json:"instance_name"`
+	Roles        []string     `json:"roles"`
+	Origin       string       `json:"origin"`
+	Push         bool         `json:"push"`
+	Health       string       `json:"health"`
+	Breaker      string       `json:"breaker"`
+	LastError    string       `json:"last_error"`
+	Counters     countersJSON `json:"counters"`
+	QueueDepth   int64        `json:"queue_depth"`
+}
+
+type queueJSON struct {
+	Depth            int64   `json:"depth"`
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+	Failures         int64   `json:"failures"`
+	Completed        int64   `json:"completed"`
+}
+
+func newStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "status",
+		Short:   "Show whether castd runs, its store, counters, remotes and write-back queue",
+		Example: "  bst status\n  bst status --json | jq .store.used_bytes",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.status(cmd.Context(), asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (shape in the README)")
+	return cmd
+}
+
+// status prints Control.Status; when castd cannot be reached, --json still
+// prints {"running": false, ...} before failing.
+func (a *app) status(ctx context.Context, asJSON bool) error {
+	resp, err := a.fetchStatus(ctx)
+	if err != nil {
+		if asJSON {
+			_ = writeJSON(a.stdout, statusJSON{Socket: a.socketPath(), Error: message(err), Listeners: []string{}, Remotes: []remoteJSON{}})
+		}
+		return err
+	}
+	if asJSON {
+		return writeJSON(a.stdout, toStatusJSON(a.conn.socket, resp))
+	}
+	writeStatusText(a.stdout, resp)
+	return nil
+}
+
+func (a *app) fetchStatus(ctx context.Context) (*castdpb.StatusResponse, error) {
+	c, err := a.connect()
+	if err != nil {
+		return nil, err
+	}
+	return c.control().Status(ctx, &castdpb.StatusRequest{})
+}
+
+// toStatusJSON converts the response into the documented JSON shape.
+func toStatusJSON(socket string, r *castdpb.StatusResponse) statusJSON {
+	s := statusJSON{
+		Running: true, Socket: socket, Version: r.GetVersion(),
+		UptimeSeconds: r.GetUptime().AsDuration().Seconds(),
+		Listeners:     append([]string{}, r.GetListeners()...),
+		Local:         counters(r.GetLocal()),
+		Remotes:       []remoteJSON{},
+	}
+	if r.GetStartTime() != nil {
+		s.StartTime = r.GetStartTime().AsTime().UTC().Format(time.RFC3339)
+	}
+	st := r.GetStore()
+	s.Store = storeJSON{Dir: st.GetDir(), UsedBytes: st.GetUsedBytes(), QuotaBytes: st.GetQuotaBytes(),
+		Objects: st.GetObjects(), Evictions: st.GetEvictions(), VerifyFailures: st.GetVerifyFailures()}
+	q := r.GetQueue()
+	s.Queue = queueJSON{Depth: q.GetDepth(), OldestAgeSeconds: q.GetOldestAge().AsDuration().Seconds(),
+		Failures: q.GetFailures(), Completed: q.GetCompleted()}
+	for _, rm := range r.GetRemotes() {
+		s.Remotes = append(s.Remotes, remoteJSON{
+			URL: rm.GetUrl(), InstanceName: rm.GetInstanceName(), Roles: append([]string{}, rm.GetRoles()...),
+			Origin: rm.GetOrigin(), Push: rm.GetPush(), Health: rm.GetHealth(), Breaker: rm.GetBreaker(),
+			LastError: rm.GetLastError(), Counters: counters(rm.GetCounters()), QueueDepth: rm.GetQueueDepth(),
+		})
+	}
+	return s
+}
+
+func counters(c *castdpb.CacheCounters) countersJSON {
+	return countersJSON{Hits: c.GetHits(), Misses: c.GetMisses()}
+}
+
+// writeStatusText prints the status for people.
+func writeStatusText(w io.Writer, r *castdpb.StatusResponse) {
+	fmt.Fprintf(w, "castd %s: running, up %s\n", r.GetVersion(), r.GetUptime().AsDuration().Round(time.Second))
+	fmt.Fprintf(w, "listeners:  %s\n", strings.Join(r.GetListeners(), ", "))
+	st := r.GetStore()
+	fmt.Fprintf(w, "store:      %s of %s (%s) in %s, %d objects, %d evictions, %d verify failures\n",
+		humanBytes(st.GetUsedBytes()), humanBytes(st.GetQuotaBytes()), percent(st.GetUsedBytes(), st.GetQuotaBytes()),
+		st.GetDir(), st.GetObjects(), st.GetEvictions(), st.GetVerifyFailures())
+	fmt.Fprintf(w, "local:      %s\n", hitsText(r.GetLocal()))
+	q := r.GetQueue()
+	fmt.Fprintf(w, "write-back: %d pending (oldest %s), %d done, %d failed attempts\n",
+		q.GetDepth(), q.GetOldestAge().AsDuration().Round(time.Second), q.GetCompleted(), q.GetFailures())
+	if len(r.GetRemotes()) == 0 {
+		fmt.Fprintln(w, "remotes:    none (local store only)")
+		return
+	}
+	fmt.Fprintln(w, "remotes:")
+	for _, rm := range r.GetRemotes() {
+		fmt.Fprintf(w, "  %s%s  [%s] origin %s, push %s\n", rm.GetUrl(), instanceSuffix(rm.GetInstanceName()),
+			strings.Join(rm.GetRoles(), ","), rm.GetOrigin(), yesNo(rm.GetPush()))
+		fmt.Fprintf(w, "    health %s, breaker %s, %s, %d queued\n",
+			rm.GetHealth(), rm.GetBreaker(), hitsText(rm.GetCounters()), rm.GetQueueDepth())
+		if e := rm.GetLastError(); e != "" {
+			fmt.Fprintf(w, "    last error: %s\n", e)
+		}
+	}
+}
+
+func hitsText(c *castdpb.CacheCounters) string {
+	return fmt.Sprintf("%d hits, %d misses (%s hit rate)", c.GetHits(), c.GetMisses(), percent(c.GetHits(), c.GetHits()+c.GetMisses()))
+}
+
+func instanceSuffix(instance string) string {
+	if instance == "" {
+		return ""
+	}
+	return " (instance " + instance + ")"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func percent(n, of int64) string {
+	if of <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(n)/float64(of))
+}
+
+// writeJSON prints v as indented JSON with a trailing newline.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
