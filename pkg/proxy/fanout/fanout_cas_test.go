@@ -262,3 +262,19 @@ func TestOnRemoteHit(t *testing.T) {
 		t.Errorf("OnRemoteHit calls %+v, want one for %s from theirs (project)", hits, d)
 	}
 }
+
+func TestSharedRegistry(t *testing.T) {
+	t.Log("the fan-outs of several projects share one registry and one series per tier")
+	reg := prometheus.NewRegistry()
+	d, _ := blob("x")
+	for range 2 {
+		c := fanout.NewCAS(memoryWith(t, "x"), nil, fanout.Options{Registerer: reg})
+		if _, err := readAll(context.Background(), c, d, 0); err != nil {
+			t.Fatal(err)
+		}
+		fanout.NewActionCache(store.NewMemory(), nil, c, fanout.ACOptions{Registerer: reg})
+	}
+	if v := metricValue(t, reg, "castd_fanout_hits_total", "local"); v != 2 {
+		t.Errorf("castd_fanout_hits_total{tier=\"local\"} = %v, want 2", v)
+	}
+}

@@ -32,9 +32,13 @@ type ACTier struct {
 // Defaults: NewCAS applies the first and the last when the Options field is
 // zero; DefaultExistenceTTL is what the wiring should pass (zero disables).
 const (
+	// DefaultMaxConcurrentPerRemote bounds the calls in flight per remote.
 	DefaultMaxConcurrentPerRemote = 16
-	DefaultExistenceTTL           = 60 * time.Second
-	DefaultExistenceMaxEntries    = 1 << 20
+	// DefaultExistenceTTL is how long a remote's "present" is believed.
+	DefaultExistenceTTL = 60 * time.Second
+	// DefaultExistenceMaxEntries bounds each remote's existence cache
+	// (about 150 bytes an entry).
+	DefaultExistenceMaxEntries = 1 << 20
 )
 
 // Options tunes NewCAS. The zero value is usable.
@@ -86,6 +90,7 @@ type ACOptions struct {
 // Clock is the time source of the existence cache. Implementations must be
 // safe for concurrent use; upstream.Clock satisfies it.
 type Clock interface {
+	// Now returns the current time.
 	Now() time.Time
 }
 
