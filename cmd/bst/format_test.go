@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	castdpb "github.com/castd/castd/api/castd/v1"
+)
+
+// fixedStatus is a Status answer with one remote and a queue.
+func fixedStatus() *castdpb.StatusResponse {
+	return &castdpb.StatusResponse{
+		Version:   "v1.2.3",
+		StartTime: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		Uptime:    durationpb.New(90 * time.Minute),
+		Listeners: []string{"unix:/run/user/1000/castd/castd.sock"},
+		Store:     &castdpb.StoreStatus{Dir: "/cache/castd", UsedBytes: 1 << 30, QuotaBytes: 4 << 30, Objects: 42, Evictions: 3, VerifyFailures: 1},
+		Local:     &castdpb.CacheCounters{Hits: 30, Misses: 10},
+		Remotes: []*castdpb.RemoteStatus{{
+			Url: "grpcs://cache.example.com:11001", InstanceName: "main", Roles: []string{"storage", "index"},
+			Origin: "user", Push: true, Health: "down", Breaker: "open", LastError: "connection refused",
+			Counters: &castdpb.CacheCounters{Hits: 5, Misses: 2}, QueueDepth: 7,
+		}},
+		Queue: &castdpb.QueueStatus{Depth: 7, OldestAge: durationpb.New(2 * time.Second), Failures: 4, Completed: 9},
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	// Scripts read these fields; every one must come through under its documented name.
+	var got map[string]any
+	b, _ := json.Marshal(toStatusJSON("/s.sock", fixedStatus()))
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	store := got["store"].(map[string]any)
+	remote := got["remotes"].([]any)[0].(map[string]any)
+	queue := got["queue"].(map[string]any)
+	for name, c := range map[string]struct{ got, want any }{
+		"running":           {got["running"], true},
+		"socket":            {got["socket"], "/s.sock"},
+		"version":           {got["version"], "v1.2.3"},
+		"start_time":        {got["start_time"], "2026-01-02T03:04:05Z"},
+		"uptime_seconds":    {got["uptime_seconds"], 5400.0},
+		"listeners":         {got["listeners"].([]any)[0], "unix:/run/user/1000/castd/castd.sock"},
+		"store.used_bytes":  {store["used_bytes"], float64(1 << 30)},
+		"store.quota_bytes": {store["quota_bytes"], float64(4 << 30)},
+		"store.objects":     {store["objects"], 42.0},
+		"local.hits":        {got["local"].(map[string]any)["hits"], 30.0},
+		"remote.url":        {remote["url"], "grpcs://cache.example.com:11001"},
+		"remote.breaker":    {remote["breaker"], "open"},
+		"remote.health":     {remote["health"], "down"},
+		"remote.misses":     {remote["counters"].(map[string]any)["misses"], 2.0},
+		"remote.queue":      {remote["queue_depth"], 7.0},
+		"queue.depth":       {queue["depth"], 7.0},
+		"queue.oldest_age":  {queue["oldest_age_seconds"], 2.0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if c.got != c.want {
+				t.Errorf("got %v, want %v", c.got, c.want)
+			}
+		})
+	}
+}
+
+func TestStatusText(t *testing.T) {
+	// People read the text form: each fact must appear once, in words.
+	var buf bytes.Buffer
+	writeStatusText(&buf, fixedStatus())
+	for _, want := range []string{
+		"castd v1.2.3: running, up 1h30m0s", "1.0 GiB of 4.0 GiB (25%)", "42 objects",
+		"30 hits, 10 misses (75% hit rate)", "7 pending (oldest 2s)",
+		"grpcs://cache.example.com:11001 (instance main)  [storage,index] origin user, push yes",
+		"health down, breaker open", "last error: connection refused",
+	} {
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(buf.String(), want) {
+				t.Errorf("missing %q in\n%s", want, buf.String())
+			}
+		})
+	}
+}
+
+// fixedReport is a RegisterProject answer: the global entry, then the project's.
+const fixedReport = `{"valid":true,"config_file":"","errors":[],"projects":[
+ {"project":"","directory":"","scenario":"local","pull":{"cas":[],"action_cache":[],"remote_asset":[]},
+  "push":{"cas":[],"action_cache":[],"remote_asset":[]},"warnings":[]},
+ {"project":"foo","directory":"/src/foo","scenario":"remote-cache-read-only",
+  "pull":{"cas":[{"url":"https://a.example","instance_name":"i","type":"all","origin":"project","section":"artifacts","push":false,
+                  "auth":{"server_cert":"<set>"}}],"action_cache":[],"remote_asset":[]},
+  "push":{"cas":[],"action_cache":[],"remote_asset":[]},"warnings":["no push"]}]}`
+
+func TestRemotes(t *testing.T) {
+	// bst remotes shows the project's entry, not the global one, and never credential values.
+	r, err := parseRemotes(&castdpb.RegisterProjectResponse{InstanceName: "p-foo-1", ReportJson: fixedReport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	writeRemotesText(&text, r)
+	for name, c := range map[string]struct {
+		ok   bool
+		info string
+	}{
+		"instance name":   {r.InstanceName == "p-foo-1", r.InstanceName},
+		"project entry":   {r.Project != nil && r.Project.Project == "foo", ""},
+		"scenario":        {strings.Contains(text.String(), "scenario:      remote-cache-read-only"), text.String()},
+		"pull order":      {strings.Contains(text.String(), "1. https://a.example (instance i)  all, origin project (artifacts), auth: server_cert"), text.String()},
+		"no push":         {strings.Contains(text.String(), "push to:\n  cas: none"), text.String()},
+		"warning":         {strings.Contains(text.String(), "warning: no push"), text.String()},
+		"no secret value": {!strings.Contains(text.String(), "<set>"), text.String()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if !c.ok {
+				t.Errorf("failed; %s", c.info)
+			}
+		})
+	}
+}
