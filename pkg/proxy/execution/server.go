@@ -61,7 +61,7 @@ type Server struct {
 }
 
 var (
-	_ repb.ExecutionServer            = (*Server)(nil)
+	_ repb.ExecutionServer           = (*Server)(nil)
 	_ longrunningpb.OperationsServer = (*Server)(nil)
 )
 
