@@ -1,0 +1,90 @@
+package remotes_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy"
+	"github.com/castd/castd/pkg/proxy/remotes"
+	"github.com/castd/castd/pkg/store"
+)
+
+// upstreamServer is an in-process REAPI server over a memory store on a
+// loopback TCP port, standing in for a remote cache.
+type upstreamServer struct {
+	mem *store.Memory
+	url string
+}
+
+func newUpstream(t *testing.T) *upstreamServer {
+	t.Helper()
+	mem := store.NewMemory()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := proxy.NewServer(proxy.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), proxy.Options{})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String()}
+}
+
+func (u *upstreamServer) has(d digest.Digest) bool {
+	m, err := u.mem.FindMissing(context.Background(), []digest.Digest{d})
+	return err == nil && len(m) == 0
+}
+
+// putBlob stores random bytes of size n in cas and returns them.
+func putBlob(t *testing.T, cas store.CAS, n int) ([]byte, digest.Digest) {
+	t.Helper()
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	d := digest.OfBytes(data)
+	if err := cas.Put(context.Background(), d, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	return data, d
+}
+
+// newSet opens a store in a temp dir and a Set over it for the user
+// config text, both closed when t ends.
+func newSet(t *testing.T, dir, config string) (*remotes.Set, *store.Local) {
+	t.Helper()
+	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := store.Open(filepath.Join(dir, "store"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-local.Ready()
+	set, err := remotes.New(context.Background(), cfg, local, remotes.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		set.Close(time.Second)
+		local.Close()
+	})
+	return set, local
+}
+
+// eventually polls cond every 5ms until it holds or 10s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not waiting for work
+	}
+}

@@ -1,0 +1,124 @@
+package remotes
+
+import (
+	"context"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/fanout"
+	"github.com/castd/castd/pkg/proxy/writeback"
+	"github.com/castd/castd/pkg/store"
+)
+
+// recacheWait bounds how long re-caching a project remote's content waits
+// for room in a full queue; after that it is skipped with a warning (it
+// was never a client's write).
+const recacheWait = 10 * time.Second
+
+// instance is the storage one instance name is served from.
+type instance struct {
+	resolved *policy.Resolved
+	cas      store.CAS
+	ac       store.ActionCache
+}
+
+// build assembles the fan-outs of r in pull order, wrapped so that writes
+// (and, unless disabled, content served by project remotes) are queued for
+// r's push remotes.
+func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*instance, error) {
+	casTiers, err := s.casTiers(ctx, r.CAS)
+	if err != nil {
+		return nil, err
+	}
+	acTiers, err := s.acTiers(ctx, r.ActionCache)
+	if err != nil {
+		return nil, err
+	}
+	pushCAS, err := s.targets(ctx, r.PushCAS)
+	if err != nil {
+		return nil, err
+	}
+	pushAC, err := s.targets(ctx, r.PushActionCache)
+	if err != nil {
+		return nil, err
+	}
+	fopts := fanout.Options{ExistenceTTL: s.opts.ExistenceTTL, Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger}
+	acOpts := fanout.ACOptions{Registerer: s.opts.Registerer, Counters: s.acCount, Logger: s.opts.Logger}
+	if s.cfg.Cache.RecacheProjectContent {
+		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
+			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
+		}
+		acOpts.OnRemoteHit = func(action digest.Digest, _ *repb.ActionResult, t fanout.ACTier) {
+			s.recache(t.Origin, t.Name, writeback.KindActionResult, action, name, pushAC)
+		}
+	}
+	fcas := fanout.NewCAS(s.local, casTiers, fopts)
+	local := store.NewCompletenessCheckingActionCache(s.local.ActionCache(name), fcas)
+	fac := fanout.NewActionCache(local, acTiers, fcas, acOpts)
+	return &instance{
+		resolved: r,
+		cas:      writeback.NewQueueingCAS(fcas, s.queue, pushCAS),
+		ac:       writeback.NewQueueingActionCache(fac, s.queue, name, pushAC),
+	}, nil
+}
+
+func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, error) {
+	var out []fanout.Tier
+	for _, r := range rs {
+		rem, err := s.pool.get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		rem.use("storage", r.Origin, r.Push)
+		out = append(out, fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(r.Origin)})
+	}
+	return out, nil
+}
+
+func (s *Set) acTiers(ctx context.Context, rs []policy.Remote) ([]fanout.ACTier, error) {
+	var out []fanout.ACTier
+	for _, r := range rs {
+		rem, err := s.pool.get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		rem.use("action-cache", r.Origin, r.Push)
+		out = append(out, fanout.ACTier{Name: rem.name, AC: rem.ac, Origin: string(r.Origin)})
+	}
+	return out, nil
+}
+
+// targets registers the push remotes with the queue. A project-recommended
+// remote never has Push set by policy; it is skipped here as well.
+func (s *Set) targets(ctx context.Context, rs []policy.Remote) ([]writeback.Target, error) {
+	var out []writeback.Target
+	for _, r := range rs {
+		if !r.Push || r.Origin == policy.OriginProject {
+			continue
+		}
+		rem, err := s.pool.get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		s.queue.Register(rem.name, rem.cas, rem.ac)
+		out = append(out, writeback.Target{Name: rem.name, Origin: r.Origin})
+	}
+	return out, nil
+}
+
+// recache queues content a project-recommended remote served for the
+// user's push remotes; content from the user's own remotes is not pushed
+// again.
+func (s *Set) recache(origin, from string, kind writeback.Kind, d digest.Digest, instanceName string, targets []writeback.Target) {
+	if origin != string(policy.OriginProject) || len(targets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recacheWait)
+	defer cancel()
+	if err := s.queue.Enqueue(ctx, kind, d, instanceName, targets); err != nil {
+		s.opts.Logger.Warn("write-back: not re-caching project content", "from", from, "kind", kind.String(), "digest", d.String(), "err", err)
+	}
+}

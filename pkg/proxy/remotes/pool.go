@@ -1,0 +1,136 @@
+package remotes
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/upstream"
+)
+
+// remoteKey identifies one upstream connection: the same url and instance
+// with other credentials or connection settings is another remote, so
+// credentials never travel to a remote they were not configured for.
+type remoteKey struct {
+	url, instance string
+	auth          policy.Auth
+	conn          policy.ConnectionConfig
+}
+
+func keyOf(r policy.Remote) remoteKey {
+	return remoteKey{url: r.URL, instance: r.InstanceName, auth: r.Auth, conn: r.ConnectionConfig}
+}
+
+// pool dials each distinct remote once and hands out the same client to
+// every instance that uses it. Safe for concurrent use.
+type pool struct {
+	opts Options
+
+	mu     sync.Mutex
+	byKey  map[remoteKey]*remote
+	byName map[string]*remote
+	order  []*remote // in first-use order, for status
+}
+
+func newPool(opts Options) *pool {
+	return &pool{opts: opts, byKey: map[remoteKey]*remote{}, byName: map[string]*remote{}}
+}
+
+// get returns the client for r, dialing it on first use. Dial is lazy (no
+// network I/O), so a remote that is down does not fail this; a bad
+// configuration (unreadable certificate) does.
+func (p *pool) get(ctx context.Context, r policy.Remote) (*remote, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := keyOf(r)
+	if rem, ok := p.byKey[k]; ok {
+		return rem, nil
+	}
+	name := p.uniqueName(r)
+	up, err := upstream.Dial(ctx, upstreamConfig(r, name), p.dialOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	rem := newRemote(name, r, up)
+	p.byKey[k], p.byName[name] = rem, rem
+	p.order = append(p.order, rem)
+	return rem, nil
+}
+
+func (p *pool) dialOptions() []upstream.Option {
+	opts := []upstream.Option{
+		upstream.WithLogger(p.opts.Logger),
+		upstream.WithBreaker(p.opts.BreakerFailures, p.opts.BreakerCoolDown),
+	}
+	if p.opts.Registerer != nil {
+		opts = append(opts, upstream.WithRegisterer(p.opts.Registerer))
+	}
+	return append(opts, p.opts.Dial...)
+}
+
+// uniqueName labels r by HOST:PORT (or socket path) and instance name,
+// with "#N" added when another remote already has that label (same
+// server, other credentials). The caller holds mu.
+func (p *pool) uniqueName(r policy.Remote) string {
+	base := hostOf(r.URL)
+	if r.InstanceName != "" {
+		base += "/" + r.InstanceName
+	}
+	name := base
+	for n := 2; p.byName[name] != nil; n++ {
+		name = fmt.Sprintf("%s#%d", base, n)
+	}
+	return name
+}
+
+// hostOf is the URL without its scheme: HOST:PORT or the socket path.
+func hostOf(raw string) string {
+	if rest, ok := strings.CutPrefix(raw, "unix:"); ok {
+		return strings.TrimPrefix(rest, "//")
+	}
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return raw
+}
+
+// upstreamConfig converts a resolved remote (policy has already turned
+// the file's units into durations) into the client's configuration. A zero
+// retry limit in the configuration means the client's default.
+func upstreamConfig(r policy.Remote, name string) upstream.Config {
+	retry := r.ConnectionConfig.RetryLimit
+	if retry == 0 {
+		retry = -1
+	}
+	return upstream.Config{
+		URL:               r.URL,
+		InstanceName:      r.InstanceName,
+		ServerCert:        r.Auth.ServerCert,
+		ClientCert:        r.Auth.ClientCert,
+		ClientKey:         r.Auth.ClientKey,
+		AccessTokenFile:   r.Auth.AccessToken,
+		AccessTokenReload: r.Auth.AccessTokenReloadInterval,
+		Keepalive:         r.ConnectionConfig.KeepaliveTime,
+		RetryLimit:        retry,
+		RetryDelay:        r.ConnectionConfig.RetryDelay,
+		RequestTimeout:    r.ConnectionConfig.RequestTimeout,
+		Name:              name,
+	}
+}
+
+// all returns the remotes in first-use order.
+func (p *pool) all() []*remote {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*remote(nil), p.order...)
+}
+
+// close closes every connection.
+func (p *pool) close() {
+	for _, r := range p.all() {
+		_ = r.up.Close()
+	}
+}

@@ -1,0 +1,92 @@
+package remotes
+
+import (
+	"sync"
+	"time"
+
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/upstream"
+	"github.com/castd/castd/pkg/store"
+)
+
+// remote is one upstream client with what the status report needs: the
+// roles and origins it was resolved with and its recent outcomes.
+type remote struct {
+	name string
+	cfg  policy.Remote // as first resolved
+	up   *upstream.Remote
+	cas  store.CAS         // status-recording, over up.CAS()
+	ac   store.ActionCache // status-recording, over up.ActionCache()
+	rec  *outcomes
+
+	mu      sync.Mutex
+	roles   map[string]bool
+	origins map[policy.Origin]bool
+	push    bool
+}
+
+func newRemote(name string, cfg policy.Remote, up *upstream.Remote) *remote {
+	rec := &outcomes{}
+	return &remote{
+		name: name, cfg: cfg, up: up, rec: rec,
+		cas:     newStatusRecordingCAS(up.CAS(), rec),
+		ac:      newStatusRecordingActionCache(up.ActionCache(), rec),
+		roles:   map[string]bool{},
+		origins: map[policy.Origin]bool{},
+	}
+}
+
+// use notes that an instance resolved r in role ("storage", "index" or
+// "action-cache") with the given origin and push decision.
+func (r *remote) use(role string, origin policy.Origin, push bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.roles[role] = true
+	r.origins[origin] = true
+	r.push = r.push || push
+}
+
+// outcomes records a remote's recent results. Safe for concurrent use.
+type outcomes struct {
+	mu      sync.Mutex
+	hits    int64
+	misses  int64
+	lastOK  time.Time
+	lastBad time.Time
+	lastErr string
+}
+
+func (o *outcomes) ok(hit, miss bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lastOK = time.Now()
+	if hit {
+		o.hits++
+	}
+	if miss {
+		o.misses++
+	}
+}
+
+func (o *outcomes) failed(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lastBad = time.Now()
+	o.lastErr = err.Error()
+}
+
+// health is "ok" when the last call succeeded (a miss is a success),
+// "down" when it failed, "unknown" before any call.
+func (o *outcomes) health() (health, lastErr string, hits, misses int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case o.lastOK.IsZero() && o.lastBad.IsZero():
+		health = "unknown"
+	case o.lastBad.After(o.lastOK):
+		health = "down"
+	default:
+		health = "ok"
+	}
+	return health, o.lastErr, o.hits, o.misses
+}

@@ -1,0 +1,138 @@
+package remotes
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/fanout"
+	"github.com/castd/castd/pkg/proxy/writeback"
+	"github.com/castd/castd/pkg/store"
+)
+
+// Set is the storage of every known instance name over one local store
+// and the configured remotes. It implements proxy.Backend. Safe for
+// concurrent use.
+type Set struct {
+	cfg      *policy.Config
+	local    *store.Local
+	opts     Options
+	pool     *pool
+	queue    *writeback.Queue
+	counters *fanout.Counters // CAS reads, all instances
+	acCount  *fanout.Counters // action cache reads, all instances
+	projects *store.Records
+
+	mu        sync.RWMutex
+	instances map[string]*instance
+	warned    map[string]bool
+}
+
+// New builds the instances "" (global user remotes) and one per static
+// `projects:` name, restores the projects registered in earlier runs, and
+// starts the write-back queue (reloading its pending entries). Remotes are
+// dialed lazily: one that is down does not fail New, but an unusable
+// configuration (an unreadable certificate) does. Close the Set before the
+// store.
+func New(ctx context.Context, cfg *policy.Config, local *store.Local, opts Options) (*Set, error) {
+	opts = opts.withDefaults()
+	s := &Set{
+		cfg: cfg, local: local, opts: opts, pool: newPool(opts),
+		counters: fanout.NewCounters(), acCount: fanout.NewCounters(),
+		projects:  local.Records("projects"),
+		instances: map[string]*instance{}, warned: map[string]bool{},
+	}
+	q, err := writeback.Open(local.Records("writeback"), local, local.ActionCache, opts.Writeback)
+	if err != nil {
+		return nil, err
+	}
+	s.queue = q
+	if err := s.buildStatic(ctx); err != nil {
+		q.Close(0)
+		s.pool.close()
+		return nil, err
+	}
+	s.restoreProjects(ctx)
+	q.Start()
+	return s, nil
+}
+
+// buildStatic builds "" and the configured project names.
+func (s *Set) buildStatic(ctx context.Context) error {
+	if err := s.bind(ctx, "", policy.Resolve(s.cfg, nil)); err != nil {
+		return err
+	}
+	for name := range s.cfg.Projects {
+		if err := s.bind(ctx, name, policy.Resolve(s.cfg, &policy.Project{Name: name})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bind builds the storage of r and serves it as instance name.
+func (s *Set) bind(ctx context.Context, name string, r *policy.Resolved) error {
+	s.logWarnings(r.Warnings)
+	inst, err := s.build(ctx, name, r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.instances[name] = inst
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Set) logWarnings(ws []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range ws {
+		if !s.warned[w] {
+			s.warned[w] = true
+			s.opts.Logger.Warn(w)
+		}
+	}
+}
+
+func (s *Set) lookup(instanceName string) (*instance, error) {
+	s.mu.RLock()
+	inst, ok := s.instances[instanceName]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "unknown instance name %q: register the project first (bst remotes --project DIR)", instanceName)
+	}
+	return inst, nil
+}
+
+// CAS implements proxy.Backend: the fan-out of instanceName, or
+// INVALID_ARGUMENT for a name that is neither configured nor registered.
+func (s *Set) CAS(_ context.Context, instanceName string) (store.CAS, error) {
+	inst, err := s.lookup(instanceName)
+	if err != nil {
+		return nil, err
+	}
+	return inst.cas, nil
+}
+
+// ActionCache implements proxy.Backend.
+func (s *Set) ActionCache(_ context.Context, instanceName string) (store.ActionCache, error) {
+	inst, err := s.lookup(instanceName)
+	if err != nil {
+		return nil, err
+	}
+	return inst.ac, nil
+}
+
+// Close drains the write-back queue for up to drain (what is left stays
+// persisted for the next start) and closes the remote connections. Call it
+// after the gRPC server has stopped and before the store is closed.
+func (s *Set) Close(drain time.Duration) {
+	if left := s.queue.Close(drain); left > 0 {
+		s.opts.Logger.Info("write-back: entries left for the next start", "entries", left)
+	}
+	s.pool.close()
+}

@@ -1,0 +1,111 @@
+package remotes_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestPullOrder(t *testing.T) {
+	first, second := newUpstream(t), newUpstream(t)
+	set, _ := newSet(t, t.TempDir(), fmt.Sprintf(`
+artifacts:
+  servers:
+  - {url: %s, type: storage, push: false}
+  - {url: %s, type: storage, push: false}
+`, first.url, second.url))
+	cas, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, why string
+		in        *upstreamServer
+	}{
+		{name: "first remote hit", why: "the first remote in pull order serves what it has", in: first},
+		{name: "second remote hit", why: "a blob only the second remote has is still found", in: second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Why: see tc.why.
+			data, d := putBlob(t, tc.in.mem, 3000)
+			rc, err := cas.Get(context.Background(), d, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || string(got) != string(data) {
+				t.Fatalf("read %d bytes, %v; want the blob", len(got), err)
+			}
+		})
+	}
+}
+
+func TestUnknownInstance(t *testing.T) {
+	// A client must register its project before using a run-time name;
+	// the error says how, with a code clients do not retry.
+	set, _ := newSet(t, t.TempDir(), "log-level: info\n")
+	_, err := set.CAS(context.Background(), "p/nope-123")
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "register the project") {
+		t.Fatalf("CAS(unknown) = %v, want INVALID_ARGUMENT telling to register", err)
+	}
+}
+
+func TestPushOnlyToUserRemotes(t *testing.T) {
+	user, project := newUpstream(t), newUpstream(t)
+	dir := t.TempDir()
+	set, _ := newSet(t, dir, fmt.Sprintf("artifacts:\n  servers:\n  - {url: %s, type: all, push: true}\n", user.url))
+	conf := fmt.Sprintf("name: demo\nartifacts:\n- {url: %s, type: all, push: true}\n", project.url)
+	inst, report, err := set.RegisterProject(context.Background(), "", []byte(conf), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := set.RegisterProject(context.Background(), "", []byte(conf), dir)
+	if err != nil || again != inst || !strings.HasPrefix(inst, "p/demo-") || len(report) == 0 {
+		t.Fatalf("RegisterProject = %q then %q (%v); want one stable p/demo-… name and a report", inst, again, err)
+	}
+	cas, err := set.CAS(context.Background(), inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, why string
+		write     func(t *testing.T) (userHas func() bool)
+	}{
+		{name: "client write", why: "a write is pushed to the user's push remote and never to the project's", write: func(t *testing.T) func() bool {
+			_, d := putBlob(t, cas, 2000)
+			return func() bool { return user.has(d) }
+		}},
+		{name: "re-cached project content", why: "a blob the project remote served is copied to the user's push remote", write: func(t *testing.T) func() bool {
+			_, d := putBlob(t, project.mem, 2500)
+			rc, err := cas.Get(context.Background(), d, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc.Close()
+			return func() bool { return user.has(d) }
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Why: see tc.why.
+			userHas := tc.write(t)
+			eventually(t, "the push to the user remote", userHas)
+			eventually(t, "an empty queue", func() bool { return set.Queue().Depth == 0 })
+		})
+	}
+	t.Run("project remote untouched", func(t *testing.T) {
+		// Why: nothing castd stored may reach a project-recommended remote.
+		_, d := putBlob(t, cas, 100)
+		eventually(t, "the push", func() bool { return user.has(d) && set.Queue().Depth == 0 })
+		if project.has(d) {
+			t.Fatal("a client write reached the project-recommended remote")
+		}
+	})
+}

@@ -1,0 +1,79 @@
+package remotes
+
+import (
+	"context"
+	"io"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// newStatusRecordingCAS records in rec whether each call to base succeeded
+// (NOT_FOUND is a successful miss) and the last error, for the Status RPC.
+// The caller's cancellation is not the remote's failure and is not
+// recorded. Cost: one short mutex per call. Safe for concurrent use.
+func newStatusRecordingCAS(base store.CAS, rec *outcomes) store.CAS {
+	return &statusRecordingCAS{base: base, rec: rec}
+}
+
+type statusRecordingCAS struct {
+	base store.CAS
+	rec  *outcomes
+}
+
+// note records err, the outcome of a call made under ctx.
+func note(ctx context.Context, rec *outcomes, err error, counted bool) {
+	switch {
+	case err == nil:
+		rec.ok(counted, false)
+	case status.Code(err) == codes.NotFound:
+		rec.ok(false, counted)
+	case ctx.Err() == nil:
+		rec.failed(err)
+	}
+}
+
+func (c *statusRecordingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	missing, err := c.base.FindMissing(ctx, ds)
+	note(ctx, c.rec, err, false)
+	return missing, err
+}
+
+func (c *statusRecordingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	rc, err := c.base.Get(ctx, d, offset)
+	note(ctx, c.rec, err, true)
+	return rc, err
+}
+
+func (c *statusRecordingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	err := c.base.Put(ctx, d, r)
+	note(ctx, c.rec, err, false)
+	return err
+}
+
+// newStatusRecordingActionCache is newStatusRecordingCAS for an action
+// cache.
+func newStatusRecordingActionCache(base store.ActionCache, rec *outcomes) store.ActionCache {
+	return &statusRecordingAC{base: base, rec: rec}
+}
+
+type statusRecordingAC struct {
+	base store.ActionCache
+	rec  *outcomes
+}
+
+func (a *statusRecordingAC) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
+	ar, err := a.base.GetActionResult(ctx, action)
+	note(ctx, a.rec, err, true)
+	return ar, err
+}
+
+func (a *statusRecordingAC) UpdateActionResult(ctx context.Context, action digest.Digest, ar *repb.ActionResult) error {
+	err := a.base.UpdateActionResult(ctx, action, ar)
+	note(ctx, a.rec, err, false)
+	return err
+}
