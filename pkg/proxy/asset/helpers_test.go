@@ -103,6 +103,13 @@ func (n *node) callCount(method string) int {
 	return n.calls[method]
 }
 
+// instancesSeen returns the instance names of the asset calls n received.
+func (n *node) instancesSeen() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.instances...)
+}
+
 // memRecords is an in-memory asset.Records.
 type memRecords struct {
 	mu sync.Mutex
