@@ -35,7 +35,8 @@ type FanoutOptions struct {
 }
 
 // NewFanout returns the ordered asset index: local first, then the index
-// remotes in pull order. A remote that fails is skipped; a miss is
+// remotes in pull order. A local failure is returned; a remote that fails
+// is skipped and logged; a miss is
 // NOT_FOUND only when every tier missed or failed (the message lists the
 // failures). A remote hit is recorded in local, under the URI that matched,
 // with the remote's expiry. Record writes to local only, then calls
