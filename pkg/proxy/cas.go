@@ -113,18 +113,7 @@ func (s *casServer) BatchReadBlobs(ctx context.Context, req *repb.BatchReadBlobs
 	if err != nil {
 		return nil, err
 	}
-	resps := make([]*repb.BatchReadBlobsResponse_Response, len(ds))
-	var g errgroup.Group
-	g.SetLimit(batchParallelism)
-	for i, d := range ds {
-		resps[i] = &repb.BatchReadBlobsResponse_Response{Digest: req.GetDigests()[i]}
-		g.Go(func() error {
-			data, err := readAll(ctx, cas, d)
-			resps[i].Data, resps[i].Status = data, statusProto(err)
-			return nil
-		})
-	}
-	_ = g.Wait() // goroutines report per blob and never fail the group
+	resps := readBlobs(ctx, cas, req.GetDigests(), ds)
 	var sent int
 	for _, r := range resps {
 		sent += len(r.Data)
@@ -133,7 +122,41 @@ func (s *casServer) BatchReadBlobs(ctx context.Context, req *repb.BatchReadBlobs
 	return &repb.BatchReadBlobsResponse{Responses: resps}, nil
 }
 
+// readBlobs reads the blobs of a BatchReadBlobs request. A CAS with the
+// BytesGetter fast path is read in this goroutine: its small blobs cost a
+// few microseconds each, less than handing them to other goroutines.
+// Others are read batchParallelism at a time.
+func readBlobs(ctx context.Context, cas store.CAS, pds []*repb.Digest, ds []digest.Digest) []*repb.BatchReadBlobsResponse_Response {
+	resps := make([]*repb.BatchReadBlobsResponse_Response, len(ds))
+	backing := make([]repb.BatchReadBlobsResponse_Response, len(ds))
+	for i := range resps {
+		resps[i] = &backing[i]
+		resps[i].Digest = pds[i]
+	}
+	if bg, ok := cas.(store.BytesGetter); ok {
+		for i, d := range ds {
+			data, err := bg.GetBytes(ctx, d)
+			resps[i].Data, resps[i].Status = data, statusProto(err)
+		}
+		return resps
+	}
+	var g errgroup.Group
+	g.SetLimit(batchParallelism)
+	for i, d := range ds {
+		g.Go(func() error {
+			data, err := readAll(ctx, cas, d)
+			resps[i].Data, resps[i].Status = data, statusProto(err)
+			return nil
+		})
+	}
+	_ = g.Wait() // goroutines report per blob and never fail the group
+	return resps
+}
+
 // statusProto turns a handler error into a per-entry status (OK for nil).
 func statusProto(err error) *spb.Status {
+	if err == nil {
+		return &spb.Status{} // OK, without status.Convert's allocations
+	}
 	return status.Convert(err).Proto()
 }

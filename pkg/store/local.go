@@ -99,6 +99,8 @@ type Local struct {
 	log                 *slog.Logger
 	lockFile            *os.File
 	db                  *badger.DB
+	commits             *committer
+	bufs                sync.Pool // *[]byte of 4+inline bytes, see inlineBuf
 	ix                  *index
 	quota               int64 // 0 = unlimited
 	reserved            int64
@@ -140,8 +142,9 @@ func Open(dir string, opts Options) (*Local, error) {
 		l.releaseLock()
 		return nil, err
 	}
-	l.wg.Add(2)
+	l.wg.Add(3)
 	go l.loadAndReconcile()
+	go func() { defer l.wg.Done(); l.commits.run(l.stop) }()
 	go l.flushLoop(opts.RecencyFlushInterval)
 	return l, nil
 }
@@ -181,6 +184,7 @@ func (l *Local) init(opts Options) error {
 		return fmt.Errorf("store directory %s: open index: %w", l.dir, err)
 	}
 	l.db = db
+	l.commits = newCommitter(db)
 	if opts.Registerer != nil {
 		m, err := registerMetrics(l, opts.Registerer)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -49,9 +48,7 @@ func (l *Local) storeFile(k blobKey, r io.Reader) (entry, error) {
 		syncDir(filepath.Dir(final))
 	}
 	e := entry{crc: crc}
-	if err := l.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(k.dbKey('m'), encodeMeta(e, l.ix.clock.Load()))
-	}); err != nil {
+	if err := l.commits.commit(kv{k.dbKey('m'), encodeMeta(e, l.ix.clock.Load())}); err != nil {
 		_ = os.Remove(final)
 		return entry{}, dbError("index blob "+k.digest().String(), err)
 	}

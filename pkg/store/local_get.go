@@ -87,16 +87,9 @@ func (l *Local) Get(_ context.Context, d digest.Digest, offset int64) (io.ReadCl
 	if d.IsEmpty() {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
-	k, ok := keyOf(d)
-	if !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
-	}
-	e, ok := l.ix.pin(k)
-	if !ok && l.adoptFromDisk(k) {
-		e, ok = l.ix.pin(k)
-	}
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "blob %s not found", d)
+	k, e, err := l.pinDigest(d)
+	if err != nil {
+		return nil, err
 	}
 	if !e.inline {
 		return l.openFile(k, e, offset)
@@ -108,6 +101,62 @@ func (l *Local) Get(_ context.Context, d digest.Digest, offset int64) (io.ReadCl
 	}
 	l.getBytes.Add(k.size - offset)
 	return io.NopCloser(bytes.NewReader(data[offset:])), nil
+}
+
+// GetBytes implements BytesGetter. An inline blob costs one badger read
+// into one buffer (no reader, no extra copy); a file blob is read whole
+// through its verifying reader, so use it only for blobs of bounded size.
+func (l *Local) GetBytes(_ context.Context, d digest.Digest) ([]byte, error) {
+	if d.IsEmpty() {
+		return []byte{}, nil
+	}
+	k, e, err := l.pinDigest(d)
+	if err != nil {
+		return nil, err
+	}
+	if !e.inline {
+		return l.readFileWhole(k, e)
+	}
+	defer l.ix.unpin(k)
+	data, err := l.readInline(k, e)
+	if err != nil {
+		return nil, err
+	}
+	l.getBytes.Add(k.size)
+	return data, nil
+}
+
+// readFileWhole reads a pinned file blob into memory, verified.
+func (l *Local) readFileWhole(k blobKey, e entry) ([]byte, error) {
+	rc, err := l.openFile(k, e, 0) // unpins on failure, else on Close
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, k.size)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
+		return nil, status.Errorf(codes.Internal, "read blob %s: %v", k.digest(), err)
+	}
+	return buf, nil
+}
+
+// pinDigest finds d (consulting badger while the index loads) and pins it.
+func (l *Local) pinDigest(d digest.Digest) (blobKey, entry, error) {
+	k, ok := keyOf(d)
+	if !ok {
+		return k, entry{}, status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
+	}
+	e, ok := l.ix.pin(k)
+	if !ok && l.adoptFromDisk(k) {
+		e, ok = l.ix.pin(k)
+	}
+	if !ok {
+		return k, entry{}, status.Errorf(codes.NotFound, "blob %s not found", d)
+	}
+	return k, e, nil
 }
 
 // readInline returns the verified bytes of an inline blob.

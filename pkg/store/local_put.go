@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 
-	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -92,9 +91,11 @@ func (l *Local) store(ctx context.Context, k blobKey, r io.Reader) (entry, error
 }
 
 // storeInline verifies a small blob in memory and writes it and its
-// metadata in one badger transaction.
+// metadata atomically, in a group commit with concurrent Puts.
 func (l *Local) storeInline(k blobKey, r io.Reader) (entry, error) {
-	buf := make([]byte, 4+k.size)
+	bp := l.inlineBuf()
+	defer l.bufs.Put(bp)
+	buf := (*bp)[:4+k.size]
 	data := buf[4:]
 	if n, err := io.ReadFull(r, data); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -110,16 +111,22 @@ func (l *Local) storeInline(k blobKey, r io.Reader) (entry, error) {
 	}
 	e := entry{crc: crc32.Checksum(data, castagnoli), inline: true}
 	binary.BigEndian.PutUint32(buf, e.crc)
-	err := l.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(k.dbKey('d'), buf); err != nil {
-			return err
-		}
-		return txn.Set(k.dbKey('m'), encodeMeta(e, l.ix.clock.Load()))
-	})
+	err := l.commits.commit(kv{k.dbKey('d'), buf}, kv{k.dbKey('m'), encodeMeta(e, l.ix.clock.Load())})
 	if err != nil {
 		return entry{}, dbError("write blob "+k.digest().String(), err)
 	}
 	return e, nil
+}
+
+// inlineBuf returns a pooled buffer for an inline blob and its CRC header.
+// Badger copies the value during the commit, so the buffer can be reused
+// once the commit returns.
+func (l *Local) inlineBuf() *[]byte {
+	if bp, ok := l.bufs.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 4+l.inline)
+	return &b
 }
 
 // expectEOF fails if r holds more bytes than the digest declares.

@@ -44,6 +44,18 @@ type CAS interface {
 	Put(ctx context.Context, d digest.Digest, r io.Reader) error
 }
 
+// BytesGetter is an optional fast path a CAS may offer for blobs known to be
+// small (BatchReadBlobs is bounded by max_batch_total_size_bytes): the whole
+// blob in one exactly sized buffer, verified like Get, without a reader or a
+// goroutine per blob. Callers check for it with a type assertion and fall
+// back to Get; they must not use it for blobs of unbounded size, since the
+// whole blob is held in memory. Implementations are safe for concurrent use.
+type BytesGetter interface {
+	// GetBytes returns the content of d, or NOT_FOUND. A blob whose stored
+	// bytes do not match is never returned (see Get).
+	GetBytes(ctx context.Context, d digest.Digest) ([]byte, error)
+}
+
 // ActionCache maps action digests to their results, for one instance name
 // (project). Implementations are safe for concurrent use.
 type ActionCache interface {
