@@ -246,7 +246,7 @@ func TestBazel(t *testing.T) {
 			"castd without a remote-execution block executes Bazel's actions itself",
 			func(t *testing.T) {
 				p, addr := startTCPCastd(t, "")
-				s := b.cleanBuild(t, "--remote_executor=grpc://" + addr)
+				s := b.cleanBuild(t, "--remote_executor=grpc://"+addr)
 				n := s.only(t, "remote")
 				b.checkOutputs(t)
 				if got := executions(t, p, "local"); got != n {
@@ -259,7 +259,7 @@ func TestBazel(t *testing.T) {
 				cluster, clusterAddr := startTCPCastd(t, "")
 				ws, wsAddr := startTCPCastd(t, fmt.Sprintf(
 					"remote-execution:\n  execution-service: {url: grpc://%[1]s}\n  storage-service: {url: grpc://%[1]s}\n", clusterAddr))
-				s := b.cleanBuild(t, "--remote_executor=grpc://" + wsAddr)
+				s := b.cleanBuild(t, "--remote_executor=grpc://"+wsAddr)
 				n := s.only(t, "remote")
 				b.checkOutputs(t)
 				if got := executions(t, cluster, "local"); got != n {
