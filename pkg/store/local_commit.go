@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -37,7 +38,14 @@ type committer struct {
 	wake   chan struct{} // capacity 1: "the queue is not empty"
 	// beforeCommit, when set (tests only), runs before each group is
 	// written with the group's size; an error fails the group.
-	beforeCommit func(n int) error
+	beforeCommit atomic.Pointer[func(n int) error]
+}
+
+// queued is how many Puts wait for the next group (tests only).
+func (c *committer) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
 }
 
 func newCommitter(db *badger.DB) *committer {
@@ -109,8 +117,8 @@ func (c *committer) drain(last bool) {
 
 // write commits one group in one transaction.
 func (c *committer) write(group []*commitReq) error {
-	if c.beforeCommit != nil {
-		if err := c.beforeCommit(len(group)); err != nil {
+	if hook := c.beforeCommit.Load(); hook != nil {
+		if err := (*hook)(len(group)); err != nil {
 			return err
 		}
 	}
