@@ -20,7 +20,7 @@ import (
 // "authorization: Bearer <token>" or fails UNAUTHENTICATED; Unix socket
 // peers are never asked. With LogMetadata, every RPC logs the metadata key
 // names it carried and whether an authorization header was present (never
-// a value). Safe for concurrent use.
+// a value) and whether the peer came over TCP. Safe for concurrent use.
 type ListenAuth struct {
 	token       []byte // nil: no authentication
 	logMetadata bool
@@ -48,15 +48,16 @@ func (a *ListenAuth) Enabled() bool { return a.token != nil || a.logMetadata }
 func (a *ListenAuth) check(ctx context.Context, method string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	auth := md.Get("authorization")
+	tcp := overTCP(ctx)
 	if a.logMetadata {
 		keys := make([]string, 0, len(md))
 		for k := range md {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		a.log.Info("request metadata", "method", method, "keys", strings.Join(keys, ","), "authorization", len(auth) > 0)
+		a.log.Info("request metadata", "method", method, "tcp", tcp, "keys", strings.Join(keys, ","), "authorization", len(auth) > 0)
 	}
-	if a.token == nil || !overTCP(ctx) {
+	if a.token == nil || !tcp {
 		return nil
 	}
 	for _, v := range auth {
