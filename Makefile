@@ -65,3 +65,45 @@ clean:
 proto:
 	protoc -I api --go_out=. --go_opt=module=github.com/castd/castd \
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/castd/castd api/castd/v1/control.proto
+
+## install: castd and bst to $(PREFIX)/bin and the CI-sidecar system units
+## (castd-sidecar.service/.socket) to $(SYSTEMD_SYSTEM_DIR), under $(DESTDIR).
+## Run as root. See README.md, "CI sidecar".
+## install-user: castd and bst to ~/.local/bin and the user units
+## (castd.service/.socket) to ~/.config/systemd/user. See README.md, "Workstation".
+## uninstall: reverses both (uninstall-user, then uninstall-system).
+SYSTEMD_SYSTEM_DIR ?= /etc/systemd/system
+USER_BIN_DIR  := $(HOME)/.local/bin
+USER_UNIT_DIR := $(HOME)/.config/systemd/user
+USER_DOC_DIR  := $(HOME)/.local/share/doc/castd
+
+.PHONY: install install-user uninstall uninstall-user uninstall-system
+
+install: build
+	install -D -m 0755 $(BIN)/castd $(DESTDIR)$(PREFIX)/bin/castd
+	install -D -m 0755 $(BIN)/bst $(DESTDIR)$(PREFIX)/bin/bst
+	install -D -m 0644 deploy/systemd/castd-sidecar.service $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.service
+	sed -i 's|^ExecStart=/usr/local/bin/castd |ExecStart=$(PREFIX)/bin/castd |' $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.service
+	install -D -m 0644 deploy/systemd/castd-sidecar.socket $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.socket
+	@echo "Next (see README.md, CI sidecar): create the castd user and group and /etc/castd/castd.yaml, then"
+	@echo "  systemctl daemon-reload && systemctl enable --now castd-sidecar.socket"
+
+install-user: build
+	install -D -m 0755 $(BIN)/castd $(USER_BIN_DIR)/castd
+	install -D -m 0755 $(BIN)/bst $(USER_BIN_DIR)/bst
+	install -D -m 0644 deploy/systemd/castd.service $(USER_UNIT_DIR)/castd.service
+	install -D -m 0644 deploy/systemd/castd.socket $(USER_UNIT_DIR)/castd.socket
+	if [ -f README.md ]; then install -D -m 0644 README.md $(USER_DOC_DIR)/README.md; fi
+	@echo "Now run:"
+	@echo "  systemctl --user daemon-reload && systemctl --user enable --now castd.socket"
+
+uninstall: uninstall-user uninstall-system
+
+uninstall-user:
+	rm -f $(USER_BIN_DIR)/castd $(USER_BIN_DIR)/bst $(USER_UNIT_DIR)/castd.service $(USER_UNIT_DIR)/castd.socket $(USER_DOC_DIR)/README.md
+	@echo "If the units were enabled: systemctl --user disable --now castd.socket castd.service && systemctl --user daemon-reload"
+
+uninstall-system:
+	rm -f $(DESTDIR)$(PREFIX)/bin/castd $(DESTDIR)$(PREFIX)/bin/bst \
+	  $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.service $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.socket
+	@echo "If the units were enabled: systemctl disable --now castd-sidecar.socket castd-sidecar.service && systemctl daemon-reload"
