@@ -45,7 +45,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	if err != nil {
 		return nil, err
 	}
-	fopts := fanout.Options{ExistenceTTL: s.opts.ExistenceTTL, Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger}
+	fopts := fanout.Options{ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger}
 	acOpts := fanout.ACOptions{Registerer: s.opts.Registerer, Counters: s.acCount, Logger: s.opts.Logger}
 	if s.cfg.Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {

@@ -11,6 +11,11 @@ import (
 	"github.com/castd/castd/pkg/proxy/writeback"
 )
 
+// DefaultMaxConcurrentPerRemote is higher than the fan-out's own default:
+// a cold read of many small blobs costs one remote round trip per blob, and
+// a BatchReadBlobs of a client fans out to many of them at once.
+const DefaultMaxConcurrentPerRemote = 64
+
 // Options tunes New. The zero value is usable.
 type Options struct {
 	// Registerer receives the upstream, fan-out and write-back metrics;
@@ -21,6 +26,9 @@ type Options struct {
 	// ExistenceTTL is how long a remote's "present" answer is believed.
 	// Zero means fanout.DefaultExistenceTTL; negative disables the cache.
 	ExistenceTTL time.Duration
+	// MaxConcurrentPerRemote bounds the calls in flight to one remote per
+	// instance fan-out. Zero means DefaultMaxConcurrentPerRemote.
+	MaxConcurrentPerRemote int
 	// BreakerFailures and BreakerCoolDown tune every remote's circuit
 	// breaker; zero means the upstream defaults.
 	BreakerFailures int
@@ -41,6 +49,9 @@ func (o Options) withDefaults() Options {
 		o.ExistenceTTL = fanout.DefaultExistenceTTL
 	case o.ExistenceTTL < 0:
 		o.ExistenceTTL = 0
+	}
+	if o.MaxConcurrentPerRemote <= 0 {
+		o.MaxConcurrentPerRemote = DefaultMaxConcurrentPerRemote
 	}
 	if o.BreakerFailures <= 0 {
 		o.BreakerFailures = upstream.DefaultBreakerFailures
