@@ -91,7 +91,15 @@ func updateOne(ctx context.Context, cas store.CAS, i int, r *repb.BatchUpdateBlo
 	if int64(len(r.GetData())) != d.Size {
 		return status.Errorf(codes.InvalidArgument, "requests[%d].data: %d bytes, but the digest says %d", i, len(r.GetData()), d.Size)
 	}
-	return prefixError(fmt.Sprintf("requests[%d]", i), cas.Put(ctx, d, bytes.NewReader(r.GetData())))
+	if bp, ok := cas.(store.BytesPutter); ok {
+		err = bp.PutBytes(ctx, d, r.GetData())
+	} else {
+		err = cas.Put(ctx, d, bytes.NewReader(r.GetData()))
+	}
+	if err != nil {
+		return prefixError(fmt.Sprintf("requests[%d]", i), err)
+	}
+	return nil
 }
 
 func (s *casServer) BatchReadBlobs(ctx context.Context, req *repb.BatchReadBlobsRequest) (*repb.BatchReadBlobsResponse, error) {

@@ -6,8 +6,8 @@ import (
 	"github.com/castd/castd/pkg/digest"
 )
 
-// CorruptInlineForTest overwrites the stored bytes of an inline blob,
-// bypassing verification, to simulate disk corruption.
+// CorruptInlineForTest overwrites the stored value of an inline blob,
+// bypassing verification, to simulate disk corruption (or an earlier layout).
 func CorruptInlineForTest(l *Local, d digest.Digest, val []byte) error {
 	k, _ := keyOf(d)
 	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(k.dbKey('d'), val) })

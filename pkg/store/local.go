@@ -63,9 +63,16 @@ type Stats struct {
 // one ActionCache per instance name, in a directory it owns exclusively.
 //
 // Layout: dir/LOCK (flock, PID of the owner), dir/index (badger: blob
-// metadata, blobs of at most InlineThreshold bytes, action results),
-// dir/cas/ab/<hash>-<size> (larger blobs, read-only files) and dir/tmp
-// (uploads in progress, emptied on Open).
+// metadata under 'm'+hash+size — kind, CRC-32C, last use; the bytes of
+// blobs of at most InlineThreshold bytes under 'd'+hash+size, in the value
+// log; action results; records), dir/cas/ab/<hash>-<size> (larger blobs,
+// read-only files) and dir/tmp (uploads in progress, emptied on Open).
+// Earlier versions stored a blob's CRC-32C in front of its 'd' bytes too;
+// such values are still read.
+//
+// Index writes of concurrent Puts are group-committed: one goroutine writes
+// everything queued in one badger transaction, each Put returning only once
+// its own entries are committed (see committer).
 //
 // Writes are verified (SHA-256 and size) before anything becomes visible. A
 // large blob streams to a temp file, is renamed into place and only then
@@ -100,7 +107,7 @@ type Local struct {
 	lockFile            *os.File
 	db                  *badger.DB
 	commits             *committer
-	bufs                sync.Pool // *[]byte of 4+inline bytes, see inlineBuf
+	bufs                sync.Pool // *[]byte of inline bytes, see inlineBuf
 	ix                  *index
 	quota               int64 // 0 = unlimited
 	reserved            int64

@@ -159,7 +159,9 @@ func (l *Local) pinDigest(d digest.Digest) (blobKey, entry, error) {
 	return k, e, nil
 }
 
-// readInline returns the verified bytes of an inline blob.
+// readInline returns the verified bytes of an inline blob. The value is the
+// bytes alone; stores written before castd kept a 4-byte copy of the CRC in
+// front of them (earlier versions of castd), which is still accepted.
 func (l *Local) readInline(k blobKey, e entry) ([]byte, error) {
 	var val []byte
 	err := l.db.View(func(txn *badger.Txn) error {
@@ -175,12 +177,15 @@ func (l *Local) readInline(k blobKey, e entry) ([]byte, error) {
 		return nil, l.discard(k, "inline bytes missing from the index")
 	case err != nil:
 		return nil, dbError("read blob "+k.digest().String(), err)
-	case int64(len(val)) != 4+k.size:
+	case int64(len(val)) == 4+k.size && binary.BigEndian.Uint32(val) == e.crc:
+		val = val[4:] // the earlier layout, CRC first
+	case int64(len(val)) != k.size:
 		return nil, l.discard(k, "inline bytes have the wrong length")
-	case binary.BigEndian.Uint32(val) != e.crc || crc32.Checksum(val[4:], castagnoli) != e.crc:
+	}
+	if crc32.Checksum(val, castagnoli) != e.crc {
 		return nil, l.discard(k, "inline bytes fail their checksum")
 	}
-	return val[4:], nil
+	return val, nil
 }
 
 // discard deletes a blob found corrupt or missing, logs and counts it, and

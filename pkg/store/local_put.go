@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -25,6 +26,26 @@ func (l *Local) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
 	if d.IsEmpty() {
 		return putEmpty(r)
 	}
+	return l.put(ctx, d, func(k blobKey) (entry, error) {
+		if k.size <= l.inline {
+			return l.storeInline(k, r)
+		}
+		return l.storeFile(k, r)
+	})
+}
+
+// PutBytes implements BytesPutter: Put for bytes already in memory. A small
+// blob is verified and handed to the index as it is, without the copy into
+// a buffer that Put makes; data is not retained after PutBytes returns.
+func (l *Local) PutBytes(ctx context.Context, d digest.Digest, data []byte) error {
+	if d.IsEmpty() || int64(len(data)) != d.Size || d.Size > l.inline {
+		return l.Put(ctx, d, bytes.NewReader(data)) // Put reports any mismatch
+	}
+	return l.put(ctx, d, func(k blobKey) (entry, error) { return l.writeInline(k, data) })
+}
+
+// put claims d, reserves room, writes it with write and publishes it.
+func (l *Local) put(ctx context.Context, d digest.Digest, write func(blobKey) (entry, error)) error {
 	k, ok := keyOf(d)
 	if !ok {
 		return status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
@@ -33,7 +54,7 @@ func (l *Local) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
 	if err != nil || !owned {
 		return err
 	}
-	e, err := l.store(ctx, k, r)
+	e, err := l.store(ctx, k, write)
 	if err != nil {
 		l.ix.release(k)
 		return err
@@ -79,24 +100,19 @@ func (l *Local) claimedWhileLoading(k blobKey) (bool, error) {
 }
 
 // store reserves room, then writes and verifies the bytes of a claimed k.
-func (l *Local) store(ctx context.Context, k blobKey, r io.Reader) (entry, error) {
+func (l *Local) store(ctx context.Context, k blobKey, write func(blobKey) (entry, error)) (entry, error) {
 	if err := l.reserve(ctx, k); err != nil {
 		return entry{}, err
 	}
 	defer l.pending.Add(-k.size)
-	if k.size <= l.inline {
-		return l.storeInline(k, r)
-	}
-	return l.storeFile(k, r)
+	return write(k)
 }
 
-// storeInline verifies a small blob in memory and writes it and its
-// metadata atomically, in a group commit with concurrent Puts.
+// storeInline reads a small blob into a pooled buffer and writes it.
 func (l *Local) storeInline(k blobKey, r io.Reader) (entry, error) {
 	bp := l.inlineBuf()
 	defer l.bufs.Put(bp)
-	buf := (*bp)[:4+k.size]
-	data := buf[4:]
+	data := (*bp)[:k.size]
 	if n, err := io.ReadFull(r, data); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return entry{}, sizeMismatch(k, int64(n))
@@ -106,26 +122,31 @@ func (l *Local) storeInline(k blobKey, r io.Reader) (entry, error) {
 	if err := expectEOF(k, r); err != nil {
 		return entry{}, err
 	}
+	return l.writeInline(k, data)
+}
+
+// writeInline verifies a small blob in memory and writes it and its
+// metadata atomically, in a group commit with concurrent Puts. Badger copies
+// data during the commit.
+func (l *Local) writeInline(k blobKey, data []byte) (entry, error) {
 	if sha256.Sum256(data) != k.hash {
 		return entry{}, hashMismatch(k, data)
 	}
 	e := entry{crc: crc32.Checksum(data, castagnoli), inline: true}
-	binary.BigEndian.PutUint32(buf, e.crc)
-	err := l.commits.commit(kv{k.dbKey('d'), buf}, kv{k.dbKey('m'), encodeMeta(e, l.ix.clock.Load())})
+	err := l.commits.commit(kv{k.dbKey('d'), data}, kv{k.dbKey('m'), encodeMeta(e, l.ix.clock.Load())})
 	if err != nil {
 		return entry{}, dbError("write blob "+k.digest().String(), err)
 	}
 	return e, nil
 }
 
-// inlineBuf returns a pooled buffer for an inline blob and its CRC header.
-// Badger copies the value during the commit, so the buffer can be reused
-// once the commit returns.
+// inlineBuf returns a pooled buffer for an inline blob. Badger copies the
+// value during the commit, so the buffer can be reused once it returns.
 func (l *Local) inlineBuf() *[]byte {
 	if bp, ok := l.bufs.Get().(*[]byte); ok {
 		return bp
 	}
-	b := make([]byte, 4+l.inline)
+	b := make([]byte, l.inline)
 	return &b
 }
 

@@ -56,6 +56,17 @@ type BytesGetter interface {
 	GetBytes(ctx context.Context, d digest.Digest) ([]byte, error)
 }
 
+// BytesPutter is an optional fast path a CAS may offer for blobs already
+// in memory (BatchUpdateBlobs): Put without the copy into a buffer of the
+// store's. Same contract as Put; data must not change until PutBytes
+// returns and is not retained after. Callers check for it with a type
+// assertion and fall back to Put. Implementations are safe for concurrent
+// use.
+type BytesPutter interface {
+	// PutBytes stores data under d, verified like Put.
+	PutBytes(ctx context.Context, d digest.Digest, data []byte) error
+}
+
 // ActionCache maps action digests to their results, for one instance name
 // (project). Implementations are safe for concurrent use.
 type ActionCache interface {
