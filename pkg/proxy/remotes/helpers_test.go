@@ -6,12 +6,17 @@ import (
 	"crypto/rand"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
+	"github.com/castd/castd/pkg/proxy/asset"
 	"github.com/castd/castd/pkg/proxy/remotes"
 	"github.com/castd/castd/pkg/store"
 )
@@ -19,8 +24,9 @@ import (
 // upstreamServer is an in-process REAPI server over a memory store on a
 // loopback TCP port, standing in for a remote cache.
 type upstreamServer struct {
-	mem *store.Memory
-	url string
+	mem    *store.Memory
+	url    string
+	assets asset.Index // its Remote Asset index
 }
 
 func newUpstream(t *testing.T) *upstreamServer {
@@ -31,14 +37,45 @@ func newUpstream(t *testing.T) *upstreamServer {
 		t.Fatal(err)
 	}
 	srv := proxy.NewServer(proxy.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), proxy.Options{})
+	idx := asset.NewLocalIndex(memRecords{}, asset.LocalOptions{})
+	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String()}
+	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String(), assets: idx}
 }
 
 func (u *upstreamServer) has(d digest.Digest) bool {
 	m, err := u.mem.FindMissing(context.Background(), []digest.Digest{d})
 	return err == nil && len(m) == 0
+}
+
+// memRecords is an in-memory asset.Records.
+type memRecords map[string][]byte
+
+var memMu sync.Mutex
+
+func (m memRecords) Put(k, v []byte) error {
+	memMu.Lock()
+	defer memMu.Unlock()
+	m[string(k)] = append([]byte(nil), v...)
+	return nil
+}
+
+func (m memRecords) Get(k []byte) ([]byte, error) {
+	memMu.Lock()
+	defer memMu.Unlock()
+	v, ok := m[string(k)]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "no record")
+	}
+	return v, nil
+}
+
+func (m memRecords) Delete(k []byte) error {
+	memMu.Lock()
+	defer memMu.Unlock()
+	delete(m, string(k))
+	return nil
 }
 
 // putBlob stores random bytes of size n in cas and returns them.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/asset"
 	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/proxy/writeback"
 	"github.com/castd/castd/pkg/store"
@@ -23,6 +24,7 @@ type instance struct {
 	resolved *policy.Resolved
 	cas      store.CAS
 	ac       store.ActionCache
+	assets   asset.Index
 }
 
 // build assembles the fan-outs of r in pull order, wrapped so that writes
@@ -58,10 +60,15 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	fcas := fanout.NewCAS(s.local, casTiers, fopts)
 	local := store.NewCompletenessCheckingActionCache(s.local.ActionCache(name), fcas)
 	fac := fanout.NewActionCache(local, acTiers, fcas, acOpts)
+	assets, err := s.buildAssets(ctx, r, fcas)
+	if err != nil {
+		return nil, err
+	}
 	return &instance{
 		resolved: r,
 		cas:      writeback.NewQueueingCAS(fcas, s.queue, pushCAS),
 		ac:       writeback.NewQueueingActionCache(fac, s.queue, name, pushAC),
+		assets:   assets,
 	}, nil
 }
 
@@ -103,7 +110,7 @@ func (s *Set) targets(ctx context.Context, rs []policy.Remote) ([]writeback.Targ
 		if err != nil {
 			return nil, err
 		}
-		s.queue.Register(rem.name, rem.cas, rem.ac)
+		s.queue.Register(rem.name, writeback.Sink{CAS: rem.cas, ActionCache: rem.ac, Assets: rem.assets})
 		out = append(out, writeback.Target{Name: rem.name, Origin: r.Origin})
 	}
 	return out, nil

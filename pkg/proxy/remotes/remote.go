@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/asset"
 	"github.com/castd/castd/pkg/proxy/upstream"
 	"github.com/castd/castd/pkg/store"
 )
@@ -12,12 +13,13 @@ import (
 // remote is one upstream client with what the status report needs: the
 // roles and origins it was resolved with and its recent outcomes.
 type remote struct {
-	name string
-	cfg  policy.Remote // as first resolved
-	up   *upstream.Remote
-	cas  store.CAS         // status-recording, over up.CAS()
-	ac   store.ActionCache // status-recording, over up.ActionCache()
-	rec  *outcomes
+	name   string
+	cfg    policy.Remote // as first resolved
+	up     *upstream.Remote
+	cas    store.CAS         // status-recording, over up.CAS()
+	ac     store.ActionCache // status-recording, over up.ActionCache()
+	assets asset.Index       // the remote's Remote Asset API
+	rec    *outcomes
 
 	mu      sync.Mutex
 	roles   map[string]bool
@@ -31,6 +33,7 @@ func newRemote(name string, cfg policy.Remote, up *upstream.Remote) *remote {
 		name: name, cfg: cfg, up: up, rec: rec,
 		cas:     newStatusRecordingCAS(up.CAS(), rec),
 		ac:      newStatusRecordingActionCache(up.ActionCache(), rec),
+		assets:  asset.NewRemoteIndex(up.Assets()),
 		roles:   map[string]bool{},
 		origins: map[policy.Origin]bool{},
 	}

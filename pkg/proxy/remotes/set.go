@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/asset"
 	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/proxy/writeback"
 	"github.com/castd/castd/pkg/store"
@@ -26,6 +27,7 @@ type Set struct {
 	counters *fanout.Counters // CAS reads, all instances
 	acCount  *fanout.Counters // action cache reads, all instances
 	projects *store.Records
+	assetIdx asset.Index // the local asset index, shared by all instances
 
 	mu        sync.RWMutex
 	instances map[string]*instance
@@ -44,6 +46,7 @@ func New(ctx context.Context, cfg *policy.Config, local *store.Local, opts Optio
 		cfg: cfg, local: local, opts: opts, pool: newPool(opts),
 		counters: fanout.NewCounters(), acCount: fanout.NewCounters(),
 		projects:  local.Records("projects"),
+		assetIdx:  asset.NewLocalIndex(local.Records("assets"), asset.LocalOptions{Logger: opts.Logger}),
 		instances: map[string]*instance{}, warned: map[string]bool{},
 	}
 	q, err := writeback.Open(local.Records("writeback"), local, local.ActionCache, opts.Writeback)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/asset"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -20,21 +21,24 @@ type Target struct {
 	Origin policy.Origin
 }
 
-// sink is where a remote's pushes go.
-type sink struct {
-	cas store.CAS
-	ac  store.ActionCache // nil: the remote takes no action results
+// Sink is where one remote's pushes go.
+type Sink struct {
+	// CAS receives blobs.
+	CAS store.CAS
+	// ActionCache receives action results; nil when the remote takes none.
+	ActionCache store.ActionCache
+	// Assets receives Remote Asset associations; nil when it takes none.
+	Assets asset.Index
 }
 
-// Register makes name a push target: blobs go to cas, action results to
-// ac (nil when the remote has no action cache role). Register before
-// Start; a remote registered after Start gets its worker at once.
-func (q *Queue) Register(name string, cas store.CAS, ac store.ActionCache) {
+// Register makes name a push target. Register before Start; a remote
+// registered after Start gets its worker at once.
+func (q *Queue) Register(name string, s Sink) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	rq := q.remote(name)
 	fresh := rq.sink == nil
-	rq.sink = &sink{cas: cas, ac: ac}
+	rq.sink = &s
 	if fresh && q.started {
 		q.startWorker(rq)
 	}
@@ -48,6 +52,19 @@ func (q *Queue) Register(name string, cas store.CAS, ac store.ActionCache) {
 // recommendation, or that was never registered, is refused with INTERNAL:
 // that is a wiring bug, and nothing is pushed to such a remote.
 func (q *Queue) Enqueue(ctx context.Context, kind Kind, d digest.Digest, instance string, targets []Target) error {
+	return q.enqueue(ctx, targets, func() *Entry { return &Entry{Kind: kind, Digest: d, Instance: instance} })
+}
+
+// EnqueueAsset is Enqueue for a Remote Asset association: the content ref
+// points to (the blob, or every Directory and file of the tree) is pushed
+// first, then the association.
+func (q *Queue) EnqueueAsset(ctx context.Context, a asset.Asset, ref asset.Ref, targets []Target) error {
+	saved := saveAsset(a, ref)
+	return q.enqueue(ctx, targets, func() *Entry { return &Entry{Kind: KindAsset, Digest: ref.Digest, Asset: saved} })
+}
+
+// enqueue records one entry made by mk per target.
+func (q *Queue) enqueue(ctx context.Context, targets []Target, mk func() *Entry) error {
 	if len(targets) == 0 {
 		return nil
 	}
@@ -57,7 +74,9 @@ func (q *Queue) Enqueue(ctx context.Context, kind Kind, d digest.Digest, instanc
 		if err := q.check(t); err != nil {
 			return err
 		}
-		es = append(es, &Entry{Kind: kind, Digest: d, Instance: instance, Remote: t.Name, Enqueued: now})
+		e := mk()
+		e.Remote, e.Enqueued = t.Name, now
+		es = append(es, e)
 	}
 	es, err := q.reserve(ctx, es)
 	if err != nil {

@@ -19,6 +19,8 @@ const (
 	// KindActionResult pushes one action cache entry, after every blob it
 	// references.
 	KindActionResult Kind = 2
+	// KindAsset pushes one Remote Asset association, after its content.
+	KindAsset Kind = 3
 )
 
 // String returns "blob" or "action-result".
@@ -28,6 +30,8 @@ func (k Kind) String() string {
 		return "blob"
 	case KindActionResult:
 		return "action-result"
+	case KindAsset:
+		return "asset"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -40,6 +44,8 @@ type Entry struct {
 	// Instance is the local action cache instance an action result is read
 	// from; empty for blobs.
 	Instance string `json:"i,omitempty"`
+	// Asset is the association of a KindAsset entry.
+	Asset *savedAsset `json:"a,omitempty"`
 	// Remote is the target remote's name.
 	Remote string `json:"r"`
 	// Enqueued is when the entry was first recorded.
@@ -58,9 +64,16 @@ type identity struct {
 	d        digest.Digest
 	instance string
 	remote   string
+	asset    string // savedAsset.key()
 }
 
-func (e *Entry) id() identity { return identity{e.Kind, e.Digest, e.Instance, e.Remote} }
+func (e *Entry) id() identity {
+	id := identity{kind: e.Kind, d: e.Digest, instance: e.Instance, remote: e.Remote}
+	if e.Asset != nil {
+		id.asset = e.Asset.key()
+	}
+	return id
+}
 
 // seqKey is the record key: a big-endian sequence number, so that a scan
 // returns entries in the order they were enqueued.

@@ -13,7 +13,7 @@ import (
 
 // push performs batch against s and returns one result per entry: blobs
 // first (one FindMissing for all of them), then action results.
-func (q *Queue) push(ctx context.Context, s *sink, batch []*Entry) []error {
+func (q *Queue) push(ctx context.Context, s *Sink, batch []*Entry) []error {
 	results := make([]error, len(batch))
 	var blobs []int
 	for i, e := range batch {
@@ -36,6 +36,8 @@ func (q *Queue) push(ctx context.Context, s *sink, batch []*Entry) []error {
 		case KindBlob:
 		case KindActionResult:
 			results[i] = q.pushActionResult(ctx, s, e)
+		case KindAsset:
+			results[i] = q.pushAsset(ctx, s, e)
 		default:
 			results[i] = permanentError{fmt.Errorf("unknown entry kind %s", e.Kind)}
 		}
@@ -45,12 +47,12 @@ func (q *Queue) push(ctx context.Context, s *sink, batch []*Entry) []error {
 
 // pushBlobs uploads those of ds the remote lacks, Parallelism at a time,
 // and returns one result per digest.
-func (q *Queue) pushBlobs(ctx context.Context, s *sink, ds []digest.Digest) []error {
+func (q *Queue) pushBlobs(ctx context.Context, s *Sink, ds []digest.Digest) []error {
 	errs := make([]error, len(ds))
 	if len(ds) == 0 {
 		return errs
 	}
-	missing, err := s.cas.FindMissing(ctx, ds)
+	missing, err := s.CAS.FindMissing(ctx, ds)
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
@@ -75,7 +77,7 @@ func (q *Queue) pushBlobs(ctx context.Context, s *sink, ds []digest.Digest) []er
 
 // copyBlob streams d from the local store to the remote. A blob no longer
 // stored locally (evicted) can never be pushed: a permanent error.
-func (q *Queue) copyBlob(ctx context.Context, s *sink, d digest.Digest) error {
+func (q *Queue) copyBlob(ctx context.Context, s *Sink, d digest.Digest) error {
 	rc, err := q.local.Get(ctx, d, 0)
 	if status.Code(err) == codes.NotFound {
 		return permanentError{fmt.Errorf("blob %s is no longer in the local store: %w", d, err)}
@@ -84,13 +86,13 @@ func (q *Queue) copyBlob(ctx context.Context, s *sink, d digest.Digest) error {
 		return err
 	}
 	defer rc.Close()
-	return s.cas.Put(ctx, d, rc)
+	return s.CAS.Put(ctx, d, rc)
 }
 
 // pushActionResult pushes every blob the local result of e references that
 // the remote lacks, then the result itself.
-func (q *Queue) pushActionResult(ctx context.Context, s *sink, e *Entry) error {
-	if s.ac == nil {
+func (q *Queue) pushActionResult(ctx context.Context, s *Sink, e *Entry) error {
+	if s.ActionCache == nil {
 		return permanentError{fmt.Errorf("remote %s serves no action cache", e.Remote)}
 	}
 	ar, err := q.localAC(e.Instance).GetActionResult(ctx, e.Digest)
@@ -109,5 +111,5 @@ func (q *Queue) pushActionResult(ctx context.Context, s *sink, e *Entry) error {
 			return err
 		}
 	}
-	return s.ac.UpdateActionResult(ctx, e.Digest, ar)
+	return s.ActionCache.UpdateActionResult(ctx, e.Digest, ar)
 }

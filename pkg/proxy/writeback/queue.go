@@ -38,7 +38,7 @@ type Queue struct {
 // remoteQueue is one target's pending entries, in enqueue order.
 type remoteQueue struct {
 	name    string
-	sink    *sink // nil until Register
+	sink    *Sink // nil until Register
 	entries []*Entry
 	wake    chan struct{} // capacity 1
 

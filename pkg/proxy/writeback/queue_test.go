@@ -25,7 +25,7 @@ func newQueue(t *testing.T, s *store.Local, remote *flakyRemote, opts writeback.
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Register("remote", remote, remote)
+	q.Register("remote", writeback.Sink{CAS: remote, ActionCache: remote})
 	q.Start()
 	t.Cleanup(func() { q.Close(time.Second) })
 	return q
@@ -109,7 +109,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Register("remote", remote, remote)
+	q.Register("remote", writeback.Sink{CAS: remote, ActionCache: remote})
 	q.Start()
 	d := putRandom(t, s, 5000)
 	if err := q.Enqueue(context.Background(), writeback.KindBlob, d, "", userTarget); err != nil {
@@ -149,7 +149,7 @@ func TestQueueActionResultAfterBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Register("remote", remote.flakyRemote, remote)
+	q.Register("remote", writeback.Sink{CAS: remote.flakyRemote, ActionCache: remote})
 	q.Start()
 	t.Cleanup(func() { q.Close(time.Second) })
 	out, stdout := putRandom(t, s, 100), putRandom(t, s, 20)
