@@ -20,6 +20,7 @@ func (s *Server) run(ctx context.Context, o *operation, j *job) {
 		opErr, resp = status.New(codes.Canceled, "operation cancelled"), nil
 		outcome = outcomeFailed
 	}
+	s.ops.release(o)
 	o.finish(resp, opErr, s.cfg.Now())
 	s.ops.done(o)
 	s.m.observe(j.plan.Scenario, outcome, s.cfg.Now().Sub(start))

@@ -115,4 +115,3 @@ func TestSkipCacheLookupRunsAgain(t *testing.T) {
 		t.Errorf("runs = %d, want 2", n.runner.runs.Load())
 	}
 }
-

@@ -3,6 +3,7 @@ package execution_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -86,6 +87,7 @@ func newNode(t testing.TB, s setup) *node {
 		Runner:     n.runner,
 		Registerer: n.reg,
 		Retention:  time.Minute,
+		Logger:     slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -55,13 +55,21 @@ func (r *registry) start(o *operation) (existing *operation) {
 	return nil
 }
 
-// finished moves o from running to retained; o must already be finished.
-func (r *registry) done(o *operation) {
+// release stops new identical requests from joining o. It is called before
+// o finishes, so a request that arrives after a caller saw the end starts
+// afresh (a failed result must not be handed to it).
+func (r *registry) release(o *operation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if o.key != "" && r.inflight[o.key] == o {
 		delete(r.inflight, o.key)
 	}
+}
+
+// done retains the finished o for GetOperation and WaitExecution.
+func (r *registry) done(o *operation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.byName[o.name] = o
 	r.finished = append(r.finished, o)
 	r.prune()

@@ -135,4 +135,3 @@ func TestScenarioRemoteExecutionPlatform(t *testing.T) {
 		}
 	})
 }
-
