@@ -134,17 +134,6 @@ func parseProcessSummary(t *testing.T, out string) processSummary {
 	return s
 }
 
-// actions is the number of non-internal processes.
-func (s processSummary) actions() int {
-	n := 0
-	for kind, c := range s {
-		if kind != "internal" {
-			n += c
-		}
-	}
-	return n
-}
-
 // only checks that every non-internal process was of kind and returns
 // how many there were.
 func (s processSummary) only(t *testing.T, kind string) int {

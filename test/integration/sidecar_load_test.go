@@ -191,8 +191,7 @@ func newSidecarLoad(tb testing.TB, s *sidecar) *sidecarLoad {
 		marker := filepath.Join(s.base, fmt.Sprintf("ran-%d", k))
 		cmd := marshalBlob(tb, &repb.Command{
 			Arguments:   []string{"/bin/sh", "-c", fmt.Sprintf("echo ran >> %s && printf 'result %d\\n' > out.txt", marker, k)},
-			OutputFiles: []string{"out.txt"},
-			OutputPaths: []string{"out.txt"},
+			OutputPaths: []string{"out.txt"}, // castd speaks REAPI 2.3
 		})
 		action := marshalBlob(tb, &repb.Action{CommandDigest: cmd.d, InputRootDigest: empty.d})
 		uploads = append(uploads, cmd, action)
