@@ -44,6 +44,18 @@ func TestRemotesPushOnlyToUserRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	drained(t, ctl, int64(len(blobs)))
+	t.Run("status", func(t *testing.T) {
+		// Why: Status shows where castd listens and which remote it may
+		// push to: the user's, never the project's.
+		st := ctlStatus(t, ctl)
+		if len(st.GetListeners()) != 1 || st.GetListeners()[0] != "unix:"+l.socket {
+			t.Errorf("listeners = %q, want [unix:%s]", st.GetListeners(), l.socket)
+		}
+		u, p := remoteStatus(t, st, user.url), remoteStatus(t, st, project.url)
+		if !u.GetPush() || u.GetOrigin() != "user" || p.GetPush() || p.GetOrigin() != "project" {
+			t.Errorf("remotes: user push=%v origin=%q, project push=%v origin=%q", u.GetPush(), u.GetOrigin(), p.GetPush(), p.GetOrigin())
+		}
+	})
 	for i, b := range blobs {
 		t.Run(fmt.Sprintf("blob %d", i), func(t *testing.T) {
 			// Why: a write reaches the user's push remote and never the
