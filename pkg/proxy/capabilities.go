@@ -18,12 +18,12 @@ type capabilitiesServer struct {
 	opts Options
 }
 
-func (c *capabilitiesServer) GetCapabilities(context.Context, *repb.GetCapabilitiesRequest) (*repb.ServerCapabilities, error) {
+func (c *capabilitiesServer) GetCapabilities(_ context.Context, req *repb.GetCapabilitiesRequest) (*repb.ServerCapabilities, error) {
 	sha := []repb.DigestFunction_Value{repb.DigestFunction_SHA256}
 	caps := &repb.ServerCapabilities{
 		CacheCapabilities: &repb.CacheCapabilities{
 			DigestFunctions:               sha,
-			ActionCacheUpdateCapabilities: &repb.ActionCacheUpdateCapabilities{UpdateEnabled: true},
+			ActionCacheUpdateCapabilities: &repb.ActionCacheUpdateCapabilities{UpdateEnabled: c.updateEnabled(req.GetInstanceName())},
 			MaxBatchTotalSizeBytes:        c.opts.MaxBatchTotalSizeBytes,
 			SymlinkAbsolutePathStrategy:   repb.SymlinkAbsolutePathStrategy_DISALLOWED,
 			SupportedCompressors:          []repb.Compressor_Value{repb.Compressor_IDENTITY},
@@ -39,6 +39,10 @@ func (c *capabilitiesServer) GetCapabilities(context.Context, *repb.GetCapabilit
 		HighApiVersion: &smpb.SemVer{Major: 2, Minor: 3},
 	}
 	return caps, nil
+}
+
+func (c *capabilitiesServer) updateEnabled(instance string) bool {
+	return c.opts.UpdateEnabled == nil || c.opts.UpdateEnabled(instance)
 }
 
 // checkDigestFunction rejects requests that name a digest function other

@@ -44,6 +44,11 @@ type Options struct {
 	// (clients get UNIMPLEMENTED) and Capabilities reports exec_enabled
 	// false; the execution issue plugs its server in here.
 	Execution repb.ExecutionServer
+	// UpdateEnabled, optional, says per instance name whether clients may
+	// write the action cache; Capabilities reports it. Nil means true for
+	// every instance. castd answers false for a read-only remote cache
+	// (scenario 2), where results stay local.
+	UpdateEnabled func(instance string) bool
 }
 
 func (o Options) withDefaults() Options {

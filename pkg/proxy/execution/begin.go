@@ -52,19 +52,37 @@ func (s *Server) begin(ctx context.Context, req *repb.ExecuteRequest) (*operatio
 // the action can still be run.
 func (s *Server) cached(ctx context.Context, j *job) *operation {
 	start := s.cfg.Now()
+	res, how := s.lookup(ctx, j)
+	if res == nil {
+		return nil
+	}
+	o := newOperation(s.operationName(j.req.GetInstanceName()), "", j.digest.Proto())
+	o.finish(&repb.ExecuteResponse{Result: res, CachedResult: true, Message: how}, nil, s.cfg.Now())
+	s.ops.start(o)
+	s.ops.done(o)
+	s.m.observe(j.plan.Scenario, outcomeCacheHit, s.cfg.Now().Sub(start))
+	return o
+}
+
+// lookup asks the local action cache (when the plan has one), then the
+// whole pull order, and says where the hit came from. A failing cache is
+// logged and treated as a miss: the action can still be run.
+func (s *Server) lookup(ctx context.Context, j *job) (*repb.ActionResult, string) {
+	how := MessageCacheHit
+	if j.plan.LocalLookup != nil {
+		if res, err := j.plan.LocalLookup.GetActionResult(ctx, j.digest); err == nil {
+			return res, MessageLocalCacheHit
+		}
+		how = MessageRemoteCacheHit
+	}
 	res, err := j.plan.AC.GetActionResult(ctx, j.digest)
 	if err != nil {
 		if status.Code(err) != codes.NotFound {
 			s.cfg.Logger.Warn("execution: action cache lookup failed; executing", "action", j.digest, "err", err)
 		}
-		return nil
+		return nil, ""
 	}
-	o := newOperation(s.operationName(j.req.GetInstanceName()), "", j.digest.Proto())
-	o.finish(&repb.ExecuteResponse{Result: res, CachedResult: true}, nil, s.cfg.Now())
-	s.ops.start(o)
-	s.ops.done(o)
-	s.m.observe(j.plan.Scenario, outcomeCacheHit, s.cfg.Now().Sub(start))
-	return o
+	return res, how
 }
 
 // checkPlatform decides early whether a scenario-1 action's platform can

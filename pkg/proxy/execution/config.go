@@ -43,6 +43,10 @@ type Plan struct {
 	// AC is used for lookups: local then remote action caches in pull
 	// order, each hit completeness-checked. Never written to.
 	AC store.ActionCache
+	// LocalLookup, optional, is the local store's action cache alone. When
+	// set it is asked before AC, so a hit can be reported as a "local cache
+	// hit" rather than a "remote cache hit" in ExecuteResponse.message.
+	LocalLookup store.ActionCache
 	// LocalAC is where results are recorded: the local store's action
 	// cache for the instance, never a remote one.
 	LocalAC store.ActionCache

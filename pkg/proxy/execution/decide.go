@@ -37,6 +37,7 @@ func (s *Server) decide(ctx context.Context, o *operation, j *job) (*repb.Execut
 	}
 	resp, err := s.remote(ctx, o, j)
 	if err == nil {
+		resp.Message = joinMessage(MessageRemoteExecution, resp.GetMessage())
 		s.record(ctx, j, resp.GetResult(), status.FromProto(resp.GetStatus()), false)
 		return resp, outcomeOf(resp, outcomeRemote)
 	}
@@ -67,11 +68,32 @@ func (s *Server) local(ctx context.Context, o *operation, j *job, outcome string
 	res, err := s.cfg.Runner.Run(ctx, j.action)
 	st := status.Convert(err)
 	s.record(ctx, j, res, st, j.plan.Scenario == policy.ScenarioRemoteCacheReadWrite)
-	resp := &repb.ExecuteResponse{Result: res}
+	resp := &repb.ExecuteResponse{Result: res, Message: MessageLocalExecution}
+	if outcome == outcomeFallback {
+		resp.Message = joinMessage(MessageLocalExecution, "fallback: "+j.fallback)
+	}
 	if err != nil {
 		resp.Status = st.Proto()
 	}
 	return resp, outcomeOf(resp, outcome)
+}
+
+// How a result was obtained, at the start of ExecuteResponse.message (more
+// text may follow after ": "). bst prints it; other clients may log it.
+const (
+	MessageLocalCacheHit   = "local cache hit"
+	MessageRemoteCacheHit  = "remote cache hit"
+	MessageCacheHit        = "cache hit"
+	MessageRemoteExecution = "remote execution"
+	MessageLocalExecution  = "local execution"
+)
+
+// joinMessage puts castd's phrase before a message from elsewhere.
+func joinMessage(phrase, more string) string {
+	if more == "" {
+		return phrase
+	}
+	return phrase + ": " + more
 }
 
 // outcomeOf is outcome, or failed when the action did not succeed.

@@ -115,3 +115,15 @@ func TestSkipCacheLookupRunsAgain(t *testing.T) {
 		t.Errorf("runs = %d, want 2", n.runner.runs.Load())
 	}
 }
+
+func TestMessageSaysHowTheResultWasObtained(t *testing.T) {
+	// Why: bst and people read ExecuteResponse.message to know whether an
+	// action ran or came from the local cache.
+	n := newNode(t, setup{})
+	ad := n.upload(t, "echo ok > out.txt", 0)
+	for _, want := range []string{execution.MessageLocalExecution, execution.MessageLocalCacheHit} {
+		resp, _, err := execute(t, n.client, ad, false)
+		mustSucceed(t, resp, err)
+		wantMessage(t, resp, want)
+	}
+}

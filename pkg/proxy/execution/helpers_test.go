@@ -99,7 +99,8 @@ func newNode(t testing.TB, s setup) *node {
 // plan builds the node's Plan; the AC and CAS read tiers model the fan-out.
 func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 	p := &execution.Plan{Scenario: s.scenario, CAS: n.mem, LocalAC: n.mem,
-		AC: store.NewCompletenessCheckingActionCache(n.mem, n.mem)}
+		AC:          store.NewCompletenessCheckingActionCache(n.mem, n.mem),
+		LocalLookup: store.NewCompletenessCheckingActionCache(n.mem, n.mem)}
 	if s.remote != nil {
 		r, err := upstream.Dial(context.Background(), upstream.Config{URL: "grpc://" + s.remote.addr, RetryLimit: 0})
 		if err != nil {
@@ -273,5 +274,13 @@ func wantCode(t testing.TB, err error, want codes.Code, substr string) {
 	}
 	if !strings.Contains(st.Message(), substr) {
 		t.Fatalf("error %q does not mention %q", st.Message(), substr)
+	}
+}
+
+// wantMessage checks how ExecuteResponse.message says the result was obtained.
+func wantMessage(t testing.TB, resp *repb.ExecuteResponse, phrase string) {
+	t.Helper()
+	if m := resp.GetMessage(); m != phrase && !strings.HasPrefix(m, phrase+": ") {
+		t.Errorf("message %q, want it to start with %q", m, phrase)
 	}
 }

@@ -58,6 +58,7 @@ func TestScenarioRemoteExecution(t *testing.T) {
 		if !cluster.has(t, inputs...) {
 			t.Error("inputs were not uploaded to the cluster's CAS")
 		}
+		wantMessage(t, resp, execution.MessageRemoteExecution)
 		if got, want := [2]int64{cluster.runner.runs.Load(), ws.runner.runs.Load()}, [2]int64{1, 0}; got != want {
 			t.Errorf("runs (cluster, workstation) = %v, want %v", got, want)
 		}
@@ -66,6 +67,8 @@ func TestScenarioRemoteExecution(t *testing.T) {
 		if !resp.GetCachedResult() || cluster.runner.runs.Load() != 1 {
 			t.Errorf("second execute: cached_result %v, cluster runs %d; want true, 1", resp.GetCachedResult(), cluster.runner.runs.Load())
 		}
+		// Outputs stay on the cluster until fetched, so the hit needs remote content.
+		wantMessage(t, resp, execution.MessageRemoteCacheHit)
 		if _, err := ws.mem.GetActionResult(context.Background(), ad); err != nil {
 			t.Errorf("result not recorded in the local action cache: %v", err)
 		}

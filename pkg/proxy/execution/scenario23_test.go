@@ -9,6 +9,7 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/execution"
 )
 
 // resultBlobs returns the stdout and output file digests of a result.
@@ -39,6 +40,7 @@ func TestScenarioRemoteCacheReadOnly(t *testing.T) {
 		if !resp.GetCachedResult() || ws.runner.runs.Load() != 0 {
 			t.Errorf("cached_result %v, local runs %d; want true, 0", resp.GetCachedResult(), ws.runner.runs.Load())
 		}
+		wantMessage(t, resp, execution.MessageRemoteCacheHit)
 	})
 	t.Run("miss runs locally and the remote action cache is unchanged", func(t *testing.T) {
 		// Why: a read-only remote cache must never be written to.
@@ -50,6 +52,7 @@ func TestScenarioRemoteCacheReadOnly(t *testing.T) {
 		if ws.runner.runs.Load() != 1 {
 			t.Errorf("local runs = %d, want 1", ws.runner.runs.Load())
 		}
+		wantMessage(t, resp, execution.MessageLocalExecution)
 		if _, err := cache.mem.GetActionResult(context.Background(), ad); status.Code(err) != codes.NotFound {
 			t.Errorf("remote action cache: %v, want NOT_FOUND", err)
 		}
@@ -91,5 +94,6 @@ func TestScenarioRemoteCacheReadWrite(t *testing.T) {
 		if !resp.GetCachedResult() || ws2.runner.runs.Load() != 0 {
 			t.Errorf("cached_result %v, runs %d; want true, 0", resp.GetCachedResult(), ws2.runner.runs.Load())
 		}
+		wantMessage(t, resp, execution.MessageRemoteCacheHit)
 	})
 }

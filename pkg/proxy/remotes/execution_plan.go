@@ -10,6 +10,7 @@ import (
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/execution"
+	"github.com/castd/castd/pkg/store"
 )
 
 // ExecutionPlan returns what the execution service needs to decide, per
@@ -32,6 +33,7 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	r := inst.resolved
 	p := &execution.Plan{
 		Scenario: r.Scenario, CAS: inst.cas, AC: inst.ac, LocalAC: inst.ac, LocalCAS: s.local,
+		LocalLookup:         store.NewCompletenessCheckingActionCache(s.local.ActionCache(instanceName), s.local),
 		LocalFallback:       s.cfg.LocalExecution.LocalFallback,
 		CacheFailures:       s.cfg.LocalExecution.CacheFailures,
 		UnsupportedPlatform: unsupportedBy(s.cfg.RemotePlatform),
@@ -122,4 +124,13 @@ func unsupportedBy(known map[string][]string) func(*repb.Platform) (string, bool
 		}
 		return "", false
 	}
+}
+
+// UpdateEnabled reports whether clients of instanceName may write the
+// action cache: false for a read-only remote cache (scenario 2), whose
+// results stay local, and for unknown instances. It has the signature of
+// proxy.Options.UpdateEnabled.
+func (s *Set) UpdateEnabled(instanceName string) bool {
+	inst, err := s.lookup(instanceName)
+	return err == nil && inst.resolved.Scenario != policy.ScenarioRemoteCacheReadOnly
 }
