@@ -25,6 +25,9 @@ type daemonConfig struct {
 	storeDir        string
 	storeOpts       store.Options
 	maxBatchBytes   int64 // 0: proxy's default
+	// policy is the whole configuration, for the remotes and Control; nil
+	// means the built-in defaults (local store only).
+	policy *policy.Config
 }
 
 // daemonConfigFrom turns a validated policy.Config (whose defaults already
@@ -40,6 +43,7 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 		// default value"; both get the lenient treatment.
 		metricsExplicit: c.Metrics != policy.DefaultMetrics,
 		logLevel:        c.LogLevel,
+		policy:          c,
 		storeDir:        c.StoreDir,
 		storeOpts: store.Options{
 			QuotaBytes:      c.Cache.Quota.Bytes,

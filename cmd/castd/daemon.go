@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
+	"github.com/castd/castd/pkg/proxy/remotes"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -29,6 +31,7 @@ type castdDaemon struct {
 	log       *slog.Logger
 	cfg       daemonConfig
 	store     *store.Local
+	remotes   *remotes.Set
 	server    *grpc.Server
 	listeners []boundListener
 	metrics   *metricsServer // nil when disabled
@@ -48,11 +51,24 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	if d.store, err = openStore(cfg, log, reg); err != nil {
 		return nil, err
 	}
-	d.server = proxy.NewServer(newBackend(d.store), proxy.Options{
+	pcfg := cfg.policy
+	if pcfg == nil {
+		pcfg = policy.Defaults()
+	}
+	if d.remotes, err = openRemotes(pcfg, d.store, reg, log); err != nil {
+		return nil, err
+	}
+	authOpts, err := listenAuthOptions(pcfg, log)
+	if err != nil {
+		return nil, err
+	}
+	d.server = proxy.NewServer(d.remotes, proxy.Options{
 		MaxBatchTotalSizeBytes: cfg.maxBatchBytes,
 		Logger:                 log,
 		Registerer:             reg,
-	}, grpc.Creds(mixedCreds{}))
+	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
+	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames)
+	registerAssets(d.server, d.remotes, log)
 	if d.listeners, err = systemdListeners(); err != nil {
 		return nil, err
 	}
@@ -88,14 +104,6 @@ func openStore(cfg daemonConfig, log *slog.Logger, reg prometheus.Registerer) (*
 	opts.Logger = log
 	opts.Registerer = reg
 	return store.Open(cfg.storeDir, opts) // its errors name the directory
-}
-
-// newBackend serves every instance name from the local store, with each
-// instance's action cache answering only when all referenced blobs exist.
-func newBackend(s *store.Local) proxy.Backend {
-	return proxy.NewStaticBackend(s, func(instance string) store.ActionCache {
-		return store.NewCompletenessCheckingActionCache(s.ActionCache(instance), s)
-	})
 }
 
 // readyLine is the one log line that says castd serves and where.
@@ -166,6 +174,9 @@ func (d *castdDaemon) closeAll() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		errs = append(errs, d.metrics.Close(ctx))
 		cancel()
+	}
+	if d.remotes != nil {
+		d.remotes.Close(writebackDrain) // after the server, before the store
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {

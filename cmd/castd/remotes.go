@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	castdpb "github.com/castd/castd/api/castd/v1"
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/asset"
+	"github.com/castd/castd/pkg/proxy/control"
+	"github.com/castd/castd/pkg/proxy/remotes"
+	"github.com/castd/castd/pkg/store"
+)
+
+// writebackDrain bounds how long shutdown waits for the write-back queue;
+// what is left stays persisted and is pushed after the next start.
+const writebackDrain = 5 * time.Second
+
+// openRemotes builds the per-instance fan-out over the configured remotes
+// and starts the write-back queue. A remote that is down does not stop
+// castd; an unusable remote configuration does.
+func openRemotes(cfg *policy.Config, local *store.Local, reg prometheus.Registerer, log *slog.Logger) (*remotes.Set, error) {
+	set, err := remotes.New(context.Background(), cfg, local, remotes.Options{Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("remotes: %w", err)
+	}
+	return set, nil
+}
+
+// listenAuthOptions returns the interceptors that require listen-auth's
+// bearer token on TCP listeners and log request metadata when asked.
+func listenAuthOptions(cfg *policy.Config, log *slog.Logger) ([]grpc.ServerOption, error) {
+	a, err := control.NewListenAuth(cfg.ListenAuth.AccessToken, cfg.LogRequestMetadata, log)
+	if err != nil {
+		return nil, fmt.Errorf("listen-auth: %w", err)
+	}
+	return a.ServerOptions(), nil
+}
+
+// registerControl adds castd.v1.Control to s.
+func registerControl(s *grpc.Server, cfg *policy.Config, set *remotes.Set, local *store.Local, storeDir string, listeners func() []string) {
+	castdpb.RegisterControlServer(s, control.New(cfg, set, local, control.Info{
+		Version:   version,
+		StartTime: time.Now(),
+		Listeners: listeners,
+		StoreDir:  storeDir,
+	}))
+}
+
+// registerAssets adds the Remote Asset Fetch and Push services to s,
+// served per instance name by set.
+func registerAssets(s *grpc.Server, set *remotes.Set, log *slog.Logger) {
+	asset.NewServer(set.Assets, asset.Options{Logger: log}).Register(s)
+}
+
+// listenerNames returns the bound listeners' addresses ("unix:PATH",
+// "grpc://HOST:PORT"), read when called (Status runs after start).
+func (d *castdDaemon) listenerNames() []string {
+	out := make([]string, len(d.listeners))
+	for i, l := range d.listeners {
+		out[i], _, _ = strings.Cut(l.desc, " (")
+	}
+	return out
+}
