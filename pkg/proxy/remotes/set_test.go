@@ -109,3 +109,22 @@ func TestPushOnlyToUserRemotes(t *testing.T) {
 		}
 	})
 }
+
+func TestStorageServiceMode(t *testing.T) {
+	// With cache.storage-service the remote CAS is the primary store: it
+	// is asked first and every local write is pushed to it.
+	primary, other := newUpstream(t), newUpstream(t)
+	set, _ := newSet(t, t.TempDir(), fmt.Sprintf("cache:\n  storage-service: {url: %s}\nartifacts:\n  servers:\n  - {url: %s, type: storage, push: false}\n", primary.url, other.url))
+	cas, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d := putBlob(t, cas, 1200)
+	eventually(t, "the write on the storage service", func() bool { return primary.has(d) && set.Queue().Depth == 0 })
+	if other.has(d) {
+		t.Error("a write reached a remote without push")
+	}
+	if rs := set.Remotes(); len(rs) != 2 || rs[0].URL != primary.url || !rs[0].Push {
+		t.Errorf("remotes %+v: want the storage service first, with push", rs)
+	}
+}
