@@ -52,12 +52,43 @@ func TestStageInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	staged, cleanup, err := stageInput(src)
+	staged, cleanup, err := stageInput(src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup()
 	for p, want := range map[string]bool{"main.c": true, "lib/a.c": true, ".bstignore": true, "main.o": false, "lib/a.o": false, "build": false} {
+		t.Run(p, func(t *testing.T) {
+			_, err := os.Lstat(filepath.Join(staged, p))
+			if got := err == nil; got != want {
+				t.Errorf("%s staged = %v, want %v", p, got, want)
+			}
+		})
+	}
+}
+
+func TestStageInputExcludesOutputs(t *testing.T) {
+	// Outputs an earlier bst run wrote back must not become inputs: the
+	// action digest would change and the cache would never hit. Only the
+	// exact declared paths go, anchored at the root.
+	src := t.TempDir()
+	for _, p := range []string{"src/gen/a", "gen/sub/tool", "result.txt", "lib/result.txt", "we*ird.txt", "weXird.txt"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	staged, cleanup, err := stageInput(src, []string{"gen/", "result.txt", "we*ird.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	for p, want := range map[string]bool{
+		"gen": false, "result.txt": false, "we*ird.txt": false,
+		"src/gen/a": true, "lib/result.txt": true, "weXird.txt": true,
+	} {
 		t.Run(p, func(t *testing.T) {
 			_, err := os.Lstat(filepath.Join(staged, p))
 			if got := err == nil; got != want {

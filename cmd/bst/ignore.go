@@ -6,7 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	ignore "github.com/sabhiram/go-gitignore"
 )
@@ -16,26 +18,66 @@ import (
 const ignoreFile = ".bstignore"
 
 // stageInput returns the directory to upload for dir: dir itself when it
-// has no .bstignore, else a temporary copy (hard links where possible)
-// without the ignored paths, removed by cleanup.
-func stageInput(dir string) (staged string, cleanup func(), err error) {
-	ig, err := ignore.CompileIgnoreFile(filepath.Join(dir, ignoreFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return dir, func() {}, nil
-	}
+// has no .bstignore and nothing is excluded, else a temporary copy (hard
+// links where possible) without the ignored paths, removed by cleanup.
+// exclude lists slash-separated paths relative to dir that are left out
+// too: bst run passes the declared outputs, so outputs written back by an
+// earlier run never become inputs (which would change the action and make
+// the command trip over its own old outputs).
+func stageInput(dir string, exclude []string) (staged string, cleanup func(), err error) {
+	lines, err := readIgnoreLines(filepath.Join(dir, ignoreFile))
 	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w", ignoreFile, err)
+		return "", nil, err
+	}
+	for _, e := range exclude {
+		if e = strings.Trim(path.Clean("/"+e), "/"); e != "" && e != "." {
+			lines = append(lines, "/"+escapeGlob(e))
+		}
+	}
+	if len(lines) == 0 {
+		return dir, func() {}, nil
 	}
 	tmp, err := os.MkdirTemp("", "bst-input-")
 	if err != nil {
 		return "", nil, err
 	}
 	cleanup = func() { os.RemoveAll(tmp) }
-	if err := copyFiltered(dir, tmp, ig); err != nil {
+	if err := copyFiltered(dir, tmp, ignore.CompileIgnoreLines(lines...)); err != nil {
 		cleanup()
 		return "", nil, err
 	}
 	return tmp, cleanup, nil
+}
+
+// readIgnoreLines returns the lines of a .bstignore file; none when the
+// file does not exist.
+func readIgnoreLines(file string) ([]string, error) {
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ignoreFile, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimRight(l, "\r"); strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
+// escapeGlob makes a path match itself literally as an ignore pattern.
+func escapeGlob(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[]\!#`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // copyFiltered recreates src's tree in dst, leaving out what ig matches:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"path/filepath"
 
 	longrunning "cloud.google.com/go/longrunning/autogen/longrunningpb"
@@ -55,7 +56,7 @@ func (a *app) uploadAction(ctx context.Context, cas store.CAS, o runOptions, inp
 	if err != nil {
 		return digest.Digest{}, err
 	}
-	root, err := a.uploadInput(ctx, cas, inputAbs)
+	root, err := a.uploadInput(ctx, cas, inputAbs, outputsUnder(wd, o.outputs))
 	if err != nil {
 		return digest.Digest{}, err
 	}
@@ -66,10 +67,10 @@ func (a *app) uploadAction(ctx context.Context, cas store.CAS, o runOptions, inp
 	return localexec.PutMessage(ctx, cas, buildAction(cd, root, cmd.GetPlatform(), o.timeout))
 }
 
-// uploadInput uploads dir (filtered by its .bstignore) and returns the
-// root Directory's digest.
-func (a *app) uploadInput(ctx context.Context, cas store.CAS, dir string) (digest.Digest, error) {
-	staged, cleanup, err := stageInput(dir)
+// uploadInput uploads dir (filtered by its .bstignore, and without the
+// exclude paths) and returns the root Directory's digest.
+func (a *app) uploadInput(ctx context.Context, cas store.CAS, dir string, exclude []string) (digest.Digest, error) {
+	staged, cleanup, err := stageInput(dir, exclude)
 	if err != nil {
 		return digest.Digest{}, err
 	}
@@ -77,6 +78,16 @@ func (a *app) uploadInput(ctx context.Context, cas store.CAS, dir string) (diges
 	m := a.newMeter("uploaded", treeSize([]string{staged}))
 	defer m.finish()
 	return localexec.UploadDir(ctx, withMeter(cas, m), staged)
+}
+
+// outputsUnder turns output paths, relative to the working directory wd,
+// into paths relative to the input root.
+func outputsUnder(wd string, outputs []string) []string {
+	out := make([]string, len(outputs))
+	for i, o := range outputs {
+		out[i] = path.Join(wd, o)
+	}
+	return out
 }
 
 // execute calls Execute and follows the operation to its end, resuming a

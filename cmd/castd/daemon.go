@@ -15,6 +15,7 @@ import (
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
+	"github.com/castd/castd/pkg/proxy/execution"
 	"github.com/castd/castd/pkg/proxy/remotes"
 	"github.com/castd/castd/pkg/store"
 )
@@ -32,6 +33,7 @@ type castdDaemon struct {
 	cfg       daemonConfig
 	store     *store.Local
 	remotes   *remotes.Set
+	exec      *execution.Server
 	server    *grpc.Server
 	listeners []boundListener
 	metrics   *metricsServer // nil when disabled
@@ -62,11 +64,17 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	if err != nil {
 		return nil, err
 	}
+	if d.exec, err = openExecution(pcfg, cfg.storeDir, d.store, d.remotes, reg, log); err != nil {
+		return nil, err
+	}
 	d.server = proxy.NewServer(d.remotes, proxy.Options{
 		MaxBatchTotalSizeBytes: cfg.maxBatchBytes,
 		Logger:                 log,
 		Registerer:             reg,
+		Execution:              d.exec,
+		UpdateEnabled:          d.remotes.UpdateEnabled,
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
+	d.exec.RegisterOperations(d.server)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames)
 	registerAssets(d.server, d.remotes, log)
 	if d.listeners, err = systemdListeners(); err != nil {
@@ -174,6 +182,9 @@ func (d *castdDaemon) closeAll() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		errs = append(errs, d.metrics.Close(ctx))
 		cancel()
+	}
+	if d.exec != nil {
+		d.exec.Close() // running actions stop before the storage they write
 	}
 	if d.remotes != nil {
 		d.remotes.Close(writebackDrain) // after the server, before the store
