@@ -18,12 +18,12 @@ func requireBwrap(t *testing.T) {
 	t.Helper()
 	path, err := exec.LookPath("bwrap")
 	if err != nil {
-		t.Skip("bwrap not installed (apt-get install bubblewrap)")
+		t.Fatal("bwrap not installed (apt-get install bubblewrap; .ci/run does)")
 	}
 	out, err := exec.Command(path, "--unshare-net", "--unshare-pid", "--die-with-parent",
 		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "/bin/true").CombinedOutput()
 	if err != nil {
-		t.Skipf("bwrap cannot create its sandbox here: %v: %s", err, out)
+		t.Fatalf("bwrap cannot create its sandbox here: %v: %s", err, out)
 	}
 }
 

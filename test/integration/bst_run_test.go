@@ -26,7 +26,7 @@ func TestBstRun(t *testing.T) {
 		return bst(t, p.socket, dir, append(args, "--", "sh", "-c", runScript)...)
 	}
 	first := run("0")
-	skipIfUnimplemented(t, first, "Execution")
+	requireServed(t, first, "Execution")
 
 	t.Run("first run executes", func(t *testing.T) {
 		t.Log("stdout and stderr are relayed and stderr says the action was executed")
@@ -88,7 +88,7 @@ func TestBstStatusAndRemotes(t *testing.T) {
 	l := newLayout(t)
 	p := startCastd(t, l, l.configYAML(""))
 	r := bst(t, p.socket, "", "status", "--json")
-	skipIfUnimplemented(t, r, "Control")
+	requireServed(t, r, "Control")
 	var st struct {
 		Running   bool     `json:"running"`
 		Socket    string   `json:"socket"`
@@ -172,7 +172,7 @@ func TestBstArtifactThroughRemote(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "art")
 	writeTree(t, src, 1<<10)
 	r := bst(t, a.socket, "", "artifact", "push", "demo/hello/abc", src)
-	skipIfUnimplemented(t, r, "Remote Asset")
+	requireServed(t, r, "Remote Asset")
 	if r.code != 0 {
 		t.Fatalf("push: exit %d, stderr %q", r.code, r.stderr)
 	}
