@@ -9,7 +9,7 @@ import (
 
 // notifyShutdown returns a channel that receives SIGINT and SIGTERM, the
 // signals that stop castd (a second one during the drain stops it at once).
-// SIGHUP, which the systemd units send for ExecReload, is logged and
+// SIGHUP (kill -HUP; the units have no ExecReload) is logged and
 // ignored until configuration reload exists, so that it cannot kill the
 // daemon. stop undoes the registration.
 func notifyShutdown(log *slog.Logger) (sigs <-chan os.Signal, stop func()) {
@@ -22,7 +22,7 @@ func notifyShutdown(log *slog.Logger) (sigs <-chan os.Signal, stop func()) {
 		for {
 			select {
 			case <-hup:
-				log.Warn("SIGHUP received: configuration reload is not supported yet; ignoring")
+				log.Warn("SIGHUP received: castd does not reload its configuration; restart it to apply changes (systemctl --user restart castd)")
 			case <-done:
 				return
 			}

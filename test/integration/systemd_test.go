@@ -71,7 +71,7 @@ func TestSystemdIntegration(t *testing.T) {
 		waitNotify(t, notify, "READY=1")
 	})
 	t.Run("sighup ignored", func(t *testing.T) {
-		t.Log("ExecReload sends SIGHUP; until reload exists it must not kill the daemon")
+		t.Log("a stray SIGHUP (castd does not reload) must not kill the daemon")
 		p.signal(syscall.SIGHUP)
 		if _, err := p.logs.waitFor(regexp.MustCompile(`SIGHUP received`), p.exited, 10*time.Second); err != nil {
 			t.Fatal(err)
