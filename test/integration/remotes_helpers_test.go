@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
 
 	castdpb "github.com/castd/castd/api/castd/v1"
@@ -158,14 +156,6 @@ func (u *upstream) has(t *testing.T, d *repb.Digest) bool {
 	return len(missing) == 0
 }
 
-// authed returns ctx with the upstream's bearer token, if it needs one.
-func (u *upstream) authed(ctx context.Context) context.Context {
-	if u.token == "" {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+u.token)
-}
-
 // requestLines are the upstream's "request metadata" log lines for method
 // (a substring of the full method name) received over TCP.
 func (u *upstream) requestLines(method string) []string {
@@ -289,12 +279,3 @@ func corruptFile(t *testing.T, path string) {
 	writeFile(t, path, data)
 }
 
-// metricsLine finds a metric sample line matching re in body.
-func metricsLine(body string, re *regexp.Regexp) string {
-	for _, line := range strings.Split(body, "\n") {
-		if re.MatchString(line) {
-			return line
-		}
-	}
-	return ""
-}
