@@ -278,4 +278,3 @@ func corruptFile(t *testing.T, path string) {
 	}
 	writeFile(t, path, data)
 }
-
