@@ -105,6 +105,7 @@ type sidecarLoad struct {
 // sidecar is a castd started for load, usable from tests and benchmarks.
 type sidecar struct {
 	socket, metrics, base string
+	pid                   int
 	logs                  *lineLog
 }
 
@@ -134,6 +135,7 @@ func startSidecar(tb testing.TB) *sidecar {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
+	s.pid = cmd.Process.Pid
 	exited := make(chan struct{})
 	go s.logs.consume(stderr, func() { _ = cmd.Wait(); close(exited) })
 	tb.Cleanup(func() {
