@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"golang.org/x/sync/errgroup"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
 )
 
 // BenchmarkPeakRSSStreaming measures castd's peak resident memory (VmHWM)
