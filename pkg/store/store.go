@@ -67,6 +67,28 @@ type BytesPutter interface {
 	PutBytes(ctx context.Context, d digest.Digest, data []byte) error
 }
 
+// BatchGetter is an optional fast path a CAS may offer for reading many
+// small blobs at once (BatchReadBlobs): one call for the lot, so that a
+// remote tier can answer with one round trip per batch instead of one per
+// blob. Same size rule as BytesGetter: callers pass only blobs of bounded
+// total size, since every blob is held in memory. Callers check for it with
+// a type assertion and fall back to GetBytes or Get. Implementations are
+// safe for concurrent use.
+type BatchGetter interface {
+	// GetMany returns one result per digest of ds, in the order of ds
+	// (duplicates included). Each result holds the blob's verified content
+	// or its own error: NOT_FOUND for a miss, any other code for a failure
+	// (which may be the same error for every entry when the whole call
+	// failed). It never mutates ds.
+	GetMany(ctx context.Context, ds []digest.Digest) []BlobResult
+}
+
+// BlobResult is one entry of a BatchGetter answer: Data when Err is nil.
+type BlobResult struct {
+	Data []byte
+	Err  error
+}
+
 // ActionCache maps action digests to their results, for one instance name
 // (project). Implementations are safe for concurrent use.
 type ActionCache interface {

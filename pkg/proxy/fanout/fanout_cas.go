@@ -22,9 +22,13 @@ import (
 //   - Get serves local hits directly. On a local miss the remotes are
 //     tried in order; the first that has the blob streams it into local
 //     (which verifies it; bad bytes are counted, logged and the next remote
-//     tried) and the read is then served from local at the offset asked.
-//     The first byte therefore waits for the whole download. Concurrent
-//     misses of one digest share one fetch. A miss everywhere reachable is
+//     tried). The Get that starts the fetch reads the remote's bytes as
+//     they are stored (see tee: the chunk that completes the blob is
+//     handed over only once local has verified and stored it, so a bad
+//     blob ends in DATA_LOSS and the fetch goes on to the next remote);
+//     Gets that join it, and reads at an offset, are served from local
+//     once the fetch is over. Concurrent misses of one digest share one
+//     fetch. A miss everywhere reachable is
 //     NOT_FOUND listing each remote's reason; the caller's cancellation is
 //     returned as CANCELED or DEADLINE_EXCEEDED.
 //   - Put writes to local only, then calls Options.OnPut.
@@ -106,14 +110,62 @@ func (c *fanoutCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.
 		}
 		return rc, labelLocal(err)
 	}
-	if err := c.flights.do(ctx, d, func(fctx context.Context) error { return c.fetch(fctx, d) }); err != nil {
-		if status.Code(err) == codes.NotFound {
-			c.metrics.miss()
-		}
-		return nil, err
+	if offset == 0 && d.Size > 0 {
+		return c.getTeeing(ctx, d)
 	}
-	rc, err = c.local.Get(ctx, d, offset)
+	return c.getFetched(ctx, d, offset, nil)
+}
+
+// getTeeing fetches d and, when this Get starts the fetch, streams the
+// remote's bytes to the caller while they are stored (see tee). A Get that
+// joins a fetch already running waits for it and reads local.
+func (c *fanoutCAS) getTeeing(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
+	t := newTee(d)
+	fl, leader := c.flights.join(ctx, d, func(fctx context.Context) error { return c.fetch(fctx, d, t) })
+	if !leader {
+		return c.getFetched(ctx, d, 0, fl)
+	}
+	select {
+	case <-t.attached:
+		return &teeReader{c: c, ctx: ctx, fl: fl, t: t}, nil
+	case <-fl.done:
+		t.pr.Close()
+		if fl.err != nil {
+			return nil, c.missed(fl.err)
+		}
+		rc, err := c.local.Get(ctx, d, 0)
+		return rc, labelLocal(err)
+	case <-ctx.Done():
+		t.pr.Close()
+		c.flights.leave(d, fl, true)
+		return nil, callerGone(ctx)
+	}
+}
+
+// getFetched waits for the fetch of d (joined already when fl is not nil)
+// and reads it from local at offset.
+func (c *fanoutCAS) getFetched(ctx context.Context, d digest.Digest, offset int64, fl *flight) (io.ReadCloser, error) {
+	fetch := func(fctx context.Context) error { return c.fetch(fctx, d, nil) }
+	var err error
+	if fl != nil {
+		err = c.flights.wait(ctx, d, fl)
+	}
+	if fl == nil || (err != nil && ctx.Err() == nil && status.Code(err) != codes.NotFound) {
+		err = c.flights.do(ctx, d, fetch)
+	}
+	if err != nil {
+		return nil, c.missed(err)
+	}
+	rc, err := c.local.Get(ctx, d, offset)
 	return rc, labelLocal(err)
+}
+
+// missed counts a fetch that found d nowhere and passes err on.
+func (c *fanoutCAS) missed(err error) error {
+	if status.Code(err) == codes.NotFound {
+		c.metrics.miss()
+	}
+	return err
 }
 
 func (c *fanoutCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {

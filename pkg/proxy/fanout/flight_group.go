@@ -89,16 +89,23 @@ func (g *flightGroup) wait(ctx context.Context, d digest.Digest, fl *flight) err
 		return fl.err
 	case <-ctx.Done():
 	}
+	g.leave(d, fl, true)
+	return callerGone(ctx)
+}
+
+// leave gives up one caller's place in fl. With cancel, the last caller
+// to leave cancels the fetch; without (a caller that has had what it
+// needs), the fetch runs to its end.
+func (g *flightGroup) leave(d digest.Digest, fl *flight, cancel bool) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	fl.waiters--
-	if fl.waiters == 0 {
+	if fl.waiters == 0 && cancel {
 		fl.cancel()
 		if g.flights[d] == fl {
 			delete(g.flights, d)
 		}
 	}
-	g.mu.Unlock()
-	return callerGone(ctx)
 }
 
 // waiting reports how many callers wait on the fetch of d (for tests).

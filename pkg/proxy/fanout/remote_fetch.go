@@ -18,10 +18,11 @@ type errLocal struct{ err error }
 
 func (e errLocal) Error() string { return e.err.Error() }
 
-// fetch copies d from the first remote that has it into the local store.
-// It runs inside the flight for d, so it first re-checks local: a fetch
-// that finished just before this one started has already stored d.
-func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest) error {
+// fetch copies d from the first remote that has it into the local store,
+// teeing the first remote stream it opens to the client of tee (which may
+// be nil). It runs inside the flight for d, so it first re-checks local: a
+// fetch that finished just before this one started has already stored d.
+func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error {
 	missing, err := c.local.FindMissing(ctx, []digest.Digest{d})
 	if err != nil {
 		return labelLocal(err)
@@ -31,7 +32,7 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest) error {
 	}
 	var reasons []string
 	for i, t := range c.remotes {
-		err := c.fetchFrom(ctx, i, t, d)
+		err := c.fetchFrom(ctx, i, t, d, tee)
 		if err == nil {
 			return nil
 		}
@@ -47,17 +48,38 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest) error {
 	return foundNowhere(blobName(d), reasons)
 }
 
-// fetchFrom streams d from the i-th remote into local. The error is the
+// fetchFrom streams d from the i-th remote into local, teeing it to the
+// client of tee unless the tee has ended. The error is the
 // remote's (labelled) unless it is an errLocal.
-func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Digest) error {
+func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Digest, tee *tee) error {
 	name := remoteLabel(i, t.Name)
 	rc, err := t.CAS.Get(ctx, d, 0)
 	if err != nil {
 		return label(name, t.Name, err)
 	}
 	defer rc.Close()
-	src := &errorRecordingReader{r: rc}
-	err = c.local.Put(ctx, d, src)
+	if !tee.take() {
+		return c.store(ctx, name, t, d, rc)
+	}
+	src := tee.source(rc)
+	err = c.store(ctx, name, t, d, src)
+	var local errLocal
+	clientErr := err
+	if errors.As(err, &local) {
+		clientErr = local.err
+	}
+	src.end(ctx, clientErr, func(ctx context.Context, offset int64) (io.ReadCloser, error) {
+		return c.local.Get(ctx, d, offset)
+	})
+	return err
+}
+
+// store puts the bytes of r, read from the remote called name, into local
+// under d and tells a remote's failure (labelled) from a local one
+// (errLocal).
+func (c *fanoutCAS) store(ctx context.Context, name string, t Tier, d digest.Digest, r io.Reader) error {
+	src := &errorRecordingReader{r: r}
+	err := c.local.Put(ctx, d, src)
 	switch {
 	case err == nil:
 		c.stored(d, t)

@@ -6,6 +6,9 @@ import (
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -13,7 +16,7 @@ import (
 // breakerCAS fails calls fast while the remote's breaker is open and feeds
 // every outcome to it, including failures of a Get's reader mid-stream.
 type breakerCAS struct {
-	base store.CAS
+	base *casClient
 	b    *breaker
 }
 
@@ -36,6 +39,29 @@ func (c *breakerCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io
 		return nil, err
 	}
 	return &breakerReader{ReadCloser: r, ctx: ctx, b: c.b}, nil
+}
+
+// GetMany implements store.BatchGetter. The first entry error that is
+// not NOT_FOUND (a call that failed, or bad data) counts as the remote's
+// failure; otherwise the call counts as a success.
+func (c *breakerCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	if err := c.b.allow(); err != nil {
+		out := make([]store.BlobResult, len(ds))
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	out := c.base.GetMany(ctx, ds)
+	var failure error
+	for _, r := range out {
+		if r.Err != nil && status.Code(r.Err) != codes.NotFound {
+			failure = r.Err
+			break
+		}
+	}
+	c.b.done(ctx, failure)
+	return out
 }
 
 func (c *breakerCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {

@@ -123,7 +123,8 @@ func transportCredentials(cfg Config, t target) (credentials.TransportCredential
 func (r *Remote) Name() string { return r.name }
 
 // CAS returns the remote's content-addressable storage, behind its circuit
-// breaker.
+// breaker. It also implements store.BatchGetter (one BatchReadBlobs call per
+// batch of small blobs).
 func (r *Remote) CAS() store.CAS { return &breakerCAS{base: &casClient{r}, b: r.breaker} }
 
 // ActionCache returns the remote's action cache for its own instance name,
