@@ -15,7 +15,8 @@ import (
 // NewConcurrencyLimitingCAS lets at most limit calls into base run at once;
 // further callers queue in arrival order (FIFO) and give up when their
 // context ends (CANCELED or DEADLINE_EXCEEDED). A Get holds its slot until
-// the reader is closed, so a slow download counts for its whole length. Use
+// the reader is closed, so a slow download counts for its whole length; a
+// GetMany holds one slot for its whole batch when base reads batches. Use
 // it in front of each remote so that a burst of misses cannot open
 // thousands of streams to one server. Cost: one semaphore acquire per call.
 // Safe for concurrent use.
@@ -53,6 +54,20 @@ func (c *concurrencyLimitingCAS) Get(ctx context.Context, d digest.Digest, offse
 		return nil, err
 	}
 	return &releasingReader{ReadCloser: rc, release: func() { c.sem.Release(1) }}, nil
+}
+
+// GetMany implements store.BatchGetter: one slot for the whole batch when
+// base reads batches itself, else one Get (and slot) per digest.
+func (c *concurrencyLimitingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	bg, ok := c.base.(store.BatchGetter)
+	if !ok {
+		return getEach(ctx, c, ds)
+	}
+	if err := c.acquire(ctx); err != nil {
+		return failAll(len(ds), err)
+	}
+	defer c.sem.Release(1)
+	return bg.GetMany(ctx, ds)
 }
 
 func (c *concurrencyLimitingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {

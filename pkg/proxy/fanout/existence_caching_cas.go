@@ -16,7 +16,7 @@ import (
 // blob the remote drops is still believed present for up to ttl (a later
 // Get then misses and the fan-out moves on). Negative answers are never
 // cached: a blob may be uploaded at any moment. At most maxEntries digests
-// are remembered; the oldest answer is forgotten first. Get and Put pass
+// are remembered; the oldest answer is forgotten first. Get, GetMany and Put pass
 // through. Safe for concurrent use; lookups take one mutex per call.
 func NewExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock) store.CAS {
 	return &existenceCachingCAS{
@@ -100,4 +100,10 @@ func (c *existenceCachingCAS) remember(present digest.Set, expires time.Time) {
 func (c *existenceCachingCAS) forget(e *list.Element) {
 	delete(c.entries, e.Value.(*existenceEntry).d)
 	c.order.Remove(e)
+}
+
+// GetMany implements store.BatchGetter by passing the batch to base
+// (getMany: base's own GetMany, else one Get per digest).
+func (c *existenceCachingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	return getMany(ctx, c.CAS, ds)
 }

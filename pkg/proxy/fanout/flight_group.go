@@ -70,7 +70,28 @@ func (g *flightGroup) join(ctx context.Context, d digest.Digest, fetch func(cont
 }
 
 func (g *flightGroup) run(ctx context.Context, d digest.Digest, fl *flight, fetch func(context.Context) error) {
-	err := fetch(ctx)
+	g.finish(d, fl, fetch(ctx))
+}
+
+// claim makes the caller the fetcher of d, like join, but runs nothing:
+// a caller that leads (true) fetches d itself, on its own context, and
+// must finish the flight. Used by batch reads, which fetch many digests
+// with one call per remote. Waiters that give up cannot cancel a claimed
+// fetch.
+func (g *flightGroup) claim(d digest.Digest) (*flight, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if fl, ok := g.flights[d]; ok {
+		fl.waiters++
+		return fl, false
+	}
+	fl := &flight{done: make(chan struct{}), waiters: 1, cancel: func() {}}
+	g.flights[d] = fl
+	return fl, true
+}
+
+// finish ends fl with err and wakes its waiters.
+func (g *flightGroup) finish(d digest.Digest, fl *flight, err error) {
 	g.mu.Lock()
 	if g.flights[d] == fl {
 		delete(g.flights, d)

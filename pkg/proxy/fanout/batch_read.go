@@ -1,0 +1,222 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// storeParallelism bounds the local PutBytes calls one batch fetch runs at
+// once: a small blob's store is mostly a wait for a group commit, so many
+// must be in flight to keep the store busy.
+const storeParallelism = 32
+
+// GetBytes implements store.BytesGetter: GetMany for one digest, so a
+// local hit costs one local GetBytes and a miss is fetched like any
+// batched miss. For blobs of bounded size only.
+func (c *fanoutCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, error) {
+	r := c.GetMany(ctx, []digest.Digest{d})[0]
+	return r.Data, r.Err
+}
+
+// GetMany implements store.BatchGetter, for blobs of bounded total size
+// (BatchReadBlobs). Local hits are served from local; the misses go to
+// the first remote in one batch, what it lacked to the second, and so
+// on. Each blob is stored locally (which verifies it; a bad one is
+// counted, logged and asked of the next remote) before it is returned.
+// A miss that another read is fetching already waits for that fetch
+// instead, and reads that come while this batch fetches wait for it.
+// Each entry's error is labelled like Get's.
+func (c *fanoutCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	out := localMany(ctx, c.local, ds)
+	first := map[digest.Digest]int{}
+	var mine, dups []int
+	joined := map[int]*flight{}
+	claimed := map[digest.Digest]*flight{}
+	for i, d := range ds {
+		if status.Code(out[i].Err) != codes.NotFound {
+			c.countLocal(&out[i])
+			continue
+		}
+		if _, ok := first[d]; ok {
+			dups = append(dups, i)
+			continue
+		}
+		first[d] = i
+		if fl, leader := c.flights.claim(d); leader {
+			claimed[d] = fl
+			mine = append(mine, i)
+		} else {
+			joined[i] = fl
+		}
+	}
+	c.fetchClaimed(ctx, ds, mine, out, claimed)
+	for i, fl := range joined {
+		out[i] = c.afterFlight(ctx, ds[i], fl)
+	}
+	for _, i := range dups {
+		out[i] = out[first[ds[i]]]
+	}
+	return out
+}
+
+// countLocal labels a local answer and counts a hit.
+func (c *fanoutCAS) countLocal(r *store.BlobResult) {
+	if r.Err == nil {
+		c.metrics.localHit()
+		return
+	}
+	r.Err = labelLocal(r.Err)
+}
+
+// fetchClaimed fetches ds[i] for i in mine into out and finishes each
+// claimed flight with its outcome.
+func (c *fanoutCAS) fetchClaimed(ctx context.Context, ds []digest.Digest, mine []int, out []store.BlobResult, claimed map[digest.Digest]*flight) {
+	if len(mine) == 0 {
+		return
+	}
+	want := make([]digest.Digest, len(mine))
+	for k, i := range mine {
+		want[k] = ds[i]
+	}
+	got := c.fetchMany(ctx, want)
+	for k, i := range mine {
+		out[i] = got[k]
+		c.flights.finish(ds[i], claimed[ds[i]], got[k].Err)
+		if status.Code(got[k].Err) == codes.NotFound {
+			c.metrics.miss()
+		}
+	}
+}
+
+// afterFlight waits for another read's fetch of d and reads d from local;
+// if that fetch failed with anything but NOT_FOUND, d is fetched anew.
+func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight) store.BlobResult {
+	err := c.flights.wait(ctx, d, fl)
+	if err != nil && ctx.Err() == nil && status.Code(err) != codes.NotFound {
+		err = c.flights.do(ctx, d, func(fctx context.Context) error { return c.fetch(fctx, d, nil) })
+	}
+	if err != nil {
+		return store.BlobResult{Err: c.missed(err)}
+	}
+	r := localMany(ctx, c.local, []digest.Digest{d})[0]
+	r.Err = labelLocal(r.Err)
+	return r
+}
+
+// fetchMany reads ds (distinct, all claimed by the caller) from the
+// remotes in order, each asked in one call about what the ones before it
+// did not serve. It re-checks local first: a fetch that ended just before
+// the claims may have stored some.
+func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	out := localMany(ctx, c.local, ds)
+	var pending []int
+	for i := range ds {
+		if status.Code(out[i].Err) == codes.NotFound {
+			pending = append(pending, i)
+		} else {
+			out[i].Err = labelLocal(out[i].Err)
+		}
+	}
+	reasons := make([][]string, len(ds))
+	for i, t := range c.remotes {
+		if len(pending) == 0 || ctx.Err() != nil {
+			break
+		}
+		pending = c.fetchManyFrom(ctx, i, t, ds, pending, out, reasons)
+	}
+	gone := callerGone(ctx)
+	for _, i := range pending {
+		out[i].Err = gone
+		if gone == nil {
+			out[i].Err = foundNowhere(blobName(ds[i]), reasons[i])
+		}
+	}
+	return out
+}
+
+// fetchManyFrom asks the i-th remote for ds[j], j in pending, stores what
+// it serves and returns the indexes still to be found; each one's reason
+// is added to reasons.
+func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []digest.Digest, pending []int, out []store.BlobResult, reasons [][]string) []int {
+	name := remoteLabel(i, t.Name)
+	want := make([]digest.Digest, len(pending))
+	for k, j := range pending {
+		want[k] = ds[j]
+	}
+	rs := getMany(ctx, t.CAS, want)
+	if len(rs) != len(want) {
+		rs = failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
+	}
+	errs := c.storeMany(ctx, name, t, want, rs)
+	var still []int
+	for k, j := range pending {
+		var local errLocal
+		switch err := errs[k].err; {
+		case err == nil:
+			out[j].Data, out[j].Err = errs[k].data, nil
+		case errors.As(err, &local):
+			out[j].Err = local.err
+		default:
+			reasons[j] = append(reasons[j], reason(err))
+			still = append(still, j)
+		}
+	}
+	return still
+}
+
+// storeResult is the outcome of storing one blob a remote served.
+type storeResult struct {
+	data []byte
+	err  error
+}
+
+// storeMany stores in local the blobs that rs (the answer of the remote
+// called name for ds) holds, storeParallelism at once. An entry's error is
+// the remote's (labelled; bad data counted) or an errLocal.
+func (c *fanoutCAS) storeMany(ctx context.Context, name string, t Tier, ds []digest.Digest, rs []store.BlobResult) []storeResult {
+	out := make([]storeResult, len(ds))
+	var g errgroup.Group
+	g.SetLimit(storeParallelism)
+	for k, r := range rs {
+		if r.Err != nil {
+			out[k].err = c.remoteReadFailed(name, t, ds[k], r.Err)
+			continue
+		}
+		g.Go(func() error {
+			out[k].err = c.storeBytes(ctx, name, t, ds[k], r.Data)
+			out[k].data = r.Data
+			return nil
+		})
+	}
+	_ = g.Wait() // entries carry their own errors
+	return out
+}
+
+// storeBytes stores one blob a remote served; local verifies it.
+func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d digest.Digest, data []byte) error {
+	err := putBytes(ctx, c.local, d, data)
+	switch {
+	case err == nil:
+		c.stored(d, t)
+		return nil
+	case status.Code(err) == codes.InvalidArgument:
+		return c.badData(name, t, d, err)
+	}
+	return errLocal{labelLocal(err)}
+}
+
+// failAll is n results that all fail with err.
+func failAll(n int, err error) []store.BlobResult {
+	out := make([]store.BlobResult, n)
+	for i := range out {
+		out[i].Err = err
+	}
+	return out
+}
