@@ -73,7 +73,7 @@ func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
 		}
 	}
 	if err := readMessage(ctx, r.cas, cd, act.cmd); status.Code(err) == codes.NotFound {
-		return nil, missingBlobs("command", []digest.Digest{cd})
+		return nil, store.MissingBlobsError("the CAS (command)", []digest.Digest{cd})
 	} else if err != nil {
 		return nil, internalf(err, "command %s", cd)
 	}

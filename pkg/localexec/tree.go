@@ -81,7 +81,7 @@ func fetchTree(ctx context.Context, cas store.CAS, root digest.Digest) (*inputTr
 		return nil, err
 	}
 	if missing = append(missing, fileMissing...); len(missing) > 0 {
-		return nil, missingBlobs("input tree", missing)
+		return nil, store.MissingBlobsError("the CAS (input tree)", missing)
 	}
 	return t, nil
 }

@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"io"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
 )
@@ -34,7 +32,7 @@ func (c *completenessCheckingActionCache) GetActionResult(ctx context.Context, a
 	if err != nil {
 		return nil, err
 	}
-	refs, err := c.references(ctx, ar)
+	refs, err := ReferencedBlobs(ctx, c.cas, ar)
 	if err != nil {
 		return nil, incomplete(action, err)
 	}
@@ -46,67 +44,6 @@ func (c *completenessCheckingActionCache) GetActionResult(ctx context.Context, a
 		return nil, status.Errorf(codes.NotFound, "action result %s is incomplete: %d referenced blobs are missing, e.g. %s", action, len(missing), missing[0])
 	}
 	return ar, nil
-}
-
-// references lists every blob ar depends on, reading output Trees from cas.
-func (c *completenessCheckingActionCache) references(ctx context.Context, ar *repb.ActionResult) ([]digest.Digest, error) {
-	var refs []digest.Digest
-	add := func(pd *repb.Digest) error {
-		d, err := digest.FromProto(pd)
-		refs = append(refs, d)
-		return err
-	}
-	for _, f := range ar.GetOutputFiles() {
-		if err := add(f.GetDigest()); err != nil {
-			return nil, err
-		}
-	}
-	for _, pd := range []*repb.Digest{ar.GetStdoutDigest(), ar.GetStderrDigest()} {
-		if pd != nil {
-			if err := add(pd); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, od := range ar.GetOutputDirectories() {
-		if err := add(od.GetTreeDigest()); err != nil {
-			return nil, err
-		}
-		files, err := c.treeFiles(ctx, refs[len(refs)-1])
-		if err != nil {
-			return nil, err
-		}
-		refs = append(refs, files...)
-	}
-	return refs, nil
-}
-
-// treeFiles reads a Tree blob and returns the digests of all its files.
-func (c *completenessCheckingActionCache) treeFiles(ctx context.Context, td digest.Digest) ([]digest.Digest, error) {
-	rc, err := c.cas.Get(ctx, td, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, err
-	}
-	tree := &repb.Tree{}
-	if err := proto.Unmarshal(b, tree); err != nil {
-		return nil, status.Errorf(codes.NotFound, "tree %s does not parse: %v", td, err)
-	}
-	var files []digest.Digest
-	for _, dir := range append([]*repb.Directory{tree.GetRoot()}, tree.GetChildren()...) {
-		for _, f := range dir.GetFiles() {
-			d, err := digest.FromProto(f.GetDigest())
-			if err != nil {
-				return nil, err
-			}
-			files = append(files, d)
-		}
-	}
-	return files, nil
 }
 
 // incomplete turns a failure to resolve the result's references into the

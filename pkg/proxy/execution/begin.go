@@ -10,6 +10,7 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/store"
 )
 
 // begin validates req and returns the operation the caller should watch:
@@ -101,7 +102,7 @@ func (s *Server) checkPlatform(ctx context.Context, j *job) error {
 		cd, _ := digest.FromProto(j.action.GetCommandDigest())
 		if err := readMessage(ctx, j.plan.CAS, cd, cmd); err != nil {
 			if status.Code(err) == codes.NotFound {
-				return missingBlobs("the CAS (the Command)", []digest.Digest{cd})
+				return store.MissingBlobsError("the CAS (the Command)", []digest.Digest{cd})
 			}
 			return err
 		}

@@ -64,7 +64,7 @@ func walkLevel(ctx context.Context, cas store.CAS, level []digest.Digest, all di
 		return nil, err
 	}
 	if len(missing) > 0 {
-		return nil, missingBlobs("the CAS (input directories)", missing)
+		return nil, store.MissingBlobsError("the CAS (input directories)", missing)
 	}
 	return addEntries(dirs, all)
 }
@@ -139,7 +139,7 @@ func transfer(ctx context.Context, src, dst store.CAS, ds []digest.Digest) error
 		return err
 	}
 	if len(absent) > 0 {
-		return missingBlobs("the CAS", absent)
+		return store.MissingBlobsError("the CAS", absent)
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func (s *Server) pushNow(ctx context.Context, j *job, res *repb.ActionResult) er
 	if j.plan.LocalCAS != nil {
 		src = j.plan.LocalCAS
 	}
-	refs, err := resultBlobs(ctx, src, res)
+	refs, err := store.ReferencedBlobs(ctx, src, res)
 	if err != nil {
 		return err
 	}
@@ -42,60 +42,4 @@ func (s *Server) pushNow(ctx context.Context, j *job, res *repb.ActionResult) er
 		return err
 	}
 	return j.plan.RemoteAC.UpdateActionResult(ctx, j.digest, res)
-}
-
-// resultBlobs lists every blob res references: output files, stdout and
-// stderr, each output directory's Tree and the files in it.
-func resultBlobs(ctx context.Context, cas store.CAS, res *repb.ActionResult) ([]digest.Digest, error) {
-	var refs []digest.Digest
-	add := func(pd *repb.Digest) error {
-		if pd == nil {
-			return nil
-		}
-		d, err := digest.FromProto(pd)
-		refs = append(refs, d)
-		return err
-	}
-	for _, f := range res.GetOutputFiles() {
-		if err := add(f.GetDigest()); err != nil {
-			return nil, err
-		}
-	}
-	if err := add(res.GetStdoutDigest()); err != nil {
-		return nil, err
-	}
-	if err := add(res.GetStderrDigest()); err != nil {
-		return nil, err
-	}
-	for _, od := range res.GetOutputDirectories() {
-		files, err := treeBlobs(ctx, cas, od.GetTreeDigest())
-		if err != nil {
-			return nil, err
-		}
-		refs = append(refs, files...)
-	}
-	return refs, nil
-}
-
-// treeBlobs returns a Tree's own digest and the digests of all its files.
-func treeBlobs(ctx context.Context, cas store.CAS, pd *repb.Digest) ([]digest.Digest, error) {
-	td, err := digest.FromProto(pd)
-	if err != nil {
-		return nil, err
-	}
-	tree := &repb.Tree{}
-	if err := readMessage(ctx, cas, td, tree); err != nil {
-		return nil, err
-	}
-	refs := []digest.Digest{td}
-	for _, dir := range append([]*repb.Directory{tree.GetRoot()}, tree.GetChildren()...) {
-		for _, f := range dir.GetFiles() {
-			d, err := digest.FromProto(f.GetDigest())
-			if err != nil {
-				return nil, err
-			}
-			refs = append(refs, d)
-		}
-	}
-	return refs, nil
 }

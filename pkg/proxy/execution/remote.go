@@ -8,6 +8,7 @@ import (
 
 	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/pkg/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,9 +31,9 @@ func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.Execut
 		return nil, err
 	}
 	resp, err := s.remoteOnce(ctx, o, j)
-	missing := missingIn(status.Convert(err))
+	missing := store.MissingBlobsIn(err)
 	if err == nil {
-		missing = missingIn(status.FromProto(resp.GetStatus()))
+		missing = store.MissingBlobsIn(status.FromProto(resp.GetStatus()).Err())
 	}
 	if len(missing) == 0 {
 		return resp, err

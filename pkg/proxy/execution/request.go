@@ -41,7 +41,7 @@ func loadAction(ctx context.Context, cas store.CAS, d digest.Digest) (*repb.Acti
 	a := &repb.Action{}
 	if err := readMessage(ctx, cas, d, a); err != nil {
 		if status.Code(err) == codes.NotFound {
-			return nil, missingBlobs("the CAS (the Action)", []digest.Digest{d})
+			return nil, store.MissingBlobsError("the CAS (the Action)", []digest.Digest{d})
 		}
 		return nil, err
 	}
