@@ -23,8 +23,8 @@ import (
 // WaitExecution.
 const maxResumes = 3
 
-// run is bst run: upload, Execute, print, write outputs, exit with the
-// action's code.
+// run is bst run: upload, Execute while relaying the action's output, print
+// what was not relayed, write outputs, exit with the action's code.
 func (a *app) run(ctx context.Context, o runOptions, args []string) error {
 	if err := validateRun(o); err != nil {
 		return err
@@ -42,11 +42,13 @@ func (a *app) run(ctx context.Context, o runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.execute(ctx, instance, actionDigest, o.noCache)
+	relay := a.newLogRelay(ctx)
+	resp, err := a.execute(ctx, instance, actionDigest, o.noCache, relay)
 	if err != nil {
+		relay.stop()
 		return fmt.Errorf("execute %s: %s", actionDigest, message(err))
 	}
-	return a.finishRun(ctx, cas, resp, actionDigest, filepath.Join(inputAbs, filepath.FromSlash(wd)))
+	return a.finishRun(ctx, cas, resp, relay.wait(), actionDigest, filepath.Join(inputAbs, filepath.FromSlash(wd)))
 }
 
 // uploadAction uploads the input tree, Command and Action; it returns the
@@ -91,8 +93,9 @@ func outputsUnder(wd string, outputs []string) []string {
 }
 
 // execute calls Execute and follows the operation to its end, resuming a
-// dropped stream with WaitExecution.
-func (a *app) execute(ctx context.Context, instance string, action digest.Digest, noCache bool) (*repb.ExecuteResponse, error) {
+// dropped stream with WaitExecution; relay starts on the log streams the
+// operation names.
+func (a *app) execute(ctx context.Context, instance string, action digest.Digest, noCache bool, relay *logRelay) (*repb.ExecuteResponse, error) {
 	exec := a.conn.execution()
 	stream, err := exec.Execute(ctx, &repb.ExecuteRequest{
 		InstanceName: instance, ActionDigest: action.Proto(), SkipCacheLookup: noCache,
@@ -103,7 +106,7 @@ func (a *app) execute(ctx context.Context, instance string, action digest.Digest
 	}
 	name := ""
 	for resumes := 0; ; resumes++ {
-		resp, opName, err := a.follow(stream)
+		resp, opName, err := a.follow(stream, relay)
 		if opName != "" {
 			name = opName
 		}
@@ -121,9 +124,10 @@ type operationStream interface {
 	Recv() (*longrunning.Operation, error)
 }
 
-// follow reads operations until one is done, reporting stage changes, and
-// returns its response and the operation name.
-func (a *app) follow(stream operationStream) (*repb.ExecuteResponse, string, error) {
+// follow reads operations until one is done, reporting stage changes and
+// starting relay on log streams, and returns its response and the
+// operation name.
+func (a *app) follow(stream operationStream, relay *logRelay) (*repb.ExecuteResponse, string, error) {
 	name, stage := "", repb.ExecutionStage_UNKNOWN
 	for {
 		op, err := stream.Recv()
@@ -139,6 +143,7 @@ func (a *app) follow(stream operationStream) (*repb.ExecuteResponse, string, err
 			stage = md.GetStage()
 			a.note("%s", stageText(stage))
 		}
+		relay.start(&md)
 		if !op.GetDone() {
 			continue
 		}
@@ -167,5 +172,7 @@ func (a *app) note(format string, args ...any) {
 	if a.quiet || msg == "" {
 		return
 	}
+	outputMu.Lock()
+	defer outputMu.Unlock()
 	fmt.Fprintf(a.stderr, "bst: %s\n", msg)
 }

@@ -16,13 +16,14 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// finishRun prints the action's stdout and stderr, writes its outputs under
-// dir, says how the result was obtained and ends with the action's exit
-// code (1 when the execution itself failed).
-func (a *app) finishRun(ctx context.Context, cas store.CAS, resp *repb.ExecuteResponse, action digest.Digest, dir string) error {
+// finishRun prints what the log streams did not relay of the action's
+// stdout and stderr, writes its outputs under dir, says how the result was
+// obtained and ends with the action's exit code (1 when the execution
+// itself failed).
+func (a *app) finishRun(ctx context.Context, cas store.CAS, resp *repb.ExecuteResponse, done relayed, action digest.Digest, dir string) error {
 	res := resp.GetResult()
 	if res != nil {
-		if err := a.printStreams(ctx, cas, res); err != nil {
+		if err := a.printStreams(ctx, cas, res, done); err != nil {
 			return err
 		}
 	}
@@ -39,28 +40,32 @@ func (a *app) finishRun(ctx context.Context, cas store.CAS, resp *repb.ExecuteRe
 	return exitCode(int(res.GetExitCode()))
 }
 
-// printStreams copies the action's stdout and stderr to bst's.
-func (a *app) printStreams(ctx context.Context, cas store.CAS, res *repb.ActionResult) error {
-	if err := copyStream(ctx, cas, a.stdout, res.GetStdoutRaw(), res.GetStdoutDigest()); err != nil {
+// printStreams copies the action's stdout and stderr to bst's, past the
+// bytes the log streams already relayed (all of them for a cache hit).
+func (a *app) printStreams(ctx context.Context, cas store.CAS, res *repb.ActionResult, done relayed) error {
+	if err := copyStream(ctx, cas, a.stdout, res.GetStdoutRaw(), res.GetStdoutDigest(), done.stdout); err != nil {
 		return fmt.Errorf("stdout: %w", err)
 	}
-	if err := copyStream(ctx, cas, a.stderr, res.GetStderrRaw(), res.GetStderrDigest()); err != nil {
+	if err := copyStream(ctx, cas, a.stderr, res.GetStderrRaw(), res.GetStderrDigest(), done.stderr); err != nil {
 		return fmt.Errorf("stderr: %w", err)
 	}
 	return nil
 }
 
-// copyStream writes raw, or else the blob d, to w.
-func copyStream(ctx context.Context, cas store.CAS, w io.Writer, raw []byte, d *repb.Digest) error {
+// copyStream writes raw, or else the blob d, from byte from on to w.
+func copyStream(ctx context.Context, cas store.CAS, w io.Writer, raw []byte, d *repb.Digest, from int64) error {
 	if len(raw) > 0 || d.GetSizeBytes() == 0 {
-		_, err := w.Write(raw)
+		_, err := w.Write(raw[min(from, int64(len(raw))):])
 		return err
+	}
+	if from >= d.GetSizeBytes() {
+		return nil
 	}
 	dg, err := digest.FromProto(d)
 	if err != nil {
 		return err
 	}
-	rc, err := cas.Get(ctx, dg, 0)
+	rc, err := cas.Get(ctx, dg, from)
 	if err != nil {
 		return err
 	}

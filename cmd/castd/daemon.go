@@ -72,6 +72,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		Logger:                 log,
 		Registerer:             reg,
 		Execution:              d.exec,
+		Logs:                   d.exec,
 		UpdateEnabled:          d.remotes.UpdateEnabled,
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
 	d.exec.RegisterOperations(d.server)

@@ -7,6 +7,14 @@
 // an action runs here or remotely, and caching the result, is the caller's
 // business (pkg/proxy).
 //
+// # Output while a command runs
+//
+// stdout and stderr are captured to files in the staging directory and
+// stored as blobs at the end. A caller that wants to see the output as it
+// is produced passes writers in RunOptions (or calls RunStreaming): the
+// command then writes into pipes whose data goes to the capture files and
+// to the writers, so the stored blobs do not change.
+//
 // # Sandboxes
 //
 // sandbox: none (the default) runs the command as the castd user with

@@ -3,6 +3,7 @@ package localexec
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,8 @@ type job struct {
 	env            []string
 	root, wd       string
 	stdout, stderr *os.File
+	// stdoutObs and stderrObs, optional, see the output as it is written.
+	stdoutObs, stderrObs io.Writer
 }
 
 func commandEnv(cmd *repb.Command) []string {
@@ -43,8 +46,9 @@ func commandEnv(cmd *repb.Command) []string {
 
 // command builds the exec.Cmd for j, wrapped in bwrap when the runner
 // sandboxes. The command runs in its own process group so that a timeout or
-// a cancellation kills everything it started.
-func (r *Runner) command(ctx context.Context, j *job) (*exec.Cmd, error) {
+// a cancellation kills everything it started. Its output goes to the
+// capture files, through tees when j has observers.
+func (r *Runner) command(ctx context.Context, j *job, tees *teeSet) (*exec.Cmd, error) {
 	path, args := r.bwrap, append(bwrapArgs(r.bwrap, j), j.args...)
 	if r.bwrap == "" {
 		var err error
@@ -55,7 +59,15 @@ func (r *Runner) command(ctx context.Context, j *job) (*exec.Cmd, error) {
 	}
 	c := exec.CommandContext(ctx, path)
 	c.Args, c.Env, c.Dir = args, j.env, j.wd
-	c.Stdout, c.Stderr = j.stdout, j.stderr
+	stdout, err := tees.attach(j.stdout, j.stdoutObs)
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := tees.attach(j.stderr, j.stderrObs)
+	if err != nil {
+		return nil, err
+	}
+	c.Stdout, c.Stderr = stdout, stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return killGroup(c.Process.Pid) }
 	return c, nil
@@ -104,15 +116,23 @@ func (r *Runner) runJob(ctx context.Context, j *job, timeout time.Duration) (pro
 		runCtx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	defer cancel()
-	c, err := r.command(runCtx, j)
+	var tees teeSet
+	c, err := r.command(runCtx, j, &tees)
+	if err == nil {
+		if err = c.Start(); err != nil {
+			err = invalidArgument("command.arguments[0]", "cannot start %q: %v", j.args[0], err)
+		}
+	}
 	if err != nil {
+		_ = tees.finish()
 		return procOutcome{}, err
 	}
-	if err := c.Start(); err != nil {
-		return procOutcome{}, invalidArgument("command.arguments[0]", "cannot start %q: %v", j.args[0], err)
-	}
+	tees.started()
 	err = c.Wait()
 	_ = killGroup(c.Process.Pid)
+	if terr := tees.finish(); terr != nil {
+		return procOutcome{}, terr
+	}
 	out := procOutcome{canceled: ctx.Err() != nil}
 	out.timedOut = !out.canceled && errors.Is(runCtx.Err(), context.DeadlineExceeded)
 	if c.ProcessState == nil {

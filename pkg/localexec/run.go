@@ -2,6 +2,7 @@ package localexec
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,6 +23,13 @@ type RunOptions struct {
 	InlineStdout, InlineStderr bool
 	// InlineLimit bounds inlined streams; 0 means 64 KiB.
 	InlineLimit int
+	// Stdout and Stderr, optional, receive the command's output while it
+	// runs, besides the capture that becomes stdout_digest and
+	// stderr_digest (which stays byte for byte the same). They are written
+	// from one goroutine each and should not block: a slow writer holds the
+	// command up. A writer that fails is no longer written to; the run goes
+	// on.
+	Stdout, Stderr io.Writer
 }
 
 // action is a validated Action with its Command.
@@ -81,6 +89,13 @@ func (r *Runner) RunWithOptions(ctx context.Context, a *repb.Action, ro RunOptio
 	return res, err
 }
 
+// RunStreaming is RunWithOptions with stdout and stderr also written to
+// the given writers as the command produces them (see RunOptions.Stdout).
+// Either may be nil. Safe for concurrent use.
+func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error) {
+	return r.RunWithOptions(ctx, a, RunOptions{Stdout: stdout, Stderr: stderr})
+}
+
 func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Now()) }
 
 // execute stages, runs and collects one action inside stage.
@@ -89,7 +104,8 @@ func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.
 	if err := MaterializeDir(ctx, r.cas, a.root, root); err != nil {
 		return nil, err
 	}
-	j := &job{args: a.cmd.GetArguments(), env: commandEnv(a.cmd), root: root, wd: filepath.Join(root, a.wd)}
+	j := &job{args: a.cmd.GetArguments(), env: commandEnv(a.cmd), root: root, wd: filepath.Join(root, a.wd),
+		stdoutObs: ro.Stdout, stderrObs: ro.Stderr}
 	if err := os.MkdirAll(j.wd, 0o755); err != nil {
 		return nil, internalf(err, "create working directory")
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"io"
 	"sync"
 
@@ -19,11 +21,24 @@ const chunkSize = 1 << 20
 // buffer may be reused as soon as Send returns.
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
-// byteStreamServer implements ByteStream over Backend.CAS. Safe for
-// concurrent use.
+// LogStreams serves live log streams through ByteStream Read: the
+// resource names an execution service publishes as stdout_stream_name and
+// stderr_stream_name. *execution.Server implements it.
+type LogStreams interface {
+	// OpenLog returns a reader of the log stream called name from byte
+	// offset on. Its Read blocks until data arrives and returns io.EOF once
+	// the stream is complete; Close, from any goroutine, ends a blocked
+	// Read. isLog is false when name is not a log stream name at all (it is
+	// then read as a blob); an unknown stream is NOT_FOUND.
+	OpenLog(name string, offset int64) (r io.ReadCloser, isLog bool, err error)
+}
+
+// byteStreamServer implements ByteStream over Backend.CAS, and over
+// Options.Logs for log stream names. Safe for concurrent use.
 type byteStreamServer struct {
 	bspb.UnimplementedByteStreamServer
 	backend Backend
+	logs    LogStreams
 	uploads *uploads
 	metrics *metrics
 }
@@ -31,6 +46,7 @@ type byteStreamServer struct {
 func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer {
 	return &byteStreamServer{
 		backend: b,
+		logs:    opts.Logs,
 		uploads: newUploads(opts.UploadIdleTimeout, opts.Logger),
 		metrics: m,
 	}
@@ -38,7 +54,16 @@ func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer 
 
 // Read streams the requested range of a blob in chunkSize messages straight
 // from the store reader; memory use is one chunk whatever the blob size.
+// Log stream names go to Options.Logs.
 func (s *byteStreamServer) Read(req *bspb.ReadRequest, stream bspb.ByteStream_ReadServer) error {
+	if s.logs != nil {
+		if r, isLog, err := s.openLog(req); isLog {
+			if err != nil {
+				return err
+			}
+			return s.sendLog(stream, r, req.GetReadLimit())
+		}
+	}
 	res, err := digest.ParseReadResource(req.GetResourceName())
 	if err != nil {
 		return err
@@ -97,4 +122,57 @@ func (s *byteStreamServer) sendChunks(stream bspb.ByteStream_ReadServer, r io.Re
 		n -= int64(len(buf))
 	}
 	return nil
+}
+
+// openLog opens req's resource as a log stream when it names one.
+func (s *byteStreamServer) openLog(req *bspb.ReadRequest) (io.ReadCloser, bool, error) {
+	r, isLog, err := s.logs.OpenLog(req.GetResourceName(), req.GetReadOffset())
+	if err == nil && isLog && req.GetReadLimit() < 0 {
+		r.Close()
+		return nil, true, status.Errorf(codes.OutOfRange, "read_limit %d is negative", req.GetReadLimit())
+	}
+	return r, isLog, err
+}
+
+// sendLog sends what r yields as soon as it yields it, up to limit bytes
+// (0: no limit), until r ends or the client goes away.
+func (s *byteStreamServer) sendLog(stream bspb.ByteStream_ReadServer, r io.ReadCloser, limit int64) error {
+	defer r.Close()
+	stop := context.AfterFunc(stream.Context(), func() { r.Close() })
+	defer stop()
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	sent := s.metrics.sent.WithLabelValues(serviceByteStream)
+	for left := limit; limit == 0 || left > 0; {
+		buf := *bp
+		if limit > 0 {
+			buf = buf[:min(int64(len(buf)), left)]
+		}
+		n, err := r.Read(buf)
+		if n > 0 {
+			if err := stream.Send(&bspb.ReadResponse{Data: buf[:n]}); err != nil {
+				return err
+			}
+			sent.Add(float64(n))
+			left -= int64(n)
+		}
+		if err != nil {
+			return logReadError(stream.Context(), err)
+		}
+	}
+	return nil
+}
+
+// logReadError is nil at the end of the stream, the context's error when
+// the client went away, and err otherwise.
+func logReadError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case status.Code(err) != codes.Unknown:
+		return err
+	}
+	return status.Errorf(codes.Internal, "read log stream: %v", err)
 }

@@ -49,6 +49,10 @@ type Options struct {
 	// every instance. castd answers false for a read-only remote cache
 	// (scenario 2), where results stay local.
 	UpdateEnabled func(instance string) bool
+	// Logs, optional, serves ByteStream reads of log stream names (an
+	// operation's stdout and stderr while it runs); every other name is
+	// read as a blob. castd plugs its execution server in here.
+	Logs LogStreams
 }
 
 func (o Options) withDefaults() Options {

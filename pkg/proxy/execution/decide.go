@@ -65,7 +65,7 @@ func (s *Server) local(ctx context.Context, o *operation, j *job, outcome string
 			return &repb.ExecuteResponse{Status: status.Convert(err).Proto()}, outcomeFailed
 		}
 	}
-	res, err := s.cfg.Runner.Run(ctx, j.action)
+	res, err := s.runAction(ctx, o, j)
 	st := status.Convert(err)
 	s.record(ctx, j, res, st, j.plan.Scenario == policy.ScenarioRemoteCacheReadWrite)
 	resp := &repb.ExecuteResponse{Result: res, Message: MessageLocalExecution}

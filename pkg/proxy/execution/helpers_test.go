@@ -15,6 +15,7 @@ import (
 	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -38,15 +39,23 @@ type countingRunner struct {
 }
 
 func (c *countingRunner) Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, error) {
+	if err := c.hold(ctx); err != nil {
+		return nil, err
+	}
+	return c.r.Run(ctx, a)
+}
+
+// hold counts a run and waits for the gate, if any.
+func (c *countingRunner) hold(ctx context.Context) error {
 	c.runs.Add(1)
 	if c.gate != nil {
 		select {
 		case <-c.gate:
 		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
+			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
-	return c.r.Run(ctx, a)
+	return nil
 }
 
 // node is one in-process castd: a proxy server over a memory store with an
@@ -59,6 +68,7 @@ type node struct {
 	addr    string
 	client  repb.ExecutionClient
 	ops     longrunningpb.OperationsClient
+	bs      bspb.ByteStreamClient
 	reg     *prometheus.Registry
 	stopped atomic.Bool
 }
@@ -120,7 +130,7 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 
 func (n *node) serve(t testing.TB, unix bool) {
 	n.srv = proxy.NewServer(proxy.NewStaticBackend(n.mem, func(string) store.ActionCache { return n.mem }),
-		proxy.Options{Execution: n.exec, Registerer: n.reg})
+		proxy.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg})
 	n.exec.RegisterOperations(n.srv)
 	network, address := "tcp", "127.0.0.1:0"
 	if unix {
@@ -148,6 +158,7 @@ func (n *node) serve(t testing.TB, unix bool) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	n.client, n.ops = repb.NewExecutionClient(conn), longrunningpb.NewOperationsClient(conn)
+	n.bs = bspb.NewByteStreamClient(conn)
 }
 
 // stop stops the gRPC server, then the execution server, once.

@@ -29,6 +29,8 @@ type operation struct {
 	opErr      *status.Status
 	changed    chan struct{} // closed and replaced on every change
 	finishedAt time.Time
+	stdoutLog  string // log stream names while and after a local run
+	stderrLog  string
 }
 
 func newOperation(name, key string, action *repb.Digest) *operation {
@@ -43,6 +45,14 @@ func (o *operation) setStage(stage repb.ExecutionStage_Value) {
 		return
 	}
 	o.stage = stage
+	o.notify()
+}
+
+// setStreams publishes the names of the run's log streams.
+func (o *operation) setStreams(stdout, stderr string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stdoutLog, o.stderrLog = stdout, stderr
 	o.notify()
 }
 
@@ -80,8 +90,9 @@ func (o *operation) notify() {
 func (o *operation) snapshot() (*longrunningpb.Operation, <-chan struct{}, bool) {
 	o.mu.Lock()
 	stage, done, resp, opErr, changed := o.stage, o.done, o.resp, o.opErr, o.changed
+	md, _ := anypb.New(&repb.ExecuteOperationMetadata{Stage: stage, ActionDigest: o.action,
+		StdoutStreamName: o.stdoutLog, StderrStreamName: o.stderrLog})
 	o.mu.Unlock()
-	md, _ := anypb.New(&repb.ExecuteOperationMetadata{Stage: stage, ActionDigest: o.action})
 	op := &longrunningpb.Operation{Name: o.name, Metadata: md, Done: done}
 	switch {
 	case opErr != nil:

@@ -27,6 +27,20 @@
 // execution service) are reported in the final ExecuteResponse.status, the
 // partial result alongside when there is one. A cancelled operation ends
 // with Operation.error CANCELLED.
+//
+// # Log streams
+//
+// While an action runs locally (and the Runner is a StreamingRunner), its
+// operation's ExecuteOperationMetadata names two log streams,
+// "{operation name}/streams/stdout" and ".../streams/stderr". A ByteStream
+// Read of either (served through OpenLog, see proxy.Options.Logs) returns
+// the output as the command produces it and ends when the run has ended.
+// Streams live in memory, at most MaxLogStreamBytes each, and are kept
+// for a minute after the run. The names can never be blob resource names:
+// they have no blobs/{hash}/{size} part and "operations" is reserved in
+// instance names. Remote runs (scenario 1) publish no streams: the remote's
+// stream names are for the remote's ByteStream, which castd's clients do
+// not talk to; their output comes from the result's blobs at the end.
 package execution
 
 import (
@@ -48,9 +62,10 @@ type Server struct {
 	repb.UnimplementedExecutionServer
 	longrunningpb.UnimplementedOperationsServer
 
-	cfg Config
-	ops *registry
-	m   *metrics
+	cfg  Config
+	ops  *registry
+	logs *logRegistry
+	m    *metrics
 
 	base context.Context
 	stop context.CancelFunc
@@ -75,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:  cfg,
 		ops:  newRegistry(cfg.Now, cfg.Retention, cfg.MaxFinished),
+		logs: newLogRegistry(cfg.Now),
 		m:    newMetrics(cfg.Registerer),
 		base: base,
 		stop: stop,
