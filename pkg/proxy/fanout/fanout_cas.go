@@ -129,14 +129,14 @@ func (c *fanoutCAS) getTeeing(ctx context.Context, d digest.Digest) (io.ReadClos
 	case <-t.attached:
 		return &teeReader{c: c, ctx: ctx, fl: fl, t: t}, nil
 	case <-fl.done:
-		t.pr.Close()
+		t.stopClient()
 		if fl.err != nil {
 			return nil, c.missed(fl.err)
 		}
 		rc, err := c.local.Get(ctx, d, 0)
 		return rc, labelLocal(err)
 	case <-ctx.Done():
-		t.pr.Close()
+		t.stopClient()
 		c.flights.leave(d, fl, true)
 		return nil, callerGone(ctx)
 	}

@@ -18,7 +18,7 @@ import (
 // instead (DATA_LOSS for bad bytes).
 //
 // The fetch side (take, source, teeSource.end) runs in the flight
-// goroutine; the client side is the pipe reader, handed out by Get once
+// goroutine; the client side is teeReader, handed out by Get once
 // the first byte is on its way (attached). Until then a failing remote
 // costs the client nothing: the next remote feeds the same tee, and if
 // none can, Get returns the fetch's error. Once bytes have gone out, a
@@ -26,16 +26,36 @@ import (
 // the next remote without it.
 type tee struct {
 	d        digest.Digest
-	pr       *io.PipeReader
-	pw       *io.PipeWriter
+	ch       chan *[]byte  // chunks for the client, closed by end
+	err      error         // the client's final error (nil: EOF); set before ch is closed
+	quit     chan struct{} // closed when the client stops reading
+	quitOnce sync.Once
 	attached chan struct{} // closed before the first byte goes to the client
 	isAttach bool          // fetch side only
-	ended    bool          // fetch side only: pw is closed
+	ended    bool          // fetch side only: ch is closed
 }
 
+// teeBuffer is how many chunks may wait for the client, so that storing
+// and sending overlap instead of taking turns; memory is at most this
+// many chunks (each one remote Read, typically 1 MiB) per teed read.
+const teeBuffer = 4
+
+// teeChunkSize is the capacity of the pooled chunk buffers.
+const teeChunkSize = 1 << 20
+
+var teeChunks = sync.Pool{New: func() any { b := make([]byte, teeChunkSize); return &b }}
+
 func newTee(d digest.Digest) *tee {
-	pr, pw := io.Pipe()
-	return &tee{d: d, pr: pr, pw: pw, attached: make(chan struct{})}
+	return &tee{d: d, ch: make(chan *[]byte, teeBuffer), quit: make(chan struct{}), attached: make(chan struct{})}
+}
+
+// stopClient tells the fetch side that nobody reads any more.
+func (t *tee) stopClient() { t.quitOnce.Do(func() { close(t.quit) }) }
+
+// close ends the client's stream with err (nil: EOF).
+func (t *tee) close(err error) {
+	t.err = err
+	close(t.ch)
 }
 
 // take reports whether the next remote stream is to be teed: t is not nil
@@ -72,21 +92,25 @@ func (s *teeSource) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// forward gives b to the client unless it has gone; it blocks until the
-// client has read b.
+// forward queues a copy of b for the client unless it has gone; it waits
+// only while teeBuffer chunks are queued already.
 func (s *teeSource) forward(b []byte) {
-	if !s.client || len(b) == 0 {
-		return
+	for len(b) > 0 && s.client {
+		if !s.t.isAttach {
+			s.t.isAttach = true
+			close(s.t.attached)
+		}
+		bp := teeChunks.Get().(*[]byte)
+		n := copy(*bp, b)
+		*bp = (*bp)[:n]
+		select {
+		case s.t.ch <- bp:
+			s.sent += int64(n)
+			b = b[n:]
+		case <-s.t.quit:
+			s.client = false // the client closed its reader; keep storing
+		}
 	}
-	if !s.t.isAttach {
-		s.t.isAttach = true
-		close(s.t.attached)
-	}
-	if _, err := s.t.pw.Write(b); err != nil {
-		s.client = false // the client closed its reader; keep storing
-		return
-	}
-	s.sent += int64(len(b))
 }
 
 // end finishes the client's read after the store ended with err, unless
@@ -104,11 +128,7 @@ func (s *teeSource) end(ctx context.Context, err error, local func(ctx context.C
 	} else if err == nil {
 		err = s.restFrom(ctx, local)
 	}
-	if err != nil {
-		s.t.pw.CloseWithError(err)
-		return
-	}
-	s.t.pw.Close()
+	s.t.close(err)
 }
 
 // restFrom hands the client what it has not had yet, from local.
@@ -142,18 +162,34 @@ type teeReader struct {
 	ctx   context.Context
 	fl    *flight
 	t     *tee
-	n     int64 // bytes read
-	ended bool  // a Read returned an error (EOF included)
+	cur   *[]byte // the chunk being read
+	off   int     // read position in cur
+	n     int64   // bytes read
+	ended bool    // a Read returned an error (EOF included)
 	once  sync.Once
 }
 
 func (r *teeReader) Read(p []byte) (int, error) {
-	n, err := r.t.pr.Read(p)
-	r.n += int64(n)
-	if err != nil {
-		r.ended = true
+	if r.cur == nil {
+		bp, ok := <-r.t.ch
+		if !ok {
+			r.ended = true
+			if r.t.err != nil {
+				return 0, r.t.err
+			}
+			return 0, io.EOF
+		}
+		r.cur, r.off = bp, 0
 	}
-	return n, err
+	n := copy(p, (*r.cur)[r.off:])
+	r.off += n
+	r.n += int64(n)
+	if r.off == len(*r.cur) {
+		*r.cur = (*r.cur)[:cap(*r.cur)]
+		teeChunks.Put(r.cur)
+		r.cur = nil
+	}
+	return n, nil
 }
 
 // Close stops reading. A client that had the whole blob waits until the
@@ -164,7 +200,7 @@ func (r *teeReader) Read(p []byte) (int, error) {
 // fetch). It never fails.
 func (r *teeReader) Close() error {
 	r.once.Do(func() {
-		r.t.pr.Close()
+		r.t.stopClient()
 		complete := r.n == r.t.d.Size
 		if complete {
 			select {
