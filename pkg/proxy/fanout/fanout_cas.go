@@ -31,6 +31,9 @@ import (
 //     fetch. A miss everywhere reachable is
 //     NOT_FOUND listing each remote's reason; the caller's cancellation is
 //     returned as CANCELED or DEADLINE_EXCEEDED.
+//   - GetMany (store.BatchGetter) and GetBytes (store.BytesGetter), for
+//     small blobs: local first, then each remote asked in one batch about
+//     what the tiers before it lacked (see batch_read.go).
 //   - Put writes to local only, then calls Options.OnPut.
 //
 // Every remote is wrapped in NewConcurrencyLimitingCAS and, when the TTL is
