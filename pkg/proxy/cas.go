@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
@@ -91,12 +90,7 @@ func updateOne(ctx context.Context, cas store.CAS, i int, r *repb.BatchUpdateBlo
 	if int64(len(r.GetData())) != d.Size {
 		return status.Errorf(codes.InvalidArgument, "requests[%d].data: %d bytes, but the digest says %d", i, len(r.GetData()), d.Size)
 	}
-	if bp, ok := cas.(store.BytesPutter); ok {
-		err = bp.PutBytes(ctx, d, r.GetData())
-	} else {
-		err = cas.Put(ctx, d, bytes.NewReader(r.GetData()))
-	}
-	if err != nil {
+	if err := store.PutBytes(ctx, cas, d, r.GetData()); err != nil {
 		return prefixError(fmt.Sprintf("requests[%d]", i), err)
 	}
 	return nil
@@ -130,12 +124,9 @@ func (s *casServer) BatchReadBlobs(ctx context.Context, req *repb.BatchReadBlobs
 	return &repb.BatchReadBlobsResponse{Responses: resps}, nil
 }
 
-// readBlobs reads the blobs of a BatchReadBlobs request. A CAS with the
-// BatchGetter fast path gets them all in one call (the fan-out then asks a
-// remote for all its misses at once). A CAS with the BytesGetter fast path
-// is read in this goroutine: its small blobs cost a few microseconds each,
-// less than handing them to other goroutines. Others are read
-// batchParallelism at a time.
+// readBlobs reads the blobs of a BatchReadBlobs request with
+// store.GetMany: one call for a CAS with the batch fast path (the fan-out
+// then asks a remote for all its misses at once), parallel Gets otherwise.
 func readBlobs(ctx context.Context, cas store.CAS, pds []*repb.Digest, ds []digest.Digest) []*repb.BatchReadBlobsResponse_Response {
 	resps := make([]*repb.BatchReadBlobsResponse_Response, len(ds))
 	backing := make([]repb.BatchReadBlobsResponse_Response, len(ds))
@@ -143,29 +134,9 @@ func readBlobs(ctx context.Context, cas store.CAS, pds []*repb.Digest, ds []dige
 		resps[i] = &backing[i]
 		resps[i].Digest = pds[i]
 	}
-	if bg, ok := cas.(store.BatchGetter); ok {
-		for i, r := range bg.GetMany(ctx, ds) {
-			resps[i].Data, resps[i].Status = r.Data, statusProto(r.Err)
-		}
-		return resps
+	for i, r := range store.GetMany(ctx, cas, ds) {
+		resps[i].Data, resps[i].Status = r.Data, statusProto(r.Err)
 	}
-	if bg, ok := cas.(store.BytesGetter); ok {
-		for i, d := range ds {
-			data, err := bg.GetBytes(ctx, d)
-			resps[i].Data, resps[i].Status = data, statusProto(err)
-		}
-		return resps
-	}
-	var g errgroup.Group
-	g.SetLimit(batchParallelism)
-	for i, d := range ds {
-		g.Go(func() error {
-			data, err := readAll(ctx, cas, d)
-			resps[i].Data, resps[i].Status = data, statusProto(err)
-			return nil
-		})
-	}
-	_ = g.Wait() // goroutines report per blob and never fail the group
 	return resps
 }
 

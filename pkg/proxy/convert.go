@@ -1,16 +1,12 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
-	"io"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/store"
 )
 
 // Service labels of the castd_bytes_* counters.
@@ -57,21 +53,3 @@ func fieldError(field string, err error) error {
 // prefixError is fieldError for errors from storage: the prefix says which
 // entry of a batch failed.
 func prefixError(prefix string, err error) error { return fieldError(prefix, err) }
-
-// readAll reads a blob that is known to be small (batch limit) into one
-// exactly sized buffer.
-func readAll(ctx context.Context, cas store.CAS, d digest.Digest) ([]byte, error) {
-	r, err := cas.Get(ctx, d, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	buf := make([]byte, d.Size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if _, ok := status.FromError(err); ok {
-			return nil, err
-		}
-		return nil, status.Errorf(codes.Internal, "read blob %s: %v", d, err)
-	}
-	return buf, nil
-}

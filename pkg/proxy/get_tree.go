@@ -153,7 +153,7 @@ func (w *treeWalk) readDirectory(d digest.Digest) (*repb.Directory, error) {
 	if d.Size > w.maxSize {
 		return nil, status.Errorf(codes.FailedPrecondition, "directory %s is larger than max_batch_total_size_bytes %d", d, w.maxSize)
 	}
-	b, err := readAll(w.ctx, w.cas, d)
+	b, err := store.ReadBytes(w.ctx, w.cas, d)
 	if err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []diges
 	for k, j := range pending {
 		want[k] = ds[j]
 	}
-	rs := getMany(ctx, t.CAS, want)
+	rs := store.GetMany(ctx, t.CAS, want)
 	if len(rs) != len(want) {
 		rs = failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
 	}
@@ -201,7 +201,7 @@ func (c *fanoutCAS) storeMany(ctx context.Context, name string, t Tier, ds []dig
 
 // storeBytes stores one blob a remote served; local verifies it.
 func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d digest.Digest, data []byte) error {
-	err := putBytes(ctx, c.local, d, data)
+	err := store.PutBytes(ctx, c.local, d, data)
 	switch {
 	case err == nil:
 		c.stored(d, t)

@@ -61,7 +61,7 @@ func (c *concurrencyLimitingCAS) Get(ctx context.Context, d digest.Digest, offse
 func (c *concurrencyLimitingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	bg, ok := c.base.(store.BatchGetter)
 	if !ok {
-		return getEach(ctx, c, ds)
+		return store.GetEach(ctx, c, ds)
 	}
 	if err := c.acquire(ctx); err != nil {
 		return failAll(len(ds), err)

@@ -105,5 +105,5 @@ func (c *existenceCachingCAS) forget(e *list.Element) {
 // GetMany implements store.BatchGetter by passing the batch to base
 // (getMany: base's own GetMany, else one Get per digest).
 func (c *existenceCachingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	return getMany(ctx, c.CAS, ds)
+	return store.GetMany(ctx, c.CAS, ds)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/castd/castd/pkg/proxy/asset"
 	"github.com/castd/castd/pkg/proxy/remotes"
 	"github.com/castd/castd/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // upstreamServer is an in-process REAPI server over a memory store on a
@@ -27,6 +29,7 @@ type upstreamServer struct {
 	mem    *store.Memory
 	url    string
 	assets asset.Index // its Remote Asset index
+	reg    *prometheus.Registry
 }
 
 func newUpstream(t *testing.T) *upstreamServer {
@@ -36,12 +39,37 @@ func newUpstream(t *testing.T) *upstreamServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := proxy.NewServer(proxy.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), proxy.Options{})
+	reg := prometheus.NewRegistry()
+	srv := proxy.NewServer(proxy.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), proxy.Options{Registerer: reg})
 	idx := asset.NewLocalIndex(memRecords{}, asset.LocalOptions{})
 	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String(), assets: idx}
+	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String(), assets: idx, reg: reg}
+}
+
+// calls counts the requests the upstream answered for a method name
+// suffix such as "BatchReadBlobs" or "Read".
+func (u *upstreamServer) calls(t *testing.T, method string) int {
+	t.Helper()
+	mfs, err := u.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		if mf.GetName() != "castd_grpc_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" && strings.HasSuffix(l.GetValue(), "/"+method) {
+					n += int(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return n
 }
 
 func (u *upstreamServer) has(d digest.Digest) bool {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -126,5 +128,38 @@ func TestStorageServiceMode(t *testing.T) {
 	}
 	if rs := set.Remotes(); len(rs) != 2 || rs[0].URL != primary.url || !rs[0].Push {
 		t.Errorf("remotes %+v: want the storage service first, with push", rs)
+	}
+}
+
+func TestBatchReadThroughRemotes(t *testing.T) {
+	// Reads through an instance keep the batch fast path down to the
+	// upstream client: misses come back from the remote in one batch and
+	// are stored locally, hits and misses per entry.
+	up := newUpstream(t)
+	set, local := newSet(t, t.TempDir(), fmt.Sprintf(`
+artifacts:
+  servers:
+  - {url: %s, type: storage, push: false}
+`, up.url))
+	cas, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, ok := cas.(store.BatchGetter)
+	if !ok {
+		t.Fatal("the instance CAS hides the batch read path")
+	}
+	a, da := putBlob(t, up.mem, 100)
+	b, db := putBlob(t, up.mem, 200)
+	absent := digest.OfBytes([]byte("nowhere"))
+	rs := bg.GetMany(context.Background(), []digest.Digest{da, absent, db})
+	if string(rs[0].Data) != string(a) || string(rs[2].Data) != string(b) || status.Code(rs[1].Err) != codes.NotFound {
+		t.Fatalf("GetMany = %v / %v / %v", rs[0].Err, rs[1].Err, rs[2].Err)
+	}
+	if got := up.calls(t, "BatchReadBlobs"); got != 1 {
+		t.Errorf("upstream answered %d BatchReadBlobs calls (and %d ByteStream reads), want the misses in 1 batch", got, up.calls(t, "Read"))
+	}
+	if m, err := local.FindMissing(context.Background(), []digest.Digest{da, db}); err != nil || len(m) != 0 {
+		t.Fatalf("not stored locally: missing %v, %v", m, err)
 	}
 }

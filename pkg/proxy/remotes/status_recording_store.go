@@ -77,3 +77,19 @@ func (a *statusRecordingAC) UpdateActionResult(ctx context.Context, action diges
 	note(ctx, a.rec, err, false)
 	return err
 }
+
+// GetMany implements store.BatchGetter, passing the batch on to base (its
+// fast path when it has one); the first entry error that is not NOT_FOUND
+// is recorded.
+func (c *statusRecordingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	out := store.GetMany(ctx, c.base, ds)
+	var failure error
+	for _, r := range out {
+		if r.Err != nil && status.Code(r.Err) != codes.NotFound {
+			failure = r.Err
+			break
+		}
+	}
+	note(ctx, c.rec, failure, true)
+	return out
+}

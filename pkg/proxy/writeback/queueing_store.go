@@ -37,6 +37,25 @@ func (c *queueingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) err
 	return c.q.Enqueue(ctx, KindBlob, d, "", c.targets)
 }
 
+// PutBytes implements store.BytesPutter: base's no-copy path, then queued.
+func (c *queueingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte) error {
+	if err := store.PutBytes(ctx, c.CAS, d, data); err != nil {
+		return err
+	}
+	return c.q.Enqueue(ctx, KindBlob, d, "", c.targets)
+}
+
+// GetBytes and GetMany pass reads on to base's fast paths: wrapping for
+// writes must not slow down reads.
+func (c *queueingCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, error) {
+	return store.ReadBytes(ctx, c.CAS, d)
+}
+
+// GetMany implements store.BatchGetter over base.
+func (c *queueingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	return store.GetMany(ctx, c.CAS, ds)
+}
+
 // NewQueueingActionCache is NewQueueingCAS for an instance's action cache:
 // a successful UpdateActionResult is queued for targets (the result is read
 // back from base's local store at push time, with the blobs it references

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+// getEachParallelism bounds the Gets GetEach runs at once.
+const getEachParallelism = 32
+
+// GetMany reads ds from cas with one GetMany call when cas offers
+// BatchGetter, else with GetEach. Decorators that wrap a CAS use it to pass
+// batches on without hiding the fast path of what they wrap.
+func GetMany(ctx context.Context, cas CAS, ds []digest.Digest) []BlobResult {
+	if bg, ok := cas.(BatchGetter); ok {
+		return bg.GetMany(ctx, ds)
+	}
+	return GetEach(ctx, cas, ds)
+}
+
+// GetEach reads each digest of ds through cas.Get, up to 32 at once, each
+// into one exactly sized buffer. Entries carry their own errors.
+func GetEach(ctx context.Context, cas CAS, ds []digest.Digest) []BlobResult {
+	out := make([]BlobResult, len(ds))
+	var g errgroup.Group
+	g.SetLimit(getEachParallelism)
+	for i, d := range ds {
+		g.Go(func() error {
+			out[i].Data, out[i].Err = ReadBytes(ctx, cas, d)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+// ReadBytes reads the whole blob d from cas into memory: GetBytes when cas
+// offers BytesGetter, else Get. A reader that ends early is DATA_LOSS; the
+// store's own errors keep their code. For small blobs only.
+func ReadBytes(ctx context.Context, cas CAS, d digest.Digest) ([]byte, error) {
+	if bg, ok := cas.(BytesGetter); ok {
+		return bg.GetBytes(ctx, d)
+	}
+	rc, err := cas.Get(ctx, d, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, d.Size)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
+		return nil, status.Errorf(codes.DataLoss, "blob %s: %v", d, err)
+	}
+	return buf, nil
+}
+
+// PutBytes stores data under d in cas: PutBytes when cas offers
+// BytesPutter (no copy), else Put from a reader.
+func PutBytes(ctx context.Context, cas CAS, d digest.Digest, data []byte) error {
+	if bp, ok := cas.(BytesPutter); ok {
+		return bp.PutBytes(ctx, d, data)
+	}
+	return cas.Put(ctx, d, bytes.NewReader(data))
+}
