@@ -114,11 +114,13 @@ func pacedRead(t *testing.T, r *upstream.Remote, d digest.Digest, gate chan<- st
 		err error
 	}
 	done := make(chan result, 1)
+	// Count the timers before the reader starts: its first Recv arms the
+	// next one, which the loop below must not skip.
+	armed := clock.timerCount() - 1
 	go func() {
 		b, err := io.ReadAll(rc)
 		done <- result{b, err}
 	}()
-	armed := clock.timerCount() - 1
 	for range sent - 1 {
 		armed = clock.waitArmed(t, armed)
 		clock.Advance(step)
