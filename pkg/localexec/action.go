@@ -72,7 +72,7 @@ func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
 			act.timeout = t.AsDuration()
 		}
 	}
-	if err := readMessage(ctx, r.cas, cd, act.cmd); status.Code(err) == codes.NotFound {
+	if err := store.ReadMessage(ctx, r.cas, cd, act.cmd); status.Code(err) == codes.NotFound {
 		return nil, store.MissingBlobsError("the CAS (command)", []digest.Digest{cd})
 	} else if err != nil {
 		return nil, internalf(err, "command %s", cd)

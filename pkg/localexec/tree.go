@@ -3,14 +3,12 @@ package localexec
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -27,27 +25,6 @@ const fetchParallelism = 16
 type inputTree struct {
 	root digest.Digest
 	dirs map[digest.Digest]*repb.Directory
-}
-
-// readMessage fetches d from cas and decodes it into m. NOT_FOUND is passed
-// through unchanged so callers can report it as a missing blob.
-func readMessage(ctx context.Context, cas store.CAS, d digest.Digest, m proto.Message) error {
-	rc, err := cas.Get(ctx, d, 0)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
-	if err != nil {
-		return internalf(err, "read blob %s", d)
-	}
-	if int64(len(b)) != d.Size {
-		return status.Errorf(codes.DataLoss, "blob %s: read %d bytes, want %d", d, len(b), d.Size)
-	}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return status.Errorf(codes.InvalidArgument, "blob %s: not a valid %T: %v", d, m, err)
-	}
-	return nil
 }
 
 // fetchTree fetches every Directory below root, level by level, then checks
@@ -97,7 +74,7 @@ func fetchDirs(ctx context.Context, cas store.CAS, ds []digest.Digest) (map[dige
 	for _, d := range ds {
 		g.Go(func() error {
 			dir := &repb.Directory{}
-			err := readMessage(gctx, cas, d, dir)
+			err := store.ReadMessage(gctx, cas, d, dir)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -153,13 +153,9 @@ func (w *treeWalk) readDirectory(d digest.Digest) (*repb.Directory, error) {
 	if d.Size > w.maxSize {
 		return nil, status.Errorf(codes.FailedPrecondition, "directory %s is larger than max_batch_total_size_bytes %d", d, w.maxSize)
 	}
-	b, err := store.ReadBytes(w.ctx, w.cas, d)
-	if err != nil {
-		return nil, err
-	}
 	dir := &repb.Directory{}
-	if err := proto.Unmarshal(b, dir); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "blob %s is not a Directory: %v", d, err)
+	if err := store.ReadMessage(w.ctx, w.cas, d, dir); err != nil {
+		return nil, err
 	}
 	return dir, nil
 }

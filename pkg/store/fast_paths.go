@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
 )
@@ -70,4 +71,19 @@ func PutBytes(ctx context.Context, cas CAS, d digest.Digest, data []byte) error 
 		return bp.PutBytes(ctx, d, data)
 	}
 	return cas.Put(ctx, d, bytes.NewReader(data))
+}
+
+// ReadMessage reads the small blob d from cas and decodes it into m (a
+// Directory, Tree, Command, Action...). NOT_FOUND and the store's other
+// errors pass through; a blob shorter than d says is DATA_LOSS; bytes that
+// do not decode as m are INVALID_ARGUMENT, since a client uploaded them.
+func ReadMessage(ctx context.Context, cas CAS, d digest.Digest, m proto.Message) error {
+	b, err := ReadBytes(ctx, cas, d)
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return status.Errorf(codes.InvalidArgument, "blob %s is not a valid %T: %v", d, m, err)
+	}
+	return nil
 }

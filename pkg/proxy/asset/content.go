@@ -2,12 +2,10 @@ package asset
 
 import (
 	"context"
-	"io"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -102,18 +100,10 @@ func readDirectory(ctx context.Context, cas store.CAS, d digest.Digest) (*repb.D
 	if d.Size > maxDirectorySize {
 		return nil, status.Errorf(codes.FailedPrecondition, "directory %s is larger than %d bytes", d, maxDirectorySize)
 	}
-	r, err := cas.Get(ctx, d, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
 	dir := &repb.Directory{}
-	if err := proto.Unmarshal(b, dir); err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "blob %s is not a Directory message: %v", d, err)
+	err := store.ReadMessage(ctx, cas, d, dir)
+	if status.Code(err) == codes.InvalidArgument { // the pushed reference is wrong, not this request
+		return nil, status.Errorf(codes.FailedPrecondition, "%s", status.Convert(err).Message())
 	}
-	return dir, nil
+	return dir, err
 }

@@ -2,7 +2,6 @@ package execution
 
 import (
 	"context"
-	"io"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
@@ -58,17 +57,5 @@ func loadAction(ctx context.Context, cas store.CAS, d digest.Digest) (*repb.Acti
 // through; a blob that does not decode is INVALID_ARGUMENT (the client
 // uploaded it).
 func readMessage(ctx context.Context, cas store.CAS, d digest.Digest, m proto.Message) error {
-	rc, err := cas.Get(ctx, d, 0)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
-	if err != nil {
-		return err
-	}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return status.Errorf(codes.InvalidArgument, "blob %s is not a valid %T: %v", d, m, err)
-	}
-	return nil
+	return store.ReadMessage(ctx, cas, d, m)
 }

@@ -3,12 +3,10 @@ package writeback
 import (
 	"context"
 	"fmt"
-	"io"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy/asset"
@@ -83,21 +81,13 @@ func readDirectory(ctx context.Context, local store.CAS, d digest.Digest) (*repb
 	if d.Size > maxTreeBytes {
 		return nil, permanentError{fmt.Errorf("directory %s is larger than %d bytes", d, maxTreeBytes)}
 	}
-	rc, err := local.Get(ctx, d, 0)
-	if status.Code(err) == codes.NotFound {
-		return nil, permanentError{fmt.Errorf("directory %s is no longer stored locally", d)}
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, err
-	}
 	dir := &repb.Directory{}
-	if err := proto.Unmarshal(data, dir); err != nil {
-		return nil, permanentError{fmt.Errorf("directory %s: %v", d, err)}
+	err := store.ReadMessage(ctx, local, d, dir)
+	switch status.Code(err) {
+	case codes.OK:
+		return dir, nil
+	case codes.NotFound, codes.InvalidArgument, codes.DataLoss:
+		return nil, permanentError{fmt.Errorf("directory %s cannot be pushed: %w", d, err)}
 	}
-	return dir, nil
+	return nil, err
 }
