@@ -87,37 +87,58 @@ func (s *Server) lookup(ctx context.Context, j *job) (*repb.ActionResult, string
 }
 
 // checkPlatform decides early whether a scenario-1 action's platform can
-// be satisfied remotely: if not, the action runs locally when local
-// fallback is allowed, and fails with FAILED_PRECONDITION naming the
-// property otherwise. Command.platform is consulted for REAPI 2.0 clients
-// that do not set Action.platform.
+// be satisfied remotely, by the configured list (Plan.UnsupportedPlatform)
+// and by what the execution service refused earlier: if not, the action
+// runs locally when local fallback is allowed, and fails with
+// FAILED_PRECONDITION naming the property otherwise. The platform is only
+// read when something could match it.
 func (s *Server) checkPlatform(ctx context.Context, j *job) error {
-	check := j.plan.UnsupportedPlatform
-	if j.plan.Scenario != policy.ScenarioRemoteExecution || check == nil {
+	if j.plan.Scenario != policy.ScenarioRemoteExecution ||
+		(j.plan.UnsupportedPlatform == nil && !s.learned.any(learnedInstance(j))) {
 		return nil
 	}
-	p := j.action.GetPlatform()
-	if p == nil {
-		cmd := &repb.Command{}
-		cd, _ := digest.FromProto(j.action.GetCommandDigest())
-		if err := readMessage(ctx, j.plan.CAS, cd, cmd); err != nil {
-			if status.Code(err) == codes.NotFound {
-				return store.MissingBlobsError("the CAS (the Command)", []digest.Digest{cd})
-			}
-			return err
+	p, err := platformOf(ctx, j)
+	if err != nil {
+		return err
+	}
+	why, err := s.refusal(j, p)
+	if err != nil && j.plan.LocalFallback {
+		j.fallback = why
+		return nil
+	}
+	return err
+}
+
+// refusal returns the early FAILED_PRECONDITION for p, and why as a
+// fallback reason, or nil when p may be tried remotely.
+func (s *Server) refusal(j *job, p *repb.Platform) (why string, err error) {
+	if check := j.plan.UnsupportedPlatform; check != nil {
+		if property, bad := check(p); bad {
+			return "platform property " + property + " unsupported remotely", unsupportedPlatform(property)
 		}
-		//lint:ignore SA1019 REAPI 2.0 clients (Debian's Bazel 4.2.3) set only Command.platform.
-		p = cmd.GetPlatform()
 	}
-	property, unsupported := check(p)
-	switch {
-	case !unsupported:
-		return nil
-	case j.plan.LocalFallback:
-		j.fallback = "platform property " + property + " unsupported remotely"
-		return nil
+	if e, ok := s.learned.lookup(learnedInstance(j), p); ok {
+		return "platform " + e.what + " unsupported remotely (learned: " + e.answer + ")", e.err()
 	}
-	return unsupportedPlatform(property)
+	return "", nil
+}
+
+// platformOf returns the action's platform: Action.platform, or
+// Command.platform for REAPI 2.0 clients that do not set the former.
+func platformOf(ctx context.Context, j *job) (*repb.Platform, error) {
+	if p := j.action.GetPlatform(); p != nil {
+		return p, nil
+	}
+	cmd := &repb.Command{}
+	cd, _ := digest.FromProto(j.action.GetCommandDigest())
+	if err := readMessage(ctx, j.plan.CAS, cd, cmd); err != nil {
+		if status.Code(err) == codes.NotFound {
+			return nil, store.MissingBlobsError("the CAS (the Command)", []digest.Digest{cd})
+		}
+		return nil, err
+	}
+	//lint:ignore SA1019 REAPI 2.0 clients (Debian's Bazel 4.2.3) set only Command.platform.
+	return cmd.GetPlatform(), nil
 }
 
 // operationName returns a new unique operation name under instance.

@@ -18,8 +18,10 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultRetention   = 10 * time.Minute
-	DefaultMaxFinished = 10000
+	DefaultRetention           = 10 * time.Minute
+	DefaultMaxFinished         = 10000
+	DefaultLearnedPlatformTTL  = 10 * time.Minute
+	DefaultMaxLearnedPlatforms = 1000
 )
 
 // Runner runs one action on this machine. *localexec.Runner implements it:
@@ -108,6 +110,13 @@ type Config struct {
 	// ResumeDelay is the first wait before resuming a dropped remote
 	// stream; it doubles per attempt. Zero means 100ms.
 	ResumeDelay time.Duration
+	// LearnedPlatformTTL is how long a platform the execution service
+	// refused (FAILED_PRECONDITION not about missing blobs) is remembered
+	// as unsatisfiable for the instance: later actions with it fail early,
+	// or run locally with Plan.LocalFallback. MaxLearnedPlatforms bounds how
+	// many are remembered, the oldest forgotten first. Zero: defaults.
+	LearnedPlatformTTL  time.Duration
+	MaxLearnedPlatforms int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -128,6 +137,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxFinished <= 0 {
 		c.MaxFinished = DefaultMaxFinished
+	}
+	if c.LearnedPlatformTTL <= 0 {
+		c.LearnedPlatformTTL = DefaultLearnedPlatformTTL
+	}
+	if c.MaxLearnedPlatforms <= 0 {
+		c.MaxLearnedPlatforms = DefaultMaxLearnedPlatforms
 	}
 	if c.ResumeDelay <= 0 {
 		c.ResumeDelay = 100 * time.Millisecond

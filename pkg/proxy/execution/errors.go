@@ -16,9 +16,17 @@ func invalidArgument(field, format string, args ...any) error {
 // unsupportedPlatform is the early FAILED_PRECONDITION for a platform
 // property the execution service is known not to satisfy.
 func unsupportedPlatform(property string) error {
-	st := status.Newf(codes.FailedPrecondition, "platform property %s is not supported by the execution service", property)
+	return platformFailure(property, "the execution service cannot satisfy this platform property",
+		"platform property %s is not supported by the execution service", property)
+}
+
+// platformFailure is FAILED_PRECONDITION with one UNSUPPORTED_PLATFORM
+// violation whose subject is the property (or "name=value, ..." platform),
+// so that a castd in front of this one can learn from it too.
+func platformFailure(subject, description, format string, args ...any) error {
+	st := status.Newf(codes.FailedPrecondition, format, args...)
 	pf := &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
-		Type: "UNSUPPORTED_PLATFORM", Subject: property, Description: "the execution service cannot satisfy this platform property",
+		Type: "UNSUPPORTED_PLATFORM", Subject: subject, Description: description,
 	}}}
 	if withDetails, err := st.WithDetails(pf); err == nil {
 		st = withDetails

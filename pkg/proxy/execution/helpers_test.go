@@ -30,34 +30,6 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// countingRunner is a localexec.Runner that counts runs and, when gate is
-// set, holds every run until gate is closed.
-type countingRunner struct {
-	r    *localexec.Runner
-	runs atomic.Int64
-	gate chan struct{}
-}
-
-func (c *countingRunner) Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, error) {
-	if err := c.hold(ctx); err != nil {
-		return nil, err
-	}
-	return c.r.Run(ctx, a)
-}
-
-// hold counts a run and waits for the gate, if any.
-func (c *countingRunner) hold(ctx context.Context) error {
-	c.runs.Add(1)
-	if c.gate != nil {
-		select {
-		case <-c.gate:
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		}
-	}
-	return nil
-}
-
 // node is one in-process castd: a proxy server over a memory store with an
 // execution server, listening on 127.0.0.1 (or a Unix socket).
 type node struct {
@@ -81,6 +53,7 @@ type setup struct {
 	jobs     int
 	unix     bool
 	tweak    func(*execution.Plan)
+	now      func() time.Time // the execution server's clock; nil: time.Now
 }
 
 func newNode(t testing.TB, s setup) *node {
@@ -98,6 +71,7 @@ func newNode(t testing.TB, s setup) *node {
 		Registerer: n.reg,
 		Retention:  time.Minute,
 		Logger:     slog.New(slog.DiscardHandler),
+		Now:        s.now,
 	})
 	if err != nil {
 		t.Fatal(err)

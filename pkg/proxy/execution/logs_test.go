@@ -24,7 +24,7 @@ import (
 
 // RunStreaming makes countingRunner an execution.StreamingRunner.
 func (c *countingRunner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error) {
-	if err := c.hold(ctx); err != nil {
+	if err := c.hold(ctx, a); err != nil {
 		return nil, err
 	}
 	return c.r.RunStreaming(ctx, a, stdout, stderr)

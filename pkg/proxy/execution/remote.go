@@ -30,7 +30,7 @@ func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.Execut
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.remoteOnce(ctx, o, j)
+	resp, err := s.askRemote(ctx, o, j)
 	missing := store.MissingBlobsIn(err)
 	if err == nil {
 		missing = store.MissingBlobsIn(status.FromProto(resp.GetStatus()).Err())
@@ -42,7 +42,23 @@ func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.Execut
 	if err := transfer(ctx, j.plan.CAS, j.plan.RemoteCAS, missing); err != nil {
 		return nil, err
 	}
-	return s.remoteOnce(ctx, o, j)
+	return s.askRemote(ctx, o, j)
+}
+
+// askRemote is remoteOnce, learning from a refusal: a FAILED_PRECONDITION
+// (as the call's error or the response's status) that lists no missing
+// blobs marks the action's platform as one the execution service cannot
+// satisfy (see learnedPlatforms).
+func (s *Server) askRemote(ctx context.Context, o *operation, j *job) (*repb.ExecuteResponse, error) {
+	resp, err := s.remoteOnce(ctx, o, j)
+	answer := err
+	if err == nil {
+		answer = status.FromProto(resp.GetStatus()).Err()
+	}
+	if status.Code(answer) == codes.FailedPrecondition {
+		s.learnPlatform(ctx, j, answer)
+	}
+	return resp, err
 }
 
 // remoteOnce calls Execute on the remote and follows the operation to the

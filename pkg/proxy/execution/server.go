@@ -22,7 +22,9 @@
 // # Errors
 //
 // Problems with the request (bad digest, missing Action blob, a platform
-// the execution service cannot satisfy) fail the Execute call itself.
+// the execution service cannot satisfy, by configuration or learned from
+// its FAILED_PRECONDITION for an earlier action) fail the Execute call
+// itself.
 // Failures of the execution (a timeout, a missing input, an unreachable
 // execution service) are reported in the final ExecuteResponse.status, the
 // partial result alongside when there is one. A cancelled operation ends
@@ -62,10 +64,11 @@ type Server struct {
 	repb.UnimplementedExecutionServer
 	longrunningpb.UnimplementedOperationsServer
 
-	cfg  Config
-	ops  *registry
-	logs *logRegistry
-	m    *metrics
+	cfg     Config
+	ops     *registry
+	logs    *logRegistry
+	m       *metrics
+	learned *learnedPlatforms
 
 	base context.Context
 	stop context.CancelFunc
@@ -88,12 +91,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Server{
-		cfg:  cfg,
-		ops:  newRegistry(cfg.Now, cfg.Retention, cfg.MaxFinished),
-		logs: newLogRegistry(cfg.Now),
-		m:    newMetrics(cfg.Registerer),
-		base: base,
-		stop: stop,
+		cfg:     cfg,
+		ops:     newRegistry(cfg.Now, cfg.Retention, cfg.MaxFinished),
+		logs:    newLogRegistry(cfg.Now),
+		m:       newMetrics(cfg.Registerer),
+		base:    base,
+		stop:    stop,
+		learned: newLearnedPlatforms(cfg.Now, cfg.LearnedPlatformTTL, cfg.MaxLearnedPlatforms),
 	}, nil
 }
 
