@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"errors"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
@@ -11,8 +12,10 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// verifyParallelism bounds the blobs of one batch fetch verified at once.
-const verifyParallelism = 32
+// storeParallelism bounds the local PutBytes calls one batch fetch runs at
+// once: a small blob's store is mostly a wait for a group commit, so many
+// must be in flight to keep the store busy.
+const storeParallelism = 32
 
 // GetBytes implements store.BytesGetter: GetMany for one digest, so a
 // local hit costs one local GetBytes and a miss is fetched like any
@@ -25,14 +28,13 @@ func (c *fanoutCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, erro
 // GetMany implements store.BatchGetter, for blobs of bounded total size
 // (BatchReadBlobs). Local hits are served from local; the misses go to
 // the first remote in one batch, what it lacked to the second, and so
-// on. Each blob is verified (a bad one is counted, logged and asked of
-// the next remote) and returned at once; it is stored locally in the
-// background (see fillQueue), and served from memory until then. A miss
-// that another read is fetching already waits for that fetch and takes
-// its bytes, and reads that come while this batch fetches wait for it.
+// on. Each blob is stored locally (which verifies it; a bad one is
+// counted, logged and asked of the next remote) before it is returned.
+// A miss that another read is fetching already waits for that fetch
+// instead, and reads that come while this batch fetches wait for it.
 // Each entry's error is labelled like Get's.
 func (c *fanoutCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	out := c.localOrFilling(ctx, ds)
+	out := localMany(ctx, c.local, ds)
 	first := map[digest.Digest]int{}
 	var mine, dups []int
 	joined := map[int]*flight{}
@@ -86,28 +88,24 @@ func (c *fanoutCAS) fetchClaimed(ctx context.Context, ds []digest.Digest, mine [
 	got := c.fetchMany(ctx, want)
 	for k, i := range mine {
 		out[i] = got[k]
-		c.flights.finish(ds[i], claimed[ds[i]], got[k].Data, got[k].Err)
+		c.flights.finish(ds[i], claimed[ds[i]], got[k].Err)
 		if status.Code(got[k].Err) == codes.NotFound {
 			c.metrics.miss()
 		}
 	}
 }
 
-// afterFlight waits for another read's fetch of d and takes its bytes
-// (a batch fetch's) or reads d from local (a Get's); if that fetch failed
-// with anything but NOT_FOUND, d is fetched anew.
+// afterFlight waits for another read's fetch of d and reads d from local;
+// if that fetch failed with anything but NOT_FOUND, d is fetched anew.
 func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight) store.BlobResult {
 	err := c.flights.wait(ctx, d, fl)
-	if err == nil && fl.data != nil {
-		return store.BlobResult{Data: fl.data}
-	}
 	if err != nil && ctx.Err() == nil && status.Code(err) != codes.NotFound {
 		err = c.flights.do(ctx, d, func(fctx context.Context) error { return c.fetch(fctx, d, nil) })
 	}
 	if err != nil {
 		return store.BlobResult{Err: c.missed(err)}
 	}
-	r := c.localOrFilling(ctx, []digest.Digest{d})[0]
+	r := localMany(ctx, c.local, []digest.Digest{d})[0]
 	r.Err = labelLocal(r.Err)
 	return r
 }
@@ -117,7 +115,7 @@ func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight
 // did not serve. It re-checks local first: a fetch that ended just before
 // the claims may have stored some.
 func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	out := c.localOrFilling(ctx, ds)
+	out := localMany(ctx, c.local, ds)
 	var pending []int
 	for i := range ds {
 		if status.Code(out[i].Err) == codes.NotFound {
@@ -143,7 +141,7 @@ func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.B
 	return out
 }
 
-// fetchManyFrom asks the i-th remote for ds[j], j in pending, keeps what
+// fetchManyFrom asks the i-th remote for ds[j], j in pending, stores what
 // it serves and returns the indexes still to be found; each one's reason
 // is added to reasons.
 func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []digest.Digest, pending []int, out []store.BlobResult, reasons [][]string) []int {
@@ -156,40 +154,44 @@ func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []diges
 	if len(rs) != len(want) {
 		rs = failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
 	}
-	errs := c.keepMany(ctx, name, t, want, rs)
+	errs := c.storeMany(ctx, name, t, want, rs)
 	var still []int
 	for k, j := range pending {
-		if err := errs[k].err; err != nil {
+		var local errLocal
+		switch err := errs[k].err; {
+		case err == nil:
+			out[j].Data, out[j].Err = errs[k].data, nil
+		case errors.As(err, &local):
+			out[j].Err = local.err
+		default:
 			reasons[j] = append(reasons[j], reason(err))
 			still = append(still, j)
-			continue
 		}
-		out[j].Data, out[j].Err = errs[k].data, nil
 	}
 	return still
 }
 
-// storeResult is the outcome of keeping one blob a remote served.
+// storeResult is the outcome of storing one blob a remote served.
 type storeResult struct {
 	data []byte
 	err  error
 }
 
-// keepMany verifies the blobs that rs (the answer of the remote called
-// name for ds) holds, verifyParallelism at once, and has the good ones
-// stored locally. An entry's error is the remote's (labelled; bad data
-// counted).
-func (c *fanoutCAS) keepMany(ctx context.Context, name string, t Tier, ds []digest.Digest, rs []store.BlobResult) []storeResult {
+// storeMany stores in local the blobs that rs (the answer of the remote
+// called name for ds) holds, storeParallelism at once. An entry's error is
+// the remote's (labelled; bad data counted) or an errLocal.
+func (c *fanoutCAS) storeMany(ctx context.Context, name string, t Tier, ds []digest.Digest, rs []store.BlobResult) []storeResult {
 	out := make([]storeResult, len(ds))
 	var g errgroup.Group
-	g.SetLimit(verifyParallelism)
+	g.SetLimit(storeParallelism)
 	for k, r := range rs {
 		if r.Err != nil {
 			out[k].err = c.remoteReadFailed(name, t, ds[k], r.Err)
 			continue
 		}
 		g.Go(func() error {
-			out[k] = c.keep(ctx, name, t, ds[k], r.Data)
+			out[k].err = c.storeBytes(ctx, name, t, ds[k], r.Data)
+			out[k].data = r.Data
 			return nil
 		})
 	}
@@ -197,23 +199,17 @@ func (c *fanoutCAS) keepMany(ctx context.Context, name string, t Tier, ds []dige
 	return out
 }
 
-// keep verifies one blob a remote served, before any client sees it (a
-// tier need not verify), and hands it to the fill queue. OnRemoteHit
-// fires once local has stored it.
-func (c *fanoutCAS) keep(ctx context.Context, name string, t Tier, d digest.Digest, data []byte) storeResult {
-	if got := digest.OfBytes(data); got != d {
-		return storeResult{err: c.badData(name, t, d, status.Errorf(codes.InvalidArgument, "bytes hash to %s", got))}
+// storeBytes stores one blob a remote served; local verifies it.
+func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d digest.Digest, data []byte) error {
+	err := store.PutBytes(ctx, c.local, d, data)
+	switch {
+	case err == nil:
+		c.stored(d, t)
+		return nil
+	case status.Code(err) == codes.InvalidArgument:
+		return c.badData(name, t, d, err)
 	}
-	if data == nil {
-		data = []byte{} // non-nil: a flight's data tells its waiters they have the blob
-	}
-	c.metrics.remoteHit(t.Name)
-	c.fills.store(ctx, d, data, func() {
-		if c.opts.OnRemoteHit != nil {
-			c.opts.OnRemoteHit(d, t)
-		}
-	})
-	return storeResult{data: data}
+	return errLocal{labelLocal(err)}
 }
 
 // failAll is n results that all fail with err.

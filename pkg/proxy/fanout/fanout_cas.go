@@ -1,7 +1,6 @@
 package fanout
 
 import (
-	"bytes"
 	"context"
 	"io"
 
@@ -34,10 +33,7 @@ import (
 //     returned as CANCELED or DEADLINE_EXCEEDED.
 //   - GetMany (store.BatchGetter) and GetBytes (store.BytesGetter), for
 //     small blobs: local first, then each remote asked in one batch about
-//     what the tiers before it lacked (see batch_read.go). Blobs are
-//     verified and answered before they are stored locally, in the
-//     background (see DrainFills); until then every read serves them
-//     from memory.
+//     what the tiers before it lacked (see batch_read.go).
 //   - Put writes to local only, then calls Options.OnPut.
 //
 // Every remote is wrapped in NewConcurrencyLimitingCAS and, when the TTL is
@@ -51,7 +47,6 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		opts:    opts,
 		metrics: newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
 		flights: newFlightGroup(),
-		fills:   fillQueueFor(local, opts),
 	}
 	for _, t := range remotes {
 		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
@@ -69,7 +64,6 @@ type fanoutCAS struct {
 	opts    Options
 	metrics *metrics
 	flights *flightGroup
-	fills   *fillQueue // shared by the fan-outs over local
 }
 
 func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
@@ -119,10 +113,6 @@ func (c *fanoutCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.
 		}
 		return rc, labelLocal(err)
 	}
-	if data, ok := c.fills.lookup(d); ok {
-		c.metrics.localHit()
-		return io.NopCloser(bytes.NewReader(data[offset:])), nil
-	}
 	if offset == 0 && d.Size > 0 {
 		return c.getTeeing(ctx, d)
 	}
@@ -168,9 +158,6 @@ func (c *fanoutCAS) getFetched(ctx context.Context, d digest.Digest, offset int6
 	}
 	if err != nil {
 		return nil, c.missed(err)
-	}
-	if fl != nil && fl.data != nil {
-		return io.NopCloser(bytes.NewReader(fl.data[offset:])), nil
 	}
 	rc, err := c.local.Get(ctx, d, offset)
 	return rc, labelLocal(err)

@@ -27,13 +27,10 @@ type flightGroup struct {
 	flights map[digest.Digest]*flight
 }
 
-// flight is one fetch in progress. err and data are set before done is
-// closed; data is the verified blob when a batch fetch led (a Get's
-// fetch leaves it nil: the blob is in local).
+// flight is one fetch in progress. err is set before done is closed.
 type flight struct {
 	done    chan struct{}
 	err     error
-	data    []byte
 	waiters int // guarded by flightGroup.mu
 	cancel  context.CancelFunc
 }
@@ -73,7 +70,7 @@ func (g *flightGroup) join(ctx context.Context, d digest.Digest, fetch func(cont
 }
 
 func (g *flightGroup) run(ctx context.Context, d digest.Digest, fl *flight, fetch func(context.Context) error) {
-	g.finish(d, fl, nil, fetch(ctx))
+	g.finish(d, fl, fetch(ctx))
 }
 
 // claim makes the caller the fetcher of d, like join, but runs nothing:
@@ -93,13 +90,13 @@ func (g *flightGroup) claim(d digest.Digest) (*flight, bool) {
 	return fl, true
 }
 
-// finish ends fl with data and err and wakes its waiters.
-func (g *flightGroup) finish(d digest.Digest, fl *flight, data []byte, err error) {
+// finish ends fl with err and wakes its waiters.
+func (g *flightGroup) finish(d digest.Digest, fl *flight, err error) {
 	g.mu.Lock()
 	if g.flights[d] == fl {
 		delete(g.flights, d)
 	}
-	fl.err, fl.data = err, data
+	fl.err = err
 	g.mu.Unlock()
 	fl.cancel()
 	close(fl.done)

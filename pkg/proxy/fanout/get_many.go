@@ -3,9 +3,6 @@ package fanout
 import (
 	"context"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -20,23 +17,6 @@ func localMany(ctx context.Context, local store.CAS, ds []digest.Digest) []store
 	out := make([]store.BlobResult, len(ds))
 	for i, d := range ds {
 		out[i].Data, out[i].Err = bg.GetBytes(ctx, d)
-	}
-	return out
-}
-
-// localOrFilling is localMany that also serves, for a local miss, the
-// bytes of a pending fill of the digest (answered already, not yet
-// stored). A fill ends only after its Put, so a blob is always in one or
-// the other until a failed fill drops it.
-func (c *fanoutCAS) localOrFilling(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	out := localMany(ctx, c.local, ds)
-	for i := range out {
-		if status.Code(out[i].Err) != codes.NotFound {
-			continue
-		}
-		if data, ok := c.fills.lookup(ds[i]); ok {
-			out[i] = store.BlobResult{Data: data}
-		}
 	}
 	return out
 }

@@ -39,13 +39,6 @@ const (
 	// DefaultExistenceMaxEntries bounds each remote's existence cache
 	// (about 150 bytes an entry).
 	DefaultExistenceMaxEntries = 1 << 20
-	// DefaultFillMaxBlobs and DefaultFillMaxBytes bound the blobs that
-	// batch reads have answered but not yet stored locally.
-	DefaultFillMaxBlobs = 16384
-	DefaultFillMaxBytes = 64 << 20
-	// DefaultFillWorkers is how many of them are stored at once: a small
-	// blob's Put is mostly a wait for a group commit.
-	DefaultFillWorkers = 32
 )
 
 // Options tunes NewCAS. The zero value is usable.
@@ -66,9 +59,7 @@ type Options struct {
 	// Put call's goroutine; it must not block for long.
 	OnPut func(d digest.Digest)
 	// OnRemoteHit is called once a blob fetched from tier is stored locally,
-	// once per fetch (concurrent Gets of one blob share a fetch). For a
-	// batch read that is after the client was answered, from a fill
-	// worker.
+	// once per fetch (concurrent Gets of one blob share a fetch).
 	OnRemoteHit func(d digest.Digest, tier Tier)
 	// Registerer receives the Prometheus metrics; nil registers nothing.
 	// Several fan-outs may share one registry.
@@ -79,13 +70,6 @@ type Options struct {
 	// Logger receives bad-data and skipped-remote reports; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// FillMaxBlobs, FillMaxBytes and FillWorkers tune the queue that
-	// stores batch-read blobs locally after the client was answered
-	// (see DrainFills); zero means the Default. The queue is shared by
-	// every fan-out over one local store, with the settings of the first.
-	FillMaxBlobs int
-	FillMaxBytes int64
-	FillWorkers  int
 }
 
 // ACOptions tunes NewActionCache. The zero value is usable.
@@ -123,15 +107,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ExistenceMaxEntries <= 0 {
 		o.ExistenceMaxEntries = DefaultExistenceMaxEntries
-	}
-	if o.FillMaxBlobs <= 0 {
-		o.FillMaxBlobs = DefaultFillMaxBlobs
-	}
-	if o.FillMaxBytes <= 0 {
-		o.FillMaxBytes = DefaultFillMaxBytes
-	}
-	if o.FillWorkers <= 0 {
-		o.FillWorkers = DefaultFillWorkers
 	}
 	if o.Clock == nil {
 		o.Clock = SystemClock()

@@ -21,10 +21,8 @@ func (e errLocal) Error() string { return e.err.Error() }
 // fetch copies d from the first remote that has it into the local store,
 // teeing the first remote stream it opens to the client of tee (which may
 // be nil). It runs inside the flight for d, so it first re-checks local: a
-// fetch that finished just before this one started has already stored d,
-// or has it stored in the background (then it waits for that fill).
+// fetch that finished just before this one started has already stored d.
 func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error {
-	c.fills.wait(ctx, d)
 	missing, err := c.local.FindMissing(ctx, []digest.Digest{d})
 	if err != nil {
 		return labelLocal(err)

@@ -130,13 +130,10 @@ func (s *Set) ActionCache(_ context.Context, instanceName string) (store.ActionC
 	return inst.ac, nil
 }
 
-// Close stores the blobs that batch reads answered but had not stored
-// locally yet (for up to drain; they re-cache before the queue closes),
-// drains the write-back queue for up to drain (what is left stays
+// Close drains the write-back queue for up to drain (what is left stays
 // persisted for the next start) and closes the remote connections. Call it
 // after the gRPC server has stopped and before the store is closed.
 func (s *Set) Close(drain time.Duration) {
-	fanout.DrainFills(s.local, drain)
 	if left := s.queue.Close(drain); left > 0 {
 		s.opts.Logger.Info("write-back: entries left for the next start", "entries", left)
 	}
