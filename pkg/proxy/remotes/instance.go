@@ -43,7 +43,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	if err != nil {
 		return nil, err
 	}
-	pushAC, err := s.targets(ctx, r.PushActionCache)
+	pushAC, err := s.actionCacheTargets(ctx, r)
 	if err != nil {
 		return nil, err
 	}
