@@ -32,7 +32,7 @@ type layout struct {
 }
 
 // newLayout makes a fresh layout removed when t ends.
-func newLayout(t *testing.T) *layout {
+func newLayout(t testing.TB) *layout {
 	t.Helper()
 	base, err := os.MkdirTemp("", "castd")
 	if err != nil {
@@ -83,7 +83,7 @@ func (l *layout) configYAML(extra string) string {
 
 // castdProc is one running (or exited) castd process.
 type castdProc struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	logs    *lineLog
 	exited  chan struct{}
@@ -95,7 +95,7 @@ type castdProc struct {
 // startCastd writes configYAML to l.config (none when empty), starts castd
 // with args, waits until it logs readiness and its socket answers a health
 // check, and kills it when t ends.
-func startCastd(t *testing.T, l *layout, configYAML string, args ...string) *castdProc {
+func startCastd(t testing.TB, l *layout, configYAML string, args ...string) *castdProc {
 	t.Helper()
 	p := spawnCastd(t, l, configYAML, args...)
 	line, err := p.logs.waitFor(regexp.MustCompile(`castd listening on`), p.exited, startTimeout)
@@ -112,7 +112,7 @@ func startCastd(t *testing.T, l *layout, configYAML string, args ...string) *cas
 }
 
 // spawnCastd starts castd without waiting for anything.
-func spawnCastd(t *testing.T, l *layout, configYAML string, args ...string) *castdProc {
+func spawnCastd(t testing.TB, l *layout, configYAML string, args ...string) *castdProc {
 	t.Helper()
 	if configYAML != "" {
 		if err := os.WriteFile(l.config, []byte(configYAML), 0o600); err != nil {
@@ -126,7 +126,7 @@ func spawnCastd(t *testing.T, l *layout, configYAML string, args ...string) *cas
 }
 
 // startProc starts cmd, collecting its stderr, and kills it when t ends.
-func startProc(t *testing.T, cmd *exec.Cmd) *castdProc {
+func startProc(t testing.TB, cmd *exec.Cmd) *castdProc {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -145,14 +145,17 @@ func startProc(t *testing.T, cmd *exec.Cmd) *castdProc {
 		_ = cmd.Process.Kill()
 		<-p.exited
 		if strings.Contains(p.logs.String(), "WARNING: DATA RACE") {
-			t.Errorf("the race detector found a data race in castd (pid %d)", cmd.Process.Pid)
+			t.Errorf("the race detector found a data race in castd (pid %d)", p.pid())
 		}
 		if t.Failed() {
-			t.Logf("castd (pid %d) log:\n%s", cmd.Process.Pid, p.logs.String())
+			t.Logf("castd (pid %d) log:\n%s", p.pid(), p.logs.String())
 		}
 	})
 	return p
 }
+
+// pid is the process id of castd.
+func (p *castdProc) pid() int { return p.cmd.Process.Pid }
 
 // waitHealthy polls the gRPC health service on the socket until it answers
 // SERVING or the deadline passes.

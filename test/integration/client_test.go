@@ -20,7 +20,7 @@ import (
 )
 
 // dialUnix connects a gRPC client to the socket at path, closed when t ends.
-func dialUnix(t *testing.T, path string) *grpc.ClientConn {
+func dialUnix(t testing.TB, path string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient("unix:"+path,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

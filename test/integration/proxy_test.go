@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
@@ -28,60 +24,16 @@ import (
 //
 // CASTD_BENCH_LARGE=1 makes the large read 256 MiB instead of 32 MiB.
 
-// benchCastd starts castd with config in a fresh directory for a
-// benchmark, killed when b ends, and returns its socket.
-func benchCastd(b *testing.B, config func(dir, socket string) string) string {
-	b.Helper()
-	dir, err := os.MkdirTemp("", "castdb")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	socket := filepath.Join(dir, "s.sock")
-	cfgFile := filepath.Join(dir, "castd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(config(dir, socket)), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(castdBin, "serve", "--config", cfgFile)
-	cmd.Env = cleanEnv("HOME=" + dir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	logs, exited := newLineLog(), make(chan struct{})
-	go logs.consume(stderr, func() { _ = cmd.Wait(); close(exited) })
-	b.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	if _, err := logs.waitFor(regexp.MustCompile(`castd listening on`), exited, startTimeout); err != nil {
-		b.Fatalf("castd did not start: %v\n%s", err, logs.String())
-	}
-	return socket
-}
-
 // benchPair starts an upstream castd on TCP and a workstation castd that
 // uses it; it returns a direct (TCP) and a workstation (Unix) connection.
 func benchPair(b *testing.B) (direct, proxied *grpc.ClientConn) {
 	b.Helper()
-	addr := freePortTB(b)
-	benchCastd(b, func(dir, socket string) string {
-		return fmt.Sprintf("listen: [unix:%s, grpc://%s]\nstore-dir: %s/store\nmetrics: \"\"\nlog-level: info\n", socket, addr, dir)
-	})
-	ws := benchCastd(b, func(dir, socket string) string {
-		return fmt.Sprintf("listen: [unix:%s]\nstore-dir: %s/store\nmetrics: \"\"\nlog-level: info\nartifacts:\n  servers:\n  - {url: grpc://%s, type: storage, push: false}\n", socket, dir, addr)
-	})
-	return benchDial(b, "passthrough:///"+addr), benchDial(b, "unix:"+ws)
-}
-
-func freePortTB(b *testing.B) string {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	addr := freePort(b)
+	up := newLayout(b)
+	startCastd(b, up, fmt.Sprintf("listen: [unix:%s, grpc://%s]\nstore-dir: %s\nmetrics: \"\"\nlog-level: info\n", up.socket, addr, up.store))
+	ws := newLayout(b)
+	startCastd(b, ws, fmt.Sprintf("listen: [unix:%s]\nstore-dir: %s\nmetrics: \"\"\nlog-level: info\nartifacts:\n  servers:\n  - {url: grpc://%s, type: storage, push: false}\n", ws.socket, ws.store, addr))
+	return benchDial(b, "passthrough:///"+addr), benchDial(b, "unix:"+ws.socket)
 }
 
 func benchDial(b *testing.B, target string) *grpc.ClientConn {

@@ -40,7 +40,7 @@ type upstream struct {
 
 // freePort returns a loopback address that was free a moment ago, so that
 // an upstream can be restarted on the same port.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -56,7 +56,7 @@ func BenchmarkPeakRSSStreaming(b *testing.B) {
 		}
 	}
 	b.SetBytes(2 * clients * size)
-	hwm, err := peakRSS(s.pid)
+	hwm, err := peakRSS(s.pid())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -104,65 +103,18 @@ type sidecarLoad struct {
 
 // sidecar is a castd started for load, usable from tests and benchmarks.
 type sidecar struct {
-	socket, metrics, base string
-	pid                   int
-	logs                  *lineLog
+	*castdProc
+	base string // where the load's actions leave their markers
 }
 
 // startSidecar starts one castd on a Unix socket with local execution and
-// stops it when tb ends. (The castdProc helpers take *testing.T, which a
-// benchmark does not have.)
+// stops it when tb ends.
 func startSidecar(tb testing.TB) *sidecar {
 	tb.Helper()
-	base, err := os.MkdirTemp("", "castd-load")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(base) })
-	s := &sidecar{socket: filepath.Join(base, "s.sock"), base: base, logs: newLineLog()}
-	cfg := filepath.Join(base, "castd.yaml")
+	l := newLayout(tb)
 	yaml := fmt.Sprintf("listen:\n  - unix:%s\nstore-dir: %s\nmetrics: 127.0.0.1:0\nlocal-execution: {sandbox: none, workdir: %s}\n",
-		s.socket, filepath.Join(base, "store"), filepath.Join(base, "work"))
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(castdBin, "serve", "--config", cfg)
-	cmd.Env = cleanEnv("HOME="+base, "XDG_RUNTIME_DIR="+base, "XDG_CACHE_HOME="+base, "XDG_CONFIG_HOME="+base)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	s.pid = cmd.Process.Pid
-	exited := make(chan struct{})
-	go s.logs.consume(stderr, func() { _ = cmd.Wait(); close(exited) })
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
-			tb.Errorf("the race detector found a data race in castd")
-		}
-		if tb.Failed() {
-			tb.Logf("castd log (last lines):\n%s", tail(s.logs.String(), 40))
-		}
-	})
-	line, err := s.logs.waitFor(regexp.MustCompile(`castd listening on`), exited, startTimeout)
-	if err != nil {
-		tb.Fatalf("castd did not become ready: %v\n%s", err, s.logs.String())
-	}
-	m := regexp.MustCompile(`metrics (http://[^ ,"]+)`).FindStringSubmatch(line)
-	if m == nil {
-		tb.Fatalf("no metrics URL in %q", line)
-	}
-	s.metrics = m[1]
-	return s
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+		l.socket, l.store, filepath.Join(l.base, "work"))
+	return &sidecar{castdProc: startCastd(tb, l, yaml), base: l.base}
 }
 
 // dialLoad connects one client the way a separate CI job would: its own
@@ -593,7 +545,7 @@ func TestSidecarLoad(t *testing.T) {
 		t.Errorf("operations failed under load:\n%s", report)
 	}
 	l.verify(t)
-	if got, want := localExecutions(t, s.metrics), len(l.executed); got != want {
+	if got, want := localExecutions(t, s.metricsURL()), len(l.executed); got != want {
 		t.Errorf("castd_executions_total{outcome=\"local\"} = %d, want %d (one per distinct action executed)", got, want)
 	}
 }
