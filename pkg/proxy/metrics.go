@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"time"
 
+	"github.com/castd/castd/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -20,39 +20,24 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
-		requests: mustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_grpc_requests_total",
 			Help: "gRPC calls handled, by full method name and status code.",
 		}, []string{"method", "code"})),
-		duration: mustRegister(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "castd_grpc_request_duration_seconds",
 			Help:    "Time from the start of a gRPC call until its handler returned.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2.5, 14),
 		}, []string{"method"})),
-		received: mustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		received: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_bytes_received_total",
 			Help: "Blob payload bytes received from clients, by service.",
 		}, []string{"service"})),
-		sent: mustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		sent: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_bytes_sent_total",
 			Help: "Blob payload bytes sent to clients, by service.",
 		}, []string{"service"})),
 	}
-}
-
-// mustRegister registers c on reg, or returns the identical collector already
-// registered there, so that two servers may share one registry.
-func mustRegister[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
 
 func (m *metrics) observe(method string, start time.Time, err error) {

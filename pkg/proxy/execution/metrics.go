@@ -1,11 +1,11 @@
 package execution
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/internal/promreg"
 	"github.com/castd/castd/pkg/policy"
 )
 
@@ -28,39 +28,24 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
-		executions: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		executions: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_executions_total",
 			Help: "Executes answered, by the instance's scenario and the outcome (cache_hit, local, remote, fallback, failed).",
 		}, []string{"scenario", "outcome"})),
-		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "castd_execution_duration_seconds",
 			Help:    "Time from the start of an execution (or cache lookup) until its result was known.",
 			Buckets: prometheus.ExponentialBuckets(100e-6, 4, 12),
 		}, []string{"scenario", "outcome"})),
-		fallbacks: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		fallbacks: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_execution_local_fallback_total",
 			Help: "Scenario-1 actions run locally instead, by reason (unavailable, platform).",
 		}, []string{"reason"})),
-		pushFailures: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		pushFailures: promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "castd_execution_push_failures_total",
 			Help: "Scenario-3 results that could not be pushed (or queued) to the remote cache.",
 		})),
 	}
-}
-
-// register registers c on reg, or returns the identical collector already
-// there, so that several servers may share one registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
 
 func (m *metrics) observe(sc policy.Scenario, outcome string, took time.Duration) {

@@ -1,10 +1,10 @@
 package fanout
 
 import (
-	"errors"
 	"maps"
 	"sync"
 
+	"github.com/castd/castd/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -68,15 +68,15 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, prefix, what string, c *Counters) *metrics {
 	return &metrics{
 		counters: c,
-		hits: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		hits: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "_hits_total",
 			Help: what + " reads served, by tier (\"local\" or the remote's name).",
 		}, []string{"tier"})),
-		misses: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		misses: promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: prefix + "_misses_total",
 			Help: what + " reads found in no reachable tier.",
 		})),
-		badData: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		badData: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "_bad_data_total",
 			Help: what + " data from a remote rejected because it did not match its digest.",
 		}, []string{"remote"})),
@@ -101,23 +101,4 @@ func (m *metrics) miss() {
 func (m *metrics) bad(name string) {
 	m.badData.WithLabelValues(name).Inc()
 	m.counters.update(func(s *Stats) { s.BadData[name]++ })
-}
-
-// register registers c on reg, or returns the identical collector already
-// there so that the fan-outs of several projects share one series. A nil
-// reg leaves c unregistered (it still counts).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }

@@ -2,9 +2,9 @@ package upstream
 
 import (
 	"context"
-	"errors"
 	"io"
 
+	"github.com/castd/castd/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -20,19 +20,19 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, remote string) *metrics {
-	requests := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	requests := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "castd_upstream_requests_total",
 		Help: "gRPC calls made to upstream remotes (each attempt), by remote, method and status code.",
 	}, []string{"remote", "method", "code"}))
-	received := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	received := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "castd_upstream_bytes_received_total",
 		Help: "Blob bytes read from an upstream remote.",
 	}, []string{"remote"}))
-	sent := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	sent := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "castd_upstream_bytes_sent_total",
 		Help: "Blob bytes written to an upstream remote.",
 	}, []string{"remote"}))
-	breaker := register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	breaker := promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "castd_upstream_breaker_state",
 		Help: "Circuit breaker state of an upstream remote: 0 closed, 1 half-open, 2 open.",
 	}, []string{"remote"}))
@@ -42,22 +42,6 @@ func newMetrics(reg prometheus.Registerer, remote string) *metrics {
 		sent:     sent.WithLabelValues(remote),
 		breaker:  breaker.WithLabelValues(remote),
 	}
-}
-
-// register registers c on reg, or returns the equal collector registered
-// there already by another remote.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic(err)
 }
 
 func (m *metrics) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {

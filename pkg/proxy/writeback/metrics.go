@@ -1,9 +1,9 @@
 package writeback
 
 import (
-	"errors"
 	"time"
 
+	"github.com/castd/castd/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,14 +33,10 @@ func newMetrics(reg prometheus.Registerer, q *Queue) *metrics {
 		Name: "castd_writeback_oldest_seconds",
 		Help: "Age of the oldest pending write-back entry; 0 when the queue is empty.",
 	}, func() float64 { return q.Stats().Oldest.Seconds() })
-	for _, c := range []prometheus.Collector{m.failures, m.completed, depth, oldest} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				panic(err)
-			}
-		}
-	}
+	m.failures = promreg.Register(reg, m.failures)
+	m.completed = promreg.Register(reg, m.completed)
+	promreg.Register[prometheus.Collector](reg, depth)
+	promreg.Register(reg, oldest)
 	return m
 }
 
