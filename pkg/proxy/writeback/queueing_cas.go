@@ -4,10 +4,7 @@ import (
 	"context"
 	"io"
 
-	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
-
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/proxy/asset"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -54,52 +51,4 @@ func (c *queueingCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, er
 // GetMany implements store.BatchGetter over base.
 func (c *queueingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	return store.GetMany(ctx, c.CAS, ds)
-}
-
-// NewQueueingActionCache is NewQueueingCAS for an instance's action cache:
-// a successful UpdateActionResult is queued for targets (the result is read
-// back from base's local store at push time, with the blobs it references
-// pushed first). With no targets it returns base.
-func NewQueueingActionCache(base store.ActionCache, q *Queue, instance string, targets []Target) store.ActionCache {
-	if len(targets) == 0 {
-		return base
-	}
-	return &queueingAC{ActionCache: base, q: q, instance: instance, targets: targets}
-}
-
-type queueingAC struct {
-	store.ActionCache
-	q        *Queue
-	instance string
-	targets  []Target
-}
-
-func (a *queueingAC) UpdateActionResult(ctx context.Context, action digest.Digest, result *repb.ActionResult) error {
-	if err := a.ActionCache.UpdateActionResult(ctx, action, result); err != nil {
-		return err
-	}
-	return a.q.Enqueue(ctx, KindActionResult, action, a.instance, a.targets)
-}
-
-// NewQueueingIndex is NewQueueingCAS for an instance's Remote Asset index:
-// a successful Record (a client's Push) is queued for targets, content
-// first. With no targets it returns base.
-func NewQueueingIndex(base asset.Index, q *Queue, targets []Target) asset.Index {
-	if len(targets) == 0 {
-		return base
-	}
-	return &queueingIndex{Index: base, q: q, targets: targets}
-}
-
-type queueingIndex struct {
-	asset.Index
-	q       *Queue
-	targets []Target
-}
-
-func (x *queueingIndex) Record(ctx context.Context, a asset.Asset, ref asset.Ref) error {
-	if err := x.Index.Record(ctx, a, ref); err != nil {
-		return err
-	}
-	return x.q.EnqueueAsset(ctx, a, ref, x.targets)
 }
