@@ -1,16 +1,100 @@
 package store
 
 import (
+	"fmt"
+	"slices"
+
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/castd/castd/pkg/digest"
 )
 
-// CorruptInlineForTest overwrites the stored value of an inline blob,
-// bypassing verification, to simulate disk corruption (or an earlier layout).
+// CorruptInlineForTest overwrites the stored bytes of a small blob,
+// bypassing verification, to simulate disk corruption: in its pack (val is
+// cut or zero-padded to the blob's size) or, for a blob in the earlier
+// layout, its badger value.
 func CorruptInlineForTest(l *Local, d digest.Digest, val []byte) error {
 	k, _ := keyOf(d)
-	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(k.dbKey('d'), val) })
+	e, ok := l.ix.peek(k)
+	if !ok {
+		return fmt.Errorf("%s not stored", d)
+	}
+	if !e.packed() {
+		return l.db.Update(func(txn *badger.Txn) error { return txn.Set(k.dbKey('d'), val) })
+	}
+	buf := make([]byte, k.size)
+	copy(buf, val)
+	l.packs.mu.RLock()
+	pf := l.packs.files[e.pack]
+	l.packs.mu.RUnlock()
+	_, err := pf.f.WriteAt(buf, int64(e.off))
+	return err
+}
+
+// PutEarlierInlineForTest stores d as stores written before pack files kept
+// small blobs: val under 'd' in badger, metadata of kind 1. A blob already
+// stored is replaced.
+func PutEarlierInlineForTest(l *Local, d digest.Digest, val []byte, crc uint32) error {
+	k, _ := keyOf(d)
+	l.evictMu.Lock()
+	if _, ok := l.ix.take(k, true); ok {
+		l.ix.release(k)
+	}
+	l.evictMu.Unlock()
+	e := entry{crc: crc, inline: true}
+	if err := l.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(k.dbKey('d'), val); err != nil {
+			return err
+		}
+		return txn.Set(k.dbKey('m'), encodeMeta(e, 1))
+	}); err != nil {
+		return err
+	}
+	if st, _ := l.ix.claim(k); st == claimed {
+		l.ix.publish(k, e)
+	}
+	return nil
+}
+
+// CompactPacksForTest runs a pack compaction now.
+func CompactPacksForTest(l *Local) { l.compactPacks() }
+
+// PackInfo is one pack file as the store sees it.
+type PackInfo struct {
+	ID         uint32
+	Path       string
+	Size, Live int64 // bytes written; bytes the index points at
+	Counted    int64 // live bytes recounted from the index
+}
+
+// PacksForTest lists the pack files with their live bytes as tracked and as
+// recounted from the in-memory index.
+func PacksForTest(l *Local) []PackInfo {
+	counted := map[uint32]int64{}
+	for i := range l.ix.shards {
+		s := &l.ix.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.packed() {
+				counted[e.pack] += k.size
+			}
+		}
+		s.mu.Unlock()
+	}
+	l.packs.mu.RLock()
+	defer l.packs.mu.RUnlock()
+	var out []PackInfo
+	for id, pf := range l.packs.files {
+		out = append(out, PackInfo{ID: id, Path: pf.path, Size: pf.size.Load(), Live: pf.live.Load(), Counted: counted[id]})
+	}
+	slices.SortFunc(out, func(a, b PackInfo) int { return int(a.ID) - int(b.ID) })
+	return out
+}
+
+// WithPackSizeForTest sets where pack files are sealed.
+func WithPackSizeForTest(o Options, size int64) Options {
+	o.packSize = size
+	return o
 }
 
 // BlobPathForTest returns where a file blob lives.

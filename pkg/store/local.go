@@ -31,8 +31,8 @@ type Options struct {
 	// one applies.
 	ReservedBytes   int64
 	ReservedPercent float64
-	// InlineThreshold is the largest blob kept inside the badger index
-	// rather than as a file (default 16 KiB, at most 256 KiB).
+	// InlineThreshold is the largest blob kept in a pack file rather than
+	// as a file of its own (default 16 KiB, at most 256 KiB).
 	InlineThreshold int64
 	// SyncWrites makes every Put fsync its file and the index before it is
 	// acknowledged, so acknowledged writes also survive a power loss. Off
@@ -47,6 +47,8 @@ type Options struct {
 	// Registerer, when set, receives the castd_store_* metrics. They are
 	// unregistered on Close.
 	Registerer prometheus.Registerer
+
+	packSize int64 // where a pack file is sealed (tests only; default 64 MiB)
 }
 
 // Stats is a point-in-time summary of a Local store, for status output.
@@ -63,16 +65,21 @@ type Stats struct {
 // one ActionCache per instance name, in a directory it owns exclusively.
 //
 // Layout: dir/LOCK (flock, PID of the owner), dir/index (badger: blob
-// metadata under 'm'+hash+size — kind, CRC-32C, last use; the bytes of
-// blobs of at most InlineThreshold bytes under 'd'+hash+size, in the value
-// log; action results; records), dir/cas/ab/<hash>-<size> (larger blobs,
-// read-only files) and dir/tmp (uploads in progress, emptied on Open).
-// Earlier versions stored a blob's CRC-32C in front of its 'd' bytes too;
-// such values are still read.
+// metadata under 'm'+hash+size — kind, CRC-32C, last use, and for a small
+// blob its pack and offset; action results; records), dir/packs/<n>.pack
+// (the bytes of blobs of at most InlineThreshold bytes, appended; see
+// packSet), dir/cas/ab/<hash>-<size> (larger blobs, read-only files) and
+// dir/tmp (uploads in progress, emptied on Open). Stores written before
+// pack files kept small blobs in badger under 'd'+hash+size (some with a
+// CRC-32C in front of the bytes); such blobs are still read.
 //
-// Index writes of concurrent Puts are group-committed: one goroutine writes
-// everything queued in one badger transaction, each Put returning only once
-// its own entries are committed (see committer).
+// Writes of concurrent Puts are group-committed: one goroutine appends the
+// small blobs queued to a pack in one pwritev, then writes every index entry
+// queued in one badger transaction, each Put returning only once its own
+// entries are committed (see committer). An evicted small blob's bytes stay
+// in its pack until compaction rewrites the pack's live blobs (see
+// compactPacks); quota and usage count live blobs, castd_store_pack_bytes
+// the packs on disk.
 //
 // Writes are verified (SHA-256 and size) before anything becomes visible. A
 // large blob streams to a temp file, is renamed into place and only then
@@ -85,7 +92,7 @@ type Stats struct {
 // Reads are verified against a CRC-32C recorded when the verified bytes were
 // stored (SHA-256 would cost more than the read itself; CRC-32C is hardware
 // accelerated and catches disk corruption, truncation and zeroed pages).
-// Inline blobs are checked before Get returns. File blobs are checked while
+// Small (packed) blobs are checked before Get returns. File blobs are checked while
 // streaming: the last Read of a corrupt file fails with DATA_LOSS instead of
 // returning its final bytes, so a reader never sees a complete corrupt blob
 // (an offset read checks the prefix too). A corrupt or missing blob is
@@ -106,6 +113,7 @@ type Local struct {
 	log                 *slog.Logger
 	lockFile            *os.File
 	db                  *badger.DB
+	packs               *packSet
 	commits             *committer
 	bufs                sync.Pool // *[]byte of inline bytes, see inlineBuf
 	ix                  *index
@@ -122,13 +130,14 @@ type Local struct {
 	putBytes, getBytes        atomic.Int64
 	flushedTick               atomic.Uint64 // clock value up to which recency is persisted
 
-	loaded   chan struct{} // closed when the in-memory index is complete
-	ready    chan struct{} // closed when reconciliation is done too
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	metrics  *storeMetrics
-	closeErr error
-	once     sync.Once
+	compactKick chan struct{} // capacity 1: "evictions left packs to compact"
+	loaded      chan struct{} // closed when the in-memory index is complete
+	ready       chan struct{} // closed when reconciliation is done too
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	metrics     *storeMetrics
+	closeErr    error
+	once        sync.Once
 }
 
 // Open opens (creating if needed) the store in dir and takes its lock. It
@@ -161,7 +170,7 @@ func newLocal(dir string, opts Options, lock *os.File) *Local {
 		dir: dir, casDir: filepath.Join(dir, "cas"), tmpDir: filepath.Join(dir, "tmp"),
 		log: opts.Logger, lockFile: lock, ix: newIndex(),
 		inline: opts.InlineThreshold, low: opts.LowWatermark, syncWrites: opts.SyncWrites,
-		loaded: make(chan struct{}), ready: make(chan struct{}), stop: make(chan struct{}),
+		compactKick: make(chan struct{}, 1), loaded: make(chan struct{}), ready: make(chan struct{}), stop: make(chan struct{}),
 	}
 	l.flushedTick.Store(l.ix.clock.Load())
 	if l.log == nil {
@@ -191,11 +200,19 @@ func (l *Local) init(opts Options) error {
 		return fmt.Errorf("store directory %s: open index: %w", l.dir, err)
 	}
 	l.db = db
-	l.commits = newCommitter(db)
+	packs, err := l.openPacks(opts.packSize)
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("store directory %s: %w", l.dir, err)
+	}
+	l.packs = packs
+	l.ix.accountPack = packs.account
+	l.commits = newCommitter(db, packs)
 	if opts.Registerer != nil {
 		m, err := registerMetrics(l, opts.Registerer)
 		if err != nil {
 			_ = db.Close()
+			packs.close()
 			return fmt.Errorf("store %s: register metrics: %w", l.dir, err)
 		}
 		l.metrics = m
@@ -203,10 +220,10 @@ func (l *Local) init(opts Options) error {
 	return nil
 }
 
-// badgerOptions tunes badger for a small memory footprint and cheap small
-// writes: inline blob bytes go to the value log (one append each) rather
-// than through LSM compactions; metadata stays in the LSM tree, so loading
-// the index reads no blob bytes. Large blobs never pass through badger.
+// badgerOptions tunes badger for a small memory footprint: metadata (a few
+// dozen bytes a blob) stays in the LSM tree, so loading the index reads no
+// blob bytes; larger values (action results) go to the value log. Blob
+// bytes never pass through badger.
 func badgerOptions(path string, log *slog.Logger, sync bool) badger.Options {
 	return badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
@@ -259,6 +276,7 @@ func (l *Local) Close() error {
 		if cerr := l.db.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("store %s: close index: %w", l.dir, cerr)
 		}
+		l.packs.close()
 		if l.metrics != nil {
 			l.metrics.unregister()
 		}

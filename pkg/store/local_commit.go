@@ -14,10 +14,15 @@ const maxGroup = 512
 // kv is one badger key and value to set.
 type kv struct{ key, val []byte }
 
-// commitReq is the index writes of one Put, committed all or nothing.
+// commitReq is the writes of one Put, committed all or nothing: either
+// index entries (kvs) or a small blob (blob), which goes to a pack first
+// and is then indexed under k with e, its place in the pack filled in.
 type commitReq struct {
 	kvs  [2]kv
 	n    int
+	blob []byte
+	k    blobKey
+	e    entry
 	done chan error
 }
 
@@ -32,6 +37,7 @@ var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(cha
 // every Put in it (nothing of it is written). Safe for concurrent use.
 type committer struct {
 	db     *badger.DB
+	packs  *packSet
 	mu     sync.Mutex
 	queue  []*commitReq
 	closed bool
@@ -48,8 +54,8 @@ func (c *committer) queued() int {
 	return len(c.queue)
 }
 
-func newCommitter(db *badger.DB) *committer {
-	return &committer{db: db, wake: make(chan struct{}, 1)}
+func newCommitter(db *badger.DB, packs *packSet) *committer {
+	return &committer{db: db, packs: packs, wake: make(chan struct{}, 1)}
 }
 
 // commit writes the given key/value pairs (at most two) atomically with
@@ -58,22 +64,63 @@ func newCommitter(db *badger.DB) *committer {
 func (c *committer) commit(kvs ...kv) error {
 	r := commitReqPool.Get().(*commitReq)
 	r.n = copy(r.kvs[:], kvs)
+	err := c.wait(c.enqueue(r), r)
+	r.kvs = [2]kv{}
+	commitReqPool.Put(r)
+	return err
+}
+
+// commitBlob appends data to a pack and indexes it under k with e (whose
+// tick and CRC the caller sets), in the current group. It returns e with
+// the blob's place in the pack. data is not retained.
+func (c *committer) commitBlob(k blobKey, data []byte, e entry) (entry, error) {
+	r := commitReqPool.Get().(*commitReq)
+	r.blob, r.k, r.e = data, k, e
+	err := c.wait(c.enqueue(r), r)
+	e = r.e
+	r.blob, r.e = nil, entry{}
+	commitReqPool.Put(r)
+	return e, err
+}
+
+// commitBlobs is commitBlob for many blobs at once (compaction): it queues
+// them all, then waits for each. rs are the caller's, not pooled.
+func (c *committer) commitBlobs(rs []*commitReq) error {
+	for _, r := range rs {
+		r.done = make(chan error, 1)
+	}
+	err := c.enqueue(rs...)
+	for _, r := range rs {
+		if werr := c.wait(err, r); err == nil && werr != nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// enqueue adds rs to the next group, or fails if the committer is closed.
+func (c *committer) enqueue(rs ...*commitReq) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		commitReqPool.Put(r)
 		return badger.ErrDBClosed
 	}
-	c.queue = append(c.queue, r)
+	c.queue = append(c.queue, rs...)
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	err := <-r.done
-	r.kvs = [2]kv{}
-	commitReqPool.Put(r)
-	return err
+	return nil
+}
+
+// wait returns r's outcome once its group is written, or the enqueue
+// error.
+func (c *committer) wait(enqueueErr error, r *commitReq) error {
+	if enqueueErr != nil {
+		return enqueueErr
+	}
+	return <-r.done
 }
 
 // run commits queued groups until stop is closed, then commits what is
@@ -115,21 +162,41 @@ func (c *committer) drain(last bool) {
 	}
 }
 
-// write commits one group in one transaction.
+// write commits one group: its blobs to a pack, then every index entry in
+// one transaction.
 func (c *committer) write(group []*commitReq) error {
 	if hook := c.beforeCommit.Load(); hook != nil {
 		if err := (*hook)(len(group)); err != nil {
 			return err
 		}
 	}
+	if err := c.packs.place(group); err != nil {
+		return err
+	}
 	txn := c.db.NewTransaction(true)
 	defer txn.Discard()
 	for _, r := range group {
+		if r.blob != nil {
+			if err := txn.Set(r.k.dbKey('m'), encodeMeta(r.e, r.e.tick)); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, e := range r.kvs[:r.n] {
 			if err := txn.Set(e.key, e.val); err != nil {
 				return err
 			}
 		}
 	}
-	return txn.Commit()
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	// Counted before the Puts publish them, so compaction never removes a
+	// pack holding a blob that is committed but not yet in the index.
+	for _, r := range group {
+		if r.blob != nil {
+			c.packs.account(r.e.pack, int64(len(r.blob)))
+		}
+	}
+	return nil
 }

@@ -12,9 +12,8 @@ import (
 
 // victim is a blob chosen for deletion.
 type victim struct {
-	k      blobKey
-	tick   uint64
-	inline bool
+	k blobKey
+	e entry
 }
 
 // reserve accounts k's bytes as an upload in progress, evicting if that
@@ -58,6 +57,10 @@ func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 	l.evictions.Add(int64(len(victims)))
 	if len(victims) > 0 {
 		l.log.Info("store: evicted blobs", "count", len(victims), "used_bytes", l.usage(), "limit_bytes", lim)
+		select {
+		case l.compactKick <- struct{}{}:
+		default:
+		}
 	}
 	if l.usage() > lim {
 		return status.Errorf(codes.ResourceExhausted, "store %s: quota of %d bytes reached and the %d bytes in use are held by open reads and uploads in progress; cannot store %s", l.dir, lim, l.usage()-k.size, k.digest())
@@ -78,10 +81,10 @@ func (l *Local) takeVictims(need int64) []victim {
 		s := &l.ix.shards[i]
 		s.mu.Lock()
 		for k, e := range s.m {
-			if e.pins > 0 || (total >= need && e.tick >= (*h)[0].tick) {
+			if e.pins > 0 || (total >= need && e.tick >= (*h)[0].e.tick) {
 				continue
 			}
-			heap.Push(h, victim{k: k, tick: e.tick, inline: e.inline})
+			heap.Push(h, victim{k: k, e: e})
 			total += k.size
 			for h.Len() > 1 && total-(*h)[0].k.size >= need {
 				total -= heap.Pop(h).(victim).k.size
@@ -99,12 +102,13 @@ func (l *Local) takeVictims(need int64) []victim {
 }
 
 // deleteBlobs removes the index entries and bytes of blobs already taken
-// out of the in-memory index.
+// out of the in-memory index. A packed blob's bytes stay in its pack until
+// compaction (see compactPacks).
 func (l *Local) deleteBlobs(vs []victim) {
 	wb := l.db.NewWriteBatch()
 	for _, v := range vs {
 		_ = wb.Delete(v.k.dbKey('m'))
-		if v.inline {
+		if v.e.inline && !v.e.packed() {
 			_ = wb.Delete(v.k.dbKey('d'))
 		}
 	}
@@ -112,7 +116,7 @@ func (l *Local) deleteBlobs(vs []victim) {
 		l.log.Error("store: delete index entries", "count", len(vs), "error", err)
 	}
 	for _, v := range vs {
-		if v.inline {
+		if v.e.inline {
 			continue
 		}
 		if err := os.Remove(l.blobPath(v.k)); err != nil && !os.IsNotExist(err) {
@@ -126,7 +130,7 @@ func (l *Local) deleteBlobs(vs []victim) {
 type victimHeap []victim
 
 func (h victimHeap) Len() int           { return len(h) }
-func (h victimHeap) Less(i, j int) bool { return h[i].tick > h[j].tick }
+func (h victimHeap) Less(i, j int) bool { return h[i].e.tick > h[j].e.tick }
 func (h victimHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *victimHeap) Push(x any)        { *h = append(*h, x.(victim)) }
 func (h *victimHeap) Pop() any {

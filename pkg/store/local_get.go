@@ -159,10 +159,37 @@ func (l *Local) pinDigest(d digest.Digest) (blobKey, entry, error) {
 	return k, e, nil
 }
 
-// readInline returns the verified bytes of an inline blob. The value is the
-// bytes alone; stores written before castd kept a 4-byte copy of the CRC in
-// front of them (earlier versions of castd), which is still accepted.
+// readInline returns the verified bytes of a pinned small blob: one pread
+// from its pack, or, in stores written before packs, one badger read.
 func (l *Local) readInline(k blobKey, e entry) ([]byte, error) {
+	if !e.packed() {
+		return l.readBadgerInline(k, e)
+	}
+	buf := make([]byte, k.size)
+	err := l.packs.readAt(e.pack, e.off, buf)
+	if errors.Is(err, errPackGone) {
+		// Compaction moved the blob after we looked it up: look again.
+		var ok bool
+		if e, ok = l.ix.peek(k); ok && e.packed() {
+			err = l.packs.readAt(e.pack, e.off, buf)
+		}
+	}
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errPackGone):
+		return nil, l.discard(k, "bytes missing from its pack file")
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "read blob %s: %v", k.digest(), err)
+	case crc32.Checksum(buf, castagnoli) != e.crc:
+		return nil, l.discard(k, "bytes in its pack file fail their checksum")
+	}
+	return buf, nil
+}
+
+// readBadgerInline reads a small blob stored in badger under 'd' (stores
+// written before packs). The value is the bytes alone; stores written by
+// still earlier versions kept a 4-byte copy of the CRC in front of them,
+// which is still accepted.
+func (l *Local) readBadgerInline(k blobKey, e entry) ([]byte, error) {
 	var val []byte
 	err := l.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k.dbKey('d'))
@@ -194,10 +221,15 @@ func (l *Local) readInline(k blobKey, e entry) ([]byte, error) {
 func (l *Local) discard(k blobKey, why string) error {
 	l.evictMu.Lock()
 	defer l.evictMu.Unlock()
+	return l.discardLocked(k, why)
+}
+
+// discardLocked is discard for a caller that holds evictMu.
+func (l *Local) discardLocked(k blobKey, why string) error {
 	if e, ok := l.ix.take(k, true); ok {
 		l.verifyFailures.Add(1)
 		l.log.Error("store: deleted a corrupt blob", "digest", k.digest().String(), "reason", why)
-		l.deleteBlobs([]victim{{k: k, inline: e.inline}})
+		l.deleteBlobs([]victim{{k: k, e: e}})
 		l.ix.release(k)
 	}
 	return status.Errorf(codes.NotFound, "blob %s not found (the stored copy was corrupt and has been deleted: %s)", k.digest(), why)

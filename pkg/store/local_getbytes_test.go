@@ -117,17 +117,33 @@ func TestLocalPutBytes(t *testing.T) {
 
 var _ store.BytesPutter = (*store.Local)(nil)
 
-func TestLocalReadsEarlierInlineLayout(t *testing.T) {
-	// Why: stores written before the CRC header was dropped from inline
-	// values (CRC-32C, then the bytes) still serve their blobs.
-	l := openStore(t, t.TempDir(), store.Options{})
-	b := put(t, l, []byte("an inline blob in the earlier layout"))
-	data := []byte("an inline blob in the earlier layout")
-	legacy := binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
-	if err := store.CorruptInlineForTest(l, b, append(legacy, data...)); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := l.GetBytes(context.Background(), b); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("GetBytes = %q, %v", got, err)
+func TestLocalReadsEarlierInlineLayouts(t *testing.T) {
+	// Why: stores written before pack files kept small blobs in badger,
+	// first as CRC-32C then the bytes, later as the bytes alone; both
+	// still serve their blobs, also after a restart, and can be evicted.
+	data := []byte("an inline blob in an earlier layout")
+	crc := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+	for name, val := range map[string][]byte{
+		"crc first":  append(binary.BigEndian.AppendUint32(nil, crc), data...),
+		"bytes only": data,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := openStore(t, dir, store.Options{})
+			b := digest.OfBytes(data)
+			if err := store.PutEarlierInlineForTest(l, b, val, crc); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := l.GetBytes(context.Background(), b); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("GetBytes = %q, %v", got, err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = openStore(t, dir, store.Options{})
+			if got, err := l.GetBytes(context.Background(), b); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("GetBytes after restart = %q, %v", got, err)
+			}
+		})
 	}
 }

@@ -58,13 +58,21 @@ func keyFromDB(b []byte) (blobKey, bool) {
 	return k, k.size >= 0
 }
 
-// entry is what the index knows about a stored blob.
+// entry is what the index knows about a stored blob. A small blob
+// (inline) lives in pack file pack at offset off; in stores written before
+// pack files, a small blob with pack 0 lives in badger under 'd'. A blob
+// that is not inline is a file under dir/cas.
 type entry struct {
 	tick   uint64 // last use; larger is more recent
 	crc    uint32 // CRC-32C of the content, checked on read
 	pins   int32  // open readers
+	pack   uint32
+	off    uint32
 	inline bool
 }
+
+// packed reports whether the blob's bytes are in a pack file.
+func (e entry) packed() bool { return e.inline && e.pack != 0 }
 
 // shard holds the blobs whose hash starts with one byte (the same split as
 // the dir/cas fan-out, so reconciliation works shard by shard).
@@ -82,6 +90,44 @@ type index struct {
 	loading atomic.Bool
 	bytes   atomic.Int64
 	objects atomic.Int64
+	// accountPack, when set, is told when a packed blob leaves the index
+	// (-size) and when one is loaded from disk (+size); the committer
+	// counts newly written ones. So each pack knows its live bytes,
+	// including blobs committed but not yet published. Called with a shard
+	// lock held.
+	accountPack func(pack uint32, delta int64)
+}
+
+// added and removed keep the totals (and a pack's live bytes) in step with
+// the entries; the caller holds k's shard lock.
+func (ix *index) added(k blobKey) {
+	ix.bytes.Add(k.size)
+	ix.objects.Add(1)
+}
+
+func (ix *index) removed(k blobKey, e entry) {
+	ix.bytes.Add(-k.size)
+	ix.objects.Add(-1)
+	if e.packed() && ix.accountPack != nil {
+		ix.accountPack(e.pack, -k.size)
+	}
+}
+
+// relocate points k, if it is still in pack from, at its new place in
+// another pack (compaction). It reports whether k was moved.
+func (ix *index) relocate(k blobKey, from uint32, to entry) bool {
+	s := ix.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[k]
+	if !ok || !e.packed() || e.pack != from {
+		return false
+	}
+	ix.removed(k, e) // the committer counted k in its new pack
+	e.pack, e.off = to.pack, to.off
+	s.m[k] = e
+	ix.added(k)
+	return true
 }
 
 func newIndex() *index {
@@ -122,6 +168,15 @@ func (ix *index) pin(k blobKey) (entry, bool) {
 		e.pins++
 		s.m[k] = e
 	}
+	return e, ok
+}
+
+// peek returns k's entry without marking it used.
+func (ix *index) peek(k blobKey) (entry, bool) {
+	s := ix.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[k]
 	return e, ok
 }
 
@@ -168,8 +223,7 @@ func (ix *index) publish(k blobKey, e entry) {
 	if _, ok := s.m[k]; !ok {
 		e.tick = ix.clock.Add(1)
 		s.m[k] = e
-		ix.bytes.Add(k.size)
-		ix.objects.Add(1)
+		ix.added(k)
 	}
 	delete(s.gone, k)
 	ix.endClaim(s, k)
@@ -205,8 +259,7 @@ func (ix *index) take(k blobKey, force bool) (entry, bool) {
 		return e, false
 	}
 	delete(s.m, k)
-	ix.bytes.Add(-k.size)
-	ix.objects.Add(-1)
+	ix.removed(k, e)
 	s.busy[k] = make(chan struct{})
 	if ix.loading.Load() {
 		s.gone[k] = struct{}{}
@@ -225,8 +278,10 @@ func (ix *index) adopt(k blobKey, e entry) {
 	if !known && !busy && !gone {
 		e.pins = 0
 		s.m[k] = e
-		ix.bytes.Add(k.size)
-		ix.objects.Add(1)
+		ix.added(k)
+		if e.packed() && ix.accountPack != nil {
+			ix.accountPack(e.pack, k.size)
+		}
 	}
 	s.mu.Unlock()
 }

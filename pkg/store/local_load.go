@@ -39,6 +39,10 @@ func (l *Local) loadAndReconcile() {
 	for i := 0; i < 256 && !l.stopping(); i++ {
 		l.reconcileShard(i)
 	}
+	if !l.stopping() {
+		l.reconcilePacks()
+		l.compactPacks()
+	}
 }
 
 func (l *Local) adoptItem(item *badger.Item) {

@@ -21,6 +21,7 @@ func registerMetrics(l *Local, reg prometheus.Registerer) (*storeMetrics, error)
 		gauge("castd_store_bytes", "Bytes of stored blobs plus uploads in progress.", l.usage),
 		gauge("castd_store_objects", "Blobs in the local store.", l.ix.objects.Load),
 		gauge("castd_store_quota_bytes", "Current store limit in bytes (quota lowered by reserved disk space); -1 when unlimited.", func() int64 { return l.limit(false) }),
+		gauge("castd_store_pack_bytes", "Bytes of pack files on disk (small blobs), including deleted blobs not yet compacted away.", l.packs.diskBytes),
 		gauge("castd_store_pending_bytes", "Bytes reserved by uploads in progress.", l.pending.Load),
 		counter("castd_store_evictions_total", "Blobs evicted to stay under the quota.", l.evictions.Load),
 		counter("castd_store_verify_failures_total", "Stored blobs found corrupt or missing on read, then deleted.", l.verifyFailures.Load),

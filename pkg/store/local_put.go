@@ -125,16 +125,19 @@ func (l *Local) storeInline(k blobKey, r io.Reader) (entry, error) {
 	return l.writeInline(k, data)
 }
 
-// writeInline verifies a small blob in memory and writes it and its
-// metadata atomically, in a group commit with concurrent Puts. Badger copies
-// data during the commit.
+// writeInline verifies a small blob in memory and appends it to a pack, in
+// a group commit with concurrent Puts (see committer). The committer copies
+// data into the pack before commitBlob returns.
 func (l *Local) writeInline(k blobKey, data []byte) (entry, error) {
 	if sha256.Sum256(data) != k.hash {
 		return entry{}, hashMismatch(k, data)
 	}
-	e := entry{crc: crc32.Checksum(data, castagnoli), inline: true}
-	err := l.commits.commit(kv{k.dbKey('d'), data}, kv{k.dbKey('m'), encodeMeta(e, l.ix.clock.Load())})
+	e := entry{crc: crc32.Checksum(data, castagnoli), inline: true, tick: l.ix.clock.Load()}
+	e, err := l.commits.commitBlob(k, data, e)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return entry{}, err // a pack write failed: keeps its code (a full disk, say)
+		}
 		return entry{}, dbError("write blob "+k.digest().String(), err)
 	}
 	return e, nil
@@ -196,11 +199,24 @@ func dbError(what string, err error) error {
 	return status.Errorf(codes.Internal, "store index: %s: %v", what, err)
 }
 
-// encodeMeta is the persisted form of an entry: kind, CRC, last use.
+// Kinds of blob in the persisted metadata.
+const (
+	metaFile   = 0 // a file under dir/cas
+	metaInline = 1 // bytes in badger under 'd' (stores written before packs)
+	metaPacked = 2 // bytes in a pack file
+)
+
+// encodeMeta is the persisted form of an entry: kind, CRC, last use, and
+// for a packed blob its pack and offset.
 func encodeMeta(e entry, tick uint64) []byte {
-	b := make([]byte, 13)
-	if e.inline {
-		b[0] = 1
+	b := make([]byte, 13, 21)
+	switch {
+	case e.packed():
+		b[0] = metaPacked
+		b = binary.BigEndian.AppendUint32(b, e.pack)
+		b = binary.BigEndian.AppendUint32(b, e.off)
+	case e.inline:
+		b[0] = metaInline
 	}
 	binary.BigEndian.PutUint32(b[1:], e.crc)
 	binary.BigEndian.PutUint64(b[5:], tick)
@@ -208,8 +224,20 @@ func encodeMeta(e entry, tick uint64) []byte {
 }
 
 func decodeMeta(b []byte) (entry, bool) {
-	if len(b) != 13 {
+	if len(b) < 13 {
 		return entry{}, false
 	}
-	return entry{inline: b[0] == 1, crc: binary.BigEndian.Uint32(b[1:]), tick: binary.BigEndian.Uint64(b[5:])}, true
+	e := entry{crc: binary.BigEndian.Uint32(b[1:]), tick: binary.BigEndian.Uint64(b[5:])}
+	switch {
+	case b[0] == metaFile && len(b) == 13:
+	case b[0] == metaInline && len(b) == 13:
+		e.inline = true
+	case b[0] == metaPacked && len(b) == 21:
+		e.inline = true
+		e.pack, e.off = binary.BigEndian.Uint32(b[13:]), binary.BigEndian.Uint32(b[17:])
+		return e, e.pack != 0
+	default:
+		return entry{}, false
+	}
+	return e, true
 }

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// flushLoop persists recency and reclaims value-log space of deleted inline
-// blobs every interval until Close.
+// flushLoop persists recency and reclaims the space of deleted small blobs
+// (pack compaction, badger's value log) every interval until Close, and
+// compacts packs as soon as an eviction asks for it.
 func (l *Local) flushLoop(interval time.Duration) {
 	defer l.wg.Done()
 	if interval <= 0 {
@@ -18,10 +19,13 @@ func (l *Local) flushLoop(interval time.Duration) {
 		select {
 		case <-l.stop:
 			return
+		case <-l.compactKick:
+			l.compactPacks()
 		case <-t.C:
 			if err := l.flushRecency(); err != nil {
 				l.log.Warn("store: persisting recency", "error", err)
 			}
+			l.compactPacks()
 			for l.db.RunValueLogGC(0.5) == nil && !l.stopping() {
 			}
 		}

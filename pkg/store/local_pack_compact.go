@@ -1,0 +1,134 @@
+package store
+
+import (
+	"hash/crc32"
+)
+
+const (
+	// compactRatio: a sealed pack whose live bytes are at most this share
+	// of its size is compacted, so deleted small blobs hold at most about
+	// as much disk again as live ones.
+	compactRatio = 0.5
+	// compactBatchBytes bounds the bytes compaction holds in memory at once.
+	compactBatchBytes = 8 << 20
+)
+
+// compactPacks reclaims the disk space of deleted small blobs: each sealed
+// pack that is mostly garbage has its live blobs rewritten into the active
+// pack (through the committer, like any Put) and is then removed. Under LRU
+// eviction old packs empty out as a whole, so most compactions move little.
+//
+// It waits for the index to be loaded (before that a pack's live bytes are
+// unknown) and holds evictMu per pack, so no blob is deleted while it
+// moves. A pack is removed only when its live bytes reach zero: a Put whose
+// blob is committed into it but not yet published keeps it for next time.
+func (l *Local) compactPacks() {
+	select {
+	case <-l.loaded:
+	default:
+		return
+	}
+	for _, pf := range l.packs.sparse(compactRatio) {
+		if l.stopping() {
+			return
+		}
+		if err := l.compactPack(pf); err != nil {
+			l.log.Warn("store: compacting a pack file", "path", pf.path, "error", err)
+			return
+		}
+	}
+}
+
+// packedBlob is a blob found in a pack being compacted.
+type packedBlob struct {
+	k blobKey
+	e entry
+}
+
+func (l *Local) compactPack(pf *packFile) error {
+	l.evictMu.Lock()
+	defer l.evictMu.Unlock()
+	blobs := l.blobsInPack(pf.id)
+	moved := 0
+	for len(blobs) > 0 {
+		n, size := 0, int64(0)
+		for n < len(blobs) && (n == 0 || size+blobs[n].k.size <= compactBatchBytes) {
+			size += blobs[n].k.size
+			n++
+		}
+		if err := l.moveBlobs(pf, blobs[:n]); err != nil {
+			return err
+		}
+		moved += n
+		blobs = blobs[n:]
+	}
+	if pf.live.Load() > 0 {
+		return nil
+	}
+	l.log.Debug("store: compacted a pack file", "path", pf.path, "bytes", pf.size.Load(), "blobs_moved", moved)
+	return l.packs.remove(pf)
+}
+
+// blobsInPack lists the index entries that point into pack id.
+func (l *Local) blobsInPack(id uint32) []packedBlob {
+	var out []packedBlob
+	for i := range l.ix.shards {
+		s := &l.ix.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.packed() && e.pack == id {
+				out = append(out, packedBlob{k, e})
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// moveBlobs rewrites blobs of pf into the active pack and points the index
+// at their new place. A blob that fails its checksum is dropped, as a read
+// would. The caller holds evictMu.
+func (l *Local) moveBlobs(pf *packFile, blobs []packedBlob) error {
+	reqs := make([]*commitReq, 0, len(blobs))
+	for _, b := range blobs {
+		buf := make([]byte, b.k.size)
+		if err := l.packs.readAt(pf.id, b.e.off, buf); err != nil {
+			l.discardLocked(b.k, "bytes missing from its pack file: "+err.Error())
+			continue
+		}
+		if crc32.Checksum(buf, castagnoli) != b.e.crc {
+			l.discardLocked(b.k, "bytes in its pack file fail their checksum")
+			continue
+		}
+		reqs = append(reqs, &commitReq{blob: buf, k: b.k, e: entry{crc: b.e.crc, inline: true, tick: b.e.tick}})
+	}
+	if err := l.commits.commitBlobs(reqs); err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if !l.ix.relocate(r.k, pf.id, r.e) {
+			// Cannot happen while evictMu is held; keep the count right.
+			l.packs.account(r.e.pack, -r.k.size)
+		}
+	}
+	return nil
+}
+
+// reconcilePacks drops index entries whose bytes a crash or a power loss
+// took: a pack file that is gone, or shorter than the entry needs.
+func (l *Local) reconcilePacks() {
+	var lost []blobKey
+	for i := range l.ix.shards {
+		s := &l.ix.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.packed() && !l.packs.holds(e.pack, int64(e.off)+k.size) {
+				lost = append(lost, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, k := range lost {
+		_ = l.discard(k, "bytes missing from its pack file")
+	}
+}
