@@ -159,19 +159,18 @@ func (l *Local) pinDigest(d digest.Digest) (blobKey, entry, error) {
 	return k, e, nil
 }
 
-// readInline returns the verified bytes of a pinned small blob: one pread
-// from its pack, or, in stores written before packs, one badger read.
+// readInline returns the verified bytes of a pinned small blob: a copy from
+// its (mapped) pack, or, in stores written before packs, one badger read.
 func (l *Local) readInline(k blobKey, e entry) ([]byte, error) {
 	if !e.packed() {
 		return l.readBadgerInline(k, e)
 	}
-	buf := make([]byte, k.size)
-	err := l.packs.readAt(e.pack, e.off, buf)
+	buf, err := l.packs.read(e.pack, e.off, k.size)
 	if errors.Is(err, errPackGone) {
 		// Compaction moved the blob after we looked it up: look again.
 		var ok bool
 		if e, ok = l.ix.peek(k); ok && e.packed() {
-			err = l.packs.readAt(e.pack, e.off, buf)
+			buf, err = l.packs.read(e.pack, e.off, k.size)
 		}
 	}
 	switch {

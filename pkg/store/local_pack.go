@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +37,10 @@ var errPackGone = errors.New("pack file removed")
 // and never written again, until compaction (see compactPacks) rewrites its
 // live blobs elsewhere and removes it.
 //
-// Reads are pread, safe alongside appends and removal: a read of a removed
-// pack fails with errPackGone and the caller looks the blob up again.
+// Reads copy from a read-only shared mapping of the pack (pread where it
+// cannot be mapped), safe alongside appends and removal: a read of a
+// removed pack fails with errPackGone and the caller looks the blob up
+// again.
 type packSet struct {
 	dir     string
 	maxSize int64
@@ -60,6 +63,9 @@ type packFile struct {
 	f    *os.File
 	size atomic.Int64 // bytes appended: the offset of the next append
 	live atomic.Int64 // bytes of blobs the index points at
+
+	mu   sync.RWMutex // readers of data hold it shared; unmap exclusively
+	data []byte       // read-only shared mapping of the pack; nil once closed
 }
 
 // nextPackKey is the badger key of the lowest pack number never used.
@@ -162,7 +168,24 @@ func (ps *packSet) openFile(id uint32, flag int) (*packFile, error) {
 	}
 	pf := &packFile{id: id, path: path, f: f}
 	pf.size.Store(st.Size())
+	// Mapped once at its final size, so appends need no remapping. Bytes
+	// are read from the mapping only below size (appended, hence inside
+	// the file); without a mapping reads fall back to pread.
+	if data, err := unix.Mmap(int(f.Fd()), 0, int(max(ps.maxSize, st.Size())), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+		pf.data = data
+	}
 	return pf, nil
+}
+
+// close unmaps and closes the pack, once no read is copying from it.
+func (pf *packFile) close() {
+	pf.mu.Lock()
+	if pf.data != nil {
+		_ = unix.Munmap(pf.data)
+		pf.data = nil
+	}
+	pf.mu.Unlock()
+	_ = pf.f.Close()
 }
 
 // roll seals the active pack and starts a new one.
@@ -289,24 +312,50 @@ func advance(iovs [][]byte, n int) [][]byte {
 	return iovs
 }
 
-// readAt reads len(buf) bytes of pack id at off. A pack removed since the
-// caller looked the blob up is errPackGone; bytes missing from a pack that
-// exists (cut short by a power loss, say) are io.ErrUnexpectedEOF.
-func (ps *packSet) readAt(id, off uint32, buf []byte) error {
+// read returns a copy of n bytes of pack id at off. A pack removed since
+// the caller looked the blob up is errPackGone; bytes missing from a pack
+// that exists (cut short by a power loss, say) are io.ErrUnexpectedEOF.
+func (ps *packSet) read(id, off uint32, n int64) ([]byte, error) {
 	ps.mu.RLock()
 	pf := ps.files[id]
 	ps.mu.RUnlock()
 	if pf == nil {
-		return errPackGone
+		return nil, errPackGone
 	}
+	end := int64(off) + n
+	if end > pf.size.Load() {
+		return nil, io.ErrUnexpectedEOF
+	}
+	pf.mu.RLock()
+	defer pf.mu.RUnlock()
+	switch {
+	case end <= int64(len(pf.data)):
+		return copyMapped(pf.data[off:end])
+	}
+	buf := make([]byte, n)
 	_, err := pf.f.ReadAt(buf, int64(off))
 	switch {
 	case errors.Is(err, os.ErrClosed):
-		return errPackGone
+		return nil, errPackGone
 	case errors.Is(err, io.EOF):
-		return io.ErrUnexpectedEOF
+		return nil, io.ErrUnexpectedEOF
+	case err != nil:
+		return nil, err
 	}
-	return err
+	return buf, nil
+}
+
+// copyMapped copies mapped bytes. Should the file have been cut short
+// behind the store's back, the fault is an error for this read, not a
+// crash of the daemon.
+func copyMapped(src []byte) (out []byte, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			out, err = nil, io.ErrUnexpectedEOF
+		}
+	}()
+	return append([]byte(nil), src...), nil
 }
 
 // holds reports whether pack id exists with at least end bytes.
@@ -352,7 +401,7 @@ func (ps *packSet) remove(pf *packFile) error {
 	}
 	delete(ps.files, pf.id)
 	ps.mu.Unlock()
-	_ = pf.f.Close()
+	pf.close()
 	if err := os.Remove(pf.path); err != nil && !os.IsNotExist(err) {
 		return ioError("remove pack", pf.path, err)
 	}
@@ -374,6 +423,6 @@ func (ps *packSet) close() {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for _, pf := range ps.files {
-		_ = pf.f.Close()
+		pf.close()
 	}
 }

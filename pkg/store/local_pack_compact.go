@@ -91,8 +91,8 @@ func (l *Local) blobsInPack(id uint32) []packedBlob {
 func (l *Local) moveBlobs(pf *packFile, blobs []packedBlob) error {
 	reqs := make([]*commitReq, 0, len(blobs))
 	for _, b := range blobs {
-		buf := make([]byte, b.k.size)
-		if err := l.packs.readAt(pf.id, b.e.off, buf); err != nil {
+		buf, err := l.packs.read(pf.id, b.e.off, b.k.size)
+		if err != nil {
 			l.discardLocked(b.k, "bytes missing from its pack file: "+err.Error())
 			continue
 		}

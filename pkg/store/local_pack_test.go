@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -205,5 +207,28 @@ func TestLocalPackCutShortOrLost(t *testing.T) {
 				t.Fatalf("verify failures = %v, want %d", got, dropped)
 			}
 		})
+	}
+}
+
+func TestLocalPackCutShortWhileServing(t *testing.T) {
+	// Why: reads copy from a mapping of the pack; a pack truncated behind
+	// the running store's back makes those reads fail (the blobs are
+	// dropped as missing), it does not crash the daemon with SIGBUS.
+	dir := t.TempDir()
+	l := openStore(t, dir, store.Options{})
+	blobs := putSmall(t, l, 20, 11)
+	if err := os.Truncate(store.PacksForTest(l)[0].Path, 0); err != nil {
+		t.Fatal(err)
+	}
+	for d := range blobs {
+		if _, err := l.GetBytes(context.Background(), d); status.Code(err) != codes.NotFound {
+			t.Fatalf("GetBytes(%s) from a truncated pack = %v, want NotFound", d, err)
+		}
+		if present(t, l, d) {
+			t.Fatalf("%s still present after its bytes were found missing", d)
+		}
+	}
+	if got := l.Stats().VerifyFailures; got != int64(len(blobs)) {
+		t.Fatalf("verify failures = %d, want %d", got, len(blobs))
 	}
 }
