@@ -242,10 +242,11 @@ func (ps *packSet) place(group []*commitReq) error {
 		iovs = append(iovs, r.blob)
 		off += int64(len(r.blob))
 	}
+	wrote := off > pf.size.Load()
 	if err := flush(); err != nil {
 		return err
 	}
-	if ps.sync {
+	if ps.sync && wrote {
 		return ps.syncActive()
 	}
 	return nil

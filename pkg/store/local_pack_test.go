@@ -67,23 +67,29 @@ func TestLocalSmallBlobsFillPacksAndSurviveRestart(t *testing.T) {
 	// Why: small blobs go to append-only pack files that are sealed at
 	// their size; the index finds every blob again after a restart.
 	dir := t.TempDir()
-	opts := store.WithPackSizeForTest(store.Options{}, 64<<10)
+	reg := prometheus.NewRegistry()
+	opts := store.WithPackSizeForTest(store.Options{Registerer: reg}, 64<<10)
 	l := openStore(t, dir, opts)
 	blobs := putSmall(t, l, 100, 1)
 	packs := checkPacks(t, dir, l)
 	if len(packs) < 5 {
 		t.Fatalf("%d packs for ~850 KiB with 64 KiB packs", len(packs))
 	}
-	var live int64
+	var live, size int64
 	for _, p := range packs {
 		if p.Size > 64<<10 {
 			t.Errorf("pack %d grew to %d bytes past its 64 KiB size", p.ID, p.Size)
 		}
 		live += p.Live
+		size += p.Size
 	}
 	if used := l.Stats().UsedBytes; live != used {
 		t.Fatalf("packs hold %d live bytes, the store uses %d", live, used)
 	}
+	if got := metricValue(t, reg, "castd_store_pack_bytes"); int64(got) != size {
+		t.Fatalf("castd_store_pack_bytes = %v, packs hold %d bytes", got, size)
+	}
+	opts.Registerer = nil
 	readAllBack(t, l, blobs)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
