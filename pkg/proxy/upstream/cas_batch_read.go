@@ -3,8 +3,6 @@ package upstream
 import (
 	"context"
 	"io"
-	"maps"
-	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"golang.org/x/sync/errgroup"
@@ -20,6 +18,9 @@ import (
 // calls at once; a blob too large for a batch is read through Get. Every
 // blob is verified before it is returned; a mismatch is that entry's
 // DATA_LOSS. A call that fails fails each of its entries with its error.
+// Results are written in place (no map per call, no error per entry made
+// before the answer is known): a cold batch through castd is mostly such
+// entries.
 func (c *casClient) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	out := make([]store.BlobResult, len(ds))
 	limit, err := c.r.batchLimit(ctx)
@@ -29,71 +30,66 @@ func (c *casClient) GetMany(ctx context.Context, ds []digest.Digest) []store.Blo
 		}
 		return out
 	}
-	got := c.readGroups(ctx, ds, limit)
-	for i, d := range ds {
-		out[i] = got[d]
-	}
-	return out
-}
-
-// readGroups reads the distinct digests of ds, packed into groups that fit
-// limit, findMissingParallel groups at once.
-func (c *casClient) readGroups(ctx context.Context, ds []digest.Digest, limit int64) map[digest.Digest]store.BlobResult {
-	got := make(map[digest.Digest]store.BlobResult, len(ds))
-	var mu sync.Mutex
+	groups, dups := c.groups(ds, limit)
 	var g errgroup.Group
 	g.SetLimit(findMissingParallel)
-	for _, group := range c.groups(ds, limit) {
+	for _, group := range groups {
 		g.Go(func() error {
-			m := c.readGroup(ctx, group)
-			mu.Lock()
-			maps.Copy(got, m)
-			mu.Unlock()
+			c.readGroup(ctx, ds, group, out)
 			return nil
 		})
 	}
 	_ = g.Wait() // readGroup reports per blob and never fails the group
-	return got
+	for _, dup := range dups {
+		out[dup.i] = out[dup.first]
+	}
+	return out
 }
 
-// groups packs the distinct digests of ds into batches of at most limit
-// bytes; a digest too large for a batch, or the empty blob, is a group of
-// its own.
-func (c *casClient) groups(ds []digest.Digest, limit int64) [][]digest.Digest {
-	var out [][]digest.Digest
-	var cur []digest.Digest
+// duplicate is an index of ds whose digest was asked for at index first.
+type duplicate struct{ i, first int }
+
+// groups packs the indexes of the distinct digests of ds into batches of at
+// most limit bytes; a digest too large for a batch, or the empty blob, is a
+// group of its own. Repeated digests are returned apart.
+func (c *casClient) groups(ds []digest.Digest, limit int64) ([][]int, []duplicate) {
+	var out [][]int
+	var dups []duplicate
+	var cur []int
 	var size int64
-	seen := digest.NewSet()
-	for _, d := range ds {
-		if seen.Has(d) {
+	first := make(map[digest.Digest]int, len(ds))
+	for i, d := range ds {
+		if f, ok := first[d]; ok {
+			dups = append(dups, duplicate{i, f})
 			continue
 		}
-		seen.Add(d)
+		first[d] = i
 		if d.IsEmpty() || !batchable(d.Size, limit) {
-			out = append(out, []digest.Digest{d})
+			out = append(out, []int{i})
 			continue
 		}
 		entry := d.Size + batchEntryOverhead
 		if size+entry > limit && len(cur) > 0 {
 			out, cur, size = append(out, cur), nil, 0
 		}
-		cur, size = append(cur, d), size+entry
+		cur, size = append(cur, i), size+entry
 	}
 	if len(cur) > 0 {
 		out = append(out, cur)
 	}
-	return out
+	return out, dups
 }
 
-// readGroup reads one group: a lone blob that is empty or too large for a
-// batch through Get, the others with one BatchReadBlobs call.
-func (c *casClient) readGroup(ctx context.Context, group []digest.Digest) map[digest.Digest]store.BlobResult {
-	if len(group) == 1 && (group[0].IsEmpty() || group[0].Size > smallBlobLimit) {
-		d := group[0]
-		data, err := c.readWhole(ctx, d)
-		return map[digest.Digest]store.BlobResult{d: {Data: data, Err: err}}
+// readGroup reads the blobs ds[i], i in group, into out[i]: a lone blob
+// that is empty or too large for a batch through Get, the others with one
+// BatchReadBlobs call.
+func (c *casClient) readGroup(ctx context.Context, ds []digest.Digest, group []int, out []store.BlobResult) {
+	if len(group) == 1 && (ds[group[0]].IsEmpty() || ds[group[0]].Size > smallBlobLimit) {
+		i := group[0]
+		out[i].Data, out[i].Err = c.readWhole(ctx, ds[i])
+		return
 	}
-	return c.batchReadMany(ctx, group)
+	c.batchReadMany(ctx, ds, group, out)
 }
 
 // readWhole reads d through Get into memory; Get verifies it.
@@ -113,32 +109,60 @@ func (c *casClient) readWhole(ctx context.Context, d digest.Digest) ([]byte, err
 	return buf, nil
 }
 
-// batchReadMany reads group with one BatchReadBlobs call and verifies each
-// blob. An entry the remote did not answer is INTERNAL.
-func (c *casClient) batchReadMany(ctx context.Context, group []digest.Digest) map[digest.Digest]store.BlobResult {
-	out := make(map[digest.Digest]store.BlobResult, len(group))
+// batchReadMany reads ds[i], i in group (distinct digests), with one
+// BatchReadBlobs call into out[i] and verifies each blob. An entry the
+// remote did not answer is INTERNAL; entries it answered that were not
+// asked for are ignored.
+func (c *casClient) batchReadMany(ctx context.Context, ds []digest.Digest, group []int, out []store.BlobResult) {
 	req := &repb.BatchReadBlobsRequest{InstanceName: c.r.instance, Digests: make([]*repb.Digest, len(group))}
-	for i, d := range group {
-		req.Digests[i] = d.Proto()
+	for k, i := range group {
+		req.Digests[k] = ds[i].Proto()
 	}
 	resp, err := c.r.cas.BatchReadBlobs(ctx, req)
-	for _, d := range group {
-		out[d] = store.BlobResult{Err: wrap(c.r.name, err)}
-		if err == nil {
-			out[d] = store.BlobResult{Err: wrap(c.r.name, status.Errorf(codes.Internal, "BatchReadBlobs did not answer for blob %s", d))}
-		}
-	}
 	if err != nil {
-		return out
-	}
-	for _, r := range resp.GetResponses() {
-		d, err := digest.FromProto(r.GetDigest())
-		if _, asked := out[d]; err != nil || !asked {
-			continue // not something we asked for: ignored
+		err = wrap(c.r.name, err)
+		for _, i := range group {
+			out[i].Err = err
 		}
-		out[d] = c.batchEntry(d, r)
+		return
 	}
-	return out
+	answered := make([]bool, len(group))
+	at := answerIndex(ds, group)
+	for k, r := range resp.GetResponses() {
+		d, err := digest.FromProto(r.GetDigest())
+		if err != nil {
+			continue
+		}
+		if j, ok := at(k, d); ok && !answered[j] {
+			answered[j] = true
+			out[group[j]] = c.batchEntry(d, r)
+		}
+	}
+	for j, i := range group {
+		if !answered[j] {
+			out[i].Err = wrap(c.r.name, status.Errorf(codes.Internal, "BatchReadBlobs did not answer for blob %s", ds[i]))
+		}
+	}
+}
+
+// answerIndex returns a lookup from the k-th response entry, for digest d,
+// to its position in group. Remotes answer in request order, which costs
+// no map; any other order falls back to one.
+func answerIndex(ds []digest.Digest, group []int) func(k int, d digest.Digest) (int, bool) {
+	var pos map[digest.Digest]int
+	return func(k int, d digest.Digest) (int, bool) {
+		if k < len(group) && ds[group[k]] == d {
+			return k, true
+		}
+		if pos == nil {
+			pos = make(map[digest.Digest]int, len(group))
+			for j, i := range group {
+				pos[ds[i]] = j
+			}
+		}
+		j, ok := pos[d]
+		return j, ok
+	}
 }
 
 // batchEntry turns one BatchReadBlobs response entry into a verified

@@ -3,8 +3,12 @@ package upstream_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -88,5 +92,56 @@ func TestGetManyRemoteDown(t *testing.T) {
 		if status.Code(res.Err) != codes.Unavailable {
 			t.Errorf("entry %d: %v, want UNAVAILABLE", i, res.Err)
 		}
+	}
+}
+
+func TestGetManyAnswerShapes(t *testing.T) {
+	for _, tc := range []struct {
+		name, why string
+		reshape   func([]*repb.BatchReadBlobsResponse_Response) []*repb.BatchReadBlobsResponse_Response
+		omitted   bool // the last blob asked about is left out of the answer
+	}{
+		{"another order", "entries are matched by digest, not by position",
+			func(rs []*repb.BatchReadBlobsResponse_Response) []*repb.BatchReadBlobsResponse_Response {
+				slices.Reverse(rs)
+				return rs
+			}, false},
+		{"an entry left out", "a blob the remote did not answer for is that entry's INTERNAL, the others are served",
+			func(rs []*repb.BatchReadBlobsResponse_Response) []*repb.BatchReadBlobsResponse_Response {
+				return rs[:len(rs)-1]
+			}, true},
+		{"an entry not asked for", "an answer for a digest nobody asked about is ignored",
+			func(rs []*repb.BatchReadBlobsResponse_Response) []*repb.BatchReadBlobsResponse_Response {
+				b, d := randomBlob(77, 50)
+				return append([]*repb.BatchReadBlobsResponse_Response{{Digest: d.Proto(), Data: b, Status: &spb.Status{}}}, rs...)
+			}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			reshape := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				resp, err := h(ctx, req)
+				if br, ok := resp.(*repb.BatchReadBlobsResponse); ok && err == nil {
+					br.Responses = tc.reshape(br.Responses)
+				}
+				return resp, err
+			}
+			ts := startServer(t, serverConfig{unary: reshape})
+			r := dial(t, upstream.Config{URL: "grpc://" + ts.addr})
+			var ds []digest.Digest
+			want := map[digest.Digest][]byte{}
+			for i, n := range []int{100, 200, 300} {
+				b, _ := randomBlob(uint64(200+i), n)
+				d := put(t, ts.mem, b)
+				ds, want[d] = append(ds, d), b
+			}
+			got := r.CAS().(store.BatchGetter).GetMany(context.Background(), ds)
+			for i, d := range ds {
+				wantCode := codes.OK
+				if tc.omitted && i == len(ds)-1 {
+					wantCode = codes.Internal
+				}
+				checkEntry(t, d, got[i], want[d], wantCode)
+			}
+		})
 	}
 }
