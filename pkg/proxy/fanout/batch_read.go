@@ -115,15 +115,7 @@ func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight
 // did not serve. It re-checks local first: a fetch that ended just before
 // the claims may have stored some.
 func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	out := localMany(ctx, c.local, ds)
-	var pending []int
-	for i := range ds {
-		if status.Code(out[i].Err) == codes.NotFound {
-			pending = append(pending, i)
-		} else {
-			out[i].Err = labelLocal(out[i].Err)
-		}
-	}
+	out, pending := c.recheckLocal(ctx, ds)
 	reasons := make([][]string, len(ds))
 	for i, t := range c.remotes {
 		if len(pending) == 0 || ctx.Err() != nil {
@@ -139,6 +131,53 @@ func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.B
 		}
 	}
 	return out
+}
+
+// recheckLocal reads from local the blobs of ds (distinct) that arrived
+// since GetMany looked, and returns the indexes of the others. It asks
+// FindMissing first: usually none arrived, and a miss answered by
+// FindMissing costs no NOT_FOUND error per blob as a read would.
+func (c *fanoutCAS) recheckLocal(ctx context.Context, ds []digest.Digest) ([]store.BlobResult, []int) {
+	out := make([]store.BlobResult, len(ds))
+	missing, err := c.local.FindMissing(ctx, ds)
+	if err != nil {
+		return failAll(len(ds), labelLocal(err)), nil
+	}
+	var pending, arrived []int
+	if len(missing) == len(ds) {
+		pending = make([]int, len(ds))
+		for i := range ds {
+			pending[i] = i
+		}
+		return out, pending
+	}
+	absent := digest.NewSet(missing...)
+	for i, d := range ds {
+		if absent.Has(d) {
+			pending = append(pending, i)
+		} else {
+			arrived = append(arrived, i)
+		}
+	}
+	return out, c.readArrived(ctx, ds, arrived, out, pending)
+}
+
+// readArrived reads ds[i], i in arrived, from local into out and returns
+// pending with those that have gone again (evicted meanwhile) added.
+func (c *fanoutCAS) readArrived(ctx context.Context, ds []digest.Digest, arrived []int, out []store.BlobResult, pending []int) []int {
+	want := make([]digest.Digest, len(arrived))
+	for k, i := range arrived {
+		want[k] = ds[i]
+	}
+	for k, r := range localMany(ctx, c.local, want) {
+		i := arrived[k]
+		if status.Code(r.Err) == codes.NotFound {
+			pending = append(pending, i)
+			continue
+		}
+		out[i] = store.BlobResult{Data: r.Data, Err: labelLocal(r.Err)}
+	}
+	return pending
 }
 
 // fetchManyFrom asks the i-th remote for ds[j], j in pending, stores what

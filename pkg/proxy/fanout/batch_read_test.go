@@ -157,3 +157,72 @@ func TestGetBytes(t *testing.T) {
 		checkResult(t, s, store.BlobResult{Data: got, Err: err}, s)
 	}
 }
+
+// racingLocal is a local store whose first GetMany answers NOT_FOUND for
+// everything and then stores late, as if a fetch of another read had ended
+// just after it looked; vanish is reported present by FindMissing but
+// reads as NOT_FOUND, as if evicted in between.
+type racingLocal struct {
+	*store.Memory
+	t      *testing.T
+	late   []string
+	vanish digest.Set
+	reads  int
+}
+
+func (l *racingLocal) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	l.reads++
+	out := make([]store.BlobResult, len(ds))
+	for i, d := range ds {
+		if l.reads == 1 || l.vanish.Has(d) {
+			out[i].Err = status.Errorf(codes.NotFound, "blob %s not found", d)
+			continue
+		}
+		got, err := readAll(ctx, l.Memory, d, 0)
+		out[i].Data, out[i].Err = []byte(got), err
+	}
+	if l.reads == 1 {
+		for _, s := range l.late {
+			d, b := blob(s)
+			if err := l.Memory.Put(ctx, d, bytes.NewReader(b)); err != nil {
+				l.t.Fatal(err)
+			}
+		}
+	}
+	return out
+}
+
+func (l *racingLocal) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	missing, err := l.Memory.FindMissing(ctx, ds)
+	return slices.DeleteFunc(missing, l.vanish.Has), err
+}
+
+func TestGetManyRecheck(t *testing.T) {
+	for _, tc := range []struct {
+		name, why string
+		late      []string // stored locally right after GetMany's first look
+		vanish    []string // present by FindMissing, gone when read
+		r1Asked   []string
+	}{
+		{"arrived before the claims", "a blob another fetch stored meanwhile is served from local, not fetched again",
+			[]string{"a"}, nil, []string{"b"}},
+		{"evicted after the re-check", "a blob FindMissing saw but that is gone when read is fetched after all",
+			nil, []string{"a"}, []string{"a", "b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			local := &racingLocal{Memory: memoryWith(t), t: t, late: tc.late, vanish: digest.NewSet(names(tc.vanish...)...)}
+			r1 := &batchCAS{CAS: memoryWith(t, "a", "b")}
+			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: r1}}, fanout.Options{})
+			ask := []string{"a", "b"}
+			got := c.(store.BatchGetter).GetMany(context.Background(), names(ask...))
+			for i, s := range ask {
+				checkResult(t, s, got[i], s)
+			}
+			want := digest.NewSet(names(tc.r1Asked...)...).Sorted()
+			if asked := r1.asked(); len(asked) != 1 || !slices.Equal(digest.NewSet(asked[0]...).Sorted(), want) {
+				t.Errorf("r1 was asked %v, want one call for %v", asked, want)
+			}
+		})
+	}
+}
