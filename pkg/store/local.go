@@ -53,7 +53,7 @@ type Options struct {
 
 // Stats is a point-in-time summary of a Local store, for status output.
 type Stats struct {
-	UsedBytes      int64 // stored blob bytes plus uploads in progress
+	UsedBytes      int64 // stored blob bytes, uploads in progress, pack garbage
 	QuotaBytes     int64 // effective quota; 0 means unlimited
 	Objects        int64 // stored blobs
 	Evictions      int64 // blobs evicted since Open
@@ -78,8 +78,7 @@ type Stats struct {
 // queued in one badger transaction, each Put returning only once its own
 // entries are committed (see committer). An evicted small blob's bytes stay
 // in its pack until compaction rewrites the pack's live blobs (see
-// compactPacks); quota and usage count live blobs, castd_store_pack_bytes
-// the packs on disk.
+// compactPacks); they count toward the quota until then.
 //
 // Writes are verified (SHA-256 and size) before anything becomes visible. A
 // large blob streams to a temp file, is renamed into place and only then
@@ -99,9 +98,11 @@ type Stats struct {
 // deleted, logged, counted in castd_store_verify_failures_total and is
 // NOT_FOUND from then on.
 //
-// Quota: usage is stored blob bytes plus uploads in progress. A Put that
-// would exceed the quota (or eat into the reserved disk space) evicts the
-// least recently used unpinned blobs down to LowWatermark of it; FindMissing,
+// Quota: usage is stored blob bytes plus uploads in progress plus pack
+// bytes of deleted small blobs not yet compacted away. A Put that would
+// exceed the quota (or eat into the reserved disk space) first compacts the
+// packs that are mostly garbage, then evicts the least recently used
+// unpinned blobs down to LowWatermark of it and compacts again; FindMissing,
 // Get and Put all count as use. Recency lives in memory and is persisted
 // every RecencyFlushInterval and on Close.
 //
@@ -130,14 +131,13 @@ type Local struct {
 	putBytes, getBytes        atomic.Int64
 	flushedTick               atomic.Uint64 // clock value up to which recency is persisted
 
-	compactKick chan struct{} // capacity 1: "evictions left packs to compact"
-	loaded      chan struct{} // closed when the in-memory index is complete
-	ready       chan struct{} // closed when reconciliation is done too
-	stop        chan struct{}
-	wg          sync.WaitGroup
-	metrics     *storeMetrics
-	closeErr    error
-	once        sync.Once
+	loaded   chan struct{} // closed when the in-memory index is complete
+	ready    chan struct{} // closed when reconciliation is done too
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	metrics  *storeMetrics
+	closeErr error
+	once     sync.Once
 }
 
 // Open opens (creating if needed) the store in dir and takes its lock. It
@@ -170,7 +170,7 @@ func newLocal(dir string, opts Options, lock *os.File) *Local {
 		dir: dir, casDir: filepath.Join(dir, "cas"), tmpDir: filepath.Join(dir, "tmp"),
 		log: opts.Logger, lockFile: lock, ix: newIndex(),
 		inline: opts.InlineThreshold, low: opts.LowWatermark, syncWrites: opts.SyncWrites,
-		compactKick: make(chan struct{}, 1), loaded: make(chan struct{}), ready: make(chan struct{}), stop: make(chan struct{}),
+		loaded: make(chan struct{}), ready: make(chan struct{}), stop: make(chan struct{}),
 	}
 	l.flushedTick.Store(l.ix.clock.Load())
 	if l.log == nil {
@@ -207,7 +207,7 @@ func (l *Local) init(opts Options) error {
 	}
 	l.packs = packs
 	l.ix.accountPack = packs.account
-	l.commits = newCommitter(db, packs)
+	l.commits = newCommitter(db, packs, l.ix)
 	if opts.Registerer != nil {
 		m, err := registerMetrics(l, opts.Registerer)
 		if err != nil {

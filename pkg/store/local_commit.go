@@ -17,13 +17,18 @@ type kv struct{ key, val []byte }
 // commitReq is the writes of one Put, committed all or nothing: either
 // index entries (kvs) or a small blob (blob), which goes to a pack first
 // and is then indexed under k with e, its place in the pack filled in.
+// With publish, a committed blob also enters the in-memory index before
+// the Put hears back, so no moment exists when a pack holds a committed
+// blob that its live bytes do not count (compaction relies on that).
 type commitReq struct {
-	kvs  [2]kv
-	n    int
-	blob []byte
-	k    blobKey
-	e    entry
-	done chan error
+	kvs     [2]kv
+	n       int
+	blob    []byte
+	k       blobKey
+	e       entry
+	publish bool
+	roll    bool // seal the active pack (if it holds anything)
+	done    chan error
 }
 
 var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan error, 1)} }}
@@ -38,6 +43,7 @@ var commitReqPool = sync.Pool{New: func() any { return &commitReq{done: make(cha
 type committer struct {
 	db     *badger.DB
 	packs  *packSet
+	ix     *index
 	mu     sync.Mutex
 	queue  []*commitReq
 	closed bool
@@ -54,8 +60,8 @@ func (c *committer) queued() int {
 	return len(c.queue)
 }
 
-func newCommitter(db *badger.DB, packs *packSet) *committer {
-	return &committer{db: db, packs: packs, wake: make(chan struct{}, 1)}
+func newCommitter(db *badger.DB, packs *packSet, ix *index) *committer {
+	return &committer{db: db, packs: packs, ix: ix, wake: make(chan struct{}, 1)}
 }
 
 // commit writes the given key/value pairs (at most two) atomically with
@@ -71,20 +77,22 @@ func (c *committer) commit(kvs ...kv) error {
 }
 
 // commitBlob appends data to a pack and indexes it under k with e (whose
-// tick and CRC the caller sets), in the current group. It returns e with
-// the blob's place in the pack. data is not retained.
+// tick and CRC the caller sets), in the current group, and publishes the
+// caller's claim of k. It returns e with the blob's place in the pack.
+// data is not retained.
 func (c *committer) commitBlob(k blobKey, data []byte, e entry) (entry, error) {
 	r := commitReqPool.Get().(*commitReq)
-	r.blob, r.k, r.e = data, k, e
+	r.blob, r.k, r.e, r.publish = data, k, e, true
 	err := c.wait(c.enqueue(r), r)
 	e = r.e
-	r.blob, r.e = nil, entry{}
+	r.blob, r.e, r.publish = nil, entry{}, false
 	commitReqPool.Put(r)
 	return e, err
 }
 
-// commitBlobs is commitBlob for many blobs at once (compaction): it queues
-// them all, then waits for each. rs are the caller's, not pooled.
+// commitBlobs writes many blobs at once without publishing them
+// (compaction): it queues them all, then waits for each. rs are the
+// caller's, not pooled.
 func (c *committer) commitBlobs(rs []*commitReq) error {
 	for _, r := range rs {
 		r.done = make(chan error, 1)
@@ -96,6 +104,12 @@ func (c *committer) commitBlobs(rs []*commitReq) error {
 		}
 	}
 	return err
+}
+
+// sealActive seals the active pack, so that compaction can reclaim its
+// garbage, and starts a new one.
+func (c *committer) sealActive() error {
+	return c.commitBlobs([]*commitReq{{roll: true}})
 }
 
 // enqueue adds rs to the next group, or fails if the committer is closed.
@@ -191,11 +205,9 @@ func (c *committer) write(group []*commitReq) error {
 	if err := txn.Commit(); err != nil {
 		return err
 	}
-	// Counted before the Puts publish them, so compaction never removes a
-	// pack holding a blob that is committed but not yet in the index.
 	for _, r := range group {
-		if r.blob != nil {
-			c.packs.account(r.e.pack, int64(len(r.blob)))
+		if r.publish {
+			c.ix.publish(r.k, r.e)
 		}
 	}
 	return nil

@@ -89,7 +89,16 @@ func (l *Local) limit(fresh bool) int64 {
 	return lim
 }
 
-func (l *Local) usage() int64 { return l.ix.bytes.Load() + l.pending.Load() }
+// usage is what the store occupies and the quota bounds: stored blobs,
+// uploads in progress, and pack bytes no blob uses any more (until
+// compaction removes them; known once the index is loaded).
+func (l *Local) usage() int64 {
+	u := l.ix.bytes.Load() + l.pending.Load()
+	if !l.ix.loading.Load() {
+		u += l.packs.garbage()
+	}
+	return u
+}
 
 // ioError turns a filesystem error into a status naming the path: a full
 // disk is RESOURCE_EXHAUSTED (space may come back), a read-only or

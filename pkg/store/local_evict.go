@@ -19,7 +19,8 @@ type victim struct {
 // reserve accounts k's bytes as an upload in progress, evicting if that
 // would exceed the limit. On error nothing stays reserved.
 func (l *Local) reserve(ctx context.Context, k blobKey) error {
-	used := l.pending.Add(k.size) + l.ix.bytes.Load()
+	l.pending.Add(k.size)
+	used := l.usage()
 	lim := l.limit(k.size > l.inline)
 	if lim < 0 || used <= lim {
 		return nil
@@ -31,9 +32,11 @@ func (l *Local) reserve(ctx context.Context, k blobKey) error {
 	return nil
 }
 
-// makeRoom evicts least recently used, unpinned blobs until usage is at
-// most LowWatermark of lim. One eviction runs at a time; it waits for the
-// index to finish loading so that it sees every blob.
+// makeRoom brings usage to at most LowWatermark of lim: first by
+// reclaiming the space of deleted small blobs (pack compaction), then by
+// evicting least recently used, unpinned blobs and reclaiming again. One
+// eviction runs at a time; it waits for the index to finish loading so that
+// it sees every blob.
 func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 	if k.size > lim {
 		return status.Errorf(codes.FailedPrecondition, "store %s: blob %s is larger than the store's room of %d bytes (quota %d, reserved disk space %d)", l.dir, k.digest(), lim, l.quota, l.reserved)
@@ -49,21 +52,22 @@ func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 		return nil
 	}
 	target := int64(float64(lim) * l.low)
+	l.reclaimLocked()
+	if l.usage() <= target {
+		return nil
+	}
 	victims := l.takeVictims(l.usage() - target)
 	l.deleteBlobs(victims)
 	for _, v := range victims {
 		l.ix.release(v.k)
 	}
 	l.evictions.Add(int64(len(victims)))
+	l.reclaimLocked()
 	if len(victims) > 0 {
 		l.log.Info("store: evicted blobs", "count", len(victims), "used_bytes", l.usage(), "limit_bytes", lim)
-		select {
-		case l.compactKick <- struct{}{}:
-		default:
-		}
 	}
 	if l.usage() > lim {
-		return status.Errorf(codes.ResourceExhausted, "store %s: quota of %d bytes reached and the %d bytes in use are held by open reads and uploads in progress; cannot store %s", l.dir, lim, l.usage()-k.size, k.digest())
+		return status.Errorf(codes.ResourceExhausted, "store %s: quota of %d bytes reached and the %d bytes in use are held by open reads, uploads in progress and pack space not yet reclaimable; cannot store %s", l.dir, lim, l.usage()-k.size, k.digest())
 	}
 	return nil
 }

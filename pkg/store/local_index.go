@@ -90,19 +90,20 @@ type index struct {
 	loading atomic.Bool
 	bytes   atomic.Int64
 	objects atomic.Int64
-	// accountPack, when set, is told when a packed blob leaves the index
-	// (-size) and when one is loaded from disk (+size); the committer
-	// counts newly written ones. So each pack knows its live bytes,
-	// including blobs committed but not yet published. Called with a shard
-	// lock held.
+	// accountPack, when set, is told of every packed blob that enters
+	// (+size) or leaves (-size) the index, so each pack knows its live
+	// bytes. Called with a shard lock held.
 	accountPack func(pack uint32, delta int64)
 }
 
 // added and removed keep the totals (and a pack's live bytes) in step with
 // the entries; the caller holds k's shard lock.
-func (ix *index) added(k blobKey) {
+func (ix *index) added(k blobKey, e entry) {
 	ix.bytes.Add(k.size)
 	ix.objects.Add(1)
+	if e.packed() && ix.accountPack != nil {
+		ix.accountPack(e.pack, k.size)
+	}
 }
 
 func (ix *index) removed(k blobKey, e entry) {
@@ -123,10 +124,10 @@ func (ix *index) relocate(k blobKey, from uint32, to entry) bool {
 	if !ok || !e.packed() || e.pack != from {
 		return false
 	}
-	ix.removed(k, e) // the committer counted k in its new pack
+	ix.removed(k, e)
 	e.pack, e.off = to.pack, to.off
 	s.m[k] = e
-	ix.added(k)
+	ix.added(k, e)
 	return true
 }
 
@@ -223,7 +224,7 @@ func (ix *index) publish(k blobKey, e entry) {
 	if _, ok := s.m[k]; !ok {
 		e.tick = ix.clock.Add(1)
 		s.m[k] = e
-		ix.added(k)
+		ix.added(k, e)
 	}
 	delete(s.gone, k)
 	ix.endClaim(s, k)
@@ -278,10 +279,7 @@ func (ix *index) adopt(k blobKey, e entry) {
 	if !known && !busy && !gone {
 		e.pins = 0
 		s.m[k] = e
-		ix.added(k)
-		if e.packed() && ix.accountPack != nil {
-			ix.accountPack(e.pack, k.size)
-		}
+		ix.added(k, e)
 	}
 	s.mu.Unlock()
 }

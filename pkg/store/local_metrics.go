@@ -18,7 +18,7 @@ func registerMetrics(l *Local, reg prometheus.Registerer) (*storeMetrics, error)
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
 	m := &storeMetrics{reg: reg, collectors: []prometheus.Collector{
-		gauge("castd_store_bytes", "Bytes of stored blobs plus uploads in progress.", l.usage),
+		gauge("castd_store_bytes", "Bytes the store occupies against its quota: stored blobs, uploads in progress, and pack bytes of deleted blobs not yet compacted away.", l.usage),
 		gauge("castd_store_objects", "Blobs in the local store.", l.ix.objects.Load),
 		gauge("castd_store_quota_bytes", "Current store limit in bytes (quota lowered by reserved disk space); -1 when unlimited.", func() int64 { return l.limit(false) }),
 		gauge("castd_store_pack_bytes", "Bytes of pack files on disk (small blobs), including deleted blobs not yet compacted away.", l.packs.diskBytes),

@@ -18,8 +18,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// defaultPackSize is where a pack file is sealed and the next one begun.
-const defaultPackSize = 64 << 20
+// Where a pack file is sealed and the next one begun: 64 MiB, or for a
+// small quota a sixteenth of it (at least 64 KiB), so that compaction can
+// reclaim space at a grain well below the quota.
+const (
+	maxPackSize = 64 << 20
+	minPackSize = 64 << 10
+)
+
+func packSizeFor(quota int64) int64 {
+	if quota <= 0 {
+		return maxPackSize
+	}
+	return min(max(quota/16, minPackSize), maxPackSize)
+}
 
 // errPackGone is a read of a pack that compaction has removed (the blob has
 // moved; look it up again).
@@ -50,6 +62,8 @@ type packSet struct {
 	files  map[uint32]*packFile
 	active *packFile
 	nextID uint32
+	disk   atomic.Int64 // bytes of every pack: Σ size
+	live   atomic.Int64 // bytes of indexed blobs in packs: Σ live
 	// saveNext persists the lowest pack number never used, before a pack
 	// of that number is created: numbers are never reused, so an index
 	// entry of a pack lost in a crash never points into a newer one.
@@ -74,7 +88,7 @@ var nextPackKey = []byte{'p'}
 // openPacks opens dir/packs with the persisted pack number.
 func (l *Local) openPacks(size int64) (*packSet, error) {
 	if size <= 0 {
-		size = defaultPackSize
+		size = packSizeFor(l.quota)
 	}
 	var next uint32
 	err := l.db.View(func(txn *badger.Txn) error {
@@ -168,6 +182,7 @@ func (ps *packSet) openFile(id uint32, flag int) (*packFile, error) {
 	}
 	pf := &packFile{id: id, path: path, f: f}
 	pf.size.Store(st.Size())
+	ps.disk.Add(st.Size())
 	// Mapped once at its final size, so appends need no remapping. Bytes
 	// are read from the mapping only below size (appended, hence inside
 	// the file); without a mapping reads fall back to pread.
@@ -209,9 +224,9 @@ func (ps *packSet) roll() error {
 }
 
 // place appends the blobs of a group commit and records where each one
-// went (r.e.pack, r.e.off). Called only by the committer's goroutine. On
-// error the group must fail: some of its bytes may be written, but no index
-// entry will point at them.
+// went (r.e.pack, r.e.off); a roll request seals the active pack. Called
+// only by the committer's goroutine. On error the group must fail: some of
+// its bytes may be written, but no index entry will point at them.
 func (ps *packSet) place(group []*commitReq) error {
 	pf := ps.activePack()
 	off := pf.size.Load()
@@ -222,14 +237,15 @@ func (ps *packSet) place(group []*commitReq) error {
 		}
 		n, err := pwriteAll(pf, iovs, pf.size.Load())
 		pf.size.Add(n) // short writes leave garbage, never a gap
+		ps.disk.Add(n)
 		iovs = iovs[:0]
 		return err
 	}
 	for _, r := range group {
-		if r.blob == nil {
+		if r.blob == nil && !r.roll {
 			continue
 		}
-		if off+int64(len(r.blob)) > ps.maxSize && off > 0 {
+		if off > 0 && (r.roll || off+int64(len(r.blob)) > ps.maxSize) {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -237,6 +253,9 @@ func (ps *packSet) place(group []*commitReq) error {
 				return err
 			}
 			pf, off = ps.activePack(), 0
+		}
+		if r.blob == nil {
+			continue // a roll
 		}
 		r.e.pack, r.e.off = pf.id, uint32(off)
 		iovs = append(iovs, r.blob)
@@ -374,16 +393,25 @@ func (ps *packSet) account(id uint32, delta int64) {
 	ps.mu.RUnlock()
 	if pf != nil {
 		pf.live.Add(delta)
+		ps.live.Add(delta)
 	}
 }
 
-// sparse returns the sealed packs whose live bytes are at most ratio of
-// their size, emptiest first.
-func (ps *packSet) sparse(ratio float64) []*packFile {
+// garbage is the bytes of packs that no index entry points at: deleted
+// blobs not yet compacted away, and appends a crash or a failed write left.
+func (ps *packSet) garbage() int64 { return max(ps.disk.Load()-ps.live.Load(), 0) }
+
+// sparse reports whether pf is mostly garbage (see compactRatio).
+func sparse(pf *packFile) bool {
+	return float64(pf.live.Load()) <= compactRatio*float64(pf.size.Load())
+}
+
+// sparse returns the sealed packs that are mostly garbage, emptiest first.
+func (ps *packSet) sparse() []*packFile {
 	ps.mu.RLock()
 	var out []*packFile
 	for _, pf := range ps.files {
-		if pf != ps.active && float64(pf.live.Load()) <= ratio*float64(pf.size.Load()) {
+		if pf != ps.active && sparse(pf) {
 			out = append(out, pf)
 		}
 	}
@@ -402,6 +430,8 @@ func (ps *packSet) remove(pf *packFile) error {
 	}
 	delete(ps.files, pf.id)
 	ps.mu.Unlock()
+	ps.disk.Add(-pf.size.Load())
+	ps.live.Add(-pf.live.Load())
 	pf.close()
 	if err := os.Remove(pf.path); err != nil && !os.IsNotExist(err) {
 		return ioError("remove pack", pf.path, err)
@@ -410,15 +440,7 @@ func (ps *packSet) remove(pf *packFile) error {
 }
 
 // diskBytes is the size of every pack, garbage included.
-func (ps *packSet) diskBytes() int64 {
-	ps.mu.RLock()
-	defer ps.mu.RUnlock()
-	var n int64
-	for _, pf := range ps.files {
-		n += pf.size.Load()
-	}
-	return n
-}
+func (ps *packSet) diskBytes() int64 { return ps.disk.Load() }
 
 func (ps *packSet) close() {
 	ps.mu.Lock()

@@ -20,18 +20,39 @@ const (
 //
 // It waits for the index to be loaded (before that a pack's live bytes are
 // unknown) and holds evictMu per pack, so no blob is deleted while it
-// moves. A pack is removed only when its live bytes reach zero: a Put whose
-// blob is committed into it but not yet published keeps it for next time.
+// moves. A blob enters the index in the same step as its commit (see
+// commitReq), so once every indexed blob has moved, none is left behind; a
+// pack is removed only when its live bytes are zero all the same.
 func (l *Local) compactPacks() {
 	select {
 	case <-l.loaded:
 	default:
 		return
 	}
-	for _, pf := range l.packs.sparse(compactRatio) {
+	for _, pf := range l.packs.sparse() {
 		if l.stopping() {
 			return
 		}
+		l.evictMu.Lock()
+		err := l.compactPack(pf)
+		l.evictMu.Unlock()
+		if err != nil {
+			l.log.Warn("store: compacting a pack file", "path", pf.path, "error", err)
+			return
+		}
+	}
+}
+
+// reclaimLocked is compactPacks for a store over its limit (makeRoom, which
+// holds evictMu): the active pack too is sealed and compacted when it is
+// mostly garbage, so a store smaller than a pack reclaims space as well.
+func (l *Local) reclaimLocked() {
+	if a := l.packs.activePack(); a.size.Load() > 0 && sparse(a) {
+		if err := l.commits.sealActive(); err != nil {
+			l.log.Warn("store: sealing the active pack file", "path", a.path, "error", err)
+		}
+	}
+	for _, pf := range l.packs.sparse() {
 		if err := l.compactPack(pf); err != nil {
 			l.log.Warn("store: compacting a pack file", "path", pf.path, "error", err)
 			return
@@ -45,9 +66,9 @@ type packedBlob struct {
 	e entry
 }
 
+// compactPack moves pf's live blobs to the active pack and removes pf. The
+// caller holds evictMu.
 func (l *Local) compactPack(pf *packFile) error {
-	l.evictMu.Lock()
-	defer l.evictMu.Unlock()
 	blobs := l.blobsInPack(pf.id)
 	moved := 0
 	for len(blobs) > 0 {
@@ -106,10 +127,7 @@ func (l *Local) moveBlobs(pf *packFile, blobs []packedBlob) error {
 		return err
 	}
 	for _, r := range reqs {
-		if !l.ix.relocate(r.k, pf.id, r.e) {
-			// Cannot happen while evictMu is held; keep the count right.
-			l.packs.account(r.e.pack, -r.k.size)
-		}
+		l.ix.relocate(r.k, pf.id, r.e) // present: nothing is deleted while evictMu is held
 	}
 	return nil
 }

@@ -110,11 +110,11 @@ func TestReadsDuringCompactionSucceed(t *testing.T) {
 			}
 		})
 	}
-	before := len(l.packs.sparse(compactRatio))
+	before := len(l.packs.sparse())
 	l.compactPacks()
 	close(stop)
 	wg.Wait()
-	if before == 0 || len(l.packs.sparse(compactRatio)) > 1 { // at most the newly sealed pack
-		t.Fatalf("sparse packs: %d before compaction, %d after", before, len(l.packs.sparse(compactRatio)))
+	if before == 0 || len(l.packs.sparse()) > 1 { // at most the newly sealed pack
+		t.Fatalf("sparse packs: %d before compaction, %d after", before, len(l.packs.sparse()))
 	}
 }

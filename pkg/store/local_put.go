@@ -59,7 +59,9 @@ func (l *Local) put(ctx context.Context, d digest.Digest, write func(blobKey) (e
 		l.ix.release(k)
 		return err
 	}
-	l.ix.publish(k, e)
+	if !e.packed() { // the committer published a packed blob already
+		l.ix.publish(k, e)
+	}
 	l.putBytes.Add(k.size)
 	return nil
 }

@@ -6,8 +6,7 @@ import (
 )
 
 // flushLoop persists recency and reclaims the space of deleted small blobs
-// (pack compaction, badger's value log) every interval until Close, and
-// compacts packs as soon as an eviction asks for it.
+// (pack compaction, badger's value log) every interval until Close.
 func (l *Local) flushLoop(interval time.Duration) {
 	defer l.wg.Done()
 	if interval <= 0 {
@@ -19,8 +18,6 @@ func (l *Local) flushLoop(interval time.Duration) {
 		select {
 		case <-l.stop:
 			return
-		case <-l.compactKick:
-			l.compactPacks()
 		case <-t.C:
 			if err := l.flushRecency(); err != nil {
 				l.log.Warn("store: persisting recency", "error", err)
