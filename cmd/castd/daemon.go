@@ -131,7 +131,7 @@ func (d *castdDaemon) readyLine() string {
 func (d *castdDaemon) run(sigs <-chan os.Signal) error {
 	serveErr := make(chan error, len(d.listeners))
 	for _, l := range d.listeners {
-		go func() { serveErr <- d.server.Serve(l) }()
+		go func() { serveErr <- d.server.Serve(socketBufferListener{l}) }()
 	}
 	d.log.Info(d.readyLine())
 	notifySystemd(d.log, daemon.SdNotifyReady)
