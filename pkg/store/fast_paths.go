@@ -73,6 +73,16 @@ func PutBytes(ctx context.Context, cas CAS, d digest.Digest, data []byte) error 
 	return cas.Put(ctx, d, bytes.NewReader(data))
 }
 
+// PutVerifiedBytes stores data, already checked against d's SHA-256 by the
+// caller (see VerifiedBytesPutter), under d in cas without hashing it again
+// when cas offers that; otherwise it is PutBytes.
+func PutVerifiedBytes(ctx context.Context, cas CAS, d digest.Digest, data []byte) error {
+	if vp, ok := cas.(VerifiedBytesPutter); ok {
+		return vp.PutVerifiedBytes(ctx, d, data)
+	}
+	return PutBytes(ctx, cas, d, data)
+}
+
 // ReadMessage reads the small blob d from cas and decodes it into m (a
 // Directory, Tree, Command, Action...). NOT_FOUND and the store's other
 // errors pass through; a blob shorter than d says is DATA_LOSS; bytes that

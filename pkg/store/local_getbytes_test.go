@@ -147,3 +147,29 @@ func TestLocalReadsEarlierInlineLayouts(t *testing.T) {
 		})
 	}
 }
+
+func TestLocalPutVerifiedBytes(t *testing.T) {
+	// Why: bytes the caller already checked against the digest are stored
+	// without hashing again, but a wrong size is still refused and nothing
+	// is stored; a large blob takes the verifying path.
+	l := openStore(t, t.TempDir(), store.Options{})
+	small, d := blob(3000, 1)
+	if err := l.PutVerifiedBytes(context.Background(), d, small); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.GetBytes(context.Background(), d); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("GetBytes = %d bytes, %v", len(got), err)
+	}
+	other, d2 := blob(3000, 2)
+	if err := l.PutVerifiedBytes(context.Background(), d2, other[:2999]); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("PutVerifiedBytes with a short blob = %v, want InvalidArgument", err)
+	}
+	large, d3 := blob(100<<10, 3)
+	large[0] ^= 1 // not what d3 says: the large path verifies
+	if err := l.PutVerifiedBytes(context.Background(), d3, large); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("PutVerifiedBytes of a wrong large blob = %v, want InvalidArgument", err)
+	}
+	if present(t, l, d2) || present(t, l, d3) {
+		t.Fatal("a refused blob is present")
+	}
+}

@@ -41,7 +41,17 @@ func (l *Local) PutBytes(ctx context.Context, d digest.Digest, data []byte) erro
 	if d.IsEmpty() || int64(len(data)) != d.Size || d.Size > l.inline {
 		return l.Put(ctx, d, bytes.NewReader(data)) // Put reports any mismatch
 	}
-	return l.put(ctx, d, func(k blobKey) (entry, error) { return l.writeInline(k, data) })
+	return l.put(ctx, d, func(k blobKey) (entry, error) { return l.writeInline(k, data, false) })
+}
+
+// PutVerifiedBytes implements VerifiedBytesPutter: PutBytes for a small
+// blob whose SHA-256 the caller has checked, without hashing it again. The
+// size is still checked; a large blob takes the verifying Put path.
+func (l *Local) PutVerifiedBytes(ctx context.Context, d digest.Digest, data []byte) error {
+	if d.IsEmpty() || int64(len(data)) != d.Size || d.Size > l.inline {
+		return l.Put(ctx, d, bytes.NewReader(data))
+	}
+	return l.put(ctx, d, func(k blobKey) (entry, error) { return l.writeInline(k, data, true) })
 }
 
 // put claims d, reserves room, writes it with write and publishes it.
@@ -124,14 +134,15 @@ func (l *Local) storeInline(k blobKey, r io.Reader) (entry, error) {
 	if err := expectEOF(k, r); err != nil {
 		return entry{}, err
 	}
-	return l.writeInline(k, data)
+	return l.writeInline(k, data, false)
 }
 
-// writeInline verifies a small blob in memory and appends it to a pack, in
-// a group commit with concurrent Puts (see committer). The committer copies
-// data into the pack before commitBlob returns.
-func (l *Local) writeInline(k blobKey, data []byte) (entry, error) {
-	if sha256.Sum256(data) != k.hash {
+// writeInline verifies a small blob in memory (unless the caller has:
+// hashChecked) and appends it to a pack, in a group commit with concurrent
+// Puts (see committer). The committer copies data into the pack before
+// commitBlob returns.
+func (l *Local) writeInline(k blobKey, data []byte, hashChecked bool) (entry, error) {
+	if !hashChecked && sha256.Sum256(data) != k.hash {
 		return entry{}, hashMismatch(k, data)
 	}
 	e := entry{crc: crc32.Checksum(data, castagnoli), inline: true, tick: l.ix.clock.Load()}

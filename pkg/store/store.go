@@ -67,6 +67,14 @@ type BytesPutter interface {
 	PutBytes(ctx context.Context, d digest.Digest, data []byte) error
 }
 
+// VerifiedBytesPutter is an optional fast path for bytes whose SHA-256 the
+// caller has already compared with the digest: the fan-out storing what an
+// upstream client checked as it arrived (a BlobResult with Verified). The
+// store checks the size but does not hash again. Use PutVerifiedBytes.
+type VerifiedBytesPutter interface {
+	PutVerifiedBytes(ctx context.Context, d digest.Digest, data []byte) error
+}
+
 // BatchGetter is an optional fast path a CAS may offer for reading many
 // small blobs at once (BatchReadBlobs): one call for the lot, so that a
 // remote tier can answer with one round trip per batch instead of one per
@@ -84,9 +92,13 @@ type BatchGetter interface {
 }
 
 // BlobResult is one entry of a BatchGetter answer: Data when Err is nil.
+// Verified says that whoever produced it compared Data's SHA-256 with the
+// digest (the upstream client does; a local read checks a CRC instead, and
+// a result built without knowing leaves it false).
 type BlobResult struct {
-	Data []byte
-	Err  error
+	Data     []byte
+	Err      error
+	Verified bool
 }
 
 // ActionCache maps action digests to their results, for one instance name

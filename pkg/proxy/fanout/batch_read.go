@@ -229,7 +229,7 @@ func (c *fanoutCAS) storeMany(ctx context.Context, name string, t Tier, ds []dig
 			continue
 		}
 		g.Go(func() error {
-			out[k].err = c.storeBytes(ctx, name, t, ds[k], r.Data)
+			out[k].err = c.storeBytes(ctx, name, t, ds[k], r)
 			out[k].data = r.Data
 			return nil
 		})
@@ -238,9 +238,14 @@ func (c *fanoutCAS) storeMany(ctx context.Context, name string, t Tier, ds []dig
 	return out
 }
 
-// storeBytes stores one blob a remote served; local verifies it.
-func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d digest.Digest, data []byte) error {
-	err := store.PutBytes(ctx, c.local, d, data)
+// storeBytes stores one blob a remote served. Local verifies it, unless
+// the remote's client did already (r.Verified).
+func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d digest.Digest, r store.BlobResult) error {
+	put := store.PutBytes
+	if r.Verified {
+		put = store.PutVerifiedBytes
+	}
+	err := put(ctx, c.local, d, r.Data)
 	switch {
 	case err == nil:
 		c.stored(d, t)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -22,6 +23,7 @@ import (
 type batchCAS struct {
 	store.CAS
 	corrupt, down bool
+	verified      bool // results say their hash was checked, as the upstream client's do
 	mu            sync.Mutex
 	calls         [][]digest.Digest
 }
@@ -37,7 +39,7 @@ func (b *batchCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.Blob
 			continue
 		}
 		got, err := readAll(ctx, b.CAS, d, 0)
-		out[i].Data, out[i].Err = []byte(got), err
+		out[i].Data, out[i].Err, out[i].Verified = []byte(got), err, err == nil && b.verified
 		if err == nil && b.corrupt && len(got) > 0 {
 			out[i].Data[0] ^= 0xff
 		}
@@ -224,5 +226,38 @@ func TestGetManyRecheck(t *testing.T) {
 				t.Errorf("r1 was asked %v, want one call for %v", asked, want)
 			}
 		})
+	}
+}
+
+// verifiedCountingStore counts the puts that skip hashing.
+type verifiedCountingStore struct {
+	*store.Memory
+	verifiedPuts atomic.Int64
+}
+
+func (v *verifiedCountingStore) PutVerifiedBytes(ctx context.Context, d digest.Digest, data []byte) error {
+	v.verifiedPuts.Add(1)
+	return v.Put(ctx, d, bytes.NewReader(data))
+}
+
+func TestGetManyHashesOnlyWhatNoOneChecked(t *testing.T) {
+	// Why: a blob the remote's client already checked against its digest
+	// is stored without hashing it again; anything else is verified by the
+	// local store (so a tier that does not check cannot slip bad bytes in,
+	// see "corrupt blob in a batch").
+	for _, verified := range []bool{true, false} {
+		local := &verifiedCountingStore{Memory: memoryWith(t)}
+		r1 := &batchCAS{CAS: memoryWith(t, "b", "c"), verified: verified}
+		c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: r1}}, fanout.Options{})
+		got := c.(store.BatchGetter).GetMany(context.Background(), names("b", "c"))
+		checkResult(t, "b", got[0], "b")
+		checkResult(t, "c", got[1], "c")
+		want := int64(0)
+		if verified {
+			want = 2
+		}
+		if n := local.verifiedPuts.Load(); n != want {
+			t.Errorf("verified=%v: %d puts skipped hashing, want %d", verified, n, want)
+		}
 	}
 }

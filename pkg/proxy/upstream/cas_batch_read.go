@@ -175,5 +175,5 @@ func (c *casClient) batchEntry(d digest.Digest, r *repb.BatchReadBlobsResponse_R
 	if err := verify(d, r.GetData(), codes.DataLoss); err != nil {
 		return store.BlobResult{Err: wrap(c.r.name, err)}
 	}
-	return store.BlobResult{Data: r.GetData()}
+	return store.BlobResult{Data: r.GetData(), Verified: true}
 }

@@ -61,6 +61,14 @@ func TestGetMany(t *testing.T) {
 			}
 			for i, d := range ds {
 				checkEntry(t, d, got[i], want[d], tc.wantCode)
+				// The fan-out stores a Verified entry without hashing it
+				// again: every checked batch entry says so, no failed one.
+				switch r := got[i]; {
+				case r.Err == nil && batchable(d.Size) && !r.Verified:
+					t.Errorf("%s: a checked batch entry is not marked Verified", d)
+				case r.Err != nil && r.Verified:
+					t.Errorf("%s: failed entry (%v) marked Verified", d, r.Err)
+				}
 			}
 			if calls := ts.count(tc.wantCalls) - before; calls != tc.calls && !(tc.wantMinCal && calls >= tc.calls) {
 				t.Errorf("%s calls = %d, want %d", tc.wantCalls, calls, tc.calls)
@@ -68,6 +76,10 @@ func TestGetMany(t *testing.T) {
 		})
 	}
 }
+
+// batchable reports whether a blob of size travels in a batch (default
+// limit) rather than through ByteStream.
+func batchable(size int64) bool { return size < 2<<20 }
 
 // checkEntry checks one GetMany result: want's bytes, NOT_FOUND when want
 // is nil, or the error code wantCode.
