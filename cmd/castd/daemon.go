@@ -12,6 +12,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
@@ -35,6 +36,7 @@ type castdDaemon struct {
 	remotes   *remotes.Set
 	exec      *execution.Server
 	server    *grpc.Server
+	health    *health.Server // NOT_SERVING from the start of a drain
 	listeners []boundListener
 	metrics   *metricsServer // nil when disabled
 }
@@ -67,7 +69,9 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	if d.exec, err = openExecution(pcfg, cfg.storeDir, d.store, d.remotes, reg, log); err != nil {
 		return nil, err
 	}
+	d.health = health.NewServer()
 	d.server = proxy.NewServer(d.remotes, proxy.Options{
+		Health:                 d.health,
 		MaxBatchTotalSizeBytes: cfg.maxBatchBytes,
 		Logger:                 log,
 		Registerer:             reg,
@@ -150,8 +154,11 @@ func (d *castdDaemon) run(sigs <-chan os.Signal) error {
 }
 
 // drain stops accepting and waits for in-flight calls, up to drainTimeout or
-// until a second signal, then cancels whatever is left.
+// until a second signal, then cancels whatever is left. Health checks on
+// connections that stay open answer NOT_SERVING meanwhile, so a client or
+// load balancer that watches them sends no new work.
 func (d *castdDaemon) drain(sigs <-chan os.Signal) {
+	d.health.Shutdown()
 	done := make(chan struct{})
 	go func() {
 		d.server.GracefulStop()

@@ -53,6 +53,10 @@ type Options struct {
 	// operation's stdout and stderr while it runs); every other name is
 	// read as a blob. castd plugs its execution server in here.
 	Logs LogStreams
+	// Health, optional, is the gRPC health service to register, with every
+	// service set SERVING; the caller keeps it to report a drain
+	// (Shutdown: NOT_SERVING). Nil makes a private one.
+	Health *health.Server
 }
 
 func (o Options) withDefaults() Options {
@@ -124,7 +128,10 @@ func register(s *grpc.Server, b Backend, opts Options, m *metrics) {
 		repb.RegisterExecutionServer(s, opts.Execution)
 		names = append(names, repb.Execution_ServiceDesc.ServiceName)
 	}
-	hs := health.NewServer()
+	hs := opts.Health
+	if hs == nil {
+		hs = health.NewServer()
+	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, n := range names {
 		hs.SetServingStatus(n, healthpb.HealthCheckResponse_SERVING)

@@ -14,6 +14,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // ackLog records blobs the server acknowledged and blobs whose write was
@@ -241,11 +242,25 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitCommitted(t, conn, name, int64(half))
+			watchCtx, cancelWatch := context.WithCancel(ctx)
+			watch, err := healthpb.NewHealthClient(conn).Watch(watchCtx, &healthpb.HealthCheckRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hs, err := watch.Recv(); err != nil || hs.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("health before the signal = %v, %v; want SERVING", hs.GetStatus(), err)
+			}
 
 			p.signal(syscall.SIGTERM)
 			if _, err := p.logs.waitFor(regexp.MustCompile(`shutting down`), p.exited, 10*time.Second); err != nil {
 				t.Fatal(err)
 			}
+			// A client watching health (as gRPC's client-side health
+			// checking does) hears that castd drains and sends no new work.
+			if hs, err := watch.Recv(); err != nil || hs.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+				t.Fatalf("health during drain = %v, %v; want NOT_SERVING", hs.GetStatus(), err)
+			}
+			cancelWatch() // a watch would otherwise hold the drain open
 			start := time.Now()
 			if tt.finish {
 				if err := stream.Send(&bspb.WriteRequest{WriteOffset: int64(half), Data: b.data[half:], FinishWrite: true}); err != nil {
