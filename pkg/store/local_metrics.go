@@ -23,6 +23,8 @@ func registerMetrics(l *Local, reg prometheus.Registerer) (*storeMetrics, error)
 		gauge("castd_store_quota_bytes", "Current store limit in bytes (quota lowered by reserved disk space); -1 when unlimited.", func() int64 { return l.limit(false) }),
 		gauge("castd_store_pack_bytes", "Bytes of pack files on disk (small blobs), including deleted blobs not yet compacted away.", l.packs.diskBytes),
 		gauge("castd_store_pending_bytes", "Bytes reserved by uploads in progress.", l.pending.Load),
+		counter("castd_store_pack_compactions_total", "Pack files removed by compaction after their live blobs were rewritten.", l.compactions.Load),
+		counter("castd_store_pack_moved_bytes_total", "Bytes of live small blobs that compaction rewrote into the active pack.", l.movedBytes.Load),
 		counter("castd_store_evictions_total", "Blobs evicted to stay under the quota.", l.evictions.Load),
 		counter("castd_store_verify_failures_total", "Stored blobs found corrupt or missing on read, then deleted.", l.verifyFailures.Load),
 		counter("castd_store_put_bytes_total", "Bytes of blobs newly stored.", l.putBytes.Load),

@@ -87,7 +87,11 @@ func (l *Local) compactPack(pf *packFile) error {
 		return nil
 	}
 	l.log.Debug("store: compacted a pack file", "path", pf.path, "bytes", pf.size.Load(), "blobs_moved", moved)
-	return l.packs.remove(pf)
+	if err := l.packs.remove(pf); err != nil {
+		return err
+	}
+	l.compactions.Add(1)
+	return nil
 }
 
 // blobsInPack lists the index entries that point into pack id.
@@ -128,6 +132,7 @@ func (l *Local) moveBlobs(pf *packFile, blobs []packedBlob) error {
 	}
 	for _, r := range reqs {
 		l.ix.relocate(r.k, pf.id, r.e) // present: nothing is deleted while evictMu is held
+		l.movedBytes.Add(r.k.size)
 	}
 	return nil
 }

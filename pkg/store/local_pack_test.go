@@ -111,7 +111,8 @@ func TestLocalSmallBlobsKeepDiskWithinQuota(t *testing.T) {
 	// every kept blob reads back, also after a restart.
 	const quota = 256 << 10
 	dir := t.TempDir()
-	opts := store.WithPackSizeForTest(store.Options{QuotaBytes: quota, LowWatermark: 0.9}, 32<<10)
+	reg := prometheus.NewRegistry()
+	opts := store.WithPackSizeForTest(store.Options{QuotaBytes: quota, LowWatermark: 0.9, Registerer: reg}, 32<<10)
 	l := openStore(t, dir, opts)
 	waitReady(t, l)
 	var kept map[digest.Digest][]byte
@@ -132,6 +133,9 @@ func TestLocalSmallBlobsKeepDiskWithinQuota(t *testing.T) {
 	if l.Stats().Evictions == 0 {
 		t.Fatal("no evictions; the test needs some")
 	}
+	if n := metricValue(t, reg, "castd_store_pack_compactions_total"); n == 0 {
+		t.Fatal("castd_store_pack_compactions_total = 0 after evictions")
+	}
 	store.CompactPacksForTest(l)
 	packs := checkPacks(t, dir, l)
 	for _, p := range packs[:len(packs)-1] { // the last is the active pack
@@ -148,6 +152,7 @@ func TestLocalSmallBlobsKeepDiskWithinQuota(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	opts.Registerer = nil
 	l = openStore(t, dir, opts)
 	waitReady(t, l)
 	checkPacks(t, dir, l)
