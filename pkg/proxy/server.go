@@ -55,7 +55,8 @@ type Options struct {
 	Logs LogStreams
 	// Health, optional, is the gRPC health service to register, with every
 	// service set SERVING; the caller keeps it to report a drain
-	// (Shutdown: NOT_SERVING). Nil makes a private one.
+	// (Shutdown: NOT_SERVING, which also ends every Watch, so watchers do
+	// not hold the drain open). Nil makes a private one.
 	Health *health.Server
 }
 
@@ -136,6 +137,6 @@ func register(s *grpc.Server, b Backend, opts Options, m *metrics) {
 	for _, n := range names {
 		hs.SetServingStatus(n, healthpb.HealthCheckResponse_SERVING)
 	}
-	healthpb.RegisterHealthServer(s, hs)
+	healthpb.RegisterHealthServer(s, drainingHealth{hs})
 	reflection.Register(s)
 }

@@ -14,7 +14,9 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // ackLog records blobs the server acknowledged and blobs whose write was
@@ -242,8 +244,7 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitCommitted(t, conn, name, int64(half))
-			watchCtx, cancelWatch := context.WithCancel(ctx)
-			watch, err := healthpb.NewHealthClient(conn).Watch(watchCtx, &healthpb.HealthCheckRequest{})
+			watch, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +261,10 @@ func TestSIGTERMDuringUpload(t *testing.T) {
 			if hs, err := watch.Recv(); err != nil || hs.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 				t.Fatalf("health during drain = %v, %v; want NOT_SERVING", hs.GetStatus(), err)
 			}
-			cancelWatch() // a watch would otherwise hold the drain open
+			// ... and then the watch ends, so it does not hold the drain open.
+			if _, err := watch.Recv(); status.Code(err) != codes.Canceled {
+				t.Fatalf("watch after NOT_SERVING: %v, want it ended (Canceled) at once", err)
+			}
 			start := time.Now()
 			if tt.finish {
 				if err := stream.Send(&bspb.WriteRequest{WriteOffset: int64(half), Data: b.data[half:], FinishWrite: true}); err != nil {
