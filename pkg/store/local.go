@@ -39,8 +39,9 @@ type Options struct {
 	// by default: a kill -9 never loses acknowledged writes either way.
 	SyncWrites bool
 	// RecencyFlushInterval is how often in-memory recency (for LRU) is
-	// persisted and value-log space garbage-collected (default one minute;
-	// recency is also persisted on Close).
+	// persisted and the space of deleted small blobs reclaimed by pack
+	// compaction and badger's value-log GC (default one minute; recency is
+	// also persisted on Close).
 	RecencyFlushInterval time.Duration
 	// Logger receives store events (corruption, eviction); nil discards.
 	Logger *slog.Logger

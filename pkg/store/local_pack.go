@@ -401,8 +401,9 @@ func (ps *packSet) account(id uint32, delta int64) {
 // blobs not yet compacted away, and appends a crash or a failed write left.
 func (ps *packSet) garbage() int64 { return max(ps.disk.Load()-ps.live.Load(), 0) }
 
-// sparse reports whether pf is mostly garbage (see compactRatio).
-func sparse(pf *packFile) bool {
+// mostlyGarbage reports whether pf's live bytes are at most compactRatio
+// of its size.
+func mostlyGarbage(pf *packFile) bool {
 	return float64(pf.live.Load()) <= compactRatio*float64(pf.size.Load())
 }
 
@@ -411,7 +412,7 @@ func (ps *packSet) sparse() []*packFile {
 	ps.mu.RLock()
 	var out []*packFile
 	for _, pf := range ps.files {
-		if pf != ps.active && sparse(pf) {
+		if pf != ps.active && mostlyGarbage(pf) {
 			out = append(out, pf)
 		}
 	}

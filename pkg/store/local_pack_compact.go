@@ -47,7 +47,7 @@ func (l *Local) compactPacks() {
 // holds evictMu): the active pack too is sealed and compacted when it is
 // mostly garbage, so a store smaller than a pack reclaims space as well.
 func (l *Local) reclaimLocked() {
-	if a := l.packs.activePack(); a.size.Load() > 0 && sparse(a) {
+	if a := l.packs.activePack(); a.size.Load() > 0 && mostlyGarbage(a) {
 		if err := l.commits.sealActive(); err != nil {
 			l.log.Warn("store: sealing the active pack file", "path", a.path, "error", err)
 		}

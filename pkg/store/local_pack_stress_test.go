@@ -118,11 +118,5 @@ func TestLocalPacksUnderConcurrentPutsReadsEvictionsAndCompaction(t *testing.T) 
 	if len(kept) == 0 {
 		t.Fatal("nothing kept")
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openStore(t, dir, opts)
-	waitReady(t, l)
-	checkPacks(t, dir, l)
-	readAllBack(t, l, kept)
+	restartAndCheck(t, l, dir, opts, kept)
 }

@@ -53,6 +53,20 @@ func checkPacks(t *testing.T, dir string, l *store.Local) []store.PackInfo {
 	return packs
 }
 
+// restartAndCheck closes l, reopens dir with opts, waits until it is
+// ready, checks the packs and reads every blob of blobs back.
+func restartAndCheck(t *testing.T, l *store.Local, dir string, opts store.Options, blobs map[digest.Digest][]byte) *store.Local {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openStore(t, dir, opts)
+	waitReady(t, l)
+	checkPacks(t, dir, l)
+	readAllBack(t, l, blobs)
+	return l
+}
+
 func readAllBack(t *testing.T, l *store.Local, blobs map[digest.Digest][]byte) {
 	t.Helper()
 	for d, want := range blobs {
@@ -91,13 +105,7 @@ func TestLocalSmallBlobsFillPacksAndSurviveRestart(t *testing.T) {
 	}
 	opts.Registerer = nil
 	readAllBack(t, l, blobs)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openStore(t, dir, opts)
-	waitReady(t, l)
-	checkPacks(t, dir, l)
-	readAllBack(t, l, blobs)
+	l = restartAndCheck(t, l, dir, opts, blobs)
 	more := putSmall(t, l, 10, 1000) // appends after a restart land safely too
 	readAllBack(t, l, more)
 }
@@ -149,14 +157,8 @@ func TestLocalSmallBlobsKeepDiskWithinQuota(t *testing.T) {
 		}
 	}
 	readAllBack(t, l, kept)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	opts.Registerer = nil
-	l = openStore(t, dir, opts)
-	waitReady(t, l)
-	checkPacks(t, dir, l)
-	readAllBack(t, l, kept)
+	opts.Registerer = nil // the first store unregistered its metrics on Close
+	restartAndCheck(t, l, dir, opts, kept)
 }
 
 func TestLocalPackCutShortOrLost(t *testing.T) {
@@ -260,11 +262,5 @@ func TestLocalSyncWritesStoresAndReopens(t *testing.T) {
 	blobs := putSmall(t, l, 12, 21) // several rolled packs
 	large, _ := blob(100<<10, 22)
 	blobs[put(t, l, large)] = large
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openStore(t, dir, opts)
-	waitReady(t, l)
-	checkPacks(t, dir, l)
-	readAllBack(t, l, blobs)
+	restartAndCheck(t, l, dir, opts, blobs)
 }
