@@ -19,6 +19,12 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) int {
+	// CASTD_TEST_BIN runs a castd built beforehand, for profiling it with
+	// perf (a binary removed after the run has no symbols left to read).
+	if bin := os.Getenv("CASTD_TEST_BIN"); bin != "" {
+		castdBin = bin
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "castd-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration: temp dir:", err)

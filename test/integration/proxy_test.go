@@ -28,12 +28,19 @@ import (
 // uses it; it returns a direct (TCP) and a workstation (Unix) connection.
 func benchPair(b *testing.B) (direct, proxied *grpc.ClientConn) {
 	b.Helper()
+	direct, proxied, _, _ = benchPairProcs(b)
+	return direct, proxied
+}
+
+// benchPairProcs is benchPair that also returns the two castd processes.
+func benchPairProcs(b *testing.B) (direct, proxied *grpc.ClientConn, upstream, workstation *castdProc) {
+	b.Helper()
 	addr := freePort(b)
 	up := newLayout(b)
-	startCastd(b, up, fmt.Sprintf("listen: [unix:%s, grpc://%s]\nstore-dir: %s\nmetrics: \"\"\nlog-level: info\n", up.socket, addr, up.store))
+	upstream = startCastd(b, up, fmt.Sprintf("listen: [unix:%s, grpc://%s]\nstore-dir: %s\nmetrics: \"\"\nlog-level: info\n", up.socket, addr, up.store))
 	ws := newLayout(b)
-	startCastd(b, ws, fmt.Sprintf("listen: [unix:%s]\nstore-dir: %s\nmetrics: \"\"\nlog-level: info\nartifacts:\n  servers:\n  - {url: grpc://%s, type: storage, push: false}\n", ws.socket, ws.store, addr))
-	return benchDial(b, "passthrough:///"+addr), benchDial(b, "unix:"+ws.socket)
+	workstation = startCastd(b, ws, fmt.Sprintf("listen: [unix:%s]\nstore-dir: %s\nmetrics: \"\"\nlog-level: info\nartifacts:\n  servers:\n  - {url: grpc://%s, type: storage, push: false}\n", ws.socket, ws.store, addr))
+	return benchDial(b, "passthrough:///"+addr), benchDial(b, "unix:"+ws.socket), upstream, workstation
 }
 
 func benchDial(b *testing.B, target string) *grpc.ClientConn {
@@ -127,6 +134,20 @@ func timed(b *testing.B, f func() error) time.Duration {
 type ratios struct {
 	bytes         int64
 	direct, castd time.Duration
+
+	upstream, workstation *castdProc // set to report CPU use
+	directCPU, castdCPU   cpuUse
+}
+
+// runDirect and runCastd time one read of each side.
+func (r *ratios) runDirect(b *testing.B, f func() error) {
+	b.Helper()
+	r.direct += r.directCPU.measure(b, r.upstream, r.workstation, f)
+}
+
+func (r *ratios) runCastd(b *testing.B, f func() error) {
+	b.Helper()
+	r.castd += r.castdCPU.measure(b, r.upstream, r.workstation, f)
 }
 
 func (r *ratios) report(b *testing.B, unit string, per float64) {
@@ -134,11 +155,13 @@ func (r *ratios) report(b *testing.B, unit string, per float64) {
 	b.ReportMetric(rate(r.direct), "direct-"+unit)
 	b.ReportMetric(rate(r.castd), "castd-"+unit)
 	b.ReportMetric(r.direct.Seconds()/r.castd.Seconds(), "castd/direct")
+	r.directCPU.report(b, "direct", r.bytes)
+	r.castdCPU.report(b, "castd", r.bytes)
 }
 
 func BenchmarkProxyColdSmall(b *testing.B) {
-	direct, proxied := benchPair(b)
-	var r ratios
+	direct, proxied, up, ws := benchPairProcs(b)
+	r := ratios{upstream: up, workstation: ws}
 	for b.Loop() {
 		blobs := smallBlobs(10000)
 		for _, bl := range blobs {
@@ -147,26 +170,26 @@ func BenchmarkProxyColdSmall(b *testing.B) {
 		b.StopTimer()
 		uploadAll(b, direct, blobs)
 		b.StartTimer()
-		r.direct += timed(b, func() error { return readAll(direct, blobs) })
-		r.castd += timed(b, func() error { return readAll(proxied, blobs) })
+		r.runDirect(b, func() error { return readAll(direct, blobs) })
+		r.runCastd(b, func() error { return readAll(proxied, blobs) })
 	}
 	r.report(b, "MB/s", float64(r.bytes)/1e6)
 }
 
 func BenchmarkProxyWarmSmall(b *testing.B) {
-	direct, proxied := benchPair(b)
+	direct, proxied, up, ws := benchPairProcs(b)
 	blobs := smallBlobs(10000)
 	uploadAll(b, direct, blobs)
 	if err := readAll(proxied, blobs); err != nil { // now local in castd
 		b.Fatal(err)
 	}
-	var r ratios
+	r := ratios{upstream: up, workstation: ws}
 	for b.Loop() {
 		for _, bl := range blobs {
 			r.bytes += int64(len(bl.data))
 		}
-		r.direct += timed(b, func() error { return readAll(direct, blobs) })
-		r.castd += timed(b, func() error { return readAll(proxied, blobs) })
+		r.runDirect(b, func() error { return readAll(direct, blobs) })
+		r.runCastd(b, func() error { return readAll(proxied, blobs) })
 	}
 	r.report(b, "MB/s", float64(r.bytes)/1e6)
 }
@@ -176,8 +199,8 @@ func BenchmarkProxyColdLarge(b *testing.B) {
 	if os.Getenv("CASTD_BENCH_LARGE") == "1" {
 		size = 256 << 20
 	}
-	direct, proxied := benchPair(b)
-	var r ratios
+	direct, proxied, up, ws := benchPairProcs(b)
+	r := ratios{upstream: up, workstation: ws}
 	for b.Loop() {
 		bl := randomBlob(size)
 		r.bytes += int64(size)
@@ -186,8 +209,8 @@ func BenchmarkProxyColdLarge(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		r.direct += timed(b, func() error { _, err := readBlob(context.Background(), direct, bl.d); return err })
-		r.castd += timed(b, func() error { _, err := readBlob(context.Background(), proxied, bl.d); return err })
+		r.runDirect(b, func() error { _, err := readBlob(context.Background(), direct, bl.d); return err })
+		r.runCastd(b, func() error { _, err := readBlob(context.Background(), proxied, bl.d); return err })
 	}
 	r.report(b, "MB/s", float64(r.bytes)/1e6)
 }
