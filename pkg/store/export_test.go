@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
@@ -116,3 +117,23 @@ func SetBeforeCommitForTest(l *Local, hook func(n int) error) {
 
 // QueuedCommitsForTest is how many Puts wait for the next group commit.
 func QueuedCommitsForTest(l *Local) int { return l.commits.queued() }
+
+// DirectMin is the size from which PutUncached writes with O_DIRECT.
+const DirectMin = directMin
+
+// DirectWriteForTest writes chunks to path as copyVerified does with
+// O_DIRECT asked for, and reports whether O_DIRECT was still on at the end.
+func DirectWriteForTest(path string, chunks [][]byte) (direct bool, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	w := newDirectWriter(f)
+	for _, c := range chunks {
+		if err := w.write(c); err != nil {
+			return w.direct, err
+		}
+	}
+	return w.direct, w.finish()
+}

@@ -83,6 +83,15 @@ func PutVerifiedBytes(ctx context.Context, cas CAS, d digest.Digest, data []byte
 	return PutBytes(ctx, cas, d, data)
 }
 
+// PutUncached stores r under d in cas, keeping it out of the page cache
+// when cas offers that (see UncachedPutter); otherwise it is Put.
+func PutUncached(ctx context.Context, cas CAS, d digest.Digest, r io.Reader) error {
+	if up, ok := cas.(UncachedPutter); ok {
+		return up.PutUncached(ctx, d, r)
+	}
+	return cas.Put(ctx, d, r)
+}
+
 // ReadMessage reads the small blob d from cas and decodes it into m (a
 // Directory, Tree, Command, Action...). NOT_FOUND and the store's other
 // errors pass through; a blob shorter than d says is DATA_LOSS; bytes that

@@ -19,14 +19,15 @@ func (l *Local) blobPath(k blobKey) string {
 // storeFile streams a large blob into a temp file while hashing it, renames
 // it into place once verified and only then indexes it, so a crash at any
 // point leaves either nothing or an orphan file that Open's reconciliation
-// removes.
-func (l *Local) storeFile(k blobKey, r io.Reader) (entry, error) {
+// removes. With direct, the file is written with O_DIRECT where the file
+// system allows it.
+func (l *Local) storeFile(k blobKey, r io.Reader, direct bool) (entry, error) {
 	f, err := os.CreateTemp(l.tmpDir, "put-")
 	if err != nil {
 		return entry{}, ioError("create temp file in", l.tmpDir, err)
 	}
 	tmp := f.Name()
-	crc, err := copyVerified(f, r, k)
+	crc, err := copyVerified(f, r, k, direct)
 	if err == nil && l.syncWrites {
 		err = ioErrorIf("fsync", tmp, f.Sync())
 	}
@@ -56,11 +57,19 @@ func (l *Local) storeFile(k blobKey, r io.Reader) (entry, error) {
 }
 
 // copyVerified copies r to f, checking that r holds exactly the bytes of k,
-// and returns their CRC-32C. Hashing runs in parallel with the copy.
-func copyVerified(f *os.File, r io.Reader, k blobKey) (uint32, error) {
+// and returns their CRC-32C. Hashing runs in parallel with the copy. With
+// direct, f is written with O_DIRECT while the file system takes it.
+func copyVerified(f *os.File, r io.Reader, k blobKey, direct bool) (uint32, error) {
 	p := newPipelinedHasher()
 	c := crc32.New(castagnoli)
-	n, err := copyChunks(f, r, k, p, c)
+	w := &directWriter{f: f}
+	if direct {
+		w = newDirectWriter(f)
+	}
+	n, err := copyChunks(w, r, k, p, c)
+	if err == nil {
+		err = ioErrorIf("truncate", f.Name(), w.finish())
+	}
 	sum := p.sum()
 	if err != nil {
 		return 0, err
@@ -75,7 +84,7 @@ func copyVerified(f *os.File, r io.Reader, k blobKey) (uint32, error) {
 }
 
 // copyChunks moves r to f chunk by chunk, feeding the hasher and c.
-func copyChunks(f *os.File, r io.Reader, k blobKey, p *pipelinedHasher, c hash.Hash32) (int64, error) {
+func copyChunks(w *directWriter, r io.Reader, k blobKey, p *pipelinedHasher, c hash.Hash32) (int64, error) {
 	var n int64
 	for {
 		bp := p.buffer()
@@ -86,9 +95,9 @@ func copyChunks(f *os.File, r io.Reader, k blobKey, p *pipelinedHasher, c hash.H
 				return n, status.Errorf(codes.InvalidArgument, "blob %s: more than the %d bytes its digest declares", k.digest(), k.size)
 			}
 			c.Write((*bp)[:m])
-			if _, err := f.Write((*bp)[:m]); err != nil {
+			if err := w.write((*bp)[:m]); err != nil {
 				p.hash(bp, 0)
-				return n, ioError("write", f.Name(), err)
+				return n, ioError("write", w.f.Name(), err)
 			}
 		}
 		p.hash(bp, m)

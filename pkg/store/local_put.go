@@ -23,6 +23,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // are buffered (at most InlineThreshold bytes); large ones stream through a
 // temp file, so memory use is independent of the blob size.
 func (l *Local) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return l.putStream(ctx, d, r, false)
+}
+
+// PutUncached implements UncachedPutter: Put, writing a blob of directMin
+// bytes or more with O_DIRECT where the file system allows it.
+func (l *Local) PutUncached(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return l.putStream(ctx, d, r, true)
+}
+
+func (l *Local) putStream(ctx context.Context, d digest.Digest, r io.Reader, uncached bool) error {
 	if d.IsEmpty() {
 		return putEmpty(r)
 	}
@@ -30,7 +40,7 @@ func (l *Local) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
 		if k.size <= l.inline {
 			return l.storeInline(k, r)
 		}
-		return l.storeFile(k, r)
+		return l.storeFile(k, r, uncached && k.size >= directMin)
 	})
 }
 

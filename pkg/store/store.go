@@ -75,6 +75,16 @@ type VerifiedBytesPutter interface {
 	PutVerifiedBytes(ctx context.Context, d digest.Digest, data []byte) error
 }
 
+// UncachedPutter is an optional variant of Put for a blob that is not
+// expected to be read again soon: the fan-out storing a blob it streams
+// from a remote to a client. A store may write such a blob around the page
+// cache (the local store does for large blobs, with O_DIRECT), which saves
+// the kernel's copy and leaves the cache to data that is read. Same
+// contract and verification as Put. Use PutUncached.
+type UncachedPutter interface {
+	PutUncached(ctx context.Context, d digest.Digest, r io.Reader) error
+}
+
 // BatchGetter is an optional fast path a CAS may offer for reading many
 // small blobs at once (BatchReadBlobs): one call for the lot, so that a
 // remote tier can answer with one round trip per batch instead of one per

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 // errLocal marks a fetch that failed on the local side (the remote was
@@ -53,7 +54,10 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error 
 // remote's (labelled) unless it is an errLocal.
 func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Digest, tee *tee) error {
 	name := remoteLabel(i, t.Name)
-	rc, err := t.CAS.Get(ctx, d, 0)
+	// The local Put hashes every byte and stores nothing that does not
+	// match, and the tee holds the last chunk back until it has: the
+	// remote client need not hash the stream too.
+	rc, err := t.CAS.Get(store.WithConsumerVerifies(ctx), d, 0)
 	if err != nil {
 		return label(name, t.Name, err)
 	}
@@ -79,7 +83,10 @@ func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Diges
 // (errLocal).
 func (c *fanoutCAS) store(ctx context.Context, name string, t Tier, d digest.Digest, r io.Reader) error {
 	src := &errorRecordingReader{r: r}
-	err := c.local.Put(ctx, d, src)
+	// A blob streamed in from a remote is being handed to its reader as it
+	// arrives; nothing reads the stored copy soon, so it need not pass
+	// through the page cache.
+	err := store.PutUncached(ctx, c.local, d, src)
 	switch {
 	case err == nil:
 		c.stored(d, t)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 // Get reads small blobs with one BatchReadBlobs call and verifies them
@@ -19,7 +20,9 @@ import (
 // while streaming when offset is 0: on a mismatch the Read that would hand
 // out the last chunk fails with DATA_LOSS instead. Bad bytes are never
 // returned as good. A suffix (offset > 0) cannot be verified here; the
-// caller's store verifies whole blobs.
+// caller's store verifies whole blobs. A stream read for a consumer that
+// hashes it itself (store.WithConsumerVerifies) is checked for its size
+// only.
 func (c *casClient) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	if offset < 0 || offset > d.Size {
 		return nil, status.Errorf(codes.OutOfRange, "offset %d outside blob %s", offset, d)
@@ -66,7 +69,7 @@ func (c *casClient) batchRead(ctx context.Context, d digest.Digest) ([]byte, err
 func (c *casClient) openStream(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	s := &streamReader{c: c, ctx: sctx, cancel: cancel, d: d, pos: offset}
-	if offset == 0 {
+	if offset == 0 && !store.ConsumerVerifies(ctx) {
 		s.h = digest.NewHasher()
 	}
 	for len(s.buf) == 0 && s.err == nil {
@@ -88,7 +91,7 @@ type streamReader struct {
 	cancel context.CancelFunc
 	d      digest.Digest
 	pos    int64     // blob offset of the next byte to receive
-	h      hash.Hash // nil when reading from an offset: a suffix cannot be verified
+	h      hash.Hash // nil when reading from an offset (a suffix cannot be verified) or when the consumer verifies
 	stream bspb.ByteStream_ReadClient
 	buf    []byte
 	err    error // sticky; io.EOF once the blob is complete and verified
