@@ -8,10 +8,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/castd/castd/pkg/proxy/bufpool"
 )
 
 // DefaultMaxBatchTotalSizeBytes is the batch limit advertised when
@@ -98,6 +101,7 @@ func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server
 		grpc.WriteBufferSize(256 << 10),
 		grpc.ChainUnaryInterceptor(m.unaryInterceptor),
 		grpc.ChainStreamInterceptor(m.streamInterceptor),
+		experimental.BufferPool(bufpool.Pool),
 	}
 	s := grpc.NewServer(append(base, extra...)...)
 	register(s, b, opts, m)

@@ -14,9 +14,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/pkg/proxy/bufpool"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -65,6 +67,7 @@ func Dial(ctx context.Context, cfg Config, opts ...Option) (*Remote, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 		grpc.WithChainUnaryInterceptor(r.retry.unaryInterceptor, r.metrics.unaryInterceptor),
 		grpc.WithChainStreamInterceptor(r.metrics.streamInterceptor, idleTimeout{cfg.IdleTimeout, o.clock}.streamInterceptor),
+		experimental.WithBufferPool(bufpool.Pool),
 	}
 	if cfg.AccessTokenFile != "" {
 		tc := newTokenCredentials(cfg.AccessTokenFile, cfg.AccessTokenReload, t, cfg.Name, o)
