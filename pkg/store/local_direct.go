@@ -49,8 +49,13 @@ func (w *directWriter) write(b []byte) error {
 		if done || err != nil {
 			return err
 		}
+		// Fall back for good; a refused write may have left part of b
+		// (with padding) behind, so cut the file back to what counts.
 		w.direct = false
 		if err := setODirect(w.f, false); err != nil {
+			return err
+		}
+		if err := w.f.Truncate(w.off); err != nil {
 			return err
 		}
 	}
@@ -65,8 +70,11 @@ func (w *directWriter) write(b []byte) error {
 // when b cannot go that way.
 func (w *directWriter) writeDirect(b []byte) (bool, error) {
 	n := len(b)
+	if n == 0 {
+		return true, nil
+	}
 	whole := (n + directAlign - 1) &^ (directAlign - 1)
-	if n == 0 || cap(b) < whole || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign != 0 {
+	if cap(b) < whole || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign != 0 {
 		return false, nil
 	}
 	if whole > n {

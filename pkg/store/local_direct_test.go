@@ -139,6 +139,7 @@ func TestDirectWriterFallsBack(t *testing.T) {
 	}{
 		{"aligned chunks", "whole aligned blocks go with O_DIRECT, a short last one padded", [][]byte{aligned(1 << 20), aligned(1000)}, true},
 		{"unaligned buffer", "a buffer O_DIRECT cannot take switches the file to the page cache for good", [][]byte{aligned(1 << 20), aligned(1 << 20)[1:], aligned(4096)}, false},
+		{"empty chunk", "an empty write neither fails nor gives up O_DIRECT", [][]byte{aligned(1 << 20), aligned(0), aligned(100)}, true},
 		{"small first chunk", "a chunk without room for padding goes through the page cache", [][]byte{make([]byte, 10)}, false},
 	}
 	for _, tc := range tests {
