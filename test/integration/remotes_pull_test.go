@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -134,6 +135,44 @@ func TestRemotesSkipBrokenRemotes(t *testing.T) {
 			got, err := instanceRead(ctx, conn, "", b.d)
 			if err != nil || !bytes.Equal(got, b.data) {
 				t.Fatalf("read through castd: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}
+
+func TestRemotesLargeColdRead(t *testing.T) {
+	up := startPlainUpstream(t)
+	l := newLayout(t)
+	_, conn, _ := startWorkstation(t, l, fmt.Sprintf("artifacts:\n  servers:\n  - %s\n", up.serverYAML("storage", false)))
+	ctx := ctxFor(t, 2*time.Minute)
+	// 8 MiB and more is written around the page cache; an odd size makes
+	// the last block a padded one.
+	b := randomBlob(8<<20 + 4097)
+	if err := bytestreamWrite(ctx, up.conn(t), b); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, why string
+		before    func(t *testing.T)
+	}{
+		{name: "streamed from the upstream", why: "a cold large read arrives whole and exact through castd"},
+		{name: "kept exactly", why: "the stored copy has the blob's size (padding cut off) and serves with the upstream gone",
+			before: func(t *testing.T) {
+				if fi, err := os.Stat(blobFile(l.store, b.d)); err != nil || fi.Size() != b.d.GetSizeBytes() {
+					t.Fatalf("stored file: %v, %v; want %d bytes", fi, err, b.d.GetSizeBytes())
+				}
+				up.kill9()
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			if tc.before != nil {
+				tc.before(t)
+			}
+			got, err := readBlob(ctx, conn, b.d)
+			if err != nil || !bytes.Equal(got, b.data) {
+				t.Fatalf("ByteStream read through castd: %d bytes, %v; want the %d uploaded", len(got), err, len(b.data))
 			}
 		})
 	}
