@@ -124,6 +124,7 @@ type Local struct {
 	inline              int64
 	low                 float64
 	syncWrites          bool
+	directOff           atomic.Bool // the file system refused O_DIRECT (logged once)
 	disk                diskSpace
 	evictMu             sync.Mutex
 

@@ -100,6 +100,14 @@ func (w *directWriter) finish() error {
 	return w.f.Truncate(w.off)
 }
 
+// directRefused logs, once per store, that its file system refused
+// O_DIRECT, so that blobs fetched from remotes go through the page cache.
+func (l *Local) directRefused() {
+	if l.directOff.CompareAndSwap(false, true) {
+		l.log.Info("store: the file system refused O_DIRECT; large blobs fetched from remotes are written through the page cache", "dir", l.tmpDir)
+	}
+}
+
 // setODirect sets or clears O_DIRECT on f.
 func setODirect(f *os.File, on bool) error {
 	rc, err := f.SyscallConn()

@@ -27,7 +27,14 @@ func (l *Local) storeFile(k blobKey, r io.Reader, direct bool) (entry, error) {
 		return entry{}, ioError("create temp file in", l.tmpDir, err)
 	}
 	tmp := f.Name()
-	crc, err := copyVerified(f, r, k, direct)
+	w := &directWriter{f: f}
+	if direct {
+		w = newDirectWriter(f)
+	}
+	crc, err := copyVerified(w, r, k)
+	if direct && !w.direct {
+		l.directRefused()
+	}
 	if err == nil && l.syncWrites {
 		err = ioErrorIf("fsync", tmp, f.Sync())
 	}
@@ -56,19 +63,14 @@ func (l *Local) storeFile(k blobKey, r io.Reader, direct bool) (entry, error) {
 	return e, nil
 }
 
-// copyVerified copies r to f, checking that r holds exactly the bytes of k,
-// and returns their CRC-32C. Hashing runs in parallel with the copy. With
-// direct, f is written with O_DIRECT while the file system takes it.
-func copyVerified(f *os.File, r io.Reader, k blobKey, direct bool) (uint32, error) {
+// copyVerified copies r through w, checking that r holds exactly the bytes
+// of k, and returns their CRC-32C. Hashing runs in parallel with the copy.
+func copyVerified(w *directWriter, r io.Reader, k blobKey) (uint32, error) {
 	p := newPipelinedHasher()
 	c := crc32.New(castagnoli)
-	w := &directWriter{f: f}
-	if direct {
-		w = newDirectWriter(f)
-	}
 	n, err := copyChunks(w, r, k, p, c)
 	if err == nil {
-		err = ioErrorIf("truncate", f.Name(), w.finish())
+		err = ioErrorIf("truncate", w.f.Name(), w.finish())
 	}
 	sum := p.sum()
 	if err != nil {
