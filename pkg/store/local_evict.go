@@ -34,7 +34,8 @@ func (l *Local) reserve(ctx context.Context, k blobKey) error {
 
 // makeRoom brings usage to at most LowWatermark of lim: first by
 // reclaiming the space of deleted small blobs (pack compaction), then by
-// evicting least recently used, unpinned blobs and reclaiming again. One
+// evicting least recently used, unpinned blobs and reclaiming again, from
+// any pack that holds garbage if need be (reclaimUntil). One
 // eviction runs at a time; it waits for the index to finish loading so that
 // it sees every blob.
 func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
@@ -48,13 +49,31 @@ func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 	}
 	l.evictMu.Lock()
 	defer l.evictMu.Unlock()
-	if l.usage() <= lim {
-		return nil
-	}
 	target := int64(float64(lim) * l.low)
+	// Uploads that fit keep going meanwhile (only one over the limit waits
+	// here), so they may take the room made before this one sees it: try
+	// again while a round frees something.
+	for round := 0; l.usage() > lim; round++ {
+		if round == maxRoomRounds || !l.freeTo(target, lim) {
+			return status.Errorf(codes.ResourceExhausted, "store %s: quota of %d bytes reached and nothing more can be freed now (blobs being read: %d bytes; uploads in progress: %d bytes, this one included; unreclaimed pack space: %d bytes); cannot store %s",
+				l.dir, lim, l.ix.pinnedBytes(), l.pending.Load(), l.packs.garbage(), k.digest())
+		}
+	}
+	return nil
+}
+
+// maxRoomRounds bounds how often makeRoom frees space for one upload.
+const maxRoomRounds = 4
+
+// freeTo brings usage down towards target: it reclaims pack garbage,
+// evicts least recently used blobs if that is not enough, and reclaims
+// again, from any pack with garbage if need be. It reports whether it freed
+// anything. The caller holds evictMu.
+func (l *Local) freeTo(target, lim int64) bool {
+	before := l.usage()
 	l.reclaimLocked()
 	if l.usage() <= target {
-		return nil
+		return true
 	}
 	victims := l.takeVictims(l.usage() - target)
 	l.deleteBlobs(victims)
@@ -63,13 +82,11 @@ func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 	}
 	l.evictions.Add(int64(len(victims)))
 	l.reclaimLocked()
+	l.reclaimUntil(target)
 	if len(victims) > 0 {
 		l.log.Info("store: evicted blobs", "count", len(victims), "used_bytes", l.usage(), "limit_bytes", lim)
 	}
-	if l.usage() > lim {
-		return status.Errorf(codes.ResourceExhausted, "store %s: quota of %d bytes reached and the %d bytes in use are held by open reads, uploads in progress and pack space not yet reclaimable; cannot store %s", l.dir, lim, l.usage()-k.size, k.digest())
-	}
-	return nil
+	return len(victims) > 0 || l.usage() < before
 }
 
 // takeVictims removes from the index the oldest unpinned blobs totalling at

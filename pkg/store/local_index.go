@@ -143,6 +143,22 @@ func newIndex() *index {
 	return ix
 }
 
+// pinnedBytes is the size of the blobs open readers hold (a full scan).
+func (ix *index) pinnedBytes() int64 {
+	var n int64
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.pins > 0 {
+				n += k.size
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
 func (ix *index) shard(k blobKey) *shard { return &ix.shards[k.hash[0]] }
 
 // touch marks k used and reports whether it is stored.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -418,6 +419,22 @@ func (ps *packSet) sparse() []*packFile {
 	}
 	ps.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *packFile) int { return int(a.live.Load() - b.live.Load()) })
+	return out
+}
+
+// withGarbage returns the sealed packs that hold any garbage, the most
+// garbage first.
+func (ps *packSet) withGarbage() []*packFile {
+	ps.mu.RLock()
+	var out []*packFile
+	for _, pf := range ps.files {
+		if pf != ps.active && pf.size.Load() > pf.live.Load() {
+			out = append(out, pf)
+		}
+	}
+	ps.mu.RUnlock()
+	garbage := func(pf *packFile) int64 { return pf.size.Load() - pf.live.Load() }
+	slices.SortFunc(out, func(a, b *packFile) int { return cmp.Compare(garbage(b), garbage(a)) })
 	return out
 }
 

@@ -60,6 +60,34 @@ func (l *Local) reclaimLocked() {
 	}
 }
 
+// reclaimUntil compacts packs that hold garbage, the most garbage first and
+// the active pack too, until usage is at most target. It is for a store
+// still over its limit after reclaimLocked and an eviction: when reads
+// have scattered recency over the packs, the evicted blobs leave every
+// pack mostly live, and ordinary compaction would reclaim nothing although
+// the evicted bytes are garbage. It moves more live bytes per byte
+// reclaimed than ordinary compaction, so it runs only then. The caller
+// holds evictMu.
+func (l *Local) reclaimUntil(target int64) {
+	if l.usage() <= target {
+		return
+	}
+	if a := l.packs.activePack(); a.size.Load() > a.live.Load() {
+		if err := l.commits.sealActive(); err != nil {
+			l.log.Warn("store: sealing the active pack file", "path", a.path, "error", err)
+		}
+	}
+	for _, pf := range l.packs.withGarbage() {
+		if l.usage() <= target || l.stopping() {
+			return
+		}
+		if err := l.compactPack(pf); err != nil {
+			l.log.Warn("store: compacting a pack file", "path", pf.path, "error", err)
+			return
+		}
+	}
+}
+
 // packedBlob is a blob found in a pack being compacted.
 type packedBlob struct {
 	k blobKey

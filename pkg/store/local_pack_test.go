@@ -264,3 +264,67 @@ func TestLocalSyncWritesStoresAndReopens(t *testing.T) {
 	blobs[put(t, l, large)] = large
 	restartAndCheck(t, l, dir, opts, blobs)
 }
+
+func TestLocalEvictionSpreadOverPacksStillMakesRoom(t *testing.T) {
+	// Why: reads reorder recency, so the least recently used blobs can sit
+	// in every pack rather than in the oldest ones. Evicting them leaves
+	// each pack mostly live, which ordinary compaction (packs at most half
+	// live) does not touch; the evicted bytes would still count against the
+	// quota and a Put would fail with RESOURCE_EXHAUSTED although the store
+	// had just freed enough. A store over its limit compacts the packs
+	// holding the most garbage until it fits.
+	const (
+		quota    = 64 << 10
+		packSize = 16 << 10
+		n        = 60 // 1 KiB each: four packs, all but the last full
+	)
+	dir := t.TempDir()
+	opts := store.WithPackSizeForTest(store.Options{QuotaBytes: quota, LowWatermark: 0.9}, packSize)
+	l := openStore(t, dir, opts)
+	waitReady(t, l)
+	ctx := context.Background()
+	var ds []digest.Digest
+	data := map[digest.Digest][]byte{}
+	for i := range n {
+		b, _ := blob(1<<10, uint64(1000+i))
+		d := put(t, l, b)
+		ds, data[d] = append(ds, d), b
+	}
+	// Use every blob again, one from each pack in turn: the oldest uses,
+	// the first victims, are spread over all packs.
+	perPack := packSize / (1 << 10)
+	for j := range perPack {
+		for p := 0; p*perPack+j < n; p++ {
+			if _, err := l.GetBytes(ctx, ds[p*perPack+j]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 4 {
+		b, d := blob(6<<10, uint64(2000+i))
+		if err := l.PutBytes(ctx, d, b); err != nil {
+			t.Fatalf("Put %d over the quota: %v; want room made by eviction and compaction", i, err)
+		}
+		data[d] = b
+		if u := l.Stats().UsedBytes; u > quota {
+			t.Fatalf("usage %d after Put %d; quota %d", u, i, quota)
+		}
+	}
+	if l.Stats().Evictions == 0 {
+		t.Fatal("no evictions; the test needs some")
+	}
+	var onDisk int64
+	for _, p := range checkPacks(t, dir, l) {
+		onDisk += p.Size
+	}
+	if onDisk > quota {
+		t.Fatalf("packs hold %d bytes; quota %d", onDisk, quota)
+	}
+	kept := map[digest.Digest][]byte{}
+	for d, b := range data {
+		if present(t, l, d) {
+			kept[d] = b
+		}
+	}
+	readAllBack(t, l, kept)
+}
