@@ -35,7 +35,9 @@ func (l *Local) reserve(ctx context.Context, k blobKey) error {
 // makeRoom brings usage to at most LowWatermark of lim: first by
 // reclaiming the space of deleted small blobs (pack compaction), then by
 // evicting least recently used, unpinned blobs and reclaiming again, from
-// any pack that holds garbage if need be (reclaimUntil). One
+// packs with a fair share of garbage if need be (reclaimUntil), and again
+// while that frees something: evicted blobs scattered thinly over the
+// packs are reclaimed only once a later round has evicted more. One
 // eviction runs at a time; it waits for the index to finish loading so that
 // it sees every blob.
 func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {

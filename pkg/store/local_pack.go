@@ -422,13 +422,20 @@ func (ps *packSet) sparse() []*packFile {
 	return out
 }
 
-// withGarbage returns the sealed packs that hold any garbage, the most
-// garbage first.
-func (ps *packSet) withGarbage() []*packFile {
+// worthForcing reports whether pf holds enough garbage (forcedGarbage of
+// its size) to be compacted under pressure, when it is not mostly garbage.
+func worthForcing(pf *packFile) bool {
+	size := pf.size.Load()
+	return size > 0 && float64(size-pf.live.Load()) >= forcedGarbage*float64(size)
+}
+
+// forcing returns the sealed packs worth compacting under pressure
+// (worthForcing), the most garbage first.
+func (ps *packSet) forcing() []*packFile {
 	ps.mu.RLock()
 	var out []*packFile
 	for _, pf := range ps.files {
-		if pf != ps.active && pf.size.Load() > pf.live.Load() {
+		if pf != ps.active && worthForcing(pf) {
 			out = append(out, pf)
 		}
 	}

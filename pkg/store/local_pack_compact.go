@@ -9,6 +9,11 @@ const (
 	// of its size is compacted, so deleted small blobs hold at most about
 	// as much disk again as live ones.
 	compactRatio = 0.5
+	// forcedGarbage: a store that is still over its limit after eviction
+	// also compacts packs with at least this share of garbage, so it moves
+	// at most three live bytes per byte it reclaims; with less garbage
+	// everywhere it evicts more instead (see makeRoom).
+	forcedGarbage = 0.25
 	// compactBatchBytes bounds the bytes compaction holds in memory at once.
 	compactBatchBytes = 8 << 20
 )
@@ -60,24 +65,23 @@ func (l *Local) reclaimLocked() {
 	}
 }
 
-// reclaimUntil compacts packs that hold garbage, the most garbage first and
-// the active pack too, until usage is at most target. It is for a store
-// still over its limit after reclaimLocked and an eviction: when reads
-// have scattered recency over the packs, the evicted blobs leave every
-// pack mostly live, and ordinary compaction would reclaim nothing although
-// the evicted bytes are garbage. It moves more live bytes per byte
-// reclaimed than ordinary compaction, so it runs only then. The caller
-// holds evictMu.
+// reclaimUntil compacts packs worth it under pressure (at least
+// forcedGarbage of them garbage), the most garbage first and the active
+// pack too, until usage is at most target. It is for a store still over its
+// limit after reclaimLocked and an eviction: when reads have scattered
+// recency over the packs, the evicted blobs leave every pack mostly live,
+// and ordinary compaction would reclaim nothing although the evicted bytes
+// are garbage. The caller holds evictMu.
 func (l *Local) reclaimUntil(target int64) {
 	if l.usage() <= target {
 		return
 	}
-	if a := l.packs.activePack(); a.size.Load() > a.live.Load() {
+	if a := l.packs.activePack(); worthForcing(a) {
 		if err := l.commits.sealActive(); err != nil {
 			l.log.Warn("store: sealing the active pack file", "path", a.path, "error", err)
 		}
 	}
-	for _, pf := range l.packs.withGarbage() {
+	for _, pf := range l.packs.forcing() {
 		if l.usage() <= target || l.stopping() {
 			return
 		}

@@ -271,8 +271,10 @@ func TestLocalEvictionSpreadOverPacksStillMakesRoom(t *testing.T) {
 	// each pack mostly live, which ordinary compaction (packs at most half
 	// live) does not touch; the evicted bytes would still count against the
 	// quota and a Put would fail with RESOURCE_EXHAUSTED although the store
-	// had just freed enough. A store over its limit compacts the packs
-	// holding the most garbage until it fits.
+	// had just freed enough, or (evicting round after round until packs
+	// are half empty) lose far more of the cache than it needs to. A store
+	// over its limit compacts the packs holding a quarter garbage or more,
+	// the most first, until it fits.
 	const (
 		quota    = 64 << 10
 		packSize = 16 << 10
@@ -304,6 +306,21 @@ func TestLocalEvictionSpreadOverPacksStillMakesRoom(t *testing.T) {
 		b, d := blob(6<<10, uint64(2000+i))
 		if err := l.PutBytes(ctx, d, b); err != nil {
 			t.Fatalf("Put %d over the quota: %v; want room made by eviction and compaction", i, err)
+		}
+		if i == 0 {
+			kept := 0
+			for _, d := range ds {
+				if present(t, l, d) {
+					kept++
+				}
+			}
+			// Each round of eviction frees to the 0.9 low watermark, about
+			// 9 of these blobs. Two rounds scatter enough garbage (a
+			// quarter of each pack) for pressure compaction; evicting on
+			// until packs are half empty would leave about 33.
+			if kept < 40 {
+				t.Fatalf("after the first Put over the quota %d of %d blobs are kept, %d evictions; want at least 40: room is made by compaction, not by evicting half the store", kept, n, l.Stats().Evictions)
+			}
 		}
 		data[d] = b
 		if u := l.Stats().UsedBytes; u > quota {
