@@ -410,16 +410,7 @@ func mostlyGarbage(pf *packFile) bool {
 
 // sparse returns the sealed packs that are mostly garbage, emptiest first.
 func (ps *packSet) sparse() []*packFile {
-	ps.mu.RLock()
-	var out []*packFile
-	for _, pf := range ps.files {
-		if pf != ps.active && mostlyGarbage(pf) {
-			out = append(out, pf)
-		}
-	}
-	ps.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *packFile) int { return int(a.live.Load() - b.live.Load()) })
-	return out
+	return ps.sealed(mostlyGarbage, func(pf *packFile) int64 { return pf.live.Load() })
 }
 
 // worthForcing reports whether pf holds enough garbage (forcedGarbage of
@@ -432,16 +423,21 @@ func worthForcing(pf *packFile) bool {
 // forcing returns the sealed packs worth compacting under pressure
 // (worthForcing), the most garbage first.
 func (ps *packSet) forcing() []*packFile {
+	return ps.sealed(worthForcing, func(pf *packFile) int64 { return pf.live.Load() - pf.size.Load() })
+}
+
+// sealed returns the sealed packs for which keep holds, in increasing
+// order of key.
+func (ps *packSet) sealed(keep func(*packFile) bool, key func(*packFile) int64) []*packFile {
 	ps.mu.RLock()
 	var out []*packFile
 	for _, pf := range ps.files {
-		if pf != ps.active && worthForcing(pf) {
+		if pf != ps.active && keep(pf) {
 			out = append(out, pf)
 		}
 	}
 	ps.mu.RUnlock()
-	garbage := func(pf *packFile) int64 { return pf.size.Load() - pf.live.Load() }
-	slices.SortFunc(out, func(a, b *packFile) int { return cmp.Compare(garbage(b), garbage(a)) })
+	slices.SortFunc(out, func(a, b *packFile) int { return cmp.Compare(key(a), key(b)) })
 	return out
 }
 

@@ -101,20 +101,8 @@ func TestLocalPacksUnderConcurrentPutsReadsEvictionsAndCompaction(t *testing.T) 
 	if st.VerifyFailures != 0 {
 		t.Fatalf("%d blobs found corrupt", st.VerifyFailures)
 	}
-	packs := checkPacks(t, dir, l)
-	var onDisk int64
-	for _, p := range packs {
-		onDisk += p.Size
-	}
-	if onDisk > quota {
-		t.Fatalf("packs hold %d bytes, quota %d", onDisk, quota)
-	}
-	kept := map[digest.Digest][]byte{}
-	for d, b := range written {
-		if present(t, l, d) {
-			kept[d] = b
-		}
-	}
+	checkPacksWithin(t, dir, l, quota)
+	kept := keptOf(t, l, written)
 	if len(kept) == 0 {
 		t.Fatal("nothing kept")
 	}

@@ -330,6 +330,14 @@ func TestLocalEvictionSpreadOverPacksStillMakesRoom(t *testing.T) {
 	if l.Stats().Evictions == 0 {
 		t.Fatal("no evictions; the test needs some")
 	}
+	checkPacksWithin(t, dir, l, quota)
+	readAllBack(t, l, keptOf(t, l, data))
+}
+
+// checkPacksWithin runs checkPacks and fails t if the packs hold more
+// than quota bytes.
+func checkPacksWithin(t *testing.T, dir string, l *store.Local, quota int64) {
+	t.Helper()
 	var onDisk int64
 	for _, p := range checkPacks(t, dir, l) {
 		onDisk += p.Size
@@ -337,11 +345,16 @@ func TestLocalEvictionSpreadOverPacksStillMakesRoom(t *testing.T) {
 	if onDisk > quota {
 		t.Fatalf("packs hold %d bytes; quota %d", onDisk, quota)
 	}
+}
+
+// keptOf returns the blobs of data that l still has.
+func keptOf(t *testing.T, l *store.Local, data map[digest.Digest][]byte) map[digest.Digest][]byte {
+	t.Helper()
 	kept := map[digest.Digest][]byte{}
 	for d, b := range data {
 		if present(t, l, d) {
 			kept[d] = b
 		}
 	}
-	readAllBack(t, l, kept)
+	return kept
 }
