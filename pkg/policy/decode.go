@@ -67,6 +67,17 @@ func kindOf(v any) string {
 	return fmt.Sprintf("a %T", v)
 }
 
+// keyedMapping is mapping for a part of the configuration whose keys must
+// be among keys: unknown keys are reported (checkKeys), the mapping is
+// still used.
+func (d *decoder) keyedMapping(path string, v any, keys ...string) (map[string]any, bool) {
+	m, ok := d.mapping(path, v)
+	if ok {
+		d.checkKeys(path, m, keys...)
+	}
+	return m, ok
+}
+
 // mapping returns v as a string-keyed map; nil counts as an empty mapping.
 func (d *decoder) mapping(path string, v any) (map[string]any, bool) {
 	switch m := v.(type) {

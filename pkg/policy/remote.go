@@ -22,11 +22,10 @@ func (d *decoder) section(path string, v any) Section {
 		d.errorf(path, "expected a mapping with override-project-caches and servers, found a list (put the list under %s.servers)", path)
 		return s
 	}
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, sectionKeys...)
 	if !ok {
 		return s
 	}
-	d.checkKeys(path, m, sectionKeys...)
 	if x, ok := m["override-project-caches"]; ok && x != nil {
 		s.OverrideProjectCaches, _ = d.boolean(childPath(path, "override-project-caches"), x)
 	}
@@ -139,11 +138,10 @@ func (d *decoder) auth(path string, v any) Auth {
 	if v == nil {
 		return a
 	}
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, authKeys...)
 	if !ok {
 		return a
 	}
-	d.checkKeys(path, m, authKeys...)
 	files := []struct {
 		key, what string
 		dst       *string
@@ -178,11 +176,10 @@ func (d *decoder) connectionConfig(path string, v any) ConnectionConfig {
 	if v == nil {
 		return c
 	}
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, connKeys...)
 	if !ok {
 		return c
 	}
-	d.checkKeys(path, m, connKeys...)
 	get := func(key string) int64 {
 		x, ok := m[key]
 		if !ok || x == nil {
@@ -233,11 +230,10 @@ func (d *decoder) remoteExecution(path string, v any, haveCacheStorage bool) *Re
 	if v == nil {
 		return nil
 	}
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, reKeys...)
 	if !ok {
 		return nil
 	}
-	d.checkKeys(path, m, reKeys...)
 	re := &RemoteExecution{}
 	if x, ok := m["execution-service"]; ok {
 		re.ExecutionService = d.service(childPath(path, "execution-service"), x, false)

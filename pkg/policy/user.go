@@ -83,11 +83,10 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 
 func (d *decoder) listenTLS(path string, v any) ListenTLS {
 	var t ListenTLS
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, listenTLSKeys...)
 	if !ok {
 		return t
 	}
-	d.checkKeys(path, m, listenTLSKeys...)
 	for _, f := range []struct {
 		key, what string
 		dst       *string
@@ -107,11 +106,10 @@ func (d *decoder) listenTLS(path string, v any) ListenTLS {
 
 func (d *decoder) listenAuth(path string, v any) ListenAuth {
 	var a ListenAuth
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, listenAuthKeys...)
 	if !ok {
 		return a
 	}
-	d.checkKeys(path, m, listenAuthKeys...)
 	if x, ok := m["access-token"]; ok && x != nil {
 		p := childPath(path, "access-token")
 		a.AccessToken, _ = d.path(p, x)
@@ -273,11 +271,10 @@ func (d *decoder) percent(path string, v any) (float64, bool) {
 }
 
 func (d *decoder) cache(path string, v any, c *Cache) {
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, cacheKeys...)
 	if !ok {
 		return
 	}
-	d.checkKeys(path, m, cacheKeys...)
 	if x, ok := m["quota"]; ok && x != nil {
 		if q, ok := d.quota(childPath(path, "quota"), x); ok {
 			c.Quota = q
@@ -302,11 +299,10 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 }
 
 func (d *decoder) localExecution(path string, v any, l *LocalExecution) {
-	m, ok := d.mapping(path, v)
+	m, ok := d.keyedMapping(path, v, localExecKeys...)
 	if !ok {
 		return
 	}
-	d.checkKeys(path, m, localExecKeys...)
 	if x, ok := m["jobs"]; ok && x != nil {
 		if n, ok := d.integer(childPath(path, "jobs"), x, 1); ok {
 			l.Jobs = int(n)
