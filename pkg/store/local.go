@@ -67,7 +67,8 @@ type Stats struct {
 //
 // Layout: dir/LOCK (flock, PID of the owner), dir/index (badger: blob
 // metadata under 'm'+hash+size — kind, CRC-32C, last use, and for a small
-// blob its pack and offset; action results; records), dir/packs/<n>.pack
+// blob its pack and offset; under 'c' a large blob's chunk sums; action
+// results; records), dir/packs/<n>.pack
 // (the bytes of blobs of at most InlineThreshold bytes, appended; see
 // packSet), dir/cas/ab/<hash>-<size> (larger blobs, read-only files) and
 // dir/tmp (uploads in progress, emptied on Open). Stores written before
@@ -92,12 +93,16 @@ type Stats struct {
 // Reads are verified against a CRC-32C recorded when the verified bytes were
 // stored (SHA-256 would cost more than the read itself; CRC-32C is hardware
 // accelerated and catches disk corruption, truncation and zeroed pages).
-// Small (packed) blobs are checked before Get returns. File blobs are checked while
-// streaming: the last Read of a corrupt file fails with DATA_LOSS instead of
-// returning its final bytes, so a reader never sees a complete corrupt blob
-// (an offset read checks the prefix too). A corrupt or missing blob is
-// deleted, logged, counted in castd_store_verify_failures_total and is
-// NOT_FOUND from then on.
+// Small (packed) blobs are checked before Get returns. File blobs are checked
+// while streaming, one CRC-32C per MiB recorded at Put (under 'c' in the
+// index): each chunk is checked before any of its bytes is returned, so a
+// corrupt file fails the Read of its first bad chunk with DATA_LOSS and a
+// reader only ever gets verified bytes (the fan-out then completes the
+// stream from a remote). Files stored before chunk sums are checked against
+// one CRC over the whole file: their last Read fails instead (an offset read
+// checks the prefix too). A corrupt or missing blob is deleted, logged,
+// counted in castd_store_verify_failures_total and is NOT_FOUND from then
+// on. Scrub verifies every stored blob in the background.
 //
 // Quota: usage is stored blob bytes plus uploads in progress plus pack
 // bytes of deleted small blobs not yet compacted away. A Put that would

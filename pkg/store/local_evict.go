@@ -134,6 +134,9 @@ func (l *Local) deleteBlobs(vs []victim) {
 		if v.e.inline && !v.e.packed() {
 			_ = wb.Delete(v.k.dbKey('d'))
 		}
+		if v.e.chunked {
+			_ = wb.Delete(v.k.dbKey('c'))
+		}
 	}
 	if err := wb.Flush(); err != nil && err != badger.ErrDBClosed {
 		l.log.Error("store: delete index entries", "count", len(vs), "error", err)

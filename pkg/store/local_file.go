@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -31,7 +32,7 @@ func (l *Local) storeFile(k blobKey, r io.Reader, direct bool) (entry, error) {
 	if direct {
 		w = newDirectWriter(f)
 	}
-	crc, err := copyVerified(w, r, k)
+	crc, sums, err := copyVerified(w, r, k)
 	if direct && !w.direct {
 		l.directRefused()
 	}
@@ -55,8 +56,8 @@ func (l *Local) storeFile(k blobKey, r io.Reader, direct bool) (entry, error) {
 	if l.syncWrites {
 		syncDir(filepath.Dir(final))
 	}
-	e := entry{crc: crc}
-	if err := l.commits.commit(kv{k.dbKey('m'), encodeMeta(e, l.ix.clock.Load())}); err != nil {
+	e := entry{crc: crc, chunked: true}
+	if err := l.commits.commit(kv{k.dbKey('m'), encodeMeta(e, l.ix.clock.Load())}, kv{k.dbKey('c'), sums}); err != nil {
 		_ = os.Remove(final)
 		return entry{}, dbError("index blob "+k.digest().String(), err)
 	}
@@ -64,29 +65,34 @@ func (l *Local) storeFile(k blobKey, r io.Reader, direct bool) (entry, error) {
 }
 
 // copyVerified copies r through w, checking that r holds exactly the bytes
-// of k, and returns their CRC-32C. Hashing runs in parallel with the copy.
-func copyVerified(w *directWriter, r io.Reader, k blobKey) (uint32, error) {
+// of k, and returns their CRC-32C and the chunk sums of the file (see
+// chunkSums). Hashing runs in parallel with the copy.
+func copyVerified(w *directWriter, r io.Reader, k blobKey) (uint32, []byte, error) {
 	p := newPipelinedHasher()
 	c := crc32.New(castagnoli)
-	n, err := copyChunks(w, r, k, p, c)
+	sums := make([]byte, 0, 4*chunkCount(k.size))
+	n, err := copyChunks(w, r, k, p, c, &sums)
 	if err == nil {
 		err = ioErrorIf("truncate", w.f.Name(), w.finish())
 	}
 	sum := p.sum()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if n != k.size {
-		return 0, sizeMismatch(k, n)
+		return 0, nil, sizeMismatch(k, n)
 	}
 	if sum != k.hash {
-		return 0, status.Errorf(codes.InvalidArgument, "blob bytes do not hash to the declared digest %s", k.digest())
+		return 0, nil, status.Errorf(codes.InvalidArgument, "blob bytes do not hash to the declared digest %s", k.digest())
 	}
-	return c.Sum32(), nil
+	return c.Sum32(), sums, nil
 }
 
-// copyChunks moves r to f chunk by chunk, feeding the hasher and c.
-func copyChunks(w *directWriter, r io.Reader, k blobKey, p *pipelinedHasher, c hash.Hash32) (int64, error) {
+// copyChunks moves r to f chunk by chunk, feeding the hasher and c and
+// appending each chunk's CRC-32C to sums. Every chunk but the last is
+// exactly chunkSize bytes (io.ReadFull), which is what makes them the
+// chunks that readers verify.
+func copyChunks(w *directWriter, r io.Reader, k blobKey, p *pipelinedHasher, c hash.Hash32, sums *[]byte) (int64, error) {
 	var n int64
 	for {
 		bp := p.buffer()
@@ -97,6 +103,7 @@ func copyChunks(w *directWriter, r io.Reader, k blobKey, p *pipelinedHasher, c h
 				return n, status.Errorf(codes.InvalidArgument, "blob %s: more than the %d bytes its digest declares", k.digest(), k.size)
 			}
 			c.Write((*bp)[:m])
+			*sums = binary.BigEndian.AppendUint32(*sums, crc32.Checksum((*bp)[:m], castagnoli))
 			if err := w.write((*bp)[:m]); err != nil {
 				p.hash(bp, 0)
 				return n, ioError("write", w.f.Name(), err)

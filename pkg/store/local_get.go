@@ -135,6 +135,11 @@ func (l *Local) readFileWhole(k blobKey, e entry) ([]byte, error) {
 	defer rc.Close()
 	buf := make([]byte, k.size)
 	if _, err := io.ReadFull(rc, buf); err != nil {
+		if status.Code(err) == codes.DataLoss {
+			// Nothing was handed out and the blob is deleted: a miss,
+			// which sends the fan-out on to the remotes.
+			return nil, status.Errorf(codes.NotFound, "blob %s not found (%s)", k.digest(), status.Convert(err).Message())
+		}
 		if _, ok := status.FromError(err); ok {
 			return nil, err
 		}

@@ -61,14 +61,17 @@ func keyFromDB(b []byte) (blobKey, bool) {
 // entry is what the index knows about a stored blob. A small blob
 // (inline) lives in pack file pack at offset off; in stores written before
 // pack files, a small blob with pack 0 lives in badger under 'd'. A blob
-// that is not inline is a file under dir/cas.
+// that is not inline is a file under dir/cas; chunked says badger holds a
+// CRC-32C per chunk of it under 'c' (files stored before chunk sums have
+// only crc).
 type entry struct {
-	tick   uint64 // last use; larger is more recent
-	crc    uint32 // CRC-32C of the content, checked on read
-	pins   int32  // open readers
-	pack   uint32
-	off    uint32
-	inline bool
+	tick    uint64 // last use; larger is more recent
+	crc     uint32 // CRC-32C of the content, checked on read
+	pins    int32  // open readers
+	pack    uint32
+	off     uint32
+	inline  bool
+	chunked bool
 }
 
 // packed reports whether the blob's bytes are in a pack file.

@@ -227,10 +227,13 @@ const (
 	metaFile   = 0 // a file under dir/cas
 	metaInline = 1 // bytes in badger under 'd' (stores written before packs)
 	metaPacked = 2 // bytes in a pack file
+	metaFileCS = 3 // a file under dir/cas with chunk sums under 'c'
 )
 
 // encodeMeta is the persisted form of an entry: kind, CRC, last use, and
-// for a packed blob its pack and offset.
+// for a packed blob its pack and offset. A file blob's chunk sums are a
+// key of their own ('c', see chunkSums), so that loading the index at Open
+// reads 13 bytes a blob whatever its size.
 func encodeMeta(e entry, tick uint64) []byte {
 	b := make([]byte, 13, 21)
 	switch {
@@ -240,6 +243,8 @@ func encodeMeta(e entry, tick uint64) []byte {
 		b = binary.BigEndian.AppendUint32(b, e.off)
 	case e.inline:
 		b[0] = metaInline
+	case e.chunked:
+		b[0] = metaFileCS
 	}
 	binary.BigEndian.PutUint32(b[1:], e.crc)
 	binary.BigEndian.PutUint64(b[5:], tick)
@@ -253,6 +258,8 @@ func decodeMeta(b []byte) (entry, bool) {
 	e := entry{crc: binary.BigEndian.Uint32(b[1:]), tick: binary.BigEndian.Uint64(b[5:])}
 	switch {
 	case b[0] == metaFile && len(b) == 13:
+	case b[0] == metaFileCS && len(b) == 13:
+		e.chunked = true
 	case b[0] == metaInline && len(b) == 13:
 		e.inline = true
 	case b[0] == metaPacked && len(b) == 21:

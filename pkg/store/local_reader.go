@@ -14,7 +14,8 @@ import (
 
 // openFile opens a pinned file blob for reading from offset. A missing or
 // short file is discarded at once (NOT_FOUND); other damage shows up as
-// DATA_LOSS on the last Read.
+// DATA_LOSS on the Read of the first bad chunk (see chunkReader), or, for a
+// file stored before chunk sums, on the last Read.
 func (l *Local) openFile(k blobKey, e entry, offset int64) (io.ReadCloser, error) {
 	path := l.blobPath(k)
 	f, err := os.Open(path)
@@ -30,12 +31,15 @@ func (l *Local) openFile(k blobKey, e entry, offset int64) (io.ReadCloser, error
 		l.ix.unpin(k)
 		return nil, l.discard(k, "blob file has the wrong size")
 	}
+	if cr := l.openChunked(k, e, f, offset); cr != nil {
+		return cr, nil
+	}
 	return &fileReader{l: l, k: k, f: f, want: e.crc, crc: crc32.New(castagnoli), skip: offset, left: k.size}, nil
 }
 
-// fileReader streams a file blob, checking its CRC-32C over the whole file
-// (including any prefix before the offset, read on the first Read). Not safe
-// for concurrent use, like any io.Reader.
+// fileReader streams a file blob stored without chunk sums, checking its
+// CRC-32C over the whole file (including any prefix before the offset, read
+// on the first Read). Not safe for concurrent use, like any io.Reader.
 type fileReader struct {
 	l    *Local
 	k    blobKey
@@ -86,9 +90,13 @@ func (r *fileReader) checksumPrefix() error {
 	return nil
 }
 
-func (r *fileReader) corrupt(why string) error {
-	_ = r.l.discard(r.k, why)
-	return status.Errorf(codes.DataLoss, "blob %s: stored bytes are corrupt (%s); deleted, not served", r.k.digest(), why)
+func (r *fileReader) corrupt(why string) error { return corruptFile(r.l, r.k, why) }
+
+// corruptFile deletes the file blob k, found corrupt by a reader, and
+// returns the DATA_LOSS that reader fails with.
+func corruptFile(l *Local, k blobKey, why string) error {
+	_ = l.discard(k, why)
+	return status.Errorf(codes.DataLoss, "local store: blob %s: stored bytes are corrupt (%s); deleted, not served", k.digest(), why)
 }
 
 // Close releases the file and the pin. Idempotent.
