@@ -137,3 +137,34 @@ func DirectWriteForTest(path string, chunks [][]byte) (direct bool, err error) {
 	}
 	return w.direct, w.finish()
 }
+
+// StripChunkSumsForTest makes the file blob d look as stores written
+// before chunk sums left it: metadata of kind 0 and no 'c' key.
+func StripChunkSumsForTest(l *Local, d digest.Digest) error {
+	k, _ := keyOf(d)
+	s := l.ix.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[k]
+	if !ok || e.inline {
+		return fmt.Errorf("%s is not a stored file blob", d)
+	}
+	e.chunked = false
+	if err := l.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(k.dbKey('c')); err != nil {
+			return err
+		}
+		return txn.Set(k.dbKey('m'), encodeMeta(e, e.tick))
+	}); err != nil {
+		return err
+	}
+	s.m[k] = e
+	return nil
+}
+
+// HasChunkSumsForTest reports whether the index holds chunk sums for d.
+func HasChunkSumsForTest(l *Local, d digest.Digest) bool {
+	k, _ := keyOf(d)
+	_, err := l.chunkSums(k)
+	return err == nil
+}

@@ -1,0 +1,110 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/store"
+)
+
+func TestLocalCorruptChunkFailsBeforeItsBytes(t *testing.T) {
+	const mib = 1 << 20
+	b, d := blob(3*mib, 21)
+	for _, tc := range []struct {
+		name   string
+		offset int64
+		bufLen int    // the caller's Read buffer
+		want   []byte // the bytes served before DATA_LOSS
+	}{
+		// ByteStream's reads: 1 MiB buffers, one chunk each.
+		{"chunk-sized reads", 0, mib, b[:mib]},
+		// io.Copy's 32 KiB reads take a chunk in parts.
+		{"small reads", 0, 32 << 10, b[:mib]},
+		// A resumed read inside the good first chunk.
+		{"offset in a good chunk", 1000, mib, b[1000:mib]},
+		// A read that starts inside the bad chunk serves nothing.
+		{"offset in the bad chunk", mib + 10, mib, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Why: a flipped byte in the middle chunk of a 3 MiB blob must
+			// end the stream before any byte of that chunk goes out, so a
+			// client never holds a bad byte and the fan-out can resume
+			// from a remote at the failing offset.
+			l := openStore(t, t.TempDir(), store.Options{})
+			put(t, l, b)
+			if !store.HasChunkSumsForTest(l, d) {
+				t.Fatal("Put recorded no chunk sums")
+			}
+			rewrite(t, store.BlobPathForTest(l, d), func(c []byte) []byte { c[mib+mib/2] ^= 0x40; return c })
+			rc, err := l.Get(context.Background(), d, tc.offset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			got, err := readWith(rc, tc.bufLen)
+			if status.Code(err) != codes.DataLoss {
+				t.Fatalf("read = %d bytes, %v; want DATA_LOSS", len(got), err)
+			}
+			if !bytes.Equal(got, tc.want) {
+				t.Fatalf("served %d bytes before DATA_LOSS; want exactly the %d good bytes before the bad chunk", len(got), len(tc.want))
+			}
+			if present(t, l, d) {
+				t.Fatal("corrupt blob still reported present")
+			}
+			if _, err := read(l, d, 0); status.Code(err) != codes.NotFound {
+				t.Fatalf("read after DATA_LOSS = %v, want NOT_FOUND", err)
+			}
+		})
+	}
+}
+
+func TestLocalFileWithoutChunkSumsStillReads(t *testing.T) {
+	// Why: stores written before chunk sums must open and serve their
+	// large blobs, still verified by the whole-file CRC.
+	dir := t.TempDir()
+	l, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, d := blob(3<<20+5, 22)
+	put(t, l, b)
+	if err := store.StripChunkSumsForTest(l, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openStore(t, dir, store.Options{})
+	for _, off := range []int64{0, 1 << 20, int64(len(b))} {
+		if got, err := read(l, d, off); err != nil || !bytes.Equal(got, b[off:]) {
+			t.Fatalf("read at %d = %d bytes, %v; want the %d stored bytes", off, len(got), err, len(b)-int(off))
+		}
+	}
+	rewrite(t, store.BlobPathForTest(l, d), func(c []byte) []byte { c[10] ^= 1; return c })
+	got, err := read(l, d, 0)
+	if status.Code(err) != codes.DataLoss || len(got) >= len(b) {
+		t.Fatalf("read of a corrupt old-format file = %d bytes, %v; want fewer bytes and DATA_LOSS", len(got), err)
+	}
+}
+
+// readWith reads r to the end with Read calls of a buffer of n bytes and
+// returns what was served and the error that ended it (nil at EOF).
+func readWith(r io.Reader, n int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, n)
+	for {
+		m, err := r.Read(buf)
+		out = append(out, buf[:m]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
