@@ -135,6 +135,7 @@ type Local struct {
 
 	pending                   atomic.Int64 // bytes reserved by uploads in progress
 	evictions, verifyFailures atomic.Int64
+	scrubbed, scrubCorrupt    atomic.Int64 // blobs checked by Scrub; found bad by it
 	compactions, movedBytes   atomic.Int64 // packs compacted away; live bytes they rewrote
 	putBytes, getBytes        atomic.Int64
 	flushedTick               atomic.Uint64 // clock value up to which recency is persisted

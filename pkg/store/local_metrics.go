@@ -27,6 +27,8 @@ func registerMetrics(l *Local, reg prometheus.Registerer) (*storeMetrics, error)
 		counter("castd_store_pack_moved_bytes_total", "Bytes of live small blobs that compaction rewrote into the active pack.", l.movedBytes.Load),
 		counter("castd_store_evictions_total", "Blobs evicted to stay under the quota.", l.evictions.Load),
 		counter("castd_store_verify_failures_total", "Stored blobs found corrupt or missing on read, then deleted.", l.verifyFailures.Load),
+		counter("castd_store_scrubbed_blobs_total", "Stored blobs verified by a scrub.", l.scrubbed.Load),
+		counter("castd_store_scrub_corrupt_total", "Stored blobs a scrub found corrupt or missing, then deleted.", l.scrubCorrupt.Load),
 		counter("castd_store_put_bytes_total", "Bytes of blobs newly stored.", l.putBytes.Load),
 		counter("castd_store_get_bytes_total", "Bytes of blobs served.", l.getBytes.Load),
 	}}
