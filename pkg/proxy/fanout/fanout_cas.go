@@ -19,7 +19,9 @@ import (
 //     remote that fails is skipped (its digests go on to the next one);
 //     a local failure is returned. Remote "present" answers are cached
 //     (Options.ExistenceTTL).
-//   - Get serves local hits directly. On a local miss the remotes are
+//   - Get serves local hits directly; a local copy found corrupt while it
+//     is read is fetched again from the remotes and the read completed
+//     from that (see repairingReader). On a local miss the remotes are
 //     tried in order; the first that has the blob streams it into local
 //     (which verifies it; bad bytes are counted, logged and the next remote
 //     tried). The Get that starts the fetch reads the remote's bytes as
@@ -108,10 +110,11 @@ func (c *fanoutCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.
 	}
 	rc, err := c.local.Get(ctx, d, offset)
 	if status.Code(err) != codes.NotFound {
-		if err == nil {
-			c.metrics.localHit()
+		if err != nil {
+			return nil, labelLocal(err)
 		}
-		return rc, labelLocal(err)
+		c.metrics.localHit()
+		return c.repairing(ctx, d, offset, rc), nil
 	}
 	if offset == 0 && d.Size > 0 {
 		return c.getTeeing(ctx, d)

@@ -1,0 +1,152 @@
+package fanout_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/proxy/fanout"
+	"github.com/castd/castd/pkg/store"
+)
+
+const mib = 1 << 20
+
+func TestGetCompletesFromRemoteWhenLocalCopyIsCorrupt(t *testing.T) {
+	data := randomBytes(3*mib, 41)
+	d := digest.OfBytes(data)
+	for _, tc := range []struct {
+		name     string
+		remote   bool  // the remote holds the blob
+		flip     int64 // the byte flipped in the stored file
+		offset   int64
+		wantCode codes.Code
+		wantN    int // bytes served when the read fails
+	}{
+		// The middle chunk is bad: the first MiB comes from local, the
+		// rest from the remote, on one stream, without an error.
+		{"bad middle chunk, remote has it", true, mib + mib/2, 0, codes.OK, 0},
+		// The first chunk is bad: nothing local is served.
+		{"bad first chunk, remote has it", true, 10, 0, codes.OK, 0},
+		// A resumed read past the start, failing at once.
+		{"offset read into the bad chunk, remote has it", true, mib + mib/2, mib + 100, codes.OK, 0},
+		// Nobody has it and nothing went out: a plain miss.
+		{"bad first chunk, no remote has it", false, 10, 0, codes.NotFound, 0},
+		// Nobody has it, the first MiB went out: the stream cannot turn
+		// into a miss any more.
+		{"bad middle chunk, no remote has it", false, mib + mib/2, 0, codes.DataLoss, mib},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Why: a read must never fail because the local copy is bad
+			// while a remote in the pull order has the blob.
+			dir := t.TempDir()
+			local, err := store.Open(dir, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = local.Close() })
+			ctx := context.Background()
+			if err := local.Put(ctx, d, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			remote := store.NewMemory()
+			if tc.remote {
+				if err := remote.Put(ctx, d, bytes.NewReader(data)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flipByte(t, blobFile(dir, d), tc.flip)
+			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+
+			rc, err := c.Get(ctx, d, tc.offset)
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			got, err := readChunks(rc, mib)
+			_ = rc.Close()
+			if status.Code(err) != tc.wantCode {
+				t.Fatalf("read = %d bytes, %v; want %v", len(got), err, tc.wantCode)
+			}
+			if tc.wantCode != codes.OK {
+				if !bytes.Equal(got, data[:tc.wantN]) {
+					t.Fatalf("served %d bytes before the error; want the %d good ones", len(got), tc.wantN)
+				}
+				return
+			}
+			if !bytes.Equal(got, data[tc.offset:]) {
+				t.Fatalf("read %d bytes that differ from the blob's %d", len(got), len(data)-int(tc.offset))
+			}
+			// The local copy was repaired by the verified fetch.
+			lrc, err := local.Get(ctx, d, 0)
+			if err != nil {
+				t.Fatalf("local copy after the read: %v", err)
+			}
+			defer lrc.Close()
+			if again, err := io.ReadAll(lrc); err != nil || !bytes.Equal(again, data) {
+				t.Fatalf("local copy after the read: %d bytes, %v", len(again), err)
+			}
+		})
+	}
+}
+
+// readChunks reads r to the end n bytes at a time, as the ByteStream
+// handler does, returning what was served and the error that ended it.
+func readChunks(r io.Reader, n int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, n)
+	for {
+		m, err := io.ReadFull(r, buf)
+		out = append(out, buf[:m]...)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, uint64(n)))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// blobFile is where the local store in dir keeps the large blob d (its
+// documented layout: dir/cas/<first hash byte>/<hash>-<size>).
+func blobFile(dir string, d digest.Digest) string {
+	return filepath.Join(dir, "cas", d.Hash[:2], d.Hash+"-"+strconv.FormatInt(d.Size, 10))
+}
+
+// flipByte flips one bit of the byte at off in the (read-only) file path,
+// as disk corruption would.
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
