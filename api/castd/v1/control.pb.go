@@ -699,6 +699,140 @@ func (x *ConfigReportResponse) GetReportJson() string {
 	return ""
 }
 
+type ScrubRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bytes of stored blobs read per second; 0 reads as fast as the disk
+	// allows.
+	BytesPerSecond int64 `protobuf:"varint,1,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ScrubRequest) Reset() {
+	*x = ScrubRequest{}
+	mi := &file_castd_v1_control_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubRequest) ProtoMessage() {}
+
+func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_castd_v1_control_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
+func (*ScrubRequest) Descriptor() ([]byte, []int) {
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ScrubRequest) GetBytesPerSecond() int64 {
+	if x != nil {
+		return x.BytesPerSecond
+	}
+	return 0
+}
+
+type ScrubResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Blobs verified, and their bytes.
+	Checked      int64 `protobuf:"varint,1,opt,name=checked,proto3" json:"checked,omitempty"`
+	CheckedBytes int64 `protobuf:"varint,2,opt,name=checked_bytes,json=checkedBytes,proto3" json:"checked_bytes,omitempty"`
+	// Blobs found corrupt or missing, and deleted.
+	Bad int64 `protobuf:"varint,3,opt,name=bad,proto3" json:"bad,omitempty"`
+	// Of the bad blobs, those fetched again (verified) from a remote.
+	Refetched int64 `protobuf:"varint,4,opt,name=refetched,proto3" json:"refetched,omitempty"`
+	// Blobs that could not be read (an I/O error); left in place.
+	Errors        int64                `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
+	Took          *durationpb.Duration `protobuf:"bytes,6,opt,name=took,proto3" json:"took,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrubResponse) Reset() {
+	*x = ScrubResponse{}
+	mi := &file_castd_v1_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrubResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrubResponse) ProtoMessage() {}
+
+func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_castd_v1_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrubResponse.ProtoReflect.Descriptor instead.
+func (*ScrubResponse) Descriptor() ([]byte, []int) {
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ScrubResponse) GetChecked() int64 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
+func (x *ScrubResponse) GetCheckedBytes() int64 {
+	if x != nil {
+		return x.CheckedBytes
+	}
+	return 0
+}
+
+func (x *ScrubResponse) GetBad() int64 {
+	if x != nil {
+		return x.Bad
+	}
+	return 0
+}
+
+func (x *ScrubResponse) GetRefetched() int64 {
+	if x != nil {
+		return x.Refetched
+	}
+	return 0
+}
+
+func (x *ScrubResponse) GetErrors() int64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *ScrubResponse) GetTook() *durationpb.Duration {
+	if x != nil {
+		return x.Took
+	}
+	return nil
+}
+
 var File_castd_v1_control_proto protoreflect.FileDescriptor
 
 const file_castd_v1_control_proto_rawDesc = "" +
@@ -759,11 +893,21 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\fproject_dirs\x18\x01 \x03(\tR\vprojectDirs\"7\n" +
 	"\x14ConfigReportResponse\x12\x1f\n" +
 	"\vreport_json\x18\x01 \x01(\tR\n" +
-	"reportJson2\xed\x01\n" +
+	"reportJson\"8\n" +
+	"\fScrubRequest\x12(\n" +
+	"\x10bytes_per_second\x18\x01 \x01(\x03R\x0ebytesPerSecond\"\xc5\x01\n" +
+	"\rScrubResponse\x12\x18\n" +
+	"\achecked\x18\x01 \x01(\x03R\achecked\x12#\n" +
+	"\rchecked_bytes\x18\x02 \x01(\x03R\fcheckedBytes\x12\x10\n" +
+	"\x03bad\x18\x03 \x01(\x03R\x03bad\x12\x1c\n" +
+	"\trefetched\x18\x04 \x01(\x03R\trefetched\x12\x16\n" +
+	"\x06errors\x18\x05 \x01(\x03R\x06errors\x12-\n" +
+	"\x04took\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04took2\xa7\x02\n" +
 	"\aControl\x12V\n" +
 	"\x0fRegisterProject\x12 .castd.v1.RegisterProjectRequest\x1a!.castd.v1.RegisterProjectResponse\x12;\n" +
 	"\x06Status\x12\x17.castd.v1.StatusRequest\x1a\x18.castd.v1.StatusResponse\x12M\n" +
-	"\fConfigReport\x12\x1d.castd.v1.ConfigReportRequest\x1a\x1e.castd.v1.ConfigReportResponseB-Z+github.com/castd/castd/api/castd/v1;castdpbb\x06proto3"
+	"\fConfigReport\x12\x1d.castd.v1.ConfigReportRequest\x1a\x1e.castd.v1.ConfigReportResponse\x128\n" +
+	"\x05Scrub\x12\x16.castd.v1.ScrubRequest\x1a\x17.castd.v1.ScrubResponseB-Z+github.com/castd/castd/api/castd/v1;castdpbb\x06proto3"
 
 var (
 	file_castd_v1_control_proto_rawDescOnce sync.Once
@@ -777,7 +921,7 @@ func file_castd_v1_control_proto_rawDescGZIP() []byte {
 	return file_castd_v1_control_proto_rawDescData
 }
 
-var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_castd_v1_control_proto_goTypes = []any{
 	(*RegisterProjectRequest)(nil),  // 0: castd.v1.RegisterProjectRequest
 	(*RegisterProjectResponse)(nil), // 1: castd.v1.RegisterProjectResponse
@@ -789,29 +933,34 @@ var file_castd_v1_control_proto_goTypes = []any{
 	(*QueueStatus)(nil),             // 7: castd.v1.QueueStatus
 	(*ConfigReportRequest)(nil),     // 8: castd.v1.ConfigReportRequest
 	(*ConfigReportResponse)(nil),    // 9: castd.v1.ConfigReportResponse
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 11: google.protobuf.Duration
+	(*ScrubRequest)(nil),            // 10: castd.v1.ScrubRequest
+	(*ScrubResponse)(nil),           // 11: castd.v1.ScrubResponse
+	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 13: google.protobuf.Duration
 }
 var file_castd_v1_control_proto_depIdxs = []int32{
-	10, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	11, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	12, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	13, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
 	4,  // 2: castd.v1.StatusResponse.store:type_name -> castd.v1.StoreStatus
 	5,  // 3: castd.v1.StatusResponse.local:type_name -> castd.v1.CacheCounters
 	6,  // 4: castd.v1.StatusResponse.remotes:type_name -> castd.v1.RemoteStatus
 	7,  // 5: castd.v1.StatusResponse.queue:type_name -> castd.v1.QueueStatus
 	5,  // 6: castd.v1.RemoteStatus.counters:type_name -> castd.v1.CacheCounters
-	11, // 7: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
-	0,  // 8: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
-	2,  // 9: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
-	8,  // 10: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
-	1,  // 11: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
-	3,  // 12: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
-	9,  // 13: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	13, // 7: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
+	13, // 8: castd.v1.ScrubResponse.took:type_name -> google.protobuf.Duration
+	0,  // 9: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
+	2,  // 10: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
+	8,  // 11: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
+	10, // 12: castd.v1.Control.Scrub:input_type -> castd.v1.ScrubRequest
+	1,  // 13: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
+	3,  // 14: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
+	9,  // 15: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
+	11, // 16: castd.v1.Control.Scrub:output_type -> castd.v1.ScrubResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_castd_v1_control_proto_init() }
@@ -825,7 +974,7 @@ func file_castd_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_castd_v1_control_proto_rawDesc), len(file_castd_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Control_RegisterProject_FullMethodName = "/castd.v1.Control/RegisterProject"
 	Control_Status_FullMethodName          = "/castd.v1.Control/Status"
 	Control_ConfigReport_FullMethodName    = "/castd.v1.Control/ConfigReport"
+	Control_Scrub_FullMethodName           = "/castd.v1.Control/Scrub"
 )
 
 // ControlClient is the client API for Control service.
@@ -42,6 +43,10 @@ type ControlClient interface {
 	// ConfigReport returns the same report as `castd config check --json`,
 	// computed for the daemon's live configuration.
 	ConfigReport(ctx context.Context, in *ConfigReportRequest, opts ...grpc.CallOption) (*ConfigReportResponse, error)
+	// Scrub verifies every blob in the local store, deletes the corrupt ones
+	// and fetches those again that a remote in a pull order has. It returns
+	// when the pass is over; FAILED_PRECONDITION while another scrub runs.
+	Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (*ScrubResponse, error)
 }
 
 type controlClient struct {
@@ -82,6 +87,16 @@ func (c *controlClient) ConfigReport(ctx context.Context, in *ConfigReportReques
 	return out, nil
 }
 
+func (c *controlClient) Scrub(ctx context.Context, in *ScrubRequest, opts ...grpc.CallOption) (*ScrubResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScrubResponse)
+	err := c.cc.Invoke(ctx, Control_Scrub_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -96,6 +111,10 @@ type ControlServer interface {
 	// ConfigReport returns the same report as `castd config check --json`,
 	// computed for the daemon's live configuration.
 	ConfigReport(context.Context, *ConfigReportRequest) (*ConfigReportResponse, error)
+	// Scrub verifies every blob in the local store, deletes the corrupt ones
+	// and fetches those again that a remote in a pull order has. It returns
+	// when the pass is over; FAILED_PRECONDITION while another scrub runs.
+	Scrub(context.Context, *ScrubRequest) (*ScrubResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -114,6 +133,9 @@ func (UnimplementedControlServer) Status(context.Context, *StatusRequest) (*Stat
 }
 func (UnimplementedControlServer) ConfigReport(context.Context, *ConfigReportRequest) (*ConfigReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConfigReport not implemented")
+}
+func (UnimplementedControlServer) Scrub(context.Context, *ScrubRequest) (*ScrubResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Scrub not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -190,6 +212,24 @@ func _Control_ConfigReport_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_Scrub_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScrubRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).Scrub(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_Scrub_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).Scrub(ctx, req.(*ScrubRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +248,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConfigReport",
 			Handler:    _Control_ConfigReport_Handler,
+		},
+		{
+			MethodName: "Scrub",
+			Handler:    _Control_Scrub_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
