@@ -63,6 +63,9 @@ func (l *Local) openChunked(k blobKey, e entry, f *os.File, offset int64) io.Rea
 		return nil
 	}
 	start := offset / chunkSize * chunkSize
+	if offset == k.size {
+		start = offset // nothing to read, not even the last chunk
+	}
 	return &chunkReader{l: l, k: k, f: f, sums: sums, pos: start, skip: int(offset - start)}
 }
 

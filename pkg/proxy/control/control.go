@@ -27,6 +27,8 @@ type Info struct {
 	Listeners func() []string
 	// StoreDir is the local store's directory.
 	StoreDir string
+	// Scrubber serves Scrub; nil makes Scrub UNIMPLEMENTED.
+	Scrubber *Scrubber
 }
 
 // Server implements castdpb.ControlServer over a remotes.Set. Safe for
