@@ -95,6 +95,10 @@ type Cache struct {
 	// RecacheProjectContent controls whether content pulled from
 	// project-recommended remotes is kept in the local store.
 	RecacheProjectContent bool `json:"recache-project-content"`
+	// ScrubInterval is how often the whole local store is verified in the
+	// background (corrupt blobs deleted and refetched); zero, the default,
+	// turns the background scrub off.
+	ScrubInterval time.Duration `json:"scrub-interval"`
 }
 
 // LocalExecution configures actions run on this machine.

@@ -57,6 +57,7 @@ var settings = []setting{
 	{"cache.low-watermark", "string", "percentage of the quota eviction frees down to (default 80%)"},
 	{"cache.reserved-disk-space", "string", "free space always left on the filesystem (default " + DefaultReservedDiskSpace + ")"},
 	{"cache.recache-project-content", "bool", "keep content pulled from project-recommended remotes in the local store (default true)"},
+	{"cache.scrub-interval", "string", "verify the whole store in the background this often, e.g. 24h (default 0: off)"},
 	{"local-execution.jobs", "int", "concurrent local actions (default: number of CPUs)"},
 	{"local-execution.sandbox", "string", "none or bwrap (default none)"},
 	{"local-execution.workdir", "string", "staging directory for local actions"},

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/spf13/pflag"
@@ -107,9 +108,9 @@ func TestLoadLayers(t *testing.T) {
 		{
 			name: "environment over file",
 			why:  "CASTD_* variables override the file key by key",
-			env:  []string{"CASTD_LOG_LEVEL=debug", "CASTD_CACHE_QUOTA=10%", "CASTD_LOCAL_EXECUTION_JOBS=3", "CASTD_LISTEN=unix:/tmp/a.sock, grpc://127.0.0.1:8980"},
+			env:  []string{"CASTD_LOG_LEVEL=debug", "CASTD_CACHE_QUOTA=10%", "CASTD_LOCAL_EXECUTION_JOBS=3", "CASTD_LISTEN=unix:/tmp/a.sock, grpc://127.0.0.1:8980", "CASTD_CACHE_SCRUB_INTERVAL=12h"},
 			check: func(t *testing.T, cfg *policy.Config) {
-				if cfg.LogLevel != "debug" || cfg.Cache.Quota.Percent != 10 || cfg.Cache.LowWatermark != 70 || cfg.LocalExecution.Jobs != 3 {
+				if cfg.LogLevel != "debug" || cfg.Cache.Quota.Percent != 10 || cfg.Cache.LowWatermark != 70 || cfg.LocalExecution.Jobs != 3 || cfg.Cache.ScrubInterval != 12*time.Hour {
 					t.Errorf("cfg = %+v", cfg)
 				}
 				if len(cfg.Listen) != 2 || cfg.Listen[1].String() != "grpc://127.0.0.1:8980" {
@@ -173,6 +174,12 @@ func TestLoadLayerErrors(t *testing.T) {
 			why:  "integers are parsed before merging and the error names the variable",
 			env:  []string{"CASTD_LOCAL_EXECUTION_JOBS=many"},
 			want: `$CASTD_LOCAL_EXECUTION_JOBS: local-execution.jobs: expected an integer, found "many"`,
+		},
+		{
+			name:  "bad scrub interval",
+			why:   "cache.scrub-interval is a duration; the error names the flag and the key",
+			flags: []string{"--cache.scrub-interval=daily"},
+			want:  `--cache.scrub-interval: cache.scrub-interval: expected a duration such as 90s or 10m (or whole seconds), found "daily"`,
 		},
 		{
 			name:  "bad flag value",

@@ -17,7 +17,7 @@ var (
 	}
 	listenTLSKeys  = []string{"server-cert", "server-key", "client-ca"}
 	listenAuthKeys = []string{"access-token"}
-	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content"}
+	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "scrub-interval"}
 	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout"}
 	projectKeys    = []string{"artifacts", "source-caches", "remote-execution"}
 	logLevels      = []string{"debug", "info", "warn", "error"}
@@ -295,6 +295,9 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 	}
 	if x, ok := m["recache-project-content"]; ok && x != nil {
 		c.RecacheProjectContent, _ = d.boolean(childPath(path, "recache-project-content"), x)
+	}
+	if x, ok := m["scrub-interval"]; ok && x != nil {
+		c.ScrubInterval = d.duration(childPath(path, "scrub-interval"), x)
 	}
 }
 
