@@ -16,6 +16,7 @@ import (
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
+	"github.com/castd/castd/pkg/proxy/control"
 	"github.com/castd/castd/pkg/proxy/execution"
 	"github.com/castd/castd/pkg/proxy/remotes"
 	"github.com/castd/castd/pkg/store"
@@ -35,6 +36,7 @@ type castdDaemon struct {
 	store     *store.Local
 	remotes   *remotes.Set
 	exec      *execution.Server
+	scrubber  *control.Scrubber
 	server    *grpc.Server
 	health    *health.Server // NOT_SERVING from the start of a drain
 	listeners []boundListener
@@ -80,7 +82,8 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		UpdateEnabled:          d.remotes.UpdateEnabled,
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
 	d.exec.RegisterOperations(d.server)
-	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames)
+	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
+	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.scrubber)
 	registerAssets(d.server, d.remotes, log)
 	if d.listeners, err = systemdListeners(); err != nil {
 		return nil, err
@@ -193,6 +196,9 @@ func (d *castdDaemon) closeAll() error {
 	}
 	if d.exec != nil {
 		d.exec.Close() // running actions stop before the storage they write
+	}
+	if d.scrubber != nil {
+		d.scrubber.Stop() // refetches through the remotes, reads the store
 	}
 	if d.remotes != nil {
 		d.remotes.Close(writebackDrain) // after the server, before the store

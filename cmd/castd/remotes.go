@@ -44,13 +44,26 @@ func listenAuthOptions(cfg *policy.Config, log *slog.Logger) ([]grpc.ServerOptio
 }
 
 // registerControl adds castd.v1.Control to s.
-func registerControl(s *grpc.Server, cfg *policy.Config, set *remotes.Set, local *store.Local, storeDir string, listeners func() []string) {
+func registerControl(s *grpc.Server, cfg *policy.Config, set *remotes.Set, local *store.Local, storeDir string, listeners func() []string, scrubber *control.Scrubber) {
 	castdpb.RegisterControlServer(s, control.New(cfg, set, local, control.Info{
 		Version:   version,
 		StartTime: time.Now(),
 		Listeners: listeners,
 		StoreDir:  storeDir,
+		Scrubber:  scrubber,
 	}))
+}
+
+// startScrubber returns the scrubber that Control/Scrub runs, already
+// scrubbing every cache.scrub-interval in the background when that is set.
+// Stop it before the remotes and the store close.
+func startScrubber(cfg *policy.Config, local *store.Local, set *remotes.Set, reg prometheus.Registerer, log *slog.Logger) *control.Scrubber {
+	sc := control.NewScrubber(local, set, control.ScrubberOptions{Logger: log, Registerer: reg})
+	if iv := cfg.Cache.ScrubInterval; iv > 0 {
+		sc.Start(iv, control.DefaultScrubRate)
+		log.Info("background scrub enabled", "interval", iv.String(), "bytes_per_second", control.DefaultScrubRate)
+	}
+	return sc
 }
 
 // registerAssets adds the Remote Asset Fetch and Push services to s,
