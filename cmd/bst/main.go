@@ -13,6 +13,7 @@
 //	bst artifact push|pull NAME DIR
 //	bst source push|pull KEY DIR
 //	bst config check [--project DIR]... [--json]
+//	bst scrub [--rate BYTES] [--json]
 //	bst completion bash|zsh|fish
 //
 // Exit codes: 0 success, 1 the request or action failed, 2 usage error;

@@ -46,6 +46,7 @@ Exit codes: 0 success, 1 the request or action failed, 2 usage error;
 	root.AddCommand(
 		newStatusCmd(a), newRemotesCmd(a), newConfigCmd(a), newRunCmd(a),
 		newCASCmd(a), newACCmd(a), newAssetCmd(a, "artifact"), newAssetCmd(a, "source"),
+		newScrubCmd(a),
 	)
 	return root
 }
