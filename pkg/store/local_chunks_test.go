@@ -108,3 +108,25 @@ func readWith(r io.Reader, n int) ([]byte, error) {
 		}
 	}
 }
+
+func TestLocalChunkedReadsFromAnyOffset(t *testing.T) {
+	// Why: resumed ByteStream reads start anywhere, on or off a chunk
+	// boundary, up to the very end; each gets exactly the blob's suffix.
+	const mib = 1 << 20
+	l := openStore(t, t.TempDir(), store.Options{})
+	b, d := blob(2*mib+5, 23)
+	put(t, l, b)
+	for _, off := range []int64{0, 1, mib - 1, mib, mib + 1, 2 * mib, 2*mib + 4, 2*mib + 5} {
+		for _, bufLen := range []int{32 << 10, mib, 3 * mib} {
+			rc, err := l.Get(context.Background(), d, off)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := readWith(rc, bufLen)
+			_ = rc.Close()
+			if err != nil || !bytes.Equal(got, b[off:]) {
+				t.Fatalf("read at %d with %d-byte reads = %d bytes, %v; want the %d-byte suffix", off, bufLen, len(got), err, len(b)-int(off))
+			}
+		}
+	}
+}

@@ -37,20 +37,14 @@ type repairingReader struct {
 }
 
 func (c *fanoutCAS) repairing(ctx context.Context, d digest.Digest, offset int64, rc io.ReadCloser) io.ReadCloser {
-	if len(c.remotes) == 0 {
-		return rc
-	}
 	return &repairingReader{c: c, ctx: ctx, d: d, rc: rc, start: offset, pos: offset}
 }
 
 func (r *repairingReader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
 	r.pos += int64(n)
-	if err == nil || err == io.EOF {
+	if err == nil || err == io.EOF || status.Code(err) != codes.DataLoss || r.repaired {
 		return n, err
-	}
-	if status.Code(err) != codes.DataLoss || r.repaired {
-		return n, labelLocal(err)
 	}
 	if rerr := r.repair(err); rerr != nil {
 		return n, rerr

@@ -20,12 +20,21 @@ import (
 
 const mib = 1 << 20
 
+// remoteHas is what the one remote of a test holds.
+type remoteHas int
+
+const (
+	hasIt    remoteHas = iota // the blob
+	lacksIt                   // nothing
+	noRemote                  // there is no remote
+)
+
 func TestGetCompletesFromRemoteWhenLocalCopyIsCorrupt(t *testing.T) {
 	data := randomBytes(3*mib, 41)
 	d := digest.OfBytes(data)
 	for _, tc := range []struct {
 		name     string
-		remote   bool  // the remote holds the blob
+		remote   remoteHas
 		flip     int64 // the byte flipped in the stored file
 		offset   int64
 		wantCode codes.Code
@@ -33,16 +42,18 @@ func TestGetCompletesFromRemoteWhenLocalCopyIsCorrupt(t *testing.T) {
 	}{
 		// The middle chunk is bad: the first MiB comes from local, the
 		// rest from the remote, on one stream, without an error.
-		{"bad middle chunk, remote has it", true, mib + mib/2, 0, codes.OK, 0},
+		{"bad middle chunk, remote has it", hasIt, mib + mib/2, 0, codes.OK, 0},
 		// The first chunk is bad: nothing local is served.
-		{"bad first chunk, remote has it", true, 10, 0, codes.OK, 0},
+		{"bad first chunk, remote has it", hasIt, 10, 0, codes.OK, 0},
 		// A resumed read past the start, failing at once.
-		{"offset read into the bad chunk, remote has it", true, mib + mib/2, mib + 100, codes.OK, 0},
+		{"offset read into the bad chunk, remote has it", hasIt, mib + mib/2, mib + 100, codes.OK, 0},
 		// Nobody has it and nothing went out: a plain miss.
-		{"bad first chunk, no remote has it", false, 10, 0, codes.NotFound, 0},
+		{"bad first chunk, no remote has it", lacksIt, 10, 0, codes.NotFound, 0},
 		// Nobody has it, the first MiB went out: the stream cannot turn
 		// into a miss any more.
-		{"bad middle chunk, no remote has it", false, mib + mib/2, 0, codes.DataLoss, mib},
+		{"bad middle chunk, no remote has it", lacksIt, mib + mib/2, 0, codes.DataLoss, mib},
+		// No remote configured at all: the same rules.
+		{"bad first chunk, no remote configured", noRemote, 10, 0, codes.NotFound, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Why: a read must never fail because the local copy is bad
@@ -58,13 +69,17 @@ func TestGetCompletesFromRemoteWhenLocalCopyIsCorrupt(t *testing.T) {
 				t.Fatal(err)
 			}
 			remote := store.NewMemory()
-			if tc.remote {
+			if tc.remote == hasIt {
 				if err := remote.Put(ctx, d, bytes.NewReader(data)); err != nil {
 					t.Fatal(err)
 				}
 			}
 			flipByte(t, blobFile(dir, d), tc.flip)
-			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+			tiers := []fanout.Tier{{Name: "r1", CAS: remote}}
+			if tc.remote == noRemote {
+				tiers = nil
+			}
+			c := fanout.NewCAS(local, tiers, fanout.Options{})
 
 			rc, err := c.Get(ctx, d, tc.offset)
 			if err != nil {
