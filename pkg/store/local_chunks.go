@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/grpc/status"
 )
 
 // A file blob is verified chunk by chunk: Put records a CRC-32C for every
@@ -136,7 +137,28 @@ func (r *chunkReader) readChunk(b []byte) error {
 }
 
 func (r *chunkReader) corrupt(why string) error {
-	return corruptFile(r.l, r.k, why)
+	return &prefixVerifiedError{status.Convert(corruptFile(r.l, r.k, why))}
+}
+
+// prefixVerifiedError is the DATA_LOSS of a chunkReader: every byte it
+// returned before was verified.
+type prefixVerifiedError struct{ s *status.Status }
+
+func (e *prefixVerifiedError) Error() string { return e.s.Err().Error() }
+
+// GRPCStatus makes status.Code and status.Convert see the DATA_LOSS.
+func (e *prefixVerifiedError) GRPCStatus() *status.Status { return e.s }
+
+// PrefixVerified reports whether err, returned by a Read of a reader from
+// Local.Get, ended a stream whose earlier bytes were all verified: the
+// blob was found corrupt (and deleted) at a chunk none of whose bytes went
+// out, so the caller may complete the stream from another copy at the
+// offset reached. It is false for any other error, including the DATA_LOSS
+// of a file stored before chunk sums, which is found only once its bytes
+// have been returned.
+func PrefixVerified(err error) bool {
+	var pv *prefixVerifiedError
+	return errors.As(err, &pv)
 }
 
 // Close releases the file, the buffer and the pin. Idempotent.

@@ -47,8 +47,8 @@ func TestLocalCorruptChunkFailsBeforeItsBytes(t *testing.T) {
 			}
 			defer rc.Close()
 			got, err := readWith(rc, tc.bufLen)
-			if status.Code(err) != codes.DataLoss {
-				t.Fatalf("read = %d bytes, %v; want DATA_LOSS", len(got), err)
+			if status.Code(err) != codes.DataLoss || !store.PrefixVerified(err) {
+				t.Fatalf("read = %d bytes, %v; want DATA_LOSS after verified bytes only", len(got), err)
 			}
 			if !bytes.Equal(got, tc.want) {
 				t.Fatalf("served %d bytes before DATA_LOSS; want exactly the %d good bytes before the bad chunk", len(got), len(tc.want))
@@ -89,6 +89,9 @@ func TestLocalFileWithoutChunkSumsStillReads(t *testing.T) {
 	got, err := read(l, d, 0)
 	if status.Code(err) != codes.DataLoss || len(got) >= len(b) {
 		t.Fatalf("read of a corrupt old-format file = %d bytes, %v; want fewer bytes and DATA_LOSS", len(got), err)
+	}
+	if store.PrefixVerified(err) {
+		t.Fatal("an old-format file served unverified bytes, but its DATA_LOSS claims they were verified")
 	}
 }
 

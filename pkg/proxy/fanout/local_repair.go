@@ -8,18 +8,21 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 // repairingReader serves a local hit and survives a corrupt local copy. The
 // local store checks a file blob chunk by chunk before handing bytes out
 // and, at the first bad chunk, deletes the blob and fails the Read with
-// DATA_LOSS, every byte served so far being good. The reader then fetches
-// the blob again exactly as a miss would (getTeeing: the first remote in
-// pull order that has it, its bytes hashed against the digest as they are
-// stored, so the whole blob is verified and the local copy repaired),
-// skips what the client already has and goes on at the same offset. A
-// client therefore never sees the local damage while a remote has the
-// blob.
+// DATA_LOSS, every byte served so far being good (store.PrefixVerified).
+// The reader then fetches the blob again exactly as a miss would
+// (getTeeing: the first remote in pull order that has it, its bytes hashed
+// against the digest as they are stored, so the whole blob is verified and
+// the local copy repaired), skips what the client already has and goes on
+// at the same offset. A client therefore never sees the local damage while
+// a remote has the blob. Any other error, including the DATA_LOSS of a
+// file stored before chunk sums (found only after its bytes went out, so
+// possibly bad ones), is passed on unrepaired.
 //
 // If no remote has it, the client gets NOT_FOUND when nothing was served
 // yet (the blob is gone everywhere reachable: a plain miss, which a client
@@ -43,7 +46,7 @@ func (c *fanoutCAS) repairing(ctx context.Context, d digest.Digest, offset int64
 func (r *repairingReader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
 	r.pos += int64(n)
-	if err == nil || err == io.EOF || status.Code(err) != codes.DataLoss || r.repaired {
+	if err == nil || err == io.EOF || !store.PrefixVerified(err) || r.repaired {
 		return n, err
 	}
 	if rerr := r.repair(err); rerr != nil {

@@ -165,3 +165,43 @@ func flipByte(t *testing.T, path string, off int64) {
 		t.Fatal(err)
 	}
 }
+
+func TestGetDoesNotRepairAfterUnverifiedBytes(t *testing.T) {
+	// Why: a local reader whose DATA_LOSS comes after it returned bytes it
+	// had not verified (a file stored before chunk sums) may have served
+	// bad ones; completing that stream from a remote would hand the client
+	// a whole blob with bad bytes in it and no error.
+	data := randomBytes(2*mib, 42)
+	d := digest.OfBytes(data)
+	remote := store.NewMemory()
+	if err := remote.Put(context.Background(), d, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	c := fanout.NewCAS(unverifiedLossCAS{store.NewMemory(), data[:mib]}, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+	rc, err := c.Get(context.Background(), d, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := readChunks(rc, mib)
+	if status.Code(err) != codes.DataLoss || len(got) != mib {
+		t.Fatalf("read = %d bytes, %v; want the %d bytes served and then DATA_LOSS", len(got), err, mib)
+	}
+}
+
+// unverifiedLossCAS is a local store that "has" every blob and serves
+// prefix, then fails with a plain DATA_LOSS.
+type unverifiedLossCAS struct {
+	store.CAS
+	prefix []byte
+}
+
+func (u unverifiedLossCAS) Get(context.Context, digest.Digest, int64) (io.ReadCloser, error) {
+	return io.NopCloser(io.MultiReader(bytes.NewReader(u.prefix), failingReader{})), nil
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) {
+	return 0, status.Error(codes.DataLoss, "local store: stored bytes are corrupt")
+}
