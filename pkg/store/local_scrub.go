@@ -192,10 +192,12 @@ func newPacer(opts ScrubOptions) *pacer {
 	return p
 }
 
-// wait accounts n bytes read and waits until they are due at the rate.
+// wait accounts n bytes read and waits until they are due at the rate. It
+// fails once ctx has ended, so that a large file does not hold up
+// shutdown.
 func (p *pacer) wait(ctx context.Context, n int64) error {
 	if p.rate <= 0 {
-		return nil
+		return ctx.Err()
 	}
 	p.done += n
 	due := p.start.Add(time.Duration(float64(p.done) / float64(p.rate) * float64(time.Second)))
