@@ -54,6 +54,7 @@ func (q *Queue) pushBlobs(ctx context.Context, s *Sink, ds []digest.Digest) []er
 	}
 	missing, err := s.CAS.FindMissing(ctx, ds)
 	if err != nil {
+		err = fromRemote(RoleCAS, err)
 		for i := range errs {
 			errs[i] = err
 		}
@@ -86,7 +87,7 @@ func (q *Queue) copyBlob(ctx context.Context, s *Sink, d digest.Digest) error {
 		return err
 	}
 	defer rc.Close()
-	return s.CAS.Put(ctx, d, rc)
+	return fromRemote(RoleCAS, s.CAS.Put(ctx, d, rc))
 }
 
 // pushActionResult pushes every blob the local result of e references that
@@ -111,5 +112,5 @@ func (q *Queue) pushActionResult(ctx context.Context, s *Sink, e *Entry) error {
 			return err
 		}
 	}
-	return s.ActionCache.UpdateActionResult(ctx, e.Digest, ar)
+	return fromRemote(RoleActionCache, s.ActionCache.UpdateActionResult(ctx, e.Digest, ar))
 }
