@@ -50,6 +50,15 @@ func fromRemote(role Role, err error) error {
 	return remoteError{role: role, err: err}
 }
 
+// message is err's status message, without the remote label.
+func message(err error) string {
+	var re remoteError
+	if errors.As(err, &re) {
+		err = re.err
+	}
+	return status.Convert(err).Message()
+}
+
 // refusal returns the role and code when err is a remote's answer that no
 // retry can change: the remote lacks the API, denies us, or rejects the
 // request. UNAUTHENTICATED counts only because the upstream client has
@@ -94,7 +103,7 @@ func (q *Queue) park(rq *remoteQueue, role Role, code codes.Code, err error) {
 	if _, ok := rq.parked[role]; ok {
 		return
 	}
-	msg := status.Convert(err).Message()
+	msg := message(err)
 	rq.parked[role] = parking{code: code, message: msg, since: time.Now()}
 	q.opts.Logger.Warn("write-back: remote refuses pushes; its entries of this role stay queued but are not retried until castd restarts",
 		"remote", rq.name, "role", string(role), "code", code.String(), "err", msg)

@@ -31,10 +31,11 @@ type Queue struct {
 	started bool
 	closed  bool // Close returned: no more record changes
 
-	ctx    context.Context // cancelled when the drain time is over
-	cancel context.CancelFunc
-	drain  chan struct{} // closed by Close: workers stop once empty
-	wg     sync.WaitGroup
+	ctx       context.Context // cancelled when the drain time is over
+	cancel    context.CancelFunc
+	drain     chan struct{} // closed by Close: workers stop once empty
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // remoteQueue is one target's pending entries, in enqueue order.
@@ -163,8 +164,16 @@ const closeGrace = time.Second
 // is first. At the timeout it cancels the pushes in flight and waits at
 // most closeGrace for them, so it returns in about timeout whatever the
 // remotes do. Entries not pushed stay persisted for the next start. It
-// returns the number of entries left. Call it once.
+// returns the number of entries left. A second Close only counts them.
 func (q *Queue) Close(timeout time.Duration) int {
+	q.closeOnce.Do(func() { q.shutdown(timeout) })
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total
+}
+
+// shutdown drains and stops the workers (see Close).
+func (q *Queue) shutdown(timeout time.Duration) {
 	close(q.drain)
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
@@ -178,9 +187,8 @@ func (q *Queue) Close(timeout time.Duration) int {
 	}
 	q.cancel()
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.closed = true
-	return q.total
+	q.mu.Unlock()
 }
 
 // awaitCancelled waits up to closeGrace for the workers after cancel.

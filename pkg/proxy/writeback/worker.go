@@ -147,7 +147,7 @@ func (q *Queue) succeeded(rq *remoteQueue) {
 // failed counts a failed attempt; the caller holds mu.
 func (q *Queue) failed(rq *remoteQueue, err error) {
 	rq.failures++
-	rq.lastError = status.Convert(err).Message()
+	rq.lastError = message(err)
 	q.metrics.failures.WithLabelValues(rq.name).Inc()
 }
 
