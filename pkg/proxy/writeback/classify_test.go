@@ -88,13 +88,13 @@ func TestQueueParksRolesRefusedForGood(t *testing.T) {
 				t.Fatal(err)
 			}
 			q.Register("remote", writeback.Sink{CAS: remote.flakyRemote, ActionCache: remote})
-			q.Start()
 			actions := []digest.Digest{putActionResult(t, s), putActionResult(t, s)}
-			for _, a := range actions {
+			for _, a := range actions { // before Start: both in the first batch
 				if err := q.Enqueue(context.Background(), writeback.KindActionResult, a, "inst", userTarget); err != nil {
 					t.Fatal(err)
 				}
 			}
+			q.Start()
 			eventually(t, "the action-cache role parked", func() bool { return len(q.Stats().Remotes["remote"].Parked) == 1 })
 			blob := putRandom(t, s, 70)
 			if err := q.Enqueue(context.Background(), writeback.KindBlob, blob, "", userTarget); err != nil {

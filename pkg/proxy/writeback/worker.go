@@ -113,6 +113,8 @@ func (q *Queue) finish(rq *remoteQueue, batch []*Entry, results []error) {
 		case err == nil:
 			q.succeeded(rq)
 			done[e] = true
+		case errors.Is(err, errSkipped):
+			// Parked with its role by an earlier refusal in this batch.
 		case errors.As(err, &perm):
 			q.failed(rq, err)
 			q.opts.Logger.Warn("write-back: giving up on an entry", "remote", rq.name, "kind", e.Kind.String(), "digest", e.Digest.String(), "err", err)
