@@ -45,8 +45,8 @@ func TestWritebackParksRefusedRoleUntilRestart(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("bst status --json: %v\n%s", err, r.stdout)
 	}
-	if p := st.Queue.Parked; len(p) != 1 || p[0].Role != "cas" || p[0].Code != "Unauthenticated" || p[0].Entries != 1 {
-		t.Errorf("bst status parked = %+v, want the cas role parked with Unauthenticated and 1 entry", p)
+	if p := st.Queue.Parked; len(p) != 1 || p[0].Role != "cas" || p[0].Code != "Unauthenticated" || p[0].Entries != 2 {
+		t.Errorf("bst status parked = %+v, want the cas role parked with Unauthenticated and 2 entries (the action result waits for its blob)", p)
 	}
 	if text := bst(t, ws.socket, "", "status").stdout; !strings.Contains(text, "cas refused with Unauthenticated") {
 		t.Errorf("bst status does not show the parked role:\n%s", text)

@@ -139,20 +139,23 @@ func (q *Queue) Stats() Stats {
 }
 
 // parkedRoles lists rq's parked roles, sorted, with the entries waiting
-// for each; the caller holds mu.
+// for each (an action result or asset waiting only because the CAS role is
+// parked counts for the CAS role); the caller holds mu.
 func (rq *remoteQueue) parkedRoles() []ParkedRole {
 	if len(rq.parked) == 0 {
 		return nil
 	}
+	waiting := map[Role]int{}
+	for _, e := range rq.entries {
+		if _, ok := rq.parked[e.Kind.role()]; ok {
+			waiting[e.Kind.role()]++
+		} else if rq.blocked(e) {
+			waiting[RoleCAS]++ // its content goes through the parked CAS role
+		}
+	}
 	var out []ParkedRole
 	for role, p := range rq.parked {
-		n := 0
-		for _, e := range rq.entries {
-			if e.Kind.role() == role {
-				n++
-			}
-		}
-		out = append(out, ParkedRole{Role: role, Code: p.code, Message: p.message, Since: p.since, Entries: n})
+		out = append(out, ParkedRole{Role: role, Code: p.code, Message: p.message, Since: p.since, Entries: waiting[role]})
 	}
 	slices.SortFunc(out, func(a, b ParkedRole) int { return strings.Compare(string(a.Role), string(b.Role)) })
 	return out
