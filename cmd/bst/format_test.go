@@ -27,7 +27,9 @@ func fixedStatus() *castdpb.StatusResponse {
 			Origin: "user", Push: true, Health: "down", Breaker: "open", LastError: "connection refused",
 			Counters: &castdpb.CacheCounters{Hits: 5, Misses: 2}, QueueDepth: 7,
 		}},
-		Queue: &castdpb.QueueStatus{Depth: 7, OldestAge: durationpb.New(2 * time.Second), Failures: 4, Completed: 9},
+		Queue: &castdpb.QueueStatus{Depth: 7, OldestAge: durationpb.New(2 * time.Second), Failures: 4, Completed: 9, HeldBytes: 3 << 20,
+			Parked: []*castdpb.ParkedRole{{Remote: "cache.example.com:11001/main", Role: "action-cache", Code: "Unimplemented",
+				Message: "unknown service", Entries: 5, Since: timestamppb.New(time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC))}}},
 	}
 }
 
@@ -59,6 +61,10 @@ func TestStatusJSON(t *testing.T) {
 		"remote.queue":      {remote["queue_depth"], 7.0},
 		"queue.depth":       {queue["depth"], 7.0},
 		"queue.oldest_age":  {queue["oldest_age_seconds"], 2.0},
+		"queue.held_bytes":  {queue["held_bytes"], float64(3 << 20)},
+		"queue.parked.role": {queue["parked"].([]any)[0].(map[string]any)["role"], "action-cache"},
+		"queue.parked.code": {queue["parked"].([]any)[0].(map[string]any)["code"], "Unimplemented"},
+		"queue.parked.n":    {queue["parked"].([]any)[0].(map[string]any)["entries"], 5.0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if c.got != c.want {
@@ -76,7 +82,8 @@ func TestStatusText(t *testing.T) {
 		"castd v1.2.3: running, up 1h30m0s", "1.0 GiB of 4.0 GiB (25%)", "42 objects",
 		"30 hits, 10 misses (75% hit rate)", "7 pending (oldest 2s)",
 		"grpcs://cache.example.com:11001 (instance main)  [storage,index] origin user, push yes",
-		"health down, breaker open", "last error: connection refused",
+		"health down, breaker open", "last error: connection refused", "3.0 MiB held in the store",
+		"parked:   cache.example.com:11001/main action-cache refused with Unimplemented (5 entries kept",
 	} {
 		t.Run(want, func(t *testing.T) {
 			if !strings.Contains(buf.String(), want) {

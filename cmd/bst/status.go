@@ -57,10 +57,22 @@ type remoteJSON struct {
 }
 
 type queueJSON struct {
-	Depth            int64   `json:"depth"`
-	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
-	Failures         int64   `json:"failures"`
-	Completed        int64   `json:"completed"`
+	Depth            int64        `json:"depth"`
+	OldestAgeSeconds float64      `json:"oldest_age_seconds"`
+	Failures         int64        `json:"failures"`
+	Completed        int64        `json:"completed"`
+	HeldBytes        int64        `json:"held_bytes"`
+	Parked           []parkedJSON `json:"parked"`
+}
+
+// parkedJSON is a push remote's role that refused pushes for good.
+type parkedJSON struct {
+	Remote  string `json:"remote"`
+	Role    string `json:"role"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Entries int64  `json:"entries"`
+	Since   string `json:"since"`
 }
 
 func newStatusCmd(a *app) *cobra.Command {
@@ -120,7 +132,11 @@ func toStatusJSON(socket string, r *castdpb.StatusResponse) statusJSON {
 		Objects: st.GetObjects(), Evictions: st.GetEvictions(), VerifyFailures: st.GetVerifyFailures()}
 	q := r.GetQueue()
 	s.Queue = queueJSON{Depth: q.GetDepth(), OldestAgeSeconds: q.GetOldestAge().AsDuration().Seconds(),
-		Failures: q.GetFailures(), Completed: q.GetCompleted()}
+		Failures: q.GetFailures(), Completed: q.GetCompleted(), HeldBytes: q.GetHeldBytes(), Parked: []parkedJSON{}}
+	for _, p := range q.GetParked() {
+		s.Queue.Parked = append(s.Queue.Parked, parkedJSON{Remote: p.GetRemote(), Role: p.GetRole(), Code: p.GetCode(),
+			Message: p.GetMessage(), Entries: p.GetEntries(), Since: p.GetSince().AsTime().UTC().Format(time.RFC3339)})
+	}
 	for _, rm := range r.GetRemotes() {
 		s.Remotes = append(s.Remotes, remoteJSON{
 			URL: rm.GetUrl(), InstanceName: rm.GetInstanceName(), Roles: append([]string{}, rm.GetRoles()...),
@@ -145,8 +161,12 @@ func writeStatusText(w io.Writer, r *castdpb.StatusResponse) {
 		st.GetDir(), st.GetObjects(), st.GetEvictions(), st.GetVerifyFailures())
 	fmt.Fprintf(w, "local:      %s\n", hitsText(r.GetLocal()))
 	q := r.GetQueue()
-	fmt.Fprintf(w, "write-back: %d pending (oldest %s), %d done, %d failed attempts\n",
-		q.GetDepth(), q.GetOldestAge().AsDuration().Round(time.Second), q.GetCompleted(), q.GetFailures())
+	fmt.Fprintf(w, "write-back: %d pending (oldest %s), %d done, %d failed attempts, %s held in the store\n",
+		q.GetDepth(), q.GetOldestAge().AsDuration().Round(time.Second), q.GetCompleted(), q.GetFailures(), humanBytes(q.GetHeldBytes()))
+	for _, p := range q.GetParked() {
+		fmt.Fprintf(w, "  parked:   %s %s refused with %s (%d entries kept, retried after a restart): %s\n",
+			p.GetRemote(), p.GetRole(), p.GetCode(), p.GetEntries(), p.GetMessage())
+	}
 	if len(r.GetRemotes()) == 0 {
 		fmt.Fprintln(w, "remotes:    none (local store only)")
 		return

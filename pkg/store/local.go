@@ -58,6 +58,7 @@ type Stats struct {
 	QuotaBytes     int64 // effective quota; 0 means unlimited
 	Objects        int64 // stored blobs
 	Evictions      int64 // blobs evicted since Open
+	HeldBytes      int64 // bytes of blobs held against eviction (Hold)
 	VerifyFailures int64 // corrupt or missing blobs found and dropped since Open
 	Loaded         bool  // whether the in-memory index has been rebuilt
 }
@@ -269,6 +270,7 @@ func (l *Local) Stats() Stats {
 		QuotaBytes:     l.quota,
 		Objects:        l.ix.objects.Load(),
 		Evictions:      l.evictions.Load(),
+		HeldBytes:      l.HeldBytes(),
 		VerifyFailures: l.verifyFailures.Load(),
 		Loaded:         loaded,
 	}

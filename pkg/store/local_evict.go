@@ -34,15 +34,19 @@ func (l *Local) reserve(ctx context.Context, k blobKey) error {
 
 // makeRoom brings usage to at most LowWatermark of lim: first by
 // reclaiming the space of deleted small blobs (pack compaction), then by
-// evicting least recently used, unpinned blobs and reclaiming again, from
-// packs with a fair share of garbage if need be (reclaimUntil), and again
-// while that frees something: evicted blobs scattered thinly over the
+// evicting least recently used blobs that are neither pinned nor held
+// (Hold) and reclaiming again, from packs with a fair share of garbage if
+// need be (reclaimUntil), and again while that frees something: evicted blobs scattered thinly over the
 // packs are reclaimed only once a later round has evicted more. One
 // eviction runs at a time; it waits for the index to finish loading so that
-// it sees every blob.
+// it sees every blob. When held blobs alone leave no room for k, it fails
+// with FAILED_PRECONDITION naming the write-back queue, without evicting.
 func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 	if k.size > lim {
 		return status.Errorf(codes.FailedPrecondition, "store %s: blob %s is larger than the store's room of %d bytes (quota %d, reserved disk space %d)", l.dir, k.digest(), lim, l.quota, l.reserved)
+	}
+	if err := l.heldRefusal(k, lim); err != nil {
+		return err
 	}
 	select {
 	case <-l.loaded:
@@ -57,6 +61,9 @@ func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 	// again while a round frees something.
 	for round := 0; l.usage() > lim; round++ {
 		if round == maxRoomRounds || !l.freeTo(target, lim) {
+			if err := l.heldRefusal(k, lim); err != nil {
+				return err
+			}
 			return status.Errorf(codes.ResourceExhausted, "store %s: quota of %d bytes reached and nothing more can be freed now (blobs being read: %d bytes; uploads in progress: %d bytes, this one included; unreclaimed pack space: %d bytes); cannot store %s",
 				l.dir, lim, l.ix.pinnedBytes(), l.pending.Load(), l.packs.garbage(), k.digest())
 		}
@@ -104,7 +111,7 @@ func (l *Local) takeVictims(need int64) []victim {
 		s := &l.ix.shards[i]
 		s.mu.Lock()
 		for k, e := range s.m {
-			if e.pins > 0 || (total >= need && e.tick >= (*h)[0].e.tick) {
+			if e.pins > 0 || s.held[k] > 0 || (total >= need && e.tick >= (*h)[0].e.tick) {
 				continue
 			}
 			heap.Push(h, victim{k: k, e: e})

@@ -84,6 +84,7 @@ type shard struct {
 	m    map[blobKey]entry
 	busy map[blobKey]chan struct{} // being written or deleted; closed when done
 	gone map[blobKey]struct{}      // deleted while the index was loading
+	held map[blobKey]int32         // holds against eviction (see Local.Hold), stored or not
 }
 
 // index is the in-memory set of stored blobs with pins and recency.
@@ -93,6 +94,7 @@ type index struct {
 	loading atomic.Bool
 	bytes   atomic.Int64
 	objects atomic.Int64
+	held    atomic.Int64 // bytes of the distinct held keys
 	// accountPack, when set, is told of every packed blob that enters
 	// (+size) or leaves (-size) the index, so each pack knows its live
 	// bytes. Called with a shard lock held.
@@ -137,7 +139,7 @@ func (ix *index) relocate(k blobKey, from uint32, to entry) bool {
 func newIndex() *index {
 	ix := &index{}
 	for i := range ix.shards {
-		ix.shards[i] = shard{m: map[blobKey]entry{}, busy: map[blobKey]chan struct{}{}, gone: map[blobKey]struct{}{}}
+		ix.shards[i] = shard{m: map[blobKey]entry{}, busy: map[blobKey]chan struct{}{}, gone: map[blobKey]struct{}{}, held: map[blobKey]int32{}}
 	}
 	// Ticks start at wall-clock nanoseconds, so they exceed the ticks a
 	// previous process persisted.
@@ -272,7 +274,7 @@ func (ix *index) take(k blobKey, force bool) (entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.m[k]
-	if !ok || (!force && e.pins > 0) {
+	if !ok || (!force && (e.pins > 0 || s.held[k] > 0)) {
 		return e, false
 	}
 	if _, busy := s.busy[k]; busy {

@@ -22,6 +22,7 @@ func registerMetrics(l *Local, reg prometheus.Registerer) (*storeMetrics, error)
 		gauge("castd_store_objects", "Blobs in the local store.", l.ix.objects.Load),
 		gauge("castd_store_quota_bytes", "Current store limit in bytes (quota lowered by reserved disk space); -1 when unlimited.", func() int64 { return l.limit(false) }),
 		gauge("castd_store_pack_bytes", "Bytes of pack files on disk (small blobs), including deleted blobs not yet compacted away.", l.packs.diskBytes),
+		gauge("castd_store_held_bytes", "Bytes of blobs held against eviction for the write-back queue (pushes waiting for their remotes).", l.HeldBytes),
 		gauge("castd_store_pending_bytes", "Bytes reserved by uploads in progress.", l.pending.Load),
 		counter("castd_store_pack_compactions_total", "Pack files removed by compaction after their live blobs were rewritten.", l.compactions.Load),
 		counter("castd_store_pack_moved_bytes_total", "Bytes of live small blobs that compaction rewrote into the active pack.", l.movedBytes.Load),

@@ -75,6 +75,19 @@ type VerifiedBytesPutter interface {
 	PutVerifiedBytes(ctx context.Context, d digest.Digest, data []byte) error
 }
 
+// Holder is an optional capability of a CAS with a quota (the local
+// store): blobs held are never evicted, and when they alone fill the quota
+// new writes fail with FAILED_PRECONDITION instead of evicting them. The
+// write-back queue holds what it has yet to push. Holds count (n Holds need
+// n Releases), may be taken before the blob is stored, and do not survive
+// a restart. Implementations are safe for concurrent use.
+type Holder interface {
+	Hold(d digest.Digest)
+	Release(d digest.Digest)
+	// HeldBytes is the size of the distinct blobs held.
+	HeldBytes() int64
+}
+
 // UncachedPutter is an optional variant of Put for a blob that is not
 // expected to be read again soon: the fan-out storing a blob it streams
 // from a remote to a client. A store may write such a blob around the page

@@ -543,11 +543,17 @@ func (x *RemoteStatus) GetQueueDepth() int64 {
 }
 
 type QueueStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Depth         int64                  `protobuf:"varint,1,opt,name=depth,proto3" json:"depth,omitempty"`
-	OldestAge     *durationpb.Duration   `protobuf:"bytes,2,opt,name=oldest_age,json=oldestAge,proto3" json:"oldest_age,omitempty"`
-	Failures      int64                  `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
-	Completed     int64                  `protobuf:"varint,4,opt,name=completed,proto3" json:"completed,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Depth     int64                  `protobuf:"varint,1,opt,name=depth,proto3" json:"depth,omitempty"`
+	OldestAge *durationpb.Duration   `protobuf:"bytes,2,opt,name=oldest_age,json=oldestAge,proto3" json:"oldest_age,omitempty"`
+	Failures  int64                  `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
+	Completed int64                  `protobuf:"varint,4,opt,name=completed,proto3" json:"completed,omitempty"`
+	// Bytes of blobs the local store holds against eviction until the queue
+	// has pushed them. When they fill the quota, new writes are refused.
+	HeldBytes int64 `protobuf:"varint,5,opt,name=held_bytes,json=heldBytes,proto3" json:"held_bytes,omitempty"`
+	// Roles of push remotes that refused pushes for good; their entries stay
+	// queued but are not retried until castd restarts.
+	Parked        []*ParkedRole `protobuf:"bytes,6,rep,name=parked,proto3" json:"parked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +616,109 @@ func (x *QueueStatus) GetCompleted() int64 {
 	return 0
 }
 
+func (x *QueueStatus) GetHeldBytes() int64 {
+	if x != nil {
+		return x.HeldBytes
+	}
+	return 0
+}
+
+func (x *QueueStatus) GetParked() []*ParkedRole {
+	if x != nil {
+		return x.Parked
+	}
+	return nil
+}
+
+type ParkedRole struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The remote's name in the queue (HOST:PORT or socket path, and the
+	// instance name).
+	Remote string `protobuf:"bytes,1,opt,name=remote,proto3" json:"remote,omitempty"`
+	// "cas", "action-cache" or "asset".
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The gRPC code name the remote answered, e.g. "Unimplemented".
+	Code    string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// Entries waiting for the role.
+	Entries       int64                  `protobuf:"varint,5,opt,name=entries,proto3" json:"entries,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedRole) Reset() {
+	*x = ParkedRole{}
+	mi := &file_castd_v1_control_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedRole) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedRole) ProtoMessage() {}
+
+func (x *ParkedRole) ProtoReflect() protoreflect.Message {
+	mi := &file_castd_v1_control_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedRole.ProtoReflect.Descriptor instead.
+func (*ParkedRole) Descriptor() ([]byte, []int) {
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ParkedRole) GetRemote() string {
+	if x != nil {
+		return x.Remote
+	}
+	return ""
+}
+
+func (x *ParkedRole) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ParkedRole) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ParkedRole) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ParkedRole) GetEntries() int64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *ParkedRole) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type ConfigReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Project directories (holding project.conf) to include in the report.
@@ -620,7 +729,7 @@ type ConfigReportRequest struct {
 
 func (x *ConfigReportRequest) Reset() {
 	*x = ConfigReportRequest{}
-	mi := &file_castd_v1_control_proto_msgTypes[8]
+	mi := &file_castd_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +741,7 @@ func (x *ConfigReportRequest) String() string {
 func (*ConfigReportRequest) ProtoMessage() {}
 
 func (x *ConfigReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[8]
+	mi := &file_castd_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +754,7 @@ func (x *ConfigReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReportRequest.ProtoReflect.Descriptor instead.
 func (*ConfigReportRequest) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfigReportRequest) GetProjectDirs() []string {
@@ -664,7 +773,7 @@ type ConfigReportResponse struct {
 
 func (x *ConfigReportResponse) Reset() {
 	*x = ConfigReportResponse{}
-	mi := &file_castd_v1_control_proto_msgTypes[9]
+	mi := &file_castd_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +785,7 @@ func (x *ConfigReportResponse) String() string {
 func (*ConfigReportResponse) ProtoMessage() {}
 
 func (x *ConfigReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[9]
+	mi := &file_castd_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +798,7 @@ func (x *ConfigReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReportResponse.ProtoReflect.Descriptor instead.
 func (*ConfigReportResponse) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConfigReportResponse) GetReportJson() string {
@@ -710,7 +819,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_castd_v1_control_proto_msgTypes[10]
+	mi := &file_castd_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +831,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[10]
+	mi := &file_castd_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +844,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScrubRequest) GetBytesPerSecond() int64 {
@@ -763,7 +872,7 @@ type ScrubResponse struct {
 
 func (x *ScrubResponse) Reset() {
 	*x = ScrubResponse{}
-	mi := &file_castd_v1_control_proto_msgTypes[11]
+	mi := &file_castd_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +884,7 @@ func (x *ScrubResponse) String() string {
 func (*ScrubResponse) ProtoMessage() {}
 
 func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[11]
+	mi := &file_castd_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +897,7 @@ func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubResponse.ProtoReflect.Descriptor instead.
 func (*ScrubResponse) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScrubResponse) GetChecked() int64 {
@@ -882,13 +991,24 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\bcounters\x18\t \x01(\v2\x17.castd.v1.CacheCountersR\bcounters\x12\x1f\n" +
 	"\vqueue_depth\x18\n" +
 	" \x01(\x03R\n" +
-	"queueDepth\"\x97\x01\n" +
+	"queueDepth\"\xe4\x01\n" +
 	"\vQueueStatus\x12\x14\n" +
 	"\x05depth\x18\x01 \x01(\x03R\x05depth\x128\n" +
 	"\n" +
 	"oldest_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\toldestAge\x12\x1a\n" +
 	"\bfailures\x18\x03 \x01(\x03R\bfailures\x12\x1c\n" +
-	"\tcompleted\x18\x04 \x01(\x03R\tcompleted\"8\n" +
+	"\tcompleted\x18\x04 \x01(\x03R\tcompleted\x12\x1d\n" +
+	"\n" +
+	"held_bytes\x18\x05 \x01(\x03R\theldBytes\x12,\n" +
+	"\x06parked\x18\x06 \x03(\v2\x14.castd.v1.ParkedRoleR\x06parked\"\xb2\x01\n" +
+	"\n" +
+	"ParkedRole\x12\x16\n" +
+	"\x06remote\x18\x01 \x01(\tR\x06remote\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x18\n" +
+	"\aentries\x18\x05 \x01(\x03R\aentries\x120\n" +
+	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"8\n" +
 	"\x13ConfigReportRequest\x12!\n" +
 	"\fproject_dirs\x18\x01 \x03(\tR\vprojectDirs\"7\n" +
 	"\x14ConfigReportResponse\x12\x1f\n" +
@@ -921,7 +1041,7 @@ func file_castd_v1_control_proto_rawDescGZIP() []byte {
 	return file_castd_v1_control_proto_rawDescData
 }
 
-var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_castd_v1_control_proto_goTypes = []any{
 	(*RegisterProjectRequest)(nil),  // 0: castd.v1.RegisterProjectRequest
 	(*RegisterProjectResponse)(nil), // 1: castd.v1.RegisterProjectResponse
@@ -931,36 +1051,39 @@ var file_castd_v1_control_proto_goTypes = []any{
 	(*CacheCounters)(nil),           // 5: castd.v1.CacheCounters
 	(*RemoteStatus)(nil),            // 6: castd.v1.RemoteStatus
 	(*QueueStatus)(nil),             // 7: castd.v1.QueueStatus
-	(*ConfigReportRequest)(nil),     // 8: castd.v1.ConfigReportRequest
-	(*ConfigReportResponse)(nil),    // 9: castd.v1.ConfigReportResponse
-	(*ScrubRequest)(nil),            // 10: castd.v1.ScrubRequest
-	(*ScrubResponse)(nil),           // 11: castd.v1.ScrubResponse
-	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 13: google.protobuf.Duration
+	(*ParkedRole)(nil),              // 8: castd.v1.ParkedRole
+	(*ConfigReportRequest)(nil),     // 9: castd.v1.ConfigReportRequest
+	(*ConfigReportResponse)(nil),    // 10: castd.v1.ConfigReportResponse
+	(*ScrubRequest)(nil),            // 11: castd.v1.ScrubRequest
+	(*ScrubResponse)(nil),           // 12: castd.v1.ScrubResponse
+	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 14: google.protobuf.Duration
 }
 var file_castd_v1_control_proto_depIdxs = []int32{
-	12, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	13, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	13, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	14, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
 	4,  // 2: castd.v1.StatusResponse.store:type_name -> castd.v1.StoreStatus
 	5,  // 3: castd.v1.StatusResponse.local:type_name -> castd.v1.CacheCounters
 	6,  // 4: castd.v1.StatusResponse.remotes:type_name -> castd.v1.RemoteStatus
 	7,  // 5: castd.v1.StatusResponse.queue:type_name -> castd.v1.QueueStatus
 	5,  // 6: castd.v1.RemoteStatus.counters:type_name -> castd.v1.CacheCounters
-	13, // 7: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
-	13, // 8: castd.v1.ScrubResponse.took:type_name -> google.protobuf.Duration
-	0,  // 9: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
-	2,  // 10: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
-	8,  // 11: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
-	10, // 12: castd.v1.Control.Scrub:input_type -> castd.v1.ScrubRequest
-	1,  // 13: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
-	3,  // 14: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
-	9,  // 15: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
-	11, // 16: castd.v1.Control.Scrub:output_type -> castd.v1.ScrubResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 7: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
+	8,  // 8: castd.v1.QueueStatus.parked:type_name -> castd.v1.ParkedRole
+	13, // 9: castd.v1.ParkedRole.since:type_name -> google.protobuf.Timestamp
+	14, // 10: castd.v1.ScrubResponse.took:type_name -> google.protobuf.Duration
+	0,  // 11: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
+	2,  // 12: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
+	9,  // 13: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
+	11, // 14: castd.v1.Control.Scrub:input_type -> castd.v1.ScrubRequest
+	1,  // 15: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
+	3,  // 16: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
+	10, // 17: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
+	12, // 18: castd.v1.Control.Scrub:output_type -> castd.v1.ScrubResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_castd_v1_control_proto_init() }
@@ -974,7 +1097,7 @@ func file_castd_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_castd_v1_control_proto_rawDesc), len(file_castd_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

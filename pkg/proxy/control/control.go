@@ -6,6 +6,8 @@ package control
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -111,8 +113,17 @@ func (s *Server) storeStatus() *castdpb.StoreStatus {
 
 func (s *Server) queueStatus() *castdpb.QueueStatus {
 	q := s.set.Queue()
-	return &castdpb.QueueStatus{
+	out := &castdpb.QueueStatus{
 		Depth: int64(q.Depth), OldestAge: durationpb.New(q.Oldest),
-		Failures: int64(q.Failures), Completed: int64(q.Completed),
+		Failures: int64(q.Failures), Completed: int64(q.Completed), HeldBytes: q.HeldBytes,
 	}
+	for _, name := range slices.Sorted(maps.Keys(q.Remotes)) {
+		for _, p := range q.Remotes[name].Parked {
+			out.Parked = append(out.Parked, &castdpb.ParkedRole{
+				Remote: name, Role: string(p.Role), Code: p.Code.String(), Message: p.Message,
+				Entries: int64(p.Entries), Since: timestamppb.New(p.Since),
+			})
+		}
+	}
+	return out
 }

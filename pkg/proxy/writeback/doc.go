@@ -11,9 +11,18 @@
 // saw success) can leave a blob stored locally but not queued; the client
 // was not told it succeeded and will write it again.
 //
+// What is queued stays pushable: the local store holds every queued blob
+// (and asset content root) against eviction, from before the write until
+// the push is done, and the holds are taken again when Open reloads the
+// entries; once held blobs fill the quota, writes fail FAILED_PRECONDITION
+// naming the queue. (Action results and assets are never evicted.)
+//
 // The queue never pushes to a project-recommended remote (Enqueue refuses
-// such a target), retries with exponential backoff per remote, applies
-// back-pressure when full (Enqueue waits, then fails RESOURCE_EXHAUSTED;
-// nothing is ever dropped silently) and drains within a bounded time on
-// Close, leaving the rest persisted.
+// such a target), retries transient failures with exponential backoff per
+// entry, parks a remote's role (CAS, action cache, asset) that refuses
+// pushes for good (UNIMPLEMENTED, PERMISSION_DENIED, ...) until a restart,
+// applies back-pressure when full (Enqueue waits, then fails
+// RESOURCE_EXHAUSTED; nothing is ever dropped silently) and drains within
+// a bounded time on Close, cancelling pushes in flight and leaving the
+// rest persisted.
 package writeback

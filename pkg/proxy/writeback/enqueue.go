@@ -115,6 +115,7 @@ func (q *Queue) reserve(ctx context.Context, es []*Entry) ([]*Entry, error) {
 				q.seq++
 				e.seq = q.seq
 				q.ids[e.id()] = true
+				q.hold(e)
 				q.total++
 			}
 			q.mu.Unlock()
@@ -171,6 +172,7 @@ func (q *Queue) unreserve(es []*Entry) {
 	defer q.mu.Unlock()
 	for _, e := range es {
 		delete(q.ids, e.id())
+		q.release(e)
 		q.total--
 	}
 	q.signalRoom()

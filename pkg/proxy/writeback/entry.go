@@ -55,7 +55,8 @@ type Entry struct {
 	Attempts int       `json:"-"`
 	NextTry  time.Time `json:"-"`
 
-	seq uint64
+	seq      uint64
+	inflight bool // handed to the worker; next skips it until finish
 }
 
 // identity is what makes two entries the same push; the queue keeps one.

@@ -32,13 +32,19 @@ func openStore(t *testing.T, dir string) *store.Local {
 // putRandom stores a random blob of n bytes in cas and returns its digest.
 func putRandom(t *testing.T, cas store.CAS, n int) digest.Digest {
 	t.Helper()
-	data := make([]byte, n)
-	_, _ = rand.Read(data)
-	d := digest.OfBytes(data)
-	if err := cas.Put(context.Background(), d, bytes.NewReader(data)); err != nil {
+	d, err := putRandomErr(cas, n)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// putRandomErr is putRandom returning the Put's error.
+func putRandomErr(cas store.CAS, n int) (digest.Digest, error) {
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	d := digest.OfBytes(data)
+	return d, cas.Put(context.Background(), d, bytes.NewReader(data))
 }
 
 // flakyRemote is an in-memory remote that fails with UNAVAILABLE while

@@ -1,7 +1,11 @@
 package writeback
 
 import (
+	"slices"
+	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/castd/castd/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +39,11 @@ func newMetrics(reg prometheus.Registerer, q *Queue) *metrics {
 	}, func() float64 { return q.Stats().Oldest.Seconds() })
 	m.failures = promreg.Register(reg, m.failures)
 	m.completed = promreg.Register(reg, m.completed)
+	parked := &parkedCollector{q: q, desc: prometheus.NewDesc("castd_writeback_parked_entries",
+		"Write-back entries not retried because the remote refused their role for good (UNIMPLEMENTED, PERMISSION_DENIED, ...), by remote, role and code; present only for parked roles.",
+		[]string{"remote", "role", "code"}, nil)}
 	promreg.Register[prometheus.Collector](reg, depth)
+	promreg.Register[prometheus.Collector](reg, parked)
 	promreg.Register(reg, oldest)
 	return m
 }
@@ -54,12 +62,31 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// parkedCollector reports each parked role's entries at scrape time.
+type parkedCollector struct {
+	q    *Queue
+	desc *prometheus.Desc
+}
+
+func (c *parkedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *parkedCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, r := range c.q.Stats().Remotes {
+		for _, p := range r.Parked {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(p.Entries), name, string(p.Role), p.Code.String())
+		}
+	}
+}
+
 // Stats is a snapshot of the queue, for Status and metrics.
 type Stats struct {
 	Depth     int
 	Oldest    time.Duration
 	Failures  uint64
 	Completed uint64
+	// HeldBytes is what the local store holds against eviction for the
+	// queue (0 when it holds nothing, or the store cannot hold).
+	HeldBytes int64
 	Remotes   map[string]RemoteStats
 }
 
@@ -69,6 +96,19 @@ type RemoteStats struct {
 	Failures  uint64
 	Completed uint64
 	LastError string
+	// Parked lists the roles the remote refused for good, by role.
+	Parked []ParkedRole
+}
+
+// ParkedRole is a role of a remote whose pushes are not retried until a
+// restart, and why.
+type ParkedRole struct {
+	Role    Role
+	Code    codes.Code
+	Message string
+	Since   time.Time
+	// Entries is how many entries wait for the role.
+	Entries int
 }
 
 // Stats returns the current depth, age of the oldest entry and counters.
@@ -78,8 +118,11 @@ func (q *Queue) Stats() Stats {
 	defer q.mu.Unlock()
 	s := Stats{Remotes: map[string]RemoteStats{}}
 	var oldest time.Time
+	if q.holder != nil {
+		s.HeldBytes = q.holder.HeldBytes()
+	}
 	for name, rq := range q.remotes {
-		s.Remotes[name] = RemoteStats{Depth: len(rq.entries), Failures: rq.failures, Completed: rq.completed, LastError: rq.lastError}
+		s.Remotes[name] = RemoteStats{Depth: len(rq.entries), Failures: rq.failures, Completed: rq.completed, LastError: rq.lastError, Parked: rq.parkedRoles()}
 		s.Depth += len(rq.entries)
 		s.Failures += rq.failures
 		s.Completed += rq.completed
@@ -93,4 +136,27 @@ func (q *Queue) Stats() Stats {
 		s.Oldest = time.Since(oldest)
 	}
 	return s
+}
+
+// parkedRoles lists rq's parked roles, sorted, with the entries waiting
+// for each (an action result or asset waiting only because the CAS role is
+// parked counts for the CAS role); the caller holds mu.
+func (rq *remoteQueue) parkedRoles() []ParkedRole {
+	if len(rq.parked) == 0 {
+		return nil
+	}
+	waiting := map[Role]int{}
+	for _, e := range rq.entries {
+		if _, ok := rq.parked[e.Kind.role()]; ok {
+			waiting[e.Kind.role()]++
+		} else if rq.blocked(e) {
+			waiting[RoleCAS]++ // its content goes through the parked CAS role
+		}
+	}
+	var out []ParkedRole
+	for role, p := range rq.parked {
+		out = append(out, ParkedRole{Role: role, Code: p.code, Message: p.message, Since: p.since, Entries: waiting[role]})
+	}
+	slices.SortFunc(out, func(a, b ParkedRole) int { return strings.Compare(string(a.Role), string(b.Role)) })
+	return out
 }

@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
@@ -31,19 +32,36 @@ func (q *Queue) push(ctx context.Context, s *Sink, batch []*Entry) []error {
 			results[i] = errs[j]
 		}
 	}
+	refused := map[Role]bool{}
+	for i := range batch {
+		if role, _, ok := refusal(results[i]); ok {
+			refused[role] = true
+		}
+	}
 	for i, e := range batch {
-		switch e.Kind {
-		case KindBlob:
-		case KindActionResult:
+		switch {
+		case e.Kind == KindBlob:
+		case refused[e.Kind.role()] || refused[RoleCAS]:
+			// The role is about to be parked: one refusal is enough.
+			results[i] = errSkipped
+		case e.Kind == KindActionResult:
 			results[i] = q.pushActionResult(ctx, s, e)
-		case KindAsset:
+		case e.Kind == KindAsset:
 			results[i] = q.pushAsset(ctx, s, e)
 		default:
 			results[i] = permanentError{fmt.Errorf("unknown entry kind %s", e.Kind)}
 		}
+		if role, _, ok := refusal(results[i]); ok {
+			refused[role] = true
+		}
 	}
 	return results
 }
+
+// errSkipped is the result of an entry not attempted because the remote
+// refused its role for good earlier in the same batch; finish leaves it
+// queued (and parked with the role).
+var errSkipped = errors.New("write-back: skipped, the remote refused this role")
 
 // pushBlobs uploads those of ds the remote lacks, Parallelism at a time,
 // and returns one result per digest.
@@ -54,6 +72,7 @@ func (q *Queue) pushBlobs(ctx context.Context, s *Sink, ds []digest.Digest) []er
 	}
 	missing, err := s.CAS.FindMissing(ctx, ds)
 	if err != nil {
+		err = fromRemote(RoleCAS, err)
 		for i := range errs {
 			errs[i] = err
 		}
@@ -86,7 +105,7 @@ func (q *Queue) copyBlob(ctx context.Context, s *Sink, d digest.Digest) error {
 		return err
 	}
 	defer rc.Close()
-	return s.CAS.Put(ctx, d, rc)
+	return fromRemote(RoleCAS, s.CAS.Put(ctx, d, rc))
 }
 
 // pushActionResult pushes every blob the local result of e references that
@@ -111,5 +130,5 @@ func (q *Queue) pushActionResult(ctx context.Context, s *Sink, e *Entry) error {
 			return err
 		}
 	}
-	return s.ActionCache.UpdateActionResult(ctx, e.Digest, ar)
+	return fromRemote(RoleActionCache, s.ActionCache.UpdateActionResult(ctx, e.Digest, ar))
 }

@@ -38,7 +38,7 @@ func (q *Queue) pushAsset(ctx context.Context, s *Sink, e *Entry) error {
 			return err
 		}
 	}
-	return s.Assets.Record(ctx, a, ref)
+	return fromRemote(RoleAsset, s.Assets.Record(ctx, a, ref))
 }
 
 // treeBlobs lists the Directory blobs of the tree rooted at root and the

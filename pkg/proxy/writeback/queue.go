@@ -17,6 +17,7 @@ import (
 type Queue struct {
 	rec     *store.Records
 	local   store.CAS
+	holder  store.Holder // local's eviction holds; nil when local has none
 	localAC func(instance string) store.ActionCache
 	opts    Options
 	metrics *metrics
@@ -28,11 +29,13 @@ type Queue struct {
 	total   int
 	room    chan struct{} // closed and replaced when entries leave
 	started bool
+	closed  bool // Close returned: no more record changes
 
-	ctx    context.Context // cancelled when the drain time is over
-	cancel context.CancelFunc
-	drain  chan struct{} // closed by Close: workers stop once empty
-	wg     sync.WaitGroup
+	ctx       context.Context // cancelled when the drain time is over
+	cancel    context.CancelFunc
+	drain     chan struct{} // closed by Close: workers stop once empty
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // remoteQueue is one target's pending entries, in enqueue order.
@@ -44,11 +47,17 @@ type remoteQueue struct {
 
 	failures, completed uint64
 	lastError           string
+	failing             bool             // the last attempt failed transiently
+	parked              map[Role]parking // roles the remote refused for good
 }
 
 // Open loads the entries persisted in rec (a previous run's pending
-// pushes). local and localAC are where pushed content is read from. Cost:
-// one scan of the namespace.
+// pushes). local and localAC are where pushed content is read from. When
+// local is a store.Holder (the local store is), every queued blob and the
+// content root of every queued asset is held against eviction until its
+// push is done; Open takes the holds of the loaded entries again. Action
+// results need no hold: the local store never evicts them. Cost: one scan
+// of the namespace.
 func Open(rec *store.Records, local store.CAS, localAC func(instance string) store.ActionCache, opts Options) (*Queue, error) {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,6 +66,7 @@ func Open(rec *store.Records, local store.CAS, localAC func(instance string) sto
 		remotes: map[string]*remoteQueue{}, ids: map[identity]bool{},
 		room: make(chan struct{}), ctx: ctx, cancel: cancel, drain: make(chan struct{}),
 	}
+	q.holder, _ = local.(store.Holder)
 	q.metrics = newMetrics(opts.Registerer, q)
 	err := rec.Scan(func(key, value []byte) error {
 		e, err := decodeEntry(key, value)
@@ -65,7 +75,9 @@ func Open(rec *store.Records, local store.CAS, localAC func(instance string) sto
 			return nil
 		}
 		q.seq = max(q.seq, e.seq)
-		q.add(e)
+		if q.add(e) {
+			q.hold(e)
+		}
 		return nil
 	})
 	if err != nil {
@@ -79,7 +91,7 @@ func Open(rec *store.Records, local store.CAS, localAC func(instance string) sto
 func (q *Queue) remote(name string) *remoteQueue {
 	rq, ok := q.remotes[name]
 	if !ok {
-		rq = &remoteQueue{name: name, wake: make(chan struct{}, 1)}
+		rq = &remoteQueue{name: name, wake: make(chan struct{}, 1), parked: map[Role]parking{}}
 		q.remotes[name] = rq
 	}
 	return rq
@@ -137,14 +149,31 @@ func (q *Queue) forgetRemote(rq *remoteQueue) {
 			q.opts.Logger.Warn("write-back: deleting a record", "remote", rq.name, "err", err)
 		}
 		delete(q.ids, e.id())
+		q.release(e)
 		q.total--
 	}
 }
 
-// Close stops taking new work once the queues are empty or timeout has
-// passed, whichever is first; entries not pushed by then stay persisted
-// for the next start. It returns the number of entries left.
+// closeGrace is how long Close waits, after the drain time, for pushes
+// to return once cancelled. A push that ignores cancellation is left
+// behind: its result is dropped and its entry stays on disk.
+const closeGrace = time.Second
+
+// Close stops taking new work once the queues have nothing left to push
+// (entries of parked roles do not count) or timeout has passed, whichever
+// is first. At the timeout it cancels the pushes in flight and waits at
+// most closeGrace for them, so it returns in about timeout whatever the
+// remotes do. Entries not pushed stay persisted for the next start. It
+// returns the number of entries left. A second Close only counts them.
 func (q *Queue) Close(timeout time.Duration) int {
+	q.closeOnce.Do(func() { q.shutdown(timeout) })
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total
+}
+
+// shutdown drains and stops the workers (see Close).
+func (q *Queue) shutdown(timeout time.Duration) {
 	close(q.drain)
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
@@ -154,10 +183,21 @@ func (q *Queue) Close(timeout time.Duration) int {
 	case <-done:
 	case <-t.C:
 		q.cancel()
-		<-done
+		q.awaitCancelled(done)
 	}
 	q.cancel()
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.total
+	q.closed = true
+	q.mu.Unlock()
+}
+
+// awaitCancelled waits up to closeGrace for the workers after cancel.
+func (q *Queue) awaitCancelled(done <-chan struct{}) {
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		q.opts.Logger.Warn("write-back: a push ignored cancellation at shutdown; its entry stays queued for the next start")
+	}
 }

@@ -13,7 +13,10 @@ import (
 // its pushes on disk. Use it in front of the fan-out of a project with
 // push remotes; with no targets it returns base. Cost per Put: one badger
 // write per target (skipped when the same push is pending). Reads pass
-// through. Safe for concurrent use.
+// through. The blob is held against eviction from before the write until
+// its push is done; when held blobs fill the quota the local store refuses
+// the write with FAILED_PRECONDITION naming the queue. Safe for concurrent
+// use.
 func NewQueueingCAS(base store.CAS, q *Queue, targets []Target) store.CAS {
 	if len(targets) == 0 {
 		return base
@@ -28,6 +31,7 @@ type queueingCAS struct {
 }
 
 func (c *queueingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	defer c.q.holdBlob(d)()
 	if err := c.CAS.Put(ctx, d, r); err != nil {
 		return err
 	}
@@ -36,6 +40,7 @@ func (c *queueingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) err
 
 // PutBytes implements store.BytesPutter: base's no-copy path, then queued.
 func (c *queueingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte) error {
+	defer c.q.holdBlob(d)()
 	if err := store.PutBytes(ctx, c.CAS, d, data); err != nil {
 		return err
 	}

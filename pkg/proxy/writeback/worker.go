@@ -21,39 +21,54 @@ func (q *Queue) work(rq *remoteQueue) {
 }
 
 // next waits for entries of rq that are due and returns up to Batch of
-// them (blobs first, so a batch's action results find their blobs pushed).
-// It returns false when the queue is draining and rq is empty, or when
-// the drain time is over.
+// them (blobs first, so a batch's action results find their blobs pushed),
+// marked in flight. It returns false when the drain time is over, or when
+// the queue is draining and rq has nothing it may push (empty, or only
+// entries of parked roles).
 func (q *Queue) next(rq *remoteQueue) ([]*Entry, bool) {
-	for {
+	for q.ctx.Err() == nil {
 		q.mu.Lock()
-		now := time.Now()
-		var batch []*Entry
-		var earliest time.Time
-		for _, e := range rq.entries {
-			if e.NextTry.After(now) {
-				if earliest.IsZero() || e.NextTry.Before(earliest) {
-					earliest = e.NextTry
-				}
-				continue
-			}
-			if batch = append(batch, e); len(batch) == q.opts.Batch {
-				break
-			}
+		batch, idle, earliest := q.due(rq, time.Now())
+		for _, e := range batch {
+			e.inflight = true
 		}
-		empty := len(rq.entries) == 0
 		q.mu.Unlock()
 		if len(batch) > 0 {
 			return batch, true
 		}
-		if !q.wait(rq, empty, earliest) {
+		if !q.wait(rq, idle, earliest) {
 			return nil, false
 		}
 	}
+	return nil, false
+}
+
+// due returns up to Batch entries of rq whose retry time has come, whether
+// rq has nothing it may push at all (idle), and the earliest retry time of
+// those not yet due. Entries in flight and those of parked roles are
+// skipped. The caller holds mu.
+func (q *Queue) due(rq *remoteQueue, now time.Time) (batch []*Entry, idle bool, earliest time.Time) {
+	idle = true
+	for _, e := range rq.entries {
+		if e.inflight || rq.blocked(e) {
+			continue
+		}
+		idle = false
+		if e.NextTry.After(now) {
+			if earliest.IsZero() || e.NextTry.Before(earliest) {
+				earliest = e.NextTry
+			}
+			continue
+		}
+		if batch = append(batch, e); len(batch) == q.opts.Batch {
+			break
+		}
+	}
+	return batch, idle, earliest
 }
 
 // wait blocks until rq may have due entries; false means stop.
-func (q *Queue) wait(rq *remoteQueue, empty bool, earliest time.Time) bool {
+func (q *Queue) wait(rq *remoteQueue, idle bool, earliest time.Time) bool {
 	var timer <-chan time.Time
 	if !earliest.IsZero() {
 		t := time.NewTimer(time.Until(earliest))
@@ -63,7 +78,7 @@ func (q *Queue) wait(rq *remoteQueue, empty bool, earliest time.Time) bool {
 	drain := q.drain
 	select {
 	case <-drain:
-		if empty {
+		if idle {
 			return false
 		}
 		drain = nil
@@ -73,35 +88,46 @@ func (q *Queue) wait(rq *remoteQueue, empty bool, earliest time.Time) bool {
 	case <-rq.wake:
 	case <-timer:
 	case <-drain:
-		return !empty
+		return !idle
 	case <-q.ctx.Done():
 		return false
 	}
 	return q.ctx.Err() == nil
 }
 
-// finish removes pushed (and permanently failed) entries and reschedules
-// the others with backoff.
+// finish removes pushed (and locally lost) entries, parks the roles a
+// remote refused for good and reschedules the others with backoff. After
+// Close it changes nothing: the entries stay on disk for the next start.
 func (q *Queue) finish(rq *remoteQueue, batch []*Entry, results []error) {
 	done := map[*Entry]bool{}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
 	for i, e := range batch {
+		e.inflight = false
 		err := results[i]
 		var perm permanentError
 		switch {
 		case err == nil:
-			rq.completed++
-			q.metrics.completed.WithLabelValues(rq.name).Inc()
+			q.succeeded(rq)
 			done[e] = true
+		case errors.Is(err, errSkipped):
+			// Parked with its role by an earlier refusal in this batch.
 		case errors.As(err, &perm):
-			q.failed(rq, e, err)
+			q.failed(rq, err)
 			q.opts.Logger.Warn("write-back: giving up on an entry", "remote", rq.name, "kind", e.Kind.String(), "digest", e.Digest.String(), "err", err)
 			done[e] = true
 		case q.ctx.Err() != nil:
 			// Shutting down: the entry stays persisted for the next start.
 		default:
-			q.failed(rq, e, err)
+			q.failed(rq, err)
+			if role, code, ok := refusal(err); ok {
+				q.park(rq, role, code, err)
+				continue
+			}
+			q.retrying(rq, e, err)
 			e.Attempts++
 			e.NextTry = time.Now().Add(q.opts.backoff(e.Attempts))
 		}
@@ -109,13 +135,35 @@ func (q *Queue) finish(rq *remoteQueue, batch []*Entry, results []error) {
 	q.remove(rq, done)
 }
 
-func (q *Queue) failed(rq *remoteQueue, e *Entry, err error) {
+// succeeded counts a pushed entry and logs the end of a failing spell; the
+// caller holds mu.
+func (q *Queue) succeeded(rq *remoteQueue) {
+	rq.completed++
+	q.metrics.completed.WithLabelValues(rq.name).Inc()
+	if rq.failing {
+		rq.failing = false
+		q.opts.Logger.Info("write-back: remote takes pushes again", "remote", rq.name)
+	}
+}
+
+// failed counts a failed attempt; the caller holds mu.
+func (q *Queue) failed(rq *remoteQueue, err error) {
 	rq.failures++
-	rq.lastError = status.Convert(err).Message()
+	rq.lastError = message(err)
 	q.metrics.failures.WithLabelValues(rq.name).Inc()
 }
 
-// remove deletes done entries from rq and from disk; the caller holds mu.
+// retrying logs the first transient failure of a spell, so a remote that
+// keeps failing is visible without a line per retry; the caller holds mu.
+func (q *Queue) retrying(rq *remoteQueue, e *Entry, err error) {
+	if !rq.failing {
+		rq.failing = true
+		q.opts.Logger.Warn("write-back: push failed; retrying with backoff", "remote", rq.name, "kind", e.Kind.String(), "code", status.Code(err).String(), "err", rq.lastError)
+	}
+}
+
+// remove deletes done entries from rq and from disk and releases their
+// holds; the caller holds mu.
 func (q *Queue) remove(rq *remoteQueue, done map[*Entry]bool) {
 	if len(done) == 0 {
 		return
@@ -130,6 +178,7 @@ func (q *Queue) remove(rq *remoteQueue, done map[*Entry]bool) {
 			q.opts.Logger.Warn("write-back: deleting a finished record", "remote", rq.name, "err", err)
 		}
 		delete(q.ids, e.id())
+		q.release(e)
 		q.total--
 	}
 	clear(rq.entries[len(kept):])
