@@ -12,10 +12,10 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// newStatusRecordingCAS records in rec whether each call to base succeeded
-// (NOT_FOUND is a successful miss) and the last error, for the Status RPC.
-// The caller's cancellation is not the remote's failure and is not
-// recorded. Cost: one short mutex per call. Safe for concurrent use.
+// newStatusRecordingCAS counts in rec the hits and misses (NOT_FOUND) of
+// the calls to base, for the Status RPC; failures are recorded per role by
+// the upstream client itself. Cost: one short mutex per counted call. Safe
+// for concurrent use.
 func newStatusRecordingCAS(base store.CAS, rec *outcomes) store.CAS {
 	return &statusRecordingCAS{base: base, rec: rec}
 }
@@ -25,15 +25,14 @@ type statusRecordingCAS struct {
 	rec  *outcomes
 }
 
-// note records err, the outcome of a call made under ctx.
-func note(ctx context.Context, rec *outcomes, err error, counted bool) {
+// note counts err, the outcome of a call made under ctx, as a hit or a
+// miss when counted.
+func note(_ context.Context, rec *outcomes, err error, counted bool) {
 	switch {
 	case err == nil:
 		rec.ok(counted, false)
 	case status.Code(err) == codes.NotFound:
 		rec.ok(false, counted)
-	case ctx.Err() == nil:
-		rec.failed(err)
 	}
 }
 
