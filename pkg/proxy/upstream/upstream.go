@@ -95,10 +95,10 @@ type options struct {
 
 func newOptions(opts []Option) options {
 	o := options{
-		clock:           SystemClock(),
-		registerer:      prometheus.NewRegistry(),
-		logger:          slog.Default(),
-		logEvery:        DefaultLogInterval,
+		clock:      SystemClock(),
+		registerer: prometheus.NewRegistry(),
+		logger:     slog.Default(),
+		logEvery:   DefaultLogInterval,
 	}
 	for _, opt := range opts {
 		opt(&o)
