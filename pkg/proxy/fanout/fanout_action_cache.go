@@ -50,9 +50,9 @@ func NewActionCache(local store.ActionCache, remotes []ACTier, cas store.CAS, op
 }
 
 type fanoutActionCache struct {
-	local   store.ActionCache
-	remotes []ACTier // completeness-checked
-	origins []ACTier // as the caller gave them, for hooks
+	local    store.ActionCache
+	remotes  []ACTier // completeness-checked
+	origins  []ACTier // as the caller gave them, for hooks
 	opts     ACOptions
 	metrics  *metrics
 	failover failover

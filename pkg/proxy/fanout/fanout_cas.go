@@ -45,8 +45,8 @@ import (
 func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 	opts = opts.withDefaults()
 	c := &fanoutCAS{
-		local:   local,
-		opts:    opts,
+		local:    local,
+		opts:     opts,
 		metrics:  newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
 		flights:  newFlightGroup(),
 		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
