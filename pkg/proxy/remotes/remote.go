@@ -38,6 +38,12 @@ func newRemote(name string, cfg policy.Remote, up *upstream.Remote) *remote {
 	}
 }
 
+// casUnreachable reports whether the remote's CAS breaker is open, for
+// the fan-out's existence cache.
+func (r *remote) casUnreachable() bool {
+	return r.up.BreakerState(upstream.RoleCAS) == upstream.StateOpen
+}
+
 // use notes that an instance resolved r in role ("storage", "index" or
 // "action-cache") with the given origin and push decision.
 func (r *remote) use(role string, origin policy.Origin, push bool) {
