@@ -26,6 +26,11 @@ func fixedStatus() *castdpb.StatusResponse {
 			Url: "grpcs://cache.example.com:11001", InstanceName: "main", Roles: []string{"storage", "index"},
 			Origin: "user", Push: true, Health: "down", Breaker: "open", LastError: "connection refused",
 			Counters: &castdpb.CacheCounters{Hits: 5, Misses: 2}, QueueDepth: 7,
+			RoleHealth: []*castdpb.RoleHealth{
+				{Role: "cas", Health: "ok", Breaker: "closed"},
+				{Role: "action-cache", Health: "refused", Breaker: "open", LastError: "permission denied", Code: "PermissionDenied"},
+				{Role: "asset", Health: "unknown", Breaker: "closed"},
+			},
 		}},
 		Queue: &castdpb.QueueStatus{Depth: 7, OldestAge: durationpb.New(2 * time.Second), Failures: 4, Completed: 9},
 	}
@@ -42,23 +47,26 @@ func TestStatusJSON(t *testing.T) {
 	remote := got["remotes"].([]any)[0].(map[string]any)
 	queue := got["queue"].(map[string]any)
 	for name, c := range map[string]struct{ got, want any }{
-		"running":           {got["running"], true},
-		"socket":            {got["socket"], "/s.sock"},
-		"version":           {got["version"], "v1.2.3"},
-		"start_time":        {got["start_time"], "2026-01-02T03:04:05Z"},
-		"uptime_seconds":    {got["uptime_seconds"], 5400.0},
-		"listeners":         {got["listeners"].([]any)[0], "unix:/run/user/1000/castd/castd.sock"},
-		"store.used_bytes":  {store["used_bytes"], float64(1 << 30)},
-		"store.quota_bytes": {store["quota_bytes"], float64(4 << 30)},
-		"store.objects":     {store["objects"], 42.0},
-		"local.hits":        {got["local"].(map[string]any)["hits"], 30.0},
-		"remote.url":        {remote["url"], "grpcs://cache.example.com:11001"},
-		"remote.breaker":    {remote["breaker"], "open"},
-		"remote.health":     {remote["health"], "down"},
-		"remote.misses":     {remote["counters"].(map[string]any)["misses"], 2.0},
-		"remote.queue":      {remote["queue_depth"], 7.0},
-		"queue.depth":       {queue["depth"], 7.0},
-		"queue.oldest_age":  {queue["oldest_age_seconds"], 2.0},
+		"running":            {got["running"], true},
+		"socket":             {got["socket"], "/s.sock"},
+		"version":            {got["version"], "v1.2.3"},
+		"start_time":         {got["start_time"], "2026-01-02T03:04:05Z"},
+		"uptime_seconds":     {got["uptime_seconds"], 5400.0},
+		"listeners":          {got["listeners"].([]any)[0], "unix:/run/user/1000/castd/castd.sock"},
+		"store.used_bytes":   {store["used_bytes"], float64(1 << 30)},
+		"store.quota_bytes":  {store["quota_bytes"], float64(4 << 30)},
+		"store.objects":      {store["objects"], 42.0},
+		"local.hits":         {got["local"].(map[string]any)["hits"], 30.0},
+		"remote.url":         {remote["url"], "grpcs://cache.example.com:11001"},
+		"remote.breaker":     {remote["breaker"], "open"},
+		"remote.health":      {remote["health"], "down"},
+		"remote.misses":      {remote["counters"].(map[string]any)["misses"], 2.0},
+		"remote.queue":       {remote["queue_depth"], 7.0},
+		"remote.role":        {remote["role_health"].([]any)[1].(map[string]any)["role"], "action-cache"},
+		"remote.role.health": {remote["role_health"].([]any)[1].(map[string]any)["health"], "refused"},
+		"remote.role.code":   {remote["role_health"].([]any)[1].(map[string]any)["code"], "PermissionDenied"},
+		"queue.depth":        {queue["depth"], 7.0},
+		"queue.oldest_age":   {queue["oldest_age_seconds"], 2.0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if c.got != c.want {
@@ -77,6 +85,7 @@ func TestStatusText(t *testing.T) {
 		"30 hits, 10 misses (75% hit rate)", "7 pending (oldest 2s)",
 		"grpcs://cache.example.com:11001 (instance main)  [storage,index] origin user, push yes",
 		"health down, breaker open", "last error: connection refused",
+		"roles: cas ok, action-cache refused (PermissionDenied, breaker open), asset unknown",
 	} {
 		t.Run(want, func(t *testing.T) {
 			if !strings.Contains(buf.String(), want) {

@@ -16,6 +16,7 @@ import (
 	castdpb "github.com/castd/castd/api/castd/v1"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/remotes"
+	"github.com/castd/castd/pkg/proxy/upstream"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -94,6 +95,7 @@ func (s *Server) Status(context.Context, *castdpb.StatusRequest) (*castdpb.Statu
 			Health: r.Health, Breaker: r.Breaker, LastError: r.LastError,
 			Counters:   &castdpb.CacheCounters{Hits: r.Hits, Misses: r.Misses},
 			QueueDepth: int64(r.QueueDepth),
+			RoleHealth: roleHealth(r.PerRole),
 		})
 	}
 	return resp, nil
@@ -113,4 +115,17 @@ func (s *Server) queueStatus() *castdpb.QueueStatus {
 		Depth: int64(q.Depth), OldestAge: durationpb.New(q.Oldest),
 		Failures: int64(q.Failures), Completed: int64(q.Completed),
 	}
+}
+
+// roleHealth converts the per-role health of one remote.
+func roleHealth(hs []upstream.RoleHealth) []*castdpb.RoleHealth {
+	out := make([]*castdpb.RoleHealth, 0, len(hs))
+	for _, h := range hs {
+		rh := &castdpb.RoleHealth{Role: string(h.Role), Health: h.Health, Breaker: h.Breaker, LastError: h.LastError}
+		if h.LastError != "" {
+			rh.Code = h.Code.String()
+		}
+		out = append(out, rh)
+	}
+	return out
 }
