@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"regexp"
 	"testing"
@@ -31,16 +32,16 @@ func TestFailfastRefusedFirstRemote(t *testing.T) {
 	}
 	tests := []struct {
 		name, why string
-		call      func() error
+		call      func(ctx context.Context) error
 	}{
-		{"FindMissing", "the refused remote is asked once and skipped; the second answers present", func() error {
+		{"FindMissing", "the refused remote is asked once and skipped; the second answers present", func(ctx context.Context) error {
 			missing, err := findMissing(ctx, conn, small.d, large.d)
 			if err == nil && len(missing) > 0 {
 				return fmt.Errorf("%d reported missing", len(missing))
 			}
 			return err
 		}},
-		{"BatchRead", "a small blob comes from the second remote without waiting on the first's retries", func() error {
+		{"BatchRead", "a small blob comes from the second remote without waiting on the first's retries", func(ctx context.Context) error {
 			resp, err := repb.NewContentAddressableStorageClient(conn).BatchReadBlobs(ctx, &repb.BatchReadBlobsRequest{Digests: []*repb.Digest{small.d}})
 			if err != nil {
 				return err
@@ -51,7 +52,7 @@ func TestFailfastRefusedFirstRemote(t *testing.T) {
 			}
 			return nil
 		}},
-		{"ByteStream read", "a large blob streams from the second remote without waiting on the first's retries", func() error {
+		{"ByteStream read", "a large blob streams from the second remote without waiting on the first's retries", func(ctx context.Context) error {
 			got, err := readBlob(ctx, conn, large.d)
 			if err == nil && !bytes.Equal(got, large.data) {
 				err = fmt.Errorf("read %d bytes, not the blob", len(got))
@@ -62,7 +63,7 @@ func TestFailfastRefusedFirstRemote(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			if err := tc.call(); err != nil {
+			if err := tc.call(ctxFor(t, 2*time.Minute)); err != nil {
 				t.Fatalf("%s through castd: %v", tc.name, err)
 			}
 		})
