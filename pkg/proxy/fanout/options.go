@@ -46,7 +46,7 @@ const (
 	DefaultExistenceTTL = 60 * time.Second
 	// DefaultFailoverDelay is how long a remote with a later tier behind
 	// it may take to answer before the read moves on (see failover).
-	DefaultFailoverDelay = 2 * time.Second
+	DefaultFailoverDelay = time.Second
 	// DefaultExistenceMaxEntries bounds each remote's existence cache
 	// (about 150 bytes an entry).
 	DefaultExistenceMaxEntries = 1 << 20
