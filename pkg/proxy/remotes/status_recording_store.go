@@ -25,9 +25,9 @@ type statusRecordingCAS struct {
 	rec  *outcomes
 }
 
-// note counts err, the outcome of a call made under ctx, as a hit or a
+// note counts err, the outcome of a call, as a hit or a
 // miss when counted.
-func note(_ context.Context, rec *outcomes, err error, counted bool) {
+func note(rec *outcomes, err error, counted bool) {
 	switch {
 	case err == nil:
 		rec.ok(counted, false)
@@ -38,19 +38,19 @@ func note(_ context.Context, rec *outcomes, err error, counted bool) {
 
 func (c *statusRecordingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
 	missing, err := c.base.FindMissing(ctx, ds)
-	note(ctx, c.rec, err, false)
+	note(c.rec, err, false)
 	return missing, err
 }
 
 func (c *statusRecordingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	rc, err := c.base.Get(ctx, d, offset)
-	note(ctx, c.rec, err, true)
+	note(c.rec, err, true)
 	return rc, err
 }
 
 func (c *statusRecordingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
 	err := c.base.Put(ctx, d, r)
-	note(ctx, c.rec, err, false)
+	note(c.rec, err, false)
 	return err
 }
 
@@ -67,13 +67,13 @@ type statusRecordingAC struct {
 
 func (a *statusRecordingAC) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
 	ar, err := a.base.GetActionResult(ctx, action)
-	note(ctx, a.rec, err, true)
+	note(a.rec, err, true)
 	return ar, err
 }
 
 func (a *statusRecordingAC) UpdateActionResult(ctx context.Context, action digest.Digest, ar *repb.ActionResult) error {
 	err := a.base.UpdateActionResult(ctx, action, ar)
-	note(ctx, a.rec, err, false)
+	note(a.rec, err, false)
 	return err
 }
 
@@ -89,6 +89,6 @@ func (c *statusRecordingCAS) GetMany(ctx context.Context, ds []digest.Digest) []
 			break
 		}
 	}
-	note(ctx, c.rec, failure, true)
+	note(c.rec, failure, true)
 	return out
 }
