@@ -54,6 +54,16 @@ type remoteJSON struct {
 	LastError    string       `json:"last_error"`
 	Counters     countersJSON `json:"counters"`
 	QueueDepth   int64        `json:"queue_depth"`
+	RoleHealth   []roleJSON   `json:"role_health"`
+}
+
+// roleJSON is the health of one role (cas, action-cache, asset) of a remote.
+type roleJSON struct {
+	Role      string `json:"role"`
+	Health    string `json:"health"`
+	Breaker   string `json:"breaker"`
+	LastError string `json:"last_error,omitempty"`
+	Code      string `json:"code,omitempty"`
 }
 
 type queueJSON struct {
@@ -138,10 +148,15 @@ func toStatusJSON(socket string, r *castdpb.StatusResponse) statusJSON {
 			Message: p.GetMessage(), Entries: p.GetEntries(), Since: p.GetSince().AsTime().UTC().Format(time.RFC3339)})
 	}
 	for _, rm := range r.GetRemotes() {
+		roles := []roleJSON{}
+		for _, h := range rm.GetRoleHealth() {
+			roles = append(roles, roleJSON{Role: h.GetRole(), Health: h.GetHealth(), Breaker: h.GetBreaker(), LastError: h.GetLastError(), Code: h.GetCode()})
+		}
 		s.Remotes = append(s.Remotes, remoteJSON{
 			URL: rm.GetUrl(), InstanceName: rm.GetInstanceName(), Roles: append([]string{}, rm.GetRoles()...),
 			Origin: rm.GetOrigin(), Push: rm.GetPush(), Health: rm.GetHealth(), Breaker: rm.GetBreaker(),
 			LastError: rm.GetLastError(), Counters: counters(rm.GetCounters()), QueueDepth: rm.GetQueueDepth(),
+			RoleHealth: roles,
 		})
 	}
 	return s
@@ -177,10 +192,35 @@ func writeStatusText(w io.Writer, r *castdpb.StatusResponse) {
 			strings.Join(rm.GetRoles(), ","), rm.GetOrigin(), yesNo(rm.GetPush()))
 		fmt.Fprintf(w, "    health %s, breaker %s, %s, %d queued\n",
 			rm.GetHealth(), rm.GetBreaker(), hitsText(rm.GetCounters()), rm.GetQueueDepth())
+		if roles := roleHealthText(rm.GetRoleHealth()); roles != "" {
+			fmt.Fprintf(w, "    roles: %s\n", roles)
+		}
 		if e := rm.GetLastError(); e != "" {
 			fmt.Fprintf(w, "    last error: %s\n", e)
 		}
 	}
+}
+
+// roleHealthText is "cas ok, action-cache refused (PermissionDenied, breaker
+// open), asset unknown": each role's health, with the code and breaker of a
+// role that is not ok.
+func roleHealthText(hs []*castdpb.RoleHealth) string {
+	var parts []string
+	for _, h := range hs {
+		part := h.GetRole() + " " + h.GetHealth()
+		var detail []string
+		if h.GetHealth() != "ok" && h.GetCode() != "" {
+			detail = append(detail, h.GetCode())
+		}
+		if h.GetBreaker() != "" && h.GetBreaker() != "closed" {
+			detail = append(detail, "breaker "+h.GetBreaker())
+		}
+		if len(detail) > 0 {
+			part += " (" + strings.Join(detail, ", ") + ")"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func hitsText(c *castdpb.CacheCounters) string {

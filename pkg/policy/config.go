@@ -164,11 +164,13 @@ func (a Auth) HasClientCredentials() bool {
 	return a.ClientCert != "" && a.ClientKey != "" || a.AccessToken != ""
 }
 
-// ConnectionConfig tunes the gRPC connection to one remote; a zero field
-// means the client's default.
+// ConnectionConfig tunes the gRPC connection to one remote; a zero
+// duration means the client's default (keepalive-time: no pings).
+// RetryLimit is nil when retry-limit is not set (the client's default);
+// 0 means no retries.
 type ConnectionConfig struct {
 	KeepaliveTime  time.Duration `json:"keepalive-time"`
-	RetryLimit     int           `json:"retry-limit"`
+	RetryLimit     *int          `json:"retry-limit,omitempty"`
 	RetryDelay     time.Duration `json:"retry-delay"`
 	RequestTimeout time.Duration `json:"request-timeout"`
 }

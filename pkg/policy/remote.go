@@ -189,7 +189,10 @@ func (d *decoder) connectionConfig(path string, v any) ConnectionConfig {
 		return n
 	}
 	c.KeepaliveTime = time.Duration(get("keepalive-time")) * time.Second
-	c.RetryLimit = int(get("retry-limit"))
+	if x, ok := m["retry-limit"]; ok && x != nil {
+		n := int(get("retry-limit"))
+		c.RetryLimit = &n
+	}
 	c.RetryDelay = time.Duration(get("retry-delay")) * time.Millisecond
 	c.RequestTimeout = time.Duration(get("request-timeout")) * time.Second
 	return c

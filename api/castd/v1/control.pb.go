@@ -430,14 +430,17 @@ type RemoteStatus struct {
 	// "user", "user-project", "project", "remote-execution", "cache".
 	Origin string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
 	Push   bool   `protobuf:"varint,5,opt,name=push,proto3" json:"push,omitempty"`
-	// "ok", "down", "unknown".
+	// The worst of role_health: "down", "refused", "ok", "unknown".
 	Health string `protobuf:"bytes,6,opt,name=health,proto3" json:"health,omitempty"`
 	// "closed", "open", "half-open".
 	Breaker   string         `protobuf:"bytes,7,opt,name=breaker,proto3" json:"breaker,omitempty"`
 	LastError string         `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	Counters  *CacheCounters `protobuf:"bytes,9,opt,name=counters,proto3" json:"counters,omitempty"`
 	// Pending write-back entries for this remote.
-	QueueDepth    int64 `protobuf:"varint,10,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
+	QueueDepth int64 `protobuf:"varint,10,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
+	// Health of each role of the remote ("cas", "action-cache", "asset"):
+	// a remote that refuses one role may still serve the others.
+	RoleHealth    []*RoleHealth `protobuf:"bytes,11,rep,name=role_health,json=roleHealth,proto3" json:"role_health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -542,6 +545,94 @@ func (x *RemoteStatus) GetQueueDepth() int64 {
 	return 0
 }
 
+func (x *RemoteStatus) GetRoleHealth() []*RoleHealth {
+	if x != nil {
+		return x.RoleHealth
+	}
+	return nil
+}
+
+type RoleHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "cas", "action-cache" or "asset".
+	Role string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// "ok", "down", "refused" (answered with a permanent refusal such as
+	// PERMISSION_DENIED), "unknown" (not called yet).
+	Health string `protobuf:"bytes,2,opt,name=health,proto3" json:"health,omitempty"`
+	// "closed", "open", "half-open".
+	Breaker   string `protobuf:"bytes,3,opt,name=breaker,proto3" json:"breaker,omitempty"`
+	LastError string `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// gRPC code name of the last failure, e.g. "Unavailable"; empty before any.
+	Code          string `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleHealth) Reset() {
+	*x = RoleHealth{}
+	mi := &file_castd_v1_control_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleHealth) ProtoMessage() {}
+
+func (x *RoleHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_castd_v1_control_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleHealth.ProtoReflect.Descriptor instead.
+func (*RoleHealth) Descriptor() ([]byte, []int) {
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RoleHealth) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *RoleHealth) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
+func (x *RoleHealth) GetBreaker() string {
+	if x != nil {
+		return x.Breaker
+	}
+	return ""
+}
+
+func (x *RoleHealth) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *RoleHealth) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
 type QueueStatus struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Depth     int64                  `protobuf:"varint,1,opt,name=depth,proto3" json:"depth,omitempty"`
@@ -560,7 +651,7 @@ type QueueStatus struct {
 
 func (x *QueueStatus) Reset() {
 	*x = QueueStatus{}
-	mi := &file_castd_v1_control_proto_msgTypes[7]
+	mi := &file_castd_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +663,7 @@ func (x *QueueStatus) String() string {
 func (*QueueStatus) ProtoMessage() {}
 
 func (x *QueueStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[7]
+	mi := &file_castd_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +676,7 @@ func (x *QueueStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueStatus.ProtoReflect.Descriptor instead.
 func (*QueueStatus) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueueStatus) GetDepth() int64 {
@@ -649,7 +740,7 @@ type ParkedRole struct {
 
 func (x *ParkedRole) Reset() {
 	*x = ParkedRole{}
-	mi := &file_castd_v1_control_proto_msgTypes[8]
+	mi := &file_castd_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +752,7 @@ func (x *ParkedRole) String() string {
 func (*ParkedRole) ProtoMessage() {}
 
 func (x *ParkedRole) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[8]
+	mi := &file_castd_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +765,7 @@ func (x *ParkedRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParkedRole.ProtoReflect.Descriptor instead.
 func (*ParkedRole) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ParkedRole) GetRemote() string {
@@ -729,7 +820,7 @@ type ConfigReportRequest struct {
 
 func (x *ConfigReportRequest) Reset() {
 	*x = ConfigReportRequest{}
-	mi := &file_castd_v1_control_proto_msgTypes[9]
+	mi := &file_castd_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +832,7 @@ func (x *ConfigReportRequest) String() string {
 func (*ConfigReportRequest) ProtoMessage() {}
 
 func (x *ConfigReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[9]
+	mi := &file_castd_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +845,7 @@ func (x *ConfigReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReportRequest.ProtoReflect.Descriptor instead.
 func (*ConfigReportRequest) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConfigReportRequest) GetProjectDirs() []string {
@@ -773,7 +864,7 @@ type ConfigReportResponse struct {
 
 func (x *ConfigReportResponse) Reset() {
 	*x = ConfigReportResponse{}
-	mi := &file_castd_v1_control_proto_msgTypes[10]
+	mi := &file_castd_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +876,7 @@ func (x *ConfigReportResponse) String() string {
 func (*ConfigReportResponse) ProtoMessage() {}
 
 func (x *ConfigReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[10]
+	mi := &file_castd_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +889,7 @@ func (x *ConfigReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReportResponse.ProtoReflect.Descriptor instead.
 func (*ConfigReportResponse) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfigReportResponse) GetReportJson() string {
@@ -819,7 +910,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_castd_v1_control_proto_msgTypes[11]
+	mi := &file_castd_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +922,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[11]
+	mi := &file_castd_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +935,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScrubRequest) GetBytesPerSecond() int64 {
@@ -872,7 +963,7 @@ type ScrubResponse struct {
 
 func (x *ScrubResponse) Reset() {
 	*x = ScrubResponse{}
-	mi := &file_castd_v1_control_proto_msgTypes[12]
+	mi := &file_castd_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +975,7 @@ func (x *ScrubResponse) String() string {
 func (*ScrubResponse) ProtoMessage() {}
 
 func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[12]
+	mi := &file_castd_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +988,7 @@ func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubResponse.ProtoReflect.Descriptor instead.
 func (*ScrubResponse) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScrubResponse) GetChecked() int64 {
@@ -977,7 +1068,7 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\x0fverify_failures\x18\x06 \x01(\x03R\x0everifyFailures\";\n" +
 	"\rCacheCounters\x12\x12\n" +
 	"\x04hits\x18\x01 \x01(\x03R\x04hits\x12\x16\n" +
-	"\x06misses\x18\x02 \x01(\x03R\x06misses\"\xae\x02\n" +
+	"\x06misses\x18\x02 \x01(\x03R\x06misses\"\xe5\x02\n" +
 	"\fRemoteStatus\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12#\n" +
 	"\rinstance_name\x18\x02 \x01(\tR\finstanceName\x12\x14\n" +
@@ -991,7 +1082,17 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\bcounters\x18\t \x01(\v2\x17.castd.v1.CacheCountersR\bcounters\x12\x1f\n" +
 	"\vqueue_depth\x18\n" +
 	" \x01(\x03R\n" +
-	"queueDepth\"\xe4\x01\n" +
+	"queueDepth\x125\n" +
+	"\vrole_health\x18\v \x03(\v2\x14.castd.v1.RoleHealthR\n" +
+	"roleHealth\"\x85\x01\n" +
+	"\n" +
+	"RoleHealth\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x16\n" +
+	"\x06health\x18\x02 \x01(\tR\x06health\x12\x18\n" +
+	"\abreaker\x18\x03 \x01(\tR\abreaker\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\tR\x04code\"\xe4\x01\n" +
 	"\vQueueStatus\x12\x14\n" +
 	"\x05depth\x18\x01 \x01(\x03R\x05depth\x128\n" +
 	"\n" +
@@ -1041,7 +1142,7 @@ func file_castd_v1_control_proto_rawDescGZIP() []byte {
 	return file_castd_v1_control_proto_rawDescData
 }
 
-var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_castd_v1_control_proto_goTypes = []any{
 	(*RegisterProjectRequest)(nil),  // 0: castd.v1.RegisterProjectRequest
 	(*RegisterProjectResponse)(nil), // 1: castd.v1.RegisterProjectResponse
@@ -1050,40 +1151,42 @@ var file_castd_v1_control_proto_goTypes = []any{
 	(*StoreStatus)(nil),             // 4: castd.v1.StoreStatus
 	(*CacheCounters)(nil),           // 5: castd.v1.CacheCounters
 	(*RemoteStatus)(nil),            // 6: castd.v1.RemoteStatus
-	(*QueueStatus)(nil),             // 7: castd.v1.QueueStatus
-	(*ParkedRole)(nil),              // 8: castd.v1.ParkedRole
-	(*ConfigReportRequest)(nil),     // 9: castd.v1.ConfigReportRequest
-	(*ConfigReportResponse)(nil),    // 10: castd.v1.ConfigReportResponse
-	(*ScrubRequest)(nil),            // 11: castd.v1.ScrubRequest
-	(*ScrubResponse)(nil),           // 12: castd.v1.ScrubResponse
-	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 14: google.protobuf.Duration
+	(*RoleHealth)(nil),              // 7: castd.v1.RoleHealth
+	(*QueueStatus)(nil),             // 8: castd.v1.QueueStatus
+	(*ParkedRole)(nil),              // 9: castd.v1.ParkedRole
+	(*ConfigReportRequest)(nil),     // 10: castd.v1.ConfigReportRequest
+	(*ConfigReportResponse)(nil),    // 11: castd.v1.ConfigReportResponse
+	(*ScrubRequest)(nil),            // 12: castd.v1.ScrubRequest
+	(*ScrubResponse)(nil),           // 13: castd.v1.ScrubResponse
+	(*timestamppb.Timestamp)(nil),   // 14: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 15: google.protobuf.Duration
 }
 var file_castd_v1_control_proto_depIdxs = []int32{
-	13, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	14, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	14, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	15, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
 	4,  // 2: castd.v1.StatusResponse.store:type_name -> castd.v1.StoreStatus
 	5,  // 3: castd.v1.StatusResponse.local:type_name -> castd.v1.CacheCounters
 	6,  // 4: castd.v1.StatusResponse.remotes:type_name -> castd.v1.RemoteStatus
-	7,  // 5: castd.v1.StatusResponse.queue:type_name -> castd.v1.QueueStatus
+	8,  // 5: castd.v1.StatusResponse.queue:type_name -> castd.v1.QueueStatus
 	5,  // 6: castd.v1.RemoteStatus.counters:type_name -> castd.v1.CacheCounters
-	14, // 7: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
-	8,  // 8: castd.v1.QueueStatus.parked:type_name -> castd.v1.ParkedRole
-	13, // 9: castd.v1.ParkedRole.since:type_name -> google.protobuf.Timestamp
-	14, // 10: castd.v1.ScrubResponse.took:type_name -> google.protobuf.Duration
-	0,  // 11: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
-	2,  // 12: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
-	9,  // 13: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
-	11, // 14: castd.v1.Control.Scrub:input_type -> castd.v1.ScrubRequest
-	1,  // 15: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
-	3,  // 16: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
-	10, // 17: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
-	12, // 18: castd.v1.Control.Scrub:output_type -> castd.v1.ScrubResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	7,  // 7: castd.v1.RemoteStatus.role_health:type_name -> castd.v1.RoleHealth
+	15, // 8: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
+	9,  // 9: castd.v1.QueueStatus.parked:type_name -> castd.v1.ParkedRole
+	14, // 10: castd.v1.ParkedRole.since:type_name -> google.protobuf.Timestamp
+	15, // 11: castd.v1.ScrubResponse.took:type_name -> google.protobuf.Duration
+	0,  // 12: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
+	2,  // 13: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
+	10, // 14: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
+	12, // 15: castd.v1.Control.Scrub:input_type -> castd.v1.ScrubRequest
+	1,  // 16: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
+	3,  // 17: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
+	11, // 18: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
+	13, // 19: castd.v1.Control.Scrub:output_type -> castd.v1.ScrubResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_castd_v1_control_proto_init() }
@@ -1097,7 +1200,7 @@ func file_castd_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_castd_v1_control_proto_rawDesc), len(file_castd_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

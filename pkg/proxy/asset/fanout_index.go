@@ -62,6 +62,7 @@ func (f *fanoutIndex) Lookup(ctx context.Context, a Asset, oldest time.Time) (Re
 		return ref, err
 	}
 	var failures []string
+	failed := codes.OK // the last failure's code while every remote failed
 	for _, t := range f.tiers {
 		ref, err := t.Index.Lookup(ctx, a, oldest)
 		switch {
@@ -73,7 +74,12 @@ func (f *fanoutIndex) Lookup(ctx context.Context, a Asset, oldest time.Time) (Re
 		case status.Code(err) != codes.NotFound:
 			f.opts.Logger.Warn("asset: lookup skips a failing index remote", "remote", t.Name, "asset", a.String(), "err", err)
 			failures = append(failures, t.Name+": "+err.Error())
+			failed = status.Code(err)
 		}
+	}
+	if len(failures) == len(f.tiers) && failed != codes.OK {
+		// No remote could answer: not a miss; the failure keeps its code.
+		return Ref{}, status.Errorf(failed, "%s: no index remote could answer: %s", a, strings.Join(failures, "; "))
 	}
 	if len(failures) > 0 {
 		return Ref{}, status.Errorf(codes.NotFound, "%s not found (skipped failing remotes: %s)", a, strings.Join(failures, "; "))

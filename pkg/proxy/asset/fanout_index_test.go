@@ -1,12 +1,14 @@
 package asset_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
@@ -152,4 +154,17 @@ func TestRemoteIndexRecord(t *testing.T) {
 			t.Fatalf("remote saw %d PushDirectory calls, want 1", remote.callCount("PushDirectory"))
 		}
 	})
+}
+
+func TestFanoutAllRemotesFailing(t *testing.T) {
+	t.Log("when no index remote could answer, the lookup keeps the failure's code instead of reporting a miss")
+	ctx := ctxT(t)
+	broken := startNode(t, nodeConfig{fail: codes.Unavailable})
+	wsCAS := store.NewMemory()
+	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	fanout := asset.NewFanout(local, []asset.Tier{remoteTier(t, broken, "broken", "user", wsCAS)}, asset.FanoutOptions{})
+	_, err := fanout.Lookup(ctx, asset.Asset{Kind: asset.Blob, URIs: []string{"https://a.example/x"}}, time.Time{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("Lookup with the only remote failing: %v; want UNAVAILABLE naming it", err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	castdpb "github.com/castd/castd/api/castd/v1"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/remotes"
+	"github.com/castd/castd/pkg/proxy/upstream"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -98,6 +99,7 @@ func (s *Server) Status(context.Context, *castdpb.StatusRequest) (*castdpb.Statu
 			Health: r.Health, Breaker: r.Breaker, LastError: r.LastError,
 			Counters:   &castdpb.CacheCounters{Hits: r.Hits, Misses: r.Misses},
 			QueueDepth: int64(r.QueueDepth),
+			RoleHealth: roleHealth(r.PerRole),
 		})
 	}
 	return resp, nil
@@ -124,6 +126,19 @@ func (s *Server) queueStatus() *castdpb.QueueStatus {
 				Entries: int64(p.Entries), Since: timestamppb.New(p.Since),
 			})
 		}
+	}
+	return out
+}
+
+// roleHealth converts the per-role health of one remote.
+func roleHealth(hs []upstream.RoleHealth) []*castdpb.RoleHealth {
+	out := make([]*castdpb.RoleHealth, 0, len(hs))
+	for _, h := range hs {
+		rh := &castdpb.RoleHealth{Role: string(h.Role), Health: h.Health, Breaker: h.Breaker, LastError: h.LastError}
+		if h.LastError != "" {
+			rh.Code = h.Code.String()
+		}
+		out = append(out, rh)
 	}
 	return out
 }

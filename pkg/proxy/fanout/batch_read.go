@@ -116,7 +116,7 @@ func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight
 // the claims may have stored some.
 func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	out, pending := c.recheckLocal(ctx, ds)
-	reasons := make([][]string, len(ds))
+	reasons := make([][]error, len(ds))
 	for i, t := range c.remotes {
 		if len(pending) == 0 || ctx.Err() != nil {
 			break
@@ -183,16 +183,13 @@ func (c *fanoutCAS) readArrived(ctx context.Context, ds []digest.Digest, arrived
 // fetchManyFrom asks the i-th remote for ds[j], j in pending, stores what
 // it serves and returns the indexes still to be found; each one's reason
 // is added to reasons.
-func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []digest.Digest, pending []int, out []store.BlobResult, reasons [][]string) []int {
+func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []digest.Digest, pending []int, out []store.BlobResult, reasons [][]error) []int {
 	name := remoteLabel(i, t.Name)
 	want := make([]digest.Digest, len(pending))
 	for k, j := range pending {
 		want[k] = ds[j]
 	}
-	rs := store.GetMany(ctx, t.CAS, want)
-	if len(rs) != len(want) {
-		rs = failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
-	}
+	rs := c.getManyFrom(ctx, i, t, want)
 	errs := c.storeMany(ctx, name, t, want, rs)
 	var still []int
 	for k, j := range pending {
@@ -203,11 +200,29 @@ func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []diges
 		case errors.As(err, &local):
 			out[j].Err = local.err
 		default:
-			reasons[j] = append(reasons[j], reason(err))
+			reasons[j] = append(reasons[j], err)
 			still = append(still, j)
 		}
 	}
 	return still
+}
+
+// getManyFrom asks the i-th remote for want in one batch, within the
+// failover delay unless it is the last tier: when the delay runs out, the
+// entries that failed (cancelled) fail as stalled; those that arrived are
+// kept.
+func (c *fanoutCAS) getManyFrom(ctx context.Context, i int, t Tier, want []digest.Digest) []store.BlobResult {
+	call := c.failover.begin(ctx, i)
+	defer call.release()
+	rs := store.GetMany(call.ctx, t.CAS, want)
+	inTime := call.answered()
+	if len(rs) != len(want) {
+		return failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
+	}
+	for k := range rs {
+		rs[k].Err = call.outcome(inTime, rs[k].Err)
+	}
+	return rs
 }
 
 // storeResult is the outcome of storing one blob a remote served.

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/proxy/upstream"
 )
 
 // label prefixes err's message with the tier that failed and keeps its gRPC
@@ -61,13 +62,34 @@ func reason(err error) string {
 	return fmt.Sprintf("%s (%s)", s.Message(), s.Code())
 }
 
-// foundNowhere is the miss returned when no tier had what: NOT_FOUND, with
-// every remote's reason so an outage is visible in the message.
-func foundNowhere(what string, reasons []string) error {
-	if len(reasons) == 0 {
+// foundNowhere is the error returned when no tier served what; failures
+// are the remotes' labelled errors, in pull order. It is NOT_FOUND when at
+// least one remote answered that it does not have it (a remote that could
+// not answer is skipped, DESIGN §3.3), with every remote's reason so that
+// an outage is visible in the message. When no remote could answer at
+// all, it keeps the failure's own code (DESIGN §5: other errors keep their
+// code): the last that is not a permanent refusal (upstream.Permanent;
+// the last tier is the one that had the configured retries), so that a
+// client retries while a remote is down, else the first.
+func foundNowhere(what string, failures []error) error {
+	if len(failures) == 0 {
 		return status.Errorf(codes.NotFound, "%s not found locally and no remote is configured", what)
 	}
-	return status.Errorf(codes.NotFound, "%s found nowhere reachable: %s", what, strings.Join(reasons, "; "))
+	reasons := make([]string, len(failures))
+	code, missed := codes.OK, false
+	for i, err := range failures {
+		reasons[i] = reason(err)
+		switch c := statusOf(err).Code(); {
+		case c == codes.NotFound:
+			missed = true
+		case code == codes.OK, !upstream.Permanent(c):
+			code = c
+		}
+	}
+	if missed {
+		return status.Errorf(codes.NotFound, "%s found nowhere reachable: %s", what, strings.Join(reasons, "; "))
+	}
+	return status.Errorf(code, "%s: no remote could answer: %s", what, strings.Join(reasons, "; "))
 }
 
 // blobName is what foundNowhere calls a blob.

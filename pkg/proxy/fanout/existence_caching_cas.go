@@ -3,8 +3,12 @@ package fanout
 import (
 	"container/list"
 	"context"
+	"io"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -17,23 +21,34 @@ import (
 // Get then misses and the fan-out moves on). Negative answers are never
 // cached: a blob may be uploaded at any moment. At most maxEntries digests
 // are remembered; the oldest answer is forgotten first. Get, GetMany and Put pass
-// through. Safe for concurrent use; lookups take one mutex per call.
+// through; a read that finds a blob missing forgets it, and a read that
+// fails because the remote is unreachable (UNAVAILABLE, or no answer in
+// time) forgets every entry: a down remote's blobs must not be reported
+// present. Safe for concurrent use; lookups take one mutex per call.
 func NewExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock) store.CAS {
+	return newExistenceCachingCAS(base, ttl, maxEntries, clock, nil)
+}
+
+// newExistenceCachingCAS is NewExistenceCachingCAS that also drops every
+// entry, and asks base, while unreachable (if not nil) reports true.
+func newExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock, unreachable func() bool) store.CAS {
 	return &existenceCachingCAS{
-		CAS:     base,
-		ttl:     ttl,
-		max:     maxEntries,
-		clock:   clock,
-		entries: map[digest.Digest]*list.Element{},
-		order:   list.New(),
+		CAS:         base,
+		ttl:         ttl,
+		max:         maxEntries,
+		clock:       clock,
+		unreachable: unreachable,
+		entries:     map[digest.Digest]*list.Element{},
+		order:       list.New(),
 	}
 }
 
 type existenceCachingCAS struct {
 	store.CAS
-	ttl   time.Duration
-	max   int
-	clock Clock
+	ttl         time.Duration
+	max         int
+	clock       Clock
+	unreachable func() bool // nil: never known unreachable
 
 	mu      sync.Mutex
 	entries map[digest.Digest]*list.Element // values are *existenceEntry
@@ -46,12 +61,16 @@ type existenceEntry struct {
 }
 
 func (c *existenceCachingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	if c.unreachable != nil && c.unreachable() {
+		c.forgetAll()
+	}
 	unknown := c.uncached(ds, c.clock.Now())
 	if len(unknown) == 0 {
 		return nil, nil
 	}
 	missing, err := c.CAS.FindMissing(ctx, unknown)
 	if err != nil {
+		c.failed(ctx, err, nil)
 		return nil, err
 	}
 	c.remember(digest.NewSet(unknown...).Difference(digest.NewSet(missing...)), c.clock.Now().Add(c.ttl))
@@ -102,8 +121,49 @@ func (c *existenceCachingCAS) forget(e *list.Element) {
 	c.order.Remove(e)
 }
 
+// forgetAll drops every entry.
+func (c *existenceCachingCAS) forgetAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+	c.order.Init()
+}
+
+// failed updates the cache after a call under ctx failed with err: a miss
+// of d (when not nil) forgets d, an unreachable remote forgets everything.
+// The caller giving up says nothing about the remote.
+func (c *existenceCachingCAS) failed(ctx context.Context, err error, d *digest.Digest) {
+	switch code := status.Code(err); {
+	case code == codes.NotFound && d != nil:
+		c.mu.Lock()
+		if e, ok := c.entries[*d]; ok {
+			c.forget(e)
+		}
+		c.mu.Unlock()
+	case store.Stalled(ctx):
+		c.forgetAll()
+	case ctx.Err() != nil:
+	case code == codes.Unavailable || code == codes.DeadlineExceeded:
+		c.forgetAll()
+	}
+}
+
+func (c *existenceCachingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	rc, err := c.CAS.Get(ctx, d, offset)
+	if err != nil {
+		c.failed(ctx, err, &d)
+	}
+	return rc, err
+}
+
 // GetMany implements store.BatchGetter by passing the batch to base
 // (getMany: base's own GetMany, else one Get per digest).
 func (c *existenceCachingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	return store.GetMany(ctx, c.CAS, ds)
+	out := store.GetMany(ctx, c.CAS, ds)
+	for i, r := range out {
+		if r.Err != nil {
+			c.failed(ctx, r.Err, &ds[i])
+		}
+	}
+	return out
 }

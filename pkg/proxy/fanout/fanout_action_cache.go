@@ -18,7 +18,10 @@ import (
 // output Trees are fetched to be read); an incomplete result counts as that
 // remote's miss and the next remote is asked. A served remote result is
 // recorded in local and reported to ACOptions.OnRemoteHit. Remote failures
-// are skipped; a miss everywhere reachable is NOT_FOUND listing the reasons.
+// are skipped (a remote with a later tier behind it gets one attempt and
+// ACOptions.FailoverDelay, see failover); a miss everywhere reachable is
+// NOT_FOUND listing the reasons, and when no remote could answer the
+// failure keeps its code.
 // Local hits are returned as local answers them: wrap local in
 // store.NewCompletenessCheckingActionCache to check those too.
 // UpdateActionResult writes local only, then calls ACOptions.OnUpdate. Cost
@@ -29,24 +32,30 @@ func NewActionCache(local store.ActionCache, remotes []ACTier, cas store.CAS, op
 	if opts.Logger == nil {
 		opts.Logger = defaultLogger()
 	}
-	a := &fanoutActionCache{
-		local:   local,
-		opts:    opts,
-		metrics: newMetrics(opts.Registerer, "castd_fanout_ac", "ActionCache", opts.Counters),
+	if opts.FailoverDelay <= 0 {
+		opts.FailoverDelay = DefaultFailoverDelay
 	}
-	for _, t := range remotes {
-		a.remotes = append(a.remotes, ACTier{Name: t.Name, Origin: t.Origin, AC: store.NewCompletenessCheckingActionCache(t.AC, cas)})
+	a := &fanoutActionCache{
+		local:    local,
+		opts:     opts,
+		metrics:  newMetrics(opts.Registerer, "castd_fanout_ac", "ActionCache", opts.Counters),
+		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
+	}
+	for i, t := range remotes {
+		bounded := &failoverAC{ActionCache: t.AC, f: a.failover, i: i}
+		a.remotes = append(a.remotes, ACTier{Name: t.Name, Origin: t.Origin, AC: store.NewCompletenessCheckingActionCache(bounded, cas)})
 		a.origins = append(a.origins, t)
 	}
 	return a
 }
 
 type fanoutActionCache struct {
-	local   store.ActionCache
-	remotes []ACTier // completeness-checked
-	origins []ACTier // as the caller gave them, for hooks
-	opts    ACOptions
-	metrics *metrics
+	local    store.ActionCache
+	remotes  []ACTier // completeness-checked
+	origins  []ACTier // as the caller gave them, for hooks
+	opts     ACOptions
+	metrics  *metrics
+	failover failover
 }
 
 func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
@@ -57,7 +66,7 @@ func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.D
 		}
 		return ar, labelLocal(err)
 	}
-	var reasons []string
+	var failures []error
 	for i, t := range a.remotes {
 		ar, err := t.AC.GetActionResult(ctx, action)
 		if err == nil {
@@ -67,10 +76,30 @@ func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.D
 		if gone := callerGone(ctx); gone != nil {
 			return nil, gone
 		}
-		reasons = append(reasons, reason(label(remoteLabel(i, t.Name), t.Name, err)))
+		failures = append(failures, label(remoteLabel(i, t.Name), t.Name, err))
 	}
-	a.metrics.miss()
-	return nil, foundNowhere("action result "+action.String(), reasons)
+	err = foundNowhere("action result "+action.String(), failures)
+	if status.Code(err) == codes.NotFound {
+		a.metrics.miss()
+	}
+	return nil, err
+}
+
+// failoverAC asks the i-th remote action cache within the failover delay
+// unless it is the last tier. It sits under the completeness check, whose
+// blob lookups go through the CAS fan-out (which bounds its own tiers), so
+// that a complete but large result is not cut off as a stall.
+type failoverAC struct {
+	store.ActionCache
+	f failover
+	i int
+}
+
+func (c *failoverAC) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
+	call := c.f.begin(ctx, c.i)
+	defer call.release()
+	ar, err := c.ActionCache.GetActionResult(call.ctx, action)
+	return ar, call.outcome(call.answered(), err)
 }
 
 // record stores a remote hit locally and reports it. A failed local write

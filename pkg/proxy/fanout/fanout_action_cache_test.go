@@ -101,9 +101,9 @@ func TestGetActionResult(t *testing.T) {
 		wantAsked: []bool{true, true},
 	}, {
 		name:      "all remotes down",
-		why:       "found nowhere reachable is NOT_FOUND naming each remote's failure",
+		why:       "when no remote could answer, the failure keeps its code (not a miss), naming each remote's failure",
 		remotes:   []acSpec{{name: "r1", down: true}, {name: "r2", down: true}},
-		wantCode:  codes.NotFound,
+		wantCode:  codes.Unavailable,
 		wantInMsg: []string{"upstream[1] r1", "upstream[2] r2", "Unavailable"},
 		wantAsked: []bool{true, true},
 	}} {

@@ -18,7 +18,7 @@ import (
 //     before it lacked; a digest is missing only when no tier has it. A
 //     remote that fails is skipped (its digests go on to the next one);
 //     a local failure is returned. Remote "present" answers are cached
-//     (Options.ExistenceTTL).
+//     (Options.ExistenceTTL) while the remote is reachable.
 //   - Get serves local hits directly; a local copy found corrupt while it
 //     is read is fetched again from the remotes and the read completed
 //     from that (see repairingReader). On a local miss the remotes are
@@ -30,30 +30,33 @@ import (
 //     blob ends in DATA_LOSS and the fetch goes on to the next remote);
 //     Gets that join it, and reads at an offset, are served from local
 //     once the fetch is over. Concurrent misses of one digest share one
-//     fetch. A miss everywhere reachable is
-//     NOT_FOUND listing each remote's reason; the caller's cancellation is
-//     returned as CANCELED or DEADLINE_EXCEEDED.
+//     fetch. A miss everywhere reachable is NOT_FOUND listing each
+//     remote's reason; when no remote could answer at all, the error has
+//     the failure's own code (see foundNowhere). The caller's
+//     cancellation is returned as CANCELED or DEADLINE_EXCEEDED.
 //   - GetMany (store.BatchGetter) and GetBytes (store.BytesGetter), for
 //     small blobs: local first, then each remote asked in one batch about
 //     what the tiers before it lacked (see batch_read.go).
 //   - Put writes to local only, then calls Options.OnPut.
 //
-// Every remote is wrapped in NewConcurrencyLimitingCAS and, when the TTL is
-// positive, NewExistenceCachingCAS. Remote timeouts are the remote client's
-// (the upstream package's request and idle timeouts). Safe for concurrent
-// use.
+// Every remote is wrapped in NewConcurrencyLimitingCAS and, unless the TTL
+// is negative, NewExistenceCachingCAS. A remote with a later tier behind it
+// gets one attempt and Options.FailoverDelay to answer (see failover); the
+// last tier's timeouts are the remote client's (the upstream package's
+// retries, request and idle timeouts). Safe for concurrent use.
 func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 	opts = opts.withDefaults()
 	c := &fanoutCAS{
-		local:   local,
-		opts:    opts,
-		metrics: newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
-		flights: newFlightGroup(),
+		local:    local,
+		opts:     opts,
+		metrics:  newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
+		flights:  newFlightGroup(),
+		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
 	}
 	for _, t := range remotes {
 		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
 		if opts.ExistenceTTL > 0 {
-			t.CAS = NewExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock)
+			t.CAS = newExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock, t.Unreachable)
 		}
 		c.remotes = append(c.remotes, t)
 	}
@@ -61,11 +64,12 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 }
 
 type fanoutCAS struct {
-	local   store.CAS
-	remotes []Tier // decorated copies of the caller's tiers
-	opts    Options
-	metrics *metrics
-	flights *flightGroup
+	local    store.CAS
+	remotes  []Tier // decorated copies of the caller's tiers
+	opts     Options
+	metrics  *metrics
+	flights  *flightGroup
+	failover failover
 }
 
 func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
@@ -77,7 +81,10 @@ func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]dige
 		if len(unknown) == 0 {
 			break
 		}
-		missing, err := t.CAS.FindMissing(ctx, unknown)
+		call := c.failover.begin(ctx, i)
+		missing, err := t.CAS.FindMissing(call.ctx, unknown)
+		err = call.outcome(call.answered(), err)
+		call.release()
 		if err != nil {
 			if gone := callerGone(ctx); gone != nil {
 				return nil, gone

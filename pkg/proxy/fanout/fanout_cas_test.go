@@ -51,6 +51,9 @@ func newTestFanout(t *testing.T, local []string, specs []remoteSpec, opts fanout
 		tiers = append(tiers, fanout.Tier{Name: s.name, CAS: c, Origin: "user"})
 	}
 	opts.Counters, opts.Registerer = f.counters, f.reg
+	if opts.ExistenceTTL == 0 {
+		opts.ExistenceTTL = -1 // these tests count remote calls; the cache has its own tests
+	}
 	f.cas = fanout.NewCAS(f.local, tiers, opts)
 	return f
 }
@@ -93,11 +96,18 @@ func TestGet(t *testing.T) {
 		wantCalls: []string{"r1.Get", "r2.Get"},
 	}, {
 		name:      "all remotes down",
-		why:       "found nowhere reachable is a miss whose message says why each remote failed",
+		why:       "when no remote could answer, the failure keeps its code (not a miss) and the message says why each failed",
 		remotes:   []remoteSpec{{name: "r1", down: true}, {name: "r2", down: true}},
-		wantCode:  codes.NotFound,
+		wantCode:  codes.Unavailable,
 		wantCalls: []string{"r1.Get", "r2.Get"},
 		wantInMsg: []string{"upstream[1] r1", "upstream[2] r2", "Unavailable", "connection refused"},
+	}, {
+		name:      "first remote down, second misses",
+		why:       "a remote that answered NOT_FOUND makes it a miss; the down one is named in the message",
+		remotes:   []remoteSpec{{name: "r1", down: true}, {name: "r2"}},
+		wantCode:  codes.NotFound,
+		wantCalls: []string{"r1.Get", "r2.Get"},
+		wantInMsg: []string{"upstream[1] r1", "connection refused", "upstream[2] r2"},
 	}, {
 		name:      "found nowhere",
 		why:       "every remote answering NOT_FOUND is NOT_FOUND",

@@ -19,6 +19,10 @@ type Tier struct {
 	Name   string
 	CAS    store.CAS
 	Origin string
+	// Unreachable, if set, reports whether the remote is known to be
+	// unreachable now (its breaker is open); while it is, the remote's
+	// existence-cache entries are dropped instead of believed.
+	Unreachable func() bool
 }
 
 // ACTier is one upstream action cache in the pull order; Name and Origin as
@@ -29,13 +33,20 @@ type ACTier struct {
 	Origin string
 }
 
-// Defaults: NewCAS applies the first and the last when the Options field is
-// zero; DefaultExistenceTTL is what the wiring should pass (zero disables).
+// Defaults of the fan-out, the one place they are defined (pkg/proxy/remotes
+// uses them too). A zero Options field means its default in every layer;
+// where a feature can be switched off, a negative value does that.
 const (
 	// DefaultMaxConcurrentPerRemote bounds the calls in flight per remote.
-	DefaultMaxConcurrentPerRemote = 16
+	// It is high because a cold read of many small blobs costs one remote
+	// round trip per blob, and a client's BatchReadBlobs fans out to many
+	// of them at once.
+	DefaultMaxConcurrentPerRemote = 64
 	// DefaultExistenceTTL is how long a remote's "present" is believed.
 	DefaultExistenceTTL = 60 * time.Second
+	// DefaultFailoverDelay is how long a remote with a later tier behind
+	// it may take to answer before the read moves on (see failover).
+	DefaultFailoverDelay = time.Second
 	// DefaultExistenceMaxEntries bounds each remote's existence cache
 	// (about 150 bytes an entry).
 	DefaultExistenceMaxEntries = 1 << 20
@@ -47,9 +58,13 @@ type Options struct {
 	// (FIFO beyond that). Zero means DefaultMaxConcurrentPerRemote.
 	MaxConcurrentPerRemote int
 	// ExistenceTTL is how long a remote's "present" answer is believed.
-	// Zero (or negative) disables the cache; wiring normally passes
-	// DefaultExistenceTTL.
+	// Zero means DefaultExistenceTTL; negative disables the cache.
 	ExistenceTTL time.Duration
+	// FailoverDelay is how long a remote that has a later tier behind it
+	// may take to answer a read (for a stream: to deliver its first
+	// bytes) before it is cut off as stalled and the next tier asked; the
+	// last tier has no such limit. Zero means DefaultFailoverDelay.
+	FailoverDelay time.Duration
 	// ExistenceMaxEntries bounds each remote's existence cache. Zero means
 	// DefaultExistenceMaxEntries.
 	ExistenceMaxEntries int
@@ -74,6 +89,8 @@ type Options struct {
 
 // ACOptions tunes NewActionCache. The zero value is usable.
 type ACOptions struct {
+	// FailoverDelay is Options.FailoverDelay for action-cache lookups.
+	FailoverDelay time.Duration
 	// OnUpdate is called after a successful local UpdateActionResult.
 	OnUpdate func(action digest.Digest, result *repb.ActionResult)
 	// OnRemoteHit is called after a complete result from tier was served
@@ -104,6 +121,15 @@ func SystemClock() Clock { return systemClock{} }
 func (o Options) withDefaults() Options {
 	if o.MaxConcurrentPerRemote <= 0 {
 		o.MaxConcurrentPerRemote = DefaultMaxConcurrentPerRemote
+	}
+	switch {
+	case o.ExistenceTTL == 0:
+		o.ExistenceTTL = DefaultExistenceTTL
+	case o.ExistenceTTL < 0:
+		o.ExistenceTTL = 0
+	}
+	if o.FailoverDelay <= 0 {
+		o.FailoverDelay = DefaultFailoverDelay
 	}
 	if o.ExistenceMaxEntries <= 0 {
 		o.ExistenceMaxEntries = DefaultExistenceMaxEntries

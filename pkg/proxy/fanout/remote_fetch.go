@@ -31,7 +31,7 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error 
 	if !slices.Contains(missing, d) {
 		return nil
 	}
-	var reasons []string
+	var failures []error
 	for i, t := range c.remotes {
 		err := c.fetchFrom(ctx, i, t, d, tee)
 		if err == nil {
@@ -44,21 +44,30 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error 
 		if errors.As(err, &local) {
 			return local.err
 		}
-		reasons = append(reasons, reason(err))
+		failures = append(failures, err)
 	}
-	return foundNowhere(blobName(d), reasons)
+	return foundNowhere(blobName(d), failures)
 }
 
 // fetchFrom streams d from the i-th remote into local, teeing it to the
 // client of tee unless the tee has ended. The error is the
-// remote's (labelled) unless it is an errLocal.
+// remote's (labelled) unless it is an errLocal. The remote must open its
+// stream within the failover delay unless it is the last tier.
 func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Digest, tee *tee) error {
 	name := remoteLabel(i, t.Name)
+	call := c.failover.begin(ctx, i)
+	defer call.release()
 	// The local Put hashes every byte and stores nothing that does not
 	// match, and the tee holds the last chunk back until it has: the
 	// remote client need not hash the stream too.
-	rc, err := t.CAS.Get(store.WithConsumerVerifies(ctx), d, 0)
-	if err != nil {
+	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, 0)
+	inTime := call.answered()
+	if err == nil && !inTime {
+		// Opened just as the delay ran out: its context is cancelled.
+		rc.Close()
+		err = call.stalled()
+	}
+	if err = call.outcome(inTime, err); err != nil {
 		return label(name, t.Name, err)
 	}
 	defer rc.Close()

@@ -122,6 +122,12 @@ func putBlob(t *testing.T, cas store.CAS, n int) ([]byte, digest.Digest) {
 // config text, both closed when t ends.
 func newSet(t *testing.T, dir, config string) (*remotes.Set, *store.Local) {
 	t.Helper()
+	return newSetWith(t, dir, config, remotes.Options{})
+}
+
+// newSetWith is newSet with opts.
+func newSetWith(t *testing.T, dir, config string, opts remotes.Options) (*remotes.Set, *store.Local) {
+	t.Helper()
 	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte(config))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +137,7 @@ func newSet(t *testing.T, dir, config string) (*remotes.Set, *store.Local) {
 		t.Fatal(err)
 	}
 	<-local.Ready()
-	set, err := remotes.New(context.Background(), cfg, local, remotes.Options{})
+	set, err := remotes.New(context.Background(), cfg, local, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

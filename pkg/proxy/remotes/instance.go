@@ -47,8 +47,11 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	if err != nil {
 		return nil, err
 	}
-	fopts := fanout.Options{ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger}
-	acOpts := fanout.ACOptions{Registerer: s.opts.Registerer, Counters: s.acCount, Logger: s.opts.Logger}
+	fopts := fanout.Options{
+		ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, FailoverDelay: s.opts.FailoverDelay,
+		Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger,
+	}
+	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Counters: s.acCount, Logger: s.opts.Logger}
 	if s.cfg.Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
 			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
@@ -80,7 +83,7 @@ func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, 
 			return nil, err
 		}
 		rem.use("storage", r.Origin, r.Push)
-		out = append(out, fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(r.Origin)})
+		out = append(out, fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(r.Origin), Unreachable: rem.casUnreachable})
 	}
 	return out, nil
 }

@@ -6,17 +6,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/proxy/upstream"
 	"github.com/castd/castd/pkg/proxy/writeback"
 )
 
-// DefaultMaxConcurrentPerRemote is higher than the fan-out's own default:
-// a cold read of many small blobs costs one remote round trip per blob, and
-// a BatchReadBlobs of a client fans out to many of them at once.
-const DefaultMaxConcurrentPerRemote = 64
-
-// Options tunes New. The zero value is usable.
+// Options tunes New. The zero value is usable; a zero field means the
+// default defined by the package that uses it (fanout's or upstream's
+// defaults), so that zero means the same in every layer.
 type Options struct {
 	// Registerer receives the upstream, fan-out and write-back metrics;
 	// nil registers none.
@@ -27,10 +23,15 @@ type Options struct {
 	// Zero means fanout.DefaultExistenceTTL; negative disables the cache.
 	ExistenceTTL time.Duration
 	// MaxConcurrentPerRemote bounds the calls in flight to one remote per
-	// instance fan-out. Zero means DefaultMaxConcurrentPerRemote.
+	// instance fan-out. Zero means fanout.DefaultMaxConcurrentPerRemote.
 	MaxConcurrentPerRemote int
+	// FailoverDelay is how long a remote with a later tier behind it may
+	// take to answer a read before the next tier is asked. Zero means
+	// fanout.DefaultFailoverDelay.
+	FailoverDelay time.Duration
 	// BreakerFailures and BreakerCoolDown tune every remote's circuit
-	// breaker; zero means the upstream defaults.
+	// breakers (one per role); zero means the upstream defaults, negative
+	// failures disable them.
 	BreakerFailures int
 	BreakerCoolDown time.Duration
 	// Writeback tunes the push queue (its Registerer and Logger default to
@@ -43,21 +44,6 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	switch {
-	case o.ExistenceTTL == 0:
-		o.ExistenceTTL = fanout.DefaultExistenceTTL
-	case o.ExistenceTTL < 0:
-		o.ExistenceTTL = 0
-	}
-	if o.MaxConcurrentPerRemote <= 0 {
-		o.MaxConcurrentPerRemote = DefaultMaxConcurrentPerRemote
-	}
-	if o.BreakerFailures <= 0 {
-		o.BreakerFailures = upstream.DefaultBreakerFailures
-	}
-	if o.BreakerCoolDown <= 0 {
-		o.BreakerCoolDown = upstream.DefaultBreakerCoolDown
 	}
 	if o.Writeback.Registerer == nil {
 		o.Writeback.Registerer = o.Registerer

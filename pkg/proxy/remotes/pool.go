@@ -17,11 +17,23 @@ import (
 type remoteKey struct {
 	url, instance string
 	auth          policy.Auth
-	conn          policy.ConnectionConfig
+	conn          policy.ConnectionConfig // RetryLimit cleared: a pointer compares by address
+	retryLimit    int                     // upstream.Config's meaning: negative for unset
 }
 
 func keyOf(r policy.Remote) remoteKey {
-	return remoteKey{url: r.URL, instance: r.InstanceName, auth: r.Auth, conn: r.ConnectionConfig}
+	conn := r.ConnectionConfig
+	conn.RetryLimit = nil
+	return remoteKey{url: r.URL, instance: r.InstanceName, auth: r.Auth, conn: conn, retryLimit: retryLimit(r.ConnectionConfig)}
+}
+
+// retryLimit is the configured retry-limit in upstream.Config's terms:
+// unset is negative (the client's default), 0 is no retries.
+func retryLimit(c policy.ConnectionConfig) int {
+	if c.RetryLimit == nil {
+		return -1
+	}
+	return *c.RetryLimit
 }
 
 // pool dials each distinct remote once and hands out the same client to
@@ -63,7 +75,7 @@ func (p *pool) get(ctx context.Context, r policy.Remote) (*remote, error) {
 func (p *pool) dialOptions() []upstream.Option {
 	opts := []upstream.Option{
 		upstream.WithLogger(p.opts.Logger),
-		upstream.WithBreaker(p.opts.BreakerFailures, p.opts.BreakerCoolDown),
+		upstream.WithBreaker(p.opts.BreakerFailures, p.opts.BreakerCoolDown), // zero: upstream's defaults
 	}
 	if p.opts.Registerer != nil {
 		opts = append(opts, upstream.WithRegisterer(p.opts.Registerer))
@@ -98,13 +110,10 @@ func hostOf(raw string) string {
 }
 
 // upstreamConfig converts a resolved remote (policy has already turned
-// the file's units into durations) into the client's configuration. A zero
-// retry limit in the configuration means the client's default.
+// the file's units into durations) into the client's configuration. Zero
+// means the same in both (see upstream's defaults.go): retry-limit 0 is no
+// retries, an unset one the client's default.
 func upstreamConfig(r policy.Remote, name string) upstream.Config {
-	retry := r.ConnectionConfig.RetryLimit
-	if retry == 0 {
-		retry = -1
-	}
 	return upstream.Config{
 		URL:               r.URL,
 		InstanceName:      r.InstanceName,
@@ -114,7 +123,7 @@ func upstreamConfig(r policy.Remote, name string) upstream.Config {
 		AccessTokenFile:   r.Auth.AccessToken,
 		AccessTokenReload: r.Auth.AccessTokenReloadInterval,
 		Keepalive:         r.ConnectionConfig.KeepaliveTime,
-		RetryLimit:        retry,
+		RetryLimit:        retryLimit(r.ConnectionConfig),
 		RetryDelay:        r.ConnectionConfig.RetryDelay,
 		RequestTimeout:    r.ConnectionConfig.RequestTimeout,
 		Name:              name,

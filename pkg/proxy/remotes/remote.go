@@ -2,7 +2,6 @@ package remotes
 
 import (
 	"sync"
-	"time"
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/asset"
@@ -39,6 +38,12 @@ func newRemote(name string, cfg policy.Remote, up *upstream.Remote) *remote {
 	}
 }
 
+// casUnreachable reports whether the remote's CAS breaker is open, for
+// the fan-out's existence cache.
+func (r *remote) casUnreachable() bool {
+	return r.up.BreakerState(upstream.RoleCAS) == upstream.StateOpen
+}
+
 // use notes that an instance resolved r in role ("storage", "index" or
 // "action-cache") with the given origin and push decision.
 func (r *remote) use(role string, origin policy.Origin, push bool) {
@@ -49,20 +54,17 @@ func (r *remote) use(role string, origin policy.Origin, push bool) {
 	r.push = r.push || push
 }
 
-// outcomes records a remote's recent results. Safe for concurrent use.
+// outcomes counts a remote's hits and misses; its health is kept per role
+// by the upstream client (upstream.Remote.Health). Safe for concurrent use.
 type outcomes struct {
-	mu      sync.Mutex
-	hits    int64
-	misses  int64
-	lastOK  time.Time
-	lastBad time.Time
-	lastErr string
+	mu     sync.Mutex
+	hits   int64
+	misses int64
 }
 
 func (o *outcomes) ok(hit, miss bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.lastOK = time.Now()
 	if hit {
 		o.hits++
 	}
@@ -71,25 +73,9 @@ func (o *outcomes) ok(hit, miss bool) {
 	}
 }
 
-func (o *outcomes) failed(err error) {
+// counts returns the hits and misses so far.
+func (o *outcomes) counts() (hits, misses int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.lastBad = time.Now()
-	o.lastErr = err.Error()
-}
-
-// health is "ok" when the last call succeeded (a miss is a success),
-// "down" when it failed, "unknown" before any call.
-func (o *outcomes) health() (health, lastErr string, hits, misses int64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	switch {
-	case o.lastOK.IsZero() && o.lastBad.IsZero():
-		health = "unknown"
-	case o.lastBad.After(o.lastOK):
-		health = "down"
-	default:
-		health = "ok"
-	}
-	return health, o.lastErr, o.hits, o.misses
+	return o.hits, o.misses
 }

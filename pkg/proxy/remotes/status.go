@@ -2,8 +2,10 @@ package remotes
 
 import (
 	"slices"
+	"time"
 
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/upstream"
 	"github.com/castd/castd/pkg/proxy/writeback"
 )
 
@@ -17,11 +19,17 @@ type RemoteStatus struct {
 	Origin string
 	// Push is true when some instance may push to the remote.
 	Push bool
-	// Health is "ok", "down" or "unknown"; Breaker "closed", "open" or
-	// "half-open".
+	// Health is the worst health of the roles in use: "down" (a role's
+	// last call failed transiently or its breaker is open), "refused" (a
+	// role's last call was refused permanently), "ok" or "unknown".
+	// Breaker is the CAS role's breaker, "closed", "open" or "half-open";
+	// LastError the most recent failure of any role.
 	Health, Breaker, LastError string
-	Hits, Misses               int64
-	QueueDepth                 int
+	// PerRole is the health of each role (cas, action-cache, asset), so
+	// that a remote refusing action-cache writes still shows its CAS ok.
+	PerRole      []upstream.RoleHealth
+	Hits, Misses int64
+	QueueDepth   int
 }
 
 // Remotes returns the status of every remote in first-use order. Cost: a
@@ -30,16 +38,15 @@ func (s *Set) Remotes() []RemoteStatus {
 	qs := s.queue.Stats()
 	var out []RemoteStatus
 	for _, r := range s.pool.all() {
-		health, lastErr, hits, misses := r.rec.health()
-		breaker := r.up.BreakerState()
-		if breaker == "open" {
-			health = "down"
-		}
+		hits, misses := r.rec.counts()
+		perRole := r.up.Health()
+		health, lastErr := overall(perRole)
 		r.mu.Lock()
 		st := RemoteStatus{
 			Name: r.name, URL: r.cfg.URL, InstanceName: r.cfg.InstanceName,
 			Roles: sortedKeys(r.roles), Origin: string(firstOrigin(r.origins)), Push: r.push,
-			Health: health, Breaker: breaker, LastError: lastErr, Hits: hits, Misses: misses,
+			Health: health, Breaker: r.up.BreakerState(upstream.RoleCAS), LastError: lastErr,
+			PerRole: perRole, Hits: hits, Misses: misses,
 			QueueDepth: qs.Remotes[r.name].Depth,
 		}
 		r.mu.Unlock()
@@ -49,6 +56,23 @@ func (s *Set) Remotes() []RemoteStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+// overall is the worst health of roles (down, refused, ok, unknown) and the
+// most recent failure's message.
+func overall(roles []upstream.RoleHealth) (health, lastErr string) {
+	rank := map[string]int{upstream.HealthUnknown: 0, upstream.HealthOK: 1, upstream.HealthRefused: 2, upstream.HealthDown: 3}
+	health = upstream.HealthUnknown
+	var latest time.Time
+	for _, h := range roles {
+		if rank[h.Health] > rank[health] {
+			health = h.Health
+		}
+		if h.LastError != "" && h.Health != upstream.HealthOK && !h.Since.Before(latest) {
+			latest, lastErr = h.Since, h.LastError
+		}
+	}
+	return health, lastErr
 }
 
 func sortedKeys(m map[string]bool) []string {

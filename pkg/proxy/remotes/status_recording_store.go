@@ -12,10 +12,10 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// newStatusRecordingCAS records in rec whether each call to base succeeded
-// (NOT_FOUND is a successful miss) and the last error, for the Status RPC.
-// The caller's cancellation is not the remote's failure and is not
-// recorded. Cost: one short mutex per call. Safe for concurrent use.
+// newStatusRecordingCAS counts in rec the hits and misses (NOT_FOUND) of
+// the calls to base, for the Status RPC; failures are recorded per role by
+// the upstream client itself. Cost: one short mutex per counted call. Safe
+// for concurrent use.
 func newStatusRecordingCAS(base store.CAS, rec *outcomes) store.CAS {
 	return &statusRecordingCAS{base: base, rec: rec}
 }
@@ -25,33 +25,32 @@ type statusRecordingCAS struct {
 	rec  *outcomes
 }
 
-// note records err, the outcome of a call made under ctx.
-func note(ctx context.Context, rec *outcomes, err error, counted bool) {
+// note counts err, the outcome of a call, as a hit or a
+// miss when counted.
+func note(rec *outcomes, err error, counted bool) {
 	switch {
 	case err == nil:
 		rec.ok(counted, false)
 	case status.Code(err) == codes.NotFound:
 		rec.ok(false, counted)
-	case ctx.Err() == nil:
-		rec.failed(err)
 	}
 }
 
 func (c *statusRecordingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
 	missing, err := c.base.FindMissing(ctx, ds)
-	note(ctx, c.rec, err, false)
+	note(c.rec, err, false)
 	return missing, err
 }
 
 func (c *statusRecordingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	rc, err := c.base.Get(ctx, d, offset)
-	note(ctx, c.rec, err, true)
+	note(c.rec, err, true)
 	return rc, err
 }
 
 func (c *statusRecordingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
 	err := c.base.Put(ctx, d, r)
-	note(ctx, c.rec, err, false)
+	note(c.rec, err, false)
 	return err
 }
 
@@ -68,13 +67,13 @@ type statusRecordingAC struct {
 
 func (a *statusRecordingAC) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
 	ar, err := a.base.GetActionResult(ctx, action)
-	note(ctx, a.rec, err, true)
+	note(a.rec, err, true)
 	return ar, err
 }
 
 func (a *statusRecordingAC) UpdateActionResult(ctx context.Context, action digest.Digest, ar *repb.ActionResult) error {
 	err := a.base.UpdateActionResult(ctx, action, ar)
-	note(ctx, a.rec, err, false)
+	note(a.rec, err, false)
 	return err
 }
 
@@ -90,6 +89,6 @@ func (c *statusRecordingCAS) GetMany(ctx context.Context, ds []digest.Digest) []
 			break
 		}
 	}
-	note(ctx, c.rec, failure, true)
+	note(c.rec, failure, true)
 	return out
 }

@@ -11,7 +11,7 @@ import (
 
 // AssetClient calls one remote's Remote Asset API (Fetch and Push) over the
 // remote's connection, so with its own credentials, retries and request
-// timeout, behind its circuit breaker. Every request carries the remote's
+// timeout, behind the circuit breaker of its asset role. Every request carries the remote's
 // own instance name, whatever the caller's request said. Safe for concurrent
 // use; it holds no state besides the Remote.
 type AssetClient struct {
@@ -79,10 +79,11 @@ func (c *AssetClient) PushDirectory(ctx context.Context, req *assetpb.PushDirect
 
 // call runs fn behind the breaker and labels its error with the remote.
 func (c *AssetClient) call(ctx context.Context, fn func() error) error {
-	if err := c.r.breaker.allow(); err != nil {
+	b := c.r.breakers[RoleAsset]
+	if err := b.allow(); err != nil {
 		return err
 	}
-	return wrap(c.r.name, c.r.breaker.doneWith(ctx, fn()))
+	return wrap(c.r.name, b.doneWith(ctx, fn()))
 }
 
 // inlineStatus turns a Fetch response's status field into an error.

@@ -112,9 +112,3 @@ func (c *breakerAC) UpdateActionResult(ctx context.Context, action digest.Digest
 	}
 	return c.b.doneWith(ctx, c.base.UpdateActionResult(ctx, action, result))
 }
-
-// doneWith is done that passes err through, for one-line call sites.
-func (b *breaker) doneWith(ctx context.Context, err error) error {
-	b.done(ctx, err)
-	return err
-}

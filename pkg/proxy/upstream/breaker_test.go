@@ -12,7 +12,8 @@ import (
 	"github.com/castd/castd/pkg/proxy/upstream"
 )
 
-// breakerGauge reads castd_upstream_breaker_state{remote=name} from reg.
+// breakerGauge reads castd_upstream_breaker_state{remote=name,role=cas}
+// from reg.
 func breakerGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -24,10 +25,12 @@ func breakerGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "remote" && l.GetValue() == name {
-					return m.GetGauge().GetValue()
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["remote"] == name && labels["role"] == "cas" {
+				return m.GetGauge().GetValue()
 			}
 		}
 	}
@@ -66,21 +69,21 @@ func TestBreaker(t *testing.T) {
 			t.Log(s.why)
 			f.set(s.serve)
 			clock.Advance(s.advance)
-			if s.calls == 1 && s.advance > 0 && r.BreakerState() != "half-open" {
-				t.Errorf("after the cool-down BreakerState() = %q; want half-open", r.BreakerState())
+			if s.calls == 1 && s.advance > 0 && r.BreakerState(upstream.RoleCAS) != "half-open" {
+				t.Errorf("after the cool-down BreakerState() = %q; want half-open", r.BreakerState(upstream.RoleCAS))
 			}
 			before := ts.count("FindMissingBlobs")
 			err := findOne(r)
 			if status.Code(err) != s.code {
 				t.Fatalf("call: %v; want %v", err, s.code)
 			}
-			if s.calls == 0 && !strings.Contains(err.Error(), "upstream flaky: circuit open") {
+			if s.calls == 0 && !strings.Contains(err.Error(), "upstream flaky: cas circuit open") {
 				t.Errorf("fast failure %q does not say the circuit is open", err)
 			}
 			if n := ts.count("FindMissingBlobs") - before; n != s.calls {
 				t.Errorf("server saw %d calls; want %d", n, s.calls)
 			}
-			if got := r.BreakerState(); got != s.state {
+			if got := r.BreakerState(upstream.RoleCAS); got != s.state {
 				t.Errorf("BreakerState() = %q; want %q", got, s.state)
 			}
 			if got := breakerGauge(t, reg, "flaky"); got != s.gauge {

@@ -201,10 +201,11 @@ func (c *casClient) putMany(ctx context.Context, blobs map[digest.Digest][]byte)
 // PutMany uploads blobs (digest to bytes, each verified first) in as few
 // calls as the remote's batch limit allows; blobs too large for a batch go
 // through ByteStream. It is meant for write-back of many small blobs. It
-// honours the circuit breaker like CAS().Put.
+// honours the CAS role's circuit breaker like CAS().Put.
 func (r *Remote) PutMany(ctx context.Context, blobs map[digest.Digest][]byte) error {
-	if err := r.breaker.allow(); err != nil {
+	b := r.breakers[RoleCAS]
+	if err := b.allow(); err != nil {
 		return err
 	}
-	return r.breaker.doneWith(ctx, (&casClient{r}).putMany(ctx, blobs))
+	return b.doneWith(ctx, (&casClient{r}).putMany(ctx, blobs))
 }

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/castd/castd/pkg/proxy/bufpool"
 	"github.com/castd/castd/pkg/store"
 )
@@ -34,11 +36,12 @@ type Remote struct {
 	ac       repb.ActionCacheClient
 	caps     repb.CapabilitiesClient
 	retry    *retrier
-	breaker  *breaker
+	breakers map[Role]*breaker // one per Role, fixed at Dial
 	metrics  *metrics
 
-	capsMu sync.Mutex
-	capsV  *repb.ServerCapabilities
+	capsFlight singleflight.Group // the GetCapabilities call in flight, if any
+	capsMu     sync.Mutex         // guards capsV only; never held across a call
+	capsV      *repb.ServerCapabilities
 }
 
 // Dial sets up the connection to the remote cfg describes. The connection is
@@ -59,8 +62,10 @@ func Dial(ctx context.Context, cfg Config, opts ...Option) (*Remote, error) {
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "upstream %s: %v", cfg.Name, err)
 	}
-	r := &Remote{name: cfg.Name, instance: cfg.InstanceName, metrics: newMetrics(o.registerer, cfg.Name)}
-	r.breaker = newBreaker(cfg.Name, o, r.metrics)
+	r := &Remote{name: cfg.Name, instance: cfg.InstanceName, metrics: newMetrics(o.registerer, cfg.Name, o.logger), breakers: map[Role]*breaker{}}
+	for _, role := range Roles {
+		r.breakers[role] = newBreaker(cfg.Name, cfg.URL, role, o, r.metrics)
+	}
 	r.retry = &retrier{limit: cfg.RetryLimit, delay: cfg.RetryDelay, timeout: cfg.RequestTimeout, sleep: o.sleep}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -125,35 +130,69 @@ func transportCredentials(cfg Config, t target) (credentials.TransportCredential
 // Name returns the remote's label (Config.Name, or HOST:PORT).
 func (r *Remote) Name() string { return r.name }
 
-// CAS returns the remote's content-addressable storage, behind its circuit
-// breaker. It also implements store.BatchGetter (one BatchReadBlobs call per
-// batch of small blobs).
-func (r *Remote) CAS() store.CAS { return &breakerCAS{base: &casClient{r}, b: r.breaker} }
+// CAS returns the remote's content-addressable storage, behind the circuit
+// breaker of its CAS role. It also implements store.BatchGetter (one
+// BatchReadBlobs call per batch of small blobs).
+func (r *Remote) CAS() store.CAS { return &breakerCAS{base: &casClient{r}, b: r.breakers[RoleCAS]} }
 
 // ActionCache returns the remote's action cache for its own instance name,
-// behind its circuit breaker.
+// behind the circuit breaker of its action-cache role.
 func (r *Remote) ActionCache() store.ActionCache {
-	return &breakerAC{base: &acClient{r}, b: r.breaker}
+	return &breakerAC{base: &acClient{r}, b: r.breakers[RoleActionCache]}
 }
 
-// BreakerState returns "closed", "open" or "half-open".
-func (r *Remote) BreakerState() string { return r.breaker.State() }
+// BreakerState returns "closed", "open" or "half-open" for role.
+func (r *Remote) BreakerState(role Role) string { return r.breakers[role].State() }
+
+// Health returns the health of each role, in the order of Roles. Cost: two
+// short mutexes per role.
+func (r *Remote) Health() []RoleHealth {
+	out := make([]RoleHealth, 0, len(Roles))
+	for _, role := range Roles {
+		out = append(out, r.breakers[role].roleHealth())
+	}
+	return out
+}
 
 // Close closes the connection; calls in flight fail with CANCELED.
 func (r *Remote) Close() error { return r.conn.Close() }
 
 // Capabilities returns the remote's capabilities for its instance name. The
-// first successful answer is cached for the life of the Remote.
+// first successful answer is cached for the life of the Remote. Concurrent
+// callers share one GetCapabilities call, and each waits for it only as
+// long as its own ctx lets it: no lock is held while the call (with its
+// retries) is on the network, so a remote that is down or stalled cannot
+// queue callers behind one another. The shared call runs detached from the
+// caller that started it (with its values, e.g. store.WithFallback), so
+// that caller giving up does not fail the others.
 func (r *Remote) Capabilities(ctx context.Context) (*repb.ServerCapabilities, error) {
 	r.capsMu.Lock()
-	defer r.capsMu.Unlock()
-	if r.capsV != nil {
-		return r.capsV, nil
+	c := r.capsV
+	r.capsMu.Unlock()
+	if c != nil {
+		return c, nil
 	}
+	fctx := context.WithoutCancel(ctx)
+	ch := r.capsFlight.DoChan("", func() (any, error) { return r.fetchCapabilities(fctx) })
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*repb.ServerCapabilities), nil
+	case <-ctx.Done():
+		return nil, wrap(r.name, ctx.Err())
+	}
+}
+
+// fetchCapabilities makes the GetCapabilities call and caches a success.
+func (r *Remote) fetchCapabilities(ctx context.Context) (*repb.ServerCapabilities, error) {
 	c, err := r.caps.GetCapabilities(ctx, &repb.GetCapabilitiesRequest{InstanceName: r.instance})
 	if err != nil {
 		return nil, wrap(r.name, err)
 	}
+	r.capsMu.Lock()
 	r.capsV = c
+	r.capsMu.Unlock()
 	return c, nil
 }

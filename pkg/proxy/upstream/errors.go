@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/store"
 )
 
 // wrap prefixes err with "upstream NAME: " and keeps its gRPC code. Context
@@ -36,7 +38,12 @@ func (w *wrapped) Error() string { return w.s.Err().Error() }
 func (w *wrapped) GRPCStatus() *status.Status { return w.s }
 
 // callerGone reports whether err is only the caller giving up, which says
-// nothing about the remote's health.
+// nothing about the remote's health. A fan-out cutting off a call that
+// stalled (store.ErrStalled) is not the caller giving up: the remote did
+// not answer in time.
 func callerGone(ctx context.Context, err error) bool {
+	if store.Stalled(ctx) {
+		return false
+	}
 	return ctx.Err() != nil && (status.Code(err) == codes.Canceled || status.Code(err) == codes.DeadlineExceeded)
 }

@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/store"
 )
 
 // maxBackoff caps one backoff delay however many retries are configured.
@@ -32,21 +34,22 @@ type retryState struct {
 	reauthed bool
 }
 
-// retriable reports whether code is worth another attempt. A unary call that
-// ran out of its per-attempt timeout is retried; a stream cut by the idle
-// timeout is not (the remote stalled, and the next remote should be asked).
+// retriable reports whether code is worth another attempt: the transient
+// codes (see Permanent). A unary call that ran out of its per-attempt
+// timeout is retried; a stream cut by the idle timeout is not (the remote
+// stalled, and the next remote should be asked).
 func retriable(code codes.Code, unary bool) bool {
-	switch code {
-	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted:
-		return true
-	case codes.DeadlineExceeded:
+	if code == codes.DeadlineExceeded {
 		return unary
 	}
-	return false
+	return transient(code)
 }
 
 // again reports whether the call that failed with err should be made again,
-// after waiting the backoff. It returns false when the caller's ctx is done.
+// after waiting the backoff. It returns false when the caller's ctx is done,
+// and for a call with a fallback tier (store.WithFallback): that one gets a
+// single attempt, since a client must not wait on a remote it does not need
+// (only the token re-read, which costs no sleep, is still done).
 func (r *retrier) again(ctx context.Context, st *retryState, err error, unary bool) bool {
 	if err == nil || ctx.Err() != nil {
 		return false
@@ -57,7 +60,7 @@ func (r *retrier) again(ctx context.Context, st *retryState, err error, unary bo
 		r.reauth()
 		return true
 	}
-	if !retriable(code, unary) || st.attempt >= r.limit {
+	if !retriable(code, unary) || st.attempt >= r.limit || store.HasFallback(ctx) {
 		return false
 	}
 	d := r.backoff(st.attempt)

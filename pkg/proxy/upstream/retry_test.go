@@ -67,7 +67,7 @@ func TestRetries(t *testing.T) {
 			ts := startServer(t, serverConfig{unary: f.unary})
 			s := &sleeps{}
 			r := dial(t, upstream.Config{URL: "grpc://" + ts.addr, RetryLimit: 3, RetryDelay: 100 * time.Millisecond},
-				upstream.WithSleeper(s.sleep), upstream.WithBreaker(0, 0))
+				upstream.WithSleeper(s.sleep), upstream.WithBreaker(-1, 0))
 			if err := findOne(r); status.Code(err) != tc.code {
 				t.Fatalf("call: %v; want %v", err, tc.code)
 			}

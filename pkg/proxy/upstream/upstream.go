@@ -46,6 +46,8 @@ type Config struct {
 	Keepalive time.Duration
 	// RetryLimit is how many times a call failing with a transient code is
 	// retried. Zero means no retries; negative means DefaultRetryLimit.
+	// A call made for a fan-out tier with a later tier behind it
+	// (store.WithFallback) is never retried, whatever the limit.
 	RetryLimit int
 	// RetryDelay is the first backoff delay; it doubles on every retry.
 	// Zero means DefaultRetryDelay.
@@ -60,16 +62,6 @@ type Config struct {
 	// socket path).
 	Name string
 }
-
-// Defaults for zero Config fields and options.
-const (
-	DefaultRetryLimit      = 4
-	DefaultRetryDelay      = time.Second
-	DefaultRequestTimeout  = 2 * time.Minute
-	DefaultIdleTimeout     = time.Minute
-	DefaultBreakerFailures = 5
-	DefaultBreakerCoolDown = 30 * time.Second
-)
 
 func (c Config) withDefaults() Config {
 	if c.RetryLimit < 0 {
@@ -98,18 +90,24 @@ type options struct {
 	logger          *slog.Logger
 	breakerFailures int
 	breakerCoolDown time.Duration
+	logEvery        time.Duration
 }
 
 func newOptions(opts []Option) options {
 	o := options{
-		clock:           SystemClock(),
-		registerer:      prometheus.NewRegistry(),
-		logger:          slog.Default(),
-		breakerFailures: DefaultBreakerFailures,
-		breakerCoolDown: DefaultBreakerCoolDown,
+		clock:      SystemClock(),
+		registerer: prometheus.NewRegistry(),
+		logger:     slog.Default(),
+		logEvery:   DefaultLogInterval,
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.breakerFailures == 0 {
+		o.breakerFailures = DefaultBreakerFailures
+	}
+	if o.breakerCoolDown <= 0 {
+		o.breakerCoolDown = DefaultBreakerCoolDown
 	}
 	if o.sleep == nil {
 		o.sleep = clockSleep(o.clock)
@@ -134,11 +132,25 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(o *options) { o.registerer = reg }
 }
 
-// WithLogger sets where warnings go; the default is slog.Default().
+// WithLogger sets where warnings (state changes of the remote, rate-limited)
+// and debug lines (one per upstream RPC) go; the default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithBreaker sets how many consecutive failures open the circuit breaker
-// and how long it stays open before a probe is let through.
+// WithBreaker sets how many consecutive failures open each of the remote's
+// circuit breakers (one per Role) and how long one stays open before a
+// probe is let through. Zero means DefaultBreakerFailures and
+// DefaultBreakerCoolDown; negative failures disable the breakers.
 func WithBreaker(failures int, coolDown time.Duration) Option {
 	return func(o *options) { o.breakerFailures, o.breakerCoolDown = failures, coolDown }
+}
+
+// WithLogInterval sets how often one kind of state-change warning (per
+// remote, role and state) may be logged; the ones in between are counted
+// and the count is reported with the next. Zero means DefaultLogInterval.
+func WithLogInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.logEvery = d
+		}
+	}
 }

@@ -1,0 +1,80 @@
+package fanout
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/store"
+)
+
+// failover shapes the calls a read makes to the remotes in pull order so
+// that a failing or stalled remote does not hold a request that a later
+// tier can answer:
+//
+//   - Every tier but the last is called with store.WithFallback: a single
+//     attempt, no retry sleeps. Retries of a remote the request does not
+//     need are left to the breaker and to later requests; the last tier
+//     keeps the configured retries.
+//   - Every tier but the last must answer within delay (for a Get: open
+//     its stream and deliver the first bytes). When it has not, the call
+//     is cancelled with store.ErrStalled, which the remote client counts
+//     toward its breaker, so that after a few stalls the remote is skipped
+//     until its cool-down, and the read goes on to the next tier.
+//
+// A stalled tier is cut off rather than hedged (asked in parallel with the
+// next one): DESIGN §3.3 treats a remote that cannot answer as skipped,
+// and a tier that misses its delay is treated the same way, so a read
+// holds one remote call at a time, and a stall costs at most delay.
+type failover struct {
+	delay time.Duration
+	tiers int
+}
+
+// tierCall is one call to a tier under failover. Not safe for concurrent
+// use.
+type tierCall struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer // nil for the last tier
+	delay  time.Duration
+}
+
+// begin prepares the call to the i-th tier (0-based). The caller must call
+// answered once the tier has answered (for a Get: once Get returned) and
+// release once it no longer uses ctx (for a Get: when the stream is
+// done).
+func (f failover) begin(ctx context.Context, i int) *tierCall {
+	c := &tierCall{delay: f.delay}
+	c.ctx, c.cancel = context.WithCancelCause(ctx)
+	if i < f.tiers-1 {
+		c.ctx = store.WithFallback(c.ctx)
+		c.timer = time.AfterFunc(f.delay, func() { c.cancel(store.ErrStalled) })
+	}
+	return c
+}
+
+// answered stops the stall timer and reports whether the tier answered in
+// time; false means its context was cancelled as stalled.
+func (c *tierCall) answered() bool {
+	return c.timer == nil || c.timer.Stop()
+}
+
+// release ends the call's context.
+func (c *tierCall) release() { c.cancel(nil) }
+
+// stalled is the error of a tier that gave no answer within the delay.
+func (c *tierCall) stalled() error {
+	return status.Errorf(codes.DeadlineExceeded, "no answer within the failover delay of %v; the next tier was asked", c.delay)
+}
+
+// outcome is err, or the stall error when the tier did not answer in time
+// and err is the cancellation that caused.
+func (c *tierCall) outcome(inTime bool, err error) error {
+	if err != nil && !inTime {
+		return c.stalled()
+	}
+	return err
+}
