@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/proxy/upstream"
 )
 
 // Role is the part of a remote a push uses: its CAS, its action cache or
@@ -60,7 +62,8 @@ func message(err error) string {
 }
 
 // refusal returns the role and code when err is a remote's answer that no
-// retry can change: the remote lacks the API, denies us, or rejects the
+// retry can change (upstream.Permanent, the one classification shared with
+// the read path): the remote lacks the API, denies us, or rejects the
 // request. UNAUTHENTICATED counts only because the upstream client has
 // already re-read the access token once before answering it. Every other
 // code (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED,
@@ -70,8 +73,7 @@ func refusal(err error) (Role, codes.Code, bool) {
 	if !errors.As(err, &re) {
 		return "", codes.OK, false
 	}
-	switch c := status.Code(re.err); c {
-	case codes.Unimplemented, codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
+	if c := status.Code(re.err); upstream.Permanent(c) {
 		return re.role, c, true
 	}
 	return "", codes.OK, false
