@@ -78,6 +78,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		Execution:              d.exec,
 		Logs:                   d.exec,
 		UpdateEnabled:          d.remotes.UpdateEnabled,
+		UploadDir:              d.store.TempDir(),
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
 	d.exec.RegisterOperations(d.server)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames)

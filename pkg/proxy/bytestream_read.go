@@ -47,7 +47,7 @@ func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer 
 	return &byteStreamServer{
 		backend: b,
 		logs:    opts.Logs,
-		uploads: newUploads(opts.UploadIdleTimeout, opts.Logger),
+		uploads: newUploads(opts.UploadDir, opts.UploadIdleTimeout, opts.MaxIdleUploads, opts.Logger),
 		metrics: m,
 	}
 }
