@@ -54,6 +54,11 @@ type Options struct {
 	// (no fd, no memory beyond bookkeeping). Zero means
 	// DefaultMaxIdleUploads.
 	MaxIdleUploads int
+	// ReadBufferLimit bounds the memory ByteStream Read buffers hold in
+	// total, counted from the read of a chunk until gRPC has written it to
+	// the connection (so it covers clients that stopped reading); readers
+	// wait for room past it. Zero means DefaultReadBufferLimit.
+	ReadBufferLimit int64
 	// UploadDir holds the spool files of ByteStream uploads in progress.
 	// castd passes the local store's temp directory, which the store
 	// empties when it opens (so a crash leaves nothing behind). Empty
@@ -95,6 +100,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxIdleUploads <= 0 {
 		o.MaxIdleUploads = DefaultMaxIdleUploads
 	}
+	if o.ReadBufferLimit <= 0 {
+		o.ReadBufferLimit = DefaultReadBufferLimit
+	}
 	if o.UploadDir == "" {
 		o.UploadDir = os.TempDir()
 	}
@@ -124,6 +132,7 @@ func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server
 		grpc.ChainUnaryInterceptor(m.unaryInterceptor),
 		grpc.ChainStreamInterceptor(m.streamInterceptor),
 		experimental.BufferPool(bufpool.Pool),
+		grpc.ForceServerCodecV2(newReadCodec()),
 	}
 	s := grpc.NewServer(append(base, extra...)...)
 	register(s, b, opts, m)
