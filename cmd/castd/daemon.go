@@ -79,6 +79,8 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		Logs:                   d.exec,
 		UpdateEnabled:          d.remotes.UpdateEnabled,
 		UploadDir:              d.store.TempDir(),
+		UploadIdleTimeout:      cfg.uploadIdleTimeout,
+		ReadBufferLimit:        cfg.readBufferLimit,
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
 	d.exec.RegisterOperations(d.server)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames)

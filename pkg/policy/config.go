@@ -95,6 +95,14 @@ type Cache struct {
 	// RecacheProjectContent controls whether content pulled from
 	// project-recommended remotes is kept in the local store.
 	RecacheProjectContent bool `json:"recache-project-content"`
+	// UploadIdleTimeout is how long a ByteStream upload may make no
+	// progress before it is dropped (an open stream is closed, a broken
+	// one is no longer resumable); zero means the server's default (60s).
+	UploadIdleTimeout time.Duration `json:"upload-idle-timeout"`
+	// ReadBufferLimit bounds, in bytes, the memory ByteStream reads hold
+	// for clients that have not received it yet; zero means the server's
+	// default (256M).
+	ReadBufferLimit int64 `json:"read-buffer-limit"`
 }
 
 // LocalExecution configures actions run on this machine.

@@ -23,6 +23,8 @@
 //	cache.low-watermark              CASTD_CACHE_LOW_WATERMARK             --cache.low-watermark
 //	cache.reserved-disk-space        CASTD_CACHE_RESERVED_DISK_SPACE       --cache.reserved-disk-space
 //	cache.recache-project-content    CASTD_CACHE_RECACHE_PROJECT_CONTENT   --cache.recache-project-content
+//	cache.upload-idle-timeout        CASTD_CACHE_UPLOAD_IDLE_TIMEOUT       --cache.upload-idle-timeout
+//	cache.read-buffer-limit          CASTD_CACHE_READ_BUFFER_LIMIT         --cache.read-buffer-limit
 //	local-execution.jobs             CASTD_LOCAL_EXECUTION_JOBS            --local-execution.jobs
 //	local-execution.sandbox          CASTD_LOCAL_EXECUTION_SANDBOX         --local-execution.sandbox
 //	local-execution.workdir          CASTD_LOCAL_EXECUTION_WORKDIR         --local-execution.workdir
@@ -39,6 +41,8 @@
 // 127.0.0.1:9091; log-level info; store-dir $XDG_CACHE_HOME/castd (else
 // ~/.cache/castd); cache.quota 10G; cache.low-watermark 80%;
 // cache.reserved-disk-space 5%; cache.recache-project-content true;
+// cache.upload-idle-timeout 60s and cache.read-buffer-limit 256M (left
+// zero here; the server applies them);
 // local-execution.jobs the number of CPUs, sandbox none, cache-failures
 // and local-fallback false, default-timeout 0 (none). Sizes use binary
 // multiples (1K = 1024 bytes).
