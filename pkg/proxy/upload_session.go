@@ -122,30 +122,33 @@ func (u *uploads) attach(up *upload, done <-chan struct{}) (stored bool, err err
 }
 
 // detach closes up's spool file and releases it. A registered upload
-// waits, resumable, for timeout; any other has its file removed.
+// waits, resumable, for timeout (dropping the longest idle past maxIdle);
+// any other has its file removed.
 func (u *uploads) detach(up *upload) {
 	if up.f != nil {
 		_ = up.f.Close()
 		up.f = nil
 	}
+	var remove []*upload
 	u.mu.Lock()
 	up.attached = false
-	var drop *upload
 	if up.registered {
 		up.idle = u.idle.PushBack(up)
 		up.timer.Reset(u.timeout)
-		if u.idle.Len() > u.maxIdle {
-			drop = u.idle.Front().Value.(*upload)
+	}
+	for u.idle.Len() > u.maxIdle {
+		old := u.idle.Front().Value.(*upload)
+		if u.end(old, status.Errorf(codes.Aborted, "bytestream: upload %s dropped: more than %d uploads wait to be resumed", old.name, u.maxIdle)) {
+			remove = append(remove, old)
 		}
 	}
-	remove := u.removable(up)
+	if u.removable(up) {
+		remove = append(remove, up)
+	}
 	u.mu.Unlock()
 	<-up.slot
-	if remove {
-		_ = os.Remove(up.path)
-	}
-	if drop != nil {
-		u.abort(drop, status.Errorf(codes.Aborted, "bytestream: upload %s dropped: more than %d uploads wait to be resumed", drop.name, u.maxIdle))
+	for _, r := range remove {
+		_ = os.Remove(r.path)
 	}
 }
 
@@ -161,17 +164,22 @@ func (u *uploads) stored(up *upload) {
 // the stream writing it lets go.
 func (u *uploads) abort(up *upload, why error) {
 	u.mu.Lock()
-	if !up.registered {
-		u.mu.Unlock()
-		return
-	}
-	u.unregister(up, why)
-	remove := u.removable(up)
+	remove := u.end(up, why)
 	u.mu.Unlock()
 	if remove {
 		_ = os.Remove(up.path)
 	}
+}
+
+// end is abort with mu held; it reports whether the caller must remove the
+// spool file.
+func (u *uploads) end(up *upload, why error) (remove bool) {
+	if !up.registered {
+		return false
+	}
+	u.unregister(up, why)
 	u.log.Debug("bytestream upload aborted", "resource", up.name, "committed", up.committed.Load(), "reason", why)
+	return u.removable(up)
 }
 
 // unregister makes up unresumable. Called with mu held.
