@@ -34,11 +34,18 @@ func newLocalEnv(t *testing.T, opts proxy.Options) *localEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
+	return newLocalEnvOver(t, st, opts)
+}
+
+// newLocalEnvOver serves st, which the caller closes.
+func newLocalEnvOver(t *testing.T, st *store.Local, opts proxy.Options) *localEnv {
+	t.Helper()
 	opts.UploadDir = st.TempDir()
 	lis := bufconn.Listen(1 << 20)
 	srv := proxy.NewServer(proxy.NewStaticBackend(st, nil), opts)
 	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); st.Close() })
+	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufconn",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -203,4 +210,29 @@ func TestByteStreamResourceSizeSign(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "resource_name")
 	_, err = readBS(ctxT(t), e.bs, &bspb.ReadRequest{ResourceName: "main/blobs/" + d.Hash + "/+1"})
 	wantCode(t, err, codes.InvalidArgument, "resource_name")
+}
+
+func TestByteStreamOpenUploadReservesNothing(t *testing.T) {
+	// why: on a small quota, space reserved for an upload that may never finish pushed stored blobs out.
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"), store.Options{InlineThreshold: 4 << 10, QuotaBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var stored []digest.Digest
+	for i := range 6 {
+		data := pattern(1<<20, byte(50+i))
+		d := digest.OfBytes(data)
+		if err := store.PutBytes(ctxT(t), st, d, data); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, d)
+	}
+	e := newLocalEnvOver(t, st, proxy.Options{UploadIdleTimeout: time.Hour})
+	big := pattern(4<<20, 60)
+	startWrite(ctxT(t), t, e.bs, uploadName(digest.OfBytes(big)), big, 1<<20)
+	missing, err := st.FindMissing(ctxT(t), stored)
+	if err != nil || len(missing) != 0 {
+		t.Fatalf("%d stored blobs evicted while an upload was open: %v", len(missing), err)
+	}
 }
