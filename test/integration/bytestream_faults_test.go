@@ -72,7 +72,7 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 func TestByteStreamCancelledWritesReleaseFDsAndFiles(t *testing.T) {
 	// why: 10,000 cancelled Write streams left castd holding 10,047 fds and
 	// 10,006 temp files (issue #12 item 6); they must all come back.
-	const streams, idle, maxIdle = 2000, 20 * time.Second, 256
+	const streams, idle, maxIdle = 2000, 40 * time.Second, 256 // idle: far longer than opening the streams takes
 	l := newLayout(t)
 	p := startCastd(t, l, l.configYAML(fmt.Sprintf("cache:\n  upload-idle-timeout: %v\n", idle)))
 	conns := make([]*grpc.ClientConn, 8)
