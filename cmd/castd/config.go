@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/store"
@@ -25,6 +26,9 @@ type daemonConfig struct {
 	storeDir        string
 	storeOpts       store.Options
 	maxBatchBytes   int64 // 0: proxy's default
+	// uploadIdleTimeout and readBufferLimit: zero means proxy's default.
+	uploadIdleTimeout time.Duration
+	readBufferLimit   int64
 	// policy is the whole configuration, for the remotes and Control; nil
 	// means the built-in defaults (local store only).
 	policy *policy.Config
@@ -41,10 +45,12 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 		metricsAddr: c.Metrics,
 		// Comparing with the default cannot tell "unset" from "set to the
 		// default value"; both get the lenient treatment.
-		metricsExplicit: c.Metrics != policy.DefaultMetrics,
-		logLevel:        c.LogLevel,
-		policy:          c,
-		storeDir:        c.StoreDir,
+		metricsExplicit:   c.Metrics != policy.DefaultMetrics,
+		logLevel:          c.LogLevel,
+		policy:            c,
+		storeDir:          c.StoreDir,
+		uploadIdleTimeout: c.Cache.UploadIdleTimeout,
+		readBufferLimit:   c.Cache.ReadBufferLimit,
 		storeOpts: store.Options{
 			QuotaBytes:      c.Cache.Quota.Bytes,
 			QuotaPercent:    c.Cache.Quota.Percent,

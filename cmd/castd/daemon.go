@@ -80,6 +80,9 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		Execution:              d.exec,
 		Logs:                   d.exec,
 		UpdateEnabled:          d.remotes.UpdateEnabled,
+		UploadDir:              d.store.TempDir(),
+		UploadIdleTimeout:      cfg.uploadIdleTimeout,
+		ReadBufferLimit:        cfg.readBufferLimit,
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)

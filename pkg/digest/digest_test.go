@@ -70,6 +70,11 @@ func TestParseResource(t *testing.T) {
 		{"missing size", "blobs/" + hello.Hash, false, "", "", "", false},
 		{"non-numeric size", "blobs/" + hello.Hash + "/five", false, "", "", "", false},
 		{"negative size", "blobs/" + hello.Hash + "/-5", false, "", "", "", false},
+		// strconv accepts a sign and leading zeros; a resource name must not.
+		{"size with plus sign", "blobs/" + hello.Hash + "/+5", false, "", "", "", false},
+		{"write size with plus sign", "uploads/u-1/blobs/" + hello.Hash + "/+5", true, "", "", "", false},
+		{"size with leading zero", "blobs/" + hello.Hash + "/05", false, "", "", "", false},
+		{"size minus zero", "blobs/" + hello.Hash + "/-0", false, "", "", "", false},
 		{"bad hash", "blobs/abc/5", false, "", "", "", false},
 		{"no blobs keyword", "main/things/" + d, false, "", "", "", false},
 		{"empty", "", false, "", "", "", false},

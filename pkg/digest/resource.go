@@ -79,9 +79,9 @@ func parseResource(name string, write bool) (Resource, error) {
 	if len(rest) < 2 || (!write && len(rest) != 2) {
 		return bad("expected blobs/{hash}/{size}")
 	}
-	size, err := strconv.ParseInt(rest[1], 10, 64)
-	if err != nil {
-		return bad("size " + strconv.Quote(rest[1]) + " is not a number")
+	size, ok := parseSize(rest[1])
+	if !ok {
+		return bad("size " + strconv.Quote(rest[1]) + " is not a decimal number in canonical form")
 	}
 	d, err := New(rest[0], size)
 	if err != nil {
@@ -89,6 +89,14 @@ func parseResource(name string, write bool) (Resource, error) {
 	}
 	r.Digest = d
 	return r, nil
+}
+
+// parseSize parses a resource name's size segment. Only the canonical
+// form is accepted (ASCII digits, no sign, no leading zero), so that one
+// blob has one resource name: strconv alone would take "+29" and "029".
+func parseSize(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && strconv.FormatInt(n, 10) == s
 }
 
 // ReadResourceName builds the read resource name for d under instance.

@@ -99,6 +99,14 @@ type Cache struct {
 	// background (corrupt blobs deleted and refetched); zero, the default,
 	// turns the background scrub off.
 	ScrubInterval time.Duration `json:"scrub-interval"`
+	// UploadIdleTimeout is how long a ByteStream upload may make no
+	// progress before it is dropped (an open stream is closed, a broken
+	// one is no longer resumable); zero means the server's default (60s).
+	UploadIdleTimeout time.Duration `json:"upload-idle-timeout"`
+	// ReadBufferLimit bounds, in bytes, the memory ByteStream reads hold
+	// for clients that have not received it yet; zero means the server's
+	// default (256M).
+	ReadBufferLimit int64 `json:"read-buffer-limit"`
 }
 
 // LocalExecution configures actions run on this machine.

@@ -24,6 +24,8 @@
 //	cache.reserved-disk-space        CASTD_CACHE_RESERVED_DISK_SPACE       --cache.reserved-disk-space
 //	cache.recache-project-content    CASTD_CACHE_RECACHE_PROJECT_CONTENT   --cache.recache-project-content
 //	cache.scrub-interval             CASTD_CACHE_SCRUB_INTERVAL            --cache.scrub-interval
+//	cache.upload-idle-timeout        CASTD_CACHE_UPLOAD_IDLE_TIMEOUT       --cache.upload-idle-timeout
+//	cache.read-buffer-limit          CASTD_CACHE_READ_BUFFER_LIMIT         --cache.read-buffer-limit
 //	local-execution.jobs             CASTD_LOCAL_EXECUTION_JOBS            --local-execution.jobs
 //	local-execution.sandbox          CASTD_LOCAL_EXECUTION_SANDBOX         --local-execution.sandbox
 //	local-execution.workdir          CASTD_LOCAL_EXECUTION_WORKDIR         --local-execution.workdir
@@ -41,6 +43,8 @@
 // ~/.cache/castd); cache.quota 10G; cache.low-watermark 80%;
 // cache.reserved-disk-space 5%; cache.recache-project-content true;
 // cache.scrub-interval 0 (no background scrub);
+// cache.upload-idle-timeout 60s and cache.read-buffer-limit 256M (left
+// zero here; the server applies them);
 // local-execution.jobs the number of CPUs, sandbox none, cache-failures
 // and local-fallback false, default-timeout 0 (none). Sizes use binary
 // multiples (1K = 1024 bytes).

@@ -92,6 +92,18 @@ func TestUserConfigErrors(t *testing.T) {
 			want: []string{f + `:2:10: cache.quota: invalid size "20 gigs": expected a byte count (1000), a size with a K, M, G or T suffix (512K, 20G, 1.5T; powers of 1024), or a percentage of the filesystem (50%)`},
 		},
 		{
+			name: "read buffer limit as a percentage",
+			why:  "a memory limit is a size; the filesystem has nothing to do with it",
+			text: "cache:\n  read-buffer-limit: 10%\n",
+			want: []string{f + `:2:22: cache.read-buffer-limit: expected a size such as 256M, found a percentage`},
+		},
+		{
+			name: "zero upload idle timeout",
+			why:  "an upload must be dropped after some time without progress",
+			text: "cache:\n  upload-idle-timeout: 0s\n",
+			want: []string{f + `:2:24: cache.upload-idle-timeout: expected a positive duration such as 60s`},
+		},
+		{
 			name: "missing storage-service",
 			why:  "remote execution needs a CAS unless cache.storage-service provides one",
 			text: "remote-execution:\n  execution-service: {url: https://re.example.com}\n",

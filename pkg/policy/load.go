@@ -56,6 +56,8 @@ var settings = []setting{
 	{"cache.quota", "string", "store size limit: bytes, K/M/G/T suffix, or N% of the filesystem (default " + DefaultQuota + ")"},
 	{"cache.low-watermark", "string", "percentage of the quota eviction frees down to (default 80%)"},
 	{"cache.reserved-disk-space", "string", "free space always left on the filesystem (default " + DefaultReservedDiskSpace + ")"},
+	{"cache.upload-idle-timeout", "string", "drop a ByteStream upload after this long without progress (default 60s)"},
+	{"cache.read-buffer-limit", "string", "memory ByteStream reads may hold for slow clients, e.g. 256M (default 256M)"},
 	{"cache.recache-project-content", "bool", "keep content pulled from project-recommended remotes in the local store (default true)"},
 	{"cache.scrub-interval", "string", "verify the whole store in the background this often, e.g. 24h (default 0: off)"},
 	{"local-execution.jobs", "int", "concurrent local actions (default: number of CPUs)"},

@@ -17,7 +17,7 @@ var (
 	}
 	listenTLSKeys  = []string{"server-cert", "server-key", "client-ca"}
 	listenAuthKeys = []string{"access-token"}
-	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "scrub-interval"}
+	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval"}
 	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout"}
 	projectKeys    = []string{"artifacts", "source-caches", "remote-execution"}
 	logLevels      = []string{"debug", "info", "warn", "error"}
@@ -299,6 +299,25 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 	if x, ok := m["scrub-interval"]; ok && x != nil {
 		c.ScrubInterval = d.duration(childPath(path, "scrub-interval"), x)
 	}
+	if x, ok := m["upload-idle-timeout"]; ok && x != nil {
+		p := childPath(path, "upload-idle-timeout")
+		if c.UploadIdleTimeout = d.duration(p, x); c.UploadIdleTimeout == 0 {
+			d.errorf(p, "expected a positive duration such as 60s")
+		}
+	}
+	if x, ok := m["read-buffer-limit"]; ok && x != nil {
+		c.ReadBufferLimit = d.size(childPath(path, "read-buffer-limit"), x)
+	}
+}
+
+// size reads a byte count ("256M", 1048576): a quota without the
+// percentage form.
+func (d *decoder) size(path string, v any) int64 {
+	q, ok := d.quota(path, v)
+	if ok && q.Percent > 0 {
+		d.errorf(path, "expected a size such as 256M, found a percentage")
+	}
+	return q.Bytes
 }
 
 func (d *decoder) localExecution(path string, v any, l *LocalExecution) {

@@ -17,8 +17,9 @@ import (
 // amortise per-message cost, small enough for any client's 4 MiB limit.
 const chunkSize = 1 << 20
 
-// chunkPool recycles Read buffers. gRPC encodes a message inside Send, so a
-// buffer may be reused as soon as Send returns.
+// chunkPool recycles log stream buffers. gRPC encodes a message inside
+// Send, so a buffer may be reused as soon as Send returns. (Blob reads use
+// readBuffers, which gRPC sends without that copy.)
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
 // LogStreams serves live log streams through ByteStream Read: the
@@ -37,23 +38,26 @@ type LogStreams interface {
 // Options.Logs for log stream names. Safe for concurrent use.
 type byteStreamServer struct {
 	bspb.UnimplementedByteStreamServer
-	backend Backend
-	logs    LogStreams
-	uploads *uploads
-	metrics *metrics
+	backend  Backend
+	logs     LogStreams
+	uploads  *uploads
+	readBufs *readBuffers
+	metrics  *metrics
 }
 
 func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer {
 	return &byteStreamServer{
-		backend: b,
-		logs:    opts.Logs,
-		uploads: newUploads(opts.UploadIdleTimeout, opts.Logger),
-		metrics: m,
+		backend:  b,
+		logs:     opts.Logs,
+		uploads:  newUploads(opts.UploadDir, opts.UploadIdleTimeout, opts.MaxIdleUploads, opts.Logger),
+		readBufs: newReadBuffers(opts.ReadBufferLimit, m),
+		metrics:  m,
 	}
 }
 
 // Read streams the requested range of a blob in chunkSize messages straight
-// from the store reader; memory use is one chunk whatever the blob size.
+// from the store reader; memory use is at most two chunks whatever the blob
+// size, and all reads together stay within Options.ReadBufferLimit.
 // Log stream names go to Options.Logs.
 func (s *byteStreamServer) Read(req *bspb.ReadRequest, stream bspb.ByteStream_ReadServer) error {
 	if s.logs != nil {
@@ -103,23 +107,29 @@ func readLength(d digest.Digest, offset, limit int64) (int64, error) {
 	return n, nil
 }
 
+// sendChunks sends n bytes of r in chunkSize messages, each in a buffer
+// from readBufs: a reader waits when too many are out.
 func (s *byteStreamServer) sendChunks(stream bspb.ByteStream_ReadServer, r io.Reader, n int64) error {
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
 	sent := s.metrics.sent.WithLabelValues(serviceByteStream)
 	for n > 0 {
-		buf := (*bp)[:min(int64(len(*bp)), n)]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			if _, ok := status.FromError(err); ok {
-				return err
-			}
-			return status.Errorf(codes.Internal, "read blob: %v", err)
-		}
-		if err := stream.Send(&bspb.ReadResponse{Data: buf}); err != nil {
+		bp, err := s.readBufs.get(stream.Context(), min(chunkSize, n))
+		if err != nil {
 			return err
 		}
-		sent.Add(float64(len(buf)))
-		n -= int64(len(buf))
+		_, err = io.ReadFull(r, *bp)
+		buf := s.readBufs.lend(bp)
+		if err == nil {
+			err = stream.SendMsg(newReadChunk(buf))
+		} else if _, ok := status.FromError(err); !ok {
+			err = status.Errorf(codes.Internal, "read blob: %v", err)
+		}
+		size := buf.Len()
+		buf.Free()
+		if err != nil {
+			return err
+		}
+		sent.Add(float64(size))
+		n -= int64(size)
 	}
 	return nil
 }

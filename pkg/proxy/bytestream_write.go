@@ -12,12 +12,15 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// Write receives a blob chunk by chunk into an upload (see upload_session.go)
-// whose store.Put verifies and commits it. A broken stream leaves the upload
-// open for UploadIdleTimeout so that the client can resume it.
+// Write receives a blob chunk by chunk into an upload (see
+// upload_session.go) and stores it with store.Put on finish_write. A
+// blob sent whole in one request goes straight to the store. A stream that
+// sends nothing for UploadIdleTimeout is closed and its upload dropped; a
+// broken one leaves its upload resumable for as long.
 func (s *byteStreamServer) Write(stream bspb.ByteStream_WriteServer) error {
-	ctx := stream.Context()
-	req, err := stream.Recv()
+	recv := s.receiver(stream)
+	defer recv.stop()
+	req, err := recv.next()
 	if err == io.EOF {
 		return status.Error(codes.InvalidArgument, "write stream closed before its first request")
 	} else if err != nil {
@@ -27,25 +30,44 @@ func (s *byteStreamServer) Write(stream bspb.ByteStream_WriteServer) error {
 	if err != nil {
 		return err
 	}
-	cas, err := s.backend.CAS(ctx, res.Instance)
+	cas, err := s.backend.CAS(stream.Context(), res.Instance)
 	if err != nil {
 		return err
 	}
-	name := digest.WriteResourceName(res.Instance, res.UploadID, res.Digest)
-	up, err := s.open(ctx, cas, name, res.Digest, req.GetWriteOffset())
-	if err != nil {
+	if whole(req, res.Digest) {
+		if err := s.putWhole(stream.Context(), cas, res.Digest, req.GetData()); err != nil {
+			return err
+		}
+	} else if err := s.writeUpload(stream.Context(), recv, cas, res, req); err != nil {
 		return err
-	}
-	if up != nil {
-		if err := up.attach(ctx); err != nil {
-			return err
-		}
-		defer s.uploads.detach(up)
-		if err := s.receive(stream, up, req); err != nil {
-			return err
-		}
 	}
 	return stream.SendAndClose(&bspb.WriteResponse{CommittedSize: res.Digest.Size})
+}
+
+// whole reports that req, a stream's first, carries the entire blob.
+func whole(req *bspb.WriteRequest, d digest.Digest) bool {
+	return req.GetFinishWrite() && req.GetWriteOffset() == 0 && int64(len(req.GetData())) == d.Size
+}
+
+// putWhole stores a blob that arrived in one request, without a spool file.
+func (s *byteStreamServer) putWhole(ctx context.Context, cas store.CAS, d digest.Digest, data []byte) error {
+	if err := store.PutBytes(ctx, cas, d, data); err != nil {
+		return err
+	}
+	s.metrics.received.WithLabelValues(serviceByteStream).Add(float64(len(data)))
+	return nil
+}
+
+// writeUpload continues or starts the upload named by res and feeds it the
+// stream's requests; nil means the blob is stored.
+func (s *byteStreamServer) writeUpload(ctx context.Context, recv *receiver, cas store.CAS, res digest.Resource, req *bspb.WriteRequest) error {
+	name := digest.WriteResourceName(res.Instance, res.UploadID, res.Digest)
+	up, err := s.open(ctx, cas, name, res.Digest, req.GetWriteOffset())
+	if up == nil || err != nil {
+		return err
+	}
+	defer s.uploads.detach(up)
+	return s.receive(ctx, recv, cas, up, req)
 }
 
 // parseUploadResource parses a write resource name, rejecting compressors
@@ -58,72 +80,82 @@ func parseUploadResource(name string) (digest.Resource, error) {
 	return res, err
 }
 
-// open returns the upload to continue, or nil when the blob already exists
-// and the client may stop sending (REAPI lets the server answer early).
+// open returns the upload to continue, attached to the calling stream, or
+// nil when the blob is stored and the client may stop sending (REAPI lets
+// the server answer early).
 func (s *byteStreamServer) open(ctx context.Context, cas store.CAS, name string, d digest.Digest, offset int64) (*upload, error) {
 	if up := s.uploads.get(name); up != nil && (offset != 0 || up.committed.Load() == 0) {
+		stored, err := s.uploads.attach(up, ctx.Done())
+		if stored || err != nil {
+			return nil, err
+		}
 		return up, nil
 	}
 	missing, err := cas.FindMissing(ctx, []digest.Digest{d})
-	if err != nil {
+	if err != nil || len(missing) == 0 {
 		return nil, err
 	}
-	if len(missing) == 0 {
-		return nil, nil
-	}
-	return s.uploads.start(name, d, cas), nil
+	return s.uploads.start(name, d)
 }
 
-// receive feeds requests to up until finish_write or the blob is known to be
-// stored; nil means it is stored.
-func (s *byteStreamServer) receive(stream bspb.ByteStream_WriteServer, up *upload, req *bspb.WriteRequest) error {
+// receive feeds requests to up until finish_write, then stores the blob.
+func (s *byteStreamServer) receive(ctx context.Context, recv *receiver, cas store.CAS, up *upload, req *bspb.WriteRequest) error {
 	first := req.GetResourceName()
 	for {
 		if n := req.GetResourceName(); n != "" && n != first {
 			return status.Errorf(codes.InvalidArgument, "resource_name %q differs from the stream's first %q", n, first)
 		}
-		done, err := s.chunk(stream.Context(), up, req)
-		if done || err != nil {
+		if err := s.chunk(up, req); err != nil {
 			return err
 		}
-		req, err = stream.Recv()
-		if err == io.EOF {
+		if req.GetFinishWrite() {
+			return s.commit(ctx, cas, up)
+		}
+		var err error
+		if req, err = recv.next(); err == io.EOF {
 			return status.Errorf(codes.InvalidArgument, "write stream for %s closed before finish_write; resume from committed_size %d", up.name, up.committed.Load())
+		} else if recv.idle(err) {
+			s.uploads.abort(up, err)
+			return err
 		} else if err != nil {
 			return err
 		}
 	}
 }
 
-// chunk applies one WriteRequest; done reports that the upload is over.
-func (s *byteStreamServer) chunk(ctx context.Context, up *upload, req *bspb.WriteRequest) (done bool, err error) {
+// chunk appends one WriteRequest's data to up.
+func (s *byteStreamServer) chunk(up *upload, req *bspb.WriteRequest) error {
 	committed, data := up.committed.Load(), req.GetData()
 	if req.GetWriteOffset() != committed {
-		return false, status.Errorf(codes.InvalidArgument, "write_offset %d, but %d bytes of %s are committed", req.GetWriteOffset(), committed, up.name)
+		return status.Errorf(codes.InvalidArgument, "write_offset %d, but %d bytes of %s are committed", req.GetWriteOffset(), committed, up.name)
 	}
-	if committed+int64(len(data)) > up.digest.Size {
+	end := committed + int64(len(data))
+	if end > up.digest.Size {
 		s.uploads.abort(up, status.Error(codes.InvalidArgument, "too many bytes"))
-		return true, status.Errorf(codes.InvalidArgument, "data: %d bytes past offset %d exceed the blob size %d", len(data), committed, up.digest.Size)
+		return status.Errorf(codes.InvalidArgument, "data: %d bytes past offset %d exceed the blob size %d", len(data), committed, up.digest.Size)
+	}
+	if req.GetFinishWrite() && end != up.digest.Size {
+		s.uploads.abort(up, status.Error(codes.InvalidArgument, "short upload"))
+		return status.Errorf(codes.InvalidArgument, "finish_write after %d bytes, but the blob size is %d", end, up.digest.Size)
 	}
 	if err := up.write(data); err != nil {
-		return true, s.result(ctx, up, up.wait(ctx)) // Put returned early
+		s.uploads.abort(up, err)
+		return err
 	}
 	s.metrics.received.WithLabelValues(serviceByteStream).Add(float64(len(data)))
-	if !req.GetFinishWrite() {
-		return false, nil
-	}
-	if committed+int64(len(data)) != up.digest.Size {
-		s.uploads.abort(up, status.Error(codes.InvalidArgument, "short upload"))
-		return true, status.Errorf(codes.InvalidArgument, "finish_write after %d bytes, but the blob size is %d", committed+int64(len(data)), up.digest.Size)
-	}
-	return true, s.result(ctx, up, up.finish(ctx))
+	return nil
 }
 
-// result forgets up once Put has answered; an upload interrupted only by
-// the client's context stays registered for resumption.
-func (s *byteStreamServer) result(ctx context.Context, up *upload, err error) error {
-	if ctx.Err() == nil {
-		s.uploads.forget(up)
+// commit stores up's spool file. Only a client that went away leaves the
+// upload resumable (it may send finish_write again); any verdict of the
+// store ends it.
+func (s *byteStreamServer) commit(ctx context.Context, cas store.CAS, up *upload) error {
+	err := cas.Put(ctx, up.digest, up.reader())
+	switch {
+	case err == nil:
+		s.uploads.stored(up)
+	case ctx.Err() == nil:
+		s.uploads.abort(up, err)
 	}
 	return err
 }
@@ -138,11 +170,7 @@ func (s *byteStreamServer) QueryWriteStatus(ctx context.Context, req *bspb.Query
 	}
 	name := digest.WriteResourceName(res.Instance, res.UploadID, res.Digest)
 	if up := s.uploads.get(name); up != nil {
-		select {
-		case <-up.done:
-		default:
-			return &bspb.QueryWriteStatusResponse{CommittedSize: up.committed.Load()}, nil
-		}
+		return &bspb.QueryWriteStatusResponse{CommittedSize: up.committed.Load()}, nil
 	}
 	cas, err := s.backend.CAS(ctx, res.Instance)
 	if err != nil {

@@ -16,6 +16,11 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	received *prometheus.CounterVec
 	sent     *prometheus.CounterVec
+	// readBuffered is the memory ByteStream Read buffers hold (see
+	// readBuffers).
+	readBuffered prometheus.Gauge
+	// readWaiting counts reads waiting for room under the limit.
+	readWaiting prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +42,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "castd_bytes_sent_total",
 			Help: "Blob payload bytes sent to clients, by service.",
 		}, []string{"service"})),
+		readBuffered: promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "castd_bytestream_read_buffer_bytes",
+			Help: "Memory held by ByteStream Read buffers not yet written to a client's connection; at most the configured read buffer limit.",
+		})),
+		readWaiting: promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "castd_bytestream_read_buffer_waiters",
+			Help: "ByteStream Reads waiting for a buffer because the read buffer limit is reached.",
+		})),
 	}
 }
 

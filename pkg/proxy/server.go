@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -22,9 +23,11 @@ import (
 // is 4 MiB too.
 const DefaultMaxBatchTotalSizeBytes = 4 << 20
 
-// DefaultUploadIdleTimeout is how long an interrupted ByteStream upload is
-// kept for resumption when Options.UploadIdleTimeout is zero.
-const DefaultUploadIdleTimeout = 5 * time.Minute
+// DefaultUploadIdleTimeout is Options.UploadIdleTimeout when it is zero.
+const DefaultUploadIdleTimeout = 60 * time.Second
+
+// DefaultMaxIdleUploads is Options.MaxIdleUploads when it is zero.
+const DefaultMaxIdleUploads = 256
 
 // Options tune the services. The zero value is usable.
 type Options struct {
@@ -38,11 +41,29 @@ type Options struct {
 	// Registerer receives the castd_grpc_* and castd_bytes_* metrics. Nil
 	// means a private registry (metrics are collected but not exported).
 	Registerer prometheus.Registerer
-	// UploadIdleTimeout is how long a ByteStream upload whose stream broke
-	// waits for the client to resume it (QueryWriteStatus, then Write from
-	// committed_size) before it is aborted and nothing is stored. Zero
-	// means DefaultUploadIdleTimeout.
+	// UploadIdleTimeout bounds how long a ByteStream upload may make no
+	// progress: a Write stream that sends nothing for this long is closed
+	// (DEADLINE_EXCEEDED) and its upload dropped, and an upload whose
+	// stream broke waits this long for the client to resume it
+	// (QueryWriteStatus, then Write from committed_size) before it is
+	// dropped. A dropped upload's spool file is removed; nothing is stored.
+	// Zero means DefaultUploadIdleTimeout.
 	UploadIdleTimeout time.Duration
+	// MaxIdleUploads bounds the uploads kept for resumption at once; past
+	// it the longest idle is dropped. Each costs its spool file on disk
+	// (no fd, no memory beyond bookkeeping). Zero means
+	// DefaultMaxIdleUploads.
+	MaxIdleUploads int
+	// ReadBufferLimit bounds the memory ByteStream Read buffers hold in
+	// total, counted from the read of a chunk until gRPC has written it to
+	// the connection (so it covers clients that stopped reading); readers
+	// wait for room past it. Zero means DefaultReadBufferLimit.
+	ReadBufferLimit int64
+	// UploadDir holds the spool files of ByteStream uploads in progress.
+	// castd passes the local store's temp directory, which the store
+	// empties when it opens (so a crash leaves nothing behind). Empty
+	// means os.TempDir().
+	UploadDir string
 	// Execution serves the Execution service. Nil leaves it unregistered
 	// (clients get UNIMPLEMENTED) and Capabilities reports exec_enabled
 	// false; the execution issue plugs its server in here.
@@ -76,6 +97,15 @@ func (o Options) withDefaults() Options {
 	if o.UploadIdleTimeout <= 0 {
 		o.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
+	if o.MaxIdleUploads <= 0 {
+		o.MaxIdleUploads = DefaultMaxIdleUploads
+	}
+	if o.ReadBufferLimit <= 0 {
+		o.ReadBufferLimit = DefaultReadBufferLimit
+	}
+	if o.UploadDir == "" {
+		o.UploadDir = os.TempDir()
+	}
 	return o
 }
 
@@ -102,6 +132,7 @@ func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server
 		grpc.ChainUnaryInterceptor(m.unaryInterceptor),
 		grpc.ChainStreamInterceptor(m.streamInterceptor),
 		experimental.BufferPool(bufpool.Pool),
+		grpc.ForceServerCodecV2(newReadCodec()),
 	}
 	s := grpc.NewServer(append(base, extra...)...)
 	register(s, b, opts, m)
