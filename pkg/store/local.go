@@ -126,6 +126,8 @@ type Local struct {
 	syncWrites          bool
 	directOff           atomic.Bool // the file system refused O_DIRECT (logged once)
 	disk                diskSpace
+	readOnly            bool        // opened read-only on a full filesystem; see spaceFor
+	diskFull            atomic.Bool // the last write found too little free space
 	evictMu             sync.Mutex
 
 	pending                   atomic.Int64 // bytes reserved by uploads in progress
@@ -192,15 +194,16 @@ func newLocal(dir string, opts Options, lock *os.File) *Local {
 // init prepares the directories, opens badger, sizes the quota and registers
 // metrics.
 func (l *Local) init(opts Options) error {
-	if err := l.prepareDirs(); err != nil {
-		return err
-	}
 	if err := l.sizeQuota(opts); err != nil {
 		return err
 	}
-	db, err := badger.Open(badgerOptions(filepath.Join(l.dir, "index"), l.log, l.syncWrites))
+	l.readOnly = l.startsReadOnly()
+	if err := l.prepareDirs(); err != nil && !(l.readOnly && isNoSpace(err)) {
+		return err
+	}
+	db, err := l.openIndex()
 	if err != nil {
-		return fmt.Errorf("store directory %s: open index: %w", l.dir, err)
+		return err
 	}
 	l.db = db
 	packs, err := l.openPacks(opts.packSize)
@@ -223,6 +226,25 @@ func (l *Local) init(opts Options) error {
 	return nil
 }
 
+// openIndex opens badger, read-only when startsReadOnly said so or when a
+// read-write open finds the filesystem full.
+func (l *Local) openIndex() (*badger.DB, error) {
+	opts := badgerOptions(filepath.Join(l.dir, "index"), l.log, l.syncWrites)
+	db, err := badger.Open(opts.WithReadOnly(l.readOnly))
+	if err != nil && !l.readOnly && isNoSpace(err) {
+		l.log.Error("store: filesystem full opening the index; opening read-only: stored blobs are served, writes are refused until castd restarts with free space", "dir", l.dir, "error", err)
+		l.readOnly = true
+		db, err = badger.Open(opts.WithReadOnly(true))
+	}
+	switch {
+	case err != nil && l.readOnly:
+		return nil, noSpaceAtStart(l.dir, err)
+	case err != nil:
+		return nil, fmt.Errorf("store directory %s: open index: %w", l.dir, err)
+	}
+	return db, nil
+}
+
 // badgerOptions tunes badger for a small memory footprint: metadata (a few
 // dozen bytes a blob) stays in the LSM tree, so loading the index reads no
 // blob bytes; larger values (action results) go to the value log. Blob
@@ -231,13 +253,13 @@ func badgerOptions(path string, log *slog.Logger, sync bool) badger.Options {
 	return badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
 		WithSyncWrites(sync).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
+		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(256).
 		WithNumCompactors(2).
 		WithDetectConflicts(false).
@@ -275,8 +297,11 @@ func (l *Local) Close() error {
 	l.once.Do(func() {
 		close(l.stop)
 		l.wg.Wait()
-		err := l.flushRecency()
-		if cerr := l.db.Close(); err == nil && cerr != nil {
+		var err error
+		if !l.writesPaused() {
+			err = l.flushRecency()
+		}
+		if cerr := l.closeIndex(); err == nil && cerr != nil {
 			err = fmt.Errorf("store %s: close index: %w", l.dir, cerr)
 		}
 		l.packs.close()

@@ -1,0 +1,161 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// mountTmpfs mounts a tmpfs of size (e.g. "256m") on a fresh directory,
+// unmounted when the test ends: a real filesystem that really fills up.
+// Mounting needs root, which CI has (.ci/run installs packages as root);
+// as root a failed mount fails the test.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fillFS writes a file in dir until the filesystem has no space left, as
+// another process would, and returns a function that deletes it again.
+func fillFS(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	for n := 4096; n > 0; n /= 2 { // the last partial pages too
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				break
+			}
+		}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil || st.Bavail != 0 {
+		t.Fatalf("filesystem not full after filling: %d blocks available (%v)", st.Bavail, err)
+	}
+	return func() {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// wantCode checks that err has code and mentions the filesystem state.
+func wantCode(t *testing.T, what string, err error, code codes.Code, words string) {
+	t.Helper()
+	if status.Code(err) != code || !strings.Contains(err.Error(), words) {
+		t.Errorf("%s = %v, want %v saying %q", what, err, code, words)
+	}
+}
+
+func TestLocalDiskFull(t *testing.T) {
+	ctx := context.Background()
+	fs := mountTmpfs(t, "256m")
+	dir := filepath.Join(fs, "store")
+	small, large := []byte("stored before the disk filled"), bytes.Repeat([]byte("large "), 200_000)
+	action := digest.OfBytes([]byte("action"))
+	result := &repb.ActionResult{ExitCode: 3}
+
+	l, err := store.Open(dir, store.Options{ReservedBytes: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, l, small)
+	put(t, l, large)
+	if err := l.ActionCache("").UpdateActionResult(ctx, action, result); err != nil {
+		t.Fatal(err)
+	}
+	readsServed := func(t *testing.T, l *store.Local) {
+		t.Helper()
+		for _, b := range [][]byte{small, large} {
+			if got, err := read(l, digest.OfBytes(b), 0); err != nil || !bytes.Equal(got, b) {
+				t.Errorf("Get of a stored blob: %d bytes, %v", len(got), err)
+			}
+		}
+		if got, err := l.ActionCache("").GetActionResult(ctx, action); err != nil || got.GetExitCode() != 3 {
+			t.Errorf("GetActionResult = %v, %v", got, err)
+		}
+	}
+
+	t.Run("filled while running", func(t *testing.T) {
+		t.Log("another process fills the disk: writes fail clearly (badger must not write into unbacked pages), reads go on")
+		free := fillFS(t, fs)
+		defer free()
+		nb, nd := blob(100, 1)
+		wantCode(t, "Put small", l.Put(ctx, nd, bytes.NewReader(nb)), codes.ResourceExhausted, "filesystem full")
+		lb, ld := blob(1<<20, 2)
+		wantCode(t, "Put large", l.Put(ctx, ld, bytes.NewReader(lb)), codes.ResourceExhausted, "filesystem full")
+		wantCode(t, "UpdateActionResult", l.ActionCache("").UpdateActionResult(ctx, digest.OfBytes(nb), result), codes.ResourceExhausted, "filesystem full")
+		if present(t, l, nd) || present(t, l, ld) {
+			t.Error("a refused blob is reported present")
+		}
+		readsServed(t, l)
+	})
+	t.Run("space freed while running", func(t *testing.T) {
+		t.Log("the refusal lasts only as long as the disk is full: no restart needed")
+		put(t, l, []byte("after space came back"))
+	})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("restarted on a full disk", func(t *testing.T) {
+		t.Log("a store opened on a full disk comes up read-only instead of dying in badger (no Restart= loop)")
+		free := fillFS(t, fs)
+		ro, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatalf("Open on a full disk: %v", err)
+		}
+		readsServed(t, ro)
+		nb, nd := blob(100, 3)
+		wantCode(t, "Put", ro.Put(ctx, nd, bytes.NewReader(nb)), codes.FailedPrecondition, "read-only")
+		wantCode(t, "UpdateActionResult", ro.ActionCache("").UpdateActionResult(ctx, nd, result), codes.FailedPrecondition, "read-only")
+		free()
+		wantCode(t, "Put after space came back", ro.Put(ctx, nd, bytes.NewReader(nb)), codes.FailedPrecondition, "restarts")
+		if err := ro.Close(); err != nil {
+			t.Fatalf("Close of the read-only store: %v", err)
+		}
+	})
+	t.Run("restarted with space", func(t *testing.T) {
+		t.Log("the next start with free space is read-write again and kept everything")
+		rw := openStore(t, dir, store.Options{})
+		readsServed(t, rw)
+		put(t, rw, []byte("written after the restart"))
+	})
+}
