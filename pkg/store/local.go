@@ -107,6 +107,12 @@ type Stats struct {
 // Get and Put all count as use. Recency lives in memory and is persisted
 // every RecencyFlushInterval and on Close.
 //
+// A full filesystem (another process may fill it): while a write would
+// leave less than minFreeBytes free it is refused with RESOURCE_EXHAUSTED,
+// before any eviction, and background writes pause; reads go on. Opened on
+// a full filesystem, the store is read-only (writes FAILED_PRECONDITION)
+// until it is opened again with space. See local_space.go.
+//
 // Open returns at once; the in-memory index is rebuilt in the background
 // (misses consult badger meanwhile, eviction waits for it), then orphans are
 // reconciled. Ready reports when both are done. Safe for concurrent use.

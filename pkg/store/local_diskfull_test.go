@@ -92,7 +92,9 @@ func TestLocalDiskFull(t *testing.T) {
 	action := digest.OfBytes([]byte("action"))
 	result := &repb.ActionResult{ExitCode: 3}
 
-	l, err := store.Open(dir, store.Options{ReservedBytes: 0})
+	// castd's default reserve (5 %) is far below the free-space margin on
+	// this small filesystem: the refusal must come before any eviction.
+	l, err := store.Open(dir, store.Options{ReservedPercent: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,16 +123,15 @@ func (l *Local) claimedWhileLoading(k blobKey) (bool, error) {
 
 // store reserves room, then writes and verifies the bytes of a claimed k.
 func (l *Local) store(ctx context.Context, k blobKey, write func(blobKey) (entry, error)) (entry, error) {
-	if l.readOnly { // before reserve: no eviction in a read-only index
-		return entry{}, l.errReadOnly()
+	// Before reserve: a write refused for a full filesystem evicts nothing
+	// (the space went to another process; the cache keeps serving reads).
+	if err := l.spaceFor(k.size); err != nil {
+		return entry{}, err
 	}
 	if err := l.reserve(ctx, k); err != nil {
 		return entry{}, err
 	}
 	defer l.pending.Add(-k.size)
-	if err := l.spaceFor(k.size); err != nil { // after reserve: eviction may have made room
-		return entry{}, err
-	}
 	return write(k)
 }
 
