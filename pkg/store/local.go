@@ -203,7 +203,7 @@ func (l *Local) init(opts Options) error {
 	if err := l.sizeQuota(opts); err != nil {
 		return err
 	}
-	l.readOnly = l.startsReadOnly()
+	l.readOnly = !l.roomForIndex("opening")
 	if err := l.prepareDirs(); err != nil && !(l.readOnly && isNoSpace(err)) {
 		return err
 	}
@@ -212,6 +212,7 @@ func (l *Local) init(opts Options) error {
 		return err
 	}
 	l.db = db
+	l.keepBallast()
 	packs, err := l.openPacks(opts.packSize)
 	if err != nil {
 		_ = db.Close()
@@ -230,25 +231,6 @@ func (l *Local) init(opts Options) error {
 		l.metrics = m
 	}
 	return nil
-}
-
-// openIndex opens badger, read-only when startsReadOnly said so or when a
-// read-write open finds the filesystem full.
-func (l *Local) openIndex() (*badger.DB, error) {
-	opts := badgerOptions(filepath.Join(l.dir, "index"), l.log, l.syncWrites)
-	db, err := badger.Open(opts.WithReadOnly(l.readOnly))
-	if err != nil && !l.readOnly && isNoSpace(err) {
-		l.log.Error("store: filesystem full opening the index; opening read-only: stored blobs are served, writes are refused until castd restarts with free space", "dir", l.dir, "error", err)
-		l.readOnly = true
-		db, err = badger.Open(opts.WithReadOnly(true))
-	}
-	switch {
-	case err != nil && l.readOnly:
-		return nil, noSpaceAtStart(l.dir, err)
-	case err != nil:
-		return nil, fmt.Errorf("store directory %s: open index: %w", l.dir, err)
-	}
-	return db, nil
 }
 
 // badgerOptions tunes badger for a small memory footprint: metadata (a few

@@ -138,14 +138,33 @@ func TestLocalDiskFull(t *testing.T) {
 	}
 
 	t.Run("restarted on a full disk", func(t *testing.T) {
-		t.Log("a store opened on a full disk comes up read-only instead of dying in badger (no Restart= loop)")
+		t.Log("a store opened on a full disk gives badger the ballast and comes up; writes wait for space, no restart needed")
+		free := fillFS(t, fs)
+		l, err := store.Open(dir, store.Options{ReservedPercent: 5})
+		if err != nil {
+			t.Fatalf("Open on a full disk: %v", err)
+		}
+		readsServed(t, l)
+		nb, nd := blob(100, 3)
+		wantCode(t, "Put", l.Put(ctx, nd, bytes.NewReader(nb)), codes.ResourceExhausted, "filesystem full")
+		free()
+		put(t, l, nb)
+		if err := l.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	})
+	t.Run("restarted on a full disk without ballast", func(t *testing.T) {
+		t.Log("with no space to give badger at all, the store opens read-only and serves what it has")
+		if err := os.Remove(filepath.Join(dir, "ballast")); err != nil {
+			t.Fatalf("the ballast should be back once space was: %v", err)
+		}
 		free := fillFS(t, fs)
 		ro, err := store.Open(dir, store.Options{})
 		if err != nil {
 			t.Fatalf("Open on a full disk: %v", err)
 		}
 		readsServed(t, ro)
-		nb, nd := blob(100, 3)
+		nb, nd := blob(100, 4)
 		wantCode(t, "Put", ro.Put(ctx, nd, bytes.NewReader(nb)), codes.FailedPrecondition, "read-only")
 		wantCode(t, "UpdateActionResult", ro.ActionCache("").UpdateActionResult(ctx, nd, result), codes.FailedPrecondition, "read-only")
 		free()

@@ -22,6 +22,7 @@ func (l *Local) flushLoop(interval time.Duration) {
 			if l.writesPaused() {
 				continue // recency stays in memory; flushed once writes resume
 			}
+			l.keepBallast()
 			if err := l.flushRecency(); err != nil {
 				l.log.Warn("store: persisting recency", "error", err)
 			}
