@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -94,7 +95,8 @@ func TestLocalDiskFull(t *testing.T) {
 
 	// castd's default reserve (5 %) is far below the free-space margin on
 	// this small filesystem: the refusal must come before any eviction.
-	l, err := store.Open(dir, store.Options{ReservedPercent: 5})
+	reg := prometheus.NewRegistry()
+	l, err := store.Open(dir, store.Options{ReservedPercent: 5, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,10 +130,16 @@ func TestLocalDiskFull(t *testing.T) {
 			t.Error("a refused blob is reported present")
 		}
 		readsServed(t, l)
+		if v := metricValue(t, reg, "castd_store_writes_refused"); v != 1 {
+			t.Errorf("castd_store_writes_refused = %v, want 1 (filesystem full)", v)
+		}
 	})
 	t.Run("space freed while running", func(t *testing.T) {
 		t.Log("the refusal lasts only as long as the disk is full: no restart needed")
 		put(t, l, []byte("after space came back"))
+		if v := metricValue(t, reg, "castd_store_writes_refused"); v != 0 {
+			t.Errorf("castd_store_writes_refused = %v, want 0", v)
+		}
 	})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -159,11 +167,15 @@ func TestLocalDiskFull(t *testing.T) {
 			t.Fatalf("the ballast should be back once space was: %v", err)
 		}
 		free := fillFS(t, fs)
-		ro, err := store.Open(dir, store.Options{})
+		reg := prometheus.NewRegistry()
+		ro, err := store.Open(dir, store.Options{Registerer: reg})
 		if err != nil {
 			t.Fatalf("Open on a full disk: %v", err)
 		}
 		readsServed(t, ro)
+		if v := metricValue(t, reg, "castd_store_writes_refused"); v != 2 {
+			t.Errorf("castd_store_writes_refused = %v, want 2 (read-only)", v)
+		}
 		nb, nd := blob(100, 4)
 		wantCode(t, "Put", ro.Put(ctx, nd, bytes.NewReader(nb)), codes.FailedPrecondition, "read-only")
 		wantCode(t, "UpdateActionResult", ro.ActionCache("").UpdateActionResult(ctx, nd, result), codes.FailedPrecondition, "read-only")

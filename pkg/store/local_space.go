@@ -69,6 +69,18 @@ func (l *Local) spaceFor(size int64) error {
 	return nil
 }
 
+// writesRefused is the castd_store_writes_refused value: 0 accepting, 1
+// filesystem full at the last write, 2 read-only.
+func (l *Local) writesRefused() int64 {
+	switch {
+	case l.readOnly:
+		return 2
+	case l.diskFull.Load():
+		return 1
+	}
+	return 0
+}
+
 // writesPaused reports whether background writes (recency, compaction,
 // value-log GC) must wait: the store is read-only or its filesystem is
 // full (checked afresh).
