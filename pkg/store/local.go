@@ -70,7 +70,8 @@ type Stats struct {
 // blob its pack and offset; action results; records), dir/packs/<n>.pack
 // (the bytes of blobs of at most InlineThreshold bytes, appended; see
 // packSet), dir/cas/ab/<hash>-<size> (larger blobs, read-only files) and
-// dir/tmp (uploads in progress, emptied on Open). Stores written before
+// dir/tmp (uploads in progress, emptied on Open), dir/ballast (space held
+// for a full filesystem, see local_ballast.go). Stores written before
 // pack files kept small blobs in badger under 'd'+hash+size (some with a
 // CRC-32C in front of the bytes); such blobs are still read.
 //
