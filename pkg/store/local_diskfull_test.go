@@ -192,3 +192,28 @@ func TestLocalDiskFull(t *testing.T) {
 		put(t, rw, []byte("written after the restart"))
 	})
 }
+
+func TestLocalDiskSpaceMadeByEviction(t *testing.T) {
+	t.Log("a blob that fits once the reserved disk space is enforced by eviction is stored, not refused as a full disk")
+	fs := mountTmpfs(t, "512m")
+	l := openStore(t, filepath.Join(fs, "store"), store.Options{ReservedBytes: 200 << 20})
+	waitReady(t, l)
+	var stored []digest.Digest
+	for i := range 9 {
+		b, _ := blob(30<<20, uint64(i))
+		stored = append(stored, put(t, l, b))
+	}
+	// Less than the 200 MiB reserve is free now, and a 20 MiB blob would
+	// leave less than the guard's margin: it fits only once eviction (for
+	// the reserve) has made room, so the guard must look after eviction.
+	b, d := blob(20<<20, 100)
+	if err := l.Put(context.Background(), d, bytes.NewReader(b)); err != nil {
+		t.Fatalf("Put = %v, want it stored after evicting older blobs", err)
+	}
+	if !present(t, l, d) {
+		t.Fatal("the blob is not stored")
+	}
+	if present(t, l, stored[0]) {
+		t.Error("the least recently used blob was not evicted to make the room")
+	}
+}
