@@ -57,6 +57,7 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 			LowWatermark:    c.Cache.LowWatermark / 100,
 			ReservedBytes:   c.Cache.ReservedDiskSpace.Bytes,
 			ReservedPercent: c.Cache.ReservedDiskSpace.Percent,
+			Ballast:         true,
 		},
 	}
 	if d.socketMode == 0 {

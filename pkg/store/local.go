@@ -38,6 +38,11 @@ type Options struct {
 	// acknowledged, so acknowledged writes also survive a power loss. Off
 	// by default: a kill -9 never loses acknowledged writes either way.
 	SyncWrites bool
+	// Ballast keeps 64 MiB allocated in dir/ballast while the filesystem
+	// has room, given back when the store opens or closes on a full
+	// filesystem so that the index can (see local_ballast.go). castd sets
+	// it; stores opened by tests need not.
+	Ballast bool
 	// RecencyFlushInterval is how often in-memory recency (for LRU) is
 	// persisted and the space of deleted small blobs reclaimed by pack
 	// compaction and badger's value-log GC (default one minute; recency is
@@ -111,8 +116,9 @@ type Stats struct {
 // A full filesystem (another process may fill it): while a write would
 // leave less than minFreeBytes free it is refused with RESOURCE_EXHAUSTED,
 // before any eviction, and background writes pause; reads go on. Opened on
-// a full filesystem, the store is read-only (writes FAILED_PRECONDITION)
-// until it is opened again with space. See local_space.go.
+// a filesystem so full that even the ballast cannot give the index room,
+// the store is read-only (writes FAILED_PRECONDITION) until it is opened
+// again with space. See local_space.go and local_ballast.go.
 //
 // Open returns at once; the in-memory index is rebuilt in the background
 // (misses consult badger meanwhile, eviction waits for it), then orphans are
@@ -134,6 +140,7 @@ type Local struct {
 	directOff           atomic.Bool // the file system refused O_DIRECT (logged once)
 	disk                diskSpace
 	readOnly            bool        // opened read-only on a full filesystem; see spaceFor
+	ballast             bool        // Options.Ballast
 	diskFull            atomic.Bool // the last write found too little free space
 	evictMu             sync.Mutex
 
@@ -181,7 +188,7 @@ func newLocal(dir string, opts Options, lock *os.File) *Local {
 	l := &Local{
 		dir: dir, casDir: filepath.Join(dir, "cas"), tmpDir: filepath.Join(dir, "tmp"),
 		log: opts.Logger, lockFile: lock, ix: newIndex(),
-		inline: opts.InlineThreshold, low: opts.LowWatermark, syncWrites: opts.SyncWrites,
+		inline: opts.InlineThreshold, low: opts.LowWatermark, syncWrites: opts.SyncWrites, ballast: opts.Ballast,
 		loaded: make(chan struct{}), ready: make(chan struct{}), stop: make(chan struct{}),
 	}
 	l.flushedTick.Store(l.ix.clock.Load())

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The ballast is dir/ballast, indexFreeBytes allocated while the
+// The ballast (Options.Ballast) is dir/ballast, indexFreeBytes allocated while the
 // filesystem has room (created at Open and by the flush loop). When the
 // filesystem is full at Open or at Close, the store deletes it, so that
 // badger has room to open read-write (and replay the logs of a killed
@@ -25,7 +25,7 @@ func (l *Local) ballastPath() string { return filepath.Join(l.dir, "ballast") }
 // has room for it beyond minFreeBytes. Filesystems without fallocate get
 // none. Cost: a stat; an fallocate when created.
 func (l *Local) keepBallast() {
-	if l.readOnly {
+	if !l.ballast || l.readOnly {
 		return
 	}
 	path := l.ballastPath()

@@ -96,7 +96,7 @@ func TestLocalDiskFull(t *testing.T) {
 	// castd's default reserve (5 %) is far below the free-space margin on
 	// this small filesystem: the refusal must come before any eviction.
 	reg := prometheus.NewRegistry()
-	l, err := store.Open(dir, store.Options{ReservedPercent: 5, Registerer: reg})
+	l, err := store.Open(dir, store.Options{ReservedPercent: 5, Registerer: reg, Ballast: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestLocalDiskFull(t *testing.T) {
 	t.Run("restarted on a full disk", func(t *testing.T) {
 		t.Log("a store opened on a full disk gives badger the ballast and comes up; writes wait for space, no restart needed")
 		free := fillFS(t, fs)
-		l, err := store.Open(dir, store.Options{ReservedPercent: 5})
+		l, err := store.Open(dir, store.Options{ReservedPercent: 5, Ballast: true})
 		if err != nil {
 			t.Fatalf("Open on a full disk: %v", err)
 		}
@@ -195,7 +195,7 @@ func TestLocalDiskFull(t *testing.T) {
 
 func TestLocalDiskSpaceMadeByEviction(t *testing.T) {
 	t.Log("a blob that fits once the reserved disk space is enforced by eviction is stored, not refused as a full disk")
-	fs := mountTmpfs(t, "512m")
+	fs := mountTmpfs(t, "448m")
 	l := openStore(t, filepath.Join(fs, "store"), store.Options{ReservedBytes: 200 << 20})
 	waitReady(t, l)
 	var stored []digest.Digest
