@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/castd/castd/pkg/policy"
@@ -15,10 +16,13 @@ const defaultSocketMode os.FileMode = 0o600
 // daemonConfig is what the daemon needs from the loaded configuration, with
 // defaults filled in: the wiring reads this, not policy's whole tree.
 type daemonConfig struct {
-	listen      []policy.Listener
-	socketMode  os.FileMode
-	tls         tlsFiles
-	metricsAddr string // "" disables the metrics endpoint
+	listen []policy.Listener
+	// listenIsDefault is true when listen is policy's built-in default:
+	// under socket activation systemd's sockets then replace it.
+	listenIsDefault bool
+	socketMode      os.FileMode
+	tls             tlsFiles
+	metricsAddr     string // "" disables the metrics endpoint
 	// metricsExplicit is false when metricsAddr is policy's built-in
 	// default, whose port may be taken by another castd.
 	metricsExplicit bool
@@ -39,10 +43,12 @@ type daemonConfig struct {
 // shared temp dir fallback is only used if its directory is private to us.
 func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 	d := daemonConfig{
-		listen:      c.Listen,
-		socketMode:  c.SocketMode.Perm(),
-		tls:         tlsFiles{cert: c.ListenTLS.ServerCert, key: c.ListenTLS.ServerKey, clientCA: c.ListenTLS.ClientCA},
-		metricsAddr: c.Metrics,
+		listen: c.Listen,
+		// As for metrics, "unset" and "set to the default" look the same.
+		listenIsDefault: slices.Equal(c.Listen, policy.Defaults().Listen),
+		socketMode:      c.SocketMode.Perm(),
+		tls:             tlsFiles{cert: c.ListenTLS.ServerCert, key: c.ListenTLS.ServerKey, clientCA: c.ListenTLS.ClientCA},
+		metricsAddr:     c.Metrics,
 		// Comparing with the default cannot tell "unset" from "set to the
 		// default value"; both get the lenient treatment.
 		metricsExplicit:   c.Metrics != policy.DefaultMetrics,
@@ -57,6 +63,7 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 			LowWatermark:    c.Cache.LowWatermark / 100,
 			ReservedBytes:   c.Cache.ReservedDiskSpace.Bytes,
 			ReservedPercent: c.Cache.ReservedDiskSpace.Percent,
+			Ballast:         true,
 		},
 	}
 	if d.socketMode == 0 {

@@ -88,13 +88,8 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.scrubber)
 	registerAssets(d.server, d.remotes, log)
-	if d.listeners, err = systemdListeners(); err != nil {
+	if d.listeners, err = startListeners(cfg); err != nil {
 		return nil, err
-	}
-	if len(d.listeners) == 0 {
-		if d.listeners, err = openListeners(cfg.listen, listenOptions{socketMode: cfg.socketMode, tls: cfg.tls}); err != nil {
-			return nil, err
-		}
 	}
 	if d.metrics, err = openMetrics(cfg, reg, log); err != nil {
 		return nil, err

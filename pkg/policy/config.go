@@ -87,7 +87,8 @@ type Cache struct {
 	// LowWatermark is the percentage of Quota eviction brings usage down to.
 	LowWatermark float64 `json:"low-watermark"`
 	// ReservedDiskSpace is the free space the store always leaves on its
-	// filesystem, whatever Quota says.
+	// filesystem, whatever Quota says; the zero Quota (configured as 0)
+	// means no reserve.
 	ReservedDiskSpace Quota `json:"reserved-disk-space"`
 	// StorageService is a remote CAS used as the primary store, the local
 	// store filling on demand; nil when not configured.

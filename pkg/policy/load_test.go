@@ -52,6 +52,45 @@ func TestParseQuota(t *testing.T) {
 	}
 }
 
+func TestReservedDiskSpaceZero(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        []string
+		want       policy.Quota
+		bad        bool
+	}{
+		// Zero is "no reserve" here (it is no valid quota), in every spelling and layer.
+		{name: "integer zero in the file", file: "cache: {reserved-disk-space: 0}\n"},
+		{name: "zero percent in the file", file: "cache: {reserved-disk-space: 0%}\n"},
+		{name: "zero with a suffix in the environment", env: []string{"CASTD_CACHE_RESERVED_DISK_SPACE=0G"}},
+		{name: "a size still parses", file: "cache: {reserved-disk-space: 2G}\n", want: policy.Quota{Bytes: 2 << 30}},
+		{name: "negative is still refused", file: "cache: {reserved-disk-space: -1}\n", bad: true},
+		{name: "zero with an unknown suffix is refused", file: "cache: {reserved-disk-space: 0X}\n", bad: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "castd.yaml")
+			if err := os.WriteFile(file, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := policy.Load(policy.LoadOptions{File: file, Env: append([]string{"HOME=" + dir}, tc.env...)})
+			if tc.bad {
+				if err == nil || !strings.Contains(err.Error(), "reserved-disk-space") {
+					t.Fatalf("Load = %v, want an error naming cache.reserved-disk-space", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Cache.ReservedDiskSpace != tc.want {
+				t.Errorf("ReservedDiskSpace = %+v, want %+v", cfg.Cache.ReservedDiskSpace, tc.want)
+			}
+		})
+	}
+}
+
 func TestLoadDefaults(t *testing.T) {
 	// castd with no config file runs on its embedded defaults, derived from XDG.
 	env := []string{"XDG_RUNTIME_DIR=/run/user/1000", "XDG_CACHE_HOME=/home/u/.cache", "XDG_CONFIG_HOME=" + t.TempDir(), "HOME=/home/u"}

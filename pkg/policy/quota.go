@@ -46,6 +46,18 @@ func ParseQuota(s string) (Quota, error) {
 	return Quota{Bytes: int64(b)}, nil
 }
 
+// ParseReserve parses cache.reserved-disk-space: the forms ParseQuota
+// accepts, and zero in any of them ("0", "0%", "0G"), which means no
+// reserve and gives the zero Quota.
+func ParseReserve(s string) (Quota, error) {
+	t := strings.TrimSpace(s)
+	num, mult := splitSizeSuffix(strings.TrimSuffix(t, "%"))
+	if f, err := strconv.ParseFloat(num, 64); err == nil && f == 0 && (mult != 0 || strings.HasSuffix(t, "%")) {
+		return Quota{}, nil
+	}
+	return ParseQuota(s)
+}
+
 // splitSizeSuffix separates "1.5T" into "1.5" and 1<<40. An unknown suffix
 // gives a zero multiplier.
 func splitSizeSuffix(s string) (string, int64) {

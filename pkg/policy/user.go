@@ -224,6 +224,16 @@ func (d *decoder) metrics(path string, v any) string {
 
 // quota reads a Quota from a string or a YAML integer (bytes).
 func (d *decoder) quota(path string, v any) (Quota, bool) {
+	return d.size(path, v, ParseQuota)
+}
+
+// reserve reads cache.reserved-disk-space, where zero (no reserve) is valid.
+func (d *decoder) reserve(path string, v any) (Quota, bool) {
+	return d.size(path, v, ParseReserve)
+}
+
+// size reads a size as a string or number and parses it with parse.
+func (d *decoder) size(path string, v any, parse func(string) (Quota, error)) (Quota, bool) {
 	var s string
 	switch x := v.(type) {
 	case string:
@@ -236,7 +246,7 @@ func (d *decoder) quota(path string, v any) (Quota, bool) {
 		d.errorf(path, "expected %s, found %s", quotaForms, kindOf(v))
 		return Quota{}, false
 	}
-	q, err := ParseQuota(s)
+	q, err := parse(s)
 	if err != nil {
 		d.errorf(path, "%v", err)
 		return Quota{}, false
@@ -286,7 +296,7 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 		}
 	}
 	if x, ok := m["reserved-disk-space"]; ok && x != nil {
-		if q, ok := d.quota(childPath(path, "reserved-disk-space"), x); ok {
+		if q, ok := d.reserve(childPath(path, "reserved-disk-space"), x); ok {
 			c.ReservedDiskSpace = q
 		}
 	}
@@ -306,13 +316,13 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 		}
 	}
 	if x, ok := m["read-buffer-limit"]; ok && x != nil {
-		c.ReadBufferLimit = d.size(childPath(path, "read-buffer-limit"), x)
+		c.ReadBufferLimit = d.byteCount(childPath(path, "read-buffer-limit"), x)
 	}
 }
 
-// size reads a byte count ("256M", 1048576): a quota without the
+// byteCount reads a byte count ("256M", 1048576): a quota without the
 // percentage form.
-func (d *decoder) size(path string, v any) int64 {
+func (d *decoder) byteCount(path string, v any) int64 {
 	q, ok := d.quota(path, v)
 	if ok && q.Percent > 0 {
 		d.errorf(path, "expected a size such as 256M, found a percentage")

@@ -38,6 +38,11 @@ type Options struct {
 	// acknowledged, so acknowledged writes also survive a power loss. Off
 	// by default: a kill -9 never loses acknowledged writes either way.
 	SyncWrites bool
+	// Ballast keeps 64 MiB allocated in dir/ballast while the filesystem
+	// has room, given back when the store opens or closes on a full
+	// filesystem so that the index can (see local_ballast.go). castd sets
+	// it; stores opened by tests need not.
+	Ballast bool
 	// RecencyFlushInterval is how often in-memory recency (for LRU) is
 	// persisted and the space of deleted small blobs reclaimed by pack
 	// compaction and badger's value-log GC (default one minute; recency is
@@ -72,7 +77,8 @@ type Stats struct {
 // results; records), dir/packs/<n>.pack
 // (the bytes of blobs of at most InlineThreshold bytes, appended; see
 // packSet), dir/cas/ab/<hash>-<size> (larger blobs, read-only files) and
-// dir/tmp (uploads in progress, emptied on Open). Stores written before
+// dir/tmp (uploads in progress, emptied on Open), dir/ballast (space held
+// for a full filesystem, see local_ballast.go). Stores written before
 // pack files kept small blobs in badger under 'd'+hash+size (some with a
 // CRC-32C in front of the bytes); such blobs are still read.
 //
@@ -113,6 +119,13 @@ type Stats struct {
 // Get and Put all count as use. Recency lives in memory and is persisted
 // every RecencyFlushInterval and on Close.
 //
+// A full filesystem (another process may fill it): while a write would
+// leave less than minFreeBytes free it is refused with RESOURCE_EXHAUSTED,
+// before any eviction, and background writes pause; reads go on. Opened on
+// a filesystem so full that even the ballast cannot give the index room,
+// the store is read-only (writes FAILED_PRECONDITION) until it is opened
+// again with space. See local_space.go and local_ballast.go.
+//
 // Open returns at once; the in-memory index is rebuilt in the background
 // (misses consult badger meanwhile, eviction waits for it), then orphans are
 // reconciled. Ready reports when both are done. Safe for concurrent use.
@@ -132,6 +145,9 @@ type Local struct {
 	syncWrites          bool
 	directOff           atomic.Bool // the file system refused O_DIRECT (logged once)
 	disk                diskSpace
+	readOnly            bool        // opened read-only on a full filesystem; see spaceFor
+	ballast             bool        // Options.Ballast
+	diskFull            atomic.Bool // the last write found too little free space
 	evictMu             sync.Mutex
 
 	pending                   atomic.Int64 // bytes reserved by uploads in progress
@@ -179,7 +195,7 @@ func newLocal(dir string, opts Options, lock *os.File) *Local {
 	l := &Local{
 		dir: dir, casDir: filepath.Join(dir, "cas"), tmpDir: filepath.Join(dir, "tmp"),
 		log: opts.Logger, lockFile: lock, ix: newIndex(),
-		inline: opts.InlineThreshold, low: opts.LowWatermark, syncWrites: opts.SyncWrites,
+		inline: opts.InlineThreshold, low: opts.LowWatermark, syncWrites: opts.SyncWrites, ballast: opts.Ballast,
 		loaded: make(chan struct{}), ready: make(chan struct{}), stop: make(chan struct{}),
 	}
 	l.flushedTick.Store(l.ix.clock.Load())
@@ -199,17 +215,19 @@ func newLocal(dir string, opts Options, lock *os.File) *Local {
 // init prepares the directories, opens badger, sizes the quota and registers
 // metrics.
 func (l *Local) init(opts Options) error {
-	if err := l.prepareDirs(); err != nil {
-		return err
-	}
 	if err := l.sizeQuota(opts); err != nil {
 		return err
 	}
-	db, err := badger.Open(badgerOptions(filepath.Join(l.dir, "index"), l.log, l.syncWrites))
+	l.readOnly = !l.roomForIndex("opening")
+	if err := l.prepareDirs(); err != nil && !(l.readOnly && isNoSpace(err)) {
+		return err
+	}
+	db, err := l.openIndex()
 	if err != nil {
-		return fmt.Errorf("store directory %s: open index: %w", l.dir, err)
+		return err
 	}
 	l.db = db
+	l.keepBallast()
 	packs, err := l.openPacks(opts.packSize)
 	if err != nil {
 		_ = db.Close()
@@ -238,13 +256,13 @@ func badgerOptions(path string, log *slog.Logger, sync bool) badger.Options {
 	return badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
 		WithSyncWrites(sync).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
+		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(256).
 		WithNumCompactors(2).
 		WithDetectConflicts(false).
@@ -289,8 +307,11 @@ func (l *Local) Close() error {
 	l.once.Do(func() {
 		close(l.stop)
 		l.wg.Wait()
-		err := l.flushRecency()
-		if cerr := l.db.Close(); err == nil && cerr != nil {
+		var err error
+		if !l.writesPaused() {
+			err = l.flushRecency()
+		}
+		if cerr := l.closeIndex(); err == nil && cerr != nil {
 			err = fmt.Errorf("store %s: close index: %w", l.dir, cerr)
 		}
 		l.packs.close()

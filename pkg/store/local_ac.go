@@ -74,6 +74,9 @@ func (a *localAC) UpdateActionResult(_ context.Context, action digest.Digest, re
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "action_result: cannot encode: %v", err)
 	}
+	if err := a.l.spaceFor(int64(len(val))); err != nil {
+		return err
+	}
 	if err := a.l.db.Update(func(txn *badger.Txn) error { return txn.Set(key, val) }); err != nil {
 		return dbError("write action result "+action.String(), err)
 	}

@@ -36,6 +36,9 @@ func (l *Local) loadAndReconcile() {
 		return
 	}
 	l.log.Info("store: index loaded", "dir", l.dir, "objects", l.ix.objects.Load(), "bytes", l.ix.bytes.Load(), "took", time.Since(start))
+	if l.readOnly {
+		return // reconciliation deletes; it runs at the next read-write start
+	}
 	for i := 0; i < 256 && !l.stopping(); i++ {
 		l.reconcileShard(i)
 	}

@@ -26,6 +26,7 @@ func registerMetrics(l *Local, reg prometheus.Registerer) (*storeMetrics, error)
 		gauge("castd_store_pending_bytes", "Bytes reserved by uploads in progress.", l.pending.Load),
 		counter("castd_store_pack_compactions_total", "Pack files removed by compaction after their live blobs were rewritten.", l.compactions.Load),
 		counter("castd_store_pack_moved_bytes_total", "Bytes of live small blobs that compaction rewrote into the active pack.", l.movedBytes.Load),
+		gauge("castd_store_writes_refused", "Why the store refuses writes: 0 it does not, 1 its filesystem is full, 2 it was opened read-only on a full filesystem.", l.writesRefused),
 		counter("castd_store_evictions_total", "Blobs evicted to stay under the quota.", l.evictions.Load),
 		counter("castd_store_verify_failures_total", "Stored blobs found corrupt or missing on read, then deleted.", l.verifyFailures.Load),
 		counter("castd_store_scrubbed_blobs_total", "Stored blobs verified by a scrub.", l.scrubbed.Load),

@@ -115,6 +115,9 @@ func (l *Local) openPacks(size int64) (*packSet, error) {
 			return txn.Set(nextPackKey, binary.BigEndian.AppendUint32(nil, n))
 		})
 	}
+	if l.readOnly {
+		save = func(uint32) error { return nil } // no pack is written to; see errReadOnly
+	}
 	return openPacks(filepath.Join(l.dir, "packs"), size, l.syncWrites, next, save)
 }
 

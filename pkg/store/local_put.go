@@ -123,10 +123,19 @@ func (l *Local) claimedWhileLoading(k blobKey) (bool, error) {
 
 // store reserves room, then writes and verifies the bytes of a claimed k.
 func (l *Local) store(ctx context.Context, k blobKey, write func(blobKey) (entry, error)) (entry, error) {
+	// A full filesystem refuses the write before reserve evicts anything
+	// for it (the space went elsewhere; the cache keeps serving reads).
+	// Once reserve has made room, the blob itself must fit too.
+	if err := l.spaceFor(0); err != nil {
+		return entry{}, err
+	}
 	if err := l.reserve(ctx, k); err != nil {
 		return entry{}, err
 	}
 	defer l.pending.Add(-k.size)
+	if err := l.spaceFor(k.size); err != nil {
+		return entry{}, err
+	}
 	return write(k)
 }
 

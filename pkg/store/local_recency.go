@@ -19,6 +19,10 @@ func (l *Local) flushLoop(interval time.Duration) {
 		case <-l.stop:
 			return
 		case <-t.C:
+			if l.writesPaused() {
+				continue // recency stays in memory; flushed once writes resume
+			}
+			l.keepBallast()
 			if err := l.flushRecency(); err != nil {
 				l.log.Warn("store: persisting recency", "error", err)
 			}

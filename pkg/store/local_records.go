@@ -31,8 +31,12 @@ func (r *Records) key(k []byte) []byte {
 	return append(append(make([]byte, 0, len(r.prefix)+len(k)), r.prefix...), k...)
 }
 
-// Put stores value under key, replacing any previous value.
+// Put stores value under key, replacing any previous value. It fails with
+// the store's write error when its filesystem is full or it is read-only.
 func (r *Records) Put(key, value []byte) error {
+	if err := r.l.spaceFor(int64(len(value))); err != nil {
+		return err
+	}
 	return r.l.db.Update(func(txn *badger.Txn) error { return txn.Set(r.key(key), value) })
 }
 

@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -10,20 +11,98 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // spawnActivated starts castd the way systemd does for castd.socket: the
-// listening socket is fd 3, LISTEN_FDS=1 and LISTEN_PID is castd's own PID
-// (sh execs castd, keeping its PID), and NOTIFY_SOCKET receives sd_notify.
-func spawnActivated(t *testing.T, l *layout, configYAML string, sock *os.File, notifySocket string) *castdProc {
+// listening sockets are fds 3…, LISTEN_FDS counts them and LISTEN_PID is
+// castd's own PID (sh execs castd, keeping its PID), and NOTIFY_SOCKET
+// receives sd_notify.
+func spawnActivated(t *testing.T, l *layout, configYAML string, notifySocket string, socks ...*os.File) *castdProc {
 	t.Helper()
 	if err := os.WriteFile(l.config, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, castdBin, "serve", "--config", l.config)
-	cmd.Env = append(l.env, "LISTEN_FDS=1", "NOTIFY_SOCKET="+notifySocket)
-	cmd.ExtraFiles = []*os.File{sock}
+	cmd.Env = append(l.env, fmt.Sprintf("LISTEN_FDS=%d", len(socks)), "NOTIFY_SOCKET="+notifySocket)
+	cmd.ExtraFiles = socks
 	return startProc(t, cmd)
+}
+
+// passedSocket listens on network/address as systemd's .socket unit would
+// and returns the listening file to hand to castd and the bound address.
+func passedSocket(t *testing.T, network, address string) (*os.File, string) {
+	t.Helper()
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var f *os.File
+	switch l := ln.(type) {
+	case *net.UnixListener:
+		f, err = l.File()
+	case *net.TCPListener:
+		f, err = l.File()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr().String()
+}
+
+func TestSystemdConfiguredListeners(t *testing.T) {
+	t.Log("the README's unit plus a loopback TCP listener for Debian's Bazel: systemd passes only the Unix socket")
+	l := newLayout(t)
+	unixFile, unixPath := passedSocket(t, "unix", filepath.Join(l.base, "act.sock"))
+	tcpFile, tcpAddr := passedSocket(t, "tcp", "127.0.0.1:0")
+	notifyPath := filepath.Join(l.base, "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+
+	t.Run("configured TCP listener not passed", func(t *testing.T) {
+		t.Log("castd opens the grpc:// listener itself instead of dropping it")
+		cfg := fmt.Sprintf("listen: [\"unix:%s\", \"grpc://127.0.0.1:0\"]\nstore-dir: %s\nmetrics: \"\"\n", unixPath, l.store)
+		p := spawnActivated(t, l, cfg, notifyPath, unixFile)
+		line, err := p.logs.waitFor(regexp.MustCompile(`castd listening on`), p.exited, startTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.ready, p.socket = line, unixPath
+		if !strings.Contains(line, "unix:"+unixPath+" (from systemd)") {
+			t.Errorf("ready line %q does not name the activated socket", line)
+		}
+		if strings.Count(line, unixPath) != 1 {
+			t.Errorf("ready line %q: the passed Unix socket was opened a second time", line)
+		}
+		p.waitHealthy()
+		if _, err := capabilitiesOver(dialTCP(t, p.listenAddr("grpc"), insecure.NewCredentials())); err != nil {
+			t.Fatalf("capabilities over the configured TCP listener: %v", err)
+		}
+		p.signal(syscall.SIGTERM)
+		p.wait(drainTimeout + 10*time.Second)
+	})
+	t.Run("configured TCP listener passed", func(t *testing.T) {
+		t.Log("a TCP socket systemd passed is served as is, not bound again (that would fail: the port is taken)")
+		cfg := fmt.Sprintf("listen: [\"unix:%s\", \"grpc://%s\"]\nstore-dir: %s\nmetrics: \"\"\n", unixPath, tcpAddr, l.store)
+		p := spawnActivated(t, l, cfg, notifyPath, unixFile, tcpFile)
+		line, err := p.logs.waitFor(regexp.MustCompile(`castd listening on`), p.exited, startTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.ready, p.socket = line, unixPath
+		if want := "tcp:" + tcpAddr + " (from systemd)"; !strings.Contains(line, want) {
+			t.Errorf("ready line %q does not contain %q", line, want)
+		}
+		if _, err := capabilitiesOver(dialTCP(t, tcpAddr, insecure.NewCredentials())); err != nil {
+			t.Fatalf("capabilities over the passed TCP socket: %v", err)
+		}
+	})
 }
 
 func TestSystemdIntegration(t *testing.T) {
@@ -46,7 +125,9 @@ func TestSystemdIntegration(t *testing.T) {
 	}
 	defer notify.Close()
 
-	p := spawnActivated(t, l, l.configYAML(""), sockFile, notifyPath)
+	configured := l.socket
+	l.socket = activated // the config names the socket the unit passes, as the README's does
+	p := spawnActivated(t, l, l.configYAML(""), notifyPath, sockFile)
 	line, err := p.logs.waitFor(regexp.MustCompile(`castd listening on`), p.exited, startTimeout)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +135,7 @@ func TestSystemdIntegration(t *testing.T) {
 	p.ready, p.socket = line, activated
 
 	t.Run("socket activation", func(t *testing.T) {
-		t.Log("castd.socket hands castd its listening socket; castd serves it instead of opening the configured one")
+		t.Log("castd.socket hands castd its listening socket; castd serves it rather than binding the path again")
 		if !strings.Contains(line, "unix:"+activated+" (from systemd)") {
 			t.Errorf("ready line %q does not name the activated socket", line)
 		}
@@ -62,8 +143,8 @@ func TestSystemdIntegration(t *testing.T) {
 		if _, err := capabilitiesOver(dialUnix(t, activated)); err != nil {
 			t.Fatalf("capabilities over the activated socket: %v", err)
 		}
-		if _, err := os.Lstat(l.socket); !os.IsNotExist(err) {
-			t.Errorf("configured socket %s was created although systemd passed one (%v)", l.socket, err)
+		if _, err := os.Lstat(configured); !os.IsNotExist(err) {
+			t.Errorf("socket %s, which nothing configures, was created (%v)", configured, err)
 		}
 	})
 	t.Run("sd_notify ready", func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,19 +20,30 @@ import (
 // ListenAuth guards castd's TCP listeners when castd serves as another
 // castd's upstream: with a token, every RPC from a TCP peer must carry
 // "authorization: Bearer <token>" or fails UNAUTHENTICATED; Unix socket
-// peers are never asked. With LogMetadata, every RPC logs the metadata key
+// peers are never asked. A refused request logs a warning naming the peer
+// (never what it presented), at most one a minute. With LogMetadata, every RPC logs the metadata key
 // names it carried and whether an authorization header was present (never
 // a value) and whether the peer came over TCP. Safe for concurrent use.
 type ListenAuth struct {
 	token       []byte // nil: no authentication
 	logMetadata bool
 	log         *slog.Logger
+	now         func() time.Time // the rejection log's clock; tests replace it
+
+	mu         sync.Mutex
+	lastWarn   time.Time // when the last rejection was logged
+	suppressed int       // rejections since then that were not logged
 }
+
+// rejectionLogInterval is the least time between two rejection warnings: a
+// client retrying with a wrong token must not flood the journal, but an
+// operator must see that it happens and from where.
+const rejectionLogInterval = time.Minute
 
 // NewListenAuth reads the token from tokenFile ("" disables
 // authentication; surrounding white space is ignored).
 func NewListenAuth(tokenFile string, logMetadata bool, log *slog.Logger) (*ListenAuth, error) {
-	a := &ListenAuth{logMetadata: logMetadata, log: log}
+	a := &ListenAuth{logMetadata: logMetadata, log: log, now: time.Now}
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
@@ -65,7 +78,37 @@ func (a *ListenAuth) check(ctx context.Context, method string) error {
 			return nil
 		}
 	}
+	a.warnRejected(ctx, method, len(auth) > 0)
 	return status.Error(codes.Unauthenticated, "castd: this listener requires a bearer token (authorization: Bearer …)")
+}
+
+// warnRejected logs a refused TCP request with its peer, at most once per
+// rejectionLogInterval, counting the ones it leaves out. It never logs
+// what the client presented.
+func (a *ListenAuth) warnRejected(ctx context.Context, method string, presented bool) {
+	if a.log == nil {
+		return
+	}
+	a.mu.Lock()
+	now := a.now()
+	if !a.lastWarn.IsZero() && now.Sub(a.lastWarn) < rejectionLogInterval {
+		a.suppressed++
+		a.mu.Unlock()
+		return
+	}
+	suppressed := a.suppressed
+	a.lastWarn, a.suppressed = now, 0
+	a.mu.Unlock()
+	reason := "no bearer token"
+	if presented {
+		reason = "wrong bearer token"
+	}
+	peerAddr := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		peerAddr = p.Addr.String()
+	}
+	a.log.Warn("listen-auth: request refused: "+reason, "peer", peerAddr, "method", method,
+		"refused_since_last_warning", suppressed, "next_warning_after", rejectionLogInterval.String())
 }
 
 // overTCP reports whether the peer came in over a network (not Unix)

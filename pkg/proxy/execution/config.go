@@ -69,6 +69,10 @@ type Plan struct {
 	RemoteCAS store.CAS
 	// RemoteAC receives UpdateActionResult in scenario 3 only.
 	RemoteAC store.ActionCache
+	// PrimaryCAS, optional, is cache.storage-service, the primary store:
+	// the outputs of a local run (every blob its result references) are
+	// stored there before Execute returns, as client writes are.
+	PrimaryCAS store.CAS
 
 	// LocalFallback runs actions locally when the execution service is
 	// unreachable or cannot satisfy the action's platform.

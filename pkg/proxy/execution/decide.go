@@ -66,6 +66,9 @@ func (s *Server) local(ctx context.Context, o *operation, j *job, outcome string
 		}
 	}
 	res, err := s.runAction(ctx, o, j)
+	if err == nil {
+		err = s.storeOutputs(ctx, j, res)
+	}
 	st := status.Convert(err)
 	s.record(ctx, j, res, st, j.plan.Scenario == policy.ScenarioRemoteCacheReadWrite)
 	resp := &repb.ExecuteResponse{Result: res, Message: MessageLocalExecution}

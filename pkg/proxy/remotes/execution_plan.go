@@ -37,6 +37,7 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 		LocalFallback:       s.cfg.LocalExecution.LocalFallback,
 		CacheFailures:       s.cfg.LocalExecution.CacheFailures,
 		UnsupportedPlatform: unsupportedBy(s.cfg.RemotePlatform),
+		PrimaryCAS:          inst.primary,
 	}
 	if r.Scenario != policy.ScenarioRemoteExecution {
 		return p, nil

@@ -25,6 +25,7 @@ type instance struct {
 	cas      store.CAS
 	ac       store.ActionCache
 	assets   asset.Index
+	primary  store.CAS // cache.storage-service, nil without one
 }
 
 // build assembles the fan-outs of r in pull order, wrapped so that writes
@@ -40,6 +41,10 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 		return nil, err
 	}
 	pushCAS, err := s.targets(ctx, r.PushCAS)
+	if err != nil {
+		return nil, err
+	}
+	primary, err := s.storageService(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -67,12 +72,44 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	if err != nil {
 		return nil, err
 	}
-	return &instance{
-		resolved: r,
-		cas:      writeback.NewQueueingCAS(fcas, s.queue, pushCAS),
-		ac:       writeback.NewQueueingActionCache(fac, s.queue, name, pushAC),
-		assets:   assets,
-	}, nil
+	inst := &instance{resolved: r, cas: writeback.NewQueueingCAS(fcas, s.queue, queuedTargets(pushCAS, primary))}
+	if primary != nil {
+		inst.primary = primary.cas
+		inst.cas = newWriteThroughCAS(inst.cas, primary.cas, primary.name)
+	}
+	inst.ac = writeback.NewQueueingActionCache(fac, s.queue, name, pushAC)
+	inst.assets = assets
+	return inst, nil
+}
+
+// storageService is r's cache.storage-service, or nil: the primary store
+// that client writes go through to (newWriteThroughCAS).
+func (s *Set) storageService(ctx context.Context, r *policy.Resolved) (*remote, error) {
+	for _, c := range r.CAS {
+		if c.Section == sectionStorageService {
+			return s.pool.get(ctx, c)
+		}
+	}
+	return nil, nil
+}
+
+// sectionStorageService is policy's Section of cache.storage-service.
+const sectionStorageService = "cache.storage-service"
+
+// queuedTargets is targets without primary: blobs written through to the
+// storage service need no queued push there. (Re-cached project content,
+// never a client's write, is still queued for every target.)
+func queuedTargets(targets []writeback.Target, primary *remote) []writeback.Target {
+	if primary == nil {
+		return targets
+	}
+	var out []writeback.Target
+	for _, t := range targets {
+		if t.Name != primary.name {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, error) {

@@ -1,13 +1,16 @@
 package remotes_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/proxy"
 	"github.com/castd/castd/pkg/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -114,21 +117,87 @@ func TestPushOnlyToUserRemotes(t *testing.T) {
 
 func TestStorageServiceMode(t *testing.T) {
 	// With cache.storage-service the remote CAS is the primary store: it
-	// is asked first and every local write is pushed to it.
+	// is asked first and a write returns only once it is stored there.
 	primary, other := newUpstream(t), newUpstream(t)
 	set, _ := newSet(t, t.TempDir(), fmt.Sprintf("cache:\n  storage-service: {url: %s}\nartifacts:\n  servers:\n  - {url: %s, type: storage, push: false}\n", primary.url, other.url))
 	cas, err := set.CAS(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, d := putBlob(t, cas, 1200)
-	eventually(t, "the write on the storage service", func() bool { return primary.has(d) && set.Queue().Depth == 0 })
-	if other.has(d) {
-		t.Error("a write reached a remote without push")
-	}
+	t.Run("put", func(t *testing.T) {
+		// Why: ByteStream writes use Put; no waiting for a background push.
+		_, d := putBlob(t, cas, 300_000)
+		if !primary.has(d) {
+			t.Fatal("Put returned before the storage service had the blob")
+		}
+		if depth := set.Queue().Depth; depth != 0 {
+			t.Errorf("queue depth %d: a written-through blob was queued for the storage service as well", depth)
+		}
+	})
+	t.Run("put bytes", func(t *testing.T) {
+		// Why: BatchUpdateBlobs uses the in-memory path.
+		data := []byte("batch-updated blob")
+		d := digest.OfBytes(data)
+		if err := store.PutBytes(context.Background(), cas, d, data); err != nil {
+			t.Fatal(err)
+		}
+		if !primary.has(d) {
+			t.Fatal("PutBytes returned before the storage service had the blob")
+		}
+	})
+	t.Run("not pushed elsewhere", func(t *testing.T) {
+		// Why: a remote with push: false gets nothing.
+		_, d := putBlob(t, cas, 100)
+		if other.has(d) {
+			t.Error("a write reached a remote without push")
+		}
+	})
 	if rs := set.Remotes(); len(rs) != 2 || rs[0].URL != primary.url || !rs[0].Push {
 		t.Errorf("remotes %+v: want the storage service first, with push", rs)
 	}
+}
+
+func TestStorageServiceRefuses(t *testing.T) {
+	// A write the primary store did not take is not acknowledged: the
+	// client gets the storage service's error, its code kept, naming it.
+	addr := serveCAS(t, refusingCAS{store.NewMemory()})
+	set, _ := newSet(t, t.TempDir(), fmt.Sprintf("cache:\n  storage-service: {url: grpc://%s}\n", addr))
+	cas, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("nobody stores this")
+	d := digest.OfBytes(data)
+	for name, put := range map[string]func() error{
+		"put":       func() error { return cas.Put(context.Background(), d, bytes.NewReader(data)) },
+		"put bytes": func() error { return store.PutBytes(context.Background(), cas, d, data) },
+	} {
+		err := put()
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "cache.storage-service "+addr) {
+			t.Errorf("%s = %v, want PERMISSION_DENIED naming cache.storage-service %s", name, err, addr)
+		}
+	}
+}
+
+// refusingCAS is a CAS whose writes are refused, like a remote the
+// credentials do not allow writing to.
+type refusingCAS struct{ store.CAS }
+
+func (refusingCAS) Put(context.Context, digest.Digest, io.Reader) error {
+	return status.Error(codes.PermissionDenied, "this remote is read-only")
+}
+
+// serveCAS serves cas as an REAPI server on a loopback port until t ends.
+func serveCAS(t *testing.T, cas store.CAS) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := proxy.NewServer(proxy.NewStaticBackend(cas, func(string) store.ActionCache { return store.NewMemory() }), proxy.Options{})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
 }
 
 func TestBatchReadThroughRemotes(t *testing.T) {

@@ -1,0 +1,173 @@
+package integration_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// mountTmpfs mounts a tmpfs of size (e.g. "256m") on a fresh directory,
+// unmounted when the test ends: a filesystem that really fills up.
+// Mounting needs root, which CI has (.ci/run installs packages as root);
+// as root a failed mount fails the test.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root (CI runs as root)")
+	}
+	dir, err := os.MkdirTemp("", "castd-fs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		os.Remove(dir)
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+		os.Remove(dir)
+	})
+	return dir
+}
+
+// fillFS writes a file in dir until its filesystem has no space left, as
+// another process would, and returns a function that deletes it again.
+func fillFS(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for n := len(chunk); n > 0; n /= 2 { // down to the last partial pages
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("filling %s: %v", dir, err)
+				}
+				break
+			}
+		}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil || st.Bavail != 0 {
+		t.Fatalf("filesystem not full after filling: %d blocks available (%v)", st.Bavail, err)
+	}
+	return func() {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDaemonDiskFull(t *testing.T) {
+	fs := mountTmpfs(t, "256m")
+	l := newLayout(t)
+	l.store = filepath.Join(fs, "store")
+	cfg := l.configYAML("") // the default reserve (5 %)
+	p := startCastd(t, l, cfg)
+	ctx := ctxFor(t, 2*time.Minute)
+	small, large := randomBlob(2000), randomBlob(3<<20)
+	conn := dialUnix(t, p.socket)
+	if err := batchUpdate(ctx, conn, small); err != nil {
+		t.Fatal(err)
+	}
+	if err := bytestreamWrite(ctx, conn, large); err != nil {
+		t.Fatal(err)
+	}
+	readsServed := func(t *testing.T, conn *grpc.ClientConn) {
+		t.Helper()
+		for _, b := range []blob{small, large} {
+			if got, err := readBlob(ctx, conn, b.d); err != nil || !bytes.Equal(got, b.data) {
+				t.Errorf("reading a stored blob of %d bytes: got %d bytes, %v", len(b.data), len(got), err)
+			}
+		}
+	}
+	writesRefused := func(t *testing.T, conn *grpc.ClientConn, code codes.Code, words string) {
+		t.Helper()
+		err := bytestreamWrite(ctx, conn, randomBlob(1<<20))
+		if status.Code(err) != code || !strings.Contains(err.Error(), words) {
+			t.Errorf("ByteStream.Write = %v, want %v saying %q", err, code, words)
+		}
+		b := randomBlob(100)
+		resp, err := repb.NewContentAddressableStorageClient(conn).BatchUpdateBlobs(ctx, &repb.BatchUpdateBlobsRequest{
+			Requests: []*repb.BatchUpdateBlobsRequest_Request{{Digest: b.d, Data: b.data}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := resp.GetResponses()[0].GetStatus(); codes.Code(st.GetCode()) != code || !strings.Contains(st.GetMessage(), words) {
+			t.Errorf("BatchUpdateBlobs = %v, want %v saying %q", st, code, words)
+		}
+	}
+
+	free := fillFS(t, fs)
+	t.Run("writes refused, reads served", func(t *testing.T) {
+		t.Log("another process fills the disk: uploads get a clear error, stored blobs are still served, castd lives")
+		writesRefused(t, conn, codes.ResourceExhausted, "filesystem full")
+		readsServed(t, conn)
+		p.waitHealthy()
+		if _, ok := p.logs.find(regexp.MustCompile(`filesystem full; refusing writes`)); !ok {
+			t.Error("no log line says the filesystem is full")
+		}
+	})
+	// Each process is started here, outside the subtests: a process ends
+	// with the test that started it.
+	p.kill9()
+	p = startCastd(t, l, cfg)
+	t.Run("restart on the full disk", func(t *testing.T) {
+		t.Log("killed and restarted with the disk still full, castd comes up (badger gets the ballast) instead of crash-looping")
+		conn := dialUnix(t, p.socket)
+		readsServed(t, conn)
+		writesRefused(t, conn, codes.ResourceExhausted, "filesystem full")
+		if _, ok := p.logs.find(regexp.MustCompile(`released the space held in reserve`)); !ok {
+			t.Error("no log line says the ballast was released")
+		}
+	})
+	t.Run("stopped on the full disk", func(t *testing.T) {
+		t.Log("SIGTERM with the disk full: castd exits cleanly instead of faulting in badger's flush")
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(drainTimeout + 10*time.Second); code != 0 {
+			t.Errorf("castd exited %d on SIGTERM with a full disk, want 0", code)
+		}
+	})
+	free()
+	p = startCastd(t, l, cfg)
+	t.Run("space back", func(t *testing.T) {
+		t.Log("started with space again, castd has every blob and accepts writes")
+		conn := dialUnix(t, p.socket)
+		readsServed(t, conn)
+		if err := batchUpdate(ctx, conn, randomBlob(100)); err != nil {
+			t.Errorf("a write after space came back: %v", err)
+		}
+	})
+	p.kill9()
+	if err := os.Remove(filepath.Join(l.store, "ballast")); err != nil {
+		t.Fatalf("no ballast in the store: %v", err)
+	}
+	defer fillFS(t, fs)()
+	q := spawnCastd(t, l, cfg)
+	t.Run("killed, no ballast, disk full", func(t *testing.T) {
+		t.Log("with nothing to give badger and logs to replay, castd says what to free and exits (systemd retries later)")
+		if code := q.wait(startTimeout); code != 1 {
+			t.Errorf("castd exited %d, want 1", code)
+		}
+		if _, ok := q.logs.find(regexp.MustCompile(`filesystem full.*free at least \d+ MiB`)); !ok {
+			t.Errorf("castd's error does not say how much to free:\n%s", q.logs)
+		}
+	})
+}
