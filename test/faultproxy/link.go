@@ -94,6 +94,7 @@ func (l *link) read(src *net.TCPConn, chunks chan<- chunk) {
 // whenever it changes while c waits.
 func (l *link) deliver(dir int, c chunk, dst *net.TCPConn) error {
 	data := c.data
+	held := false
 	for len(data) > 0 {
 		m, changed := l.p.current()
 		n := len(data)
@@ -101,6 +102,10 @@ func (l *link) deliver(dir int, c chunk, dst *net.TCPConn) error {
 		case KindDown:
 			return errCut
 		case KindStall:
+			if !held {
+				held = true
+				l.p.count(func(st *Stats) { st.Held++ })
+			}
 			if !l.wait(changed, time.Time{}) {
 				return errCut
 			}

@@ -31,6 +31,7 @@ type Stats struct {
 	Accepted int64 // connections forwarded to the target
 	Reset    int64 // new connections reset (Down, Flap, or the target refused)
 	Cut      int64 // established connections cut by Down, Flap or Close
+	Held     int64 // chunks Stall held (counted when each starts waiting)
 	Flipped  int64 // bytes flipped by Corrupt
 	ToClient int64 // bytes forwarded toward clients (counted as each write starts)
 	ToServer int64 // bytes forwarded toward the target

@@ -166,6 +166,9 @@ func TestStall(t *testing.T) {
 		}
 	}
 
+	if st := p.Stats(); st.Held != 2 {
+		t.Errorf("stats %+v, want 2 chunks held", st)
+	}
 	p.SetMode(faultproxy.Pass())
 	for name, c := range map[string]*net.TCPConn{"open": open, "new": fresh} {
 		_ = c.SetReadDeadline(time.Now().Add(patience))
