@@ -40,6 +40,18 @@ type Mode struct {
 	// it drops: every connection is cut and the next new one is reset;
 	// the one after that passes again (KindFlap).
 	FlapBytes int64
+	// AfterBytes delays the fault: the link passes until it has carried
+	// this many bytes toward clients since SetMode (see After).
+	AfterBytes int64
+}
+
+// After returns m starting only once the link has carried n bytes toward
+// clients since SetMode, so that a fault can hit a transfer midway (a
+// stream that stalls or is cut after its first bytes). The chunk that
+// crosses n still passes.
+func (m Mode) After(n int64) Mode {
+	m.AfterBytes = n
+	return m
 }
 
 // Pass forwards everything unchanged.
@@ -78,6 +90,13 @@ func Flap(upBytes int64) Mode { return Mode{Kind: KindFlap, FlapBytes: upBytes} 
 
 // String names the mode and its parameters, for test and benchmark names.
 func (m Mode) String() string {
+	if m.AfterBytes > 0 {
+		return fmt.Sprintf("%s after %dB", m.kind(), m.AfterBytes)
+	}
+	return m.kind()
+}
+
+func (m Mode) kind() string {
 	switch m.Kind {
 	case KindPass:
 		return "pass"

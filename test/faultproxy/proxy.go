@@ -52,6 +52,7 @@ type Proxy struct {
 	nextID   uint64 // id of the next forwarded connection
 	refuse   int    // new connections still to reset (Flap)
 	flapSent int64  // bytes toward clients since the last drop (Flap)
+	sinceSet int64  // bytes toward clients since SetMode (Mode.After)
 	closed   bool
 	stats    Stats
 }
@@ -81,9 +82,9 @@ func (p *Proxy) SetMode(m Mode) {
 	p.mode = m
 	close(p.changed)
 	p.changed = make(chan struct{})
-	p.refuse, p.flapSent = 0, 0
+	p.refuse, p.flapSent, p.sinceSet = 0, 0, 0
 	var cut []*link
-	if m.Kind == KindDown {
+	if p.effective().Kind == KindDown {
 		cut = p.openLinks()
 	}
 	p.mu.Unlock()
@@ -163,7 +164,7 @@ func (p *Proxy) handle(c *net.TCPConn) {
 func (p *Proxy) admit() (id uint64, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.mode.Kind == KindDown || p.refuse > 0 {
+	if p.closed || p.effective().Kind == KindDown || p.refuse > 0 {
 		if p.refuse > 0 {
 			p.refuse--
 		}
@@ -180,7 +181,7 @@ func (p *Proxy) admit() (id uint64, ok bool) {
 func (p *Proxy) register(l *link) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.mode.Kind == KindDown {
+	if p.closed || p.effective().Kind == KindDown {
 		p.stats.Reset++
 		return false
 	}
@@ -205,10 +206,20 @@ func (p *Proxy) cutAll(links []*link) {
 	}
 }
 
+// current is the mode in effect and the channel closed by the next SetMode.
 func (p *Proxy) current() (Mode, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.mode, p.changed
+	return p.effective(), p.changed
+}
+
+// effective is the mode in effect: Pass while a delayed fault waits for
+// its bytes (Mode.After), else the mode set. p.mu must be held.
+func (p *Proxy) effective() Mode {
+	if p.sinceSet < p.mode.AfterBytes {
+		return Pass()
+	}
+	return p.mode
 }
 
 func (p *Proxy) count(f func(*Stats)) {
@@ -217,9 +228,10 @@ func (p *Proxy) count(f func(*Stats)) {
 	p.mu.Unlock()
 }
 
-// forwarding accounts n bytes about to be written in direction dir and,
-// in Flap mode, reports whether the link must drop once they are written
-// (the next new connection is reset from now on). Counting before the
+// forwarding accounts n bytes about to be written in direction dir and
+// reports whether every link must drop once they are written: in Flap
+// mode when the budget is spent (the next new connection is reset from
+// now on), and when these bytes start a delayed Down. Counting before the
 // write keeps Stats ahead of what a client can observe.
 func (p *Proxy) forwarding(dir int, n int, m Mode) (drop bool) {
 	p.mu.Lock()
@@ -229,6 +241,11 @@ func (p *Proxy) forwarding(dir int, n int, m Mode) (drop bool) {
 		return false
 	}
 	p.stats.ToClient += int64(n)
+	before := p.sinceSet
+	p.sinceSet += int64(n)
+	if p.mode.Kind == KindDown && before < p.mode.AfterBytes && p.sinceSet >= p.mode.AfterBytes {
+		return true
+	}
 	if m.Kind != KindFlap || p.mode != m {
 		return false
 	}
@@ -239,7 +256,7 @@ func (p *Proxy) forwarding(dir int, n int, m Mode) (drop bool) {
 	return true
 }
 
-// drop cuts every open link (Flap).
+// drop cuts every open link (Flap, or a delayed Down starting).
 func (p *Proxy) drop() {
 	p.mu.Lock()
 	links := p.openLinks()

@@ -298,3 +298,46 @@ func TestClose(t *testing.T) {
 		t.Errorf("dial after Close succeeded")
 	}
 }
+
+func TestAfter(t *testing.T) {
+	t.Log("a delayed fault lets its byte budget through, then applies to the connections already open")
+	const budget = 10 << 10
+	tests := []struct {
+		name string
+		mode faultproxy.Mode
+		// check looks at the connection after the budget was used.
+		check func(t *testing.T, c *net.TCPConn)
+	}{
+		{name: "stall", mode: faultproxy.Stall().After(budget), check: func(t *testing.T, c *net.TCPConn) {
+			if _, err := c.Write([]byte("late")); err != nil {
+				t.Fatal(err)
+			}
+			// A negative check needs a window; nothing may come back in it.
+			_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if n, err := c.Read(make([]byte, 4)); !isTimeout(err) {
+				t.Errorf("after the budget: read %d bytes, %v; want nothing", n, err)
+			}
+		}},
+		{name: "down", mode: faultproxy.Down().After(budget), check: func(t *testing.T, c *net.TCPConn) {
+			_ = c.SetReadDeadline(time.Now().Add(patience))
+			if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+				t.Errorf("after the budget: %v, want the connection cut", err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProxy(t)
+			p.SetMode(tc.mode)
+			c := dial(t, p)
+			data := random(budget)
+			if got, err := roundTrip(t, c, data); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("within the budget: %d bytes, %v", len(got), err)
+			}
+			tc.check(t, c)
+			if got := p.Mode().String(); got != tc.name+" after 10240B" {
+				t.Errorf("Mode().String() = %q", got)
+			}
+		})
+	}
+}
