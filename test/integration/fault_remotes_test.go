@@ -234,3 +234,74 @@ func TestFaultOnlyRemote(t *testing.T) {
 
 // String names a fault mode in logs.
 func (m faultMode) String() string { return fmt.Sprintf("%s (%s)", m.name, m.mode) }
+
+func TestFaultMidStream(t *testing.T) {
+	t.Log("a first remote that stalls or is cut in the middle of streaming a large blob neither holds the read nor corrupts it")
+	a, b := startPlainUpstream(t), startPlainUpstream(t)
+	proxy, err := faultproxy.New(a.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	// Large enough that 1 MiB into it the read is well under way.
+	const midway = 1 << 20
+	ctx := ctxFor(t, 2*time.Minute)
+	var big []blob
+	for range 4 {
+		bl := randomBlob(8<<20 + 4097)
+		for _, u := range []*upstream{a, b} {
+			if err := bytestreamWrite(ctx, u.conn(t), bl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		big = append(big, bl)
+	}
+	// castd's stream idle timeout is 60 s; the client waits longer so that
+	// castd's own bound is what ends a read from the only remote.
+	const clientLimit = 90 * time.Second
+
+	tests := []struct {
+		name, why string
+		mode      faultproxy.Mode
+		onlyA     bool
+		codes     []codes.Code // nil: the read must succeed
+	}{
+		{name: "stall midway, second remote healthy", why: "the read goes on from B within the per-read limit, exact",
+			mode: faultproxy.Stall().After(midway)},
+		{name: "cut midway, second remote healthy", why: "the broken stream is finished from B, exact",
+			mode: faultproxy.Down().After(midway)},
+		{name: "stall midway, only remote", why: "a silent stream ends in a clear error, not a hang",
+			mode: faultproxy.Stall().After(midway), onlyA: true, codes: []codes.Code{codes.Unavailable, codes.DeadlineExceeded}},
+		{name: "cut midway, only remote", why: "a cut stream from a remote that then resets everything is UNAVAILABLE",
+			mode: faultproxy.Down().After(midway), onlyA: true, codes: []codes.Code{codes.Unavailable}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			bl := big[i]
+			urls := []string{"grpc://" + proxy.Addr(), b.url}
+			limit := readCallLimit
+			if tc.onlyA {
+				urls, limit = urls[:1], clientLimit
+			}
+			ws, conn := faultWorkstation(t, urls...)
+			defer ws.kill9()
+			proxy.SetMode(tc.mode)
+			defer proxy.SetMode(faultproxy.Pass())
+			start := time.Now()
+			got, err := readBlob(ctxFor(t, limit), conn, bl.d)
+			took := time.Since(start).Round(time.Millisecond)
+			st := proxy.Stats()
+			switch {
+			case st.ToClient < midway:
+				t.Fatalf("A sent only %d bytes; the fault did not hit the stream midway", st.ToClient)
+			case tc.codes == nil && (err != nil || !bytes.Equal(got, bl.data)):
+				t.Errorf("ByteStream Read of %d bytes with A %s: after %v: %d bytes, %v; want them exact within %v", len(bl.data), tc.mode, took, len(got), err, limit)
+			case tc.codes != nil && (!slices.Contains(tc.codes, status.Code(err)) || !strings.Contains(status.Convert(err).Message(), proxy.Addr())):
+				t.Errorf("ByteStream Read with the only remote %s: after %v: %d bytes, %v; want %v naming %s", tc.mode, took, len(got), err, tc.codes, proxy.Addr())
+			default:
+				t.Logf("after %v: %d bytes, %v", took, len(got), err)
+			}
+		})
+	}
+}
