@@ -177,14 +177,15 @@ func BenchmarkFaultModes(b *testing.B) {
 }
 
 func TestFaultOnlyRemote(t *testing.T) {
-	t.Log("with the only remote failing, a read ends in bounded time with UNAVAILABLE naming the remote, never a hang or a miss")
+	t.Log("with the only remote failing, a read ends in bounded time with the failure's code (UNAVAILABLE when down) naming the remote: never a hang, a miss or wrong bytes")
 	a := startPlainUpstream(t)
 	proxy, err := faultproxy.New(a.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	b, warm := randomBlob(4000), randomBlob(3000)
+	// 32 KiB: a 1/1024 corruption rate hits every answer carrying it.
+	b, warm := randomBlob(32<<10), randomBlob(3000)
 	seed(t, a, []blob{b, warm})
 	// The client's deadline only stops a hang; castd must answer first.
 	const clientLimit = 60 * time.Second
@@ -204,6 +205,8 @@ func TestFaultOnlyRemote(t *testing.T) {
 		{name: "down, connected", why: "a remote whose live connection is cut and that then resets is unavailable, not a miss", mode: faultproxy.Down(), connected: true, codes: unavailable},
 		{name: "stall", why: "a remote that never answers is unavailable after castd's own timeouts, not a hang", mode: faultproxy.Stall(), codes: silent},
 		{name: "stall, connected", why: "a remote whose live connection goes silent is unavailable after castd's own timeouts, not a hang", mode: faultproxy.Stall(), connected: true, codes: silent},
+		{name: "corrupt", why: "a remote whose every answer is damaged on the way yields an error, never wrong bytes and never a miss",
+			mode: faultproxy.Corrupt(1.0/1024, 2), connected: true, codes: []codes.Code{codes.DataLoss, codes.Unavailable, codes.Internal}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
