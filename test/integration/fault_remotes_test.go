@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,10 @@ type faultMode struct {
 	// aHolds reads the blobs A holds too (A serves them unless it fails);
 	// otherwise A has none of them and B serves all.
 	aHolds bool
+	// rejects says castd must have caught bad data from A (its
+	// castd_fanout_bad_data_total rose), so the run tested verification and
+	// not only broken connections.
+	rejects bool
 	// baseline names the pass mode this one's time is compared with.
 	baseline string
 	// happened says what in the proxy's counters shows that the fault was
@@ -67,7 +73,7 @@ var faultModes = []faultMode{
 		mode: faultproxy.Pass(), aHolds: true, baseline: "pass, A holds",
 		happened: func(st faultproxy.Stats) string { return want(st.ToClient > 0, "A served nothing") }},
 	{name: "corrupt, A holds", why: "A's bytes are flipped on the way (1 in 64 KiB): every bad answer is rejected, B serves it",
-		mode: faultproxy.Corrupt(1.0/(64<<10), 1), aHolds: true, baseline: "pass, A holds",
+		mode: faultproxy.Corrupt(1.0/(64<<10), 1), aHolds: true, rejects: true, baseline: "pass, A holds",
 		happened: func(st faultproxy.Stats) string { return want(st.Flipped > 0, "no byte was flipped") }},
 	{name: "flap, A holds", why: "A's link drops every 1 MiB it carries, cutting transfers midway: each is finished from B",
 		mode: faultproxy.Flap(1 << 20), aHolds: true, baseline: "pass, A holds",
@@ -83,11 +89,12 @@ func want(ok bool, otherwise string) string {
 
 // runFaultMode sets m on the rig's proxy, starts a fresh workstation with
 // A (through the proxy) and B as remotes, makes one cold-read run and
-// reports it with the proxy's counters for the run.
+// reports it with the proxy's counters for the run. inspect, if not nil,
+// sees the workstation after the run.
 func runFaultMode(tb testing.TB, rig *faultRig, m faultMode, timed interface {
 	StartTimer()
 	StopTimer()
-}) (readRun, faultproxy.Stats) {
+}, inspect func(ws *castdProc)) (readRun, faultproxy.Stats) {
 	tb.Helper()
 	ws, conn := faultWorkstation(tb, "grpc://"+rig.proxy.Addr(), rig.b.url)
 	defer ws.kill9()
@@ -104,6 +111,9 @@ func runFaultMode(tb testing.TB, rig *faultRig, m faultMode, timed interface {
 	timed.StartTimer()
 	run := coldReads(conn, blobs)
 	timed.StopTimer()
+	if inspect != nil {
+		inspect(ws)
+	}
 	return run, statsSince(rig.proxy.Stats(), before)
 }
 
@@ -123,6 +133,20 @@ func statsSince(now, before faultproxy.Stats) faultproxy.Stats {
 	}
 }
 
+// badData sums castd_fanout_bad_data_total over its labels on p.
+func badData(t *testing.T, p *castdProc) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, m := range regexp.MustCompile(`(?m)^castd_fanout_bad_data_total\{[^}]*\} (\S+)$`).FindAllStringSubmatch(scrape(t, p.metricsURL()), -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatalf("castd_fanout_bad_data_total value %q: %v", m[1], err)
+		}
+		sum += v
+	}
+	return sum
+}
+
 // noTimer is the timer of a test, which measures nothing.
 type noTimer struct{}
 
@@ -135,7 +159,16 @@ func TestFaultFirstRemote(t *testing.T) {
 	for _, m := range faultModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Log(m.why)
-			run, st := runFaultMode(t, rig, m, noTimer{})
+			run, st := runFaultMode(t, rig, m, noTimer{}, func(ws *castdProc) {
+				if !m.rejects {
+					return
+				}
+				bad := badData(t, ws)
+				t.Logf("castd rejected %v answers with bad data", bad)
+				if bad == 0 {
+					t.Errorf("castd_fanout_bad_data_total = 0: no corrupted answer reached castd's verification")
+				}
+			})
 			t.Logf("%s: %v; proxy %+v", m.mode, run, st)
 			if run.failed != 0 || run.wrong != 0 || run.reads != faultReads {
 				t.Errorf("cold reads with the first remote in %s: %v; want all %d exact", m.mode, run, faultReads)
@@ -158,7 +191,7 @@ func BenchmarkFaultModes(b *testing.B) {
 			b.StopTimer()
 			failed, wrong := 0, 0
 			for range b.N {
-				run, _ := runFaultMode(b, rig, m, b)
+				run, _ := runFaultMode(b, rig, m, b, nil)
 				failed += run.failed
 				wrong += run.wrong
 				if run.failed+run.wrong > 0 {
