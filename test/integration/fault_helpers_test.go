@@ -152,6 +152,9 @@ func coldReads(conn *grpc.ClientConn, blobs []blob) readRun {
 		go func() {
 			defer wg.Done()
 			for j := range next {
+				if ctx.Err() != nil {
+					continue // the run was ended early: count only what was read
+				}
 				msgs, failed, wrong := j.run(ctx, conn)
 				mu.Lock()
 				run.reads += len(j.blobs)
@@ -204,9 +207,6 @@ func readJobs(blobs []blob) []readJob {
 // run makes the call within readCallLimit and returns what failed, how
 // many blobs failed and how many came back with wrong bytes.
 func (j readJob) run(parent context.Context, conn *grpc.ClientConn) (msgs []string, failed, wrong int) {
-	if parent.Err() != nil {
-		return nil, 0, 0 // the run was ended early
-	}
 	ctx, cancel := context.WithTimeout(parent, readCallLimit)
 	defer cancel()
 	start := time.Now()
