@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,118 +17,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
-
-// ackLog records blobs the server acknowledged and blobs whose write was
-// cut off, from many writer goroutines.
-type ackLog struct {
-	mu       sync.Mutex
-	acked    []blob
-	unacked  []blob
-	enough   chan struct{} // closed once len(acked) reaches target
-	target   int
-	signaled bool
-}
-
-func (a *ackLog) record(bs []blob, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err != nil {
-		a.unacked = append(a.unacked, bs...)
-		return
-	}
-	a.acked = append(a.acked, bs...)
-	if !a.signaled && len(a.acked) >= a.target {
-		a.signaled = true
-		close(a.enough)
-	}
-}
-
-func TestKill9UnderConcurrentWrites(t *testing.T) {
-	t.Log("an acknowledged write survives kill -9; a cut-off one is absent or whole, never partial")
-	l := newLayout(t)
-	cfg := l.configYAML("")
-	p := startCastd(t, l, cfg)
-	conn := dialUnix(t, p.socket)
-
-	log := &ackLog{enough: make(chan struct{}), target: 150}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				switch {
-				case (w+i)%5 == 0: // large, streamed
-					b := randomBlob(1<<20 + 100_000 + i)
-					log.record([]blob{b}, bytestreamWrite(ctx, conn, b))
-				case (w+i)%5 == 1: // small, streamed
-					b := randomBlob(3000 + i)
-					log.record([]blob{b}, bytestreamWrite(ctx, conn, b))
-				default: // a batch of small blobs
-					bs := []blob{randomBlob(100 + i), randomBlob(20_000 + i), randomBlob(60_000)}
-					log.record(bs, batchUpdate(ctx, conn, bs...))
-				}
-			}
-		}()
-	}
-	select {
-	case <-log.enough:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("writers did not reach the target; see castd log")
-	}
-	p.kill9() // mid-way: the writers are still going
-	cancel()
-	wg.Wait()
-
-	p2 := startCastd(t, l, cfg)
-	conn2 := dialUnix(t, p2.socket)
-	bg := context.Background()
-	t.Run("acknowledged blobs present and intact", func(t *testing.T) {
-		t.Log("every write the client was told succeeded must be there after restart")
-		if len(log.acked) < log.target {
-			t.Fatalf("only %d acknowledged writes", len(log.acked))
-		}
-		if len(log.unacked) == 0 {
-			t.Fatal("no write was in flight at the kill; the test did not test what it says")
-		}
-		t.Logf("%d blobs acknowledged, %d cut off by the kill", len(log.acked), len(log.unacked))
-		var ds []*repb.Digest
-		for _, b := range log.acked {
-			ds = append(ds, b.d)
-		}
-		missing, err := findMissing(bg, conn2, ds...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(missing) != 0 {
-			t.Errorf("%d of %d acknowledged blobs missing after kill -9, e.g. %v", len(missing), len(ds), missing[0])
-		}
-		for _, b := range log.acked {
-			got, err := readBlob(bg, conn2, b.d)
-			if err != nil || !bytes.Equal(got, b.data) {
-				t.Errorf("blob %s/%d: read %d bytes, err %v; want its %d bytes", b.d.GetHash(), b.d.GetSizeBytes(), len(got), err, len(b.data))
-			}
-		}
-	})
-	t.Run("cut-off writes absent or whole", func(t *testing.T) {
-		t.Log("a write interrupted by the kill may have landed, but never partially")
-		for _, b := range log.unacked {
-			got, err := readBlob(bg, conn2, b.d)
-			switch {
-			case isNotFound(err):
-				if m, ferr := findMissing(bg, conn2, b.d); ferr != nil || len(m) != 1 {
-					t.Errorf("blob %s: read says NOT_FOUND, FindMissing says missing=%v (err %v)", b.d.GetHash(), m, ferr)
-				}
-			case err != nil:
-				t.Errorf("blob %s: %v", b.d.GetHash(), err)
-			case !bytes.Equal(got, b.data):
-				t.Errorf("blob %s: partial or corrupt: %d bytes of %d", b.d.GetHash(), len(got), len(b.data))
-			}
-		}
-	})
-}
 
 func TestEvictionAtSmallQuota(t *testing.T) {
 	t.Log("the store never grows past its quota and evicts least recently used blobs first")

@@ -67,7 +67,7 @@ func startTokenUpstream(t *testing.T) *upstream {
 
 // startPlainUpstream starts a plaintext grpc:// castd without auth that
 // logs request metadata.
-func startPlainUpstream(t *testing.T) *upstream {
+func startPlainUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := newPlainUpstream(t)
 	u.restart(t)
@@ -76,7 +76,7 @@ func startPlainUpstream(t *testing.T) *upstream {
 
 // newPlainUpstream is startPlainUpstream without the start: its address
 // is fixed, nothing listens there until restart.
-func newPlainUpstream(t *testing.T) *upstream {
+func newPlainUpstream(t testing.TB) *upstream {
 	t.Helper()
 	l := newLayout(t)
 	addr := freePort(t)
@@ -120,7 +120,7 @@ func writeClientCert(t *testing.T, dir string, c tls.Certificate) (certFile, key
 }
 
 // restart starts the upstream again on the same port and store.
-func (u *upstream) restart(t *testing.T) {
+func (u *upstream) restart(t testing.TB) {
 	t.Helper()
 	u.castdProc = startCastd(t, u.l, u.config)
 }
@@ -143,7 +143,7 @@ func (m *mtlsUpstream) serverYAML(typ string, push bool) string {
 }
 
 // conn is a direct client of the upstream over its own socket.
-func (u *upstream) conn(t *testing.T) *grpc.ClientConn { return dialUnix(t, u.socket) }
+func (u *upstream) conn(t testing.TB) *grpc.ClientConn { return dialUnix(t, u.socket) }
 
 // has reports whether the upstream's own store holds d (asked directly
 // over its Unix socket, so no credentials are involved).
@@ -169,7 +169,7 @@ func (u *upstream) requestLines(method string) []string {
 }
 
 // ctxFor is a context cancelled after d or when t ends.
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -177,7 +177,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 
 // workstation starts a castd on a Unix socket with the given remote
 // configuration (YAML appended to the layout's base config).
-func startWorkstation(t *testing.T, l *layout, remotesYAML string) (*castdProc, *grpc.ClientConn, castdpb.ControlClient) {
+func startWorkstation(t testing.TB, l *layout, remotesYAML string) (*castdProc, *grpc.ClientConn, castdpb.ControlClient) {
 	t.Helper()
 	p := startCastd(t, l, l.configYAML(remotesYAML))
 	conn := dialUnix(t, p.socket)
