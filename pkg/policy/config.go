@@ -33,6 +33,12 @@ type Config struct {
 	SourceCaches    Section                    `json:"source-caches"`
 	RemoteExecution *RemoteExecution           `json:"remote-execution"`
 	Projects        map[string]ProjectOverride `json:"projects"`
+
+	// BuildStreamSettings are the keys of BuildStream 2's user
+	// configuration found in the file that castd accepts but does not use
+	// (cachedir, scheduler, projects.NAME.strict, ...), positioned like
+	// errors, each with the message BuildStreamSettingMsg.
+	BuildStreamSettings []Error `json:"buildstream-settings,omitempty"`
 }
 
 // Listener is one address castd serves on: "unix:PATH", "grpc://HOST:PORT"

@@ -26,6 +26,12 @@ func TestUserConfigErrors(t *testing.T) {
 			want: []string{f + ":2:1: artifacts: expected a mapping with override-project-caches and servers, found a list (put the list under artifacts.servers)"},
 		},
 		{
+			name: "BuildStream 1 single server",
+			why:  "BuildStream 1 wrote artifacts: {url: ..., push: true}; the hint says where the server goes now",
+			text: "artifacts:\n  url: https://a.example.com\n  push: true\n",
+			want: []string{f + ":2:3: artifacts: expected a mapping with override-project-caches and servers, found a single server (BuildStream 1 syntax; put it in a list under artifacts.servers: servers: [{url: ...}])"},
+		},
+		{
 			name: "unknown top-level key",
 			why:  "a typo must not be silently ignored in the user config",
 			text: "log-level: info\nlog-levle: debug\n",
