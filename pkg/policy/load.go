@@ -175,7 +175,7 @@ func load(file string, data []byte, env []string, flags *pflag.FlagSet) (*Config
 			d.errs = append(d.errs, Error{File: file, Line: root.Line, Col: root.Column, Msg: "expected a mapping of settings at the top level, found " + kindName(root)})
 		case root != nil:
 			if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
-				d.errs = append(d.errs, yamlErrors(file, err)...)
+				d.errs = append(d.errs, yamlErrors(file, data, err)...)
 			}
 		}
 	}
