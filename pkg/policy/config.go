@@ -23,6 +23,10 @@ type Config struct {
 	LogRequestMetadata bool                `json:"log-request-metadata"`
 	SocketMode         fs.FileMode         `json:"socket-mode"`
 	Metrics            string              `json:"metrics"`
+	// MetricsSet is true when the file, environment or a flag set
+	// metrics, even to its default value: a busy address the user chose is
+	// an error, a busy built-in default only a warning.
+	MetricsSet bool `json:"-"`
 	LogLevel           string              `json:"log-level"`
 	StoreDir           string              `json:"store-dir"`
 	Cache              Cache               `json:"cache"`

@@ -47,6 +47,7 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 	}
 	if x, ok := has("metrics"); ok {
 		cfg.Metrics = d.metrics("metrics", x)
+		cfg.MetricsSet = true
 	}
 	if x, ok := has("log-level"); ok {
 		cfg.LogLevel, _ = d.enum("log-level", x, logLevels...)
