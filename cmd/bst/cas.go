@@ -26,7 +26,7 @@ func newCASCmd(a *app) *cobra.Command {
 	group := &cobra.Command{
 		Use:   "cas",
 		Short: "Put, get and list blobs and directory trees in castd's CAS",
-		Args:  cobra.NoArgs,
+		Args:  noArgsSuggest,
 		RunE:  groupRun,
 	}
 	group.AddCommand(newCASPutCmd(a), newCASGetCmd(a), newCASLsCmd(a))
