@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -106,5 +107,56 @@ func TestWriteFileMissingDirectory(t *testing.T) {
 	}
 	if _, serr := os.Stat(filepath.Join(dir, "no")); !os.IsNotExist(serr) {
 		t.Errorf("a directory was created (%v)", serr)
+	}
+}
+
+func TestMissingOutputs(t *testing.T) {
+	// bst run --output X said nothing when the action did not write X.
+	res := &repb.ActionResult{
+		OutputFiles:       []*repb.OutputFile{{Path: "a.out"}},
+		OutputDirectories: []*repb.OutputDirectory{{Path: "gen"}},
+		OutputSymlinks:    []*repb.OutputSymlink{{Path: "link", Target: "a.out"}},
+	}
+	got := missingOutputs(res, []string{"a.out", "gen/", "link", "report.txt", "docs/"})
+	if strings.Join(got, ",") != "report.txt,docs/" {
+		t.Errorf("missingOutputs = %q, want [report.txt docs/]", got)
+	}
+}
+
+func TestEnvHint(t *testing.T) {
+	// The action's environment is empty; "not found" must say so and how to fix it.
+	got := withEnvHint(`invalid argument: command.arguments[0]: "make" not found in the action's PATH "/bin:/usr/bin"`)
+	if !strings.Contains(got, "environment is empty") || !strings.Contains(got, "--env PATH=") {
+		t.Errorf("no hint in %q", got)
+	}
+	if got := withEnvHint("internal: disk full"); got != "internal: disk full" {
+		t.Errorf("unrelated error changed: %q", got)
+	}
+	var out, errb bytes.Buffer
+	if code := execute([]string{"run", "--help"}, &out, &errb); code != exitOK {
+		t.Fatalf("run --help: exit %d", code)
+	}
+	if !strings.Contains(out.String(), "environment is empty by default") || !strings.Contains(out.String(), "--env PATH=") {
+		t.Errorf("bst run --help does not say the environment is empty:\n%s", out.String())
+	}
+}
+
+func TestCASPutStdin(t *testing.T) {
+	// bst cas put - stores standard input as one blob, printed as "-".
+	a := &app{stdin: strings.NewReader("from a pipe\n")}
+	paths, cleanup, err := a.spoolStdin([]string{"x", "-"})
+	defer cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(paths[1])
+	if err != nil || string(data) != "from a pipe\n" {
+		t.Fatalf("spooled %q, %v", data, err)
+	}
+	if paths[0] != "x" || a.displayPath(paths[1]) != "-" || a.displayPath("x") != "x" {
+		t.Errorf("paths %q shown as %q", paths, a.displayPath(paths[1]))
+	}
+	if _, _, err := a.spoolStdin([]string{"-", "-"}); err == nil {
+		t.Error("standard input accepted twice")
 	}
 }

@@ -40,12 +40,18 @@ const (
 )
 
 func main() {
-	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(executeWithInput(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// execute runs the command line args and returns the process exit code.
+// execute runs the command line args with empty standard input and
+// returns the process exit code.
 func execute(args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+	return executeWithInput(args, strings.NewReader(""), stdout, stderr)
+}
+
+// executeWithInput is execute reading standard input from stdin.
+func executeWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	defer a.close()
 	root := newRoot(a)
 	root.SetArgs(args)

@@ -11,11 +11,14 @@ import (
 // app is the state shared by the commands of one bst invocation: global
 // flags, output streams and the lazily opened connection to castd.
 type app struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
-	socketFlag     string
-	quiet          bool
-	ran            bool // a command's RunE was reached: errors are not usage errors
-	conn           *castdConn
+	// stdinFile is the temporary copy of standard input `cas put -` made.
+	stdinFile  string
+	socketFlag string
+	quiet      bool
+	ran        bool // a command's RunE was reached: errors are not usage errors
+	conn       *castdConn
 }
 
 // close releases the connection, if one was opened.
