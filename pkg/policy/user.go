@@ -81,7 +81,7 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 	if x, ok := has("projects"); ok {
 		cfg.Projects = d.projects("projects", x, haveCacheStorage)
 	}
-	cfg.BuildStreamSettings = d.bstSettings
+	cfg.BuildStreamSettings = Errors(d.bstSettings).sorted()
 }
 
 func (d *decoder) listenTLS(path string, v any) ListenTLS {
