@@ -150,3 +150,27 @@ func TestRunCheckBuildStreamConf(t *testing.T) {
 		}
 	})
 }
+
+func TestRunCheckSyntaxErrorJSON(t *testing.T) {
+	// A YAML syntax error in the JSON report had "key": "" and the line
+	// before the tab; tools get the real line, column and key.
+	setStableEnv(t)
+	file := filepath.Join(t.TempDir(), "castd.yaml")
+	if err := os.WriteFile(file, []byte("log-level: info\ncache:\n  quota: 1G\n\tlow-watermark: 80%\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := policy.RunCheck([]string{"--config", file, "--json"}, &stdout, &stderr); code != policy.CheckInvalid {
+		t.Fatalf("exit %d, want %d", code, policy.CheckInvalid)
+	}
+	var rep policy.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) != 1 {
+		t.Fatalf("errors %+v, want one", rep.Errors)
+	}
+	if e := rep.Errors[0]; e.Line != 4 || e.Col != 1 || e.Key != "cache.low-watermark" {
+		t.Errorf("error at line %d column %d key %q, want line 4 column 1 key cache.low-watermark", e.Line, e.Col, e.Key)
+	}
+}
