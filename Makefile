@@ -70,12 +70,17 @@ proto:
 ## (castd-sidecar.service/.socket) to $(SYSTEMD_SYSTEM_DIR), under $(DESTDIR).
 ## Run as root. See README.md, "CI sidecar".
 ## install-user: castd and bst to ~/.local/bin and the user units
-## (castd.service/.socket) to ~/.config/systemd/user. See README.md, "Workstation".
+## (castd.service/.socket) to $(XDG_CONFIG_HOME)/systemd/user (~/.config when
+## unset), under $(DESTDIR) for a trial or staged install. See README.md, "Workstation".
 ## uninstall: reverses both (uninstall-user, then uninstall-system).
 SYSTEMD_SYSTEM_DIR ?= /etc/systemd/system
-USER_BIN_DIR  := $(HOME)/.local/bin
-USER_UNIT_DIR := $(HOME)/.config/systemd/user
-USER_DOC_DIR  := $(HOME)/.local/share/doc/castd
+# systemd reads user units from $XDG_CONFIG_HOME/systemd/user; castd.service
+# starts %h/.local/bin/castd, so the binaries stay there.
+USER_CONFIG_DIR := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)
+USER_DATA_DIR   := $(or $(XDG_DATA_HOME),$(HOME)/.local/share)
+USER_BIN_DIR  := $(DESTDIR)$(HOME)/.local/bin
+USER_UNIT_DIR := $(DESTDIR)$(USER_CONFIG_DIR)/systemd/user
+USER_DOC_DIR  := $(DESTDIR)$(USER_DATA_DIR)/doc/castd
 
 .PHONY: install install-user uninstall uninstall-user uninstall-system
 

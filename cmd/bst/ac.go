@@ -14,7 +14,7 @@ import (
 )
 
 func newACCmd(a *app) *cobra.Command {
-	group := &cobra.Command{Use: "ac", Short: "Read castd's action cache", Args: cobra.NoArgs, RunE: groupRun}
+	group := &cobra.Command{Use: "ac", Short: "Read castd's action cache", Args: noArgsSuggest, RunE: groupRun}
 	var t target
 	var asJSON bool
 	get := &cobra.Command{

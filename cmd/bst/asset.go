@@ -29,7 +29,7 @@ func newAssetCmd(a *app, kind string) *cobra.Command {
 	group := &cobra.Command{
 		Use:   kind,
 		Short: fmt.Sprintf("Push and pull %s directories by %s through the Remote Asset API", kind, ref),
-		Args:  cobra.NoArgs,
+		Args:  noArgsSuggest,
 		RunE:  groupRun,
 	}
 	for _, pull := range []bool{false, true} {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +27,7 @@ func newCASCmd(a *app) *cobra.Command {
 	group := &cobra.Command{
 		Use:   "cas",
 		Short: "Put, get and list blobs and directory trees in castd's CAS",
-		Args:  cobra.NoArgs,
+		Args:  noArgsSuggest,
 		RunE:  groupRun,
 	}
 	group.AddCommand(newCASPutCmd(a), newCASGetCmd(a), newCASLsCmd(a))
@@ -42,8 +43,8 @@ func newCASPutCmd(a *app) *cobra.Command {
 		Long: `Stores each PATH in castd's CAS and prints "HASH/SIZE  PATH". A file is
 stored as one blob; a directory as a REAPI Directory tree (executable bits,
 symlinks and empty directories kept) and its digest is the root Directory's.
-Only what castd lacks is uploaded.`,
-		Example: "  bst cas put build/app.tar\n  bst cas put --json src/",
+"-" stores standard input as one blob. Only what castd lacks is uploaded.`,
+		Example: "  bst cas put build/app.tar\n  bst cas put --json src/\n  tar c src | bst cas put -",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usagef("%s expects at least one PATH", cmd.CommandPath())
@@ -60,6 +61,11 @@ Only what castd lacks is uploaded.`,
 }
 
 func (a *app) casPut(ctx context.Context, t target, paths []string, asJSON bool) error {
+	paths, cleanup, err := a.spoolStdin(paths)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
 	cas, _, err := a.casFor(ctx, t)
 	if err != nil {
 		return err
@@ -72,6 +78,7 @@ func (a *app) casPut(ctx context.Context, t target, paths []string, asJSON bool)
 		if err != nil {
 			return err
 		}
+		r.Path = a.displayPath(p)
 		out = append(out, r)
 	}
 	if asJSON {
@@ -81,6 +88,36 @@ func (a *app) casPut(ctx context.Context, t target, paths []string, asJSON bool)
 		fmt.Fprintf(a.stdout, "%s  %s\n", r.Digest, r.Path)
 	}
 	return nil
+}
+
+// spoolStdin copies standard input to a temporary file when paths has
+// "-" (the digest must be known before the upload starts) and returns
+// paths with that file in its place, and a cleanup that removes it.
+// casPut prints that file as "-".
+func (a *app) spoolStdin(paths []string) ([]string, func(), error) {
+	idx := slices.Index(paths, "-")
+	if idx < 0 {
+		return paths, func() {}, nil
+	}
+	if slices.Index(paths[idx+1:], "-") >= 0 {
+		return nil, func() {}, usagef("standard input (-) can be put only once")
+	}
+	f, err := os.CreateTemp("", "bst-stdin-*")
+	if err != nil {
+		return nil, func() {}, err
+	}
+	cleanup := func() { _ = os.Remove(f.Name()) }
+	_, err = io.Copy(f, a.stdin)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, cleanup, fmt.Errorf("reading standard input: %w", err)
+	}
+	out := slices.Clone(paths)
+	out[idx] = f.Name()
+	a.stdinFile = f.Name()
+	return out, cleanup, nil
 }
 
 // putPath uploads one file or directory.
@@ -98,6 +135,14 @@ func putPath(ctx context.Context, cas store.CAS, p string) (putJSON, error) {
 	}
 	d, err := putFile(ctx, cas, p)
 	return putJSON{Path: p, Kind: "file", Digest: d.String()}, err
+}
+
+// displayPath is how a put path is printed: "-" for spooled standard input.
+func (a *app) displayPath(p string) string {
+	if p == a.stdinFile && p != "" {
+		return "-"
+	}
+	return p
 }
 
 // putFile hashes the file at p and uploads it unless castd has it.

@@ -82,25 +82,26 @@ func (a *app) getFile(ctx context.Context, cas store.CAS, d digest.Digest, out s
 	defer m.finish()
 	rc, err := withMeter(cas, m).Get(ctx, d, 0)
 	if err != nil {
-		return err
+		return blobNotFound(err, d)
 	}
 	defer rc.Close()
 	if out == "" || out == "-" {
 		_, err = io.Copy(a.stdout, rc)
-		return err
+		return blobNotFound(err, d)
 	}
-	return writeFileAtomic(out, rc, 0o644)
+	return blobNotFound(writeFileAtomic(out, rc, 0o644), d)
 }
 
 // writeFileAtomic writes r to path through a temporary file in the same
-// directory, so path never holds a partial file.
+// directory, so path never holds a partial file. Like cp, it does not
+// create missing directories.
 func writeFileAtomic(path string, r io.Reader, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".bst-*")
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot create %s: no such directory %s", path, filepath.Dir(path))
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot create %s: %w", path, unwrapPath(err))
 	}
 	defer os.Remove(f.Name())
 	_, err = io.Copy(f, r)
@@ -128,4 +129,13 @@ func checkEmptyDir(p string) error {
 		return fmt.Errorf("%s is not empty: give a new or empty directory", p)
 	}
 	return nil
+}
+
+// unwrapPath drops the temporary file's name from a *PathError.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -71,7 +72,14 @@ func listTree(ctx context.Context, cas store.CAS, root digest.Digest) ([]entryJS
 			return fmt.Errorf("directory %s: tree deeper than 256 levels", d)
 		}
 		var dir repb.Directory
-		if err := readMessage(ctx, cas, d, &dir); err != nil {
+		b, err := readBlob(ctx, cas, d)
+		if err == nil && (proto.Unmarshal(b, &dir) != nil || len(dir.ProtoReflect().GetUnknown()) != 0) {
+			if depth == 0 {
+				return fmt.Errorf("%s is a file blob, not a Directory (fetch it with bst cas get %s)", d, d)
+			}
+			err = fmt.Errorf("blob %s is a file blob, not a Directory", d)
+		}
+		if err != nil {
 			return fmt.Errorf("directory %s: %w", path.Join(".", prefix), err)
 		}
 		for _, f := range dir.GetFiles() {

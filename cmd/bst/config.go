@@ -13,7 +13,7 @@ import (
 )
 
 func newConfigCmd(a *app) *cobra.Command {
-	group := &cobra.Command{Use: "config", Short: "Inspect castd's live configuration", Args: cobra.NoArgs, RunE: groupRun}
+	group := &cobra.Command{Use: "config", Short: "Inspect castd's live configuration", Args: noArgsSuggest, RunE: groupRun}
 	var dirs []string
 	var asJSON bool
 	check := &cobra.Command{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -65,7 +66,10 @@ func (a *app) connect() (*castdConn, error) {
 	if a.conn != nil {
 		return a.conn, nil
 	}
-	socket := a.socketPath()
+	socket, err := unixSocket(a.socketPath())
+	if err != nil {
+		return nil, err
+	}
 	if err := probeSocket(socket); err != nil {
 		return nil, err
 	}
@@ -77,6 +81,18 @@ func (a *app) connect() (*castdConn, error) {
 	}
 	a.conn = &castdConn{socket: socket, cc: cc}
 	return a.conn, nil
+}
+
+// unixSocket accepts a socket path, also written unix:PATH or
+// unix://PATH; a TCP address is refused: bst talks to the local castd only.
+func unixSocket(s string) (string, error) {
+	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+		return strings.TrimPrefix(rest, "//"), nil
+	}
+	if scheme, _, ok := strings.Cut(s, "://"); ok {
+		return "", usagef("bst speaks only to a Unix socket (a path such as $XDG_RUNTIME_DIR/castd/castd.sock), not %s:// addresses: %q", scheme, s)
+	}
+	return s, nil
 }
 
 // probeSocket connects to socket once and explains the usual failures.

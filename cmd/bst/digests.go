@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
@@ -42,10 +44,21 @@ func readBlob(ctx context.Context, cas store.CAS, d digest.Digest) ([]byte, erro
 	}
 	rc, err := cas.Get(ctx, d, 0)
 	if err != nil {
-		return nil, err
+		return nil, blobNotFound(err, d)
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	b, err := io.ReadAll(rc)
+	return b, blobNotFound(err, d)
+}
+
+// blobNotFound says in plain words that blob d is nowhere, in place of a
+// NOT_FOUND whose text repeats the digest once per layer and quotes what
+// castd's remotes answered as if castd had said it.
+func blobNotFound(err error, d digest.Digest) error {
+	if status.Code(err) != codes.NotFound {
+		return err
+	}
+	return fmt.Errorf("blob %s not found: neither castd nor any of its remotes has it", d)
 }
 
 // readMessage reads blob d from cas and decodes it into m.

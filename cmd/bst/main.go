@@ -40,12 +40,18 @@ const (
 )
 
 func main() {
-	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(executeWithInput(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// execute runs the command line args and returns the process exit code.
+// execute runs the command line args with empty standard input and
+// returns the process exit code.
 func execute(args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+	return executeWithInput(args, strings.NewReader(""), stdout, stderr)
+}
+
+// executeWithInput is execute reading standard input from stdin.
+func executeWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	defer a.close()
 	root := newRoot(a)
 	root.SetArgs(args)
@@ -60,7 +66,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ee) && ee.err == nil:
 		return ee.code // the command already said what happened
 	case errors.As(err, &ee):
-		fmt.Fprintf(stderr, "bst: %s\n", message(ee.err))
+		fmt.Fprintln(stderr, prefixed(message(ee.err)))
 		if ee.code == exitUsage {
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
@@ -70,8 +76,17 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bst: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "bst: %s\n", message(err))
+	fmt.Fprintln(stderr, prefixed(message(err)))
 	return exitFailed
+}
+
+// prefixed puts "bst: " before msg unless it already names a bst command
+// ("bst run needs a command after --").
+func prefixed(msg string) string {
+	if strings.HasPrefix(msg, "bst ") {
+		return msg
+	}
+	return "bst: " + msg
 }
 
 // exitError carries the exit code of a failed command. A nil err means the
@@ -104,13 +119,40 @@ func exitCode(code int) error {
 }
 
 // message renders err for people: a gRPC status as "CODE: message"
-// without the "rpc error" prefix.
+// without the "rpc error" prefix, and a lost connection to castd in plain
+// words rather than gRPC's transport text.
 func message(err error) string {
 	if se, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
 		s := se.GRPCStatus()
+		if s.Code() == codes.Unavailable && isTransportFailure(s.Message()) {
+			return lostConnection(s.Message())
+		}
 		return fmt.Sprintf("%s: %s", codeName(s.Code()), s.Message())
 	}
 	return err.Error()
+}
+
+// isTransportFailure tells gRPC's own connection errors (the socket went
+// away, castd closed the connection) from an UNAVAILABLE castd sent.
+func isTransportFailure(msg string) bool {
+	for _, s := range []string{"connection error:", "error reading from server", "transport is closing", "Error while dialing"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// lostConnection says that castd went away, with the system's reason
+// ("connect: no such file or directory") taken from gRPC's text.
+func lostConnection(msg string) string {
+	reason := strings.TrimRight(msg, `"`)
+	if i := strings.LastIndex(reason, "connect: "); i >= 0 {
+		reason = reason[i:]
+	} else if i := strings.LastIndex(reason, ": "); i >= 0 {
+		reason = reason[i+2:]
+	}
+	return "lost the connection to castd (it stopped or restarted: " + reason + "); " + startHint
 }
 
 // codeName turns a gRPC code into lower-case words: NotFound → "not found".

@@ -54,30 +54,73 @@ func (m *meter) add(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.bar == nil && (m.total >= progressThreshold || done >= progressThreshold) {
+		// The bar shows bst's own figures (IEC units like the summary, the
+		// rate over the whole transfer): its built-in rate starts when the
+		// bar appears, which made a first frame of 140 GB/s.
 		m.bar = progressbar.NewOptions64(m.total, progressbar.OptionSetWriter(m.out),
-			progressbar.OptionShowBytes(true), progressbar.OptionSetDescription(m.verb),
+			progressbar.OptionSetPredictTime(false), progressbar.OptionSetElapsedTime(false),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 		_ = m.bar.Set64(done - int64(n))
 	}
 	if m.bar != nil {
+		m.bar.Describe(progressText(m.verb, done, m.total, time.Since(m.start)))
 		_ = m.bar.Add(n)
 	}
 }
 
-// finish clears the bar and prints one summary line for large transfers.
+// minRateWindow is how long a transfer runs before a rate is shown: over a
+// few milliseconds a rate means nothing.
+const minRateWindow = 500 * time.Millisecond
+
+// progressText is the text beside the bar: bytes so far of the total, and
+// once minRateWindow has passed the rate and the time left.
+func progressText(verb string, done, total int64, elapsed time.Duration) string {
+	s := verb + " " + humanBytes(done)
+	if total > 0 {
+		s += " of " + humanBytes(total)
+	}
+	if elapsed < minRateWindow || done == 0 {
+		return s
+	}
+	rate := float64(done) / elapsed.Seconds()
+	s += fmt.Sprintf(", %s/s", humanBytes(int64(rate)))
+	if total > done {
+		s += fmt.Sprintf(", ETA %s", (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second))
+	}
+	return s
+}
+
+// finish clears the bar and prints one summary line for large transfers,
+// also when castd already had everything and nothing moved.
 func (m *meter) finish() {
 	m.mu.Lock()
 	if m.bar != nil {
 		_ = m.bar.Finish()
 	}
 	m.mu.Unlock()
-	done := m.done.Load()
-	if m.quiet || done < progressThreshold {
-		return
+	if line := summaryLine(m.verb, m.done.Load(), m.total, time.Since(m.start)); line != "" && !m.quiet {
+		fmt.Fprintln(m.out, line)
 	}
-	elapsed := time.Since(m.start)
+}
+
+// summaryLine is the line after a transfer of total bytes (-1: unknown)
+// of which done moved, or "" for a small one.
+func summaryLine(verb string, done, total int64, elapsed time.Duration) string {
+	if max(done, total) < progressThreshold {
+		return ""
+	}
+	switch {
+	case done == 0 && verb == "uploaded":
+		return fmt.Sprintf("bst: uploaded nothing: castd already had all %s", humanBytes(total))
+	case done == 0:
+		return ""
+	}
 	rate := float64(done) / max(elapsed.Seconds(), 1e-3)
-	fmt.Fprintf(m.out, "bst: %s %s in %s (%s/s)\n", m.verb, humanBytes(done), elapsed.Round(time.Millisecond), humanBytes(int64(rate)))
+	line := fmt.Sprintf("bst: %s %s in %s (%s/s)", verb, humanBytes(done), elapsed.Round(time.Millisecond), humanBytes(int64(rate)))
+	if total > done {
+		line += fmt.Sprintf("; castd already had the other %s", humanBytes(total-done))
+	}
+	return line
 }
 
 // meteredCAS counts the bytes of every Put and Get of a CAS in a meter.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -9,11 +11,14 @@ import (
 // app is the state shared by the commands of one bst invocation: global
 // flags, output streams and the lazily opened connection to castd.
 type app struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
-	socketFlag     string
-	quiet          bool
-	ran            bool // a command's RunE was reached: errors are not usage errors
-	conn           *castdConn
+	// stdinFile is the temporary copy of standard input `cas put -` made.
+	stdinFile  string
+	socketFlag string
+	quiet      bool
+	ran        bool // a command's RunE was reached: errors are not usage errors
+	conn       *castdConn
 }
 
 // close releases the connection, if one was opened.
@@ -36,7 +41,7 @@ Exit codes: 0 success, 1 the request or action failed, 2 usage error;
 		Example:           "  bst status\n  bst cas put ./dir\n  bst run -- make test",
 		SilenceErrors:     true,
 		SilenceUsage:      true,
-		Args:              cobra.NoArgs,
+		Args:              noArgsSuggest,
 		PersistentPreRunE: func(*cobra.Command, []string) error { a.ran = true; return nil },
 		RunE:              groupRun,
 	}
@@ -48,7 +53,46 @@ Exit codes: 0 success, 1 the request or action failed, 2 usage error;
 		newCASCmd(a), newACCmd(a), newAssetCmd(a, "artifact"), newAssetCmd(a, "source"),
 		newScrubCmd(a),
 	)
+	fixCompletionCmd(root)
 	return root
+}
+
+// fixCompletionCmd makes `bst completion SHELL` with an unknown shell a
+// usage error: cobra's own command prints its help and exits 0.
+func fixCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, s := range c.Commands() {
+			shells = append(shells, s.Name())
+		}
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown shell %q: bst completion supports %s", args[0], strings.Join(shells, ", "))
+			}
+			return nil
+		}
+		c.RunE = groupRun
+	}
+}
+
+// noArgsSuggest rejects arguments of a command that only holds
+// subcommands, suggesting the closest subcommand to a typo.
+func noArgsSuggest(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default for its own suggestions
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return usagef("%s", msg)
 }
 
 // groupRun is the RunE of commands that only hold subcommands: without one

@@ -39,8 +39,15 @@ prints the action's stdout and stderr, writes its outputs into the input
 directory and exits with the action's exit code. How the result was obtained
 (local cache hit, remote cache hit, remote execution, local execution) is
 said on stderr. Output paths and the working directory are relative to the
-current directory when it is inside the input directory.`,
-		Example: "  bst run --output out/ -- make -C src all\n" +
+current directory when it is inside the input directory; a declared output
+the action did not produce gets a warning.
+
+The action's environment is empty by default (no PATH, HOME or anything
+else from your shell), so that its result does not depend on who ran it.
+castd looks a bare command name up in /bin:/usr/bin, but the command itself
+sees no PATH: give what it needs with --env, e.g.
+--env PATH=/usr/local/bin:/usr/bin:/bin.`,
+		Example: "  bst run --env PATH=/usr/bin:/bin --output out/ -- make -C src all\n" +
 			"  bst run --env CC=gcc --timeout 10m --output a.out -- sh -c 'cc -o a.out main.c'",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -56,7 +63,7 @@ current directory when it is inside the input directory.`,
 	f := cmd.Flags()
 	f.StringVar(&o.input, "input", ".", "input directory uploaded as the action's input root")
 	f.StringArrayVar(&o.outputs, "output", nil, "output path to collect (repeatable; a trailing / marks a directory for REAPI 2.0 servers)")
-	f.StringArrayVar(&o.env, "env", nil, "environment variable K=V (repeatable)")
+	f.StringArrayVar(&o.env, "env", nil, "environment variable K=V (repeatable); the action gets no other, not even PATH")
 	f.StringArrayVar(&o.platform, "platform", nil, "platform property K=V (repeatable)")
 	f.DurationVar(&o.timeout, "timeout", 0, "action timeout, e.g. 10m (0: castd's default)")
 	f.BoolVar(&o.noCache, "no-cache", false, "skip the action cache lookup (the result is still cached)")

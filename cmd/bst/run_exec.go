@@ -46,9 +46,9 @@ func (a *app) run(ctx context.Context, o runOptions, args []string) error {
 	resp, err := a.execute(ctx, instance, actionDigest, o.noCache, relay)
 	if err != nil {
 		relay.stop()
-		return fmt.Errorf("execute %s: %s", actionDigest, message(err))
+		return fmt.Errorf("execute %s: %s", actionDigest, withEnvHint(message(err)))
 	}
-	return a.finishRun(ctx, cas, resp, relay.wait(), actionDigest, filepath.Join(inputAbs, filepath.FromSlash(wd)))
+	return a.finishRun(ctx, cas, resp, relay.wait(), actionDigest, filepath.Join(inputAbs, filepath.FromSlash(wd)), o.outputs)
 }
 
 // uploadAction uploads the input tree, Command and Action; it returns the

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/status"
@@ -19,8 +21,9 @@ import (
 // finishRun prints what the log streams did not relay of the action's
 // stdout and stderr, writes its outputs under dir, says how the result was
 // obtained and ends with the action's exit code (1 when the execution
-// itself failed).
-func (a *app) finishRun(ctx context.Context, cas store.CAS, resp *repb.ExecuteResponse, done relayed, action digest.Digest, dir string) error {
+// itself failed). It warns about each of the declared outputs the action
+// did not produce.
+func (a *app) finishRun(ctx context.Context, cas store.CAS, resp *repb.ExecuteResponse, done relayed, action digest.Digest, dir string, outputs []string) error {
 	res := resp.GetResult()
 	if res != nil {
 		if err := a.printStreams(ctx, cas, res, done); err != nil {
@@ -28,7 +31,7 @@ func (a *app) finishRun(ctx context.Context, cas store.CAS, resp *repb.ExecuteRe
 		}
 	}
 	if s := status.FromProto(resp.GetStatus()); s.Err() != nil {
-		return fmt.Errorf("action %s: %s", action, message(s.Err()))
+		return fmt.Errorf("action %s: %s", action, withEnvHint(message(s.Err())))
 	}
 	if res == nil {
 		return fmt.Errorf("action %s: castd returned no result", action)
@@ -36,8 +39,45 @@ func (a *app) finishRun(ctx context.Context, cas store.CAS, resp *repb.ExecuteRe
 	if err := writeOutputs(ctx, cas, res, dir); err != nil {
 		return fmt.Errorf("action %s: outputs: %w", action, err)
 	}
+	for _, o := range missingOutputs(res, outputs) {
+		a.note("warning: the action did not produce --output %s", o)
+	}
 	a.note("%s (action %s, exit code %d)", describe(resp), action, res.GetExitCode())
 	return exitCode(int(res.GetExitCode()))
+}
+
+// missingOutputs returns the declared outputs (as given to --output) that
+// res has no file, directory or symlink for.
+func missingOutputs(res *repb.ActionResult, outputs []string) []string {
+	got := map[string]bool{}
+	for _, f := range res.GetOutputFiles() {
+		got[f.GetPath()] = true
+	}
+	for _, d := range res.GetOutputDirectories() {
+		got[d.GetPath()] = true
+	}
+	for _, s := range outputSymlinks(res) {
+		got[s.GetPath()] = true
+	}
+	var missing []string
+	for _, o := range outputs {
+		if !got[path.Clean(strings.TrimSuffix(o, "/"))] {
+			missing = append(missing, o)
+		}
+	}
+	return missing
+}
+
+// envHint follows an action's "not found in the action's PATH" error:
+// actions get only the environment bst run is given.
+const envHint = "the action's environment is empty unless given with --env; try --env PATH=/usr/local/bin:/usr/bin:/bin"
+
+// withEnvHint adds envHint to msg when the command was not found.
+func withEnvHint(msg string) string {
+	if strings.Contains(msg, "not found in the action's PATH") {
+		return msg + "; " + envHint
+	}
+	return msg
 }
 
 // printStreams copies the action's stdout and stderr to bst's, past the

@@ -49,9 +49,10 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 		socketMode:      c.SocketMode.Perm(),
 		tls:             tlsFiles{cert: c.ListenTLS.ServerCert, key: c.ListenTLS.ServerKey, clientCA: c.ListenTLS.ClientCA},
 		metricsAddr:     c.Metrics,
-		// Comparing with the default cannot tell "unset" from "set to the
-		// default value"; both get the lenient treatment.
-		metricsExplicit:   c.Metrics != policy.DefaultMetrics,
+		// Whether the user named the address, not whether it differs from
+		// the default: `--metrics 127.0.0.1:9091` on a busy port must fail
+		// like any other address they chose.
+		metricsExplicit:   c.MetricsSet,
 		logLevel:          c.LogLevel,
 		policy:            c,
 		storeDir:          c.StoreDir,

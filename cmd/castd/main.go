@@ -6,7 +6,7 @@
 //
 //	castd [serve] [--config FILE] [flags]   run the daemon (the default)
 //	castd config check [--config FILE] [--project DIR]... [--json]
-//	castd version
+//	castd version, castd --version, castd -v
 //
 // main is wiring only: each step lives in a small function of this package
 // that the tests reach.
@@ -61,7 +61,7 @@ Usage:
   castd [serve] [--config FILE] [flags]   run the daemon (default command)
   castd config check [--config FILE] [--project DIR]... [--json]
                                           validate configuration and exit
-  castd version                           print the version
+  castd version, castd --version, -v      print the version
   castd help, castd --help                show this text and the flags
 
 Without a config file castd serves a local-only cache on

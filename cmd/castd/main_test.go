@@ -2,8 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/castd/castd/pkg/policy"
 )
 
 func TestRunCommands(t *testing.T) {
@@ -16,6 +24,8 @@ func TestRunCommands(t *testing.T) {
 		wantStderr string
 	}{
 		{name: "version", why: "packagers and bug reports need the build's version", args: []string{"version"}, wantStdout: "castd dev go"},
+		{name: "--version", why: "users try --version before the subcommand", args: []string{"--version"}, wantStdout: "castd dev go"},
+		{name: "-v", why: "the short form too", args: []string{"-v"}, wantStdout: "castd dev go"},
 		{name: "help", why: "`castd help` lists subcommands and every flag", args: []string{"help"}, wantStdout: "--store-dir"},
 		{name: "serve --help", why: "flag help exits 0 without starting anything", args: []string{"serve", "--help"}, wantStdout: "castd config check"},
 		{name: "unknown flag", why: "a mistyped flag is a usage error, exit 2", args: []string{"--no-such-flag"}, wantCode: exitUsage, wantStderr: "no-such-flag"},
@@ -38,4 +48,82 @@ func TestRunCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDocumentedKeysAreFlags(t *testing.T) {
+	// The README says every setting is also a flag named after its key;
+	// these two were refused as unknown flags.
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	cfg := loadWithFlags(t, "--log-request-metadata", "--listen-auth.access-token", token)
+	if !cfg.LogRequestMetadata {
+		t.Error("--log-request-metadata did not set log-request-metadata")
+	}
+	if cfg.ListenAuth.AccessToken != token {
+		t.Errorf("listen-auth.access-token = %q, want %q", cfg.ListenAuth.AccessToken, token)
+	}
+}
+
+func TestExplicitMetricsAddressIsStrict(t *testing.T) {
+	// An address the user gives is theirs, even when it equals the
+	// default: a busy port must fail start-up, not silently lose metrics.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, args := range [][]string{{"--metrics", policy.DefaultMetrics}, {"--metrics", "127.0.0.1:9"}} {
+		dc, err := daemonConfigFrom(loadWithFlags(t, args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !dc.metricsExplicit {
+			t.Errorf("%v: metrics address treated as the implicit default", args)
+		}
+	}
+	dc, err := daemonConfigFrom(loadWithFlags(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.metricsExplicit {
+		t.Error("the built-in default address is treated as explicit")
+	}
+}
+
+func TestExplicitBusyMetricsAddressExits(t *testing.T) {
+	// End to end through openMetrics: a busy explicit address is an error
+	// naming the address, whatever the address.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	dc, err := daemonConfigFrom(loadWithFlags(t, "--metrics", l.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := openMetrics(dc, newRegistry(), quietLogger())
+	if err == nil {
+		m.Close(context.Background())
+		t.Fatal("openMetrics on a busy explicit address succeeded")
+	}
+	if !strings.Contains(err.Error(), l.Addr().String()) {
+		t.Errorf("error %q does not name the address", err)
+	}
+}
+
+// loadWithFlags loads the configuration as castd serve does with args.
+func loadWithFlags(t *testing.T, args ...string) *policy.Config {
+	t.Helper()
+	fs := pflag.NewFlagSet("castd serve", pflag.ContinueOnError)
+	policy.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("flags %v: %v", args, err)
+	}
+	cfg, err := policy.Load(policy.LoadOptions{Flags: fs, Env: []string{"XDG_CONFIG_HOME=" + os.Getenv("XDG_CONFIG_HOME"), "XDG_RUNTIME_DIR=" + os.Getenv("XDG_CONFIG_HOME")}})
+	if err != nil {
+		t.Fatalf("load %v: %v", args, err)
+	}
+	return cfg
 }

@@ -18,6 +18,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("castd serve", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "configuration file (default $CASTD_CONFIG, else $XDG_CONFIG_HOME/castd/castd.yaml when it exists)")
+	showVersion := fs.BoolP("version", "v", false, "print the version and exit (same as castd version)")
 	policy.RegisterFlags(fs)
 	fs.Usage = func() {} // printed below: full help on stdout, errors on stderr
 	if err := fs.Parse(args); err != nil {
@@ -27,6 +28,10 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "castd: %v (see castd --help)\n", err)
 		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "castd: unexpected argument %q (see castd --help)\n", fs.Arg(0))

@@ -53,7 +53,7 @@ func RunCheck(args []string, stdout, stderr io.Writer) int {
 	if cfg != nil && len(errs) == 0 {
 		rep = BuildReport(cfg, projects)
 	} else {
-		rep = Report{ConfigFile: *file, Errors: []Error(errs.sorted()), Projects: []ProjectReport{}}
+		rep = Report{ConfigFile: *file, Errors: []Error(errs.sorted()), BuildStreamSettings: []Error{}, Projects: []ProjectReport{}}
 	}
 	if *asJSON {
 		b, _ := rep.JSON() // a Report always encodes

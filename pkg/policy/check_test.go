@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +97,80 @@ func TestRunCheck(t *testing.T) {
 				t.Errorf("report shows credential paths:\n%s", out)
 			}
 		})
+	}
+}
+
+func TestRunCheckBuildStreamConf(t *testing.T) {
+	// A whole buildstream.conf is valid: its remote sections are used, the
+	// BuildStream-only settings are listed as unused, in text and JSON.
+	setStableEnv(t)
+	unused := []string{"cachedir", "logdir", "scheduler", "build", "logging", "cache.pull-buildtrees",
+		"projects.freedesktop-sdk.strict", "projects.freedesktop-sdk.options", "projects.freedesktop-sdk.default-mirror"}
+	t.Run("text", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		if code := policy.RunCheck([]string{"--config", "testdata/check/buildstream.conf"}, &stdout, &stderr); code != policy.CheckOK {
+			t.Fatalf("exit %d, want 0\nstderr:\n%s", code, &stderr)
+		}
+		out := stdout.String()
+		if !strings.Contains(out, "https://cache.example.com:11001") {
+			t.Errorf("the remote section is not used:\n%s", out)
+		}
+		for _, k := range unused {
+			if !strings.Contains(out, ": "+k+": BuildStream setting, not used by castd\n") {
+				t.Errorf("text report does not list %s as a BuildStream setting:\n%s", k, out)
+			}
+		}
+		if !strings.Contains(out, "buildstream.conf:2:1: cachedir:") {
+			t.Errorf("the unused setting is not positioned:\n%s", out)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		if code := policy.RunCheck([]string{"--config", "testdata/check/buildstream.conf", "--json"}, &stdout, &stderr); code != policy.CheckOK {
+			t.Fatalf("exit %d, want 0\nstderr:\n%s", code, &stderr)
+		}
+		var rep policy.Report
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, s := range rep.BuildStreamSettings {
+			if s.Msg != policy.BuildStreamSettingMsg || s.Line == 0 {
+				t.Errorf("entry %+v: want message %q and a line", s, policy.BuildStreamSettingMsg)
+			}
+			got[s.Key] = true
+		}
+		for _, k := range unused {
+			if !got[k] {
+				t.Errorf("JSON buildstream_settings lacks %s: %+v", k, rep.BuildStreamSettings)
+			}
+		}
+		if len(rep.BuildStreamSettings) != len(unused) {
+			t.Errorf("buildstream_settings has %d entries, want %d", len(rep.BuildStreamSettings), len(unused))
+		}
+	})
+}
+
+func TestRunCheckSyntaxErrorJSON(t *testing.T) {
+	// A YAML syntax error in the JSON report had "key": "" and the line
+	// before the tab; tools get the real line, column and key.
+	setStableEnv(t)
+	file := filepath.Join(t.TempDir(), "castd.yaml")
+	if err := os.WriteFile(file, []byte("log-level: info\ncache:\n  quota: 1G\n\tlow-watermark: 80%\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := policy.RunCheck([]string{"--config", file, "--json"}, &stdout, &stderr); code != policy.CheckInvalid {
+		t.Fatalf("exit %d, want %d", code, policy.CheckInvalid)
+	}
+	var rep policy.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) != 1 {
+		t.Fatalf("errors %+v, want one", rep.Errors)
+	}
+	if e := rep.Errors[0]; e.Line != 4 || e.Col != 1 || e.Key != "cache.low-watermark" {
+		t.Errorf("error at line %d column %d key %q, want line 4 column 1 key cache.low-watermark", e.Line, e.Col, e.Key)
 	}
 }

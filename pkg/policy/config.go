@@ -20,19 +20,29 @@ type Config struct {
 	// LogRequestMetadata is a debugging switch: log, per RPC, the metadata
 	// key names a client sent and whether it carried an authorization
 	// header (never the header's value).
-	LogRequestMetadata bool                `json:"log-request-metadata"`
-	SocketMode         fs.FileMode         `json:"socket-mode"`
-	Metrics            string              `json:"metrics"`
-	LogLevel           string              `json:"log-level"`
-	StoreDir           string              `json:"store-dir"`
-	Cache              Cache               `json:"cache"`
-	LocalExecution     LocalExecution      `json:"local-execution"`
-	RemotePlatform     map[string][]string `json:"remote-platform"`
+	LogRequestMetadata bool        `json:"log-request-metadata"`
+	SocketMode         fs.FileMode `json:"socket-mode"`
+	Metrics            string      `json:"metrics"`
+	// MetricsSet is true when the file, environment or a flag set
+	// metrics, even to its default value: a busy address the user chose is
+	// an error, a busy built-in default only a warning.
+	MetricsSet     bool                `json:"-"`
+	LogLevel       string              `json:"log-level"`
+	StoreDir       string              `json:"store-dir"`
+	Cache          Cache               `json:"cache"`
+	LocalExecution LocalExecution      `json:"local-execution"`
+	RemotePlatform map[string][]string `json:"remote-platform"`
 
 	Artifacts       Section                    `json:"artifacts"`
 	SourceCaches    Section                    `json:"source-caches"`
 	RemoteExecution *RemoteExecution           `json:"remote-execution"`
 	Projects        map[string]ProjectOverride `json:"projects"`
+
+	// BuildStreamSettings are the keys of BuildStream 2's user
+	// configuration found in the file that castd accepts but does not use
+	// (cachedir, scheduler, projects.NAME.strict, ...), positioned like
+	// errors, each with the message BuildStreamSettingMsg.
+	BuildStreamSettings []Error `json:"buildstream-settings,omitempty"`
 }
 
 // Listener is one address castd serves on: "unix:PATH", "grpc://HOST:PORT"

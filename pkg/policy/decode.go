@@ -25,6 +25,8 @@ type decoder struct {
 	home   string
 	// project is set while decoding project.conf.
 	project bool
+	// bstSettings are the BuildStream-only keys met (buildStreamOnly).
+	bstSettings []Error
 }
 
 func (d *decoder) filePos() pos { return pos{File: d.file} }

@@ -26,6 +26,30 @@ func TestUserConfigErrors(t *testing.T) {
 			want: []string{f + ":2:1: artifacts: expected a mapping with override-project-caches and servers, found a list (put the list under artifacts.servers)"},
 		},
 		{
+			name: "tab in the indentation",
+			why:  "yaml.v3 names the line before the tab, at column 1; the error must point at the tab",
+			text: "log-level: info\ncache:\n  quota: 1G\n\tlow-watermark: 80%\n",
+			want: []string{f + ":4:1: cache.low-watermark: invalid YAML: found a tab character that violates indentation (YAML indents with spaces, not tabs)"},
+		},
+		{
+			name: "tab after spaces",
+			why:  "a tab after some spaces is found at its own column",
+			text: "a: 1\ncache:\n  \tquota: 1G\n",
+			want: []string{f + ":3:3: cache.quota: invalid YAML: found character that cannot start any token (YAML indents with spaces, not tabs)"},
+		},
+		{
+			name: "unclosed flow sequence",
+			why:  "yaml.v3 reports a 0-based line for parser errors; the error points at the [ left open",
+			text: "log-level: info\nlisten: [unix:/a,\nmetrics: x\n",
+			want: []string{f + ":2:9: listen: invalid YAML: did not find expected ',' or ']': the [ here is never closed"},
+		},
+		{
+			name: "BuildStream 1 single server",
+			why:  "BuildStream 1 wrote artifacts: {url: ..., push: true}; the hint says where the server goes now",
+			text: "artifacts:\n  url: https://a.example.com\n  push: true\n",
+			want: []string{f + ":2:3: artifacts: expected a mapping with override-project-caches and servers, found a single server (BuildStream 1 syntax; put it in a list under artifacts.servers: servers: [{url: ...}])"},
+		},
+		{
 			name: "unknown top-level key",
 			why:  "a typo must not be silently ignored in the user config",
 			text: "log-level: info\nlog-levle: debug\n",
@@ -159,7 +183,7 @@ func TestUserConfigErrors(t *testing.T) {
 			name: "syntax error",
 			why:  "broken YAML is reported with its line, not as a panic or a generic failure",
 			text: "artifacts:\n  servers: [\n",
-			want: []string{f + ":2:1: invalid YAML: did not find expected node content"},
+			want: []string{f + ":2:12: artifacts.servers: invalid YAML: did not find expected node content: the [ here is never closed"},
 		},
 		{
 			name: "top level is a list",

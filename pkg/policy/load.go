@@ -49,6 +49,8 @@ var settings = []setting{
 	{"listen-tls.server-cert", "string", "server certificate for grpcs listeners"},
 	{"listen-tls.server-key", "string", "server key for grpcs listeners"},
 	{"listen-tls.client-ca", "string", "CA that client certificates must chain to (enables mTLS)"},
+	{"listen-auth.access-token", "string", "file whose contents TCP clients must send as a bearer token"},
+	{"log-request-metadata", "bool", "debugging: log the metadata key names of each RPC (never values)"},
 	{"socket-mode", "string", "permission bits of the unix socket, octal (default 0600)"},
 	{"metrics", "string", "Prometheus HTTP listen address; empty disables (default " + DefaultMetrics + ")"},
 	{"log-level", "string", "debug, info, warn or error (default info)"},
@@ -177,7 +179,7 @@ func load(file string, data []byte, env []string, flags *pflag.FlagSet) (*Config
 			d.errs = append(d.errs, Error{File: file, Line: root.Line, Col: root.Column, Msg: "expected a mapping of settings at the top level, found " + kindName(root)})
 		case root != nil:
 			if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
-				d.errs = append(d.errs, yamlErrors(file, err)...)
+				d.errs = append(d.errs, yamlErrors(file, data, err)...)
 			}
 		}
 	}

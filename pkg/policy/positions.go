@@ -2,8 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -95,7 +93,7 @@ func parseYAML(file string, data []byte) (root *yaml.Node, idx posIndex, errs Er
 	}()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, idx, yamlErrors(file, err)
+		return nil, idx, yamlErrors(file, data, err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, idx, nil
@@ -131,31 +129,6 @@ func walkPositions(file string, n *yaml.Node, path string, idx posIndex, depth i
 			walkPositions(file, v, indexPath(path, i), idx, depth+1)
 		}
 	}
-}
-
-var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
-
-// yamlErrors turns a yaml.v3 error ("yaml: line 3: ...", or a list of
-// unmarshal errors) into positioned Errors.
-func yamlErrors(file string, err error) Errors {
-	var out Errors
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "yaml:"))
-		if line == "" || line == "unmarshal errors:" {
-			continue
-		}
-		e := Error{File: file, Msg: "invalid YAML: " + line}
-		if m := yamlLineRE.FindStringSubmatch(line); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Col = 1
-			e.Msg = "invalid YAML: " + m[2]
-		}
-		out = append(out, e)
-	}
-	if len(out) == 0 {
-		out = Errors{{File: file, Msg: "invalid YAML: " + err.Error()}}
-	}
-	return out
 }
 
 // kindName describes a YAML node kind for "found a mapping" messages.

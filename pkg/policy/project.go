@@ -35,7 +35,7 @@ func ParseProject(dir, filename string, data []byte) (*Project, error) {
 		} else {
 			var m map[string]any
 			if err := root.Decode(&m); err != nil {
-				d.errs = append(d.errs, yamlErrors(filename, err)...)
+				d.errs = append(d.errs, yamlErrors(filename, data, err)...)
 			} else {
 				d.projectConf(m, p)
 			}

@@ -22,10 +22,16 @@ func (d *decoder) section(path string, v any) Section {
 		d.errorf(path, "expected a mapping with override-project-caches and servers, found a list (put the list under %s.servers)", path)
 		return s
 	}
-	m, ok := d.keyedMapping(path, v, sectionKeys...)
+	m, ok := d.mapping(path, v)
 	if !ok {
 		return s
 	}
+	if _, ok := m["url"]; ok {
+		// BuildStream 1 wrote one server straight under the section.
+		d.errorf(path, "expected a mapping with override-project-caches and servers, found a single server (BuildStream 1 syntax; put it in a list under %s.servers: servers: [{url: ...}])", path)
+		return s
+	}
+	d.checkKeys(path, m, sectionKeys...)
 	if x, ok := m["override-project-caches"]; ok && x != nil {
 		s.OverrideProjectCaches, _ = d.boolean(childPath(path, "override-project-caches"), x)
 	}

@@ -18,6 +18,11 @@ import (
 //	    {"file": "castd.yaml", "line": 7, "column": 5,
 //	     "key": "artifacts.servers", "message": "expected a list, found a mapping"}
 //	  ],
+//	  "buildstream_settings": [            // always present, maybe empty: keys of
+//	    {"file": "buildstream.conf", "line": 2, "column": 1,   // BuildStream 2's user
+//	     "key": "cachedir",                                   // config castd accepts
+//	     "message": "BuildStream setting, not used by castd"} // and does not use
+//	  ],
 //	  "projects": [                        // first the global entry (project ""),
 //	    {                                  // then one per project given
 //	      "project": "foo",
@@ -46,10 +51,12 @@ import (
 // that are configured, always as "<set>": a report never carries a
 // credential or its path. Lists are [] rather than null.
 type Report struct {
-	Valid      bool            `json:"valid"`
-	ConfigFile string          `json:"config_file"`
-	Errors     []Error         `json:"errors"`
-	Projects   []ProjectReport `json:"projects"`
+	Valid      bool    `json:"valid"`
+	ConfigFile string  `json:"config_file"`
+	Errors     []Error `json:"errors"`
+	// BuildStreamSettings are Config.BuildStreamSettings: accepted, unused.
+	BuildStreamSettings []Error         `json:"buildstream_settings"`
+	Projects            []ProjectReport `json:"projects"`
 }
 
 // ProjectReport is the resolution for one project, or for the global user
@@ -85,7 +92,7 @@ type RemoteReport struct {
 // the order given (nil entries are skipped). It is pure; callers add Errors for inputs that failed to
 // load.
 func BuildReport(cfg *Config, projects []*Project) Report {
-	rep := Report{Valid: true, ConfigFile: cfg.File, Errors: []Error{}}
+	rep := Report{Valid: true, ConfigFile: cfg.File, Errors: []Error{}, BuildStreamSettings: append([]Error{}, cfg.BuildStreamSettings...)}
 	rep.Projects = append(rep.Projects, projectReport(Resolve(cfg, nil), ""))
 	for _, p := range projects {
 		if p == nil {
@@ -160,6 +167,9 @@ func (rep Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "config: %s\n", cfg)
 	for _, e := range rep.Errors {
 		fmt.Fprintf(w, "error: %s\n", e.Error())
+	}
+	for _, s := range rep.BuildStreamSettings {
+		fmt.Fprintf(w, "ignored: %s\n", s.Error())
 	}
 	for _, p := range rep.Projects {
 		if p.Project == "" && p.Directory == "" {

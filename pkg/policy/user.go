@@ -26,6 +26,7 @@ var (
 // user decodes the merged user configuration m over cfg (which holds the
 // defaults). A key whose value is null keeps its default.
 func (d *decoder) user(m map[string]any, cfg *Config) {
+	m = d.buildStreamOnly("", m, buildStreamTopKeys)
 	d.checkKeys("", m, userKeys...)
 	has := func(k string) (any, bool) { x, ok := m[k]; return x, ok && x != nil }
 
@@ -46,6 +47,7 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 	}
 	if x, ok := has("metrics"); ok {
 		cfg.Metrics = d.metrics("metrics", x)
+		cfg.MetricsSet = true
 	}
 	if x, ok := has("log-level"); ok {
 		cfg.LogLevel, _ = d.enum("log-level", x, logLevels...)
@@ -79,6 +81,7 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 	if x, ok := has("projects"); ok {
 		cfg.Projects = d.projects("projects", x, haveCacheStorage)
 	}
+	cfg.BuildStreamSettings = Errors(d.bstSettings).sorted()
 }
 
 func (d *decoder) listenTLS(path string, v any) ListenTLS {
@@ -281,10 +284,12 @@ func (d *decoder) percent(path string, v any) (float64, bool) {
 }
 
 func (d *decoder) cache(path string, v any, c *Cache) {
-	m, ok := d.keyedMapping(path, v, cacheKeys...)
+	m, ok := d.mapping(path, v)
 	if !ok {
 		return
 	}
+	m = d.buildStreamOnly(path, m, buildStreamCacheKeys)
+	d.checkKeys(path, m, cacheKeys...)
 	if x, ok := m["quota"]; ok && x != nil {
 		if q, ok := d.quota(childPath(path, "quota"), x); ok {
 			c.Quota = q
@@ -440,6 +445,7 @@ func (d *decoder) projects(path string, v any, haveCacheStorage bool) map[string
 		if !ok {
 			continue
 		}
+		pm = d.buildStreamOnly(p, pm, buildStreamProjectKeys)
 		d.checkKeys(p, pm, projectKeys...)
 		var o ProjectOverride
 		if x, ok := pm["artifacts"]; ok && x != nil {

@@ -74,6 +74,33 @@ func TestMakeInstall(t *testing.T) {
 			},
 		},
 		{
+			name:    "install-user honours XDG_CONFIG_HOME and DESTDIR",
+			why:     "systemd reads user units from $XDG_CONFIG_HOME; a trial install under DESTDIR must not write into the real home",
+			install: "install-user",
+			vars: func(dir string) []string {
+				return []string{"HOME=" + dir + "/home", "XDG_CONFIG_HOME=" + dir + "/home/xdg-config", "XDG_DATA_HOME=" + dir + "/home/xdg-data", "DESTDIR=" + dir + "/dest"}
+			},
+			files: func(dir string) map[string]os.FileMode {
+				d := dir + "/dest" + dir + "/home"
+				return map[string]os.FileMode{
+					d + "/.local/bin/castd":                      0o755,
+					d + "/.local/bin/bst":                        0o755,
+					d + "/xdg-config/systemd/user/castd.service": 0o644,
+					d + "/xdg-config/systemd/user/castd.socket":  0o644,
+					d + "/xdg-data/doc/castd/README.md":          0o644,
+				}
+			},
+			hint: "systemctl --user daemon-reload && systemctl --user enable --now castd.socket",
+			check: func(t *testing.T, dir string) {
+				// (The Go build itself may keep telemetry under XDG_CONFIG_HOME/go.)
+				for _, p := range []string{"/home/.local", "/home/.config", "/home/xdg-config/systemd", "/home/xdg-data"} {
+					if _, err := os.Stat(dir + p); !os.IsNotExist(err) {
+						t.Errorf("install-user with DESTDIR wrote into the real home: %s exists (%v)", dir+p, err)
+					}
+				}
+			},
+		},
+		{
 			name:    "install into DESTDIR with PREFIX",
 			why:     "a CI image installs the sidecar system units, possibly staged by a package build",
 			install: "install",
