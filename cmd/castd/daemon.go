@@ -22,10 +22,17 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// drainTimeout bounds how long in-flight calls may run after SIGINT/SIGTERM
-// before the remaining ones are cancelled. It stays below the units'
-// TimeoutStopSec so systemd never has to SIGKILL a draining castd.
+// drainTimeout bounds the whole shutdown after SIGINT/SIGTERM: in-flight
+// calls, then the write-back queue, share it, and what is still running
+// when it is over is cancelled (pending pushes stay on disk for the next
+// start). It stays below the units' TimeoutStopSec so systemd never has to
+// SIGKILL a draining castd. A second signal cuts it short.
 const drainTimeout = 10 * time.Second
+
+// closeMargin is kept back from drainTimeout for what follows the drain
+// proper: pushes that ignore cancellation get writeback's closeGrace (1 s)
+// and the store closes.
+const closeMargin = 1500 * time.Millisecond
 
 // castdDaemon is a started castd: storage, one gRPC server over every
 // listener, and the metrics endpoint. Stop it with stop; servers stop before
@@ -50,7 +57,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	d := &castdDaemon{log: log, cfg: cfg}
 	defer func() {
 		if err != nil {
-			d.closeAll()
+			d.closeAll(context.Background())
 		}
 	}()
 	reg := newRegistry()
@@ -132,7 +139,8 @@ func (d *castdDaemon) readyLine() string {
 }
 
 // run serves until a shutdown signal arrives on sigs or a listener fails,
-// then stops everything. It returns the listener failure, if any.
+// then stops everything within drainTimeout. It returns the listener
+// failure, if any.
 func (d *castdDaemon) run(sigs <-chan os.Signal) error {
 	serveErr := make(chan error, len(d.listeners))
 	for _, l := range d.listeners {
@@ -150,46 +158,62 @@ func (d *castdDaemon) run(sigs <-chan os.Signal) error {
 		d.log.Error("listener failed; shutting down", "err", err)
 	}
 	notifySystemd(d.log, daemon.SdNotifyStopping)
-	d.drain(sigs)
-	return errors.Join(err, d.closeAll())
+	ctx, cancel := shutdownContext(sigs, d.log)
+	defer cancel()
+	d.drain(ctx)
+	return errors.Join(err, d.closeAll(ctx))
 }
 
-// drain stops accepting and waits for in-flight calls, up to drainTimeout or
-// until a second signal, then cancels whatever is left. Health checks on
-// connections that stay open answer NOT_SERVING meanwhile, so a client or
-// load balancer that watches them sends no new work.
-func (d *castdDaemon) drain(sigs <-chan os.Signal) {
+// shutdownContext is the budget of one shutdown: done drainTimeout minus
+// closeMargin from now, or at once when a second signal arrives on sigs.
+func shutdownContext(sigs <-chan os.Signal, log *slog.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout-closeMargin)
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Warn("second signal; cancelling remaining calls and pushes", "signal", s.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// drain stops accepting and waits for in-flight calls until ctx is done,
+// then cancels whatever is left. Health checks on connections that stay
+// open answer NOT_SERVING meanwhile, so a client or load balancer that
+// watches them sends no new work.
+func (d *castdDaemon) drain(ctx context.Context) {
 	d.health.Shutdown()
 	done := make(chan struct{})
 	go func() {
 		d.server.GracefulStop()
 		close(done)
 	}()
-	t := time.NewTimer(drainTimeout)
-	defer t.Stop()
 	select {
 	case <-done:
 		return
-	case <-t.C:
-		d.log.Warn("drain time over; cancelling remaining calls", "drain", drainTimeout.String())
-	case s := <-sigs:
-		d.log.Warn("second signal; cancelling remaining calls", "signal", s.String())
+	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			d.log.Warn("drain time over; cancelling remaining calls", "drain", drainTimeout.String())
+		}
 	}
 	d.server.Stop()
 	<-done
 }
 
-// closeAll releases what start opened, servers before storage. It is safe
-// on a partly started daemon.
-func (d *castdDaemon) closeAll() error {
+// closeAll releases what start opened, servers before storage. The
+// write-back queue drains until ctx is done (the rest of the shutdown
+// budget). It is safe on a partly started daemon.
+func (d *castdDaemon) closeAll(ctx context.Context) error {
 	var errs []error
 	if d.server != nil {
 		d.server.Stop() // no-op after a completed GracefulStop
 	}
 	closeListeners(d.listeners) // those Serve never took over
 	if d.metrics != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		errs = append(errs, d.metrics.Close(ctx))
+		mctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		errs = append(errs, d.metrics.Close(mctx))
 		cancel()
 	}
 	if d.exec != nil {
@@ -199,7 +223,7 @@ func (d *castdDaemon) closeAll() error {
 		d.scrubber.Stop() // refetches through the remotes, reads the store
 	}
 	if d.remotes != nil {
-		d.remotes.Close(writebackDrain) // after the server, before the store
+		d.remotes.Close(ctx) // after the server, before the store
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {

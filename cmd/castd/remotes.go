@@ -18,10 +18,6 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// writebackDrain bounds how long shutdown waits for the write-back queue;
-// what is left stays persisted and is pushed after the next start.
-const writebackDrain = 5 * time.Second
-
 // openRemotes builds the per-instance fan-out over the configured remotes
 // and starts the write-back queue. A remote that is down does not stop
 // castd; an unusable remote configuration does.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -59,7 +58,7 @@ func serve(t *testing.T, token string, config string) (tcp, unix castdpb.Control
 	}
 	srv := grpc.NewServer(auth.ServerOptions()...)
 	castdpb.RegisterControlServer(srv, control.New(cfg, set, local, control.Info{Version: "test", StoreDir: filepath.Join(dir, "store")}))
-	t.Cleanup(func() { srv.Stop(); set.Close(time.Second); local.Close() })
+	t.Cleanup(func() { srv.Stop(); set.Close(t.Context()); local.Close() })
 	tl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

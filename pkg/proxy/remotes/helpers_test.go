@@ -142,7 +142,7 @@ func newSetWith(t *testing.T, dir, config string, opts remotes.Options) (*remote
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		set.Close(time.Second)
+		set.Close(t.Context())
 		local.Close()
 	})
 	return set, local

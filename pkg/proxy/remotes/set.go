@@ -3,7 +3,6 @@ package remotes
 import (
 	"context"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -130,11 +129,12 @@ func (s *Set) ActionCache(_ context.Context, instanceName string) (store.ActionC
 	return inst.ac, nil
 }
 
-// Close drains the write-back queue for up to drain (what is left stays
-// persisted for the next start) and closes the remote connections. Call it
-// after the gRPC server has stopped and before the store is closed.
-func (s *Set) Close(drain time.Duration) {
-	if left := s.queue.Close(drain); left > 0 {
+// Close drains the write-back queue until ctx is done (what is left stays
+// persisted for the next start; see writeback.Queue.CloseContext) and
+// closes the remote connections. Call it after the gRPC server has stopped
+// and before the store is closed.
+func (s *Set) Close(ctx context.Context) {
+	if left := s.queue.CloseContext(ctx); left > 0 {
 		s.opts.Logger.Info("write-back: entries left for the next start", "entries", left)
 	}
 	s.pool.close()

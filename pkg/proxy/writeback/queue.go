@@ -159,29 +159,36 @@ func (q *Queue) forgetRemote(rq *remoteQueue) {
 // behind: its result is dropped and its entry stays on disk.
 const closeGrace = time.Second
 
-// Close stops taking new work once the queues have nothing left to push
-// (entries of parked roles do not count) or timeout has passed, whichever
-// is first. At the timeout it cancels the pushes in flight and waits at
-// most closeGrace for them, so it returns in about timeout whatever the
-// remotes do. Entries not pushed stay persisted for the next start. It
-// returns the number of entries left. A second Close only counts them.
+// Close is CloseContext with a drain time of timeout.
 func (q *Queue) Close(timeout time.Duration) int {
-	q.closeOnce.Do(func() { q.shutdown(timeout) })
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return q.CloseContext(ctx)
+}
+
+// CloseContext stops taking new work once the queues have nothing left to
+// push (entries of parked roles do not count) or ctx is done, whichever is
+// first: ctx carries the daemon's shutdown deadline, and is cancelled early
+// when the operator insists (a second SIGTERM). When ctx is done it cancels
+// the pushes in flight and waits at most closeGrace for them, so it returns
+// by ctx's deadline plus closeGrace whatever the remotes do. Entries not
+// pushed stay persisted for the next start. It returns the number of
+// entries left. A second call only counts them.
+func (q *Queue) CloseContext(ctx context.Context) int {
+	q.closeOnce.Do(func() { q.shutdown(ctx) })
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.total
 }
 
-// shutdown drains and stops the workers (see Close).
-func (q *Queue) shutdown(timeout time.Duration) {
+// shutdown drains and stops the workers (see CloseContext).
+func (q *Queue) shutdown(ctx context.Context) {
 	close(q.drain)
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case <-done:
-	case <-t.C:
+	case <-ctx.Done():
 		q.cancel()
 		q.awaitCancelled(done)
 	}

@@ -103,3 +103,34 @@ func TestQueueCloseBoundedWhateverTheRemote(t *testing.T) {
 		})
 	}
 }
+
+func TestQueueCloseContextCutShort(t *testing.T) {
+	// Why: the daemon's shutdown budget is one context shared by the gRPC
+	// drain and the queue; a second SIGTERM cancels it, and the queue must
+	// stop then, not after a drain time of its own.
+	s := openStore(t, t.TempDir())
+	remote := newStuckRemote("until-cancel")
+	q, err := writeback.Open(s.Records("writeback"), s, s.ActionCache, writeback.Options{BackoffMin: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Register("remote", writeback.Sink{CAS: remote, ActionCache: remote})
+	q.Start()
+	d := putRandom(t, s, 100)
+	if err := q.Enqueue(context.Background(), writeback.KindBlob, d, "", userTarget); err != nil {
+		t.Fatal(err)
+	}
+	<-remote.started
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline: only the cut ends it
+	left := make(chan int, 1)
+	go func() { left <- q.CloseContext(ctx) }()
+	cancel()
+	select {
+	case n := <-left:
+		if n != 1 {
+			t.Errorf("CloseContext left %d entries, want 1 (kept for the next start)", n)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("CloseContext did not return after its context was cancelled")
+	}
+}
