@@ -52,6 +52,7 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		metrics:  newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
 		flights:  newFlightGroup(),
 		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
+		refusals: newRefusals(opts),
 	}
 	for _, t := range remotes {
 		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
@@ -70,6 +71,7 @@ type fanoutCAS struct {
 	metrics  *metrics
 	flights  *flightGroup
 	failover failover
+	refusals *refusals
 }
 
 func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
@@ -144,10 +146,9 @@ func (c *fanoutCAS) getTeeing(ctx context.Context, d digest.Digest) (io.ReadClos
 	case <-fl.done:
 		t.stopClient()
 		if fl.err != nil {
-			return nil, c.missed(fl.err)
+			return c.afterRefusal(ctx, d, 0, fl.err)
 		}
-		rc, err := c.local.Get(ctx, d, 0)
-		return rc, labelLocal(err)
+		return c.readLocal(ctx, d, 0)
 	case <-ctx.Done():
 		t.stopClient()
 		c.flights.leave(d, fl, true)
@@ -163,14 +164,13 @@ func (c *fanoutCAS) getFetched(ctx context.Context, d digest.Digest, offset int6
 	if fl != nil {
 		err = c.flights.wait(ctx, d, fl)
 	}
-	if fl == nil || (err != nil && ctx.Err() == nil && status.Code(err) != codes.NotFound) {
+	if fl == nil || (err != nil && !isRefused(err) && ctx.Err() == nil && status.Code(err) != codes.NotFound) {
 		err = c.flights.do(ctx, d, fetch)
 	}
 	if err != nil {
-		return nil, c.missed(err)
+		return c.afterRefusal(ctx, d, offset, err)
 	}
-	rc, err := c.local.Get(ctx, d, offset)
-	return rc, labelLocal(err)
+	return c.readLocal(ctx, d, offset)
 }
 
 // missed counts a fetch that found d nowhere and passes err on.
