@@ -144,6 +144,11 @@ func (c *fanoutCAS) getTeeing(ctx context.Context, d digest.Digest) (io.ReadClos
 	case <-t.attached:
 		return &teeReader{c: c, ctx: ctx, fl: fl, t: t}, nil
 	case <-fl.done:
+		select {
+		case <-t.attached: // as if the case above had been chosen
+			return &teeReader{c: c, ctx: ctx, fl: fl, t: t}, nil
+		default:
+		}
 		t.stopClient()
 		if fl.err != nil {
 			return c.afterRefusal(ctx, d, 0, fl.err)

@@ -64,7 +64,7 @@ type refusals struct {
 func newRefusals(opts Options) *refusals {
 	return &refusals{
 		count: promreg.Register(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "castd_fanout_cas_unstored_total",
+			Name: "castd_fanout_unstored_total",
 			Help: "Blobs read from a remote that the local store refused to store (filesystem full, or read-only after a start on a full one); they were verified and served without a local copy.",
 		})),
 		clock: opts.Clock,
@@ -122,40 +122,74 @@ func (c *fanoutCAS) drainUnstored(name string, t Tier, d digest.Digest, src io.R
 // readThrough serves d from offset straight from the first remote that
 // opens it, verified by the fan-out and stored nowhere: the read of a
 // blob the local store refuses to store. Remotes are tried in pull order
-// like a fetch; once one has opened its stream, a failure ends the read.
+// like a fetch, and like the tee's a stream that fails before its first
+// bytes are handed out (a small blob found bad, say) costs the client
+// nothing: the next remote is asked. After that, a failure ends the read.
 func (c *fanoutCAS) readThrough(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	var failures []error
 	for i, t := range c.remotes {
-		name := remoteLabel(i, t.Name)
-		call := c.failover.begin(ctx, i)
-		// The stream goes through a verifyingReader: the remote client
-		// need not hash it too.
-		rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, 0)
-		inTime := call.answered()
-		if err == nil && !inTime {
-			rc.Close()
-			err = call.stalled()
+		r, err := c.readThroughFrom(ctx, i, t, d, offset)
+		if err == nil {
+			return r, nil
 		}
-		if err = call.outcome(inTime, err); err != nil {
-			call.release()
-			if gone := callerGone(ctx); gone != nil {
-				return nil, gone
-			}
-			failures = append(failures, label(name, t.Name, err))
-			continue
+		if gone := callerGone(ctx); gone != nil {
+			return nil, gone
 		}
-		c.metrics.remoteHit(t.Name)
-		return &throughReader{verifyingReader: c.verifying(name, t, d, rc, offset), rc: rc, call: call}, nil
+		failures = append(failures, err)
 	}
 	return nil, c.missed(foundNowhere(blobName(d), failures))
 }
 
-// throughReader is readThrough's stream; Close ends the remote call.
+// throughFirstRead bounds the bytes readThrough reads from a remote before
+// it hands the stream over.
+const throughFirstRead = 64 << 10
+
+// readThroughFrom opens d on the i-th remote and reads its first bytes
+// after offset (all of a small blob, verified). The error is labelled.
+func (c *fanoutCAS) readThroughFrom(ctx context.Context, i int, t Tier, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	name := remoteLabel(i, t.Name)
+	call := c.failover.begin(ctx, i)
+	// The stream goes through a verifyingReader: the remote client need
+	// not hash it too.
+	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, 0)
+	inTime := call.answered()
+	if err == nil && !inTime {
+		rc.Close()
+		err = call.stalled()
+	}
+	if err = call.outcome(inTime, err); err != nil {
+		call.release()
+		return nil, label(name, t.Name, err)
+	}
+	r := &throughReader{v: c.verifying(name, t, d, rc, offset), rc: rc, call: call}
+	buf := make([]byte, max(1, min(throughFirstRead, d.Size-offset)))
+	n, err := r.v.Read(buf)
+	if err != nil && err != io.EOF {
+		r.Close()
+		return nil, err
+	}
+	r.first = buf[:n]
+	c.metrics.remoteHit(t.Name)
+	return r, nil
+}
+
+// throughReader is readThrough's stream: the first bytes read ahead, then
+// the rest of the verified remote stream. Close ends the remote call.
 type throughReader struct {
-	*verifyingReader
-	rc   io.ReadCloser
-	call *tierCall
-	once sync.Once
+	v     *verifyingReader
+	first []byte
+	rc    io.ReadCloser
+	call  *tierCall
+	once  sync.Once
+}
+
+func (r *throughReader) Read(p []byte) (int, error) {
+	if len(r.first) > 0 {
+		n := copy(p, r.first)
+		r.first = r.first[n:]
+		return n, nil
+	}
+	return r.v.Read(p)
 }
 
 func (r *throughReader) Close() error {
@@ -188,6 +222,9 @@ func (c *fanoutCAS) verifying(name string, t Tier, d digest.Digest, r io.Reader,
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
+	if len(p) == 0 && v.err == nil {
+		return 0, nil
+	}
 	for v.err == nil {
 		n, err := v.r.Read(p)
 		if v.err = v.check(p[:n], err); v.err != nil && v.err != io.EOF {
