@@ -37,6 +37,9 @@ import (
 //   - GetMany (store.BatchGetter) and GetBytes (store.BytesGetter), for
 //     small blobs: local first, then each remote asked in one batch about
 //     what the tiers before it lacked (see batch_read.go).
+//   - When local refuses to store a remote's blob because its filesystem
+//     is full (store.IsFull), the read is served all the same, verified
+//     by the fan-out and not stored (see unstored.go).
 //   - Put writes to local only, then calls Options.OnPut.
 //
 // Every remote is wrapped in NewConcurrencyLimitingCAS and, unless the TTL

@@ -81,7 +81,7 @@ func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Diges
 	if errors.As(err, &local) {
 		clientErr = local.err
 	}
-	if isRefused(err) && src.read == 0 {
+	if isRefused(clientErr) && src.read == 0 {
 		// Local took none of it: the fan-out verifies what the tee hands
 		// over; the fetch still ends refused, so that its waiters read
 		// through too.

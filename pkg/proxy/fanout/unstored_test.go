@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -91,11 +94,15 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 
 	t.Run("stream", func(t *testing.T) {
 		t.Log("a ByteStream-style read of a remote-only blob gets the remote's bytes, verified, not stored")
-		c, reg := newCAS(t, chunkyCAS{CAS: remote})
+		r1 := &countingCAS{CAS: chunkyCAS{CAS: remote}, name: "r1", log: &callLog{}}
+		c, reg := newCAS(t, r1)
 		if got, err := readAll(ctx, c, d, 0); err != nil || got != string(b) {
 			t.Fatalf("read: %d of %d bytes, %v; want the blob", len(got), len(b), err)
 		}
 		notStored(t, reg, d)
+		if n := r1.gets.Load(); n != 1 {
+			t.Errorf("remote Gets = %d, want 1 (the stream local refused is the one the client reads)", n)
+		}
 	})
 	t.Run("stream at an offset", func(t *testing.T) {
 		t.Log("a read at an offset is served from the remote stream, hashed from its start")
@@ -177,4 +184,59 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 			t.Errorf("GetMany = %q, %v; want the second remote's copy", r.Data, r.Err)
 		}
 	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes, for a log.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+func TestFullDiskRefusalsLoggedOncePerMinute(t *testing.T) {
+	t.Log("a full disk refuses every cold read: the refusal is logged once a minute with a count, not once per read")
+	local := fullLocal(t)
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	remote := memoryWith(t, "a", "b", "c")
+	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{
+		Clock: clock, Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	const line = "local store refuses to store"
+	for i, s := range []string{"a", "b"} {
+		d, _ := blob(s)
+		if got, err := readAll(ctx, c, d, 0); err != nil || got != s {
+			t.Fatalf("read %q: %q, %v", s, got, err)
+		}
+		if n := logs.count(line); n != 1 {
+			t.Errorf("after %d cold reads: %d log lines about the refusal, want 1", i+1, n)
+		}
+	}
+	clock.advance(time.Minute)
+	d, _ := blob("c")
+	if got, err := readAll(ctx, c, d, 0); err != nil || got != "c" {
+		t.Fatalf("read \"c\": %q, %v", got, err)
+	}
+	if n := logs.count(line); n != 2 {
+		t.Errorf("a minute later: %d log lines about the refusal, want 2", n)
+	}
+	if n := logs.count("refused_since_last_report=2"); n != 1 {
+		t.Errorf("the second line should count the 2 refusals since the first: %q", logs.buf.String())
+	}
+	if v := metricValue(t, reg, "castd_fanout_unstored_total", ""); v != 3 {
+		t.Errorf("castd_fanout_unstored_total = %v, want 3", v)
+	}
 }
