@@ -30,3 +30,27 @@ func IsFull(err error) bool {
 	var f *fullError
 	return errors.As(err, &f)
 }
+
+// The reasons Stats.WritesRefused gives.
+const (
+	// WritesRefusedFull: the filesystem is full; writes are accepted again
+	// once space is freed.
+	WritesRefusedFull = "filesystem full"
+	// WritesRefusedReadOnly: the store opened read-only on a full
+	// filesystem; writes are accepted after a restart with space.
+	WritesRefusedReadOnly = "read-only after a start on a full disk"
+)
+
+// writesRefusedReason is Stats.WritesRefused, checked afresh (a statfs at
+// most every 100 ms, see spaceFor) so that a disk filled by another
+// process shows before a write is refused.
+func (l *Local) writesRefusedReason() string {
+	_ = l.spaceFor(0)
+	switch l.writesRefused() {
+	case 1:
+		return WritesRefusedFull
+	case 2:
+		return WritesRefusedReadOnly
+	}
+	return ""
+}

@@ -31,8 +31,14 @@ func TestIsFull(t *testing.T) {
 
 	t.Run("filesystem full", func(t *testing.T) {
 		t.Log("a write refused because another process filled the disk is marked full")
+		if why := l.Stats().WritesRefused; why != "" {
+			t.Errorf("Stats().WritesRefused = %q with space, want \"\"", why)
+		}
 		free := fillFS(t, fs)
 		defer free()
+		if why := l.Stats().WritesRefused; why != store.WritesRefusedFull {
+			t.Errorf("Stats().WritesRefused = %q on a full disk before any write, want %q", why, store.WritesRefusedFull)
+		}
 		for name, write := range writes {
 			if err := write(l); err == nil || !store.IsFull(err) {
 				t.Errorf("%s on a full disk = %v, want an error IsFull reports", name, err)
@@ -64,6 +70,9 @@ func TestIsFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ro.Close()
+		if why := ro.Stats().WritesRefused; why != store.WritesRefusedReadOnly {
+			t.Errorf("Stats().WritesRefused = %q, want %q", why, store.WritesRefusedReadOnly)
+		}
 		for name, write := range writes {
 			if err := write(ro); err == nil || !store.IsFull(err) || !strings.Contains(err.Error(), "read-only") {
 				t.Errorf("%s on a read-only store = %v, want a read-only error IsFull reports", name, err)
