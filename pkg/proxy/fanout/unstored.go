@@ -26,7 +26,16 @@ import (
 // stream's last bytes go out only once the whole blob matched (DATA_LOSS
 // otherwise), like the tee's; a batch entry is hashed before it is
 // returned. The refusal is counted and logged (at most once per
-// refusedLogEvery), never returned to the client.
+// refusedLogEvery), never returned to the client, with one exception: a
+// write that fails for lack of space after the local store had begun to
+// read a teed stream (ENOSPC in the middle of a blob; the free-space
+// check refuses before reading) ends that read with the store's error
+// when bytes had gone to the client already, as the fan-out did not hash
+// them. The next read is served unstored.
+//
+// The read that started the fetch is served from the stream local
+// refused; reads that joined the fetch, or read at an offset, each open
+// their own remote stream (readThrough): nothing is shared through local.
 
 // refusedLogEvery is the least time between two log lines about the local
 // store refusing to store remote blobs: a full disk may refuse every cold
