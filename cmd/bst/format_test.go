@@ -20,7 +20,7 @@ func fixedStatus() *castdpb.StatusResponse {
 		StartTime: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
 		Uptime:    durationpb.New(90 * time.Minute),
 		Listeners: []string{"unix:/run/user/1000/castd/castd.sock"},
-		Store:     &castdpb.StoreStatus{Dir: "/cache/castd", UsedBytes: 1 << 30, QuotaBytes: 4 << 30, Objects: 42, Evictions: 3, VerifyFailures: 1},
+		Store:     &castdpb.StoreStatus{Dir: "/cache/castd", UsedBytes: 1 << 30, QuotaBytes: 4 << 30, Objects: 42, Evictions: 3, VerifyFailures: 1, WritesRefused: "filesystem full"},
 		Local:     &castdpb.CacheCounters{Hits: 30, Misses: 10},
 		Remotes: []*castdpb.RemoteStatus{{
 			Url: "grpcs://cache.example.com:11001", InstanceName: "main", Roles: []string{"storage", "index"},
@@ -58,6 +58,7 @@ func TestStatusJSON(t *testing.T) {
 		"store.used_bytes":   {store["used_bytes"], float64(1 << 30)},
 		"store.quota_bytes":  {store["quota_bytes"], float64(4 << 30)},
 		"store.objects":      {store["objects"], 42.0},
+		"store.refused":      {store["writes_refused"], "filesystem full"},
 		"local.hits":         {got["local"].(map[string]any)["hits"], 30.0},
 		"remote.url":         {remote["url"], "grpcs://cache.example.com:11001"},
 		"remote.breaker":     {remote["breaker"], "open"},
@@ -93,6 +94,7 @@ func TestStatusText(t *testing.T) {
 		"health down, breaker open", "last error: connection refused", "3.0 MiB held in the store",
 		"parked:   cache.example.com:11001/main action-cache refused with Unimplemented (5 entries kept",
 		"roles: cas ok, action-cache refused (PermissionDenied, breaker open), asset unknown",
+		"writes refused: filesystem full (stored blobs and cold reads from remotes are still served",
 	} {
 		t.Run(want, func(t *testing.T) {
 			if !strings.Contains(buf.String(), want) {

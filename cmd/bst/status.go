@@ -36,6 +36,9 @@ type storeJSON struct {
 	Objects        int64  `json:"objects"`
 	Evictions      int64  `json:"evictions"`
 	VerifyFailures int64  `json:"verify_failures"`
+	// WritesRefused is why the store refuses writes, "" while it accepts
+	// them.
+	WritesRefused string `json:"writes_refused"`
 }
 
 type countersJSON struct {
@@ -139,7 +142,8 @@ func toStatusJSON(socket string, r *castdpb.StatusResponse) statusJSON {
 	}
 	st := r.GetStore()
 	s.Store = storeJSON{Dir: st.GetDir(), UsedBytes: st.GetUsedBytes(), QuotaBytes: st.GetQuotaBytes(),
-		Objects: st.GetObjects(), Evictions: st.GetEvictions(), VerifyFailures: st.GetVerifyFailures()}
+		Objects: st.GetObjects(), Evictions: st.GetEvictions(), VerifyFailures: st.GetVerifyFailures(),
+		WritesRefused: st.GetWritesRefused()}
 	q := r.GetQueue()
 	s.Queue = queueJSON{Depth: q.GetDepth(), OldestAgeSeconds: q.GetOldestAge().AsDuration().Seconds(),
 		Failures: q.GetFailures(), Completed: q.GetCompleted(), HeldBytes: q.GetHeldBytes(), Parked: []parkedJSON{}}
@@ -174,6 +178,9 @@ func writeStatusText(w io.Writer, r *castdpb.StatusResponse) {
 	fmt.Fprintf(w, "store:      %s of %s (%s) in %s, %d objects, %d evictions, %d verify failures\n",
 		humanBytes(st.GetUsedBytes()), humanBytes(st.GetQuotaBytes()), percent(st.GetUsedBytes(), st.GetQuotaBytes()),
 		st.GetDir(), st.GetObjects(), st.GetEvictions(), st.GetVerifyFailures())
+	if why := st.GetWritesRefused(); why != "" {
+		fmt.Fprintf(w, "  writes refused: %s (stored blobs and cold reads from remotes are still served, without storing)\n", why)
+	}
 	fmt.Fprintf(w, "local:      %s\n", hitsText(r.GetLocal()))
 	q := r.GetQueue()
 	fmt.Fprintf(w, "write-back: %d pending (oldest %s), %d done, %d failed attempts, %s held in the store\n",

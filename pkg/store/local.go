@@ -66,6 +66,9 @@ type Stats struct {
 	HeldBytes      int64 // bytes of blobs held against eviction (Hold)
 	VerifyFailures int64 // corrupt or missing blobs found and dropped since Open
 	Loaded         bool  // whether the in-memory index has been rebuilt
+	// WritesRefused is why the store refuses writes ("" while it accepts
+	// them): WritesRefusedFull or WritesRefusedReadOnly.
+	WritesRefused string
 }
 
 // Local is castd's on-disk store: a CAS shared by every instance name plus
@@ -297,6 +300,7 @@ func (l *Local) Stats() Stats {
 		HeldBytes:      l.HeldBytes(),
 		VerifyFailures: l.verifyFailures.Load(),
 		Loaded:         loaded,
+		WritesRefused:  l.writesRefusedReason(),
 	}
 }
 

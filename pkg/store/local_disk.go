@@ -106,8 +106,8 @@ func (l *Local) usage() int64 {
 func ioError(what, path string, err error) error {
 	code := codes.Internal
 	switch {
-	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
-		code = codes.ResourceExhausted
+	case isNoSpace(err):
+		return markFull(status.Errorf(codes.ResourceExhausted, "store: %s %s: %v", what, path, err))
 	case errors.Is(err, unix.EROFS), errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
 		code = codes.FailedPrecondition
 	}

@@ -33,9 +33,9 @@ const indexFreeBytes = 4 * memTableSize
 
 // errReadOnly is the write error of a store opened read-only.
 func (l *Local) errReadOnly() error {
-	return status.Errorf(codes.FailedPrecondition,
+	return markFull(status.Errorf(codes.FailedPrecondition,
 		"store %s: read-only: its filesystem was full when castd started; stored blobs are served, writes are refused until castd restarts with at least %d MiB free",
-		l.dir, minFreeBytes>>20)
+		l.dir, minFreeBytes>>20))
 }
 
 // spaceFor refuses a write of size bytes when the store is read-only or
@@ -62,9 +62,9 @@ func (l *Local) spaceFor(size int64) error {
 		}
 	}
 	if full {
-		return status.Errorf(codes.ResourceExhausted,
+		return markFull(status.Errorf(codes.ResourceExhausted,
 			"store %s: filesystem full: %d MiB free, a write of %d bytes needs %d MiB free; write refused, stored blobs are still served; free space on the filesystem",
-			l.dir, free>>20, size, (minFreeBytes+size)>>20)
+			l.dir, free>>20, size, (minFreeBytes+size)>>20))
 	}
 	return nil
 }

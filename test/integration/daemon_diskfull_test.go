@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -170,4 +171,80 @@ func TestDaemonDiskFull(t *testing.T) {
 			t.Errorf("castd's error does not say how much to free:\n%s", q.logs)
 		}
 	})
+}
+
+func TestDaemonDiskFullColdReads(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	up := startPlainUpstream(t)
+	small, large := randomBlob(2000), randomBlob(3<<20)
+	if err := batchUpdate(ctx, up.conn(t), small); err != nil {
+		t.Fatal(err)
+	}
+	if err := bytestreamWrite(ctx, up.conn(t), large); err != nil {
+		t.Fatal(err)
+	}
+	fs := mountTmpfs(t, "256m")
+	l := newLayout(t)
+	l.store = filepath.Join(fs, "store")
+	cfg := l.configYAML("artifacts:\n  servers:\n  - " + up.serverYAML("storage", false) + "\n")
+	p := startCastd(t, l, cfg)
+	coldReadsServed := func(t *testing.T, p *castdProc) {
+		t.Helper()
+		conn := dialUnix(t, p.socket)
+		if got, err := readBlob(ctx, conn, large.d); err != nil || !bytes.Equal(got, large.data) {
+			t.Errorf("ByteStream.Read of a remote-only blob of %d bytes: got %d bytes, %v", len(large.data), len(got), err)
+		}
+		if got, err := instanceRead(ctx, conn, "", small.d); err != nil || !bytes.Equal(got, small.data) {
+			t.Errorf("BatchReadBlobs of a remote-only blob of %d bytes: got %d bytes, %v", len(small.data), len(got), err)
+		}
+		if n := metricValue(t, scrape(t, p.metricsURL()), "castd_fanout_unstored_total"); n < 2 {
+			t.Errorf("castd_fanout_unstored_total = %v, want both reads counted", n)
+		}
+	}
+	statusSays := func(t *testing.T, p *castdProc, why string) {
+		t.Helper()
+		var st struct {
+			Store struct {
+				WritesRefused *string `json:"writes_refused"`
+			}
+		}
+		r := bst(t, p.socket, "", "status", "--json")
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("bst status --json: %v\n%s", err, r.stdout)
+		}
+		if st.Store.WritesRefused == nil || *st.Store.WritesRefused != why {
+			t.Errorf("bst status --json store.writes_refused is not %q:\n%s", why, r.stdout)
+		}
+		text := bst(t, p.socket, "", "status").stdout
+		if says := strings.Contains(text, "writes refused: "+why); why != "" && !says {
+			t.Errorf("bst status does not say %q:\n%s", "writes refused: "+why, text)
+		} else if why == "" && strings.Contains(text, "writes refused") {
+			t.Errorf("bst status says writes are refused with space free:\n%s", text)
+		}
+	}
+
+	statusSays(t, p, "") // not full yet: nothing refused
+	fillFS(t, fs)
+	t.Run("cold reads on a full disk", func(t *testing.T) {
+		t.Log("blobs only a remote has are still served when the store cannot keep them, and bst status says why")
+		coldReadsServed(t, p)
+		statusSays(t, p, "filesystem full")
+	})
+	// Stopped on the full disk, castd gives up its ballast; the next start
+	// finds no space for the index and opens the store read-only.
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(drainTimeout + 10*time.Second); code != 0 {
+		t.Fatalf("castd exited %d on SIGTERM with a full disk, want 0", code)
+	}
+	if err := os.Remove(filepath.Join(l.store, "ballast")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	free := fillFS(t, fs) // whatever the stop left free
+	p = startCastd(t, l, cfg)
+	t.Run("cold reads on a read-only store", func(t *testing.T) {
+		t.Log("started read-only on the full disk, castd still serves remote-only blobs")
+		coldReadsServed(t, p)
+		statusSays(t, p, "read-only after a start on a full disk")
+	})
+	free()
 }

@@ -293,8 +293,14 @@ type StoreStatus struct {
 	Objects        int64                  `protobuf:"varint,4,opt,name=objects,proto3" json:"objects,omitempty"`
 	Evictions      int64                  `protobuf:"varint,5,opt,name=evictions,proto3" json:"evictions,omitempty"`
 	VerifyFailures int64                  `protobuf:"varint,6,opt,name=verify_failures,json=verifyFailures,proto3" json:"verify_failures,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Why the store refuses writes, empty while it accepts them: "filesystem
+	// full" (accepted again once space is freed) or "read-only after a start
+	// on a full disk" (until castd restarts with space). Stored blobs are
+	// still served, and cold reads from remotes are served without being
+	// stored.
+	WritesRefused string `protobuf:"bytes,7,opt,name=writes_refused,json=writesRefused,proto3" json:"writes_refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreStatus) Reset() {
@@ -367,6 +373,13 @@ func (x *StoreStatus) GetVerifyFailures() int64 {
 		return x.VerifyFailures
 	}
 	return 0
+}
+
+func (x *StoreStatus) GetWritesRefused() string {
+	if x != nil {
+		return x.WritesRefused
+	}
+	return ""
 }
 
 type CacheCounters struct {
@@ -1056,7 +1069,7 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\x05store\x18\x05 \x01(\v2\x15.castd.v1.StoreStatusR\x05store\x12-\n" +
 	"\x05local\x18\x06 \x01(\v2\x17.castd.v1.CacheCountersR\x05local\x120\n" +
 	"\aremotes\x18\a \x03(\v2\x16.castd.v1.RemoteStatusR\aremotes\x12+\n" +
-	"\x05queue\x18\b \x01(\v2\x15.castd.v1.QueueStatusR\x05queue\"\xc0\x01\n" +
+	"\x05queue\x18\b \x01(\v2\x15.castd.v1.QueueStatusR\x05queue\"\xe7\x01\n" +
 	"\vStoreStatus\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\tR\x03dir\x12\x1d\n" +
 	"\n" +
@@ -1065,7 +1078,8 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"quotaBytes\x12\x18\n" +
 	"\aobjects\x18\x04 \x01(\x03R\aobjects\x12\x1c\n" +
 	"\tevictions\x18\x05 \x01(\x03R\tevictions\x12'\n" +
-	"\x0fverify_failures\x18\x06 \x01(\x03R\x0everifyFailures\";\n" +
+	"\x0fverify_failures\x18\x06 \x01(\x03R\x0everifyFailures\x12%\n" +
+	"\x0ewrites_refused\x18\a \x01(\tR\rwritesRefused\";\n" +
 	"\rCacheCounters\x12\x12\n" +
 	"\x04hits\x18\x01 \x01(\x03R\x04hits\x12\x16\n" +
 	"\x06misses\x18\x02 \x01(\x03R\x06misses\"\xe5\x02\n" +

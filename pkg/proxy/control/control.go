@@ -110,6 +110,7 @@ func (s *Server) storeStatus() *castdpb.StoreStatus {
 	return &castdpb.StoreStatus{
 		Dir: s.info.StoreDir, UsedBytes: st.UsedBytes, QuotaBytes: st.QuotaBytes,
 		Objects: st.Objects, Evictions: st.Evictions, VerifyFailures: st.VerifyFailures,
+		WritesRefused: st.WritesRefused,
 	}
 }
 

@@ -97,21 +97,30 @@ func (c *fanoutCAS) fetchClaimed(ctx context.Context, ds []digest.Digest, mine [
 
 // afterFlight waits for another read's fetch of d and reads d from local;
 // if that fetch failed with anything but NOT_FOUND, d is fetched anew.
+// A fetch that ended without a local copy (local refused to store d, see
+// unstored.go) is followed by a batch read of the remotes of d alone,
+// served unstored.
 func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight) store.BlobResult {
 	err := c.flights.wait(ctx, d, fl)
-	if err != nil && ctx.Err() == nil && status.Code(err) != codes.NotFound {
+	if err != nil && !isRefused(err) && ctx.Err() == nil && status.Code(err) != codes.NotFound {
 		err = c.flights.do(ctx, d, func(fctx context.Context) error { return c.fetch(fctx, d, nil) })
+	}
+	if isRefused(err) {
+		return c.fetchMany(ctx, []digest.Digest{d})[0]
 	}
 	if err != nil {
 		return store.BlobResult{Err: c.missed(err)}
 	}
 	r := localMany(ctx, c.local, []digest.Digest{d})[0]
+	if status.Code(r.Err) == codes.NotFound {
+		return c.fetchMany(ctx, []digest.Digest{d})[0]
+	}
 	r.Err = labelLocal(r.Err)
 	return r
 }
 
-// fetchMany reads ds (distinct, all claimed by the caller) from the
-// remotes in order, each asked in one call about what the ones before it
+// fetchMany reads ds (distinct, usually claimed by the caller: an
+// unclaimed digest may be fetched twice at once) from the remotes in order, each asked in one call about what the ones before it
 // did not serve. It re-checks local first: a fetch that ended just before
 // the claims may have stored some.
 func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
@@ -267,6 +276,9 @@ func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d diges
 		return nil
 	case status.Code(err) == codes.InvalidArgument:
 		return c.badData(name, t, d, err)
+	case store.IsFull(err):
+		c.refused(name, d, err)
+		return c.serveUnstored(name, t, d, r)
 	}
 	return errLocal{labelLocal(err)}
 }

@@ -37,6 +37,9 @@ import (
 //   - GetMany (store.BatchGetter) and GetBytes (store.BytesGetter), for
 //     small blobs: local first, then each remote asked in one batch about
 //     what the tiers before it lacked (see batch_read.go).
+//   - When local refuses to store a remote's blob because its filesystem
+//     is full (store.IsFull), the read is served all the same, verified
+//     by the fan-out and not stored (see unstored.go).
 //   - Put writes to local only, then calls Options.OnPut.
 //
 // Every remote is wrapped in NewConcurrencyLimitingCAS and, unless the TTL
@@ -52,6 +55,7 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		metrics:  newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
 		flights:  newFlightGroup(),
 		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
+		refusals: newRefusals(opts),
 	}
 	for _, t := range remotes {
 		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
@@ -70,6 +74,7 @@ type fanoutCAS struct {
 	metrics  *metrics
 	flights  *flightGroup
 	failover failover
+	refusals *refusals
 }
 
 func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
@@ -142,12 +147,16 @@ func (c *fanoutCAS) getTeeing(ctx context.Context, d digest.Digest) (io.ReadClos
 	case <-t.attached:
 		return &teeReader{c: c, ctx: ctx, fl: fl, t: t}, nil
 	case <-fl.done:
+		select {
+		case <-t.attached: // as if the case above had been chosen
+			return &teeReader{c: c, ctx: ctx, fl: fl, t: t}, nil
+		default:
+		}
 		t.stopClient()
 		if fl.err != nil {
-			return nil, c.missed(fl.err)
+			return c.afterRefusal(ctx, d, 0, fl.err)
 		}
-		rc, err := c.local.Get(ctx, d, 0)
-		return rc, labelLocal(err)
+		return c.readLocal(ctx, d, 0)
 	case <-ctx.Done():
 		t.stopClient()
 		c.flights.leave(d, fl, true)
@@ -163,14 +172,13 @@ func (c *fanoutCAS) getFetched(ctx context.Context, d digest.Digest, offset int6
 	if fl != nil {
 		err = c.flights.wait(ctx, d, fl)
 	}
-	if fl == nil || (err != nil && ctx.Err() == nil && status.Code(err) != codes.NotFound) {
+	if fl == nil || (err != nil && !isRefused(err) && ctx.Err() == nil && status.Code(err) != codes.NotFound) {
 		err = c.flights.do(ctx, d, fetch)
 	}
 	if err != nil {
-		return nil, c.missed(err)
+		return c.afterRefusal(ctx, d, offset, err)
 	}
-	rc, err := c.local.Get(ctx, d, offset)
-	return rc, labelLocal(err)
+	return c.readLocal(ctx, d, offset)
 }
 
 // missed counts a fetch that found d nowhere and passes err on.

@@ -81,6 +81,14 @@ func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Diges
 	if errors.As(err, &local) {
 		clientErr = local.err
 	}
+	if isRefused(clientErr) && src.read == 0 {
+		// Local took none of it: the fan-out verifies what the tee hands
+		// over; the fetch still ends refused, so that its waiters read
+		// through too.
+		if clientErr = c.drainUnstored(name, t, d, src); clientErr != nil {
+			err = clientErr
+		}
+	}
 	src.end(ctx, clientErr, func(ctx context.Context, offset int64) (io.ReadCloser, error) {
 		return c.local.Get(ctx, d, offset)
 	})
@@ -104,6 +112,8 @@ func (c *fanoutCAS) store(ctx context.Context, name string, t Tier, d digest.Dig
 		return c.remoteReadFailed(name, t, d, src.err)
 	case status.Code(err) == codes.InvalidArgument:
 		return c.badData(name, t, d, err)
+	case store.IsFull(err):
+		return errLocal{c.refused(name, d, err)}
 	}
 	return errLocal{labelLocal(err)}
 }

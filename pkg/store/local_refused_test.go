@@ -1,0 +1,82 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/castd/castd/pkg/store"
+)
+
+// TestIsFull checks that every way a write reaches a store that refuses
+// it for lack of space carries the mark the fan-out looks for, and that
+// other rejections do not.
+func TestIsFull(t *testing.T) {
+	ctx := context.Background()
+	fs := mountTmpfs(t, "256m")
+	dir := filepath.Join(fs, "store")
+	l := openStore(t, dir, store.Options{})
+	small, sd := blob(100, 1)
+	large, ld := blob(1<<20, 2)
+	writes := map[string]func(*store.Local) error{
+		"Put small":        func(l *store.Local) error { return l.Put(ctx, sd, bytes.NewReader(small)) },
+		"Put large":        func(l *store.Local) error { return l.Put(ctx, ld, bytes.NewReader(large)) },
+		"PutBytes":         func(l *store.Local) error { return store.PutBytes(ctx, l, sd, small) },
+		"PutVerifiedBytes": func(l *store.Local) error { return store.PutVerifiedBytes(ctx, l, sd, small) },
+		"PutUncached":      func(l *store.Local) error { return store.PutUncached(ctx, l, ld, bytes.NewReader(large)) },
+	}
+
+	t.Run("filesystem full", func(t *testing.T) {
+		t.Log("a write refused because another process filled the disk is marked full")
+		if why := l.Stats().WritesRefused; why != "" {
+			t.Errorf("Stats().WritesRefused = %q with space, want \"\"", why)
+		}
+		free := fillFS(t, fs)
+		defer free()
+		if why := l.Stats().WritesRefused; why != store.WritesRefusedFull {
+			t.Errorf("Stats().WritesRefused = %q on a full disk before any write, want %q", why, store.WritesRefusedFull)
+		}
+		for name, write := range writes {
+			if err := write(l); err == nil || !store.IsFull(err) {
+				t.Errorf("%s on a full disk = %v, want an error IsFull reports", name, err)
+			}
+		}
+	})
+	t.Run("other rejections", func(t *testing.T) {
+		t.Log("bad bytes are the writer's fault, not the disk's")
+		if err := l.Put(ctx, sd, bytes.NewReader(large[:100])); err == nil || store.IsFull(err) {
+			t.Errorf("Put of bytes that do not match = %v, want an error IsFull does not report", err)
+		}
+		if store.IsFull(nil) {
+			t.Error("IsFull(nil) = true")
+		}
+	})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("read-only", func(t *testing.T) {
+		t.Log("a store opened read-only on a full disk refuses writes with the same mark")
+		if err := os.Remove(filepath.Join(dir, "ballast")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		free := fillFS(t, fs)
+		defer free()
+		ro, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		if why := ro.Stats().WritesRefused; why != store.WritesRefusedReadOnly {
+			t.Errorf("Stats().WritesRefused = %q, want %q", why, store.WritesRefusedReadOnly)
+		}
+		for name, write := range writes {
+			if err := write(ro); err == nil || !store.IsFull(err) || !strings.Contains(err.Error(), "read-only") {
+				t.Errorf("%s on a read-only store = %v, want a read-only error IsFull reports", name, err)
+			}
+		}
+	})
+}
