@@ -30,7 +30,9 @@ import (
 //     blob ends in DATA_LOSS and the fetch goes on to the next remote);
 //     Gets that join it, and reads at an offset, are served from local
 //     once the fetch is over. Concurrent misses of one digest share one
-//     fetch. A miss everywhere reachable is NOT_FOUND listing each
+//     fetch. A remote stream that breaks, or stalls for
+//     Options.StreamStallDelay, midway is continued from the next tier at
+//     the same offset (see resumingStream). A miss everywhere reachable is NOT_FOUND listing each
 //     remote's reason; when no remote could answer at all, the error has
 //     the failure's own code (see foundNowhere). The caller's
 //     cancellation is returned as CANCELED or DEADLINE_EXCEEDED.
