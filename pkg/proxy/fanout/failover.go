@@ -28,9 +28,24 @@ import (
 // next one): DESIGN §3.3 treats a remote that cannot answer as skipped,
 // and a tier that misses its delay is treated the same way, so a read
 // holds one remote call at a time, and a stall costs at most delay.
+//
+// CAS reads also hedge (see hedge.go): lat, when set, holds each tier's
+// answer-time average, measured on clock.
 type failover struct {
 	delay time.Duration
 	tiers int
+	lat   []*latency
+	clock Clock
+}
+
+// newCASFailover is the failover of a CAS fan-out over tiers remotes, with
+// latency tracking for hedging.
+func newCASFailover(delay time.Duration, tiers int, clock Clock) failover {
+	f := failover{delay: delay, tiers: tiers, clock: clock}
+	for range tiers {
+		f.lat = append(f.lat, &latency{})
+	}
+	return f
 }
 
 // tierCall is one call to a tier under failover. Not safe for concurrent
@@ -40,6 +55,10 @@ type tierCall struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer // nil for the last tier
 	delay  time.Duration
+	lat    *latency // nil: not tracked
+	clock  Clock
+	start  time.Time
+	also   func() // called by release, if set
 }
 
 // begin prepares the call to the i-th tier (0-based). The caller must call
@@ -48,6 +67,10 @@ type tierCall struct {
 // done).
 func (f failover) begin(ctx context.Context, i int) *tierCall {
 	c := &tierCall{delay: f.delay}
+	if f.lat != nil {
+		c.lat, c.clock = f.lat[i], f.clock
+		c.start = f.clock.Now()
+	}
 	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	if i < f.tiers-1 {
 		c.ctx = store.WithFallback(c.ctx)
@@ -63,7 +86,12 @@ func (c *tierCall) answered() bool {
 }
 
 // release ends the call's context.
-func (c *tierCall) release() { c.cancel(nil) }
+func (c *tierCall) release() {
+	c.cancel(nil)
+	if c.also != nil {
+		c.also()
+	}
+}
 
 // stalled is the error of a tier that gave no answer within the delay.
 func (c *tierCall) stalled() error {
@@ -77,4 +105,14 @@ func (c *tierCall) outcome(inTime bool, err error) error {
 		return c.stalled()
 	}
 	return err
+}
+
+// observe adds the call's answer time to the tier's average when err is
+// an answer (nil or NOT_FOUND) given in time: failures say nothing about
+// how fast the tier usually answers.
+func (c *tierCall) observe(inTime bool, err error) {
+	if c.lat == nil || !inTime || (err != nil && status.Code(err) != codes.NotFound) {
+		return
+	}
+	c.lat.observe(c.clock.Now().Sub(c.start))
 }

@@ -56,17 +56,17 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error 
 // tier not asked yet, the remotes' labelled failures in pull order, and
 // nil when d is stored, else the remote's error or an errLocal.
 func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, d digest.Digest, tee *tee) (int, []error, error) {
-	rs, err := c.openResuming(ctx, i, d)
-	if err != nil {
-		return i + 1, []error{err}, err
+	rs, next, failures := c.openResuming(ctx, i, d)
+	if rs == nil {
+		return next, failures, failures[len(failures)-1]
 	}
 	defer rs.Close()
 	if !tee.take() {
-		err = c.store(ctx, rs.tier, d, rs)
+		err := c.store(ctx, rs.tier, d, rs)
 		return rs.next, rs.failuresWith(err), err
 	}
 	src := tee.source(rs)
-	err = c.store(ctx, rs.tier, d, src)
+	err := c.store(ctx, rs.tier, d, src)
 	var local errLocal
 	clientErr := err
 	if errors.As(err, &local) {

@@ -47,13 +47,70 @@ type resumingStream struct {
 	err      error   // sticky
 }
 
-// openResuming opens d at offset 0 from the i-th tier.
-func (c *fanoutCAS) openResuming(ctx context.Context, i int, d digest.Digest) (*resumingStream, error) {
-	rc, call, err := c.openTier(ctx, i, d, 0)
-	if err != nil {
-		return nil, err
+// openResuming opens d at offset 0 from the i-th tier, hedged with the
+// next one when it is slow to answer (see hedge.go). On failure it returns
+// a nil stream; either way, next is the first tier not asked yet and
+// failures are the tiers' labelled failures so far.
+func (c *fanoutCAS) openResuming(ctx context.Context, i int, d digest.Digest) (s *resumingStream, next int, failures []error) {
+	stream := func(at, next int, o opened, release func()) *resumingStream {
+		o.call.also = release
+		return &resumingStream{c: c, ctx: ctx, d: d, stall: c.opts.StreamStallDelay, at: at, next: next, call: o.call, rc: o.rc, failures: failures}
 	}
-	return &resumingStream{c: c, ctx: ctx, d: d, stall: c.opts.StreamStallDelay, at: i, next: i + 1, call: call, rc: rc}, nil
+	wait, hedge := c.failover.hedgeAfter(i)
+	if !hedge {
+		o := c.openOpened(ctx, i, d)
+		if o.err != nil {
+			return nil, i + 1, []error{o.err}
+		}
+		return stream(i, i+1, o, nil), i + 1, nil
+	}
+	r := race(ctx, wait,
+		func(ctx context.Context) opened { return c.openOpened(ctx, i, d) },
+		func(ctx context.Context) opened { return c.openOpened(ctx, i+1, d) },
+		func(o opened) bool { return o.err == nil }, opened.drop)
+	next = i + 1
+	if r.secondDone {
+		next = i + 2
+	}
+	for _, o := range []struct {
+		done bool
+		o    opened
+	}{{r.firstDone, r.first}, {r.secondDone, r.second}} {
+		if o.done && o.o.err != nil {
+			failures = append(failures, o.o.err)
+		}
+	}
+	switch {
+	case r.firstDone && r.first.err == nil:
+		if r.secondDone && r.second.err == nil {
+			r.second.drop() // both answered: pull order decides
+		}
+		return stream(i, next, r.first, r.release), next, failures
+	case r.secondDone && r.second.err == nil:
+		return stream(i+1, next, r.second, r.release), next, failures
+	}
+	r.release()
+	return nil, next, failures
+}
+
+// opened is the outcome of opening a tier's stream.
+type opened struct {
+	rc   io.ReadCloser
+	call *tierCall
+	err  error
+}
+
+// drop closes a stream that is not read.
+func (o opened) drop() {
+	if o.err == nil {
+		o.rc.Close()
+		o.call.release()
+	}
+}
+
+func (c *fanoutCAS) openOpened(ctx context.Context, i int, d digest.Digest) opened {
+	rc, call, err := c.openTier(ctx, i, d, 0)
+	return opened{rc, call, err}
 }
 
 // openTier opens d at offset from the i-th tier under failover: unless it
@@ -66,6 +123,7 @@ func (c *fanoutCAS) openTier(ctx context.Context, i int, d digest.Digest, offset
 	call := c.failover.begin(ctx, i)
 	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, offset)
 	inTime := call.answered()
+	call.observe(inTime, err)
 	if err == nil && !inTime {
 		// Opened just as the delay ran out: its context is cancelled.
 		rc.Close()
