@@ -108,10 +108,11 @@ func (c *tierCall) outcome(inTime bool, err error) error {
 }
 
 // observe adds the call's answer time to the tier's average when err is
-// an answer (nil or NOT_FOUND) given in time: failures say nothing about
-// how fast the tier usually answers.
+// an answer (nil or NOT_FOUND), or the time it was given when it was cut
+// off as stalled (it took at least that long); other failures say nothing
+// about how fast the tier answers.
 func (c *tierCall) observe(inTime bool, err error) {
-	if c.lat == nil || !inTime || (err != nil && status.Code(err) != codes.NotFound) {
+	if c.lat == nil || inTime && err != nil && status.Code(err) != codes.NotFound {
 		return
 	}
 	c.lat.observe(c.clock.Now().Sub(c.start))

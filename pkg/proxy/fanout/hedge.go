@@ -19,7 +19,12 @@ import (
 //   - after hedgeFactor times the tier's usual time (at least hedgeFloor),
 //     when it is slow now: a stall costs a few round trips, not the whole
 //     failover delay;
-//   - after a quarter of the failover delay for a tier that never answered.
+//   - for a tier that never answered, after 4× the next tier's usual time,
+//     or a quarter of the failover delay while neither ever answered.
+//
+// A call cut off as stalled counts as an answer that took the failover
+// delay, so a tier that stalls is asked together with the next from then
+// on, until its answers bring its average down again.
 //
 // The first tier to serve wins; when both have answered, pull order
 // decides. A first tier that has not answered when the read is decided
@@ -66,8 +71,10 @@ func (f failover) hedgeAfter(i int) (time.Duration, bool) {
 // never answered) in front of one of usual time next (zero: unknown).
 func hedgeDelay(this, next, failoverDelay time.Duration) time.Duration {
 	switch {
-	case this == 0:
+	case this == 0 && next == 0:
 		return failoverDelay / 4
+	case this == 0:
+		this = next // no answer yet: as fast as the next would be usual
 	case next > 0 && this >= hedgeRatio*next && this-next >= hedgeMinGap:
 		return 0
 	}

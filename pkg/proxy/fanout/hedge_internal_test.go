@@ -13,7 +13,8 @@ func TestHedgeDelay(t *testing.T) {
 		this, next time.Duration
 		want       time.Duration
 	}{
-		{"never answered", "a tier with no answer yet is given a quarter of the failover delay", 0, ms, failover / 4},
+		{"never answered", "while no tier answered yet, a tier is given a quarter of the failover delay", 0, 0, failover / 4},
+		{"never answered, next known", "a tier with no answer yet is given a few times what the next usually takes", 0, 20 * ms, 80 * ms},
 		{"far in front of near", "a tier 4× slower than the next, and by 5 ms, is asked together with it", 40 * ms, ms, 0},
 		{"next unknown", "without the next tier's time, the tier gets a few times its own", 40 * ms, 0, 160 * ms},
 		{"slower but close", "4× slower but by less than 5 ms is not worth a second call at once", 4 * ms, ms, 16 * ms},
