@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/store"
@@ -79,5 +82,34 @@ func TestSlowFirstTierIsHedged(t *testing.T) {
 				t.Fatalf("%s with r1 (50 ms) held and r2 (1 ms) holding the blob: %v; want r2's copy at once", rd.name, err)
 			}
 		})
+	}
+}
+
+func TestHedgedBatchTakesEachBlobWhereItIs(t *testing.T) {
+	t.Log("a hedged batch asks both remotes about every blob: each is served from whichever has it, and only what neither has is missing")
+	warm, _ := blob("warm-up, in r2 only")
+	x, xb := blob("x, in r1 only")
+	y, yb := blob("y, in r2 only")
+	z, _ := blob("z, nowhere")
+	clock := &fakeClock{}
+	r1 := &pacedCAS{CAS: memoryWith(t, "x, in r1 only"), clock: clock, cost: 50 * time.Millisecond}
+	r2 := &pacedCAS{CAS: memoryWith(t, "warm-up, in r2 only", "y, in r2 only"), clock: clock, cost: time.Millisecond}
+	opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock}
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: r1}, {Name: "r2", CAS: r2}}, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if r := store.GetMany(ctx, c, []digest.Digest{warm})[0]; r.Err != nil {
+		t.Fatalf("warm-up: %v", r.Err)
+	}
+	missing, err := c.FindMissing(ctx, []digest.Digest{x, y, z})
+	if err != nil || len(missing) != 1 || missing[0] != z {
+		t.Errorf("FindMissing(x, y, z) = %v, %v; want [z]", missing, err)
+	}
+	rs := store.GetMany(ctx, c, []digest.Digest{x, y, z})
+	if string(rs[0].Data) != string(xb) || rs[0].Err != nil || string(rs[1].Data) != string(yb) || rs[1].Err != nil {
+		t.Errorf("GetMany x, y = (%q, %v), (%q, %v); want r1's x and r2's y", rs[0].Data, rs[0].Err, rs[1].Data, rs[1].Err)
+	}
+	if status.Code(rs[2].Err) != codes.NotFound {
+		t.Errorf("GetMany z: %v; want NOT_FOUND", rs[2].Err)
 	}
 }
