@@ -24,13 +24,14 @@ import (
 //     toward its breaker, so that after a few stalls the remote is skipped
 //     until its cool-down, and the read goes on to the next tier.
 //
-// A stalled tier is cut off rather than hedged (asked in parallel with the
-// next one): DESIGN §3.3 treats a remote that cannot answer as skipped,
-// and a tier that misses its delay is treated the same way, so a read
-// holds one remote call at a time, and a stall costs at most delay.
-//
-// CAS reads also hedge (see hedge.go): lat, when set, holds each tier's
-// answer-time average, measured on clock.
+// A tier that misses its delay is skipped like one that cannot answer
+// (DESIGN §3.3). Action-cache lookups, whose order is semantic, hold one
+// remote call at a time, so a stall costs them at most delay. CAS reads,
+// where any verified copy will do, also hedge (see hedge.go): the next
+// tier is asked before the delay runs out, and the first copy found wins;
+// lat, when set, holds each tier's answer-time average, measured on clock.
+// A stream that stalls after its first bytes is handled by
+// resumingStream.
 type failover struct {
 	delay time.Duration
 	tiers int
