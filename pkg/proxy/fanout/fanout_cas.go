@@ -45,7 +45,9 @@ import (
 // is negative, NewExistenceCachingCAS. A remote with a later tier behind it
 // gets one attempt and Options.FailoverDelay to answer (see failover); the
 // last tier's timeouts are the remote client's (the upstream package's
-// retries, request and idle timeouts). Safe for concurrent use.
+// retries, request and idle timeouts). A remote that is slow to answer,
+// by its answer-time average, is hedged with the next one: FindMissing,
+// Get and GetMany ask both and take the first copy found (see hedge.go). Safe for concurrent use.
 func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 	opts = opts.withDefaults()
 	c := &fanoutCAS{
