@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -45,6 +46,7 @@ type resumingStream struct {
 	resumed  []int64 // offsets at which the stream moved to another tier
 	failures []error // labelled failures of the tiers given up on, in order
 	err      error   // sticky
+	errAt    int     // the index of err in failures
 }
 
 // openResuming opens d at offset 0 from the i-th tier, hedged with the
@@ -145,8 +147,9 @@ func (s *resumingStream) Read(p []byte) (int, error) {
 		}
 		failure := s.tierError(err)
 		s.failures = append(s.failures, failure)
+		at := len(s.failures) - 1
 		if !s.resume() {
-			s.err = failure
+			s.err, s.errAt = failure, at
 		}
 		if n > 0 {
 			return n, nil
@@ -226,14 +229,16 @@ func (s *resumingStream) tier() (string, Tier) {
 }
 
 // failuresWith is the remotes' failures once the stream was stored with
-// outcome err: a failure that ended the stream is the last one already (err
+// outcome err: a failure that ended the stream is among them already (err
 // may restate it, e.g. as bad data); any other is added.
 func (s *resumingStream) failuresWith(err error) []error {
 	switch {
 	case err == nil:
 		return nil
 	case s.err != nil:
-		return append(s.failures[:len(s.failures)-1:len(s.failures)-1], err)
+		out := slices.Clone(s.failures)
+		out[s.errAt] = err
+		return out
 	}
 	return append(s.failures, err)
 }

@@ -150,3 +150,20 @@ func TestBrokenStreamWithNoLaterTierFails(t *testing.T) {
 		t.Error("a partial blob was stored")
 	}
 }
+
+func TestBrokenStreamNoOtherCopyListsEveryRemote(t *testing.T) {
+	t.Log("a stream that breaks midway with no other copy anywhere ends in an error that gives each remote's own reason, in pull order")
+	d, _, remote := bigBlob(t, 64*teeChunk)
+	tiers := []fanout.Tier{
+		{Name: "r1", CAS: chunkyCAS{CAS: remote, failAfter: 8 * teeChunk}},
+		{Name: "r2", CAS: store.NewMemory()},
+	}
+	c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{})
+	// A read at an offset waits for the fetch and reports its outcome.
+	_, err := readAll(context.Background(), c, d, 1)
+	msg := status.Convert(err).Message()
+	r1, r2 := strings.Index(msg, "upstream[1] r1: stream broke (Unavailable)"), strings.Index(msg, "upstream[2] r2")
+	if status.Code(err) != codes.NotFound || r1 < 0 || r2 < r1 || strings.Count(msg, "upstream[1]") != 1 {
+		t.Errorf("read: %v; want NOT_FOUND listing r1's break, then r2's miss", err)
+	}
+}
