@@ -195,7 +195,7 @@ func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, ds []digest.Digest
 	r := race(ctx, wait,
 		func(ctx context.Context) []store.BlobResult { return c.getManyFrom(ctx, i, want) },
 		func(ctx context.Context) []store.BlobResult { return c.getManyFrom(ctx, i+1, want) },
-		allServed, nil)
+		allServed, nil, c.hedged(i))
 	r.release()
 	if !r.secondDone {
 		return c.settleMany(ctx, i, ds, pending, r.first, out, reasons), i + 1

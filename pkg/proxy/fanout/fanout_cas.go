@@ -56,6 +56,7 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		metrics:  newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
 		flights:  newFlightGroup(),
 		failover: newCASFailover(opts.FailoverDelay, len(remotes), opts.Clock),
+		fmetrics: newFailoverMetrics(opts.Registerer),
 	}
 	for _, t := range remotes {
 		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
@@ -74,6 +75,7 @@ type fanoutCAS struct {
 	metrics  *metrics
 	flights  *flightGroup
 	failover failover
+	fmetrics failoverMetrics
 }
 
 func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
@@ -104,7 +106,7 @@ func (c *fanoutCAS) findMissingFrom(ctx context.Context, i int, unknown []digest
 		r := race(ctx, wait,
 			func(ctx context.Context) []digest.Digest { return c.askFindMissing(ctx, i, asked) },
 			func(ctx context.Context) []digest.Digest { return c.findMissingFrom(ctx, next, asked) },
-			func(missing []digest.Digest) bool { return len(missing) == 0 }, nil)
+			func(missing []digest.Digest) bool { return len(missing) == 0 }, nil, c.hedged(i))
 		r.release()
 		switch {
 		case !r.secondDone:

@@ -104,8 +104,9 @@ func (r raced[T]) release() {
 // then is cancelled; a first one is left to finish in the background (its
 // failover delay bounds it), so that its outcome still reaches its
 // latency average and breaker. drop, if not nil, releases the result of a
-// call that finishes after the race was decided.
-func race[T any](ctx context.Context, wait time.Duration, first, second func(context.Context) T, enough func(T) bool, drop func(T)) raced[T] {
+// call that finishes after the race was decided; hedged, if not nil, is
+// called when second is started.
+func race[T any](ctx context.Context, wait time.Duration, first, second func(context.Context) T, enough func(T) bool, drop func(T), hedged func()) raced[T] {
 	fctx, abandon, cancelFirst := detachable(ctx)
 	firstc := make(chan T, 1)
 	go func() { firstc <- first(fctx) }()
@@ -118,6 +119,9 @@ func race[T any](ctx context.Context, wait time.Duration, first, second func(con
 		r.firstDone = true
 		return r
 	case <-timer.C:
+	}
+	if hedged != nil {
+		hedged()
 	}
 	secondc := make(chan T, 1)
 	go func() { secondc <- second(sctx) }()
@@ -160,4 +164,9 @@ func detachable(ctx context.Context) (dctx context.Context, abandon, cancel func
 		}
 	})
 	return dctx, func() { abandoned.Store(true) }, func() { stop(); cancelCtx() }
+}
+
+// hedged returns the function that counts a hedge of the i-th tier.
+func (c *fanoutCAS) hedged(i int) func() {
+	return c.fmetrics.hedged.WithLabelValues(c.remotes[i].Name).Inc
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -68,7 +69,8 @@ func TestSlowFirstTierIsHedged(t *testing.T) {
 			r2 := &pacedCAS{CAS: memoryWith(t, "warm-up, in r2 only", "in r2 only"), clock: clock, cost: time.Millisecond}
 			// Only a hedge can end a read while r1 waits: its failover
 			// delay is an hour away.
-			opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock}
+			reg := prometheus.NewRegistry()
+			opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock, Registerer: reg}
 			c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: r1}, {Name: "r2", CAS: r2}}, opts)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -80,6 +82,9 @@ func TestSlowFirstTierIsHedged(t *testing.T) {
 			r1.gate = gate
 			if err := rd.read(ctx, c, d); err != nil {
 				t.Fatalf("%s with r1 (50 ms) held and r2 (1 ms) holding the blob: %v; want r2's copy at once", rd.name, err)
+			}
+			if n := metricValue(t, reg, "castd_fanout_hedged_total", "r1"); n != 1 {
+				t.Errorf("castd_fanout_hedged_total{remote=r1} = %v; want 1", n)
 			}
 		})
 	}

@@ -69,7 +69,7 @@ func (c *fanoutCAS) openResuming(ctx context.Context, i int, d digest.Digest) (s
 	r := race(ctx, wait,
 		func(ctx context.Context) opened { return c.openOpened(ctx, i, d) },
 		func(ctx context.Context) opened { return c.openOpened(ctx, i+1, d) },
-		func(o opened) bool { return o.err == nil }, opened.drop)
+		func(o opened) bool { return o.err == nil }, opened.drop, c.hedged(i))
 	next = i + 1
 	if r.secondDone {
 		next = i + 2
@@ -194,6 +194,7 @@ func (s *resumingStream) resume() bool {
 		}
 		s.c.opts.Logger.Warn("fanout: a remote stream broke midway; resumed from the next tier",
 			"digest", s.d.String(), "offset", s.pos, "err", s.failures[len(s.failures)-1], "from", remoteLabel(s.next, s.c.remotes[s.next].Name))
+		s.c.fmetrics.resumed.WithLabelValues(s.c.remotes[s.at].Name).Inc()
 		s.at, s.rc, s.call = s.next, rc, call
 		s.next++
 		s.resumed = append(s.resumed, s.pos)

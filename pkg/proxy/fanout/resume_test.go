@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -91,7 +92,8 @@ func TestBrokenStreamResumesFromTheNextTier(t *testing.T) {
 			// Opening never stalls (the failover delay is far off): only the
 			// stream stall delay can cut the stalled stream, whenever the
 			// machine gets to it.
-			opts := fanout.Options{FailoverDelay: time.Hour, StreamStallDelay: time.Millisecond}
+			reg := prometheus.NewRegistry()
+			opts := fanout.Options{FailoverDelay: time.Hour, StreamStallDelay: time.Millisecond, Registerer: reg}
 			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: tc.first(remote)}, {Name: "r2", CAS: r2}}, opts)
 			got, err := readAll(context.Background(), c, d, 0)
 			if err != nil || got != string(b) {
@@ -104,6 +106,9 @@ func TestBrokenStreamResumesFromTheNextTier(t *testing.T) {
 			}
 			if stored, err := readAll(context.Background(), local, d, 0); err != nil || stored != string(b) {
 				t.Errorf("local copy: %v (correct: %v)", err, stored == string(b))
+			}
+			if n := metricValue(t, reg, "castd_fanout_resumed_total", "r1"); n != 1 {
+				t.Errorf("castd_fanout_resumed_total{remote=r1} = %v; want 1", n)
 			}
 			if tc.name == "stall midway" && !<-stalled {
 				t.Error("r1's stream was not cut as stalled (its breaker would not count it)")
