@@ -3,6 +3,8 @@ package fanout_test
 import (
 	"context"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +118,67 @@ func TestHedgedBatchTakesEachBlobWhereItIs(t *testing.T) {
 	}
 	if status.Code(rs[2].Err) != codes.NotFound {
 		t.Errorf("GetMany z: %v; want NOT_FOUND", rs[2].Err)
+	}
+}
+
+// breakingCAS serves base's blobs teeChunk bytes per Read and breaks
+// (UNAVAILABLE) after failAfter bytes, calling onBreak first.
+type breakingCAS struct {
+	store.CAS
+	failAfter int
+	onBreak   func()
+}
+
+func (c breakingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	rc, err := chunkyCAS{CAS: c.CAS, failAfter: c.failAfter}.Get(ctx, d, offset)
+	if err != nil {
+		return nil, err
+	}
+	return &breakNotifier{ReadCloser: rc, onBreak: c.onBreak}, nil
+}
+
+type breakNotifier struct {
+	io.ReadCloser
+	onBreak func()
+}
+
+func (b *breakNotifier) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.onBreak()
+	}
+	return n, err
+}
+
+func TestStreamFromHedgeWinnerFinishedByTheSlowTier(t *testing.T) {
+	t.Log("when the near remote that won a hedge breaks midway and nothing comes after it, the far remote the hedge did not wait for finishes the stream")
+	warm, _ := blob("warm-up, in r2 only")
+	d, b, remote := bigBlob(t, 64*teeChunk)
+	near := memoryWith(t, "warm-up, in r2 only")
+	if err := near.Put(context.Background(), d, strings.NewReader(string(b))); err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{}
+	r1 := &pacedCAS{CAS: remote, clock: clock, cost: 50 * time.Millisecond}
+	var once sync.Once
+	gate := make(chan struct{})
+	release := func() { once.Do(func() { close(gate) }) }
+	defer release()
+	r2 := &pacedCAS{CAS: breakingCAS{CAS: near, failAfter: 8 * teeChunk, onBreak: release}, clock: clock, cost: time.Millisecond}
+	r1Offsets := &offsetLog{CAS: r1}
+	opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock}
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: r1Offsets}, {Name: "r2", CAS: r2}}, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := readAll(ctx, c, warm, 0); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	r1.gate = gate // r1 holds its calls until r2's stream breaks
+	got, err := readAll(ctx, c, d, 0)
+	if err != nil || got != string(b) {
+		t.Fatalf("read: %d of %d bytes (exact: %v), %v; want the blob, finished from r1", len(got), len(b), got == string(b), err)
+	}
+	if offs := r1Offsets.got(); len(offs) != 3 || offs[2] < 8*teeChunk {
+		t.Errorf("r1 Gets at offsets %v; want the warm-up, the hedged open and one where r2 broke", offs)
 	}
 }

@@ -38,8 +38,9 @@ type resumingStream struct {
 	ctx      context.Context
 	d        digest.Digest
 	stall    time.Duration
-	at       int // the tier being read
-	next     int // the first tier not asked yet
+	at       int   // the tier being read
+	next     int   // the first tier not asked yet
+	passed   []int // tiers a hedge did not wait for, to continue from last
 	call     *tierCall
 	rc       io.ReadCloser
 	pos      int64   // bytes received
@@ -89,7 +90,11 @@ func (c *fanoutCAS) openResuming(ctx context.Context, i int, d digest.Digest) (s
 		}
 		return stream(i, next, r.first, r.release), next, failures
 	case r.secondDone && r.second.err == nil:
-		return stream(i+1, next, r.second, r.release), next, failures
+		s := stream(i+1, next, r.second, r.release)
+		if !r.firstDone {
+			s.passed = []int{i} // it may still have d, should the next break
+		}
+		return s, next, failures
 	}
 	r.release()
 	return nil, next, failures
@@ -186,21 +191,39 @@ func (s *resumingStream) tierError(err error) error {
 // gone).
 func (s *resumingStream) resume() bool {
 	s.closeTier()
-	for ; s.next < len(s.c.remotes) && s.ctx.Err() == nil; s.next++ {
-		rc, call, err := s.c.openTier(s.ctx, s.next, s.d, s.pos)
+	for s.ctx.Err() == nil {
+		j, ok := s.candidate()
+		if !ok {
+			return false
+		}
+		rc, call, err := s.c.openTier(s.ctx, j, s.d, s.pos)
 		if err != nil {
 			s.failures = append(s.failures, err)
 			continue
 		}
 		s.c.opts.Logger.Warn("fanout: a remote stream broke midway; resumed from the next tier",
-			"digest", s.d.String(), "offset", s.pos, "err", s.failures[len(s.failures)-1], "from", remoteLabel(s.next, s.c.remotes[s.next].Name))
+			"digest", s.d.String(), "offset", s.pos, "err", s.failures[len(s.failures)-1], "from", remoteLabel(j, s.c.remotes[j].Name))
 		s.c.fmetrics.resumed.WithLabelValues(s.c.remotes[s.at].Name).Inc()
-		s.at, s.rc, s.call = s.next, rc, call
-		s.next++
+		s.at, s.rc, s.call = j, rc, call
 		s.resumed = append(s.resumed, s.pos)
 		return true
 	}
 	return false
+}
+
+// candidate is the next tier to continue from: the later tiers in pull
+// order, then those a hedge passed over (asked, but not waited for).
+func (s *resumingStream) candidate() (int, bool) {
+	switch {
+	case s.next < len(s.c.remotes):
+		s.next++
+		return s.next - 1, true
+	case len(s.passed) > 0:
+		j := s.passed[0]
+		s.passed = s.passed[1:]
+		return j, true
+	}
+	return 0, false
 }
 
 func (s *resumingStream) closeTier() {
