@@ -3,7 +3,6 @@ package integration_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -283,8 +282,9 @@ func TestFaultMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	// Large enough that 1 MiB into it the read is well under way.
-	const midway = 1 << 20
+	// Large enough that 3 MiB into it the read is well under way: past
+	// A's first 1 MiB messages, so the fault hits an open stream.
+	const midway = 3 << 20
 	ctx := ctxFor(t, 2*time.Minute)
 	var big []blob
 	for range 4 {
@@ -304,28 +304,18 @@ func TestFaultMidStream(t *testing.T) {
 		name, why string
 		mode      faultproxy.Mode
 		onlyA     bool
-		codes     []codes.Code // nil: the read must succeed
-		// pending marks a case that fails with the production code of
-		// this commit; it runs only with CASTD_FAULT_PENDING=1. Stall:
-		// castd waits out its 60 s stream idle timeout before asking B.
-		// Cut: once the first bytes went to the client, A's error ends
-		// the client's read (tee.go) instead of B finishing it.
-		pending bool
+		codes     []codes.Code // nil: the read must succeed, continued from B
 	}{
-		{name: "stall midway, second remote healthy", why: "the read goes on from B within the per-read limit, exact",
-			mode: faultproxy.Stall().After(midway), pending: true},
-		{name: "cut midway, second remote healthy", why: "the broken stream is finished from B, exact",
-			mode: faultproxy.Down().After(midway), pending: true},
+		{name: "stall midway, second remote healthy", why: "the stalled stream is cut after castd's stream stall delay (5 s) and finished from B at the same offset, exact",
+			mode: faultproxy.Stall().After(midway)},
+		{name: "cut midway, second remote healthy", why: "the broken stream is finished from B at the same offset, exact",
+			mode: faultproxy.Down().After(midway)},
 		{name: "stall midway, only remote", why: "a silent stream ends in a clear error, not a hang",
 			mode: faultproxy.Stall().After(midway), onlyA: true, codes: []codes.Code{codes.Unavailable, codes.DeadlineExceeded}},
 		{name: "cut midway, only remote", why: "a cut stream from a remote that then resets everything is UNAVAILABLE",
 			mode: faultproxy.Down().After(midway), onlyA: true, codes: []codes.Code{codes.Unavailable}},
 	}
 	for i, tc := range tests {
-		if tc.pending && os.Getenv("CASTD_FAULT_PENDING") != "1" {
-			t.Logf("%s: pending a production fix; CASTD_FAULT_PENDING=1 runs it", tc.name)
-			continue
-		}
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			bl := big[i]
@@ -347,6 +337,8 @@ func TestFaultMidStream(t *testing.T) {
 				t.Fatalf("A sent only %d bytes; the fault did not hit the stream midway", st.ToClient)
 			case tc.codes == nil && (err != nil || !bytes.Equal(got, bl.data)):
 				t.Errorf("ByteStream Read of %d bytes with A %s: after %v: %d bytes, %v; want them exact within %v", len(bl.data), tc.mode, took, len(got), err, limit)
+			case tc.codes == nil && !strings.Contains(ws.logs.String(), "resumed from the next tier"):
+				t.Errorf("ByteStream Read with A %s: exact after %v, but castd did not log resuming A's stream from B", tc.mode, took)
 			case tc.codes != nil && (!slices.Contains(tc.codes, status.Code(err)) || !strings.Contains(status.Convert(err).Message(), proxy.Addr())):
 				t.Errorf("ByteStream Read with the only remote %s: after %v: %d bytes, %v; want %v naming %s", tc.mode, took, len(got), err, tc.codes, proxy.Addr())
 			default:

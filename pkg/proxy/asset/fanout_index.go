@@ -32,11 +32,16 @@ type FanoutOptions struct {
 	OnRemoteHit func(a Asset, ref Ref, tier Tier)
 	// Logger receives skipped-remote reports; nil means slog.Default().
 	Logger *slog.Logger
+	// FailoverDelay is how long an index remote with a later one behind it
+	// may take to answer before the next is asked (see lookupTier). Zero
+	// means DefaultFailoverDelay.
+	FailoverDelay time.Duration
 }
 
 // NewFanout returns the ordered asset index: local first, then the index
 // remotes in pull order. A local failure is returned; a remote that fails
-// is skipped and logged; a miss is
+// is skipped and logged, and one with a later remote behind it gets a
+// single attempt and FanoutOptions.FailoverDelay to answer; a miss is
 // NOT_FOUND only when every tier missed or failed (the message lists the
 // failures). A remote hit is recorded in local, under the URI that matched,
 // with the remote's expiry. Record writes to local only, then calls
@@ -46,6 +51,9 @@ type FanoutOptions struct {
 func NewFanout(local Index, tiers []Tier, opts FanoutOptions) Index {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.FailoverDelay <= 0 {
+		opts.FailoverDelay = DefaultFailoverDelay
 	}
 	return &fanoutIndex{local: local, tiers: append([]Tier(nil), tiers...), opts: opts}
 }
@@ -63,8 +71,8 @@ func (f *fanoutIndex) Lookup(ctx context.Context, a Asset, oldest time.Time) (Re
 	}
 	var failures []string
 	failed := codes.OK // the last failure's code while every remote failed
-	for _, t := range f.tiers {
-		ref, err := t.Index.Lookup(ctx, a, oldest)
+	for i, t := range f.tiers {
+		ref, err := f.lookupTier(ctx, i, a, oldest)
 		switch {
 		case err == nil:
 			f.remoteHit(ctx, a, ref, t)

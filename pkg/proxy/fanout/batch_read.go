@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
@@ -126,11 +127,8 @@ func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight
 func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	out, pending := c.recheckLocal(ctx, ds)
 	reasons := make([][]error, len(ds))
-	for i, t := range c.remotes {
-		if len(pending) == 0 || ctx.Err() != nil {
-			break
-		}
-		pending = c.fetchManyFrom(ctx, i, t, ds, pending, out, reasons)
+	for i := 0; i < len(c.remotes) && len(pending) > 0 && ctx.Err() == nil; {
+		pending, i = c.fetchManyFrom(ctx, i, ds, pending, out, reasons)
 	}
 	gone := callerGone(ctx)
 	for _, i := range pending {
@@ -190,16 +188,81 @@ func (c *fanoutCAS) readArrived(ctx context.Context, ds []digest.Digest, arrived
 }
 
 // fetchManyFrom asks the i-th remote for ds[j], j in pending, stores what
-// it serves and returns the indexes still to be found; each one's reason
-// is added to reasons.
-func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []digest.Digest, pending []int, out []store.BlobResult, reasons [][]error) []int {
-	name := remoteLabel(i, t.Name)
+// it serves and returns the indexes still to be found (each one's reason
+// added to reasons) and the next tier to ask. A remote slow to answer is
+// hedged with the next one (see hedge.go): each blob is then taken from
+// the first of the two in pull order that served it.
+func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, ds []digest.Digest, pending []int, out []store.BlobResult, reasons [][]error) ([]int, int) {
 	want := make([]digest.Digest, len(pending))
 	for k, j := range pending {
 		want[k] = ds[j]
 	}
-	rs := c.getManyFrom(ctx, i, t, want)
-	errs := c.storeMany(ctx, name, t, want, rs)
+	wait, hedge := c.failover.hedgeAfter(i)
+	if !hedge {
+		return c.settleMany(ctx, i, ds, pending, c.getManyFrom(ctx, i, want), out, reasons), i + 1
+	}
+	r := race(ctx, wait,
+		func(ctx context.Context) []store.BlobResult { return c.getManyFrom(ctx, i, want) },
+		func(ctx context.Context) []store.BlobResult { return c.getManyFrom(ctx, i+1, want) },
+		allServed, nil, c.hedged(i))
+	r.release()
+	if !r.secondDone {
+		return c.settleMany(ctx, i, ds, pending, r.first, out, reasons), i + 1
+	}
+	var first, second, neither []int // positions in pending
+	for k := range pending {
+		switch {
+		case r.firstDone && r.first[k].Err == nil:
+			first = append(first, k)
+		case r.second[k].Err == nil:
+			second = append(second, k)
+		default:
+			neither = append(neither, k)
+		}
+	}
+	still := c.settleMany(ctx, i, ds, pick(pending, first), pick(r.first, first), out, reasons)
+	still = append(still, c.settleMany(ctx, i+1, ds, pick(pending, second), pick(r.second, second), out, reasons)...)
+	for _, k := range neither {
+		j := pending[k]
+		if r.firstDone {
+			reasons[j] = append(reasons[j], c.remoteReadFailed(remoteLabel(i, c.remotes[i].Name), c.remotes[i], ds[j], r.first[k].Err))
+		}
+		reasons[j] = append(reasons[j], c.remoteReadFailed(remoteLabel(i+1, c.remotes[i+1].Name), c.remotes[i+1], ds[j], r.second[k].Err))
+		still = append(still, j)
+	}
+	slices.Sort(still)
+	return still, i + 2
+}
+
+// allServed reports whether every entry of rs was served.
+func allServed(rs []store.BlobResult) bool {
+	for _, r := range rs {
+		if r.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// pick returns xs[k] for k in at.
+func pick[T any](xs []T, at []int) []T {
+	out := make([]T, len(at))
+	for n, k := range at {
+		out[n] = xs[k]
+	}
+	return out
+}
+
+// settleMany stores what the i-th remote served (rs, its answer for
+// ds[j], j in pending) and returns the indexes still to be found; each
+// one's reason is added to reasons.
+func (c *fanoutCAS) settleMany(ctx context.Context, i int, ds []digest.Digest, pending []int, rs []store.BlobResult, out []store.BlobResult, reasons [][]error) []int {
+	t := c.remotes[i]
+	want := make([]digest.Digest, len(pending))
+	for k, j := range pending {
+		want[k] = ds[j]
+	}
+	errs := c.storeMany(ctx, remoteLabel(i, t.Name), t, want, rs)
 	var still []int
 	for k, j := range pending {
 		var local errLocal
@@ -220,7 +283,8 @@ func (c *fanoutCAS) fetchManyFrom(ctx context.Context, i int, t Tier, ds []diges
 // failover delay unless it is the last tier: when the delay runs out, the
 // entries that failed (cancelled) fail as stalled; those that arrived are
 // kept.
-func (c *fanoutCAS) getManyFrom(ctx context.Context, i int, t Tier, want []digest.Digest) []store.BlobResult {
+func (c *fanoutCAS) getManyFrom(ctx context.Context, i int, want []digest.Digest) []store.BlobResult {
+	t := c.remotes[i]
 	call := c.failover.begin(ctx, i)
 	defer call.release()
 	rs := store.GetMany(call.ctx, t.CAS, want)
@@ -228,6 +292,7 @@ func (c *fanoutCAS) getManyFrom(ctx context.Context, i int, t Tier, want []diges
 	if len(rs) != len(want) {
 		return failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
 	}
+	call.observe(inTime, firstFailure(rs))
 	for k := range rs {
 		rs[k].Err = call.outcome(inTime, rs[k].Err)
 	}
@@ -281,6 +346,16 @@ func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d diges
 		return c.serveUnstored(name, t, d, r)
 	}
 	return errLocal{labelLocal(err)}
+}
+
+// firstFailure is the first error of rs that is not NOT_FOUND, or nil.
+func firstFailure(rs []store.BlobResult) error {
+	for _, r := range rs {
+		if r.Err != nil && status.Code(r.Err) != codes.NotFound {
+			return r.Err
+		}
+	}
+	return nil
 }
 
 // failAll is n results that all fail with err.

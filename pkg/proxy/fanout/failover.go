@@ -24,13 +24,29 @@ import (
 //     toward its breaker, so that after a few stalls the remote is skipped
 //     until its cool-down, and the read goes on to the next tier.
 //
-// A stalled tier is cut off rather than hedged (asked in parallel with the
-// next one): DESIGN §3.3 treats a remote that cannot answer as skipped,
-// and a tier that misses its delay is treated the same way, so a read
-// holds one remote call at a time, and a stall costs at most delay.
+// A tier that misses its delay is skipped like one that cannot answer
+// (DESIGN §3.3). Action-cache lookups, whose order is semantic, hold one
+// remote call at a time, so a stall costs them at most delay. CAS reads,
+// where any verified copy will do, also hedge (see hedge.go): the next
+// tier is asked before the delay runs out, and the first copy found wins;
+// lat, when set, holds each tier's answer-time average, measured on clock.
+// A stream that stalls after its first bytes is handled by
+// resumingStream.
 type failover struct {
 	delay time.Duration
 	tiers int
+	lat   []*latency
+	clock Clock
+}
+
+// newCASFailover is the failover of a CAS fan-out over tiers remotes, with
+// latency tracking for hedging.
+func newCASFailover(delay time.Duration, tiers int, clock Clock) failover {
+	f := failover{delay: delay, tiers: tiers, clock: clock}
+	for range tiers {
+		f.lat = append(f.lat, &latency{})
+	}
+	return f
 }
 
 // tierCall is one call to a tier under failover. Not safe for concurrent
@@ -40,6 +56,10 @@ type tierCall struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer // nil for the last tier
 	delay  time.Duration
+	lat    *latency // nil: not tracked
+	clock  Clock
+	start  time.Time
+	also   func() // called by release, if set
 }
 
 // begin prepares the call to the i-th tier (0-based). The caller must call
@@ -48,6 +68,10 @@ type tierCall struct {
 // done).
 func (f failover) begin(ctx context.Context, i int) *tierCall {
 	c := &tierCall{delay: f.delay}
+	if f.lat != nil {
+		c.lat, c.clock = f.lat[i], f.clock
+		c.start = f.clock.Now()
+	}
 	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	if i < f.tiers-1 {
 		c.ctx = store.WithFallback(c.ctx)
@@ -63,7 +87,12 @@ func (c *tierCall) answered() bool {
 }
 
 // release ends the call's context.
-func (c *tierCall) release() { c.cancel(nil) }
+func (c *tierCall) release() {
+	c.cancel(nil)
+	if c.also != nil {
+		c.also()
+	}
+}
 
 // stalled is the error of a tier that gave no answer within the delay.
 func (c *tierCall) stalled() error {
@@ -77,4 +106,15 @@ func (c *tierCall) outcome(inTime bool, err error) error {
 		return c.stalled()
 	}
 	return err
+}
+
+// observe adds the call's answer time to the tier's average when err is
+// an answer (nil or NOT_FOUND), or the time it was given when it was cut
+// off as stalled (it took at least that long); other failures say nothing
+// about how fast the tier answers.
+func (c *tierCall) observe(inTime bool, err error) {
+	if c.lat == nil || inTime && err != nil && status.Code(err) != codes.NotFound {
+		return
+	}
+	c.lat.observe(c.clock.Now().Sub(c.start))
 }

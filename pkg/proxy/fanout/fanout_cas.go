@@ -30,7 +30,9 @@ import (
 //     blob ends in DATA_LOSS and the fetch goes on to the next remote);
 //     Gets that join it, and reads at an offset, are served from local
 //     once the fetch is over. Concurrent misses of one digest share one
-//     fetch. A miss everywhere reachable is NOT_FOUND listing each
+//     fetch. A remote stream that breaks, or stalls for
+//     Options.StreamStallDelay, midway is continued from the next tier at
+//     the same offset (see resumingStream). A miss everywhere reachable is NOT_FOUND listing each
 //     remote's reason; when no remote could answer at all, the error has
 //     the failure's own code (see foundNowhere). The caller's
 //     cancellation is returned as CANCELED or DEADLINE_EXCEEDED.
@@ -46,7 +48,9 @@ import (
 // is negative, NewExistenceCachingCAS. A remote with a later tier behind it
 // gets one attempt and Options.FailoverDelay to answer (see failover); the
 // last tier's timeouts are the remote client's (the upstream package's
-// retries, request and idle timeouts). Safe for concurrent use.
+// retries, request and idle timeouts). A remote that is slow to answer,
+// by its answer-time average, is hedged with the next one: FindMissing,
+// Get and GetMany ask both and take the first copy found (see hedge.go). Safe for concurrent use.
 func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 	opts = opts.withDefaults()
 	c := &fanoutCAS{
@@ -54,7 +58,8 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		opts:     opts,
 		metrics:  newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
 		flights:  newFlightGroup(),
-		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
+		failover: newCASFailover(opts.FailoverDelay, len(remotes), opts.Clock),
+		fmetrics: newFailoverMetrics(opts.Registerer),
 		refusals: newRefusals(opts),
 	}
 	for _, t := range remotes {
@@ -75,6 +80,7 @@ type fanoutCAS struct {
 	flights  *flightGroup
 	failover failover
 	refusals *refusals
+	fmetrics failoverMetrics
 }
 
 func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
@@ -82,24 +88,60 @@ func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]dige
 	if err != nil {
 		return nil, labelLocal(err)
 	}
-	for i, t := range c.remotes {
-		if len(unknown) == 0 {
-			break
-		}
-		call := c.failover.begin(ctx, i)
-		missing, err := t.CAS.FindMissing(call.ctx, unknown)
-		err = call.outcome(call.answered(), err)
-		call.release()
-		if err != nil {
-			if gone := callerGone(ctx); gone != nil {
-				return nil, gone
-			}
-			c.opts.Logger.Warn("fanout: FindMissing skips a failing remote", "err", label(remoteLabel(i, t.Name), t.Name, err))
-			continue
-		}
-		unknown = within(missing, unknown)
+	unknown = c.findMissingFrom(ctx, 0, unknown)
+	if gone := callerGone(ctx); gone != nil {
+		return nil, gone
 	}
 	return unknown, nil
+}
+
+// findMissingFrom asks the tiers from the i-th on about unknown, each
+// about what the ones before it lacked, and returns what none has. A tier
+// that is slow to answer is hedged (see hedge.go): the tiers after it are
+// asked about the same digests, and a digest is missing when neither side
+// has it.
+func (c *fanoutCAS) findMissingFrom(ctx context.Context, i int, unknown []digest.Digest) []digest.Digest {
+	for ; i < len(c.remotes) && len(unknown) > 0 && ctx.Err() == nil; i++ {
+		wait, hedge := c.failover.hedgeAfter(i)
+		if !hedge {
+			unknown = c.askFindMissing(ctx, i, unknown)
+			continue
+		}
+		asked, next := unknown, i+1
+		r := race(ctx, wait,
+			func(ctx context.Context) []digest.Digest { return c.askFindMissing(ctx, i, asked) },
+			func(ctx context.Context) []digest.Digest { return c.findMissingFrom(ctx, next, asked) },
+			func(missing []digest.Digest) bool { return len(missing) == 0 }, nil, c.hedged(i))
+		r.release()
+		switch {
+		case !r.secondDone:
+			unknown = r.first // answered in time, or had them all
+		case !r.firstDone:
+			return nil // the later tiers had them all
+		default:
+			return within(r.first, r.second)
+		}
+	}
+	return unknown
+}
+
+// askFindMissing asks the i-th tier about unknown and returns what it
+// lacks: all of unknown when it fails (it is skipped).
+func (c *fanoutCAS) askFindMissing(ctx context.Context, i int, unknown []digest.Digest) []digest.Digest {
+	t := c.remotes[i]
+	call := c.failover.begin(ctx, i)
+	missing, err := t.CAS.FindMissing(call.ctx, unknown)
+	inTime := call.answered()
+	call.observe(inTime, err)
+	err = call.outcome(inTime, err)
+	call.release()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.opts.Logger.Warn("fanout: FindMissing skips a failing remote", "err", label(remoteLabel(i, t.Name), t.Name, err))
+		}
+		return unknown
+	}
+	return within(missing, unknown)
 }
 
 // within returns the digests of got that were asked about, so that a remote

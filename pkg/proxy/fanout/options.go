@@ -65,6 +65,11 @@ type Options struct {
 	// bytes) before it is cut off as stalled and the next tier asked; the
 	// last tier has no such limit. Zero means DefaultFailoverDelay.
 	FailoverDelay time.Duration
+	// StreamStallDelay is how long a stream from a remote that has a later
+	// tier behind it may go without delivering bytes before it is cut off
+	// as stalled and continued, at the same offset, from the next tier.
+	// Zero means 5 × FailoverDelay.
+	StreamStallDelay time.Duration
 	// ExistenceMaxEntries bounds each remote's existence cache. Zero means
 	// DefaultExistenceMaxEntries.
 	ExistenceMaxEntries int
@@ -130,6 +135,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FailoverDelay <= 0 {
 		o.FailoverDelay = DefaultFailoverDelay
+	}
+	if o.StreamStallDelay <= 0 {
+		o.StreamStallDelay = streamStallFactor * o.FailoverDelay
 	}
 	if o.ExistenceMaxEntries <= 0 {
 		o.ExistenceMaxEntries = DefaultExistenceMaxEntries

@@ -32,8 +32,8 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error 
 		return nil
 	}
 	var failures []error
-	for i, t := range c.remotes {
-		err := c.fetchFrom(ctx, i, t, d, tee)
+	for i := 0; i < len(c.remotes); {
+		next, tried, err := c.fetchFrom(ctx, i, d, tee)
 		if err == nil {
 			return nil
 		}
@@ -44,38 +44,29 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error 
 		if errors.As(err, &local) {
 			return local.err
 		}
-		failures = append(failures, err)
+		failures = append(failures, tried...)
+		i = next
 	}
 	return foundNowhere(blobName(d), failures)
 }
 
 // fetchFrom streams d from the i-th remote into local, teeing it to the
-// client of tee unless the tee has ended. The error is the
-// remote's (labelled) unless it is an errLocal. The remote must open its
-// stream within the failover delay unless it is the last tier.
-func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Digest, tee *tee) error {
-	name := remoteLabel(i, t.Name)
-	call := c.failover.begin(ctx, i)
-	defer call.release()
-	// The local Put hashes every byte and stores nothing that does not
-	// match, and the tee holds the last chunk back until it has: the
-	// remote client need not hash the stream too.
-	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, 0)
-	inTime := call.answered()
-	if err == nil && !inTime {
-		// Opened just as the delay ran out: its context is cancelled.
-		rc.Close()
-		err = call.stalled()
+// client of tee unless the tee has ended; a stream that breaks midway is
+// resumed from the next tiers (see resumingStream). It returns the first
+// tier not asked yet, the remotes' labelled failures in pull order, and
+// nil when d is stored, else the remote's error or an errLocal.
+func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, d digest.Digest, tee *tee) (int, []error, error) {
+	rs, next, failures := c.openResuming(ctx, i, d)
+	if rs == nil {
+		return next, failures, failures[len(failures)-1]
 	}
-	if err = call.outcome(inTime, err); err != nil {
-		return label(name, t.Name, err)
-	}
-	defer rc.Close()
+	defer rs.Close()
 	if !tee.take() {
-		return c.store(ctx, name, t, d, rc)
+		err := c.store(ctx, rs.tier, d, rs)
+		return rs.next, rs.failuresWith(err), err
 	}
-	src := tee.source(rc)
-	err = c.store(ctx, name, t, d, src)
+	src := tee.source(rs)
+	err := c.store(ctx, rs.tier, d, src)
 	var local errLocal
 	clientErr := err
 	if errors.As(err, &local) {
@@ -85,6 +76,7 @@ func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Diges
 		// Local took none of it: the fan-out verifies what the tee hands
 		// over; the fetch still ends refused, so that its waiters read
 		// through too.
+		name, t := rs.tier()
 		if clientErr = c.drainUnstored(name, t, d, src); clientErr != nil {
 			err = clientErr
 		}
@@ -92,24 +84,27 @@ func (c *fanoutCAS) fetchFrom(ctx context.Context, i int, t Tier, d digest.Diges
 	src.end(ctx, clientErr, func(ctx context.Context, offset int64) (io.ReadCloser, error) {
 		return c.local.Get(ctx, d, offset)
 	})
-	return err
+	return rs.next, rs.failuresWith(err), err
 }
 
-// store puts the bytes of r, read from the remote called name, into local
-// under d and tells a remote's failure (labelled) from a local one
-// (errLocal).
-func (c *fanoutCAS) store(ctx context.Context, name string, t Tier, d digest.Digest, r io.Reader) error {
+// store puts the bytes of r, read from the remote that from names when
+// asked (the tier that delivered the last bytes), into local under d and
+// tells a remote's failure (labelled) from a local one (errLocal).
+func (c *fanoutCAS) store(ctx context.Context, from func() (string, Tier), d digest.Digest, r io.Reader) error {
 	src := &errorRecordingReader{r: r}
 	// A blob streamed in from a remote is being handed to its reader as it
 	// arrives; nothing reads the stored copy soon, so it need not pass
 	// through the page cache.
 	err := store.PutUncached(ctx, c.local, d, src)
+	name, t := from()
 	switch {
 	case err == nil:
 		c.stored(d, t)
 		return nil
+	case src.err != nil && status.Code(src.err) == codes.DataLoss:
+		return c.badData(name, t, d, src.err)
 	case src.err != nil:
-		return c.remoteReadFailed(name, t, d, src.err)
+		return src.err // labelled by the stream
 	case status.Code(err) == codes.InvalidArgument:
 		return c.badData(name, t, d, err)
 	case store.IsFull(err):

@@ -21,9 +21,11 @@ import (
 // goroutine; the client side is teeReader, handed out by Get once
 // the first byte is on its way (attached). Until then a failing remote
 // costs the client nothing: the next remote feeds the same tee, and if
-// none can, Get returns the fetch's error. Once bytes have gone out, a
-// failure ends the client's read with the error and the fetch goes on to
-// the next remote without it.
+// none can, Get returns the fetch's error. A remote stream that breaks or
+// stalls midway is continued from the next tier at the same offset (see
+// resumingStream), so the client's read goes on; only when no tier can
+// continue it, or the spliced blob does not match d, does the failure end
+// the client's read, and the fetch goes on to the next remote without it.
 type tee struct {
 	d        digest.Digest
 	ch       chan *[]byte  // chunks for the client, closed by end

@@ -28,7 +28,7 @@ func (s *Set) buildAssets(ctx context.Context, r *policy.Resolved, cas store.CAS
 	if err != nil {
 		return nil, err
 	}
-	opts := asset.FanoutOptions{Logger: s.opts.Logger}
+	opts := asset.FanoutOptions{Logger: s.opts.Logger, FailoverDelay: s.opts.FailoverDelay}
 	if s.cfg.Cache.RecacheProjectContent {
 		opts.OnRemoteHit = func(a asset.Asset, ref asset.Ref, t asset.Tier) { s.recacheAsset(a, ref, t, push) }
 	}
