@@ -234,3 +234,28 @@ func TestLocalUploadDiskFull(t *testing.T) {
 	_, err = l.NewUpload(digest.OfBytes(b[1:]))
 	wantCode(t, "NewUpload on a full disk", err, codes.ResourceExhausted, "filesystem full")
 }
+
+func TestLocalUploadCommitSmallBlob(t *testing.T) {
+	// Why: a blob below the inline threshold sent in several requests
+	// goes to a pack like any small Put, and its file goes.
+	ctx := context.Background()
+	l := openStore(t, t.TempDir(), store.Options{InlineThreshold: 4 << 10})
+	b, d := blob(3000, 37)
+	u, err := l.NewUpload(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeUpload(t, u, b, 1000)
+	if err := u.Commit(ctx); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if got, err := read(l, d, 0); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("read after Commit = %d bytes, %v", len(got), err)
+	}
+	if _, err := os.Stat(store.BlobPathForTest(l, d)); !os.IsNotExist(err) {
+		t.Fatalf("a small blob has a file of its own: %v", err)
+	}
+	if left := tempFiles(t, l); len(left) != 0 {
+		t.Fatalf("temp files left after Commit: %v", left)
+	}
+}
