@@ -24,6 +24,7 @@ func (l *Local) commitUpload(ctx context.Context, u *Upload) error {
 	if k.size <= l.inline {
 		return l.commitSmallUpload(ctx, u)
 	}
+	installed := false
 	err := l.putGrowing(ctx, k.digest(), 0, func(k blobKey) (entry, error) {
 		if err := u.open(); err != nil {
 			return entry{}, err
@@ -34,15 +35,14 @@ func (l *Local) commitUpload(ctx context.Context, u *Upload) error {
 		if err != nil {
 			u.state = uploadGone // install removed the file
 		}
+		installed = err == nil
 		return e, err
 	})
-	if err != nil {
-		return err
+	if err == nil && !installed { // stored by someone else first
+		u.Suspend()
+		_ = os.Remove(u.path)
 	}
-	// Stored by us (the file is the blob now) or by someone else first.
-	u.Suspend()
-	_ = os.Remove(u.path)
-	return nil
+	return err
 }
 
 // commitSmallUpload reads a small upload back (at most InlineThreshold
