@@ -59,10 +59,10 @@ type Options struct {
 	// DefaultMaxIdleUploads.
 	MaxIdleUploads int
 	// MaxIdleUploadBytes bounds the bytes the spool files of uploads kept
-	// for resumption hold in total (they are on the store's filesystem but
-	// outside its quota until committed); past it the longest idle is
-	// dropped, and an upload alone larger than it is not kept. Zero means
-	// DefaultMaxIdleUploadBytes.
+	// for resumption hold in total (the local store counts them against
+	// its quota, so without a bound abandoned uploads could push out the
+	// cache); past it the longest idle is dropped, and an upload alone
+	// larger than it is not kept. Zero means DefaultMaxIdleUploadBytes.
 	MaxIdleUploadBytes int64
 	// ReadBufferLimit bounds the memory ByteStream Read buffers hold in
 	// total, counted from the read of a chunk until gRPC has written it to

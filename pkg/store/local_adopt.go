@@ -14,7 +14,37 @@ import (
 // file into place with the sums u computed, a small one into a pack (the
 // file is then dropped), each through the claim, quota and publication of
 // any Put. A blob that is stored already wins and u's file is dropped.
+// The file's bytes stop counting as an upload in progress: the Put's own
+// reservation of the blob takes over (or, on failure, they count again
+// while the file remains).
 func (l *Local) commitUpload(ctx context.Context, u *Upload) error {
+	counted := u.counted
+	u.uncount(counted)
+	err := l.commitUploadFile(ctx, u)
+	if err != nil && u.state == uploadOpen {
+		l.pending.Add(counted)
+		u.counted = counted
+	}
+	return err
+}
+
+// reserveSpool counts n bytes of an upload of k as in progress, making
+// room within the quota as reserve does for a Put. It waits for the
+// index to load only when the store is over its limit.
+func (l *Local) reserveSpool(k blobKey, n int64) error {
+	l.pending.Add(n)
+	lim := l.limit(false)
+	if lim < 0 || l.usage() <= lim {
+		return nil
+	}
+	if err := l.makeRoom(context.Background(), k, lim); err != nil {
+		l.pending.Add(-n)
+		return err
+	}
+	return nil
+}
+
+func (l *Local) commitUploadFile(ctx context.Context, u *Upload) error {
 	k := u.k
 	if k.size == 0 { // the empty blob is always present
 		u.Suspend()

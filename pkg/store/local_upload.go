@@ -32,23 +32,23 @@ type Spooler interface {
 }
 
 // NewUpload implements Spooler. It refuses, with the store's usual
-// errors, a malformed digest, a read-only store, and a blob that would not
-// leave the filesystem its minimum free space (RESOURCE_EXHAUSTED, see
-// spaceFor), before creating the file. The upload's bytes do not count
-// against the quota until Commit (see the ByteStream server's bound on
-// idle uploads).
+// errors, a malformed digest, a read-only store or a full filesystem
+// (RESOURCE_EXHAUSTED, see spaceFor), before creating the file. The
+// bytes written count as uploads in progress against the quota, as
+// they arrive (not the whole blob up front), until Commit or Abort: the
+// store evicts to make room for them as for a Put.
 func (l *Local) NewUpload(d digest.Digest) (*Upload, error) {
 	k, ok := keyOf(d)
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
 	}
-	if err := l.spaceFor(d.Size); err != nil {
+	if err := l.spaceFor(0); err != nil {
 		return nil, err
 	}
 	u, err := newUpload(l.tmpDir, k)
 	if err != nil {
 		if isNoSpace(err) {
-			return nil, l.noSpace(d.Size)
+			return nil, l.noSpace(0)
 		}
 		return nil, err
 	}
@@ -88,6 +88,9 @@ type Upload struct {
 	part  uint32      // CRC-32C of the last, incomplete chunk
 	sums  []byte      // of the complete chunks
 	state uploadState
+	// counted is what of the file the local store counts as an upload
+	// in progress (Local.pending).
+	counted int64
 }
 
 type uploadState int
@@ -112,11 +115,13 @@ func newUpload(dir string, k blobKey) (*Upload, error) {
 func (u *Upload) Size() int64 { return u.size.Load() }
 
 // Write appends p, reopening the file after Suspend. Bytes past the
-// digest's size are INVALID_ARGUMENT; a full filesystem is the local
-// store's RESOURCE_EXHAUSTED "filesystem full" (checked before writing,
-// so spooling never eats into the space the store keeps free, and mapped
-// from ENOSPC). On error the bytes written so far still count: Size says
-// where to resume.
+// digest's size are INVALID_ARGUMENT. For the local store, p first gets
+// room within the quota (evicting least recently used blobs if need be;
+// the errors are Put's), then the free-space guard: a full filesystem is
+// the store's RESOURCE_EXHAUSTED "filesystem full" (checked before
+// writing, so spooling never eats into the space the store keeps free,
+// and mapped from ENOSPC). On error the bytes written so far still count:
+// Size says where to resume.
 func (u *Upload) Write(p []byte) (int, error) {
 	if u.state != uploadOpen {
 		return 0, status.Errorf(codes.FailedPrecondition, "upload of %s: write after commit or abort", u.k.digest())
@@ -125,15 +130,15 @@ func (u *Upload) Write(p []byte) (int, error) {
 	if off+int64(len(p)) > u.k.size {
 		return 0, status.Errorf(codes.InvalidArgument, "blob %s: more than the %d bytes its digest declares", u.k.digest(), u.k.size)
 	}
-	if u.l != nil {
-		if err := u.l.spaceFor(int64(len(p))); err != nil {
-			return 0, err
-		}
+	if err := u.reserve(int64(len(p))); err != nil {
+		return 0, err
 	}
 	if err := u.open(); err != nil {
+		u.uncount(int64(len(p)))
 		return 0, err
 	}
 	n, err := u.f.WriteAt(p, off)
+	u.uncount(int64(len(p) - n))
 	u.sum(p[:n])
 	u.size.Add(int64(n))
 	switch {
@@ -143,6 +148,31 @@ func (u *Upload) Write(p []byte) (int, error) {
 		return n, u.l.noSpace(int64(len(p) - n))
 	default:
 		return n, ioError("write", u.path, err)
+	}
+}
+
+// reserve counts n more bytes of the file against the local store's
+// quota, making room if need be, and checks the free-space guard.
+func (u *Upload) reserve(n int64) error {
+	if u.l == nil {
+		return nil
+	}
+	if err := u.l.reserveSpool(u.k, n); err != nil {
+		return err
+	}
+	u.counted += n
+	if err := u.l.spaceFor(n); err != nil {
+		u.uncount(n)
+		return err
+	}
+	return nil
+}
+
+// uncount stops counting n bytes against the local store's quota.
+func (u *Upload) uncount(n int64) {
+	if u.l != nil && n != 0 {
+		u.l.pending.Add(-n)
+		u.counted -= n
 	}
 }
 
@@ -251,4 +281,5 @@ func (u *Upload) Abort() {
 	}
 	u.state = uploadGone
 	_ = os.Remove(u.path)
+	u.uncount(u.counted)
 }

@@ -259,3 +259,52 @@ func TestLocalUploadCommitSmallBlob(t *testing.T) {
 		t.Fatalf("temp files left after Commit: %v", left)
 	}
 }
+
+func TestLocalUploadCountsAgainstQuota(t *testing.T) {
+	// Why: an upload's file takes disk space before it is committed; its
+	// bytes count against the quota as they arrive (evicting as for a Put),
+	// stop counting when it is aborted, and count once when committed.
+	const mib = 1 << 20
+	ctx := context.Background()
+	l := openStore(t, t.TempDir(), store.Options{InlineThreshold: 4 << 10, QuotaBytes: 8 * mib})
+	waitReady(t, l)
+	var stored []digest.Digest
+	for i := range 6 {
+		b, _ := blob(mib, uint64(40+i))
+		stored = append(stored, put(t, l, b))
+	}
+	b, d := blob(4*mib, 50)
+	u, err := l.NewUpload(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeUpload(t, u, b[:3*mib], mib)
+	if present(t, l, stored[0]) {
+		t.Error("3 MiB of an upload over 6 MiB stored, quota 8 MiB: the oldest blob was not evicted")
+	}
+	used := l.Stats().UsedBytes
+	if used > 8*mib || used < 3*mib {
+		t.Errorf("UsedBytes = %d with 3 MiB spooled, want at least that and at most the quota", used)
+	}
+	u.Abort()
+	if got := l.Stats().UsedBytes; got != used-3*mib {
+		t.Errorf("UsedBytes = %d after Abort, want %d (the spooled bytes no longer count)", got, used-3*mib)
+	}
+	u, err = l.NewUpload(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeUpload(t, u, b, mib)
+	if err := u.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, sd := range append(stored, d) {
+		if present(t, l, sd) {
+			want += sd.Size
+		}
+	}
+	if got := l.Stats().UsedBytes; got != want {
+		t.Errorf("UsedBytes = %d after Commit, want %d, the stored blobs' bytes (the upload counted once)", got, want)
+	}
+}
