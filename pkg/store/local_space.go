@@ -52,20 +52,7 @@ func (l *Local) spaceFor(size int64) error {
 	if free-size < minFreeBytes {
 		free = l.disk.available(true)
 	}
-	return l.noteSpace(free, size, free-size < minFreeBytes)
-}
-
-// noSpace is the error for a write of size bytes that the filesystem
-// refused with ENOSPC or EDQUOT although spaceFor let it through (another
-// process took the space meanwhile): the same RESOURCE_EXHAUSTED as
-// spaceFor's, with the free space read afresh.
-func (l *Local) noSpace(size int64) error {
-	return l.noteSpace(l.disk.available(true), size, true)
-}
-
-// noteSpace logs a change between full and not full and returns the
-// full-filesystem error when full.
-func (l *Local) noteSpace(free, size int64, full bool) error {
+	full := free-size < minFreeBytes
 	if was := l.diskFull.Swap(full); was != full {
 		if full {
 			l.log.Error("store: filesystem full; refusing writes, serving reads", "dir", l.dir, "free_bytes", free, "needed_bytes", minFreeBytes+size)

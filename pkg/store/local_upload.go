@@ -47,10 +47,7 @@ func (l *Local) NewUpload(d digest.Digest) (*Upload, error) {
 	}
 	u, err := newUpload(l.tmpDir, k)
 	if err != nil {
-		if isNoSpace(err) {
-			return nil, l.noSpace(0)
-		}
-		return nil, err
+		return nil, l.noSpace(0, err, ioError("create upload file in", l.tmpDir, err))
 	}
 	u.l = l
 	return u, nil
@@ -68,7 +65,11 @@ func (dir tempSpooler) NewUpload(d digest.Digest) (*Upload, error) {
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
 	}
-	return newUpload(string(dir), k)
+	u, err := newUpload(string(dir), k)
+	if err != nil {
+		return nil, ioError("create upload file in", string(dir), err)
+	}
+	return u, nil
 }
 
 // Upload is a blob being received into a file of its own: written in
@@ -101,10 +102,26 @@ const (
 	uploadGone                  // aborted or refused: no file
 )
 
+// noSpace is the error for a write of size bytes that failed with cause
+// (err is cause as a status): when the filesystem refused it for lack of
+// space although spaceFor let it through (another process took the space
+// meanwhile), spaceFor's "filesystem full" with the free space read
+// afresh; else err.
+func (l *Local) noSpace(size int64, cause, err error) error {
+	if !isNoSpace(cause) {
+		return err
+	}
+	l.disk.available(true)
+	if serr := l.spaceFor(size); serr != nil {
+		return serr
+	}
+	return err
+}
+
 func newUpload(dir string, k blobKey) (*Upload, error) {
 	f, err := os.CreateTemp(dir, "upload-")
 	if err != nil {
-		return nil, ioError("create upload file in", dir, err)
+		return nil, err
 	}
 	return &Upload{k: k, path: f.Name(), f: f, sha: sha256.New(), crc: crc32.New(castagnoli),
 		sums: make([]byte, 0, 4*chunkCount(k.size))}, nil
@@ -144,8 +161,8 @@ func (u *Upload) Write(p []byte) (int, error) {
 	switch {
 	case err == nil:
 		return n, nil
-	case u.l != nil && isNoSpace(err):
-		return n, u.l.noSpace(int64(len(p) - n))
+	case u.l != nil:
+		return n, u.l.noSpace(int64(len(p)-n), err, ioError("write", u.path, err))
 	default:
 		return n, ioError("write", u.path, err)
 	}
