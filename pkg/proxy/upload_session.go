@@ -18,8 +18,9 @@ import (
 // they arrive). Successive Write streams (a client resuming from
 // committed_size) append to it; finish_write commits it, which for the
 // local store takes the file in by rename. Until then it holds no claim
-// and no quota reservation in the store, so another writer of the same
-// blob never waits for it; between streams it holds no fd either.
+// and no reservation of the whole blob in the store (only the bytes
+// received count against the quota), so another writer of the same blob
+// never waits for it; between streams it holds no fd either.
 type upload struct {
 	name   string
 	digest digest.Digest
@@ -97,8 +98,9 @@ func (u *uploads) start(name string, d digest.Digest) (*upload, error) {
 
 // attach gives the calling stream exclusive use of up, waiting for a
 // previous stream (whose break the server may not have noticed yet) to let
-// go; its spool file reopens at the first write. stored reports that up's blob was committed
-// meanwhile; an error, that up ended without it (the client should restart).
+// go; its spool file reopens at the first write. stored reports that
+// up's blob was committed meanwhile; an error, that up ended without it
+// (the client should restart).
 func (u *uploads) attach(up *upload, done <-chan struct{}) (stored bool, err error) {
 	select {
 	case up.slot <- struct{}{}:
