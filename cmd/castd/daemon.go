@@ -87,7 +87,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		Execution:              d.exec,
 		Logs:                   d.exec,
 		UpdateEnabled:          d.remotes.UpdateEnabled,
-		UploadDir:              d.store.TempDir(),
+		Spooler:                d.store,
 		UploadIdleTimeout:      cfg.uploadIdleTimeout,
 		ReadBufferLimit:        cfg.readBufferLimit,
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)

@@ -49,7 +49,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	srv := proxy.NewServer(proxy.NewStaticBackend(st, func(instance string) store.ActionCache {
 		return store.NewCompletenessCheckingActionCache(st.ActionCache(instance), st)
-	}), proxy.Options{UploadDir: st.TempDir()}) // as castd wires it
+	}), proxy.Options{Spooler: st}) // as castd wires it
 	sock := filepath.Join(dir, "castd.sock")
 	lis, err := net.Listen("unix", sock)
 	if err != nil {

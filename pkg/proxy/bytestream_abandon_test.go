@@ -41,7 +41,7 @@ func newLocalEnv(t *testing.T, opts proxy.Options) *localEnv {
 // newLocalEnvOver serves st, which the caller closes.
 func newLocalEnvOver(t *testing.T, st *store.Local, opts proxy.Options) *localEnv {
 	t.Helper()
-	opts.UploadDir = st.TempDir()
+	opts.Spooler = st // as castd wires it
 	lis := bufconn.Listen(1 << 20)
 	srv := proxy.NewServer(proxy.NewStaticBackend(st, nil), opts)
 	go func() { _ = srv.Serve(lis) }()

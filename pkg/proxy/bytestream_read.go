@@ -49,7 +49,7 @@ func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer 
 	return &byteStreamServer{
 		backend:  b,
 		logs:     opts.Logs,
-		uploads:  newUploads(opts.UploadDir, opts.UploadIdleTimeout, opts.MaxIdleUploads, opts.Logger),
+		uploads:  newUploads(opts.Spooler, opts.UploadIdleTimeout, opts.MaxIdleUploads, opts.MaxIdleUploadBytes, opts.Logger),
 		readBufs: newReadBuffers(opts.ReadBufferLimit, m),
 		metrics:  m,
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // Write receives a blob chunk by chunk into an upload (see
-// upload_session.go) and stores it with store.Put on finish_write. A
+// upload_session.go) and stores it on finish_write. A
 // blob sent whole in one request goes straight to the store. A stream that
 // sends nothing for UploadIdleTimeout is closed and its upload dropped; a
 // broken one leaves its upload resumable for as long.
@@ -84,7 +84,7 @@ func parseUploadResource(name string) (digest.Resource, error) {
 // nil when the blob is stored and the client may stop sending (REAPI lets
 // the server answer early).
 func (s *byteStreamServer) open(ctx context.Context, cas store.CAS, name string, d digest.Digest, offset int64) (*upload, error) {
-	if up := s.uploads.get(name); up != nil && (offset != 0 || up.committed.Load() == 0) {
+	if up := s.uploads.get(name); up != nil && (offset != 0 || up.committed() == 0) {
 		stored, err := s.uploads.attach(up, ctx.Done())
 		if stored || err != nil {
 			return nil, err
@@ -113,7 +113,7 @@ func (s *byteStreamServer) receive(ctx context.Context, recv *receiver, cas stor
 		}
 		var err error
 		if req, err = recv.next(); err == io.EOF {
-			return status.Errorf(codes.InvalidArgument, "write stream for %s closed before finish_write; resume from committed_size %d", up.name, up.committed.Load())
+			return status.Errorf(codes.InvalidArgument, "write stream for %s closed before finish_write; resume from committed_size %d", up.name, up.committed())
 		} else if recv.idle(err) {
 			s.uploads.abort(up, err)
 			return err
@@ -125,7 +125,7 @@ func (s *byteStreamServer) receive(ctx context.Context, recv *receiver, cas stor
 
 // chunk appends one WriteRequest's data to up.
 func (s *byteStreamServer) chunk(up *upload, req *bspb.WriteRequest) error {
-	committed, data := up.committed.Load(), req.GetData()
+	committed, data := up.committed(), req.GetData()
 	if req.GetWriteOffset() != committed {
 		return status.Errorf(codes.InvalidArgument, "write_offset %d, but %d bytes of %s are committed", req.GetWriteOffset(), committed, up.name)
 	}
@@ -150,7 +150,7 @@ func (s *byteStreamServer) chunk(up *upload, req *bspb.WriteRequest) error {
 // upload resumable (it may send finish_write again); any verdict of the
 // store ends it.
 func (s *byteStreamServer) commit(ctx context.Context, cas store.CAS, up *upload) error {
-	err := cas.Put(ctx, up.digest, up.reader())
+	err := s.store(ctx, cas, up)
 	switch {
 	case err == nil:
 		s.uploads.stored(up)
@@ -158,6 +158,23 @@ func (s *byteStreamServer) commit(ctx context.Context, cas store.CAS, up *upload
 		s.uploads.abort(up, err)
 	}
 	return err
+}
+
+// store commits up's spool (which verifies it and, for the local store,
+// takes its file in as the blob) and then passes the blob to cas with Put,
+// so that the decorators of the instance's CAS see the write: write-back
+// queues it for push, write-through sends it to the storage service. The
+// local store finds the blob stored and does not read it again.
+func (s *byteStreamServer) store(ctx context.Context, cas store.CAS, up *upload) error {
+	if err := up.spool.Commit(ctx); err != nil {
+		return err
+	}
+	rc, err := up.spool.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return cas.Put(ctx, up.digest, rc)
 }
 
 // QueryWriteStatus reports how much of an upload the server holds:
@@ -170,7 +187,7 @@ func (s *byteStreamServer) QueryWriteStatus(ctx context.Context, req *bspb.Query
 	}
 	name := digest.WriteResourceName(res.Instance, res.UploadID, res.Digest)
 	if up := s.uploads.get(name); up != nil {
-		return &bspb.QueryWriteStatusResponse{CommittedSize: up.committed.Load()}, nil
+		return &bspb.QueryWriteStatusResponse{CommittedSize: up.committed()}, nil
 	}
 	cas, err := s.backend.CAS(ctx, res.Instance)
 	if err != nil {

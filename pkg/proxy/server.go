@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/castd/castd/pkg/proxy/bufpool"
+	"github.com/castd/castd/pkg/store"
 )
 
 // DefaultMaxBatchTotalSizeBytes is the batch limit advertised when
@@ -28,6 +29,9 @@ const DefaultUploadIdleTimeout = 60 * time.Second
 
 // DefaultMaxIdleUploads is Options.MaxIdleUploads when it is zero.
 const DefaultMaxIdleUploads = 256
+
+// DefaultMaxIdleUploadBytes is Options.MaxIdleUploadBytes when it is zero.
+const DefaultMaxIdleUploadBytes = 4 << 30
 
 // Options tune the services. The zero value is usable.
 type Options struct {
@@ -54,15 +58,25 @@ type Options struct {
 	// (no fd, no memory beyond bookkeeping). Zero means
 	// DefaultMaxIdleUploads.
 	MaxIdleUploads int
+	// MaxIdleUploadBytes bounds the bytes the spool files of uploads kept
+	// for resumption hold in total (the local store counts them against
+	// its quota, so without a bound abandoned uploads could push out the
+	// cache); past it the longest idle is dropped, and an upload alone
+	// larger than it is not kept. Zero means DefaultMaxIdleUploadBytes.
+	MaxIdleUploadBytes int64
 	// ReadBufferLimit bounds the memory ByteStream Read buffers hold in
 	// total, counted from the read of a chunk until gRPC has written it to
 	// the connection (so it covers clients that stopped reading); readers
 	// wait for room past it. Zero means DefaultReadBufferLimit.
 	ReadBufferLimit int64
-	// UploadDir holds the spool files of ByteStream uploads in progress.
-	// castd passes the local store's temp directory, which the store
-	// empties when it opens (so a crash leaves nothing behind). Empty
-	// means os.TempDir().
+	// Spooler receives ByteStream uploads in progress. castd passes the
+	// local store, which spools into its temp directory (emptied when it
+	// opens, so a crash leaves nothing behind) and takes a finished upload
+	// in by rename, so its bytes are written once. Nil means
+	// store.TempSpooler(UploadDir): plain files, stored with Put.
+	Spooler store.Spooler
+	// UploadDir holds the spool files of ByteStream uploads when Spooler
+	// is nil. Empty means os.TempDir().
 	UploadDir string
 	// Execution serves the Execution service. Nil leaves it unregistered
 	// (clients get UNIMPLEMENTED) and Capabilities reports exec_enabled
@@ -103,8 +117,14 @@ func (o Options) withDefaults() Options {
 	if o.ReadBufferLimit <= 0 {
 		o.ReadBufferLimit = DefaultReadBufferLimit
 	}
+	if o.MaxIdleUploadBytes <= 0 {
+		o.MaxIdleUploadBytes = DefaultMaxIdleUploadBytes
+	}
 	if o.UploadDir == "" {
 		o.UploadDir = os.TempDir()
+	}
+	if o.Spooler == nil {
+		o.Spooler = store.TempSpooler(o.UploadDir)
 	}
 	return o
 }

@@ -2,32 +2,30 @@ package proxy
 
 import (
 	"container/list"
-	"io"
 	"log/slog"
-	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
-// upload is one ByteStream upload: the bytes received so far, in a spool
-// file of its own. Successive Write streams (a client resuming from
-// committed_size) append to it; finish_write hands the file to store.Put.
-// Until then it holds no claim and no quota reservation in the store, so
-// another writer of the same blob never waits for it; between streams it
-// holds no fd either.
+// upload is one ByteStream upload: the bytes received so far, in a
+// store.Upload of its own (in the local store's temp directory, hashed as
+// they arrive). Successive Write streams (a client resuming from
+// committed_size) append to it; finish_write commits it, which for the
+// local store takes the file in by rename. Until then it holds no claim
+// and no reservation of the whole blob in the store (only the bytes
+// received count against the quota), so another writer of the same blob
+// never waits for it; between streams it holds no fd either.
 type upload struct {
-	name      string
-	digest    digest.Digest
-	path      string
-	slot      chan struct{} // held by the one stream writing to the upload
-	f         *os.File      // open while a stream holds slot
-	committed atomic.Int64  // bytes in the spool file
+	name   string
+	digest digest.Digest
+	spool  *store.Upload // written only by the stream holding slot
+	slot   chan struct{} // held by the one stream writing to the upload
 
 	// Guarded by uploads.mu.
 	registered bool          // in byName: resumable, QueryWriteStatus sees it
@@ -36,25 +34,32 @@ type upload struct {
 	removed    bool          // the spool file is gone
 	why        error         // why it was unregistered without being stored
 	idle       *list.Element // in uploads.idle while detached
+	idleBytes  int64         // its bytes counted in uploads.idleBytes
 	timer      *time.Timer   // aborts it once idle for uploads.timeout
 }
 
+// committed is the number of bytes received: the committed_size to report.
+func (up *upload) committed() int64 { return up.spool.Size() }
+
 // uploads tracks resumable uploads by canonical write resource name and
-// bounds what detached ones cost: each is aborted after timeout, and past
-// maxIdle the longest idle is. Safe for concurrent use.
+// bounds what detached ones cost: each is aborted after timeout, and the
+// longest idle is while more than maxIdle wait or their spool files hold
+// more than maxIdleBytes. Safe for concurrent use.
 type uploads struct {
-	mu      sync.Mutex
-	byName  map[string]*upload
-	idle    *list.List // detached uploads, longest idle first
-	dir     string
-	timeout time.Duration
-	maxIdle int
-	log     *slog.Logger
+	mu           sync.Mutex
+	byName       map[string]*upload
+	idle         *list.List // detached uploads, longest idle first
+	idleBytes    int64      // in the spool files of idle uploads
+	spooler      store.Spooler
+	timeout      time.Duration
+	maxIdle      int
+	maxIdleBytes int64
+	log          *slog.Logger
 }
 
-func newUploads(dir string, timeout time.Duration, maxIdle int, log *slog.Logger) *uploads {
-	return &uploads{byName: map[string]*upload{}, idle: list.New(), dir: dir,
-		timeout: timeout, maxIdle: maxIdle, log: log}
+func newUploads(spooler store.Spooler, timeout time.Duration, maxIdle int, maxIdleBytes int64, log *slog.Logger) *uploads {
+	return &uploads{byName: map[string]*upload{}, idle: list.New(), spooler: spooler,
+		timeout: timeout, maxIdle: maxIdle, maxIdleBytes: maxIdleBytes, log: log}
 }
 
 // get returns the upload registered under name, or nil.
@@ -67,13 +72,14 @@ func (u *uploads) get(name string) *upload {
 // start registers a new, empty upload of d under name, attached to the
 // calling stream (see attach), with its spool file open. An upload it
 // replaces is aborted; one a stream is still writing finishes or fails on
-// its own without being resumable.
+// its own without being resumable. The spooler's refusal (a full disk,
+// say) is returned as it is.
 func (u *uploads) start(name string, d digest.Digest) (*upload, error) {
-	f, err := os.CreateTemp(u.dir, "upload-")
+	spool, err := u.spooler.NewUpload(d)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "bytestream: create spool file for %s: %v", name, err)
+		return nil, err
 	}
-	up := &upload{name: name, digest: d, path: f.Name(), f: f,
+	up := &upload{name: name, digest: d, spool: spool,
 		slot: make(chan struct{}, 1), registered: true, attached: true}
 	up.slot <- struct{}{}
 	up.timer = time.AfterFunc(u.timeout, func() {
@@ -92,8 +98,9 @@ func (u *uploads) start(name string, d digest.Digest) (*upload, error) {
 
 // attach gives the calling stream exclusive use of up, waiting for a
 // previous stream (whose break the server may not have noticed yet) to let
-// go, and opens its spool file. stored reports that up's blob was committed
-// meanwhile; an error, that up ended without it (the client should restart).
+// go; its spool file reopens at the first write. stored reports that
+// up's blob was committed meanwhile; an error, that up ended without it
+// (the client should restart).
 func (u *uploads) attach(up *upload, done <-chan struct{}) (stored bool, err error) {
 	select {
 	case up.slot <- struct{}{}:
@@ -110,46 +117,49 @@ func (u *uploads) attach(up *upload, done <-chan struct{}) (stored bool, err err
 	up.attached = true
 	u.unidle(up)
 	u.mu.Unlock()
-	f, err := os.OpenFile(up.path, os.O_RDWR, 0)
-	if err != nil {
-		err = status.Errorf(codes.Internal, "bytestream: reopen spool file of %s: %v", up.name, err)
-		u.abort(up, err)
-		u.detach(up)
-		return false, err
-	}
-	up.f = f
 	return false, nil
 }
 
 // detach closes up's spool file and releases it. A registered upload
-// waits, resumable, for timeout (dropping the longest idle past maxIdle);
-// any other has its file removed.
+// waits, resumable, for timeout (see dropIdle); any other has its file
+// removed.
 func (u *uploads) detach(up *upload) {
-	if up.f != nil {
-		_ = up.f.Close()
-		up.f = nil
-	}
-	var remove []*upload
+	up.spool.Suspend()
 	u.mu.Lock()
 	up.attached = false
 	if up.registered {
 		up.idle = u.idle.PushBack(up)
+		up.idleBytes = up.committed()
+		u.idleBytes += up.idleBytes
 		up.timer.Reset(u.timeout)
 	}
-	for u.idle.Len() > u.maxIdle {
-		old := u.idle.Front().Value.(*upload)
-		if u.end(old, status.Errorf(codes.Aborted, "bytestream: upload %s dropped: more than %d uploads wait to be resumed", old.name, u.maxIdle)) {
-			remove = append(remove, old)
-		}
-	}
+	remove := u.dropIdle()
 	if u.removable(up) {
 		remove = append(remove, up)
 	}
 	u.mu.Unlock()
 	<-up.slot
 	for _, r := range remove {
-		_ = os.Remove(r.path)
+		r.spool.Abort()
 	}
+}
+
+// dropIdle ends the longest idle uploads while more than maxIdle wait or
+// their files hold more than maxIdleBytes (a lone upload larger than that
+// is not kept either), and returns those whose files the caller must
+// remove. Called with mu held.
+func (u *uploads) dropIdle() (remove []*upload) {
+	for u.idle.Len() > u.maxIdle || u.idleBytes > u.maxIdleBytes {
+		old := u.idle.Front().Value.(*upload)
+		why := status.Errorf(codes.Aborted, "bytestream: upload %s dropped: more than %d uploads wait to be resumed", old.name, u.maxIdle)
+		if u.idle.Len() <= u.maxIdle {
+			why = status.Errorf(codes.Aborted, "bytestream: upload %s dropped: the uploads waiting to be resumed hold more than %d bytes", old.name, u.maxIdleBytes)
+		}
+		if u.end(old, why) {
+			remove = append(remove, old)
+		}
+	}
+	return remove
 }
 
 // stored marks up's blob committed: streams waiting for up succeed.
@@ -167,7 +177,7 @@ func (u *uploads) abort(up *upload, why error) {
 	remove := u.end(up, why)
 	u.mu.Unlock()
 	if remove {
-		_ = os.Remove(up.path)
+		up.spool.Abort()
 	}
 }
 
@@ -178,7 +188,7 @@ func (u *uploads) end(up *upload, why error) (remove bool) {
 		return false
 	}
 	u.unregister(up, why)
-	u.log.Debug("bytestream upload aborted", "resource", up.name, "committed", up.committed.Load(), "reason", why)
+	u.log.Debug("bytestream upload aborted", "resource", up.name, "committed", up.committed(), "reason", why)
 	return u.removable(up)
 }
 
@@ -197,6 +207,8 @@ func (u *uploads) unidle(up *upload) {
 	if up.idle != nil {
 		u.idle.Remove(up.idle)
 		up.idle = nil
+		u.idleBytes -= up.idleBytes
+		up.idleBytes = 0
 		up.timer.Stop()
 	}
 }
@@ -213,15 +225,6 @@ func (u *uploads) removable(up *upload) bool {
 
 // write appends data at committed. Called by the stream holding slot.
 func (up *upload) write(data []byte) error {
-	n, err := up.f.WriteAt(data, up.committed.Load())
-	up.committed.Add(int64(n))
-	if err != nil {
-		return status.Errorf(codes.Internal, "bytestream: write spool file of %s: %v", up.name, err)
-	}
-	return nil
-}
-
-// reader reads the whole spool file back. Called by the stream holding slot.
-func (up *upload) reader() io.Reader {
-	return io.NewSectionReader(up.f, 0, up.digest.Size)
+	_, err := up.spool.Write(data)
+	return err
 }

@@ -278,10 +278,10 @@ func badgerOptions(path string, log *slog.Logger, sync bool) badger.Options {
 // serves correctly before that; Ready is for status output and tests.
 func (l *Local) Ready() <-chan struct{} { return l.ready }
 
-// TempDir is the store's directory for files being written. Open empties
-// it, so a crash leaves nothing behind there; others (the ByteStream
-// server's upload spool files) may keep temp files of their own in it. It
-// is on the store's file system.
+// TempDir is the store's directory for files being written, Uploads'
+// included. Open empties it, so a crash leaves nothing behind there;
+// others may keep temp files of their own in it. It is on the store's
+// file system.
 func (l *Local) TempDir() string { return l.tmpDir }
 
 // Stats returns current usage counters. Cheap; safe for concurrent use.

@@ -36,7 +36,21 @@ func (l *Local) storeFile(k blobKey, r io.Reader, direct bool) (entry, error) {
 	if direct && !w.direct {
 		l.directRefused()
 	}
-	if err == nil && l.syncWrites {
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return entry{}, err
+	}
+	return l.install(k, f, crc, sums)
+}
+
+// install moves the verified, complete temp file f of k into place and
+// indexes it with its whole-file CRC and chunk sums: the end of storeFile
+// and of an Upload's Commit. It closes f; on failure nothing of k remains.
+func (l *Local) install(k blobKey, f *os.File, crc uint32, sums []byte) (entry, error) {
+	tmp := f.Name()
+	var err error
+	if l.syncWrites {
 		err = ioErrorIf("fsync", tmp, f.Sync())
 	}
 	if err == nil {

@@ -66,6 +66,13 @@ func (l *Local) PutVerifiedBytes(ctx context.Context, d digest.Digest, data []by
 
 // put claims d, reserves room, writes it with write and publishes it.
 func (l *Local) put(ctx context.Context, d digest.Digest, write func(blobKey) (entry, error)) error {
+	return l.putGrowing(ctx, d, d.Size, write)
+}
+
+// putGrowing is put for a write that adds grow bytes to the filesystem:
+// d.Size for bytes still to be written, 0 for an Upload's file, which is
+// there already (the free-space guard must not count it twice).
+func (l *Local) putGrowing(ctx context.Context, d digest.Digest, grow int64, write func(blobKey) (entry, error)) error {
 	k, ok := keyOf(d)
 	if !ok {
 		return status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
@@ -74,7 +81,7 @@ func (l *Local) put(ctx context.Context, d digest.Digest, write func(blobKey) (e
 	if err != nil || !owned {
 		return err
 	}
-	e, err := l.store(ctx, k, write)
+	e, err := l.store(ctx, k, grow, write)
 	if err != nil {
 		l.ix.release(k)
 		return err
@@ -121,8 +128,9 @@ func (l *Local) claimedWhileLoading(k blobKey) (bool, error) {
 	return true, nil
 }
 
-// store reserves room, then writes and verifies the bytes of a claimed k.
-func (l *Local) store(ctx context.Context, k blobKey, write func(blobKey) (entry, error)) (entry, error) {
+// store reserves room, then writes and verifies the bytes of a claimed k,
+// which adds grow bytes to the filesystem.
+func (l *Local) store(ctx context.Context, k blobKey, grow int64, write func(blobKey) (entry, error)) (entry, error) {
 	// A full filesystem refuses the write before reserve evicts anything
 	// for it (the space went elsewhere; the cache keeps serving reads).
 	// Once reserve has made room, the blob itself must fit too.
@@ -133,7 +141,7 @@ func (l *Local) store(ctx context.Context, k blobKey, write func(blobKey) (entry
 		return entry{}, err
 	}
 	defer l.pending.Add(-k.size)
-	if err := l.spaceFor(k.size); err != nil {
+	if err := l.spaceFor(grow); err != nil {
 		return entry{}, err
 	}
 	return write(k)
