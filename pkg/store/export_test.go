@@ -168,3 +168,24 @@ func HasChunkSumsForTest(l *Local, d digest.Digest) bool {
 	_, err := l.chunkSums(k)
 	return err == nil
 }
+
+// HoldLoadForTest makes the next Opens wait, before loading their index,
+// until the returned release is called; onMiss then runs whenever a read
+// misses a blob while the index is loading. Tests restore both with the
+// returned reset.
+func HoldLoadForTest(onMiss func(l *Local)) (release, reset func()) {
+	gate := make(chan struct{})
+	testHookLoadStart = func() { <-gate }
+	testHookMissedWhileLoading = onMiss
+	var once bool
+	release = func() {
+		if !once {
+			once = true
+			close(gate)
+		}
+	}
+	return release, func() { testHookLoadStart, testHookMissedWhileLoading = nil, nil }
+}
+
+// WaitLoadedForTest waits until l's index load has ended.
+func WaitLoadedForTest(l *Local) { <-l.loaded }

@@ -41,23 +41,33 @@ func (l *Local) has(d digest.Digest) bool {
 	if !ok {
 		return false
 	}
+	loading := l.ix.loading.Load() // before the lookup: see adoptFromDisk
 	if l.ix.touch(k) {
 		return true
 	}
-	return l.adoptFromDisk(k) && l.ix.touch(k)
+	if !loading {
+		return false
+	}
+	l.adoptFromDisk(k)
+	return l.ix.touch(k)
 }
 
-// adoptFromDisk looks k up in badger while the index is loading.
-func (l *Local) adoptFromDisk(k blobKey) bool {
+// testHookMissedWhileLoading, when set by a test, runs after a lookup
+// missed while the index was loading, to let the load end at that point.
+var testHookMissedWhileLoading func(*Local)
+
+// adoptFromDisk looks k up in badger while the index is loading and adopts
+// it. A caller that missed k in the index while loading was still true must
+// look again after this whether or not it adopted anything: the load may
+// have ended in between, after the loader adopted k itself (it adopts
+// every key before loading turns false).
+func (l *Local) adoptFromDisk(k blobKey) {
 	if !l.ix.loading.Load() {
-		return false
+		return
 	}
-	e, found, err := l.lookupDisk(k)
-	if err != nil || !found {
-		return false
+	if e, found, err := l.lookupDisk(k); err == nil && found {
+		l.ix.adopt(k, e)
 	}
-	l.ix.adopt(k, e)
-	return true
 }
 
 func (l *Local) lookupDisk(k blobKey) (e entry, found bool, err error) {
@@ -154,8 +164,13 @@ func (l *Local) pinDigest(d digest.Digest) (blobKey, entry, error) {
 	if !ok {
 		return k, entry{}, status.Errorf(codes.InvalidArgument, "digest %s: malformed hash", d)
 	}
+	loading := l.ix.loading.Load() // before the lookup: see adoptFromDisk
 	e, ok := l.ix.pin(k)
-	if !ok && l.adoptFromDisk(k) {
+	if !ok && loading {
+		if testHookMissedWhileLoading != nil {
+			testHookMissedWhileLoading(l)
+		}
+		l.adoptFromDisk(k)
 		e, ok = l.ix.pin(k)
 	}
 	if !ok {

@@ -12,12 +12,18 @@ import (
 	"github.com/castd/castd/pkg/digest"
 )
 
+// testHookLoadStart, when set by a test, runs before the index load starts.
+var testHookLoadStart func()
+
 // loadAndReconcile rebuilds the in-memory index from badger's metadata keys
 // (small, contiguous, no blob bytes), then deletes orphans a crash left.
 func (l *Local) loadAndReconcile() {
 	defer l.wg.Done()
 	defer close(l.ready)
 	start := time.Now()
+	if testHookLoadStart != nil {
+		testHookLoadStart()
+	}
 	err := l.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'m'}})
 		defer it.Close()

@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -129,5 +131,33 @@ func mustWrite(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLocalReadAsTheIndexLoadEnds(t *testing.T) {
+	// Why: a read that misses a stored blob in the index while it loads
+	// looks in badger, unless the load has ended meanwhile; the loader has
+	// then adopted the blob, and the read must look in the index again
+	// instead of answering NOT_FOUND (a flake of the earlier-layout test).
+	dir := t.TempDir()
+	data := []byte("stored before the restart")
+	d := digest.OfBytes(data)
+	l := openStore(t, dir, store.Options{})
+	if err := l.PutBytes(context.Background(), d, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var release func()
+	release, reset := store.HoldLoadForTest(func(l *store.Local) {
+		release()
+		store.WaitLoadedForTest(l)
+	})
+	defer reset()
+	l = openStore(t, dir, store.Options{})
+	defer release()
+	if got, err := l.GetBytes(context.Background(), d); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetBytes as the load ends = %q, %v; want the stored blob", got, err)
 	}
 }
