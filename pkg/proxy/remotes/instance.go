@@ -54,9 +54,9 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	}
 	fopts := fanout.Options{
 		ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, FailoverDelay: s.opts.FailoverDelay,
-		Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger,
+		Registerer: s.opts.Registerer, Instance: name, Counters: s.counters, Logger: s.opts.Logger,
 	}
-	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Counters: s.acCount, Logger: s.opts.Logger}
+	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Instance: name, Counters: s.acCount, Logger: s.opts.Logger}
 	if s.cfg.Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
 			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
