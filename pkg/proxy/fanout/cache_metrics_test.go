@@ -132,14 +132,18 @@ func TestForget(t *testing.T) {
 	if n := series(); n != 4 {
 		t.Fatalf("%d request series before Forget, want 4 (local and gone for a and b)", n)
 	}
-	fanout.Forget(reg, "a", "gone")
+	fanout.ForgetRemotes(reg, "a")
+	if n := series(); n != 4 {
+		t.Fatalf("%d request series after forgetting no remote, want 4", n)
+	}
+	fanout.ForgetRemotes(reg, "a", "gone")
 	if n := series(); n != 3 {
 		t.Errorf("%d request series after forgetting a's remote, want 3", n)
 	}
 	if got := requests(t, reg, "b", fanout.KindCAS, "gone"); got != 1 {
 		t.Errorf("b's series of the remote = %v after forgetting a's, want it kept at 1", got)
 	}
-	fanout.Forget(reg, "b")
+	fanout.ForgetInstance(reg, "b")
 	if got := testutil.CollectAndCount(cacheVecs(reg).served); got != 1 {
 		t.Errorf("%d bytes series after dropping b, want a's local one", got)
 	}

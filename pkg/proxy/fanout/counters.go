@@ -136,25 +136,30 @@ func collectorsOn(reg prometheus.Registerer) collectors {
 	}
 }
 
-// Forget deletes the series of instance from reg's fan-out metrics: those
-// of the named remotes, or every series of instance (local and miss too)
-// when no remote is named. Call it when an instance is dropped, or with
-// the names of the remotes that left its pull order, once its new
-// fan-outs are serving; a count from a fan-out still finishing a read
-// afterwards brings its series back. A nil reg does nothing. Safe for
-// concurrent use; cost: one pass over each collector's series.
-func Forget(reg prometheus.Registerer, instance string, remotes ...string) {
+// ForgetInstance deletes every fan-out series of instance from reg (local,
+// miss and each remote's). Call it when an instance is no longer served,
+// once nothing reads through its fan-outs: a count from a read still
+// finishing afterwards brings its series back. A nil reg does nothing.
+// Safe for concurrent use; cost: one pass over each collector's series.
+func ForgetInstance(reg prometheus.Registerer, instance string) {
+	if reg == nil {
+		return
+	}
+	for _, v := range collectorsOn(reg).all() {
+		v.DeletePartialMatch(prometheus.Labels{"instance": instance})
+	}
+}
+
+// ForgetRemotes deletes the series of the named remotes of instance from
+// reg, keeping its local and miss series: call it with the remotes that
+// left the pull order of an instance still served, once its new fan-outs
+// serve. No names, or a nil reg, does nothing. Safe for concurrent use;
+// cost: one pass over each collector's series per name.
+func ForgetRemotes(reg prometheus.Registerer, instance string, remotes ...string) {
 	if reg == nil {
 		return
 	}
 	c := collectorsOn(reg)
-	all := []*prometheus.CounterVec{c.requests, c.served, c.hits, c.acHits, c.misses, c.acMisses, c.badData, c.acBad, c.hedged, c.resumed}
-	if len(remotes) == 0 {
-		for _, v := range all {
-			v.DeletePartialMatch(prometheus.Labels{"instance": instance})
-		}
-		return
-	}
 	for _, name := range remotes {
 		for _, v := range []*prometheus.CounterVec{c.requests, c.served, c.hits, c.acHits} {
 			v.DeletePartialMatch(prometheus.Labels{"instance": instance, "tier": name})
@@ -163,6 +168,10 @@ func Forget(reg prometheus.Registerer, instance string, remotes ...string) {
 			v.DeletePartialMatch(prometheus.Labels{"instance": instance, "remote": name})
 		}
 	}
+}
+
+func (c collectors) all() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{c.requests, c.served, c.hits, c.acHits, c.misses, c.acMisses, c.badData, c.acBad, c.hedged, c.resumed}
 }
 
 // metrics records one fan-out's outcomes in its Counters and in
