@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +116,32 @@ func sample(t *testing.T, body, series string) float64 {
 		t.Fatalf("%s value %q: %v", series, m[1], err)
 	}
 	return v
+}
+
+func TestObserveExecuteLookupCountedApart(t *testing.T) {
+	t.Log("Execute's cache lookup is its own kind: a miss before the first run, a local hit for the rerun, no GetActionResult counted")
+	l := newLayout(t)
+	p := startCastd(t, l, l.configYAML(""))
+	dir := t.TempDir()
+	for i, want := range []string{"local execution", "local cache hit"} {
+		r := bst(t, p.socket, dir, "run", "--output", "out.txt", "--", "sh", "-c", "echo hi > out.txt")
+		requireServed(t, r, "Execution")
+		if r.code != 0 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("run %d: exit %d, stderr %q; want %q", i+1, r.code, r.stderr, want)
+		}
+	}
+	body := scrape(t, p.metricsURL())
+	for _, c := range []struct {
+		series string
+		want   float64
+	}{
+		{`castd_cache_requests_total{instance="",kind="execute_lookup",tier="miss"}`, 1},
+		{`castd_cache_requests_total{instance="",kind="execute_lookup",tier="local"}`, 1},
+		{`castd_cache_requests_total{instance="",kind="action_cache",tier="miss"}`, 0},
+		{`castd_cache_requests_total{instance="",kind="action_cache",tier="local"}`, 0},
+	} {
+		if got := sample(t, body, c.series); got != c.want {
+			t.Errorf("%s = %v, want %v", c.series, got, c.want)
+		}
+	}
 }
