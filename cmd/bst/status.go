@@ -16,17 +16,39 @@ import (
 // statusJSON is the --json shape of bst status. Sizes are bytes, durations
 // seconds; lists are [] rather than null.
 type statusJSON struct {
-	Running       bool         `json:"running"`
-	Socket        string       `json:"socket"`
-	Error         string       `json:"error,omitempty"`
-	Version       string       `json:"version,omitempty"`
-	StartTime     string       `json:"start_time,omitempty"`
-	UptimeSeconds float64      `json:"uptime_seconds"`
-	Listeners     []string     `json:"listeners"`
-	Store         storeJSON    `json:"store"`
-	Local         countersJSON `json:"local"`
-	Remotes       []remoteJSON `json:"remotes"`
-	Queue         queueJSON    `json:"queue"`
+	Running       bool     `json:"running"`
+	Socket        string   `json:"socket"`
+	Error         string   `json:"error,omitempty"`
+	Version       string   `json:"version,omitempty"`
+	StartTime     string   `json:"start_time,omitempty"`
+	UptimeSeconds float64  `json:"uptime_seconds"`
+	Listeners     []string `json:"listeners"`
+	// ConfigFile is the file castd loaded, "" on the built-in defaults.
+	ConfigFile string `json:"config_file"`
+	// MetricsURL is where /metrics is served, "" when disabled.
+	MetricsURL string       `json:"metrics_url"`
+	Store      storeJSON    `json:"store"`
+	Local      countersJSON `json:"local"`
+	// ActionCache counts action-cache lookups since start, in any tier.
+	ActionCache ratioJSON      `json:"action_cache"`
+	Instances   []instanceJSON `json:"instances"`
+	Remotes     []remoteJSON   `json:"remotes"`
+	Queue       queueJSON      `json:"queue"`
+}
+
+// ratioJSON is counters with their hit ratio (0..1), null before the
+// first lookup.
+type ratioJSON struct {
+	Hits     int64    `json:"hits"`
+	Misses   int64    `json:"misses"`
+	HitRatio *float64 `json:"hit_ratio"`
+}
+
+// instanceJSON is one instance name and the names of the remotes it reads
+// from (remoteJSON.Name), in pull order.
+type instanceJSON struct {
+	Name    string   `json:"name"`
+	Remotes []string `json:"remotes"`
 }
 
 type storeJSON struct {
@@ -47,6 +69,7 @@ type countersJSON struct {
 }
 
 type remoteJSON struct {
+	Name         string       `json:"name"`
 	URL          string       `json:"url"`
 	InstanceName string       `json:"instance_name"`
 	Roles        []string     `json:"roles"`
@@ -109,7 +132,7 @@ func (a *app) status(ctx context.Context, asJSON bool) error {
 	resp, err := a.fetchStatus(ctx)
 	if err != nil {
 		if asJSON {
-			_ = writeJSON(a.stdout, statusJSON{Socket: a.socketPath(), Error: message(err), Listeners: []string{}, Remotes: []remoteJSON{}})
+			_ = writeJSON(a.stdout, statusJSON{Socket: a.socketPath(), Error: message(err), Listeners: []string{}, Instances: []instanceJSON{}, Remotes: []remoteJSON{}})
 		}
 		return err
 	}
@@ -134,8 +157,14 @@ func toStatusJSON(socket string, r *castdpb.StatusResponse) statusJSON {
 		Running: true, Socket: socket, Version: r.GetVersion(),
 		UptimeSeconds: r.GetUptime().AsDuration().Seconds(),
 		Listeners:     append([]string{}, r.GetListeners()...),
-		Local:         counters(r.GetLocal()),
-		Remotes:       []remoteJSON{},
+		ConfigFile:    r.GetConfigFile(), MetricsURL: r.GetMetricsUrl(),
+		Local:       counters(r.GetLocal()),
+		ActionCache: ratio(r.GetActionCache()),
+		Instances:   []instanceJSON{},
+		Remotes:     []remoteJSON{},
+	}
+	for _, in := range r.GetInstances() {
+		s.Instances = append(s.Instances, instanceJSON{Name: in.GetName(), Remotes: append([]string{}, in.GetRemotes()...)})
 	}
 	if r.GetStartTime() != nil {
 		s.StartTime = r.GetStartTime().AsTime().UTC().Format(time.RFC3339)
@@ -157,7 +186,7 @@ func toStatusJSON(socket string, r *castdpb.StatusResponse) statusJSON {
 			roles = append(roles, roleJSON{Role: h.GetRole(), Health: h.GetHealth(), Breaker: h.GetBreaker(), LastError: h.GetLastError(), Code: h.GetCode()})
 		}
 		s.Remotes = append(s.Remotes, remoteJSON{
-			URL: rm.GetUrl(), InstanceName: rm.GetInstanceName(), Roles: append([]string{}, rm.GetRoles()...),
+			Name: rm.GetName(), URL: rm.GetUrl(), InstanceName: rm.GetInstanceName(), Roles: append([]string{}, rm.GetRoles()...),
 			Origin: rm.GetOrigin(), Push: rm.GetPush(), Health: rm.GetHealth(), Breaker: rm.GetBreaker(),
 			LastError: rm.GetLastError(), Counters: counters(rm.GetCounters()), QueueDepth: rm.GetQueueDepth(),
 			RoleHealth: roles,
@@ -170,10 +199,21 @@ func counters(c *castdpb.CacheCounters) countersJSON {
 	return countersJSON{Hits: c.GetHits(), Misses: c.GetMisses()}
 }
 
+func ratio(c *castdpb.CacheCounters) ratioJSON {
+	out := ratioJSON{Hits: c.GetHits(), Misses: c.GetMisses()}
+	if n := c.GetHits() + c.GetMisses(); n > 0 {
+		r := float64(c.GetHits()) / float64(n)
+		out.HitRatio = &r
+	}
+	return out
+}
+
 // writeStatusText prints the status for people.
 func writeStatusText(w io.Writer, r *castdpb.StatusResponse) {
 	fmt.Fprintf(w, "castd %s: running, up %s\n", r.GetVersion(), r.GetUptime().AsDuration().Round(time.Second))
 	fmt.Fprintf(w, "listeners:  %s\n", strings.Join(r.GetListeners(), ", "))
+	fmt.Fprintf(w, "config:     %s\n", orText(r.GetConfigFile(), "none (built-in defaults)"))
+	fmt.Fprintf(w, "metrics:    %s\n", orText(r.GetMetricsUrl(), "disabled"))
 	st := r.GetStore()
 	fmt.Fprintf(w, "store:      %s of %s (%s) in %s, %d objects, %d evictions, %d verify failures\n",
 		humanBytes(st.GetUsedBytes()), humanBytes(st.GetQuotaBytes()), percent(st.GetUsedBytes(), st.GetQuotaBytes()),
@@ -182,6 +222,7 @@ func writeStatusText(w io.Writer, r *castdpb.StatusResponse) {
 		fmt.Fprintf(w, "  writes refused: %s (stored blobs and cold reads from remotes are still served, without storing)\n", why)
 	}
 	fmt.Fprintf(w, "local:      %s\n", hitsText(r.GetLocal()))
+	fmt.Fprintf(w, "action cache: %s since start\n", hitsText(r.GetActionCache()))
 	q := r.GetQueue()
 	fmt.Fprintf(w, "write-back: %d pending (oldest %s), %d done, %d failed attempts, %s held in the store\n",
 		q.GetDepth(), q.GetOldestAge().AsDuration().Round(time.Second), q.GetCompleted(), q.GetFailures(), humanBytes(q.GetHeldBytes()))
@@ -193,19 +234,78 @@ func writeStatusText(w io.Writer, r *castdpb.StatusResponse) {
 		fmt.Fprintln(w, "remotes:    none (local store only)")
 		return
 	}
-	fmt.Fprintln(w, "remotes:")
+	writeRemotesByInstance(w, r)
+}
+
+// writeRemotesByInstance prints each instance's remotes under it, a
+// remote shared by several instances in full the first time only, then
+// the remotes no instance reads from (push-only, execution).
+func writeRemotesByInstance(w io.Writer, r *castdpb.StatusResponse) {
+	byName := map[string]*castdpb.RemoteStatus{}
 	for _, rm := range r.GetRemotes() {
-		fmt.Fprintf(w, "  %s%s  [%s] origin %s, push %s\n", rm.GetUrl(), instanceSuffix(rm.GetInstanceName()),
-			strings.Join(rm.GetRoles(), ","), rm.GetOrigin(), yesNo(rm.GetPush()))
-		fmt.Fprintf(w, "    health %s, breaker %s, %s, %d queued\n",
-			rm.GetHealth(), rm.GetBreaker(), hitsText(rm.GetCounters()), rm.GetQueueDepth())
-		if roles := roleHealthText(rm.GetRoleHealth()); roles != "" {
-			fmt.Fprintf(w, "    roles: %s\n", roles)
+		byName[rm.GetName()] = rm
+	}
+	shown := map[string]bool{}
+	fmt.Fprintln(w, "remotes:")
+	for _, in := range r.GetInstances() {
+		fmt.Fprintf(w, "  %s:\n", instanceTitle(in.GetName()))
+		if len(in.GetRemotes()) == 0 {
+			fmt.Fprintln(w, "    none (local store only)")
 		}
-		if e := rm.GetLastError(); e != "" {
-			fmt.Fprintf(w, "    last error: %s\n", e)
+		for _, name := range in.GetRemotes() {
+			rm, ok := byName[name]
+			switch {
+			case !ok:
+				fmt.Fprintf(w, "    %s\n", name)
+			case shown[name]:
+				fmt.Fprintf(w, "    %s (as above)\n", rm.GetUrl())
+			default:
+				writeRemoteText(w, "    ", rm)
+			}
+			shown[name] = true
 		}
 	}
+	title := false
+	for _, rm := range r.GetRemotes() {
+		if shown[rm.GetName()] {
+			continue
+		}
+		if !title && len(r.GetInstances()) > 0 {
+			fmt.Fprintln(w, "  not read by any instance:")
+			title = true
+		}
+		writeRemoteText(w, "    ", rm)
+	}
+}
+
+// instanceTitle names an instance for people.
+func instanceTitle(name string) string {
+	if name == "" {
+		return `instance "" (global user remotes)`
+	}
+	return "instance " + name
+}
+
+// writeRemoteText prints one remote, each line after indent.
+func writeRemoteText(w io.Writer, indent string, rm *castdpb.RemoteStatus) {
+	fmt.Fprintf(w, "%s%s%s  [%s] origin %s, push %s\n", indent, rm.GetUrl(), instanceSuffix(rm.GetInstanceName()),
+		strings.Join(rm.GetRoles(), ","), rm.GetOrigin(), yesNo(rm.GetPush()))
+	fmt.Fprintf(w, "%s  health %s, breaker %s, %s, %d queued\n",
+		indent, rm.GetHealth(), rm.GetBreaker(), hitsText(rm.GetCounters()), rm.GetQueueDepth())
+	if roles := roleHealthText(rm.GetRoleHealth()); roles != "" {
+		fmt.Fprintf(w, "%s  roles: %s\n", indent, roles)
+	}
+	if e := rm.GetLastError(); e != "" {
+		fmt.Fprintf(w, "%s  last error: %s\n", indent, e)
+	}
+}
+
+// orText is s, or alt when s is empty.
+func orText(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
 }
 
 // roleHealthText is "cas ok, action-cache refused (PermissionDenied, breaker

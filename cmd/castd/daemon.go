@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +49,9 @@ type castdDaemon struct {
 	health    *health.Server // NOT_SERVING from the start of a drain
 	listeners []boundListener
 	metrics   *metricsServer // nil when disabled
+	// metricsAt is metrics' URL for Control's Status, set once metrics
+	// started (listeners serve before then).
+	metricsAt atomic.Pointer[string]
 }
 
 // startDaemon opens everything in dependency order: store, server,
@@ -93,13 +97,16 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
-	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.scrubber)
+	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.metricsURL, d.scrubber)
 	registerAssets(d.server, d.remotes, log)
 	if d.listeners, err = startListeners(cfg); err != nil {
 		return nil, err
 	}
 	if d.metrics, err = openMetrics(cfg, reg, log); err != nil {
 		return nil, err
+	}
+	if d.metrics != nil {
+		d.metricsAt.Store(&d.metrics.url)
 	}
 	return d, nil
 }
@@ -125,6 +132,15 @@ func openStore(cfg daemonConfig, log *slog.Logger, reg prometheus.Registerer) (*
 	opts.Logger = log
 	opts.Registerer = reg
 	return store.Open(cfg.storeDir, opts) // its errors name the directory
+}
+
+// metricsURL is where /metrics is served, "" when disabled (or not
+// started yet). Safe for concurrent use.
+func (d *castdDaemon) metricsURL() string {
+	if u := d.metricsAt.Load(); u != nil {
+		return *u
+	}
+	return ""
 }
 
 // readyLine is the one log line that says castd serves and where.

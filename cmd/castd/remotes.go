@@ -40,13 +40,14 @@ func listenAuthOptions(cfg *policy.Config, log *slog.Logger) ([]grpc.ServerOptio
 }
 
 // registerControl adds castd.v1.Control to s.
-func registerControl(s *grpc.Server, cfg *policy.Config, set *remotes.Set, local *store.Local, storeDir string, listeners func() []string, scrubber *control.Scrubber) {
+func registerControl(s *grpc.Server, cfg *policy.Config, set *remotes.Set, local *store.Local, storeDir string, listeners func() []string, metricsURL func() string, scrubber *control.Scrubber) {
 	castdpb.RegisterControlServer(s, control.New(cfg, set, local, control.Info{
-		Version:   version,
-		StartTime: time.Now(),
-		Listeners: listeners,
-		StoreDir:  storeDir,
-		Scrubber:  scrubber,
+		Version:    version,
+		StartTime:  time.Now(),
+		Listeners:  listeners,
+		StoreDir:   storeDir,
+		MetricsURL: metricsURL,
+		Scrubber:   scrubber,
 	}))
 }
 

@@ -76,7 +76,18 @@ func TestUnitsHardening(t *testing.T) {
 			}
 		}
 	}
-	text, err := os.ReadFile("castd-sidecar.socket")
+	text, err := os.ReadFile("castd-sidecar.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After= alone orders behind network-online.target without starting it:
+	// the sidecar must pull it in with Wants= (systemd.special(7)).
+	for _, want := range []string{"\nWants=network-online.target\n", "\nAfter=castd-sidecar.socket network-online.target\n"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("castd-sidecar.service: missing %q", strings.TrimSpace(want))
+		}
+	}
+	text, err = os.ReadFile("castd-sidecar.socket")
 	if err != nil {
 		t.Fatal(err)
 	}

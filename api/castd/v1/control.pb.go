@@ -192,9 +192,21 @@ type StatusResponse struct {
 	Listeners []string     `protobuf:"bytes,4,rep,name=listeners,proto3" json:"listeners,omitempty"`
 	Store     *StoreStatus `protobuf:"bytes,5,opt,name=store,proto3" json:"store,omitempty"`
 	// Local cache hits and misses since start.
-	Local         *CacheCounters  `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
-	Remotes       []*RemoteStatus `protobuf:"bytes,7,rep,name=remotes,proto3" json:"remotes,omitempty"`
-	Queue         *QueueStatus    `protobuf:"bytes,8,opt,name=queue,proto3" json:"queue,omitempty"`
+	Local   *CacheCounters  `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
+	Remotes []*RemoteStatus `protobuf:"bytes,7,rep,name=remotes,proto3" json:"remotes,omitempty"`
+	Queue   *QueueStatus    `protobuf:"bytes,8,opt,name=queue,proto3" json:"queue,omitempty"`
+	// The configuration file castd loaded; empty when it runs on the
+	// built-in defaults.
+	ConfigFile string `protobuf:"bytes,9,opt,name=config_file,json=configFile,proto3" json:"config_file,omitempty"`
+	// Where Prometheus metrics are served ("http://127.0.0.1:9464/metrics"),
+	// empty when the endpoint is disabled.
+	MetricsUrl string `protobuf:"bytes,10,opt,name=metrics_url,json=metricsUrl,proto3" json:"metrics_url,omitempty"`
+	// Action-cache lookups since start (clients' GetActionResult and
+	// Execute's lookups): hits in any tier, and misses everywhere.
+	ActionCache *CacheCounters `protobuf:"bytes,11,opt,name=action_cache,json=actionCache,proto3" json:"action_cache,omitempty"`
+	// The instances served, sorted by name ("" is the global user remotes),
+	// each with its remotes.
+	Instances     []*InstanceStatus `protobuf:"bytes,12,rep,name=instances,proto3" json:"instances,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -285,6 +297,89 @@ func (x *StatusResponse) GetQueue() *QueueStatus {
 	return nil
 }
 
+func (x *StatusResponse) GetConfigFile() string {
+	if x != nil {
+		return x.ConfigFile
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetMetricsUrl() string {
+	if x != nil {
+		return x.MetricsUrl
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetActionCache() *CacheCounters {
+	if x != nil {
+		return x.ActionCache
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetInstances() []*InstanceStatus {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+// InstanceStatus is one instance name and the remotes it reads from.
+type InstanceStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// RemoteStatus.name of each remote the instance reads from, storage
+	// then action cache, in pull order without repeats.
+	Remotes       []string `protobuf:"bytes,2,rep,name=remotes,proto3" json:"remotes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceStatus) Reset() {
+	*x = InstanceStatus{}
+	mi := &file_castd_v1_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceStatus) ProtoMessage() {}
+
+func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_castd_v1_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceStatus.ProtoReflect.Descriptor instead.
+func (*InstanceStatus) Descriptor() ([]byte, []int) {
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *InstanceStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetRemotes() []string {
+	if x != nil {
+		return x.Remotes
+	}
+	return nil
+}
+
 type StoreStatus struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Dir            string                 `protobuf:"bytes,1,opt,name=dir,proto3" json:"dir,omitempty"`
@@ -305,7 +400,7 @@ type StoreStatus struct {
 
 func (x *StoreStatus) Reset() {
 	*x = StoreStatus{}
-	mi := &file_castd_v1_control_proto_msgTypes[4]
+	mi := &file_castd_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +412,7 @@ func (x *StoreStatus) String() string {
 func (*StoreStatus) ProtoMessage() {}
 
 func (x *StoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[4]
+	mi := &file_castd_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +425,7 @@ func (x *StoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStatus.ProtoReflect.Descriptor instead.
 func (*StoreStatus) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StoreStatus) GetDir() string {
@@ -392,7 +487,7 @@ type CacheCounters struct {
 
 func (x *CacheCounters) Reset() {
 	*x = CacheCounters{}
-	mi := &file_castd_v1_control_proto_msgTypes[5]
+	mi := &file_castd_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +499,7 @@ func (x *CacheCounters) String() string {
 func (*CacheCounters) ProtoMessage() {}
 
 func (x *CacheCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[5]
+	mi := &file_castd_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +512,7 @@ func (x *CacheCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheCounters.ProtoReflect.Descriptor instead.
 func (*CacheCounters) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CacheCounters) GetHits() int64 {
@@ -453,14 +548,17 @@ type RemoteStatus struct {
 	QueueDepth int64 `protobuf:"varint,10,opt,name=queue_depth,json=queueDepth,proto3" json:"queue_depth,omitempty"`
 	// Health of each role of the remote ("cas", "action-cache", "asset"):
 	// a remote that refuses one role may still serve the others.
-	RoleHealth    []*RoleHealth `protobuf:"bytes,11,rep,name=role_health,json=roleHealth,proto3" json:"role_health,omitempty"`
+	RoleHealth []*RoleHealth `protobuf:"bytes,11,rep,name=role_health,json=roleHealth,proto3" json:"role_health,omitempty"`
+	// The remote's name in metrics and logs (its HOST:PORT, or the name
+	// given in the configuration).
+	Name          string `protobuf:"bytes,12,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoteStatus) Reset() {
 	*x = RemoteStatus{}
-	mi := &file_castd_v1_control_proto_msgTypes[6]
+	mi := &file_castd_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +570,7 @@ func (x *RemoteStatus) String() string {
 func (*RemoteStatus) ProtoMessage() {}
 
 func (x *RemoteStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[6]
+	mi := &file_castd_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +583,7 @@ func (x *RemoteStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoteStatus.ProtoReflect.Descriptor instead.
 func (*RemoteStatus) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoteStatus) GetUrl() string {
@@ -565,6 +663,13 @@ func (x *RemoteStatus) GetRoleHealth() []*RoleHealth {
 	return nil
 }
 
+func (x *RemoteStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type RoleHealth struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "cas", "action-cache" or "asset".
@@ -583,7 +688,7 @@ type RoleHealth struct {
 
 func (x *RoleHealth) Reset() {
 	*x = RoleHealth{}
-	mi := &file_castd_v1_control_proto_msgTypes[7]
+	mi := &file_castd_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +700,7 @@ func (x *RoleHealth) String() string {
 func (*RoleHealth) ProtoMessage() {}
 
 func (x *RoleHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[7]
+	mi := &file_castd_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +713,7 @@ func (x *RoleHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleHealth.ProtoReflect.Descriptor instead.
 func (*RoleHealth) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RoleHealth) GetRole() string {
@@ -664,7 +769,7 @@ type QueueStatus struct {
 
 func (x *QueueStatus) Reset() {
 	*x = QueueStatus{}
-	mi := &file_castd_v1_control_proto_msgTypes[8]
+	mi := &file_castd_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +781,7 @@ func (x *QueueStatus) String() string {
 func (*QueueStatus) ProtoMessage() {}
 
 func (x *QueueStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[8]
+	mi := &file_castd_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +794,7 @@ func (x *QueueStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueStatus.ProtoReflect.Descriptor instead.
 func (*QueueStatus) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *QueueStatus) GetDepth() int64 {
@@ -753,7 +858,7 @@ type ParkedRole struct {
 
 func (x *ParkedRole) Reset() {
 	*x = ParkedRole{}
-	mi := &file_castd_v1_control_proto_msgTypes[9]
+	mi := &file_castd_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +870,7 @@ func (x *ParkedRole) String() string {
 func (*ParkedRole) ProtoMessage() {}
 
 func (x *ParkedRole) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[9]
+	mi := &file_castd_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +883,7 @@ func (x *ParkedRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParkedRole.ProtoReflect.Descriptor instead.
 func (*ParkedRole) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ParkedRole) GetRemote() string {
@@ -833,7 +938,7 @@ type ConfigReportRequest struct {
 
 func (x *ConfigReportRequest) Reset() {
 	*x = ConfigReportRequest{}
-	mi := &file_castd_v1_control_proto_msgTypes[10]
+	mi := &file_castd_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +950,7 @@ func (x *ConfigReportRequest) String() string {
 func (*ConfigReportRequest) ProtoMessage() {}
 
 func (x *ConfigReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[10]
+	mi := &file_castd_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +963,7 @@ func (x *ConfigReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReportRequest.ProtoReflect.Descriptor instead.
 func (*ConfigReportRequest) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfigReportRequest) GetProjectDirs() []string {
@@ -877,7 +982,7 @@ type ConfigReportResponse struct {
 
 func (x *ConfigReportResponse) Reset() {
 	*x = ConfigReportResponse{}
-	mi := &file_castd_v1_control_proto_msgTypes[11]
+	mi := &file_castd_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +994,7 @@ func (x *ConfigReportResponse) String() string {
 func (*ConfigReportResponse) ProtoMessage() {}
 
 func (x *ConfigReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[11]
+	mi := &file_castd_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1007,7 @@ func (x *ConfigReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReportResponse.ProtoReflect.Descriptor instead.
 func (*ConfigReportResponse) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfigReportResponse) GetReportJson() string {
@@ -923,7 +1028,7 @@ type ScrubRequest struct {
 
 func (x *ScrubRequest) Reset() {
 	*x = ScrubRequest{}
-	mi := &file_castd_v1_control_proto_msgTypes[12]
+	mi := &file_castd_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1040,7 @@ func (x *ScrubRequest) String() string {
 func (*ScrubRequest) ProtoMessage() {}
 
 func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[12]
+	mi := &file_castd_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1053,7 @@ func (x *ScrubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubRequest.ProtoReflect.Descriptor instead.
 func (*ScrubRequest) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScrubRequest) GetBytesPerSecond() int64 {
@@ -976,7 +1081,7 @@ type ScrubResponse struct {
 
 func (x *ScrubResponse) Reset() {
 	*x = ScrubResponse{}
-	mi := &file_castd_v1_control_proto_msgTypes[13]
+	mi := &file_castd_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1093,7 @@ func (x *ScrubResponse) String() string {
 func (*ScrubResponse) ProtoMessage() {}
 
 func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_castd_v1_control_proto_msgTypes[13]
+	mi := &file_castd_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1106,7 @@ func (x *ScrubResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrubResponse.ProtoReflect.Descriptor instead.
 func (*ScrubResponse) Descriptor() ([]byte, []int) {
-	return file_castd_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_castd_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScrubResponse) GetChecked() int64 {
@@ -1059,7 +1164,7 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\rinstance_name\x18\x01 \x01(\tR\finstanceName\x12\x1f\n" +
 	"\vreport_json\x18\x02 \x01(\tR\n" +
 	"reportJson\"\x0f\n" +
-	"\rStatusRequest\"\xf1\x02\n" +
+	"\rStatusRequest\"\xa7\x04\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x129\n" +
 	"\n" +
@@ -1069,7 +1174,17 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\x05store\x18\x05 \x01(\v2\x15.castd.v1.StoreStatusR\x05store\x12-\n" +
 	"\x05local\x18\x06 \x01(\v2\x17.castd.v1.CacheCountersR\x05local\x120\n" +
 	"\aremotes\x18\a \x03(\v2\x16.castd.v1.RemoteStatusR\aremotes\x12+\n" +
-	"\x05queue\x18\b \x01(\v2\x15.castd.v1.QueueStatusR\x05queue\"\xe7\x01\n" +
+	"\x05queue\x18\b \x01(\v2\x15.castd.v1.QueueStatusR\x05queue\x12\x1f\n" +
+	"\vconfig_file\x18\t \x01(\tR\n" +
+	"configFile\x12\x1f\n" +
+	"\vmetrics_url\x18\n" +
+	" \x01(\tR\n" +
+	"metricsUrl\x12:\n" +
+	"\faction_cache\x18\v \x01(\v2\x17.castd.v1.CacheCountersR\vactionCache\x126\n" +
+	"\tinstances\x18\f \x03(\v2\x18.castd.v1.InstanceStatusR\tinstances\">\n" +
+	"\x0eInstanceStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aremotes\x18\x02 \x03(\tR\aremotes\"\xe7\x01\n" +
 	"\vStoreStatus\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\tR\x03dir\x12\x1d\n" +
 	"\n" +
@@ -1082,7 +1197,7 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	"\x0ewrites_refused\x18\a \x01(\tR\rwritesRefused\";\n" +
 	"\rCacheCounters\x12\x12\n" +
 	"\x04hits\x18\x01 \x01(\x03R\x04hits\x12\x16\n" +
-	"\x06misses\x18\x02 \x01(\x03R\x06misses\"\xe5\x02\n" +
+	"\x06misses\x18\x02 \x01(\x03R\x06misses\"\xf9\x02\n" +
 	"\fRemoteStatus\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12#\n" +
 	"\rinstance_name\x18\x02 \x01(\tR\finstanceName\x12\x14\n" +
@@ -1098,7 +1213,8 @@ const file_castd_v1_control_proto_rawDesc = "" +
 	" \x01(\x03R\n" +
 	"queueDepth\x125\n" +
 	"\vrole_health\x18\v \x03(\v2\x14.castd.v1.RoleHealthR\n" +
-	"roleHealth\"\x85\x01\n" +
+	"roleHealth\x12\x12\n" +
+	"\x04name\x18\f \x01(\tR\x04name\"\x85\x01\n" +
 	"\n" +
 	"RoleHealth\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x16\n" +
@@ -1156,51 +1272,54 @@ func file_castd_v1_control_proto_rawDescGZIP() []byte {
 	return file_castd_v1_control_proto_rawDescData
 }
 
-var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_castd_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_castd_v1_control_proto_goTypes = []any{
 	(*RegisterProjectRequest)(nil),  // 0: castd.v1.RegisterProjectRequest
 	(*RegisterProjectResponse)(nil), // 1: castd.v1.RegisterProjectResponse
 	(*StatusRequest)(nil),           // 2: castd.v1.StatusRequest
 	(*StatusResponse)(nil),          // 3: castd.v1.StatusResponse
-	(*StoreStatus)(nil),             // 4: castd.v1.StoreStatus
-	(*CacheCounters)(nil),           // 5: castd.v1.CacheCounters
-	(*RemoteStatus)(nil),            // 6: castd.v1.RemoteStatus
-	(*RoleHealth)(nil),              // 7: castd.v1.RoleHealth
-	(*QueueStatus)(nil),             // 8: castd.v1.QueueStatus
-	(*ParkedRole)(nil),              // 9: castd.v1.ParkedRole
-	(*ConfigReportRequest)(nil),     // 10: castd.v1.ConfigReportRequest
-	(*ConfigReportResponse)(nil),    // 11: castd.v1.ConfigReportResponse
-	(*ScrubRequest)(nil),            // 12: castd.v1.ScrubRequest
-	(*ScrubResponse)(nil),           // 13: castd.v1.ScrubResponse
-	(*timestamppb.Timestamp)(nil),   // 14: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 15: google.protobuf.Duration
+	(*InstanceStatus)(nil),          // 4: castd.v1.InstanceStatus
+	(*StoreStatus)(nil),             // 5: castd.v1.StoreStatus
+	(*CacheCounters)(nil),           // 6: castd.v1.CacheCounters
+	(*RemoteStatus)(nil),            // 7: castd.v1.RemoteStatus
+	(*RoleHealth)(nil),              // 8: castd.v1.RoleHealth
+	(*QueueStatus)(nil),             // 9: castd.v1.QueueStatus
+	(*ParkedRole)(nil),              // 10: castd.v1.ParkedRole
+	(*ConfigReportRequest)(nil),     // 11: castd.v1.ConfigReportRequest
+	(*ConfigReportResponse)(nil),    // 12: castd.v1.ConfigReportResponse
+	(*ScrubRequest)(nil),            // 13: castd.v1.ScrubRequest
+	(*ScrubResponse)(nil),           // 14: castd.v1.ScrubResponse
+	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 16: google.protobuf.Duration
 }
 var file_castd_v1_control_proto_depIdxs = []int32{
-	14, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	15, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	4,  // 2: castd.v1.StatusResponse.store:type_name -> castd.v1.StoreStatus
-	5,  // 3: castd.v1.StatusResponse.local:type_name -> castd.v1.CacheCounters
-	6,  // 4: castd.v1.StatusResponse.remotes:type_name -> castd.v1.RemoteStatus
-	8,  // 5: castd.v1.StatusResponse.queue:type_name -> castd.v1.QueueStatus
-	5,  // 6: castd.v1.RemoteStatus.counters:type_name -> castd.v1.CacheCounters
-	7,  // 7: castd.v1.RemoteStatus.role_health:type_name -> castd.v1.RoleHealth
-	15, // 8: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
-	9,  // 9: castd.v1.QueueStatus.parked:type_name -> castd.v1.ParkedRole
-	14, // 10: castd.v1.ParkedRole.since:type_name -> google.protobuf.Timestamp
-	15, // 11: castd.v1.ScrubResponse.took:type_name -> google.protobuf.Duration
-	0,  // 12: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
-	2,  // 13: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
-	10, // 14: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
-	12, // 15: castd.v1.Control.Scrub:input_type -> castd.v1.ScrubRequest
-	1,  // 16: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
-	3,  // 17: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
-	11, // 18: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
-	13, // 19: castd.v1.Control.Scrub:output_type -> castd.v1.ScrubResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	15, // 0: castd.v1.StatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	16, // 1: castd.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	5,  // 2: castd.v1.StatusResponse.store:type_name -> castd.v1.StoreStatus
+	6,  // 3: castd.v1.StatusResponse.local:type_name -> castd.v1.CacheCounters
+	7,  // 4: castd.v1.StatusResponse.remotes:type_name -> castd.v1.RemoteStatus
+	9,  // 5: castd.v1.StatusResponse.queue:type_name -> castd.v1.QueueStatus
+	6,  // 6: castd.v1.StatusResponse.action_cache:type_name -> castd.v1.CacheCounters
+	4,  // 7: castd.v1.StatusResponse.instances:type_name -> castd.v1.InstanceStatus
+	6,  // 8: castd.v1.RemoteStatus.counters:type_name -> castd.v1.CacheCounters
+	8,  // 9: castd.v1.RemoteStatus.role_health:type_name -> castd.v1.RoleHealth
+	16, // 10: castd.v1.QueueStatus.oldest_age:type_name -> google.protobuf.Duration
+	10, // 11: castd.v1.QueueStatus.parked:type_name -> castd.v1.ParkedRole
+	15, // 12: castd.v1.ParkedRole.since:type_name -> google.protobuf.Timestamp
+	16, // 13: castd.v1.ScrubResponse.took:type_name -> google.protobuf.Duration
+	0,  // 14: castd.v1.Control.RegisterProject:input_type -> castd.v1.RegisterProjectRequest
+	2,  // 15: castd.v1.Control.Status:input_type -> castd.v1.StatusRequest
+	11, // 16: castd.v1.Control.ConfigReport:input_type -> castd.v1.ConfigReportRequest
+	13, // 17: castd.v1.Control.Scrub:input_type -> castd.v1.ScrubRequest
+	1,  // 18: castd.v1.Control.RegisterProject:output_type -> castd.v1.RegisterProjectResponse
+	3,  // 19: castd.v1.Control.Status:output_type -> castd.v1.StatusResponse
+	12, // 20: castd.v1.Control.ConfigReport:output_type -> castd.v1.ConfigReportResponse
+	14, // 21: castd.v1.Control.Scrub:output_type -> castd.v1.ScrubResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_castd_v1_control_proto_init() }
@@ -1214,7 +1333,7 @@ func file_castd_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_castd_v1_control_proto_rawDesc), len(file_castd_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

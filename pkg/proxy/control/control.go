@@ -30,6 +30,10 @@ type Info struct {
 	Listeners func() []string
 	// StoreDir is the local store's directory.
 	StoreDir string
+	// MetricsURL returns where /metrics is served, "" when disabled; nil
+	// means disabled. It is a function because the endpoint starts after
+	// the Control service is registered.
+	MetricsURL func() string
 	// Scrubber serves Scrub; nil makes Scrub UNIMPLEMENTED.
 	Scrubber *Scrubber
 }
@@ -91,11 +95,22 @@ func (s *Server) Status(context.Context, *castdpb.StatusRequest) (*castdpb.Statu
 	if s.info.Listeners != nil {
 		resp.Listeners = s.info.Listeners()
 	}
+	if s.info.MetricsURL != nil {
+		resp.MetricsUrl = s.info.MetricsURL()
+	}
+	if s.cfg != nil {
+		resp.ConfigFile = s.cfg.File
+	}
 	hits, misses := s.set.Local()
 	resp.Local = &castdpb.CacheCounters{Hits: int64(hits), Misses: int64(misses)}
+	hits, misses = s.set.ActionCacheCounts()
+	resp.ActionCache = &castdpb.CacheCounters{Hits: int64(hits), Misses: int64(misses)}
+	for _, in := range s.set.InstanceRemotes() {
+		resp.Instances = append(resp.Instances, &castdpb.InstanceStatus{Name: in.Name, Remotes: in.Remotes})
+	}
 	for _, r := range s.set.Remotes() {
 		resp.Remotes = append(resp.Remotes, &castdpb.RemoteStatus{
-			Url: r.URL, InstanceName: r.InstanceName, Roles: r.Roles, Origin: r.Origin, Push: r.Push,
+			Name: r.Name, Url: r.URL, InstanceName: r.InstanceName, Roles: r.Roles, Origin: r.Origin, Push: r.Push,
 			Health: r.Health, Breaker: r.Breaker, LastError: r.LastError,
 			Counters:   &castdpb.CacheCounters{Hits: r.Hits, Misses: r.Misses},
 			QueueDepth: int64(r.QueueDepth),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -67,8 +68,11 @@ func (s *Server) cached(ctx context.Context, j *job) *operation {
 
 // lookup asks the local action cache (when the plan has one), then the
 // whole pull order, and says where the hit came from. A failing cache is
-// logged and treated as a miss: the action can still be run.
+// logged and treated as a miss: the action can still be run. Both
+// lookups are counted as Execute's (fanout.KindExecuteLookup), apart from
+// clients' GetActionResult.
 func (s *Server) lookup(ctx context.Context, j *job) (*repb.ActionResult, string) {
+	ctx = fanout.WithLookupKind(ctx, fanout.KindExecuteLookup)
 	how := MessageCacheHit
 	if j.plan.LocalLookup != nil {
 		if res, err := j.plan.LocalLookup.GetActionResult(ctx, j.digest); err == nil {

@@ -70,7 +70,7 @@ func (c *fanoutCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.Blo
 // countLocal labels a local answer and counts a hit.
 func (c *fanoutCAS) countLocal(r *store.BlobResult) {
 	if r.Err == nil {
-		c.metrics.localHit()
+		c.metrics.localHit(int64(len(r.Data)))
 		return
 	}
 	r.Err = labelLocal(r.Err)

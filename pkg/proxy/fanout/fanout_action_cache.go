@@ -38,7 +38,7 @@ func NewActionCache(local store.ActionCache, remotes []ACTier, cas store.CAS, op
 	a := &fanoutActionCache{
 		local:    local,
 		opts:     opts,
-		metrics:  newMetrics(opts.Registerer, "castd_fanout_ac", "ActionCache", opts.Counters),
+		metrics:  newMetrics(opts.Registerer, opts.Instance, KindActionCache, opts.Counters),
 		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
 	}
 	for i, t := range remotes {
@@ -59,10 +59,11 @@ type fanoutActionCache struct {
 }
 
 func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
+	m := a.metrics.forLookup(ctx)
 	ar, err := a.local.GetActionResult(ctx, action)
 	if status.Code(err) != codes.NotFound {
 		if err == nil {
-			a.metrics.localHit()
+			m.localHit(0)
 		}
 		return ar, labelLocal(err)
 	}
@@ -70,6 +71,7 @@ func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.D
 	for i, t := range a.remotes {
 		ar, err := t.AC.GetActionResult(ctx, action)
 		if err == nil {
+			m.remoteHit(a.origins[i].Name, 0)
 			a.record(ctx, action, ar, i)
 			return ar, nil
 		}
@@ -80,7 +82,7 @@ func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.D
 	}
 	err = foundNowhere("action result "+action.String(), failures)
 	if status.Code(err) == codes.NotFound {
-		a.metrics.miss()
+		m.miss()
 	}
 	return nil, err
 }
@@ -107,7 +109,6 @@ func (c *failoverAC) GetActionResult(ctx context.Context, action digest.Digest) 
 // it; the next lookup simply asks the remote again.
 func (a *fanoutActionCache) record(ctx context.Context, action digest.Digest, ar *repb.ActionResult, i int) {
 	t := a.origins[i]
-	a.metrics.remoteHit(t.Name)
 	if err := a.local.UpdateActionResult(ctx, action, ar); err != nil {
 		a.opts.Logger.Warn("fanout: could not record a remote action result locally", "action", action.String(), "remote", t.Name, "err", labelLocal(err))
 		return

@@ -56,10 +56,10 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 	c := &fanoutCAS{
 		local:    local,
 		opts:     opts,
-		metrics:  newMetrics(opts.Registerer, "castd_fanout", "CAS", opts.Counters),
+		metrics:  newMetrics(opts.Registerer, opts.Instance, KindCAS, opts.Counters),
 		flights:  newFlightGroup(),
 		failover: newCASFailover(opts.FailoverDelay, len(remotes), opts.Clock),
-		fmetrics: newFailoverMetrics(opts.Registerer),
+		fmetrics: newFailoverMetrics(opts.Registerer, opts.Instance),
 		refusals: newRefusals(opts),
 	}
 	for _, t := range remotes {
@@ -167,7 +167,7 @@ func (c *fanoutCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.
 		if err != nil {
 			return nil, labelLocal(err)
 		}
-		c.metrics.localHit()
+		c.metrics.localHit(d.Size - offset)
 		return c.repairing(ctx, d, offset, rc), nil
 	}
 	if offset == 0 && d.Size > 0 {

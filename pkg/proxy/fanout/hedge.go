@@ -168,5 +168,5 @@ func detachable(ctx context.Context) (dctx context.Context, abandon, cancel func
 
 // hedged returns the function that counts a hedge of the i-th tier.
 func (c *fanoutCAS) hedged(i int) func() {
-	return c.fmetrics.hedged.WithLabelValues(c.remotes[i].Name).Inc
+	return c.fmetrics.hedged.WithLabelValues(c.fmetrics.instance, c.remotes[i].Name).Inc
 }

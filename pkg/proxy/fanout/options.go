@@ -82,8 +82,12 @@ type Options struct {
 	// once per fetch (concurrent Gets of one blob share a fetch).
 	OnRemoteHit func(d digest.Digest, tier Tier)
 	// Registerer receives the Prometheus metrics; nil registers nothing.
-	// Several fan-outs may share one registry.
+	// Several fan-outs may share one registry: their series are told
+	// apart by Instance.
 	Registerer prometheus.Registerer
+	// Instance is the instance name the fan-out serves, the instance
+	// label of its metrics ("" for the global user remotes).
+	Instance string
 	// Counters, if set, accumulates hits and misses for a Status RPC; it
 	// may be shared by several fan-outs.
 	Counters *Counters
@@ -103,6 +107,8 @@ type ACOptions struct {
 	OnRemoteHit func(action digest.Digest, result *repb.ActionResult, tier ACTier)
 	// Registerer receives the Prometheus metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Instance is the instance label of the metrics, as Options.Instance.
+	Instance string
 	// Counters, if set, accumulates hits and misses for a Status RPC.
 	Counters *Counters
 	// Logger; nil means slog.Default().

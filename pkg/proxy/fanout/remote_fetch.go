@@ -115,7 +115,7 @@ func (c *fanoutCAS) store(ctx context.Context, from func() (string, Tier), d dig
 
 // stored accounts for a remote hit now stored locally.
 func (c *fanoutCAS) stored(d digest.Digest, t Tier) {
-	c.metrics.remoteHit(t.Name)
+	c.metrics.remoteHit(t.Name, d.Size)
 	if c.opts.OnRemoteHit != nil {
 		c.opts.OnRemoteHit(d, t)
 	}

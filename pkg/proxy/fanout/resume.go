@@ -203,7 +203,7 @@ func (s *resumingStream) resume() bool {
 		}
 		s.c.opts.Logger.Warn("fanout: a remote stream broke midway; resumed from the next tier",
 			"digest", s.d.String(), "offset", s.pos, "err", s.failures[len(s.failures)-1], "from", remoteLabel(j, s.c.remotes[j].Name))
-		s.c.fmetrics.resumed.WithLabelValues(s.c.remotes[s.at].Name).Inc()
+		s.c.fmetrics.resumed.WithLabelValues(s.c.fmetrics.instance, s.c.remotes[s.at].Name).Inc()
 		s.at, s.rc, s.call = j, rc, call
 		s.resumed = append(s.resumed, s.pos)
 		return true

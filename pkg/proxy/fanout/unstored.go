@@ -111,7 +111,7 @@ func (c *fanoutCAS) serveUnstored(name string, t Tier, d digest.Digest, r store.
 			return c.badData(name, t, d, status.Errorf(codes.InvalidArgument, "bytes hash to %s", got))
 		}
 	}
-	c.metrics.remoteHit(t.Name)
+	c.metrics.remoteHit(t.Name, d.Size)
 	return nil
 }
 
@@ -124,7 +124,7 @@ func (c *fanoutCAS) drainUnstored(name string, t Tier, d digest.Digest, src io.R
 	if _, err := io.Copy(io.Discard, v); err != nil {
 		return err
 	}
-	c.metrics.remoteHit(t.Name)
+	c.metrics.remoteHit(t.Name, d.Size)
 	return nil
 }
 
@@ -178,7 +178,7 @@ func (c *fanoutCAS) readThroughFrom(ctx context.Context, i int, t Tier, d digest
 		return nil, err
 	}
 	r.first = buf[:n]
-	c.metrics.remoteHit(t.Name)
+	c.metrics.remoteHit(t.Name, d.Size-offset)
 	return r, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/execution"
+	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -33,7 +34,8 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	r := inst.resolved
 	p := &execution.Plan{
 		Scenario: r.Scenario, CAS: inst.cas, AC: inst.ac, LocalAC: inst.ac, LocalCAS: s.local,
-		LocalLookup:         store.NewCompletenessCheckingActionCache(s.local.ActionCache(instanceName), s.local),
+		LocalLookup: fanout.NewHitCountingActionCache(store.NewCompletenessCheckingActionCache(s.local.ActionCache(instanceName), s.local),
+			fanout.ACOptions{Registerer: s.opts.Registerer, Instance: instanceName, Counters: s.acCount}),
 		LocalFallback:       s.cfg.LocalExecution.LocalFallback,
 		CacheFailures:       s.cfg.LocalExecution.CacheFailures,
 		UnsupportedPlatform: unsupportedBy(s.cfg.RemotePlatform),

@@ -26,6 +26,9 @@ type instance struct {
 	ac       store.ActionCache
 	assets   asset.Index
 	primary  store.CAS // cache.storage-service, nil without one
+	// remotes names the remotes read from, storage then action cache, in
+	// pull order without repeats (for status).
+	remotes []string
 }
 
 // build assembles the fan-outs of r in pull order, wrapped so that writes
@@ -54,9 +57,9 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	}
 	fopts := fanout.Options{
 		ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, FailoverDelay: s.opts.FailoverDelay,
-		Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger,
+		Registerer: s.opts.Registerer, Instance: name, Counters: s.counters, Logger: s.opts.Logger,
 	}
-	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Counters: s.acCount, Logger: s.opts.Logger}
+	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Instance: name, Counters: s.acCount, Logger: s.opts.Logger}
 	if s.cfg.Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
 			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
@@ -79,6 +82,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	}
 	inst.ac = writeback.NewQueueingActionCache(fac, s.queue, name, pushAC)
 	inst.assets = assets
+	inst.remotes = tierNames(casTiers, acTiers)
 	return inst, nil
 }
 
@@ -168,4 +172,23 @@ func (s *Set) recache(origin, from string, kind writeback.Kind, d digest.Digest,
 	if err := s.queue.Enqueue(ctx, kind, d, instanceName, targets); err != nil {
 		s.opts.Logger.Warn("write-back: not re-caching project content", "from", from, "kind", kind.String(), "digest", d.String(), "err", err)
 	}
+}
+
+// tierNames is the names of cas then ac, without repeats.
+func tierNames(cas []fanout.Tier, ac []fanout.ACTier) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, t := range cas {
+		add(t.Name)
+	}
+	for _, t := range ac {
+		add(t.Name)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package remotes
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/castd/castd/pkg/policy"
@@ -102,6 +103,34 @@ func (s *Set) Queue() writeback.Stats { return s.queue.Stats() }
 func (s *Set) Local() (hits, misses uint64) {
 	c, a := s.counters.Snapshot(), s.acCount.Snapshot()
 	return c.LocalHits + a.LocalHits, c.Misses + a.Misses
+}
+
+// ActionCacheCounts returns the action-cache lookups since start, clients' and
+// Execute's: hits in any tier (local or a remote) and misses everywhere.
+func (s *Set) ActionCacheCounts() (hits, misses uint64) {
+	a := s.acCount.Snapshot()
+	return a.Hits(), a.Misses
+}
+
+// InstanceStatus is one served instance name and the names of the remotes
+// it reads from (RemoteStatus.Name), storage then action cache, in pull
+// order without repeats.
+type InstanceStatus struct {
+	Name    string
+	Remotes []string
+}
+
+// InstanceRemotes returns every served instance with its remotes, sorted
+// by name. Cost: one read lock and a copy of the names.
+func (s *Set) InstanceRemotes() []InstanceStatus {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]InstanceStatus, 0, len(s.instances))
+	for name, inst := range s.instances {
+		out = append(out, InstanceStatus{Name: name, Remotes: slices.Clone(inst.remotes)})
+	}
+	slices.SortFunc(out, func(a, b InstanceStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Instances returns the instance names currently served, sorted.
