@@ -66,6 +66,11 @@ func TestMessageLostConnection(t *testing.T) {
 	if got := message(status.Error(codes.Unavailable, "upstream[0] cache.example.com: circuit open")); got != "unavailable: upstream[0] cache.example.com: circuit open" {
 		t.Errorf("castd's own UNAVAILABLE rewritten: %q", got)
 	}
+	// An upstream's transport failure that castd relays is castd answering.
+	relayed := `upstream[1] 127.0.0.1:19999: connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:19999: connect: connection refused"`
+	if got := message(status.Error(codes.Unavailable, relayed)); strings.Contains(got, "lost the connection to castd") {
+		t.Errorf("a remote's failure relayed by castd reads as castd gone: %q", got)
+	}
 }
 
 func TestBlobNotFoundPlain(t *testing.T) {

@@ -135,8 +135,11 @@ func message(err error) string {
 // isTransportFailure tells gRPC's own connection errors (the socket went
 // away, castd closed the connection) from an UNAVAILABLE castd sent.
 func isTransportFailure(msg string) bool {
-	for _, s := range []string{"connection error:", "error reading from server", "transport is closing", "Error while dialing"} {
-		if strings.Contains(msg, s) {
+	// gRPC's own transport errors start the message; castd relays an
+	// upstream's failure with the upstream named first ("upstream[1] HOST:
+	// connection error: …"), which is castd answering, not castd gone.
+	for _, s := range []string{"connection error:", "error reading from server", "transport is closing"} {
+		if strings.HasPrefix(msg, s) {
 			return true
 		}
 	}

@@ -126,11 +126,14 @@ func (c *fanoutCAS) findMissingFrom(ctx context.Context, i int, unknown []digest
 }
 
 // askFindMissing asks the i-th tier about unknown and returns what it
-// lacks: all of unknown when it fails (it is skipped).
+// lacks: all of unknown when it fails (it is skipped). Every tier, the
+// last one too, gets a single attempt: "missing" is always a safe answer
+// (the client uploads), so no retry of a down remote may hold the client
+// that is about to upload.
 func (c *fanoutCAS) askFindMissing(ctx context.Context, i int, unknown []digest.Digest) []digest.Digest {
 	t := c.remotes[i]
 	call := c.failover.begin(ctx, i)
-	missing, err := t.CAS.FindMissing(call.ctx, unknown)
+	missing, err := t.CAS.FindMissing(store.WithFallback(call.ctx), unknown)
 	inTime := call.answered()
 	call.observe(inTime, err)
 	err = call.outcome(inTime, err)
