@@ -3,11 +3,9 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -17,65 +15,9 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/internal/testutil"
 )
-
-// mountTmpfs mounts a tmpfs of size (e.g. "256m") on a fresh directory,
-// unmounted when the test ends: a real filesystem that really fills up.
-// Mounting needs root, which CI has (.ci/run installs packages as root);
-// as root a failed mount fails the test.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillFS writes a file in dir until the filesystem has no space left, as
-// another process would, and returns a function that deletes it again.
-func fillFS(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			break
-		}
-	}
-	for n := 4096; n > 0; n /= 2 { // the last partial pages too
-		for {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				break
-			}
-		}
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil || st.Bavail != 0 {
-		t.Fatalf("filesystem not full after filling: %d blocks available (%v)", st.Bavail, err)
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // wantCode checks that err has code and mentions the filesystem state.
 func wantCode(t *testing.T, what string, err error, code codes.Code, words string) {
@@ -87,7 +29,7 @@ func wantCode(t *testing.T, what string, err error, code codes.Code, words strin
 
 func TestLocalDiskFull(t *testing.T) {
 	ctx := context.Background()
-	fs := mountTmpfs(t, "256m")
+	fs := testutil.MountTmpfs(t, "256m")
 	dir := filepath.Join(fs, "store")
 	small, large := []byte("stored before the disk filled"), bytes.Repeat([]byte("large "), 200_000)
 	action := digest.OfBytes([]byte("action"))
@@ -119,7 +61,7 @@ func TestLocalDiskFull(t *testing.T) {
 
 	t.Run("filled while running", func(t *testing.T) {
 		t.Log("another process fills the disk: writes fail clearly (badger must not write into unbacked pages), reads go on")
-		free := fillFS(t, fs)
+		free := testutil.FillFS(t, fs)
 		defer free()
 		nb, nd := blob(100, 1)
 		wantCode(t, "Put small", l.Put(ctx, nd, bytes.NewReader(nb)), codes.ResourceExhausted, "filesystem full")
@@ -147,7 +89,7 @@ func TestLocalDiskFull(t *testing.T) {
 
 	t.Run("restarted on a full disk", func(t *testing.T) {
 		t.Log("a store opened on a full disk gives badger the ballast and comes up; writes wait for space, no restart needed")
-		free := fillFS(t, fs)
+		free := testutil.FillFS(t, fs)
 		l, err := store.Open(dir, store.Options{ReservedPercent: 5, Ballast: true})
 		if err != nil {
 			t.Fatalf("Open on a full disk: %v", err)
@@ -166,7 +108,7 @@ func TestLocalDiskFull(t *testing.T) {
 		if err := os.Remove(filepath.Join(dir, "ballast")); err != nil {
 			t.Fatalf("the ballast should be back once space was: %v", err)
 		}
-		free := fillFS(t, fs)
+		free := testutil.FillFS(t, fs)
 		reg := prometheus.NewRegistry()
 		ro, err := store.Open(dir, store.Options{Registerer: reg})
 		if err != nil {
@@ -195,7 +137,7 @@ func TestLocalDiskFull(t *testing.T) {
 
 func TestLocalDiskSpaceMadeByEviction(t *testing.T) {
 	t.Log("a blob that fits once the reserved disk space is enforced by eviction is stored, not refused as a full disk")
-	fs := mountTmpfs(t, "448m")
+	fs := testutil.MountTmpfs(t, "448m")
 	l := openStore(t, filepath.Join(fs, "store"), store.Options{ReservedBytes: 200 << 20})
 	waitReady(t, l)
 	var stored []digest.Digest

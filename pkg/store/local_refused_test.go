@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 // TestIsFull checks that every way a write reaches a store that refuses
@@ -16,7 +18,7 @@ import (
 // other rejections do not.
 func TestIsFull(t *testing.T) {
 	ctx := context.Background()
-	fs := mountTmpfs(t, "256m")
+	fs := testutil.MountTmpfs(t, "256m")
 	dir := filepath.Join(fs, "store")
 	l := openStore(t, dir, store.Options{})
 	small, sd := blob(100, 1)
@@ -34,7 +36,7 @@ func TestIsFull(t *testing.T) {
 		if why := l.Stats().WritesRefused; why != "" {
 			t.Errorf("Stats().WritesRefused = %q with space, want \"\"", why)
 		}
-		free := fillFS(t, fs)
+		free := testutil.FillFS(t, fs)
 		defer free()
 		if why := l.Stats().WritesRefused; why != store.WritesRefusedFull {
 			t.Errorf("Stats().WritesRefused = %q on a full disk before any write, want %q", why, store.WritesRefusedFull)
@@ -63,7 +65,7 @@ func TestIsFull(t *testing.T) {
 		if err := os.Remove(filepath.Join(dir, "ballast")); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
-		free := fillFS(t, fs)
+		free := testutil.FillFS(t, fs)
 		defer free()
 		ro, err := store.Open(dir, store.Options{})
 		if err != nil {

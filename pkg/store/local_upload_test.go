@@ -13,6 +13,8 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 // writeUpload writes b to u in pieces of n bytes.
@@ -218,7 +220,7 @@ func TestLocalUploadDiskFull(t *testing.T) {
 	// Why: an upload on a full filesystem gets the store's "filesystem
 	// full" refusal, not a raw ENOSPC, both when it starts and when the
 	// disk fills while it is being written.
-	fs := mountTmpfs(t, "256m")
+	fs := testutil.MountTmpfs(t, "256m")
 	l := openStore(t, filepath.Join(fs, "store"), store.Options{})
 	b, d := blob(2<<20, 36)
 	u, err := l.NewUpload(d)
@@ -227,7 +229,7 @@ func TestLocalUploadDiskFull(t *testing.T) {
 	}
 	defer u.Abort()
 	writeUpload(t, u, b[:1<<20], 1<<20)
-	free := fillFS(t, fs)
+	free := testutil.FillFS(t, fs)
 	defer free()
 	_, err = u.Write(b[1<<20:])
 	wantCode(t, "Write on a full disk", err, codes.ResourceExhausted, "filesystem full")

@@ -16,68 +16,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
-// mountTmpfs mounts a tmpfs of size (e.g. "256m") on a fresh directory,
-// unmounted when the test ends: a filesystem that really fills up.
-// Mounting needs root, which CI has (.ci/run installs packages as root);
-// as root a failed mount fails the test.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (CI runs as root)")
-	}
-	dir, err := os.MkdirTemp("", "castd-fs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		os.Remove(dir)
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-		os.Remove(dir)
-	})
-	return dir
-}
-
-// fillFS writes a file in dir until its filesystem has no space left, as
-// another process would, and returns a function that deletes it again.
-func fillFS(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for n := len(chunk); n > 0; n /= 2 { // down to the last partial pages
-		for {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatalf("filling %s: %v", dir, err)
-				}
-				break
-			}
-		}
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil || st.Bavail != 0 {
-		t.Fatalf("filesystem not full after filling: %d blocks available (%v)", st.Bavail, err)
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestDaemonDiskFull(t *testing.T) {
-	fs := mountTmpfs(t, "256m")
+	fs := testutil.MountTmpfs(t, "256m")
 	l := newLayout(t)
 	l.store = filepath.Join(fs, "store")
 	cfg := l.configYAML("") // the default reserve (5 %)
@@ -116,7 +60,7 @@ func TestDaemonDiskFull(t *testing.T) {
 		}
 	}
 
-	free := fillFS(t, fs)
+	free := testutil.FillFS(t, fs)
 	t.Run("writes refused, reads served", func(t *testing.T) {
 		t.Log("another process fills the disk: uploads get a clear error, stored blobs are still served, castd lives")
 		writesRefused(t, conn, codes.ResourceExhausted, "filesystem full")
@@ -160,7 +104,7 @@ func TestDaemonDiskFull(t *testing.T) {
 	if err := os.Remove(filepath.Join(l.store, "ballast")); err != nil {
 		t.Fatalf("no ballast in the store: %v", err)
 	}
-	defer fillFS(t, fs)()
+	defer testutil.FillFS(t, fs)()
 	q := spawnCastd(t, l, cfg)
 	t.Run("killed, no ballast, disk full", func(t *testing.T) {
 		t.Log("with nothing to give badger and logs to replay, castd says what to free and exits (systemd retries later)")
@@ -183,7 +127,7 @@ func TestDaemonDiskFullColdReads(t *testing.T) {
 	if err := bytestreamWrite(ctx, up.conn(t), large); err != nil {
 		t.Fatal(err)
 	}
-	fs := mountTmpfs(t, "256m")
+	fs := testutil.MountTmpfs(t, "256m")
 	l := newLayout(t)
 	l.store = filepath.Join(fs, "store")
 	cfg := l.configYAML("artifacts:\n  servers:\n  - " + up.serverYAML("storage", false) + "\n")
@@ -224,7 +168,7 @@ func TestDaemonDiskFullColdReads(t *testing.T) {
 	}
 
 	statusSays(t, p, "") // not full yet: nothing refused
-	fillFS(t, fs)
+	testutil.FillFS(t, fs)
 	t.Run("cold reads on a full disk", func(t *testing.T) {
 		t.Log("blobs only a remote has are still served when the store cannot keep them, and bst status says why")
 		coldReadsServed(t, p)
@@ -239,7 +183,7 @@ func TestDaemonDiskFullColdReads(t *testing.T) {
 	if err := os.Remove(filepath.Join(l.store, "ballast")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	free := fillFS(t, fs) // whatever the stop left free
+	free := testutil.FillFS(t, fs) // whatever the stop left free
 	p = startCastd(t, l, cfg)
 	t.Run("cold reads on a read-only store", func(t *testing.T) {
 		t.Log("started read-only on the full disk, castd still serves remote-only blobs")

@@ -3,13 +3,10 @@ package fanout_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +17,8 @@ import (
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 // fullLocal opens a real local store on a small tmpfs and fills the
@@ -28,39 +27,13 @@ import (
 // CI has.
 func fullLocal(t *testing.T) *store.Local {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (CI runs as root)")
-	}
-	fs := t.TempDir()
-	if err := syscall.Mount("tmpfs", fs, "tmpfs", 0, "size=256m,mode=0700"); err != nil {
-		t.Fatalf("mount tmpfs on %s: %v", fs, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(fs, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", fs, err)
-		}
-	})
+	fs := testutil.MountTmpfs(t, "256m")
 	l, err := store.Open(filepath.Join(fs, "store"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	f, err := os.Create(filepath.Join(fs, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for n := len(chunk); n > 0; n /= 2 {
-		for {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatalf("filling %s: %v", fs, err)
-				}
-				break
-			}
-		}
-	}
+	testutil.FillFS(t, fs)
 	d, b := blob("a write to probe the full store")
 	if err := l.Put(context.Background(), d, bytes.NewReader(b)); !store.IsFull(err) {
 		t.Fatalf("Put on the filled store = %v, want it refused as full", err)

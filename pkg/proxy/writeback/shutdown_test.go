@@ -44,6 +44,27 @@ func (r *stuckRemote) FindMissing(ctx context.Context, _ []digest.Digest) ([]dig
 	return nil, status.Error(codes.Unavailable, "connection refused")
 }
 
+// queueOneStuckPush starts a queue on s with one push target, a
+// stuckRemote in mode (released when t ends), enqueues one blob and waits
+// until the remote has been asked for it. Retries wait an hour.
+func queueOneStuckPush(t *testing.T, s *store.Local, mode string) (*writeback.Queue, *stuckRemote) {
+	t.Helper()
+	remote := newStuckRemote(mode)
+	t.Cleanup(func() { close(remote.release) })
+	q, err := writeback.Open(s.Records("writeback"), s, s.ActionCache, writeback.Options{BackoffMin: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Register("remote", writeback.Sink{CAS: remote, ActionCache: remote})
+	q.Start()
+	d := putRandom(t, s, 100)
+	if err := q.Enqueue(context.Background(), writeback.KindBlob, d, "", userTarget); err != nil {
+		t.Fatal(err)
+	}
+	<-remote.started
+	return q, remote
+}
+
 // closeWithin runs q.Close(timeout) and fails t if it has not returned
 // after a generous deadline (a hang, not a slow machine).
 func closeWithin(t *testing.T, q *writeback.Queue, timeout time.Duration) int {
@@ -69,19 +90,7 @@ func TestQueueCloseBoundedWhateverTheRemote(t *testing.T) {
 			// Why: see tc.why; in every case the entry stays on disk.
 			dir := t.TempDir()
 			s := openStore(t, dir)
-			remote := newStuckRemote(tc.mode)
-			t.Cleanup(func() { close(remote.release) })
-			q, err := writeback.Open(s.Records("writeback"), s, s.ActionCache, writeback.Options{BackoffMin: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			q.Register("remote", writeback.Sink{CAS: remote, ActionCache: remote})
-			q.Start()
-			d := putRandom(t, s, 100)
-			if err := q.Enqueue(context.Background(), writeback.KindBlob, d, "", userTarget); err != nil {
-				t.Fatal(err)
-			}
-			<-remote.started
+			q, remote := queueOneStuckPush(t, s, tc.mode)
 			if left := closeWithin(t, q, 50*time.Millisecond); left != 1 {
 				t.Errorf("Close left %d entries, want 1", left)
 			}
@@ -109,18 +118,7 @@ func TestQueueCloseContextCutShort(t *testing.T) {
 	// drain and the queue; a second SIGTERM cancels it, and the queue must
 	// stop then, not after a drain time of its own.
 	s := openStore(t, t.TempDir())
-	remote := newStuckRemote("until-cancel")
-	q, err := writeback.Open(s.Records("writeback"), s, s.ActionCache, writeback.Options{BackoffMin: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q.Register("remote", writeback.Sink{CAS: remote, ActionCache: remote})
-	q.Start()
-	d := putRandom(t, s, 100)
-	if err := q.Enqueue(context.Background(), writeback.KindBlob, d, "", userTarget); err != nil {
-		t.Fatal(err)
-	}
-	<-remote.started
+	q, _ := queueOneStuckPush(t, s, "until-cancel")
 	ctx, cancel := context.WithCancel(context.Background()) // no deadline: only the cut ends it
 	left := make(chan int, 1)
 	go func() { left <- q.CloseContext(ctx) }()
