@@ -19,6 +19,8 @@ import (
 	"github.com/castd/castd/pkg/proxy/control"
 	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 // oneFanout serves a single instance "" over cas.
@@ -56,7 +58,7 @@ func newScrubFixture(t *testing.T, opts control.ScrubberOptions) *scrubFixture {
 	corruptPacked(t, dir, f.small)
 	for _, b := range [][]byte{f.large, f.large2} {
 		d := digest.OfBytes(b)
-		flip(t, filepath.Join(dir, "cas", d.Hash[:2], d.Hash+"-"+strconv.FormatInt(d.Size, 10)), len(b)/2)
+		testutil.FlipByte(t, filepath.Join(dir, "cas", d.Hash[:2], d.Hash+"-"+strconv.FormatInt(d.Size, 10)), int64(len(b)/2))
 	}
 	opts.Registerer = f.reg
 	f.scrubber = control.NewScrubber(local, oneFanout{fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})}, opts)
@@ -149,32 +151,11 @@ func corruptPacked(t *testing.T, dir string, b []byte) {
 			t.Fatal(err)
 		}
 		if i := bytes.Index(content, b); i >= 0 {
-			flip(t, p, i+len(b)/2)
+			testutil.FlipByte(t, p, int64(i+len(b)/2))
 			return
 		}
 	}
 	t.Fatalf("blob of %d bytes not found in the packs %v", len(b), packs)
-}
-
-// flip flips a bit of the byte at off of the file path.
-func flip(t *testing.T, path string, off int) {
-	t.Helper()
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	one := make([]byte, 1)
-	if _, err := f.ReadAt(one, int64(off)); err != nil {
-		t.Fatal(err)
-	}
-	one[0] ^= 0x20
-	if _, err := f.WriteAt(one, int64(off)); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // counterValue is the value of the counter called name in reg.

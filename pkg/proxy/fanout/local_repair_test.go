@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -16,6 +15,8 @@ import (
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy/fanout"
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 const mib = 1 << 20
@@ -74,7 +75,7 @@ func TestGetCompletesFromRemoteWhenLocalCopyIsCorrupt(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			flipByte(t, blobFile(dir, d), tc.flip)
+			testutil.FlipByte(t, blobFile(dir, d), tc.flip)
 			tiers := []fanout.Tier{{Name: "r1", CAS: remote}}
 			if tc.remote == noRemote {
 				tiers = nil
@@ -142,28 +143,6 @@ func randomBytes(n int, seed uint64) []byte {
 // documented layout: dir/cas/<first hash byte>/<hash>-<size>).
 func blobFile(dir string, d digest.Digest) string {
 	return filepath.Join(dir, "cas", d.Hash[:2], d.Hash+"-"+strconv.FormatInt(d.Size, 10))
-}
-
-// flipByte flips one bit of the byte at off in the (read-only) file path,
-// as disk corruption would.
-func flipByte(t *testing.T, path string, off int64) {
-	t.Helper()
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x10
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestGetDoesNotRepairAfterUnverifiedBytes(t *testing.T) {
