@@ -34,9 +34,9 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	p := &execution.Plan{
 		Scenario: r.Scenario, CAS: inst.cas, AC: inst.ac, LocalAC: inst.ac, LocalCAS: s.local,
 		LocalLookup:         store.NewCompletenessCheckingActionCache(s.local.ActionCache(instanceName), s.local),
-		LocalFallback:       s.cfg.LocalExecution.LocalFallback,
-		CacheFailures:       s.cfg.LocalExecution.CacheFailures,
-		UnsupportedPlatform: unsupportedBy(s.cfg.RemotePlatform),
+		LocalFallback:       s.config().LocalExecution.LocalFallback,
+		CacheFailures:       s.config().LocalExecution.CacheFailures,
+		UnsupportedPlatform: unsupportedBy(s.config().RemotePlatform),
 		PrimaryCAS:          inst.primary,
 	}
 	if r.Scenario != policy.ScenarioRemoteExecution {

@@ -26,12 +26,14 @@ type instance struct {
 	ac       store.ActionCache
 	assets   asset.Index
 	primary  store.CAS // cache.storage-service, nil without one
+	remotes  map[*remote]bool // the remotes build took from the pool
 }
 
 // build assembles the fan-outs of r in pull order, wrapped so that writes
 // (and, unless disabled, content served by project remotes) are queued for
 // r's push remotes.
 func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*instance, error) {
+	ctx, use := withRemoteUse(ctx)
 	casTiers, err := s.casTiers(ctx, r.CAS)
 	if err != nil {
 		return nil, err
@@ -57,7 +59,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 		Registerer: s.opts.Registerer, Counters: s.counters, Logger: s.opts.Logger,
 	}
 	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Counters: s.acCount, Logger: s.opts.Logger}
-	if s.cfg.Cache.RecacheProjectContent {
+	if s.config().Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
 			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
 		}
@@ -79,6 +81,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	}
 	inst.ac = writeback.NewQueueingActionCache(fac, s.queue, name, pushAC)
 	inst.assets = assets
+	inst.remotes = use.used
 	return inst, nil
 }
 

@@ -34,13 +34,15 @@ func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []by
 	if err != nil {
 		return "", nil, err
 	}
-	report, err := policy.BuildReport(s.cfg, []*policy.Project{p}).JSON()
+	report, err := policy.BuildReport(s.config(), []*policy.Project{p}).JSON()
 	if err != nil {
 		return "", nil, status.Errorf(codes.Internal, "register project %q: report: %v", p.Name, err)
 	}
 	if _, err := s.lookup(instanceName); err == nil {
 		return instanceName, report, nil
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	if err := s.bind(ctx, instanceName, r); err != nil {
 		return "", nil, err
 	}
@@ -68,7 +70,7 @@ func (s *Set) resolve(reg registration) (string, *policy.Project, *policy.Resolv
 	if p.Name == "" {
 		return "", nil, nil, status.Error(codes.InvalidArgument, "register project: no name given and project.conf has no `name`")
 	}
-	r := policy.Resolve(s.cfg, p)
+	r := policy.Resolve(s.config(), p)
 	return "p/" + p.Name + "-" + remoteSetHash(r), p, r, nil
 }
 
@@ -80,10 +82,11 @@ func remoteSetHash(r *policy.Resolved) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// restoreProjects re-registers the projects persisted by earlier runs. A
+// restoreProjects re-registers the projects persisted by earlier runs (or
+// before a reload) into into. A
 // project whose remotes changed with the configuration gets a new name
 // when its client registers again; its old record is dropped.
-func (s *Set) restoreProjects(ctx context.Context) {
+func (s *Set) restoreProjects(ctx context.Context, into map[string]*instance) {
 	type saved struct {
 		key string
 		reg registration
@@ -99,7 +102,7 @@ func (s *Set) restoreProjects(ctx context.Context) {
 	for _, x := range all {
 		name, _, r, err := s.resolve(x.reg)
 		if err == nil && name == x.key {
-			err = s.bind(ctx, name, r)
+			err = s.bindInto(ctx, into, name, r)
 		} else if err == nil {
 			err = status.Errorf(codes.FailedPrecondition, "its remotes changed (now %s)", name)
 		}

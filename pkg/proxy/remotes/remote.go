@@ -79,3 +79,10 @@ func (o *outcomes) counts() (hits, misses int64) {
 	defer o.mu.Unlock()
 	return o.hits, o.misses
 }
+
+// isPush reports whether an instance made r a push target.
+func (r *remote) isPush() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.push
+}

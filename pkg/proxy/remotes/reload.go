@@ -1,0 +1,65 @@
+package remotes
+
+import (
+	"context"
+	"time"
+
+	"github.com/castd/castd/pkg/policy"
+)
+
+// retireGrace is how long a remote that a reload left unused keeps its
+// connection, so that calls started before the reload finish on it.
+const retireGrace = 5 * time.Minute
+
+// Reload serves cfg from now on: it builds the instances of cfg ("" and
+// the `projects:` names) and re-resolves the registered projects against
+// it while the old instances keep serving, then swaps them in at once.
+// Remotes both configurations use keep their connections (and their
+// breakers); remotes only the old one used leave status and close after
+// retireGrace, except push targets, which stay open until Close because
+// the write-back queue keeps pushing what it holds for them. The queue
+// itself is untouched. A registered project whose remotes changed is
+// dropped, as at start: its client registers again. When cfg cannot be
+// built (an unreadable certificate), nothing changes and the error says
+// why. Safe for concurrent use; reloads are serialized.
+func (s *Set) Reload(ctx context.Context, cfg *policy.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.cfg.Swap(cfg)
+	insts, err := s.buildStatic(ctx, cfg)
+	if err != nil {
+		s.cfg.Store(old)
+		s.retireUnused()
+		return err
+	}
+	s.restoreProjects(ctx, insts)
+	s.mu.Lock()
+	s.instances = insts
+	s.mu.Unlock()
+	s.retireUnused()
+	return nil
+}
+
+// retireUnused removes the remotes no served instance uses from the pool
+// and closes them once retireGrace has passed (push targets: at Close).
+// The caller holds reloadMu.
+func (s *Set) retireUnused() {
+	live := map[*remote]bool{}
+	s.mu.RLock()
+	for _, inst := range s.instances {
+		for r := range inst.remotes {
+			live[r] = true
+		}
+	}
+	s.mu.RUnlock()
+	for _, r := range s.pool.retain(live) {
+		s.opts.Logger.Info("remote no longer configured; closing it", "remote", r.name)
+		if r.isPush() {
+			s.mu.Lock()
+			s.retired = append(s.retired, r)
+			s.mu.Unlock()
+			continue
+		}
+		time.AfterFunc(retireGrace, func() { _ = r.up.Close() })
+	}
+}

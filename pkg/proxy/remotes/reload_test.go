@@ -1,0 +1,106 @@
+package remotes_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/proxy/remotes"
+)
+
+func parseUser(t *testing.T, dir, config string) *policy.Config {
+	t.Helper()
+	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func remoteURLs(set *remotes.Set) []string {
+	var out []string
+	for _, r := range set.Remotes() {
+		out = append(out, r.URL)
+	}
+	return out
+}
+
+func TestReloadSwapsRemotes(t *testing.T) {
+	t.Log("a reload serves the new remotes at once, keeps handles taken before it working, and drops unused remotes from status")
+	dir := t.TempDir()
+	first, second := newUpstream(t), newUpstream(t)
+	conf := func(u *upstreamServer) string {
+		return fmt.Sprintf("artifacts:\n  servers:\n  - {url: %s, type: storage, push: true}\n", u.url)
+	}
+	set, _ := newSet(t, dir, conf(first))
+	before, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := set.Reload(context.Background(), parseUser(t, dir, conf(second))); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	after, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, d := putBlob(t, second.mem, 2000)
+	rc, err := after.Get(context.Background(), d, 0)
+	if err != nil {
+		t.Fatalf("after the reload, a blob only the new remote has: %v", err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != string(data) {
+		t.Fatalf("read %d bytes, want the blob", len(got))
+	}
+	if urls := remoteURLs(set); len(urls) != 1 || urls[0] != second.url {
+		t.Errorf("status after the reload lists %v, want only %s", urls, second.url)
+	}
+	_, old := putBlob(t, first.mem, 1000)
+	rc, err = before.Get(context.Background(), old, 0)
+	if err != nil {
+		t.Fatalf("a handle taken before the reload reads from the old remote: %v", err)
+	}
+	rc.Close()
+}
+
+func TestReloadRefusesBrokenConfig(t *testing.T) {
+	t.Log("a configuration that cannot be built is refused and the old one keeps serving")
+	dir := t.TempDir()
+	up := newUpstream(t)
+	set, _ := newSet(t, dir, fmt.Sprintf("artifacts:\n  servers:\n  - {url: %s, type: storage, push: false}\n", up.url))
+	pem := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(pem, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"),
+		[]byte("artifacts:\n  servers:\n  - {url: grpcs://127.0.0.1:1, type: storage, push: false, auth: {server-cert: "+pem+"}}\n"))
+	if err != nil {
+		t.Fatal(err) // policy checks that the file is readable; Dial finds it is no certificate
+	}
+	if err = set.Reload(context.Background(), broken); err == nil {
+		t.Fatal("Reload with an unreadable certificate succeeded")
+	}
+	if urls := remoteURLs(set); len(urls) != 1 || urls[0] != up.url {
+		t.Errorf("status after a refused reload lists %v, want only %s", urls, up.url)
+	}
+	cas, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d := putBlob(t, up.mem, 1000)
+	if missing, err := cas.FindMissing(context.Background(), nil); err != nil || len(missing) != 0 {
+		t.Fatalf("FindMissing = %v, %v", missing, err)
+	}
+	rc, err := cas.Get(context.Background(), d, 0)
+	if err != nil {
+		t.Fatalf("after a refused reload, a blob the old remote has: %v", err)
+	}
+	rc.Close()
+}
