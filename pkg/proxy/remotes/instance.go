@@ -25,7 +25,7 @@ type instance struct {
 	cas      store.CAS
 	ac       store.ActionCache
 	assets   asset.Index
-	primary  store.CAS // cache.storage-service, nil without one
+	primary  store.CAS        // cache.storage-service, nil without one
 	remotes  map[*remote]bool // the remotes build took from the pool
 }
 
