@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -28,7 +29,7 @@ import (
 // names it carried and whether an authorization header was present (never
 // a value) and whether the peer came over TCP. Safe for concurrent use.
 type ListenAuth struct {
-	token       []byte // nil: no authentication
+	token       atomic.Pointer[[]byte] // nil: no authentication; replaced by SetTokenFile
 	logMetadata bool
 	log         *slog.Logger
 	now         func() time.Time // the rejection log's clock; tests replace it
@@ -47,14 +48,27 @@ const rejectionLogInterval = time.Minute
 // authentication; surrounding white space is ignored).
 func NewListenAuth(tokenFile string, logMetadata bool, log *slog.Logger) (*ListenAuth, error) {
 	a := &ListenAuth{logMetadata: logMetadata, log: log, now: time.Now}
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		a.token = []byte(strings.TrimSpace(string(b)))
+	if err := a.SetTokenFile(tokenFile); err != nil {
+		return nil, err
 	}
 	return a, nil
+}
+
+// SetTokenFile replaces the token with the contents of tokenFile ("" turns
+// authentication off) for the RPCs that start from now on; a configuration
+// reload calls it. On error the old token stays. Safe for concurrent use.
+func (a *ListenAuth) SetTokenFile(tokenFile string) error {
+	if tokenFile == "" {
+		a.token.Store(nil)
+		return nil
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return err
+	}
+	tok := []byte(strings.TrimSpace(string(b)))
+	a.token.Store(&tok)
+	return nil
 }
 
 // check logs and authenticates one RPC.
@@ -73,11 +87,12 @@ func (a *ListenAuth) check(ctx context.Context, method string) error {
 	if !tcp {
 		return nil
 	}
-	if a.token == nil {
+	token := a.token.Load()
+	if token == nil {
 		return controlWithoutToken(method)
 	}
 	for _, v := range auth {
-		if tok, ok := strings.CutPrefix(v, "Bearer "); ok && subtle.ConstantTimeCompare([]byte(tok), a.token) == 1 {
+		if tok, ok := strings.CutPrefix(v, "Bearer "); ok && subtle.ConstantTimeCompare([]byte(tok), *token) == 1 {
 			return nil
 		}
 	}

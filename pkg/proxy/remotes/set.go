@@ -40,6 +40,10 @@ type Set struct {
 // config is the configuration in force.
 func (s *Set) config() *policy.Config { return s.cfg.Load() }
 
+// Config returns the configuration in force, which Reload replaces. The
+// caller must not modify it.
+func (s *Set) Config() *policy.Config { return s.config() }
+
 // New builds the instances "" (global user remotes) and one per static
 // `projects:` name, restores the projects registered in earlier runs, and
 // starts the write-back queue (reloading its pending entries). Remotes are
