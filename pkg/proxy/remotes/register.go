@@ -1,10 +1,15 @@
 package remotes
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"google.golang.org/grpc/codes"
@@ -25,9 +30,13 @@ type registration struct {
 // resolve against baseDir), resolves it against the user configuration and
 // returns the instance name bound to the resulting remote set, with the
 // `castd config check --json` report for it. name, when set, overrides the
-// name in projectConf. The same project and remotes always give the same
-// instance name; the binding is persisted and restored on start. A bad
-// project.conf is INVALID_ARGUMENT with the file, line and key.
+// name in projectConf. A registration follows its project directory: the
+// instance name depends on the project's name and directory only, and
+// registering again with other remotes (an edited project.conf) replaces
+// that instance's remotes under the same name; remotes no other instance
+// uses then leave status and close. The binding is persisted and restored
+// on start from the directory's project.conf. A bad project.conf is
+// INVALID_ARGUMENT with the file, line and key.
 func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []byte, baseDir string) (string, []byte, error) {
 	reg := registration{Name: name, Conf: projectConf, BaseDir: baseDir}
 	instanceName, p, r, err := s.resolve(reg)
@@ -38,11 +47,12 @@ func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []by
 	if err != nil {
 		return "", nil, status.Errorf(codes.Internal, "register project %q: report: %v", p.Name, err)
 	}
-	if _, err := s.lookup(instanceName); err == nil {
-		return instanceName, report, nil
-	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	cur, err := s.lookup(instanceName)
+	if err == nil && remoteSetHash(cur.resolved) == remoteSetHash(r) {
+		return instanceName, report, nil
+	}
 	if err := s.bind(ctx, instanceName, r); err != nil {
 		return "", nil, err
 	}
@@ -51,7 +61,12 @@ func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []by
 			s.opts.Logger.Warn("register project: not persisted; clients must register again after a restart", "instance", instanceName, "err", err)
 		}
 	}
-	s.opts.Logger.Info("registered project", "project", p.Name, "instance", instanceName)
+	if cur != nil {
+		s.opts.Logger.Info("project registration replaced: its remotes changed", "project", p.Name, "instance", instanceName, "dir", baseDir)
+		s.retireUnused()
+		return instanceName, report, nil
+	}
+	s.opts.Logger.Info("registered project", "project", p.Name, "instance", instanceName, "dir", baseDir)
 	return instanceName, report, nil
 }
 
@@ -71,7 +86,13 @@ func (s *Set) resolve(reg registration) (string, *policy.Project, *policy.Resolv
 		return "", nil, nil, status.Error(codes.InvalidArgument, "register project: no name given and project.conf has no `name`")
 	}
 	r := policy.Resolve(s.config(), p)
-	return "p/" + p.Name + "-" + remoteSetHash(r), p, r, nil
+	return "p/" + p.Name + "-" + dirHash(filepath.Clean(reg.BaseDir)), p, r, nil
+}
+
+// dirHash identifies a project directory in 12 hex digits.
+func dirHash(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:6])
 }
 
 // remoteSetHash identifies the remotes (with their roles, push decisions
@@ -83,9 +104,11 @@ func remoteSetHash(r *policy.Resolved) string {
 }
 
 // restoreProjects re-registers the projects persisted by earlier runs (or
-// before a reload) into into. A
-// project whose remotes changed with the configuration gets a new name
-// when its client registers again; its old record is dropped.
+// before a reload) into into, each from its directory's project.conf as it
+// is now: an edited project.conf gets its new remotes, a directory that is
+// gone drops the registration (logged), and a directory without a
+// project.conf keeps the content last registered. Records of an earlier
+// naming scheme are dropped; their clients register again.
 func (s *Set) restoreProjects(ctx context.Context, into map[string]*instance) {
 	type saved struct {
 		key string
@@ -100,15 +123,30 @@ func (s *Set) restoreProjects(ctx context.Context, into map[string]*instance) {
 		return nil
 	})
 	for _, x := range all {
-		name, _, r, err := s.resolve(x.reg)
-		if err == nil && name == x.key {
-			err = s.bindInto(ctx, into, name, r)
-		} else if err == nil {
-			err = status.Errorf(codes.FailedPrecondition, "its remotes changed (now %s)", name)
-		}
-		if err != nil {
-			s.opts.Logger.Info("dropping a project registration from an earlier run", "instance", x.key, "reason", err)
+		if err := s.restoreProject(ctx, into, x.key, x.reg); err != nil {
+			s.opts.Logger.Info("dropping a project registration", "instance", x.key, "dir", x.reg.BaseDir, "reason", err)
 			_ = s.projects.Delete([]byte(x.key))
 		}
 	}
+}
+
+// restoreProject re-reads reg's project.conf and binds it into into as key.
+func (s *Set) restoreProject(ctx context.Context, into map[string]*instance, key string, reg registration) error {
+	if _, err := os.Stat(reg.BaseDir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("project directory %s is gone", reg.BaseDir)
+	}
+	if conf, err := os.ReadFile(filepath.Join(reg.BaseDir, "project.conf")); err == nil && !bytes.Equal(conf, reg.Conf) {
+		reg.Conf = conf
+		if v, err := json.Marshal(reg); err == nil {
+			_ = s.projects.Put([]byte(key), v)
+		}
+	}
+	name, _, r, err := s.resolve(reg)
+	if err != nil {
+		return err
+	}
+	if name != key {
+		return fmt.Errorf("its project.conf now names another instance (%s), or the record is from an older naming scheme; the client registers again", name)
+	}
+	return s.bindInto(ctx, into, name, r)
 }
