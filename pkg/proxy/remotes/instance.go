@@ -2,6 +2,7 @@ package remotes
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -27,6 +28,20 @@ type instance struct {
 	assets   asset.Index
 	primary  store.CAS        // cache.storage-service, nil without one
 	remotes  map[*remote]bool // the remotes build took from the pool
+
+	reg      *registration // the project registration served; nil for "" and `projects:` names
+	lastUsed atomic.Int64  // unix nanoseconds of the last lookup, for registrations
+}
+
+// touch notes a use of a registered instance at now. Lookups are frequent:
+// the shared word is only written when the minute changes.
+func (inst *instance) touch(now time.Time) {
+	if inst.reg == nil {
+		return
+	}
+	if n := now.UnixNano(); n-inst.lastUsed.Load() > int64(time.Minute) {
+		inst.lastUsed.Store(n)
+	}
 }
 
 // build assembles the fan-outs of r in pull order, wrapped so that writes

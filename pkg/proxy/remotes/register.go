@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,6 +25,9 @@ type registration struct {
 	Name    string `json:"name"`
 	Conf    []byte `json:"conf"`
 	BaseDir string `json:"base_dir"`
+	// LastUsed is when a request last named the instance, in unix
+	// seconds (0: unknown, counted from the next start).
+	LastUsed int64 `json:"last_used,omitempty"`
 }
 
 // RegisterProject parses projectConf (a project.conf whose relative paths
@@ -53,9 +57,10 @@ func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []by
 	if err == nil && remoteSetHash(cur.resolved) == remoteSetHash(r) {
 		return instanceName, report, nil
 	}
-	if err := s.bind(ctx, instanceName, r); err != nil {
+	if err := s.bind(ctx, instanceName, r, &reg); err != nil {
 		return "", nil, err
 	}
+	reg.LastUsed = s.opts.Now().Unix()
 	if v, err := json.Marshal(reg); err == nil {
 		if err := s.projects.Put([]byte(instanceName), v); err != nil {
 			s.opts.Logger.Warn("register project: not persisted; clients must register again after a restart", "instance", instanceName, "err", err)
@@ -135,6 +140,9 @@ func (s *Set) restoreProject(ctx context.Context, into map[string]*instance, key
 	if _, err := os.Stat(reg.BaseDir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("project directory %s is gone", reg.BaseDir)
 	}
+	if ttl := s.config().RegistrationTTL; ttl > 0 && reg.LastUsed > 0 && s.opts.Now().Sub(time.Unix(reg.LastUsed, 0)) > ttl {
+		return fmt.Errorf("unused since %s, longer than registration-ttl %s", time.Unix(reg.LastUsed, 0).UTC().Format(time.RFC3339), ttl)
+	}
 	if conf, err := os.ReadFile(filepath.Join(reg.BaseDir, "project.conf")); err == nil && !bytes.Equal(conf, reg.Conf) {
 		reg.Conf = conf
 		if v, err := json.Marshal(reg); err == nil {
@@ -148,5 +156,5 @@ func (s *Set) restoreProject(ctx context.Context, into map[string]*instance, key
 	if name != key {
 		return fmt.Errorf("its project.conf now names another instance (%s), or the record is from an older naming scheme; the client registers again", name)
 	}
-	return s.bindInto(ctx, into, name, r)
+	return s.bindInto(ctx, into, name, r, &reg)
 }

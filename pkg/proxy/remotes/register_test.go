@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/remotes"
@@ -101,5 +103,40 @@ func TestRegistrationRestoredFromProjectDir(t *testing.T) {
 	}
 	if _, err := set.CAS(context.Background(), goneInst); err == nil {
 		t.Errorf("the registration of a deleted directory survived the restart")
+	}
+}
+
+func TestRegistrationTTL(t *testing.T) {
+	t.Log("a registration no request used for longer than registration-ttl is dropped with its remotes; one in use stays")
+	idle, busy := newUpstream(t), newUpstream(t)
+	dir := t.TempDir()
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	set, _ := newSetWith(t, dir, "registration-ttl: 48h\n", remotes.Options{Now: clock})
+	idleInst, _, err := set.RegisterProject(context.Background(), "idle", projectConf(idle), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyInst, _, err := set.RegisterProject(context.Background(), "busy", projectConf(busy), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance(30 * time.Hour)
+	if _, err := set.CAS(context.Background(), busyInst); err != nil {
+		t.Fatal(err)
+	}
+	advance(30 * time.Hour)
+	remotes.ExpireRegistrations(set)
+
+	if _, err := set.CAS(context.Background(), idleInst); err == nil {
+		t.Error("a registration unused for 60h with registration-ttl 48h is still served")
+	}
+	if _, err := set.CAS(context.Background(), busyInst); err != nil {
+		t.Errorf("a registration used 30h ago was dropped: %v", err)
+	}
+	if urls := remoteURLs(set); len(urls) != 1 || urls[0] != busy.url {
+		t.Errorf("status lists %v, want only the used registration's remote %s", urls, busy.url)
 	}
 }

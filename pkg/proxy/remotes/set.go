@@ -35,6 +35,8 @@ type Set struct {
 	instances map[string]*instance
 	warned    map[string]bool
 	retired   []*remote // push targets a reload removed: the queue may still push to them until Close
+
+	stopExpiry chan struct{} // closed by Close: ends the registration-ttl sweep
 }
 
 // config is the configuration in force.
@@ -58,6 +60,7 @@ func New(ctx context.Context, cfg *policy.Config, local *store.Local, opts Optio
 		projects:  local.Records("projects"),
 		assetIdx:  asset.NewLocalIndex(local.Records("assets"), asset.LocalOptions{Logger: opts.Logger}),
 		instances: map[string]*instance{}, warned: map[string]bool{},
+		stopExpiry: make(chan struct{}),
 	}
 	s.cfg.Store(cfg)
 	q, err := writeback.Open(local.Records("writeback"), local, local.ActionCache, opts.Writeback)
@@ -74,30 +77,33 @@ func New(ctx context.Context, cfg *policy.Config, local *store.Local, opts Optio
 	s.instances = insts
 	s.restoreProjects(ctx, s.instances)
 	q.Start()
+	go s.sweepRegistrations()
 	return s, nil
 }
 
 // buildStatic builds "" and the configured project names of cfg.
 func (s *Set) buildStatic(ctx context.Context, cfg *policy.Config) (map[string]*instance, error) {
 	insts := map[string]*instance{}
-	if err := s.bindInto(ctx, insts, "", policy.Resolve(cfg, nil)); err != nil {
+	if err := s.bindInto(ctx, insts, "", policy.Resolve(cfg, nil), nil); err != nil {
 		return nil, err
 	}
 	for name := range cfg.Projects {
-		if err := s.bindInto(ctx, insts, name, policy.Resolve(cfg, &policy.Project{Name: name})); err != nil {
+		if err := s.bindInto(ctx, insts, name, policy.Resolve(cfg, &policy.Project{Name: name}), nil); err != nil {
 			return nil, err
 		}
 	}
 	return insts, nil
 }
 
-// bind builds the storage of r and serves it as instance name.
-func (s *Set) bind(ctx context.Context, name string, r *policy.Resolved) error {
+// bind builds the storage of r and serves it as instance name; reg is the
+// project registration it serves (nil for configured names).
+func (s *Set) bind(ctx context.Context, name string, r *policy.Resolved, reg *registration) error {
 	s.logWarnings(r.Warnings)
 	inst, err := s.build(ctx, name, r)
 	if err != nil {
 		return err
 	}
+	s.setRegistration(inst, reg)
 	s.mu.Lock()
 	s.instances[name] = inst
 	s.mu.Unlock()
@@ -106,12 +112,13 @@ func (s *Set) bind(ctx context.Context, name string, r *policy.Resolved) error {
 
 // bindInto builds the storage of r into insts as instance name, which
 // is not yet served.
-func (s *Set) bindInto(ctx context.Context, insts map[string]*instance, name string, r *policy.Resolved) error {
+func (s *Set) bindInto(ctx context.Context, insts map[string]*instance, name string, r *policy.Resolved, reg *registration) error {
 	s.logWarnings(r.Warnings)
 	inst, err := s.build(ctx, name, r)
 	if err != nil {
 		return err
 	}
+	s.setRegistration(inst, reg)
 	insts[name] = inst
 	return nil
 }
@@ -134,6 +141,7 @@ func (s *Set) lookup(instanceName string) (*instance, error) {
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "unknown instance name %q: register the project first (bst remotes --project DIR)", instanceName)
 	}
+	inst.touch(s.opts.Now())
 	return inst, nil
 }
 
@@ -161,6 +169,8 @@ func (s *Set) ActionCache(_ context.Context, instanceName string) (store.ActionC
 // closes the remote connections. Call it after the gRPC server has stopped
 // and before the store is closed.
 func (s *Set) Close(ctx context.Context) {
+	close(s.stopExpiry)
+	s.expireRegistrations() // and persist when each was last used
 	if left := s.queue.CloseContext(ctx); left > 0 {
 		s.opts.Logger.Info("write-back: entries left for the next start", "entries", left)
 	}
