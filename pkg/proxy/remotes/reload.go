@@ -18,10 +18,11 @@ const retireGrace = 5 * time.Minute
 // breakers); remotes only the old one used leave status and close after
 // retireGrace, except push targets, which stay open until Close because
 // the write-back queue keeps pushing what it holds for them. The queue
-// itself is untouched. A registered project whose remotes changed is
-// dropped, as at start: its client registers again. When cfg cannot be
-// built (an unreadable certificate), nothing changes and the error says
-// why. Safe for concurrent use; reloads are serialized.
+// keeps its entries, and roles it parked (a remote that refused pushes for
+// good) are retried, since the change may have fixed the refusal.
+// Registered projects are resolved again from their directories'
+// project.conf. When cfg cannot be built (an unreadable certificate),
+// nothing changes and the error says why. Safe for concurrent use; reloads are serialized.
 func (s *Set) Reload(ctx context.Context, cfg *policy.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -37,6 +38,9 @@ func (s *Set) Reload(ctx context.Context, cfg *policy.Config) error {
 	s.instances = insts
 	s.mu.Unlock()
 	s.retireUnused()
+	if n := s.queue.Unpark(); n > 0 {
+		s.opts.Logger.Info("write-back: parked roles are retried after the configuration change", "roles", n)
+	}
 	return nil
 }
 
