@@ -14,11 +14,11 @@ const reloadTimeout = 30 * time.Second
 
 // reload reads the configuration again and applies what can change while
 // serving: remotes, push rules and projects (remotes.Set.Reload),
-// log-level, listen-auth's token, and the settings read per request
+// cache.quota, log-level, listen-auth's token, and the settings read per request
 // (local-execution, cache.recache-project-content). Connections, calls in
 // flight and the write-back queue are kept. A configuration with errors is
 // refused with them logged (file:line) and the running one kept. Listeners,
-// store-dir, the store's quota and the other start-up settings need a
+// store-dir and the other start-up settings need a
 // restart; a reload that changes them says so and keeps the old values.
 func (d *castdDaemon) reload() {
 	if d.load == nil {
@@ -49,14 +49,18 @@ func (d *castdDaemon) reload() {
 		d.log.Error("configuration reload refused: remotes; the running configuration stays in force", "err", err)
 		return
 	}
+	if err := d.store.SetQuota(dc.storeOpts.QuotaBytes, dc.storeOpts.QuotaPercent); err != nil {
+		d.log.Error("configuration reload: cache.quota not applied; the old one stays in force", "err", err)
+	}
 	if err := d.auth.SetTokenFile(cfg.ListenAuth.AccessToken); err != nil {
 		d.log.Error("configuration reload: listen-auth token not read; the old one stays in force", "err", err)
 	}
-	if d.level != nil {
-		d.level.Set(level)
-	}
 	d.warnNotReloaded(dc)
-	d.log.Info("configuration reloaded", "file", cfg.File)
+	d.log.Info("configuration reloaded", "file", cfg.File, "log_level", level.String())
+	if d.level != nil { // last, so that the line above shows even when the new level hides info
+		d.level.Set(level)
+		d.log.Debug("configuration reload: debug logging on")
+	}
 }
 
 // warnNotReloaded logs each start-up setting that differs in next: those
@@ -73,7 +77,6 @@ func (d *castdDaemon) warnNotReloaded(next daemonConfig) {
 	changed("socket-mode", cur.socketMode != next.socketMode)
 	changed("listen-tls", cur.tls != next.tls)
 	changed("metrics", cur.metricsAddr != next.metricsAddr)
-	changed("cache.quota", cur.storeOpts.QuotaBytes != next.storeOpts.QuotaBytes || cur.storeOpts.QuotaPercent != next.storeOpts.QuotaPercent)
 	changed("cache.reserved-disk-space", cur.storeOpts.ReservedBytes != next.storeOpts.ReservedBytes || cur.storeOpts.ReservedPercent != next.storeOpts.ReservedPercent)
 	changed("cache.upload-idle-timeout", cur.uploadIdleTimeout != next.uploadIdleTimeout)
 	changed("cache.read-buffer-limit", cur.readBufferLimit != next.readBufferLimit)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	castdpb "github.com/castd/castd/api/castd/v1"
 )
 
 // reloadConfig writes configYAML to l's config file, sends castd SIGHUP and
@@ -97,4 +99,21 @@ func TestReloadRefusesBrokenConfig(t *testing.T) {
 		t.Fatalf("upload after a refused reload: %v", err)
 	}
 	waitFor(t, time.Minute, "the old push remote to receive the upload", func() bool { return up.has(t, b.d) })
+}
+
+func TestReloadAppliesQuotaAndLogLevel(t *testing.T) {
+	t.Log("a reload applies cache.quota and log-level to the running castd, and warns that a changed store-dir needs a restart")
+	l := newLayout(t)
+	conf := func(storeDir, extra string) string {
+		return fmt.Sprintf("listen:\n  - unix:%s\nstore-dir: %s\nmetrics: 127.0.0.1:0\n%s", l.socket, storeDir, extra)
+	}
+	p := startCastd(t, l, conf(l.store, "log-level: info\n"))
+	ctl := castdpb.NewControlClient(dialUnix(t, p.socket))
+	reloadConfig(t, p, l, conf(l.store+"-moved", "log-level: debug\ncache:\n  quota: 3M\n"), regexp.MustCompile(`debug logging on`), 1)
+	if q := ctlStatus(t, ctl).GetStore().GetQuotaBytes(); q != 3<<20 {
+		t.Errorf("quota after the reload = %d, want %d", q, 3<<20)
+	}
+	if _, ok := p.logs.find(regexp.MustCompile(`level=WARN.*store-dir changed but only takes effect on a restart`)); !ok {
+		t.Errorf("no warning that store-dir needs a restart:\n%s", p.logs.String())
+	}
 }
