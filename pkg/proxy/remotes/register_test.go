@@ -25,7 +25,13 @@ func projectConf(u *upstreamServer) []byte {
 // returns it with a function that closes both.
 func reopen(t *testing.T, dir string) (*remotes.Set, func()) {
 	t.Helper()
-	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte("log-level: info\n"))
+	return reopenWith(t, dir, "log-level: info\n", remotes.Options{})
+}
+
+// reopenWith is reopen with a user config and options.
+func reopenWith(t *testing.T, dir, config string, opts remotes.Options) (*remotes.Set, func()) {
+	t.Helper()
+	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte(config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +40,7 @@ func reopen(t *testing.T, dir string) (*remotes.Set, func()) {
 		t.Fatal(err)
 	}
 	<-local.Ready()
-	set, err := remotes.New(context.Background(), cfg, local, remotes.Options{})
+	set, err := remotes.New(context.Background(), cfg, local, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,5 +144,43 @@ func TestRegistrationTTL(t *testing.T) {
 	}
 	if urls := remoteURLs(set); len(urls) != 1 || urls[0] != busy.url {
 		t.Errorf("status lists %v, want only the used registration's remote %s", urls, busy.url)
+	}
+}
+
+func TestRegistrationTTLAtStart(t *testing.T) {
+	t.Log("a castd started after a registration went unused for longer than registration-ttl drops it; a recent one is restored")
+	up := newUpstream(t)
+	dir := t.TempDir()
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	opts := remotes.Options{Now: clock}
+	set, closeSet := reopenWith(t, dir, "registration-ttl: 48h\n", opts)
+	old, _, err := set.RegisterProject(context.Background(), "old", projectConf(up), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSet()
+
+	mu.Lock()
+	now = now.Add(47 * time.Hour)
+	mu.Unlock()
+	set, closeSet = reopenWith(t, dir, "registration-ttl: 48h\n", opts)
+	recent, _, err := set.RegisterProject(context.Background(), "recent", projectConf(up), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSet()
+
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	set, closeSet = reopenWith(t, dir, "registration-ttl: 48h\n", opts)
+	defer closeSet()
+	if _, err := set.CAS(context.Background(), old); err == nil {
+		t.Error("a registration unused for 49h was restored with registration-ttl 48h")
+	}
+	if _, err := set.CAS(context.Background(), recent); err != nil {
+		t.Errorf("a registration used 2h ago was not restored: %v", err)
 	}
 }
