@@ -47,30 +47,39 @@ func (s *Set) expireRegistrations() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	ttl, now := s.config().RegistrationTTL, s.opts.Now()
+	type record struct {
+		name string
+		reg  registration
+		used time.Time
+	}
+	var dropped, touched []record
 	s.mu.Lock()
-	var dropped []string
 	for name, inst := range s.instances {
 		if inst.reg == nil {
 			continue
 		}
 		used := time.Unix(0, inst.lastUsed.Load())
-		if ttl > 0 && now.Sub(used) > ttl {
+		switch {
+		case ttl > 0 && now.Sub(used) > ttl:
 			delete(s.instances, name)
-			dropped = append(dropped, name)
-			_ = s.projects.Delete([]byte(name))
-			s.opts.Logger.Info("dropping a project registration: unused for longer than registration-ttl",
-				"instance", name, "dir", inst.reg.BaseDir, "last_used", used.UTC().Format(time.RFC3339), "registration_ttl", ttl.String())
-			continue
-		}
-		if sec := used.Unix(); sec != inst.reg.LastUsed {
-			reg := *inst.reg
-			reg.LastUsed = sec
-			if v, err := json.Marshal(reg); err == nil {
-				_ = s.projects.Put([]byte(name), v)
-			}
+			dropped = append(dropped, record{name, *inst.reg, used})
+		case used.Unix() != inst.reg.LastUsed:
+			touched = append(touched, record{name, *inst.reg, used})
 		}
 	}
 	s.mu.Unlock()
+	// The records are written outside mu: lookups must not wait for disk.
+	for _, x := range dropped {
+		_ = s.projects.Delete([]byte(x.name))
+		s.opts.Logger.Info("dropping a project registration: unused for longer than registration-ttl",
+			"instance", x.name, "dir", x.reg.BaseDir, "last_used", x.used.UTC().Format(time.RFC3339), "registration_ttl", ttl.String())
+	}
+	for _, x := range touched {
+		x.reg.LastUsed = x.used.Unix()
+		if v, err := json.Marshal(x.reg); err == nil {
+			_ = s.projects.Put([]byte(x.name), v)
+		}
+	}
 	if len(dropped) > 0 {
 		s.retireUnused()
 	}

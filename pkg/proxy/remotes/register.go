@@ -42,6 +42,8 @@ type registration struct {
 // on start from the directory's project.conf. A bad project.conf is
 // INVALID_ARGUMENT with the file, line and key.
 func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []byte, baseDir string) (string, []byte, error) {
+	s.reloadMu.Lock() // resolve and bind against one configuration
+	defer s.reloadMu.Unlock()
 	reg := registration{Name: name, Conf: projectConf, BaseDir: baseDir}
 	instanceName, p, r, err := s.resolve(reg)
 	if err != nil {
@@ -51,8 +53,6 @@ func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []by
 	if err != nil {
 		return "", nil, status.Errorf(codes.Internal, "register project %q: report: %v", p.Name, err)
 	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
 	cur, err := s.lookup(instanceName)
 	if err == nil && remoteSetHash(cur.resolved) == remoteSetHash(r) {
 		return instanceName, report, nil

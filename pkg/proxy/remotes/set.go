@@ -37,6 +37,7 @@ type Set struct {
 	retired   []*remote // push targets a reload removed: the queue may still push to them until Close
 
 	stopExpiry chan struct{} // closed by Close: ends the registration-ttl sweep
+	closeOnce  sync.Once
 }
 
 // config is the configuration in force.
@@ -141,7 +142,9 @@ func (s *Set) lookup(instanceName string) (*instance, error) {
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "unknown instance name %q: register the project first (bst remotes --project DIR)", instanceName)
 	}
-	inst.touch(s.opts.Now())
+	if inst.reg != nil {
+		inst.touch(s.opts.Now())
+	}
 	return inst, nil
 }
 
@@ -169,7 +172,7 @@ func (s *Set) ActionCache(_ context.Context, instanceName string) (store.ActionC
 // closes the remote connections. Call it after the gRPC server has stopped
 // and before the store is closed.
 func (s *Set) Close(ctx context.Context) {
-	close(s.stopExpiry)
+	s.closeOnce.Do(func() { close(s.stopExpiry) })
 	s.expireRegistrations() // and persist when each was last used
 	if left := s.queue.CloseContext(ctx); left > 0 {
 		s.opts.Logger.Info("write-back: entries left for the next start", "entries", left)
