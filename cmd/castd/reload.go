@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/castd/castd/pkg/policy"
 )
 
 // reloadTimeout bounds building the new configuration's remotes (dialing
@@ -80,4 +82,18 @@ func (d *castdDaemon) warnNotReloaded(next daemonConfig) {
 	changed("cache.reserved-disk-space", cur.storeOpts.ReservedBytes != next.storeOpts.ReservedBytes || cur.storeOpts.ReservedPercent != next.storeOpts.ReservedPercent)
 	changed("cache.upload-idle-timeout", cur.uploadIdleTimeout != next.uploadIdleTimeout)
 	changed("cache.read-buffer-limit", cur.readBufferLimit != next.readBufferLimit)
+	changed("cache.scrub-interval", curPolicy(cur).Cache.ScrubInterval != next.policy.Cache.ScrubInterval)
+	changed("log-request-metadata", curPolicy(cur).LogRequestMetadata != next.policy.LogRequestMetadata)
+	cl, nl := curPolicy(cur).LocalExecution, next.policy.LocalExecution
+	changed("local-execution.jobs, sandbox, workdir or default-timeout",
+		cl.Jobs != nl.Jobs || cl.Sandbox != nl.Sandbox || cl.Workdir != nl.Workdir || cl.DefaultTimeout != nl.DefaultTimeout)
+}
+
+// curPolicy is the configuration castd started with (policy's defaults
+// when it was started without one).
+func curPolicy(c daemonConfig) *policy.Config {
+	if c.policy == nil {
+		return policy.Defaults()
+	}
+	return c.policy
 }
