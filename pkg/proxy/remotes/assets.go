@@ -21,7 +21,7 @@ func (s *Set) buildAssets(ctx context.Context, r *policy.Resolved, cas store.CAS
 		if err != nil {
 			return nil, err
 		}
-		rem.use("index", pr.Origin, pr.Push)
+		rem.use(ctx, "index", pr.Origin, pr.Push)
 		tiers = append(tiers, asset.Tier{Name: rem.name, Index: asset.NewCompletenessCheckingIndex(rem.assets, cas), Origin: string(pr.Origin)})
 	}
 	push, err := s.targets(ctx, r.PushAssets)

@@ -46,7 +46,7 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	if err != nil {
 		return nil, err
 	}
-	exec.use("execution", originOfExecution(r), false)
+	exec.use(ctx, "execution", originOfExecution(r), false)
 	storage, ok := executionStorage(r)
 	if !ok {
 		return nil, status.Errorf(codes.FailedPrecondition, "instance %q: remote execution has no storage-service", instanceName)

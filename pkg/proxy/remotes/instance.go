@@ -26,8 +26,8 @@ type instance struct {
 	cas      store.CAS
 	ac       store.ActionCache
 	assets   asset.Index
-	primary  store.CAS        // cache.storage-service, nil without one
-	remotes  map[*remote]bool // the remotes build took from the pool
+	primary  store.CAS             // cache.storage-service, nil without one
+	remotes  map[*remote][]useMark // the remotes build took from the pool, and how it used them
 
 	reg      *registration // the project registration served; nil for "" and `projects:` names
 	lastUsed atomic.Int64  // unix nanoseconds of the last lookup, for registrations
@@ -137,7 +137,7 @@ func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, 
 		if err != nil {
 			return nil, err
 		}
-		rem.use("storage", r.Origin, r.Push)
+		rem.use(ctx, "storage", r.Origin, r.Push)
 		out = append(out, fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(r.Origin), Unreachable: rem.casUnreachable})
 	}
 	return out, nil
@@ -150,7 +150,7 @@ func (s *Set) acTiers(ctx context.Context, rs []policy.Remote) ([]fanout.ACTier,
 		if err != nil {
 			return nil, err
 		}
-		rem.use("action-cache", r.Origin, r.Push)
+		rem.use(ctx, "action-cache", r.Origin, r.Push)
 		out = append(out, fanout.ACTier{Name: rem.name, AC: rem.ac, Origin: string(r.Origin)})
 	}
 	return out, nil
@@ -168,6 +168,7 @@ func (s *Set) targets(ctx context.Context, rs []policy.Remote) ([]writeback.Targ
 		if err != nil {
 			return nil, err
 		}
+		rem.target.Store(true)
 		s.queue.Register(rem.name, writeback.Sink{CAS: rem.cas, ActionCache: rem.ac, Assets: rem.assets})
 		out = append(out, writeback.Target{Name: rem.name, Origin: r.Origin})
 	}

@@ -76,12 +76,12 @@ func (p *pool) get(ctx context.Context, r policy.Remote) (*remote, error) {
 
 // retain keeps the remotes in live and removes the others, which it
 // returns: they leave status, and a later get dials them afresh.
-func (p *pool) retain(live map[*remote]bool) []*remote {
+func (p *pool) retain(live map[*remote][]useMark) []*remote {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var kept, gone []*remote
 	for _, r := range p.order {
-		if live[r] {
+		if _, ok := live[r]; ok || r.executes() {
 			kept = append(kept, r)
 			continue
 		}
@@ -97,14 +97,14 @@ func (p *pool) retain(live map[*remote]bool) []*remote {
 // the pool, so that a reload knows which remotes are still in use.
 type remoteUse struct {
 	mu   sync.Mutex
-	used map[*remote]bool
+	used map[*remote][]useMark
 }
 
 type remoteUseKey struct{}
 
 // withRemoteUse returns ctx carrying a fresh collector, and the collector.
 func withRemoteUse(ctx context.Context) (context.Context, *remoteUse) {
-	u := &remoteUse{used: map[*remote]bool{}}
+	u := &remoteUse{used: map[*remote][]useMark{}}
 	return context.WithValue(ctx, remoteUseKey{}, u), u
 }
 
@@ -119,7 +119,19 @@ func (u *remoteUse) add(r *remote) {
 		return
 	}
 	u.mu.Lock()
-	u.used[r] = true
+	if _, ok := u.used[r]; !ok {
+		u.used[r] = nil
+	}
+	u.mu.Unlock()
+}
+
+// mark records how r was used.
+func (u *remoteUse) mark(r *remote, m useMark) {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	u.used[r] = append(u.used[r], m)
 	u.mu.Unlock()
 }
 

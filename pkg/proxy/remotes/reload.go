@@ -45,20 +45,26 @@ func (s *Set) Reload(ctx context.Context, cfg *policy.Config) error {
 }
 
 // retireUnused removes the remotes no served instance uses from the pool
-// and closes them once retireGrace has passed (push targets: at Close).
+// and closes them once retireGrace has passed (push targets: at Close);
+// execution remotes, taken per request, are kept. The roles and push
+// decisions status shows for the others become those of the instances now
+// served.
 // The caller holds reloadMu.
 func (s *Set) retireUnused() {
-	live := map[*remote]bool{}
+	live := map[*remote][]useMark{}
 	s.mu.RLock()
 	for _, inst := range s.instances {
-		for r := range inst.remotes {
-			live[r] = true
+		for r, marks := range inst.remotes {
+			live[r] = append(live[r], marks...)
 		}
 	}
 	s.mu.RUnlock()
+	for r, marks := range live {
+		r.resetUses(marks)
+	}
 	for _, r := range s.pool.retain(live) {
 		s.opts.Logger.Info("remote no longer configured; closing it", "remote", r.name)
-		if r.isPush() {
+		if r.target.Load() {
 			s.mu.Lock()
 			s.retired = append(s.retired, r)
 			s.mu.Unlock()

@@ -104,3 +104,20 @@ func TestReloadRefusesBrokenConfig(t *testing.T) {
 	}
 	rc.Close()
 }
+
+func TestReloadStatusFollowsNewRoles(t *testing.T) {
+	t.Log("a remote both configurations use shows the new configuration's push decision and roles in status, not the union of both")
+	dir := t.TempDir()
+	up := newUpstream(t)
+	set, _ := newSet(t, dir, fmt.Sprintf("artifacts:\n  servers:\n  - {url: %s, type: all, push: true}\n", up.url))
+	if st := set.Remotes(); len(st) != 1 || !st[0].Push {
+		t.Fatalf("status before the reload = %+v, want one push remote", st)
+	}
+	if err := set.Reload(context.Background(), parseUser(t, dir, fmt.Sprintf("artifacts:\n  servers:\n  - {url: %s, type: storage, push: false}\n", up.url))); err != nil {
+		t.Fatal(err)
+	}
+	st := set.Remotes()
+	if len(st) != 1 || st[0].Push || len(st[0].Roles) != 1 || st[0].Roles[0] != "storage" {
+		t.Errorf("status after the reload = %+v, want one pull-only storage remote", st)
+	}
+}
