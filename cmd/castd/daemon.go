@@ -52,6 +52,12 @@ type castdDaemon struct {
 	// metricsAt is metrics' URL for Control's Status, set once metrics
 	// started (listeners serve before then).
 	metricsAt atomic.Pointer[string]
+	auth      *control.ListenAuth
+
+	// level and load serve reload: the logger's level and how the
+	// configuration is read again. load nil: SIGHUP only logs.
+	level *slog.LevelVar
+	load  func() (*policy.Config, error)
 }
 
 // startDaemon opens everything in dependency order: store, server,
@@ -75,8 +81,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	if d.remotes, err = openRemotes(pcfg, d.store, reg, log); err != nil {
 		return nil, err
 	}
-	authOpts, err := listenAuthOptions(pcfg, log)
-	if err != nil {
+	if d.auth, err = listenAuth(pcfg, log); err != nil {
 		return nil, err
 	}
 	if d.exec, err = openExecution(pcfg, cfg.storeDir, d.store, d.remotes, reg, log); err != nil {
@@ -94,7 +99,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		Spooler:                d.store,
 		UploadIdleTimeout:      cfg.uploadIdleTimeout,
 		ReadBufferLimit:        cfg.readBufferLimit,
-	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, authOpts...)...)
+	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, d.auth.ServerOptions()...)...)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.metricsURL, d.scrubber)
@@ -155,9 +160,9 @@ func (d *castdDaemon) readyLine() string {
 }
 
 // run serves until a shutdown signal arrives on sigs or a listener fails,
-// then stops everything within drainTimeout. It returns the listener
-// failure, if any.
-func (d *castdDaemon) run(sigs <-chan os.Signal) error {
+// then stops everything within drainTimeout. Each signal on hups reloads
+// the configuration. It returns the listener failure, if any.
+func (d *castdDaemon) run(sigs, hups <-chan os.Signal) error {
 	serveErr := make(chan error, len(d.listeners))
 	for _, l := range d.listeners {
 		go func() { serveErr <- d.server.Serve(socketBufferListener{l}) }()
@@ -166,12 +171,19 @@ func (d *castdDaemon) run(sigs <-chan os.Signal) error {
 	notifySystemd(d.log, daemon.SdNotifyReady)
 
 	var err error
-	select {
-	case s := <-sigs:
-		d.log.Info("shutting down", "signal", s.String(), "drain", drainTimeout.String())
-	case err = <-serveErr:
-		err = fmt.Errorf("serving: %w", err)
-		d.log.Error("listener failed; shutting down", "err", err)
+wait:
+	for {
+		select {
+		case <-hups:
+			d.reload()
+		case s := <-sigs:
+			d.log.Info("shutting down", "signal", s.String(), "drain", drainTimeout.String())
+			break wait
+		case err = <-serveErr:
+			err = fmt.Errorf("serving: %w", err)
+			d.log.Error("listener failed; shutting down", "err", err)
+			break wait
+		}
 	}
 	notifySystemd(d.log, daemon.SdNotifyStopping)
 	ctx, cancel := shutdownContext(sigs, d.log)

@@ -89,7 +89,7 @@ func TestRunStopsOnSignal(t *testing.T) {
 	}
 	sigs := make(chan os.Signal, 1)
 	done := make(chan error, 1)
-	go func() { done <- d.run(sigs) }()
+	go func() { done <- d.run(sigs, nil) }()
 
 	conn, err := grpc.NewClient("unix:"+cfg.listen[0].Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

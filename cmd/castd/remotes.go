@@ -29,14 +29,14 @@ func openRemotes(cfg *policy.Config, local *store.Local, reg prometheus.Register
 	return set, nil
 }
 
-// listenAuthOptions returns the interceptors that require listen-auth's
+// listenAuth returns the guard whose interceptors require listen-auth's
 // bearer token on TCP listeners and log request metadata when asked.
-func listenAuthOptions(cfg *policy.Config, log *slog.Logger) ([]grpc.ServerOption, error) {
+func listenAuth(cfg *policy.Config, log *slog.Logger) (*control.ListenAuth, error) {
 	a, err := control.NewListenAuth(cfg.ListenAuth.AccessToken, cfg.LogRequestMetadata, log)
 	if err != nil {
 		return nil, fmt.Errorf("listen-auth: %w", err)
 	}
-	return a.ServerOptions(), nil
+	return a, nil
 }
 
 // registerControl adds castd.v1.Control to s.

@@ -41,7 +41,8 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 	if *configFile == "" {
 		*configFile = os.Getenv("CASTD_CONFIG")
 	}
-	cfg, err := policy.Load(policy.LoadOptions{File: *configFile, Flags: fs})
+	loadOpts := policy.LoadOptions{File: *configFile, Flags: fs}
+	cfg, err := policy.Load(loadOpts)
 	if err != nil {
 		fmt.Fprintln(stderr, "castd: configuration:", err)
 		return exitUsage
@@ -51,7 +52,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "castd:", err)
 		return exitFailed
 	}
-	log, err := newLogger(dc.logLevel, stderr)
+	log, level, err := newLogger(dc.logLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "castd: configuration:", err)
 		return exitUsage
@@ -60,7 +61,7 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		log.Info("configuration loaded", "file", cfg.File)
 	}
 
-	sigs, stopSignals := notifyShutdown(log)
+	sigs, hups, stopSignals := notifySignals()
 	defer stopSignals()
 	d, err := startDaemon(dc, log)
 	if err != nil {
@@ -69,7 +70,9 @@ func serveCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "castd:", err)
 		return exitFailed
 	}
-	if err := d.run(sigs); err != nil {
+	d.level = level
+	d.load = func() (*policy.Config, error) { return policy.Load(loadOpts) }
+	if err := d.run(sigs, hups); err != nil {
 		log.Error("castd stopped with an error", "err", err)
 		return exitFailed
 	}

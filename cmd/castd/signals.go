@@ -1,36 +1,22 @@
 package main
 
 import (
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
-// notifyShutdown returns a channel that receives SIGINT and SIGTERM, the
-// signals that stop castd (a second one during the drain stops it at once).
-// SIGHUP (kill -HUP; the units have no ExecReload) is logged and
-// ignored until configuration reload exists, so that it cannot kill the
-// daemon. stop undoes the registration.
-func notifyShutdown(log *slog.Logger) (sigs <-chan os.Signal, stop func()) {
-	shutdown := make(chan os.Signal, 2)
-	signal.Notify(shutdown, syscall.SIGINT, syscall.SIGTERM)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-hup:
-				log.Warn("SIGHUP received: castd does not reload its configuration; restart it to apply changes (systemctl --user restart castd)")
-			case <-done:
-				return
-			}
-		}
-	}()
-	return shutdown, func() {
-		signal.Stop(shutdown)
-		signal.Stop(hup)
-		close(done)
+// notifySignals returns a channel that receives SIGINT and SIGTERM, the
+// signals that stop castd (a second one during the drain stops it at
+// once), and one that receives SIGHUP, which reloads the configuration
+// (`systemctl --user reload castd`). stop undoes the registration.
+func notifySignals() (shutdown, hup <-chan os.Signal, stop func()) {
+	sd := make(chan os.Signal, 2)
+	signal.Notify(sd, syscall.SIGINT, syscall.SIGTERM)
+	h := make(chan os.Signal, 1)
+	signal.Notify(h, syscall.SIGHUP)
+	return sd, h, func() {
+		signal.Stop(sd)
+		signal.Stop(h)
 	}
 }

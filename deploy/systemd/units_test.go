@@ -63,6 +63,19 @@ func TestUnitsVerify(t *testing.T) {
 	}
 }
 
+func TestUnitsReload(t *testing.T) {
+	t.Log("`systemctl reload` sends castd SIGHUP, which re-reads its configuration")
+	for _, u := range []string{"castd.service", "castd-sidecar.service"} {
+		text, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(text), "\nExecReload=/bin/kill -HUP $MAINPID\n") {
+			t.Errorf("%s: missing ExecReload=/bin/kill -HUP $MAINPID", u)
+		}
+	}
+}
+
 func TestUnitsHardening(t *testing.T) {
 	// A user service must not gain privileges and must restart on failure.
 	for _, u := range []string{"castd.service", "castd-sidecar.service"} {

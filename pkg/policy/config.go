@@ -17,6 +17,9 @@ type Config struct {
 	Listen     []Listener `json:"listen"`
 	ListenTLS  ListenTLS  `json:"listen-tls"`
 	ListenAuth ListenAuth `json:"listen-auth"`
+	// RegistrationTTL drops a project registration (bst remotes --project)
+	// that no request has used for this long; zero keeps them forever.
+	RegistrationTTL time.Duration `json:"registration-ttl"`
 	// LogRequestMetadata is a debugging switch: log, per RPC, the metadata
 	// key names a client sent and whether it carried an authorization
 	// header (never the header's value).

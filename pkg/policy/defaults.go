@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 )
 
 // Built-in defaults that are not derived from the environment.
@@ -44,6 +45,8 @@ func defaults(getenv func(string) string) *Config {
 		Metrics:    DefaultMetrics,
 		LogLevel:   DefaultLogLevel,
 		StoreDir:   defaultStoreDir(getenv),
+		// RegistrationTTL: a month without a build in a checkout.
+		RegistrationTTL: 30 * 24 * time.Hour,
 		Cache: Cache{
 			Quota:                 quota,
 			LowWatermark:          DefaultLowWatermark,

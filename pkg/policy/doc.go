@@ -40,7 +40,8 @@
 // listen: unix:$XDG_RUNTIME_DIR/castd/castd.sock (else
 // unix:<tmp>/castd-<uid>/castd.sock); socket-mode 0600; metrics
 // 127.0.0.1:9091; log-level info; store-dir $XDG_CACHE_HOME/castd (else
-// ~/.cache/castd); cache.quota 10G; cache.low-watermark 80%;
+// ~/.cache/castd); registration-ttl 720h (30 days; 0 keeps registrations
+// forever; YAML only); cache.quota 10G; cache.low-watermark 80%;
 // cache.reserved-disk-space 5%; cache.recache-project-content true;
 // cache.scrub-interval 0 (no background scrub);
 // cache.upload-idle-timeout 60s and cache.read-buffer-limit 256M (left

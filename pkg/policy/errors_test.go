@@ -53,7 +53,7 @@ func TestUserConfigErrors(t *testing.T) {
 			name: "unknown top-level key",
 			why:  "a typo must not be silently ignored in the user config",
 			text: "log-level: info\nlog-levle: debug\n",
-			want: []string{f + ":2:1: log-levle: unknown key; expected one of listen, listen-tls, listen-auth, log-request-metadata, socket-mode, metrics, log-level, store-dir, cache, local-execution, remote-platform, artifacts, source-caches, remote-execution, projects"},
+			want: []string{f + ":2:1: log-levle: unknown key; expected one of listen, listen-tls, listen-auth, log-request-metadata, socket-mode, metrics, log-level, store-dir, registration-ttl, cache, local-execution, remote-platform, artifacts, source-caches, remote-execution, projects"},
 		},
 		{
 			name: "unknown server key",

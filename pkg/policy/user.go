@@ -12,6 +12,7 @@ import (
 var (
 	userKeys = []string{
 		"listen", "listen-tls", "listen-auth", "log-request-metadata", "socket-mode", "metrics", "log-level", "store-dir",
+		"registration-ttl",
 		"cache", "local-execution", "remote-platform",
 		"artifacts", "source-caches", "remote-execution", "projects",
 	}
@@ -58,6 +59,9 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 		} else if ok {
 			cfg.StoreDir = s
 		}
+	}
+	if x, ok := has("registration-ttl"); ok {
+		cfg.RegistrationTTL = d.duration("registration-ttl", x)
 	}
 	if x, ok := has("cache"); ok {
 		d.cache("cache", x, &cfg.Cache)

@@ -141,7 +141,7 @@ type Local struct {
 	commits             *committer
 	bufs                sync.Pool // *[]byte of inline bytes, see inlineBuf
 	ix                  *index
-	quota               int64 // 0 = unlimited
+	quota               atomic.Int64 // 0 = unlimited; SetQuota replaces it
 	reserved            int64
 	inline              int64
 	low                 float64
@@ -294,7 +294,7 @@ func (l *Local) Stats() Stats {
 	}
 	return Stats{
 		UsedBytes:      l.ix.bytes.Load() + l.pending.Load(),
-		QuotaBytes:     l.quota,
+		QuotaBytes:     l.quota.Load(),
 		Objects:        l.ix.objects.Load(),
 		Evictions:      l.evictions.Load(),
 		HeldBytes:      l.HeldBytes(),

@@ -40,12 +40,31 @@ func (l *Local) sizeQuota(opts Options) error {
 		return fmt.Errorf("store directory %s: statfs: %w", l.dir, err)
 	}
 	total := float64(st.Blocks) * float64(st.Bsize)
-	l.quota = opts.QuotaBytes
-	if l.quota <= 0 && opts.QuotaPercent > 0 {
-		l.quota = int64(total * opts.QuotaPercent / 100)
-	}
+	l.quota.Store(quotaBytes(opts.QuotaBytes, opts.QuotaPercent, total))
 	l.reserved = max(opts.ReservedBytes, int64(total*opts.ReservedPercent/100))
 	l.disk.dir = l.dir
+	return nil
+}
+
+// quotaBytes is the quota in bytes: bytes when set, else percent of the
+// filesystem's total bytes; 0 is unlimited.
+func quotaBytes(bytes int64, percent, total float64) int64 {
+	if bytes <= 0 && percent > 0 {
+		return int64(total * percent / 100)
+	}
+	return max(bytes, 0)
+}
+
+// SetQuota replaces the quota (as Options.QuotaBytes and QuotaPercent
+// say) while the store serves; a configuration reload calls it. Writes
+// from now on are held to it: a lower quota evicts down to it on the next
+// write that needs room. It costs one statfs. Safe for concurrent use.
+func (l *Local) SetQuota(bytes int64, percent float64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.dir, &st); err != nil {
+		return fmt.Errorf("store directory %s: statfs: %w", l.dir, err)
+	}
+	l.quota.Store(quotaBytes(bytes, percent, float64(st.Blocks)*float64(st.Bsize)))
 	return nil
 }
 
@@ -76,7 +95,7 @@ func (s *diskSpace) available(fresh bool) int64 {
 // limit is the usage the store may reach now: the quota, lowered so that the
 // reserved disk space stays free. -1 means unlimited.
 func (l *Local) limit(fresh bool) int64 {
-	lim := l.quota
+	lim := l.quota.Load()
 	if lim == 0 {
 		lim = -1
 	}

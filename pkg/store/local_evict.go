@@ -43,7 +43,7 @@ func (l *Local) reserve(ctx context.Context, k blobKey) error {
 // with FAILED_PRECONDITION naming the write-back queue, without evicting.
 func (l *Local) makeRoom(ctx context.Context, k blobKey, lim int64) error {
 	if k.size > lim {
-		return status.Errorf(codes.FailedPrecondition, "store %s: blob %s is larger than the store's room of %d bytes (quota %d, reserved disk space %d)", l.dir, k.digest(), lim, l.quota, l.reserved)
+		return status.Errorf(codes.FailedPrecondition, "store %s: blob %s is larger than the store's room of %d bytes (quota %d, reserved disk space %d)", l.dir, k.digest(), lim, l.quota.Load(), l.reserved)
 	}
 	if err := l.heldRefusal(k, lim); err != nil {
 		return err

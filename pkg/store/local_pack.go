@@ -89,7 +89,7 @@ var nextPackKey = []byte{'p'}
 // openPacks opens dir/packs with the persisted pack number.
 func (l *Local) openPacks(size int64) (*packSet, error) {
 	if size <= 0 {
-		size = packSizeFor(l.quota)
+		size = packSizeFor(l.quota.Load())
 	}
 	var next uint32
 	err := l.db.View(func(txn *badger.Txn) error {

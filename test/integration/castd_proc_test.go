@@ -302,3 +302,13 @@ func (l *lineLog) String() string {
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
 }
+
+// exitedNow reports whether the process has exited, without waiting.
+func (p *castdProc) exitedNow() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}

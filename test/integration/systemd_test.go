@@ -151,12 +151,14 @@ func TestSystemdIntegration(t *testing.T) {
 		t.Log("Type=notify units start dependants only after READY=1")
 		waitNotify(t, notify, "READY=1")
 	})
-	t.Run("sighup ignored", func(t *testing.T) {
-		t.Log("a stray SIGHUP (castd does not reload) must not kill the daemon")
+	t.Run("sighup reloads", func(t *testing.T) {
+		t.Log("systemctl reload (ExecReload: SIGHUP) reloads the configuration, tells systemd RELOADING=1 then READY=1, and keeps serving")
 		p.signal(syscall.SIGHUP)
-		if _, err := p.logs.waitFor(regexp.MustCompile(`SIGHUP received`), p.exited, 10*time.Second); err != nil {
+		if _, err := p.logs.waitFor(regexp.MustCompile(`configuration reloaded`), p.exited, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
+		waitNotify(t, notify, "RELOADING=1")
+		waitNotify(t, notify, "READY=1")
 		p.waitHealthy()
 	})
 	t.Run("sd_notify stopping", func(t *testing.T) {

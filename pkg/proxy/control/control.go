@@ -56,6 +56,15 @@ func New(cfg *policy.Config, set *remotes.Set, local *store.Local, info Info) *S
 	return &Server{cfg: cfg, set: set, local: local, info: info}
 }
 
+// config is the configuration in force: the Set's, which a reload
+// replaces, else the one New was given.
+func (s *Server) config() *policy.Config {
+	if s.set != nil {
+		return s.set.Config()
+	}
+	return s.cfg
+}
+
 // RegisterProject binds a project's resolved remotes to an instance name.
 func (s *Server) RegisterProject(ctx context.Context, req *castdpb.RegisterProjectRequest) (*castdpb.RegisterProjectResponse, error) {
 	name, report, err := s.set.RegisterProject(ctx, req.GetName(), req.GetProjectConf(), req.GetBaseDir())
@@ -76,7 +85,7 @@ func (s *Server) ConfigReport(_ context.Context, req *castdpb.ConfigReportReques
 		}
 		projects = append(projects, p)
 	}
-	report, err := policy.BuildReport(s.cfg, projects).JSON()
+	report, err := policy.BuildReport(s.config(), projects).JSON()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "config report: %v", err)
 	}

@@ -112,6 +112,18 @@ func TestListenAuth(t *testing.T) {
 	}
 }
 
+func TestControlOverTCPNeedsListenAuth(t *testing.T) {
+	t.Log("without listen-auth, Control (store directory, usage, registrations) is not served to TCP clients; the Unix socket still is")
+	tcp, unix, _ := serve(t, "", "log-level: info\n")
+	_, err := tcp.Status(context.Background(), &castdpb.StatusRequest{})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "listen-auth") {
+		t.Errorf("Status over TCP without listen-auth = %v, want PERMISSION_DENIED naming listen-auth", err)
+	}
+	if _, err := unix.Status(context.Background(), &castdpb.StatusRequest{}); err != nil {
+		t.Errorf("Status over the Unix socket = %v", err)
+	}
+}
+
 func TestRegisterAndStatus(t *testing.T) {
 	// A registered project gets a p/NAME-… instance and shows its remote
 	// in Status; ConfigReport answers for the live configuration.

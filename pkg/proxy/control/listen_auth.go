@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,12 +21,15 @@ import (
 // ListenAuth guards castd's TCP listeners when castd serves as another
 // castd's upstream: with a token, every RPC from a TCP peer must carry
 // "authorization: Bearer <token>" or fails UNAUTHENTICATED; Unix socket
-// peers are never asked. A refused request logs a warning naming the peer
+// peers are never asked. Without a token, castd.v1.Control (status with the
+// store directory, project registration, reports) is refused on TCP with
+// PERMISSION_DENIED: it is meant for the local user, and a TCP listener
+// without listen-auth answers anyone who can reach it. A refused request logs a warning naming the peer
 // (never what it presented), at most one a minute. With LogMetadata, every RPC logs the metadata key
 // names it carried and whether an authorization header was present (never
 // a value) and whether the peer came over TCP. Safe for concurrent use.
 type ListenAuth struct {
-	token       []byte // nil: no authentication
+	token       atomic.Pointer[[]byte] // nil: no authentication; replaced by SetTokenFile
 	logMetadata bool
 	log         *slog.Logger
 	now         func() time.Time // the rejection log's clock; tests replace it
@@ -44,18 +48,28 @@ const rejectionLogInterval = time.Minute
 // authentication; surrounding white space is ignored).
 func NewListenAuth(tokenFile string, logMetadata bool, log *slog.Logger) (*ListenAuth, error) {
 	a := &ListenAuth{logMetadata: logMetadata, log: log, now: time.Now}
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		a.token = []byte(strings.TrimSpace(string(b)))
+	if err := a.SetTokenFile(tokenFile); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
 
-// Enabled reports whether the interceptors have anything to do.
-func (a *ListenAuth) Enabled() bool { return a.token != nil || a.logMetadata }
+// SetTokenFile replaces the token with the contents of tokenFile ("" turns
+// authentication off) for the RPCs that start from now on; a configuration
+// reload calls it. On error the old token stays. Safe for concurrent use.
+func (a *ListenAuth) SetTokenFile(tokenFile string) error {
+	if tokenFile == "" {
+		a.token.Store(nil)
+		return nil
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return err
+	}
+	tok := []byte(strings.TrimSpace(string(b)))
+	a.token.Store(&tok)
+	return nil
+}
 
 // check logs and authenticates one RPC.
 func (a *ListenAuth) check(ctx context.Context, method string) error {
@@ -70,16 +84,34 @@ func (a *ListenAuth) check(ctx context.Context, method string) error {
 		slices.Sort(keys)
 		a.log.Info("request metadata", "method", method, "tcp", tcp, "keys", strings.Join(keys, ","), "authorization", len(auth) > 0)
 	}
-	if a.token == nil || !tcp {
+	if !tcp {
 		return nil
 	}
+	token := a.token.Load()
+	if token == nil {
+		return controlWithoutToken(method)
+	}
 	for _, v := range auth {
-		if tok, ok := strings.CutPrefix(v, "Bearer "); ok && subtle.ConstantTimeCompare([]byte(tok), a.token) == 1 {
+		if tok, ok := strings.CutPrefix(v, "Bearer "); ok && subtle.ConstantTimeCompare([]byte(tok), *token) == 1 {
 			return nil
 		}
 	}
 	a.warnRejected(ctx, method, len(auth) > 0)
 	return status.Error(codes.Unauthenticated, "castd: this listener requires a bearer token (authorization: Bearer …)")
+}
+
+// controlPrefix starts every castd.v1.Control method name.
+const controlPrefix = "/castd.v1.Control/"
+
+// controlWithoutToken refuses castd.v1.Control on a TCP listener that has
+// no listen-auth token: those methods reveal the store directory and
+// usage and change registrations, which must not be open to the network.
+func controlWithoutToken(method string) error {
+	if !strings.HasPrefix(method, controlPrefix) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied,
+		"castd: %s is served on TCP listeners only when listen-auth (access-token) is configured; use the Unix socket", method)
 }
 
 // warnRejected logs a refused TCP request with its peer, at most once per
@@ -134,11 +166,8 @@ func (a *ListenAuth) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	return handler(srv, ss)
 }
 
-// ServerOptions returns the interceptors as grpc.ServerOptions, or none
-// when there is nothing to do.
+// ServerOptions returns the interceptors as grpc.ServerOptions. They are
+// always needed: without a token they still keep Control off TCP.
 func (a *ListenAuth) ServerOptions() []grpc.ServerOption {
-	if !a.Enabled() {
-		return nil
-	}
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(a.Unary), grpc.ChainStreamInterceptor(a.Stream)}
 }

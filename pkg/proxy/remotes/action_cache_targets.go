@@ -37,6 +37,8 @@ func (s *Set) actionCacheTargets(ctx context.Context, r *policy.Resolved) ([]wri
 			return nil, err
 		}
 		name := acRem.name + " (blobs to " + stRem.name + ")"
+		acRem.target.Store(true)
+		stRem.target.Store(true)
 		s.queue.Register(name, writeback.Sink{CAS: stRem.cas, ActionCache: acRem.ac})
 		out = append(out, writeback.Target{Name: name, Origin: rc.Origin})
 	}

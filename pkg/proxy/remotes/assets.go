@@ -21,7 +21,7 @@ func (s *Set) buildAssets(ctx context.Context, r *policy.Resolved, cas store.CAS
 		if err != nil {
 			return nil, err
 		}
-		rem.use("index", pr.Origin, pr.Push)
+		rem.use(ctx, "index", pr.Origin, pr.Push)
 		tiers = append(tiers, asset.Tier{Name: rem.name, Index: asset.NewCompletenessCheckingIndex(rem.assets, cas), Origin: string(pr.Origin)})
 	}
 	push, err := s.targets(ctx, r.PushAssets)
@@ -29,7 +29,7 @@ func (s *Set) buildAssets(ctx context.Context, r *policy.Resolved, cas store.CAS
 		return nil, err
 	}
 	opts := asset.FanoutOptions{Logger: s.opts.Logger, FailoverDelay: s.opts.FailoverDelay}
-	if s.cfg.Cache.RecacheProjectContent {
+	if s.config().Cache.RecacheProjectContent {
 		opts.OnRemoteHit = func(a asset.Asset, ref asset.Ref, t asset.Tier) { s.recacheAsset(a, ref, t, push) }
 	}
 	fidx := asset.NewFanout(asset.NewCompletenessCheckingIndex(s.assetIdx, cas), tiers, opts)

@@ -36,9 +36,9 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 		Scenario: r.Scenario, CAS: inst.cas, AC: inst.ac, LocalAC: inst.ac, LocalCAS: s.local,
 		LocalLookup: fanout.NewHitCountingActionCache(store.NewCompletenessCheckingActionCache(s.local.ActionCache(instanceName), s.local),
 			fanout.ACOptions{Registerer: s.opts.Registerer, Instance: instanceName, Counters: s.acCount}),
-		LocalFallback:       s.cfg.LocalExecution.LocalFallback,
-		CacheFailures:       s.cfg.LocalExecution.CacheFailures,
-		UnsupportedPlatform: unsupportedBy(s.cfg.RemotePlatform),
+		LocalFallback:       s.config().LocalExecution.LocalFallback,
+		CacheFailures:       s.config().LocalExecution.CacheFailures,
+		UnsupportedPlatform: unsupportedBy(s.config().RemotePlatform),
 		PrimaryCAS:          inst.primary,
 	}
 	if r.Scenario != policy.ScenarioRemoteExecution {
@@ -48,7 +48,7 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	if err != nil {
 		return nil, err
 	}
-	exec.use("execution", originOfExecution(r), false)
+	exec.use(ctx, "execution", originOfExecution(r), false)
 	storage, ok := executionStorage(r)
 	if !ok {
 		return nil, status.Errorf(codes.FailedPrecondition, "instance %q: remote execution has no storage-service", instanceName)

@@ -2,6 +2,7 @@ package remotes
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -25,16 +26,32 @@ type instance struct {
 	cas      store.CAS
 	ac       store.ActionCache
 	assets   asset.Index
-	primary  store.CAS // cache.storage-service, nil without one
-	// remotes names the remotes read from, storage then action cache, in
-	// pull order without repeats (for status).
-	remotes []string
+	primary  store.CAS             // cache.storage-service, nil without one
+	remotes  map[*remote][]useMark // the remotes build took from the pool, and how it used them
+	// readFrom names the remotes read from, storage then action cache,
+	// in pull order without repeats (for status).
+	readFrom []string
+
+	reg      *registration // the project registration served; nil for "" and `projects:` names
+	lastUsed atomic.Int64  // unix nanoseconds of the last lookup, for registrations
+}
+
+// touch notes a use of a registered instance at now. Lookups are frequent:
+// the shared word is only written when the minute changes.
+func (inst *instance) touch(now time.Time) {
+	if inst.reg == nil {
+		return
+	}
+	if n := now.UnixNano(); n-inst.lastUsed.Load() > int64(time.Minute) {
+		inst.lastUsed.Store(n)
+	}
 }
 
 // build assembles the fan-outs of r in pull order, wrapped so that writes
 // (and, unless disabled, content served by project remotes) are queued for
 // r's push remotes.
 func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*instance, error) {
+	ctx, use := withRemoteUse(ctx)
 	casTiers, err := s.casTiers(ctx, r.CAS)
 	if err != nil {
 		return nil, err
@@ -60,7 +77,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 		Registerer: s.opts.Registerer, Instance: name, Counters: s.counters, Logger: s.opts.Logger,
 	}
 	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Instance: name, Counters: s.acCount, Logger: s.opts.Logger}
-	if s.cfg.Cache.RecacheProjectContent {
+	if s.config().Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
 			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
 		}
@@ -82,7 +99,8 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	}
 	inst.ac = writeback.NewQueueingActionCache(fac, s.queue, name, pushAC)
 	inst.assets = assets
-	inst.remotes = tierNames(casTiers, acTiers)
+	inst.remotes = use.used
+	inst.readFrom = tierNames(casTiers, acTiers)
 	return inst, nil
 }
 
@@ -123,7 +141,7 @@ func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, 
 		if err != nil {
 			return nil, err
 		}
-		rem.use("storage", r.Origin, r.Push)
+		rem.use(ctx, "storage", r.Origin, r.Push)
 		out = append(out, fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(r.Origin), Unreachable: rem.casUnreachable})
 	}
 	return out, nil
@@ -136,7 +154,7 @@ func (s *Set) acTiers(ctx context.Context, rs []policy.Remote) ([]fanout.ACTier,
 		if err != nil {
 			return nil, err
 		}
-		rem.use("action-cache", r.Origin, r.Push)
+		rem.use(ctx, "action-cache", r.Origin, r.Push)
 		out = append(out, fanout.ACTier{Name: rem.name, AC: rem.ac, Origin: string(r.Origin)})
 	}
 	return out, nil
@@ -154,6 +172,7 @@ func (s *Set) targets(ctx context.Context, rs []policy.Remote) ([]writeback.Targ
 		if err != nil {
 			return nil, err
 		}
+		rem.target.Store(true)
 		s.queue.Register(rem.name, writeback.Sink{CAS: rem.cas, ActionCache: rem.ac, Assets: rem.assets})
 		out = append(out, writeback.Target{Name: rem.name, Origin: r.Origin})
 	}

@@ -39,11 +39,17 @@ type Options struct {
 	Writeback writeback.Options
 	// Dial are extra options for every upstream.Dial (tests inject clocks).
 	Dial []upstream.Option
+	// Now is the clock of project registrations' last use
+	// (registration-ttl); nil means time.Now.
+	Now func() time.Time
 }
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Writeback.Registerer == nil {
 		o.Writeback.Registerer = o.Registerer

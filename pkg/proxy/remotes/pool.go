@@ -59,6 +59,7 @@ func (p *pool) get(ctx context.Context, r policy.Remote) (*remote, error) {
 	defer p.mu.Unlock()
 	k := keyOf(r)
 	if rem, ok := p.byKey[k]; ok {
+		usedBy(ctx).add(rem)
 		return rem, nil
 	}
 	name := p.uniqueName(r)
@@ -69,7 +70,69 @@ func (p *pool) get(ctx context.Context, r policy.Remote) (*remote, error) {
 	rem := newRemote(name, r, up)
 	p.byKey[k], p.byName[name] = rem, rem
 	p.order = append(p.order, rem)
+	usedBy(ctx).add(rem)
 	return rem, nil
+}
+
+// retain keeps the remotes in live and removes the others, which it
+// returns: they leave status, and a later get dials them afresh.
+func (p *pool) retain(live map[*remote][]useMark) []*remote {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var kept, gone []*remote
+	for _, r := range p.order {
+		if _, ok := live[r]; ok || r.executes() {
+			kept = append(kept, r)
+			continue
+		}
+		gone = append(gone, r)
+		delete(p.byKey, keyOf(r.cfg))
+		delete(p.byName, r.name)
+	}
+	p.order = kept
+	return gone
+}
+
+// remoteUse collects the remotes that building one instance gets from
+// the pool, so that a reload knows which remotes are still in use.
+type remoteUse struct {
+	mu   sync.Mutex
+	used map[*remote][]useMark
+}
+
+type remoteUseKey struct{}
+
+// withRemoteUse returns ctx carrying a fresh collector, and the collector.
+func withRemoteUse(ctx context.Context) (context.Context, *remoteUse) {
+	u := &remoteUse{used: map[*remote][]useMark{}}
+	return context.WithValue(ctx, remoteUseKey{}, u), u
+}
+
+// usedBy is ctx's collector, nil when there is none.
+func usedBy(ctx context.Context) *remoteUse {
+	u, _ := ctx.Value(remoteUseKey{}).(*remoteUse)
+	return u
+}
+
+func (u *remoteUse) add(r *remote) {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	if _, ok := u.used[r]; !ok {
+		u.used[r] = nil
+	}
+	u.mu.Unlock()
+}
+
+// mark records how r was used.
+func (u *remoteUse) mark(r *remote, m useMark) {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	u.used[r] = append(u.used[r], m)
+	u.mu.Unlock()
 }
 
 func (p *pool) dialOptions() []upstream.Option {

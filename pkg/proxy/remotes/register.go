@@ -1,11 +1,17 @@
 package remotes
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,37 +25,53 @@ type registration struct {
 	Name    string `json:"name"`
 	Conf    []byte `json:"conf"`
 	BaseDir string `json:"base_dir"`
+	// LastUsed is when a request last named the instance, in unix
+	// seconds (0: unknown, counted from the next start).
+	LastUsed int64 `json:"last_used,omitempty"`
 }
 
 // RegisterProject parses projectConf (a project.conf whose relative paths
 // resolve against baseDir), resolves it against the user configuration and
 // returns the instance name bound to the resulting remote set, with the
 // `castd config check --json` report for it. name, when set, overrides the
-// name in projectConf. The same project and remotes always give the same
-// instance name; the binding is persisted and restored on start. A bad
-// project.conf is INVALID_ARGUMENT with the file, line and key.
+// name in projectConf. A registration follows its project directory: the
+// instance name depends on the project's name and directory only, and
+// registering again with other remotes (an edited project.conf) replaces
+// that instance's remotes under the same name; remotes no other instance
+// uses then leave status and close. The binding is persisted and restored
+// on start from the directory's project.conf. A bad project.conf is
+// INVALID_ARGUMENT with the file, line and key.
 func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []byte, baseDir string) (string, []byte, error) {
+	s.reloadMu.Lock() // resolve and bind against one configuration
+	defer s.reloadMu.Unlock()
 	reg := registration{Name: name, Conf: projectConf, BaseDir: baseDir}
 	instanceName, p, r, err := s.resolve(reg)
 	if err != nil {
 		return "", nil, err
 	}
-	report, err := policy.BuildReport(s.cfg, []*policy.Project{p}).JSON()
+	report, err := policy.BuildReport(s.config(), []*policy.Project{p}).JSON()
 	if err != nil {
 		return "", nil, status.Errorf(codes.Internal, "register project %q: report: %v", p.Name, err)
 	}
-	if _, err := s.lookup(instanceName); err == nil {
+	cur, err := s.lookup(instanceName)
+	if err == nil && remoteSetHash(cur.resolved) == remoteSetHash(r) {
 		return instanceName, report, nil
 	}
-	if err := s.bind(ctx, instanceName, r); err != nil {
+	if err := s.bind(ctx, instanceName, r, &reg); err != nil {
 		return "", nil, err
 	}
+	reg.LastUsed = s.opts.Now().Unix()
 	if v, err := json.Marshal(reg); err == nil {
 		if err := s.projects.Put([]byte(instanceName), v); err != nil {
 			s.opts.Logger.Warn("register project: not persisted; clients must register again after a restart", "instance", instanceName, "err", err)
 		}
 	}
-	s.opts.Logger.Info("registered project", "project", p.Name, "instance", instanceName)
+	if cur != nil {
+		s.opts.Logger.Info("project registration replaced: its remotes changed", "project", p.Name, "instance", instanceName, "dir", baseDir)
+		s.retireUnused()
+		return instanceName, report, nil
+	}
+	s.opts.Logger.Info("registered project", "project", p.Name, "instance", instanceName, "dir", baseDir)
 	return instanceName, report, nil
 }
 
@@ -68,8 +90,14 @@ func (s *Set) resolve(reg registration) (string, *policy.Project, *policy.Resolv
 	if p.Name == "" {
 		return "", nil, nil, status.Error(codes.InvalidArgument, "register project: no name given and project.conf has no `name`")
 	}
-	r := policy.Resolve(s.cfg, p)
-	return "p/" + p.Name + "-" + remoteSetHash(r), p, r, nil
+	r := policy.Resolve(s.config(), p)
+	return "p/" + p.Name + "-" + dirHash(filepath.Clean(reg.BaseDir)), p, r, nil
+}
+
+// dirHash identifies a project directory in 12 hex digits.
+func dirHash(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:6])
 }
 
 // remoteSetHash identifies the remotes (with their roles, push decisions
@@ -80,10 +108,13 @@ func remoteSetHash(r *policy.Resolved) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// restoreProjects re-registers the projects persisted by earlier runs. A
-// project whose remotes changed with the configuration gets a new name
-// when its client registers again; its old record is dropped.
-func (s *Set) restoreProjects(ctx context.Context) {
+// restoreProjects re-registers the projects persisted by earlier runs (or
+// before a reload) into into, each from its directory's project.conf as it
+// is now: an edited project.conf gets its new remotes, a directory that is
+// gone drops the registration (logged), and a directory without a
+// project.conf keeps the content last registered. Records of an earlier
+// naming scheme are dropped; their clients register again.
+func (s *Set) restoreProjects(ctx context.Context, into map[string]*instance) {
 	type saved struct {
 		key string
 		reg registration
@@ -97,15 +128,33 @@ func (s *Set) restoreProjects(ctx context.Context) {
 		return nil
 	})
 	for _, x := range all {
-		name, _, r, err := s.resolve(x.reg)
-		if err == nil && name == x.key {
-			err = s.bind(ctx, name, r)
-		} else if err == nil {
-			err = status.Errorf(codes.FailedPrecondition, "its remotes changed (now %s)", name)
-		}
-		if err != nil {
-			s.opts.Logger.Info("dropping a project registration from an earlier run", "instance", x.key, "reason", err)
+		if err := s.restoreProject(ctx, into, x.key, x.reg); err != nil {
+			s.opts.Logger.Info("dropping a project registration", "instance", x.key, "dir", x.reg.BaseDir, "reason", err)
 			_ = s.projects.Delete([]byte(x.key))
 		}
 	}
+}
+
+// restoreProject re-reads reg's project.conf and binds it into into as key.
+func (s *Set) restoreProject(ctx context.Context, into map[string]*instance, key string, reg registration) error {
+	if _, err := os.Stat(reg.BaseDir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("project directory %s is gone", reg.BaseDir)
+	}
+	if ttl := s.config().RegistrationTTL; ttl > 0 && reg.LastUsed > 0 && s.opts.Now().Sub(time.Unix(reg.LastUsed, 0)) > ttl {
+		return fmt.Errorf("unused since %s, longer than registration-ttl %s", time.Unix(reg.LastUsed, 0).UTC().Format(time.RFC3339), ttl)
+	}
+	if conf, err := os.ReadFile(filepath.Join(reg.BaseDir, "project.conf")); err == nil && !bytes.Equal(conf, reg.Conf) {
+		reg.Conf = conf
+		if v, err := json.Marshal(reg); err == nil {
+			_ = s.projects.Put([]byte(key), v)
+		}
+	}
+	name, _, r, err := s.resolve(reg)
+	if err != nil {
+		return err
+	}
+	if name != key {
+		return fmt.Errorf("its project.conf now names another instance (%s), or the record is from an older naming scheme; the client registers again", name)
+	}
+	return s.bindInto(ctx, into, name, r, &reg)
 }

@@ -1,7 +1,9 @@
 package remotes
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/asset"
@@ -19,6 +21,9 @@ type remote struct {
 	ac     store.ActionCache // status-recording, over up.ActionCache()
 	assets asset.Index       // the remote's Remote Asset API
 	rec    *outcomes
+	// target is set once r (or its blobs) was registered with the
+	// write-back queue: the queue may push to it until Close.
+	target atomic.Bool
 
 	mu      sync.Mutex
 	roles   map[string]bool
@@ -44,14 +49,52 @@ func (r *remote) casUnreachable() bool {
 	return r.up.BreakerState(upstream.RoleCAS) == upstream.StateOpen
 }
 
-// use notes that an instance resolved r in role ("storage", "index" or
-// "action-cache") with the given origin and push decision.
-func (r *remote) use(role string, origin policy.Origin, push bool) {
+// useMark is one use of a remote by an instance: its role ("storage",
+// "index", "action-cache" or "execution"), origin and push decision.
+type useMark struct {
+	role   string
+	origin policy.Origin
+	push   bool
+}
+
+// use notes that an instance resolved r in role with the given origin and
+// push decision, also in ctx's collector (see withRemoteUse).
+func (r *remote) use(ctx context.Context, role string, origin policy.Origin, push bool) {
+	m := useMark{role, origin, push}
+	r.mark(m)
+	usedBy(ctx).mark(r, m)
+}
+
+func (r *remote) mark(m useMark) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.roles[role] = true
-	r.origins[origin] = true
-	r.push = r.push || push
+	r.roles[m.role] = true
+	r.origins[m.origin] = true
+	r.push = r.push || m.push
+}
+
+// resetUses replaces what status shows of r's roles, origins and push by
+// marks (the uses of the instances now served), keeping an execution role:
+// that one is marked per request.
+func (r *remote) resetUses(marks []useMark) {
+	r.mu.Lock()
+	exec := r.roles["execution"]
+	r.roles, r.origins, r.push = map[string]bool{}, map[policy.Origin]bool{}, false
+	if exec {
+		r.roles["execution"] = true
+	}
+	r.mu.Unlock()
+	for _, m := range marks {
+		r.mark(m)
+	}
+}
+
+// executes reports whether r ever served as an execution remote; those are
+// taken per request, so no instance lists them.
+func (r *remote) executes() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.roles["execution"]
 }
 
 // outcomes counts a remote's hits and misses; its health is kept per role

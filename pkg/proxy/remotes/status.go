@@ -127,7 +127,7 @@ func (s *Set) InstanceRemotes() []InstanceStatus {
 	defer s.mu.RUnlock()
 	out := make([]InstanceStatus, 0, len(s.instances))
 	for name, inst := range s.instances {
-		out = append(out, InstanceStatus{Name: name, Remotes: slices.Clone(inst.remotes)})
+		out = append(out, InstanceStatus{Name: name, Remotes: slices.Clone(inst.readFrom)})
 	}
 	slices.SortFunc(out, func(a, b InstanceStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out

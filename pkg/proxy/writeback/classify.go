@@ -107,6 +107,27 @@ func (q *Queue) park(rq *remoteQueue, role Role, code codes.Code, err error) {
 	}
 	msg := message(err)
 	rq.parked[role] = parking{code: code, message: msg, since: time.Now()}
-	q.opts.Logger.Warn("write-back: remote refuses pushes; its entries of this role stay queued but are not retried until castd restarts",
+	q.opts.Logger.Warn("write-back: remote refuses pushes; its entries of this role stay queued but are not retried until the configuration is reloaded or castd restarts",
 		"remote", rq.name, "role", string(role), "code", code.String(), "err", msg)
+}
+
+// Unpark lets every parked role be retried again: the configuration
+// changed (a reload), so a refusal for good may not hold any more. It
+// returns how many roles were parked. Safe for concurrent use.
+func (q *Queue) Unpark() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, rq := range q.remotes {
+		if len(rq.parked) == 0 {
+			continue
+		}
+		n += len(rq.parked)
+		clear(rq.parked)
+		select {
+		case rq.wake <- struct{}{}:
+		default:
+		}
+	}
+	return n
 }

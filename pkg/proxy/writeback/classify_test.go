@@ -141,6 +141,32 @@ func TestQueueParksRolesRefusedForGood(t *testing.T) {
 	}
 }
 
+func TestQueueUnparkRetriesParkedRoles(t *testing.T) {
+	t.Log("after a configuration reload a parked role is retried: the refusal may have been fixed (a token, an endpoint)")
+	s := openStore(t, t.TempDir())
+	remote := &answeringAC{flakyRemote: newFlakyRemote(), code: codes.PermissionDenied}
+	q, err := writeback.Open(s.Records("writeback"), s, s.ActionCache, writeback.Options{BackoffMin: time.Millisecond, BackoffMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close(time.Second) })
+	q.Register("remote", writeback.Sink{CAS: remote.flakyRemote, ActionCache: remote})
+	action := putActionResult(t, s)
+	if err := q.Enqueue(context.Background(), writeback.KindActionResult, action, "inst", userTarget); err != nil {
+		t.Fatal(err)
+	}
+	q.Start()
+	eventually(t, "the action-cache role parked", func() bool { return len(q.Stats().Remotes["remote"].Parked) == 1 })
+	remote.code = codes.OK // parked: no push reads it until Unpark (which takes the queue's lock)
+	if n := q.Unpark(); n != 1 {
+		t.Errorf("Unpark = %d, want 1 role", n)
+	}
+	eventually(t, "the parked entry pushed after Unpark", func() bool { return q.Stats().Depth == 0 })
+	if _, err := remote.Memory.GetActionResult(context.Background(), action); err != nil {
+		t.Errorf("action result not on the remote after Unpark: %v", err)
+	}
+}
+
 func TestQueueRetriesTransientAnswers(t *testing.T) {
 	for _, code := range []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown} {
 		t.Run(code.String(), func(t *testing.T) {
