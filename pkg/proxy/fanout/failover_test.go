@@ -142,9 +142,11 @@ func TestStalledTierIsCutOff(t *testing.T) {
 				{Name: "r1", CAS: &ctxRecordingCAS{CAS: memoryWith(t, "in r2 only"), log: l1, hang: true}},
 				{Name: "r2", CAS: memoryWith(t, "in r2 only")},
 			}
-			// The delay is short, but the test does not depend on it: r1
-			// never answers, so only the cut-off can end its call.
-			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Millisecond})
+			// The test does not depend on the delay: r1 never answers, so
+			// only the cut-off can end its call. It is long enough for the
+			// call to get past the concurrency limiter to r1 first (at
+			// 1 ms a loaded machine could cut it off before r1 saw it).
+			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: -1, FailoverDelay: 100 * time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := rd.read(ctx, c, d); err != nil {

@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -178,7 +179,10 @@ func TestStreamFromHedgeWinnerFinishedByTheSlowTier(t *testing.T) {
 	if err != nil || got != string(b) {
 		t.Fatalf("read: %d of %d bytes (exact: %v), %v; want the blob, finished from r1", len(got), len(b), got == string(b), err)
 	}
-	if offs := r1Offsets.got(); len(offs) != 3 || offs[2] < 8*teeChunk {
-		t.Errorf("r1 Gets at offsets %v; want the warm-up, the hedged open and one where r2 broke", offs)
+	// Whether r1's hedged open is logged before r2 answers is the
+	// scheduler's affair; that r1 finished the stream where r2 broke is not.
+	offs := r1Offsets.got()
+	if slices.Max(offs) < 8*teeChunk {
+		t.Errorf("r1 Gets at offsets %v; want one where r2 broke (at or past %d)", offs, 8*teeChunk)
 	}
 }
