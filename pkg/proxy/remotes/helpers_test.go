@@ -128,6 +128,18 @@ func newSet(t *testing.T, dir, config string) (*remotes.Set, *store.Local) {
 // newSetWith is newSet with opts.
 func newSetWith(t *testing.T, dir, config string, opts remotes.Options) (*remotes.Set, *store.Local) {
 	t.Helper()
+	set, local := openSet(t, dir, config, opts)
+	t.Cleanup(func() {
+		set.Close(t.Context())
+		local.Close()
+	})
+	return set, local
+}
+
+// openSet opens the store in dir and a Set over it for config with opts;
+// the caller closes both.
+func openSet(t *testing.T, dir, config string, opts remotes.Options) (*remotes.Set, *store.Local) {
+	t.Helper()
 	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte(config))
 	if err != nil {
 		t.Fatal(err)
@@ -139,12 +151,9 @@ func newSetWith(t *testing.T, dir, config string, opts remotes.Options) (*remote
 	<-local.Ready()
 	set, err := remotes.New(context.Background(), cfg, local, opts)
 	if err != nil {
+		local.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		set.Close(t.Context())
-		local.Close()
-	})
 	return set, local
 }
 

@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy/remotes"
-	"github.com/castd/castd/pkg/store"
 )
 
 // projectConf is a project.conf recommending u.
@@ -31,19 +29,7 @@ func reopen(t *testing.T, dir string) (*remotes.Set, func()) {
 // reopenWith is reopen with a user config and options.
 func reopenWith(t *testing.T, dir, config string, opts remotes.Options) (*remotes.Set, func()) {
 	t.Helper()
-	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte(config))
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, err := store.Open(filepath.Join(dir, "store"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-local.Ready()
-	set, err := remotes.New(context.Background(), cfg, local, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, local := openSet(t, dir, config, opts)
 	return set, func() { set.Close(context.Background()); local.Close() }
 }
 
