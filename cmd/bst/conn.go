@@ -17,8 +17,9 @@ import (
 
 	castdpb "github.com/castd/castd/api/castd/v1"
 	"github.com/castd/castd/pkg/policy"
-	"github.com/castd/castd/pkg/proxy/upstream"
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
 // dialCheckTimeout bounds the connect test that tells "castd not running"
@@ -34,7 +35,7 @@ const startHint = "start it with 'make run' in a castd checkout, or 'systemctl -
 type castdConn struct {
 	socket string
 	cc     *grpc.ClientConn
-	remote *upstream.Remote
+	remote *grpcclient.Remote
 }
 
 // socketPath is --socket, else $CASTD_SOCKET, else the first unix listener
@@ -118,7 +119,7 @@ func (c *castdConn) cas(ctx context.Context, instance string) (store.CAS, error)
 	if c.remote != nil {
 		return c.remote.CAS(), nil
 	}
-	r, err := upstream.Dial(ctx, upstream.Config{URL: "unix:" + c.socket, InstanceName: instance, Name: "castd"})
+	r, err := grpcclient.Dial(ctx, grpcclient.Config{URL: "unix:" + c.socket, InstanceName: instance, Name: "castd"})
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/castd/castd/pkg/policy"
-	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/store/disk"
 )
 
 // defaultSocketMode applies when the configuration leaves socket-mode unset.
@@ -28,7 +29,7 @@ type daemonConfig struct {
 	metricsExplicit bool
 	logLevel        string
 	storeDir        string
-	storeOpts       store.Options
+	storeOpts       disk.Options
 	maxBatchBytes   int64 // 0: proxy's default
 	// uploadIdleTimeout and readBufferLimit: zero means proxy's default.
 	uploadIdleTimeout time.Duration
@@ -58,7 +59,7 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 		storeDir:          c.StoreDir,
 		uploadIdleTimeout: c.Cache.UploadIdleTimeout,
 		readBufferLimit:   c.Cache.ReadBufferLimit,
-		storeOpts: store.Options{
+		storeOpts: disk.Options{
 			QuotaBytes:      c.Cache.Quota.Bytes,
 			QuotaPercent:    c.Cache.Quota.Percent,
 			LowWatermark:    c.Cache.LowWatermark / 100,

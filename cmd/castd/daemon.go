@@ -15,12 +15,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
+	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
-	"github.com/castd/castd/pkg/proxy/control"
-	"github.com/castd/castd/pkg/proxy/execution"
-	"github.com/castd/castd/pkg/proxy/remotes"
-	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/grpcservers"
+	"github.com/castd/castd/pkg/store/disk"
 )
 
 // drainTimeout bounds the whole shutdown after SIGINT/SIGTERM: in-flight
@@ -41,10 +41,10 @@ const closeMargin = 1500 * time.Millisecond
 type castdDaemon struct {
 	log       *slog.Logger
 	cfg       daemonConfig
-	store     *store.Local
-	remotes   *remotes.Set
+	store     *disk.Store
+	remotes   *proxy.Set
 	exec      *execution.Server
-	scrubber  *control.Scrubber
+	scrubber  *grpcservers.Scrubber
 	server    *grpc.Server
 	health    *health.Server // NOT_SERVING from the start of a drain
 	listeners []boundListener
@@ -52,7 +52,7 @@ type castdDaemon struct {
 	// metricsAt is metrics' URL for Control's Status, set once metrics
 	// started (listeners serve before then).
 	metricsAt atomic.Pointer[string]
-	auth      *control.ListenAuth
+	auth      *grpcservers.ListenAuth
 
 	// level and load serve reload: the logger's level and how the
 	// configuration is read again. load nil: SIGHUP only logs.
@@ -88,7 +88,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		return nil, err
 	}
 	d.health = health.NewServer()
-	d.server = proxy.NewServer(d.remotes, proxy.Options{
+	d.server = grpcservers.NewServer(d.remotes, grpcservers.Options{
 		Health:                 d.health,
 		MaxBatchTotalSizeBytes: cfg.maxBatchBytes,
 		Logger:                 log,
@@ -132,11 +132,11 @@ func openMetrics(cfg daemonConfig, reg *prometheus.Registry, log *slog.Logger) (
 	return m, err
 }
 
-func openStore(cfg daemonConfig, log *slog.Logger, reg prometheus.Registerer) (*store.Local, error) {
+func openStore(cfg daemonConfig, log *slog.Logger, reg prometheus.Registerer) (*disk.Store, error) {
 	opts := cfg.storeOpts
 	opts.Logger = log
 	opts.Registerer = reg
-	return store.Open(cfg.storeDir, opts) // its errors name the directory
+	return disk.Open(cfg.storeDir, opts) // its errors name the directory
 }
 
 // metricsURL is where /metrics is served, "" when disabled (or not

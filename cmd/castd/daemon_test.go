@@ -17,7 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/castd/castd/pkg/policy"
-	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/store/disk"
 )
 
 func testConfig(t *testing.T) daemonConfig {
@@ -66,7 +67,7 @@ func TestStartDaemonFailureReleasesStore(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("startDaemon error = %v, want %q", err, tt.wantErr)
 			}
-			s, err := store.Open(cfg.storeDir, store.Options{})
+			s, err := disk.Open(cfg.storeDir, disk.Options{})
 			if err != nil {
 				t.Fatalf("store still locked after failed start: %v", err)
 			}
@@ -114,7 +115,7 @@ func TestRunStopsOnSignal(t *testing.T) {
 	if _, err := os.Lstat(cfg.listen[0].Address); !os.IsNotExist(err) {
 		t.Errorf("socket still present after shutdown (%v)", err)
 	}
-	s, err := store.Open(cfg.storeDir, store.Options{})
+	s, err := disk.Open(cfg.storeDir, disk.Options{})
 	if err != nil {
 		t.Fatalf("store not released after shutdown: %v", err)
 	}

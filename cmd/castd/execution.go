@@ -7,18 +7,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/localexec"
 	"github.com/castd/castd/pkg/policy"
-	"github.com/castd/castd/pkg/proxy/execution"
-	"github.com/castd/castd/pkg/proxy/remotes"
-	"github.com/castd/castd/pkg/store"
+	"github.com/castd/castd/pkg/proxy"
+
+	"github.com/castd/castd/pkg/store/disk"
 )
 
 // openExecution builds the Execution/Operations service: a local runner
 // over the local store (staging under local-execution.workdir, else
 // STORE/exec) and the per-action decision fed by the remotes' plans. Close
 // it after the gRPC server stopped and before the store.
-func openExecution(cfg *policy.Config, storeDir string, local *store.Local, set *remotes.Set, reg prometheus.Registerer, log *slog.Logger) (*execution.Server, error) {
+func openExecution(cfg *policy.Config, storeDir string, local *disk.Store, set *proxy.Set, reg prometheus.Registerer, log *slog.Logger) (*execution.Server, error) {
 	le := cfg.LocalExecution
 	workdir := le.Workdir
 	if workdir == "" {
@@ -33,7 +34,7 @@ func openExecution(cfg *policy.Config, storeDir string, local *store.Local, set 
 	}
 	srv, err := execution.New(execution.Config{
 		Resolve: set.ExecutionPlan, Runner: runner,
-		Enqueue: remotes.QueuedByActionCache, Logger: log, Registerer: reg,
+		Enqueue: proxy.QueuedByActionCache, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("execution: %w", err)

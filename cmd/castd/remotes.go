@@ -11,18 +11,19 @@ import (
 	"google.golang.org/grpc"
 
 	castdpb "github.com/castd/castd/api/castd/v1"
+	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/policy"
-	"github.com/castd/castd/pkg/proxy/asset"
-	"github.com/castd/castd/pkg/proxy/control"
-	"github.com/castd/castd/pkg/proxy/remotes"
-	"github.com/castd/castd/pkg/store"
+	"github.com/castd/castd/pkg/proxy"
+
+	"github.com/castd/castd/pkg/grpcservers"
+	"github.com/castd/castd/pkg/store/disk"
 )
 
 // openRemotes builds the per-instance fan-out over the configured remotes
 // and starts the write-back queue. A remote that is down does not stop
 // castd; an unusable remote configuration does.
-func openRemotes(cfg *policy.Config, local *store.Local, reg prometheus.Registerer, log *slog.Logger) (*remotes.Set, error) {
-	set, err := remotes.New(context.Background(), cfg, local, remotes.Options{Registerer: reg, Logger: log})
+func openRemotes(cfg *policy.Config, local *disk.Store, reg prometheus.Registerer, log *slog.Logger) (*proxy.Set, error) {
+	set, err := proxy.New(context.Background(), cfg, local, proxy.Options{Registerer: reg, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("remotes: %w", err)
 	}
@@ -31,8 +32,8 @@ func openRemotes(cfg *policy.Config, local *store.Local, reg prometheus.Register
 
 // listenAuth returns the guard whose interceptors require listen-auth's
 // bearer token on TCP listeners and log request metadata when asked.
-func listenAuth(cfg *policy.Config, log *slog.Logger) (*control.ListenAuth, error) {
-	a, err := control.NewListenAuth(cfg.ListenAuth.AccessToken, cfg.LogRequestMetadata, log)
+func listenAuth(cfg *policy.Config, log *slog.Logger) (*grpcservers.ListenAuth, error) {
+	a, err := grpcservers.NewListenAuth(cfg.ListenAuth.AccessToken, cfg.LogRequestMetadata, log)
 	if err != nil {
 		return nil, fmt.Errorf("listen-auth: %w", err)
 	}
@@ -40,8 +41,8 @@ func listenAuth(cfg *policy.Config, log *slog.Logger) (*control.ListenAuth, erro
 }
 
 // registerControl adds castd.v1.Control to s.
-func registerControl(s *grpc.Server, cfg *policy.Config, set *remotes.Set, local *store.Local, storeDir string, listeners func() []string, metricsURL func() string, scrubber *control.Scrubber) {
-	castdpb.RegisterControlServer(s, control.New(cfg, set, local, control.Info{
+func registerControl(s *grpc.Server, cfg *policy.Config, set *proxy.Set, local *disk.Store, storeDir string, listeners func() []string, metricsURL func() string, scrubber *grpcservers.Scrubber) {
+	castdpb.RegisterControlServer(s, grpcservers.New(cfg, set, local, grpcservers.Info{
 		Version:    version,
 		StartTime:  time.Now(),
 		Listeners:  listeners,
@@ -54,18 +55,18 @@ func registerControl(s *grpc.Server, cfg *policy.Config, set *remotes.Set, local
 // startScrubber returns the scrubber that Control/Scrub runs, already
 // scrubbing every cache.scrub-interval in the background when that is set.
 // Stop it before the remotes and the store close.
-func startScrubber(cfg *policy.Config, local *store.Local, set *remotes.Set, reg prometheus.Registerer, log *slog.Logger) *control.Scrubber {
-	sc := control.NewScrubber(local, set, control.ScrubberOptions{Logger: log, Registerer: reg})
+func startScrubber(cfg *policy.Config, local *disk.Store, set *proxy.Set, reg prometheus.Registerer, log *slog.Logger) *grpcservers.Scrubber {
+	sc := grpcservers.NewScrubber(local, set, grpcservers.ScrubberOptions{Logger: log, Registerer: reg})
 	if iv := cfg.Cache.ScrubInterval; iv > 0 {
-		sc.Start(iv, control.DefaultScrubRate)
-		log.Info("background scrub enabled", "interval", iv.String(), "bytes_per_second", control.DefaultScrubRate)
+		sc.Start(iv, grpcservers.DefaultScrubRate)
+		log.Info("background scrub enabled", "interval", iv.String(), "bytes_per_second", grpcservers.DefaultScrubRate)
 	}
 	return sc
 }
 
 // registerAssets adds the Remote Asset Fetch and Push services to s,
 // served per instance name by set.
-func registerAssets(s *grpc.Server, set *remotes.Set, log *slog.Logger) {
+func registerAssets(s *grpc.Server, set *proxy.Set, log *slog.Logger) {
 	asset.NewServer(set.Assets, asset.Options{Logger: log}).Register(s)
 }
 

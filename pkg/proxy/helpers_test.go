@@ -3,101 +3,173 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"net"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
-	bspb "google.golang.org/genproto/googleapis/bytestream"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
 	"github.com/castd/castd/pkg/store"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/castd/castd/pkg/grpcservers"
+	"github.com/castd/castd/pkg/store/disk"
 )
 
-// env is one in-process castd server over a memory store and a client
-// connection to it.
-type env struct {
-	mem  *store.Memory
-	conn *grpc.ClientConn
-	cas  repb.ContentAddressableStorageClient
-	bs   bspb.ByteStreamClient
-	ac   repb.ActionCacheClient
-	caps repb.CapabilitiesClient
+// upstreamServer is an in-process REAPI server over a memory store on a
+// loopback TCP port, standing in for a remote cache.
+type upstreamServer struct {
+	mem    *store.Memory
+	url    string
+	assets asset.Index // its Remote Asset index
+	reg    *prometheus.Registry
 }
 
-func newEnv(t testing.TB, opts proxy.Options) *env {
+func newUpstream(t *testing.T) *upstreamServer {
 	t.Helper()
 	mem := store.NewMemory()
-	lis := bufconn.Listen(1 << 20)
-	srv := proxy.NewServer(proxy.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), opts)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), grpcservers.Options{Registerer: reg})
+	idx := asset.NewLocalIndex(memRecords{}, asset.LocalOptions{})
+	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String(), assets: idx, reg: reg}
+}
+
+// calls counts the requests the upstream answered for a method name
+// suffix such as "BatchReadBlobs" or "Read".
+func (u *upstreamServer) calls(t *testing.T, method string) int {
+	t.Helper()
+	mfs, err := u.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &env{mem: mem, conn: conn,
-		cas: repb.NewContentAddressableStorageClient(conn), bs: bspb.NewByteStreamClient(conn),
-		ac: repb.NewActionCacheClient(conn), caps: repb.NewCapabilitiesClient(conn)}
+	n := 0
+	for _, mf := range mfs {
+		if mf.GetName() != "castd_grpc_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" && strings.HasSuffix(l.GetValue(), "/"+method) {
+					n += int(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return n
 }
 
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+func (u *upstreamServer) has(d digest.Digest) bool {
+	m, err := u.mem.FindMissing(context.Background(), []digest.Digest{d})
+	return err == nil && len(m) == 0
 }
 
-// put stores b in the memory store directly.
-func (e *env) put(t testing.TB, b []byte) digest.Digest {
+// memRecords is an in-memory asset.Records.
+type memRecords map[string][]byte
+
+var memMu sync.Mutex
+
+func (m memRecords) Put(k, v []byte) error {
+	memMu.Lock()
+	defer memMu.Unlock()
+	m[string(k)] = append([]byte(nil), v...)
+	return nil
+}
+
+func (m memRecords) Get(k []byte) ([]byte, error) {
+	memMu.Lock()
+	defer memMu.Unlock()
+	v, ok := m[string(k)]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "no record")
+	}
+	return v, nil
+}
+
+func (m memRecords) Delete(k []byte) error {
+	memMu.Lock()
+	defer memMu.Unlock()
+	delete(m, string(k))
+	return nil
+}
+
+// putBlob stores random bytes of size n in cas and returns them.
+func putBlob(t *testing.T, cas store.CAS, n int) ([]byte, digest.Digest) {
 	t.Helper()
-	d := digest.OfBytes(b)
-	if err := e.mem.Put(context.Background(), d, bytes.NewReader(b)); err != nil {
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	d := digest.OfBytes(data)
+	if err := cas.Put(context.Background(), d, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	return d
+	return data, d
 }
 
-// has reports whether the memory store holds d.
-func (e *env) has(t testing.TB, d digest.Digest) bool {
+// newSet opens a store in a temp dir and a Set over it for the user
+// config text, both closed when t ends.
+func newSet(t *testing.T, dir, config string) (*proxy.Set, *disk.Store) {
 	t.Helper()
-	missing, err := e.mem.FindMissing(context.Background(), []digest.Digest{d})
+	return newSetWith(t, dir, config, proxy.Options{})
+}
+
+// newSetWith is newSet with opts.
+func newSetWith(t *testing.T, dir, config string, opts proxy.Options) (*proxy.Set, *disk.Store) {
+	t.Helper()
+	set, local := openSet(t, dir, config, opts)
+	t.Cleanup(func() {
+		set.Close(t.Context())
+		local.Close()
+	})
+	return set, local
+}
+
+// openSet opens the store in dir and a Set over it for config with opts;
+// the caller closes both.
+func openSet(t *testing.T, dir, config string, opts proxy.Options) (*proxy.Set, *disk.Store) {
+	t.Helper()
+	cfg, err := policy.ParseUser(filepath.Join(dir, "castd.yaml"), []byte(config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(missing) == 0
+	local, err := disk.Open(filepath.Join(dir, "store"), disk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-local.Ready()
+	set, err := proxy.New(context.Background(), cfg, local, opts)
+	if err != nil {
+		local.Close()
+		t.Fatal(err)
+	}
+	return set, local
 }
 
-func wantCode(t testing.TB, err error, want codes.Code, substr string) {
+// eventually polls cond every 5ms until it holds or 10s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	st := status.Convert(err)
-	if st.Code() != want {
-		t.Fatalf("got %v, want code %v", err, want)
-	}
-	if substr != "" && !strings.Contains(st.Message(), substr) {
-		t.Fatalf("error %q does not mention %q", st.Message(), substr)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
-
-// pattern returns n deterministic bytes seeded by seed.
-func pattern(n int, seed byte) []byte {
-	b := make([]byte, n)
-	x := uint32(seed) + 1
-	for i := range b {
-		x = x*1664525 + 1013904223
-		b[i] = byte(x >> 24)
-	}
-	return b
-}
-
-func (e *env) digestOf(b []byte) *repb.Digest { return digest.OfBytes(b).Proto() }

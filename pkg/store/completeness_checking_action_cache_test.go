@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -25,7 +26,7 @@ func (c *countingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]di
 
 func TestCompletenessCheckingActionCache(t *testing.T) {
 	ctx := context.Background()
-	l := openStore(t, t.TempDir(), store.Options{})
+	l := store.NewMemory()
 	out, outD := []byte("output file"), digest.OfBytes([]byte("output file"))
 	stdout, stdoutD := []byte("stdout"), digest.OfBytes([]byte("stdout"))
 	leaf, leafD := []byte("file in a subdirectory"), digest.OfBytes([]byte("file in a subdirectory"))
@@ -67,11 +68,11 @@ func TestCompletenessCheckingActionCache(t *testing.T) {
 			cas := &countingCAS{CAS: store.NewMemory()}
 			for _, b := range all {
 				if tc.skip == nil || string(b) != string(tc.skip) {
-					put(t, cas, b)
+					testutil.Put(t, cas, b)
 				}
 			}
 			action := digest.OfBytes([]byte(tc.name))
-			ac := store.NewCompletenessCheckingActionCache(l.ActionCache("i"), cas)
+			ac := store.NewCompletenessCheckingActionCache(l, cas)
 			if err := ac.UpdateActionResult(ctx, action, result); err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +90,7 @@ func TestCompletenessCheckingActionCache(t *testing.T) {
 	}
 	t.Run("action cache miss", func(t *testing.T) {
 		// Why: a miss in the wrapped cache passes through as NOT_FOUND.
-		ac := store.NewCompletenessCheckingActionCache(l.ActionCache("i"), l)
+		ac := store.NewCompletenessCheckingActionCache(l, l)
 		if _, err := ac.GetActionResult(ctx, digest.OfBytes([]byte("never"))); status.Code(err) != codes.NotFound {
 			t.Fatalf("GetActionResult = %v, want NOT_FOUND", err)
 		}

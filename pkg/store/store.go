@@ -1,5 +1,11 @@
-// Package store defines castd's storage contract and its local, badger-backed
-// implementation.
+// Package store is castd's storage contract: the CAS and ActionCache
+// interfaces that every holder of blobs implements, helpers over them, and
+// the decorators that wrap one and return the same interface.
+//
+// Implementations live in subpackages: disk (the local engine: badger
+// index, pack files and blob files under a quota), grpcclient (one REAPI
+// remote) and fanout (the ordered tiers of one instance). This package
+// holds no engine and dials nothing.
 //
 // Everything that holds blobs implements CAS: the local store, one upstream
 // remote, and the ordered fan-out over several of them. Decorators (existence

@@ -19,8 +19,9 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/localexec"
-	castdup "github.com/castd/castd/pkg/proxy/upstream"
 	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
 // execTimeout bounds the gRPC calls and waits of one execution test.
@@ -72,7 +73,7 @@ type reClient struct {
 
 func newREClient(t *testing.T, socket string) *reClient {
 	t.Helper()
-	r, err := castdup.Dial(context.Background(), castdup.Config{URL: "unix:" + socket})
+	r, err := grpcclient.Dial(context.Background(), grpcclient.Config{URL: "unix:" + socket})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,171 @@
+package asset_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/castd/castd/pkg/asset"
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/store/grpcclient"
+)
+
+// hooks records what the fan-out reports.
+type hooks struct {
+	mu       sync.Mutex
+	hits     []string // tier name + " " + URI
+	recorded []string // first URI of each recorded asset
+}
+
+func (h *hooks) options() asset.FanoutOptions {
+	return asset.FanoutOptions{
+		OnRemoteHit: func(a asset.Asset, ref asset.Ref, tier asset.Tier) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.hits = append(h.hits, tier.Name+"/"+tier.Origin+" "+ref.URI)
+		},
+		OnRecord: func(a asset.Asset, _ asset.Ref) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.recorded = append(h.recorded, a.URIs[0])
+		},
+	}
+}
+
+func (h *hooks) snapshot() (hits, recorded []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.hits...), append([]string(nil), h.recorded...)
+}
+
+// remoteTier dials n as an index remote and wraps it like the wiring does.
+func remoteTier(t *testing.T, n *node, name, origin string, cas store.CAS) asset.Tier {
+	t.Helper()
+	r, err := grpcclient.Dial(ctxT(t), grpcclient.Config{URL: "grpc://" + n.addr, InstanceName: "remote-" + name, Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return asset.Tier{Name: name, Origin: origin, Index: asset.NewCompletenessCheckingIndex(asset.NewRemoteIndex(r.Assets()), cas)}
+}
+
+func TestFanout(t *testing.T) {
+	ctx := ctxT(t)
+	broken := startNode(t, nodeConfig{fail: codes.Internal})
+	dangling := startNode(t, nodeConfig{})
+	project := startNode(t, nodeConfig{})
+	wsCAS := store.NewMemory() // stands in for the fan-out CAS over the storage remotes
+	content := []byte("artifact")
+	d := putBlob(t, wsCAS, content)
+	putBlob(t, project.cas, content)
+	gone := digest.OfBytes([]byte("gone everywhere"))
+	record := func(n *node, uri string, d digest.Digest) {
+		if err := n.index.Record(ctx, asset.Asset{Kind: asset.Blob, URIs: []string{uri}, Qualifiers: q("q", "1")}, asset.Ref{Digest: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(project, "https://a.example/one", d)
+	record(project, "https://a.example/two", d)
+	record(dangling, "https://a.example/two", gone)
+
+	h := &hooks{}
+	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	tiers := []asset.Tier{
+		remoteTier(t, broken, "broken", "user", wsCAS),
+		remoteTier(t, dangling, "dangling", "user", wsCAS),
+		remoteTier(t, project, "project", "project", wsCAS),
+	}
+	ws := startNode(t, nodeConfig{cas: wsCAS, index: asset.NewFanout(asset.NewCompletenessCheckingIndex(local, wsCAS), tiers, h.options())})
+
+	tests := []struct {
+		name         string
+		why          string
+		uri          string
+		want         codes.Code
+		projectCalls int // FetchBlob calls the project remote has seen after the step
+		brokenCalls  int
+		hits         int
+	}{
+		{"broken remote skipped, project remote hit", "a failing remote must not fail the read; the next one serves", "https://a.example/one", codes.OK, 1, 1, 1},
+		{"second fetch served locally", "a remote hit is recorded locally, so no remote is asked again", "https://a.example/one", codes.OK, 1, 1, 1},
+		{"dangling reference skipped", "a tier whose content is gone everywhere is a miss of that tier", "https://a.example/two", codes.OK, 2, 2, 2},
+		{"miss everywhere", "found nowhere is NOT_FOUND; castd does not download", "https://a.example/three", codes.NotFound, 3, 3, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			resp, err := ws.fetch.FetchBlob(ctx, &assetpb.FetchBlobRequest{Uris: []string{tc.uri}, Qualifiers: q("q", "1")})
+			wantCode(t, err, tc.want)
+			if tc.want == codes.OK && !proto.Equal(resp.GetBlobDigest(), d.Proto()) {
+				t.Fatalf("digest %v, want %s", resp.GetBlobDigest(), d)
+			}
+			hits, _ := h.snapshot()
+			if project.callCount("FetchBlob") != tc.projectCalls || broken.callCount("FetchBlob") != tc.brokenCalls || len(hits) != tc.hits {
+				t.Fatalf("project calls %d, broken calls %d, hits %v; want %d, %d, %d hits",
+					project.callCount("FetchBlob"), broken.callCount("FetchBlob"), hits, tc.projectCalls, tc.brokenCalls, tc.hits)
+			}
+		})
+	}
+	t.Run("hooks name the tier", func(t *testing.T) {
+		t.Log("re-caching needs to know which remote served, and its origin")
+		hits, _ := h.snapshot()
+		if hits[0] != "project/project https://a.example/one" || hits[1] != "project/project https://a.example/two" {
+			t.Fatalf("hits %v", hits)
+		}
+		if got := project.instancesSeen()[0]; got != "remote-project" {
+			t.Fatalf("project remote saw instance %q, want its own remote-project", got)
+		}
+	})
+	t.Run("push goes local and to OnRecord only", func(t *testing.T) {
+		t.Log("write-back is the queue's job; the push itself touches no remote")
+		if _, err := ws.push.PushBlob(ctx, &assetpb.PushBlobRequest{Uris: []string{"https://a.example/pushed"}, BlobDigest: d.Proto()}); err != nil {
+			t.Fatal(err)
+		}
+		_, recorded := h.snapshot()
+		if len(recorded) != 1 || recorded[0] != "https://a.example/pushed" || project.callCount("PushBlob") != 0 {
+			t.Fatalf("recorded %v, project pushes %d", recorded, project.callCount("PushBlob"))
+		}
+	})
+}
+
+func TestRemoteIndexRecord(t *testing.T) {
+	ctx := ctxT(t)
+	remote := startNode(t, nodeConfig{})
+	tr := putTree(t, remote.cas, "write-back", true)
+	idx := remoteTier(t, remote, "push-remote", "user", remote.cas).Index
+	a := asset.Asset{Kind: asset.Directory, URIs: []string{"https://a.example/src", "https://b.example/src"}, Qualifiers: q("vcs.commit", "abc")}
+	if err := idx.Record(ctx, a, asset.Ref{Digest: tr.root}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("pushed association is fetchable on the remote", func(t *testing.T) {
+		t.Log("write-back through NewRemoteIndex must land every URI on the index remote")
+		ref, err := idx.Lookup(ctx, asset.Asset{Kind: asset.Directory, URIs: []string{"https://b.example/src"}, Qualifiers: q("vcs.commit", "abc")}, time.Time{})
+		if err != nil || ref.Digest != tr.root || ref.URI != "https://b.example/src" {
+			t.Fatalf("Lookup = %+v, %v; want %s", ref, err, tr.root)
+		}
+		if remote.callCount("PushDirectory") != 1 {
+			t.Fatalf("remote saw %d PushDirectory calls, want 1", remote.callCount("PushDirectory"))
+		}
+	})
+}
+
+func TestFanoutAllRemotesFailing(t *testing.T) {
+	t.Log("when no index remote could answer, the lookup keeps the failure's code instead of reporting a miss")
+	ctx := ctxT(t)
+	broken := startNode(t, nodeConfig{fail: codes.Unavailable})
+	wsCAS := store.NewMemory()
+	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	fanout := asset.NewFanout(local, []asset.Tier{remoteTier(t, broken, "broken", "user", wsCAS)}, asset.FanoutOptions{})
+	_, err := fanout.Lookup(ctx, asset.Asset{Kind: asset.Blob, URIs: []string{"https://a.example/x"}}, time.Time{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("Lookup with the only remote failing: %v; want UNAVAILABLE naming it", err)
+	}
+}

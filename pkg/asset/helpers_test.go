@@ -1,0 +1,232 @@
+package asset_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path"
+	"sync"
+	"testing"
+	"time"
+
+	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/asset"
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/grpcservers"
+)
+
+// nodeConfig shapes one in-process castd: REAPI plus Remote Asset.
+type nodeConfig struct {
+	cas   store.CAS   // nil: a fresh memory store
+	index asset.Index // nil: a local index over memory records
+	clock *fakeClock  // for the default index; nil: a fresh fake clock
+	fail  codes.Code  // when not OK, every asset call fails with it
+}
+
+// node is a castd server on 127.0.0.1 and a client of its asset services,
+// counting the asset calls it receives.
+type node struct {
+	addr  string
+	cas   store.CAS
+	index asset.Index
+	fetch assetpb.FetchClient
+	push  assetpb.PushClient
+
+	mu        sync.Mutex
+	calls     map[string]int
+	instances []string
+}
+
+func startNode(t *testing.T, nc nodeConfig) *node {
+	t.Helper()
+	n := &node{cas: nc.cas, index: nc.index, calls: map[string]int{}}
+	if n.cas == nil {
+		n.cas = store.NewMemory()
+	}
+	if n.index == nil {
+		if nc.clock == nil {
+			nc.clock = newClock()
+		}
+		n.index = asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{Now: nc.clock.Now})
+	}
+	record := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if !n.count(info.FullMethod, req) {
+			return h(ctx, req)
+		}
+		if nc.fail != codes.OK {
+			return nil, status.Error(nc.fail, "injected failure")
+		}
+		return h(ctx, req)
+	}
+	s := grpcservers.NewServer(grpcservers.NewStaticBackend(n.cas, nil), grpcservers.Options{}, grpc.ChainUnaryInterceptor(record))
+	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return n.index, n.cas, nil }, asset.Options{}).Register(s)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	n.addr = lis.Addr().String()
+	conn, err := grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	n.fetch, n.push = assetpb.NewFetchClient(conn), assetpb.NewPushClient(conn)
+	return n
+}
+
+// count records an asset call and reports whether it was one.
+func (n *node) count(method string, req any) bool {
+	r, ok := req.(interface{ GetInstanceName() string })
+	if !ok || path.Dir(method) != "/build.bazel.remote.asset.v1.Fetch" && path.Dir(method) != "/build.bazel.remote.asset.v1.Push" {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls[path.Base(method)]++
+	n.instances = append(n.instances, r.GetInstanceName())
+	return true
+}
+
+// callCount returns how many calls of method ("FetchBlob") n received.
+func (n *node) callCount(method string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls[method]
+}
+
+// instancesSeen returns the instance names of the asset calls n received.
+func (n *node) instancesSeen() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.instances...)
+}
+
+// memRecords is an in-memory asset.Records.
+type memRecords struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func newMemRecords() *memRecords { return &memRecords{m: map[string][]byte{}} }
+
+func (r *memRecords) Put(k, v []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[string(k)] = bytes.Clone(v)
+	return nil
+}
+
+func (r *memRecords) Get(k []byte) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.m[string(k)]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "no record")
+	}
+	return bytes.Clone(v), nil
+}
+
+func (r *memRecords) Delete(k []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, string(k))
+	return nil
+}
+
+// fakeClock is a settable clock for expiry tests.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// putBlob stores b in cas and returns its digest.
+func putBlob(t *testing.T, cas store.CAS, b []byte) digest.Digest {
+	t.Helper()
+	d := digest.OfBytes(b)
+	if err := cas.Put(context.Background(), d, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// testTree is a two-level tree: root holds file "a" and directory "sub",
+// which holds file "b".
+type testTree struct {
+	root, sub, a, b digest.Digest
+	contentA        []byte
+	contentB        []byte
+}
+
+// putTree stores the Directory messages of a fresh tree and, when
+// withFiles, its file blobs.
+func putTree(t *testing.T, cas store.CAS, seed string, withFiles bool) testTree {
+	t.Helper()
+	tr := testTree{contentA: []byte("file a " + seed), contentB: []byte("file b " + seed)}
+	tr.a, tr.b = digest.OfBytes(tr.contentA), digest.OfBytes(tr.contentB)
+	if withFiles {
+		putBlob(t, cas, tr.contentA)
+		putBlob(t, cas, tr.contentB)
+	}
+	tr.sub = putMessage(t, cas, &repb.Directory{Files: []*repb.FileNode{{Name: "b", Digest: tr.b.Proto()}}})
+	tr.root = putMessage(t, cas, &repb.Directory{
+		Files:       []*repb.FileNode{{Name: "a", Digest: tr.a.Proto()}},
+		Directories: []*repb.DirectoryNode{{Name: "sub", Digest: tr.sub.Proto()}},
+	})
+	return tr
+}
+
+func putMessage(t *testing.T, cas store.CAS, m *repb.Directory) digest.Digest {
+	t.Helper()
+	_, b, err := digest.OfMessage(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return putBlob(t, cas, b)
+}
+
+// q builds qualifiers from name, value pairs.
+func q(kv ...string) []*assetpb.Qualifier {
+	var out []*assetpb.Qualifier
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, &assetpb.Qualifier{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+// wantCode fails t unless err has code want.
+func wantCode(t *testing.T, err error, want codes.Code) {
+	t.Helper()
+	if status.Code(err) != want {
+		t.Fatalf("got %v, want code %s", err, want)
+	}
+}

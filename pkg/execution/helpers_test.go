@@ -1,0 +1,272 @@
+package execution_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/execution"
+	"github.com/castd/castd/pkg/localexec"
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/grpcservers"
+	"github.com/castd/castd/pkg/store/grpcclient"
+)
+
+// node is one in-process castd: a proxy server over a memory store with an
+// execution server, listening on 127.0.0.1 (or a Unix socket).
+type node struct {
+	mem     *store.Memory
+	runner  *countingRunner
+	exec    *execution.Server
+	srv     *grpc.Server
+	addr    string
+	client  repb.ExecutionClient
+	ops     longrunningpb.OperationsClient
+	bs      bspb.ByteStreamClient
+	reg     *prometheus.Registry
+	stopped atomic.Bool
+}
+
+// setup shapes a node: its scenario and remote (nil for a cluster), and
+// plan tweaks.
+type setup struct {
+	scenario policy.Scenario
+	remote   *node
+	jobs     int
+	unix     bool
+	tweak    func(*execution.Plan)
+	now      func() time.Time // the execution server's clock; nil: time.Now
+}
+
+func newNode(t testing.TB, s setup) *node {
+	t.Helper()
+	n := &node{mem: store.NewMemory(), reg: prometheus.NewRegistry()}
+	lr, err := localexec.New(n.mem, localexec.Options{Jobs: s.jobs, WorkDir: t.TempDir(), WorkerName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.runner = &countingRunner{r: lr}
+	plan := n.plan(t, s)
+	n.exec, err = execution.New(execution.Config{
+		Resolve:    func(context.Context, string) (*execution.Plan, error) { return plan, nil },
+		Runner:     n.runner,
+		Registerer: n.reg,
+		Retention:  time.Minute,
+		Logger:     slog.New(slog.DiscardHandler),
+		Now:        s.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.serve(t, s.unix)
+	return n
+}
+
+// plan builds the node's Plan; the AC and CAS read tiers model the fan-out.
+func (n *node) plan(t testing.TB, s setup) *execution.Plan {
+	p := &execution.Plan{Scenario: s.scenario, CAS: n.mem, LocalAC: n.mem,
+		AC:          store.NewCompletenessCheckingActionCache(n.mem, n.mem),
+		LocalLookup: store.NewCompletenessCheckingActionCache(n.mem, n.mem)}
+	if s.remote != nil {
+		r, err := grpcclient.Dial(context.Background(), grpcclient.Config{URL: "grpc://" + s.remote.addr, RetryLimit: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		cas := tieredCAS{n.mem, r.CAS()}
+		p.AC = store.NewCompletenessCheckingActionCache(tieredAC{n.mem, r.ActionCache()}, cas)
+		p.RemoteCAS, p.RemoteAC = r.CAS(), r.ActionCache()
+		p.RemoteExec, p.RemoteOperations = r.Execution(), r.Execution().Operations()
+	}
+	if s.tweak != nil {
+		s.tweak(p)
+	}
+	return p
+}
+
+func (n *node) serve(t testing.TB, unix bool) {
+	n.srv = grpcservers.NewServer(grpcservers.NewStaticBackend(n.mem, func(string) store.ActionCache { return n.mem }),
+		grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg})
+	n.exec.RegisterOperations(n.srv)
+	network, address := "tcp", "127.0.0.1:0"
+	if unix {
+		dir, err := os.MkdirTemp("", "castd-exec-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		network, address = "unix", filepath.Join(dir, "castd.sock")
+	}
+	lis, err := net.Listen(network, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = n.srv.Serve(lis) }()
+	t.Cleanup(n.stop)
+	n.addr = lis.Addr().String()
+	target := n.addr
+	if unix {
+		target = "unix://" + n.addr
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	n.client, n.ops = repb.NewExecutionClient(conn), longrunningpb.NewOperationsClient(conn)
+	n.bs = bspb.NewByteStreamClient(conn)
+}
+
+// stop stops the gRPC server, then the execution server, once.
+func (n *node) stop() {
+	if n.stopped.CompareAndSwap(false, true) {
+		n.srv.Stop()
+		n.exec.Close()
+	}
+}
+
+// upload stores a shell action with an input file in the node's CAS and
+// returns its digest.
+func (n *node) upload(t testing.TB, script string, timeout time.Duration, mutate ...func(*repb.Action)) digest.Digest {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("input of "+script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := localexec.UploadDir(ctx, n.mem, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := &repb.Command{Arguments: []string{"/bin/sh", "-c", script}, OutputPaths: []string{"out.txt"}}
+	a, ad, err := localexec.UploadAction(ctx, n.mem, cmd, root, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mutate) == 0 {
+		return ad
+	}
+	for _, m := range mutate {
+		m(a)
+	}
+	ad, err = localexec.PutMessage(ctx, n.mem, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ad
+}
+
+// has reports whether the node's store holds every digest of ds.
+func (n *node) has(t testing.TB, ds ...digest.Digest) bool {
+	t.Helper()
+	missing, err := n.mem.FindMissing(context.Background(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(missing) == 0
+}
+
+// execute runs Execute to the end and returns the final operation's
+// response and name; a failed call is returned as the error.
+func execute(t testing.TB, c repb.ExecutionClient, ad digest.Digest, skip bool) (*repb.ExecuteResponse, string, error) {
+	t.Helper()
+	stream, err := c.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: ad.Proto(), SkipCacheLookup: skip})
+	if err != nil {
+		return nil, "", err
+	}
+	return finish(t, stream)
+}
+
+// finish reads an operation stream until done.
+func finish(t testing.TB, stream grpc.ServerStreamingClient[longrunningpb.Operation]) (*repb.ExecuteResponse, string, error) {
+	t.Helper()
+	for {
+		op, err := stream.Recv()
+		if err == io.EOF {
+			t.Fatal("stream ended before the operation was done")
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if op.GetDone() {
+			if e := op.GetError(); e != nil {
+				return nil, op.GetName(), status.ErrorProto(e)
+			}
+			resp := &repb.ExecuteResponse{}
+			if err := op.GetResponse().UnmarshalTo(resp); err != nil {
+				t.Fatal(err)
+			}
+			return resp, op.GetName(), nil
+		}
+	}
+}
+
+// mustSucceed asserts an OK response with exit code 0.
+func mustSucceed(t testing.TB, resp *repb.ExecuteResponse, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if c := resp.GetStatus().GetCode(); c != 0 || resp.GetResult().GetExitCode() != 0 {
+		t.Fatalf("status %v, exit %d; want OK, 0", codes.Code(c), resp.GetResult().GetExitCode())
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond until it holds, failing the test after 20 seconds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// wantCode asserts err has code want and its message contains substr.
+func wantCode(t testing.TB, err error, want codes.Code, substr string) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != want {
+		t.Fatalf("got %v, want code %v", err, want)
+	}
+	if !strings.Contains(st.Message(), substr) {
+		t.Fatalf("error %q does not mention %q", st.Message(), substr)
+	}
+}
+
+// wantMessage checks how ExecuteResponse.message says the result was obtained.
+func wantMessage(t testing.TB, resp *repb.ExecuteResponse, phrase string) {
+	t.Helper()
+	if m := resp.GetMessage(); m != phrase && !strings.HasPrefix(m, phrase+": ") {
+		t.Errorf("message %q, want it to start with %q", m, phrase)
+	}
+}

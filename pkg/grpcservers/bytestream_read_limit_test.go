@@ -1,0 +1,109 @@
+package grpcservers_test
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	bspb "google.golang.org/genproto/googleapis/bytestream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+
+	"github.com/castd/castd/pkg/grpcservers"
+)
+
+// gauge reads a gauge castd registered on reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	n, err := testutil.GatherAndCount(reg, name)
+	if err != nil || n != 1 {
+		t.Fatalf("metric %s: %d series, %v", name, n, err)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+func TestByteStreamStalledReadsBounded(t *testing.T) {
+	// why: clients that stop reading must not make castd hold more than ReadBufferLimit; more of them wait, and all is released when they go.
+	const limit, readers = 4 << 20, 5
+	mem := store.NewMemory()
+	reg := prometheus.NewRegistry()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, nil), grpcservers.Options{ReadBufferLimit: limit, Registerer: reg})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	// A fixed 64 KiB stream window (no BDP growth): a client that stops
+	// reading stops the server after 64 KiB.
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	bs := bspb.NewByteStreamClient(conn)
+	data := pattern(4<<20, 40)
+	d := digest.OfBytes(data)
+	if err := store.PutBytes(ctxT(t), mem, d, data); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(ctxT(t))
+	for range readers { // each would hold two 1 MiB chunks: 10 MiB without the limit
+		if _, err := bs.Read(ctx, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, waiting := func() float64 { return gauge(t, reg, "castd_bytestream_read_buffer_bytes") },
+		func() float64 { return gauge(t, reg, "castd_bytestream_read_buffer_waiters") }
+	if !eventually(func() bool { return held() == limit && waiting() >= 1 }) {
+		t.Fatalf("stalled readers hold %v bytes with %v waiting; want the limit %d held and the rest waiting", held(), waiting(), limit)
+	}
+	cancel()
+	if !eventually(func() bool { return held() == 0 && waiting() == 0 }) {
+		t.Fatalf("after the readers left, %v bytes are still held and %v reads wait", held(), waiting())
+	}
+	got, err := readBS(ctxT(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("read after the stalled readers left: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestByteStreamReadWithoutNewServer(t *testing.T) {
+	// why: a server built by the caller (Register) lacks castd's read codec; reads must still carry the bytes.
+	mem := store.NewMemory()
+	data := pattern(3<<20+7, 41)
+	d := digest.OfBytes(data)
+	if err := store.PutBytes(ctxT(t), mem, d, data); err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	grpcservers.Register(srv, grpcservers.NewStaticBackend(mem, nil), grpcservers.Options{})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	got, err := readBS(ctxT(t), bspb.NewByteStreamClient(conn), &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
+	}
+}

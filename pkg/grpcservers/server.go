@@ -1,0 +1,198 @@
+package grpcservers
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/castd/castd/internal/bufpool"
+
+	"github.com/castd/castd/pkg/store/disk"
+)
+
+// DefaultMaxBatchTotalSizeBytes is the batch limit advertised when
+// Options.MaxBatchTotalSizeBytes is zero. Bazel's default gRPC message limit
+// is 4 MiB too.
+const DefaultMaxBatchTotalSizeBytes = 4 << 20
+
+// DefaultUploadIdleTimeout is Options.UploadIdleTimeout when it is zero.
+const DefaultUploadIdleTimeout = 60 * time.Second
+
+// DefaultMaxIdleUploads is Options.MaxIdleUploads when it is zero.
+const DefaultMaxIdleUploads = 256
+
+// DefaultMaxIdleUploadBytes is Options.MaxIdleUploadBytes when it is zero.
+const DefaultMaxIdleUploadBytes = 4 << 30
+
+// Options tune the services. The zero value is usable.
+type Options struct {
+	// MaxBatchTotalSizeBytes is the total blob payload a BatchUpdateBlobs or
+	// BatchReadBlobs call may carry; it is advertised in Capabilities.
+	// Zero means DefaultMaxBatchTotalSizeBytes.
+	MaxBatchTotalSizeBytes int64
+	// Logger receives errors that are not returned to a client. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the castd_grpc_* and castd_bytes_* metrics. Nil
+	// means a private registry (metrics are collected but not exported).
+	Registerer prometheus.Registerer
+	// UploadIdleTimeout bounds how long a ByteStream upload may make no
+	// progress: a Write stream that sends nothing for this long is closed
+	// (DEADLINE_EXCEEDED) and its upload dropped, and an upload whose
+	// stream broke waits this long for the client to resume it
+	// (QueryWriteStatus, then Write from committed_size) before it is
+	// dropped. A dropped upload's spool file is removed; nothing is stored.
+	// Zero means DefaultUploadIdleTimeout.
+	UploadIdleTimeout time.Duration
+	// MaxIdleUploads bounds the uploads kept for resumption at once; past
+	// it the longest idle is dropped. Each costs its spool file on disk
+	// (no fd, no memory beyond bookkeeping). Zero means
+	// DefaultMaxIdleUploads.
+	MaxIdleUploads int
+	// MaxIdleUploadBytes bounds the bytes the spool files of uploads kept
+	// for resumption hold in total (the local store counts them against
+	// its quota, so without a bound abandoned uploads could push out the
+	// cache); past it the longest idle is dropped, and an upload alone
+	// larger than it is not kept. Zero means DefaultMaxIdleUploadBytes.
+	MaxIdleUploadBytes int64
+	// ReadBufferLimit bounds the memory ByteStream Read buffers hold in
+	// total, counted from the read of a chunk until gRPC has written it to
+	// the connection (so it covers clients that stopped reading); readers
+	// wait for room past it. Zero means DefaultReadBufferLimit.
+	ReadBufferLimit int64
+	// Spooler receives ByteStream uploads in progress. castd passes the
+	// local store, which spools into its temp directory (emptied when it
+	// opens, so a crash leaves nothing behind) and takes a finished upload
+	// in by rename, so its bytes are written once. Nil means
+	// store.TempSpooler(UploadDir): plain files, stored with Put.
+	Spooler disk.Spooler
+	// UploadDir holds the spool files of ByteStream uploads when Spooler
+	// is nil. Empty means os.TempDir().
+	UploadDir string
+	// Execution serves the Execution service. Nil leaves it unregistered
+	// (clients get UNIMPLEMENTED) and Capabilities reports exec_enabled
+	// false; the execution issue plugs its server in here.
+	Execution repb.ExecutionServer
+	// UpdateEnabled, optional, says per instance name whether clients may
+	// write the action cache; Capabilities reports it. Nil means true for
+	// every instance. castd answers false for a read-only remote cache
+	// (scenario 2), where results stay local.
+	UpdateEnabled func(instance string) bool
+	// Logs, optional, serves ByteStream reads of log stream names (an
+	// operation's stdout and stderr while it runs); every other name is
+	// read as a blob. castd plugs its execution server in here.
+	Logs LogStreams
+	// Health, optional, is the gRPC health service to register, with every
+	// service set SERVING; the caller keeps it to report a drain
+	// (Shutdown: NOT_SERVING, which also ends every Watch, so watchers do
+	// not hold the drain open). Nil makes a private one.
+	Health *health.Server
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBatchTotalSizeBytes <= 0 {
+		o.MaxBatchTotalSizeBytes = DefaultMaxBatchTotalSizeBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.UploadIdleTimeout <= 0 {
+		o.UploadIdleTimeout = DefaultUploadIdleTimeout
+	}
+	if o.MaxIdleUploads <= 0 {
+		o.MaxIdleUploads = DefaultMaxIdleUploads
+	}
+	if o.ReadBufferLimit <= 0 {
+		o.ReadBufferLimit = DefaultReadBufferLimit
+	}
+	if o.MaxIdleUploadBytes <= 0 {
+		o.MaxIdleUploadBytes = DefaultMaxIdleUploadBytes
+	}
+	if o.UploadDir == "" {
+		o.UploadDir = os.TempDir()
+	}
+	if o.Spooler == nil {
+		o.Spooler = disk.TempSpooler(o.UploadDir)
+	}
+	return o
+}
+
+// NewServer returns a grpc.Server serving b with every castd service
+// registered (see Register), metrics interceptors installed, a receive limit
+// of the batch limit plus 1 MiB of framing, and keepalive enforcement lax
+// enough for Bazel's pings. extra options are appended and win over these.
+// Register panics if the metrics collide with foreign collectors on
+// opts.Registerer.
+func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server {
+	opts = opts.withDefaults()
+	m := newMetrics(opts.Registerer)
+	base := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(opts.MaxBatchTotalSizeBytes) + 1<<20),
+		grpc.MaxSendMsgSize(int(opts.MaxBatchTotalSizeBytes) + 1<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             5 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.InitialWindowSize(4 << 20),
+		grpc.InitialConnWindowSize(16 << 20),
+		grpc.ReadBufferSize(256 << 10),
+		grpc.WriteBufferSize(256 << 10),
+		grpc.ChainUnaryInterceptor(m.unaryInterceptor),
+		grpc.ChainStreamInterceptor(m.streamInterceptor),
+		experimental.BufferPool(bufpool.Pool),
+		grpc.ForceServerCodecV2(newReadCodec()),
+	}
+	s := grpc.NewServer(append(base, extra...)...)
+	register(s, b, opts, m)
+	return s
+}
+
+// Register adds Capabilities, ContentAddressableStorage, ByteStream,
+// ActionCache (and Execution when opts.Execution is set), gRPC health with
+// every service SERVING, and server reflection to s. Use it when the caller
+// builds its own grpc.Server; NewServer calls it. Metrics are counted only by
+// the interceptors NewServer installs, except payload byte counters.
+func Register(s *grpc.Server, b Backend, opts Options) {
+	opts = opts.withDefaults()
+	register(s, b, opts, newMetrics(opts.Registerer))
+}
+
+func register(s *grpc.Server, b Backend, opts Options, m *metrics) {
+	repb.RegisterCapabilitiesServer(s, &capabilitiesServer{opts: opts})
+	repb.RegisterContentAddressableStorageServer(s, &casServer{backend: b, opts: opts, metrics: m})
+	bspb.RegisterByteStreamServer(s, newByteStreamServer(b, opts, m))
+	repb.RegisterActionCacheServer(s, &actionCacheServer{backend: b})
+	names := []string{
+		repb.Capabilities_ServiceDesc.ServiceName,
+		repb.ContentAddressableStorage_ServiceDesc.ServiceName,
+		"google.bytestream.ByteStream",
+		repb.ActionCache_ServiceDesc.ServiceName,
+	}
+	if opts.Execution != nil {
+		repb.RegisterExecutionServer(s, opts.Execution)
+		names = append(names, repb.Execution_ServiceDesc.ServiceName)
+	}
+	hs := opts.Health
+	if hs == nil {
+		hs = health.NewServer()
+	}
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, n := range names {
+		hs.SetServingStatus(n, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(s, drainingHealth{hs})
+	reflection.Register(s)
+}

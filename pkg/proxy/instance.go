@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+
+	"github.com/castd/castd/pkg/asset"
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/policy"
+	"github.com/castd/castd/pkg/store"
+	"github.com/castd/castd/pkg/store/fanout"
+	"github.com/castd/castd/pkg/writeback"
+)
+
+// recacheWait bounds how long re-caching a project remote's content waits
+// for room in a full queue; after that it is skipped with a warning (it
+// was never a client's write).
+const recacheWait = 10 * time.Second
+
+// instance is the storage one instance name is served from.
+type instance struct {
+	resolved *policy.Resolved
+	cas      store.CAS
+	ac       store.ActionCache
+	assets   asset.Index
+	primary  store.CAS             // cache.storage-service, nil without one
+	remotes  map[*remote][]useMark // the remotes build took from the pool, and how it used them
+	// readFrom names the remotes read from, storage then action cache,
+	// in pull order without repeats (for status).
+	readFrom []string
+
+	reg      *registration // the project registration served; nil for "" and `projects:` names
+	lastUsed atomic.Int64  // unix nanoseconds of the last lookup, for registrations
+}
+
+// touch notes a use of a registered instance at now. Lookups are frequent:
+// the shared word is only written when the minute changes.
+func (inst *instance) touch(now time.Time) {
+	if inst.reg == nil {
+		return
+	}
+	if n := now.UnixNano(); n-inst.lastUsed.Load() > int64(time.Minute) {
+		inst.lastUsed.Store(n)
+	}
+}
+
+// build assembles the fan-outs of r in pull order, wrapped so that writes
+// (and, unless disabled, content served by project remotes) are queued for
+// r's push remotes.
+func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*instance, error) {
+	ctx, use := withRemoteUse(ctx)
+	casTiers, err := s.casTiers(ctx, r.CAS)
+	if err != nil {
+		return nil, err
+	}
+	acTiers, err := s.acTiers(ctx, r.ActionCache)
+	if err != nil {
+		return nil, err
+	}
+	pushCAS, err := s.targets(ctx, r.PushCAS)
+	if err != nil {
+		return nil, err
+	}
+	primary, err := s.storageService(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	pushAC, err := s.actionCacheTargets(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	fopts := fanout.Options{
+		ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, FailoverDelay: s.opts.FailoverDelay,
+		Registerer: s.opts.Registerer, Instance: name, Counters: s.counters, Logger: s.opts.Logger,
+	}
+	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Instance: name, Counters: s.acCount, Logger: s.opts.Logger}
+	if s.config().Cache.RecacheProjectContent {
+		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
+			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
+		}
+		acOpts.OnRemoteHit = func(action digest.Digest, _ *repb.ActionResult, t fanout.ACTier) {
+			s.recache(t.Origin, t.Name, writeback.KindActionResult, action, name, pushAC)
+		}
+	}
+	fcas := fanout.NewCAS(s.local, casTiers, fopts)
+	local := store.NewCompletenessCheckingActionCache(s.local.ActionCache(name), fcas)
+	fac := fanout.NewActionCache(local, acTiers, fcas, acOpts)
+	assets, err := s.buildAssets(ctx, r, fcas)
+	if err != nil {
+		return nil, err
+	}
+	inst := &instance{resolved: r, cas: writeback.NewQueueingCAS(fcas, s.queue, queuedTargets(pushCAS, primary))}
+	if primary != nil {
+		inst.primary = primary.cas
+		inst.cas = newWriteThroughCAS(inst.cas, primary.cas, primary.name)
+	}
+	inst.ac = writeback.NewQueueingActionCache(fac, s.queue, name, pushAC)
+	inst.assets = assets
+	inst.remotes = use.used
+	inst.readFrom = tierNames(casTiers, acTiers)
+	return inst, nil
+}
+
+// storageService is r's cache.storage-service, or nil: the primary store
+// that client writes go through to (newWriteThroughCAS).
+func (s *Set) storageService(ctx context.Context, r *policy.Resolved) (*remote, error) {
+	for _, c := range r.CAS {
+		if c.Section == sectionStorageService {
+			return s.pool.get(ctx, c)
+		}
+	}
+	return nil, nil
+}
+
+// sectionStorageService is policy's Section of cache.storage-service.
+const sectionStorageService = "cache.storage-service"
+
+// queuedTargets is targets without primary: blobs written through to the
+// storage service need no queued push there. (Re-cached project content,
+// never a client's write, is still queued for every target.)
+func queuedTargets(targets []writeback.Target, primary *remote) []writeback.Target {
+	if primary == nil {
+		return targets
+	}
+	var out []writeback.Target
+	for _, t := range targets {
+		if t.Name != primary.name {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, error) {
+	var out []fanout.Tier
+	for _, r := range rs {
+		rem, err := s.pool.get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		rem.use(ctx, "storage", r.Origin, r.Push)
+		out = append(out, fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(r.Origin), Unreachable: rem.casUnreachable})
+	}
+	return out, nil
+}
+
+func (s *Set) acTiers(ctx context.Context, rs []policy.Remote) ([]fanout.ACTier, error) {
+	var out []fanout.ACTier
+	for _, r := range rs {
+		rem, err := s.pool.get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		rem.use(ctx, "action-cache", r.Origin, r.Push)
+		out = append(out, fanout.ACTier{Name: rem.name, AC: rem.ac, Origin: string(r.Origin)})
+	}
+	return out, nil
+}
+
+// targets registers the push remotes with the queue. A project-recommended
+// remote never has Push set by policy; it is skipped here as well.
+func (s *Set) targets(ctx context.Context, rs []policy.Remote) ([]writeback.Target, error) {
+	var out []writeback.Target
+	for _, r := range rs {
+		if !r.Push || r.Origin == policy.OriginProject {
+			continue
+		}
+		rem, err := s.pool.get(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		rem.target.Store(true)
+		s.queue.Register(rem.name, writeback.Sink{CAS: rem.cas, ActionCache: rem.ac, Assets: rem.assets})
+		out = append(out, writeback.Target{Name: rem.name, Origin: r.Origin})
+	}
+	return out, nil
+}
+
+// recache queues content a project-recommended remote served for the
+// user's push remotes; content from the user's own remotes is not pushed
+// again.
+func (s *Set) recache(origin, from string, kind writeback.Kind, d digest.Digest, instanceName string, targets []writeback.Target) {
+	if origin != string(policy.OriginProject) || len(targets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recacheWait)
+	defer cancel()
+	if err := s.queue.Enqueue(ctx, kind, d, instanceName, targets); err != nil {
+		s.opts.Logger.Warn("write-back: not re-caching project content", "from", from, "kind", kind.String(), "digest", d.String(), "err", err)
+	}
+}
+
+// tierNames is the names of cas then ac, without repeats.
+func tierNames(cas []fanout.Tier, ac []fanout.ACTier) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, t := range cas {
+		add(t.Name)
+	}
+	for _, t := range ac {
+		add(t.Name)
+	}
+	return out
+}

@@ -1,4 +1,0 @@
-package remotes
-
-// ExpireRegistrations runs one registration-ttl sweep now.
-func ExpireRegistrations(s *Set) { s.expireRegistrations() }

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"context"
+	"io"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
+)
+
+// newStatusRecordingCAS counts in rec the hits and misses (NOT_FOUND) of
+// the calls to base, for the Status RPC; failures are recorded per role by
+// the upstream client itself. Cost: one short mutex per counted call. Safe
+// for concurrent use.
+func newStatusRecordingCAS(base store.CAS, rec *outcomes) store.CAS {
+	return &statusRecordingCAS{base: base, rec: rec}
+}
+
+type statusRecordingCAS struct {
+	base store.CAS
+	rec  *outcomes
+}
+
+// note counts err, the outcome of a call, as a hit or a
+// miss when counted.
+func note(rec *outcomes, err error, counted bool) {
+	switch {
+	case err == nil:
+		rec.ok(counted, false)
+	case status.Code(err) == codes.NotFound:
+		rec.ok(false, counted)
+	}
+}
+
+func (c *statusRecordingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	missing, err := c.base.FindMissing(ctx, ds)
+	note(c.rec, err, false)
+	return missing, err
+}
+
+func (c *statusRecordingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	rc, err := c.base.Get(ctx, d, offset)
+	note(c.rec, err, true)
+	return rc, err
+}
+
+func (c *statusRecordingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	err := c.base.Put(ctx, d, r)
+	note(c.rec, err, false)
+	return err
+}
+
+// newStatusRecordingActionCache is newStatusRecordingCAS for an action
+// cache.
+func newStatusRecordingActionCache(base store.ActionCache, rec *outcomes) store.ActionCache {
+	return &statusRecordingAC{base: base, rec: rec}
+}
+
+type statusRecordingAC struct {
+	base store.ActionCache
+	rec  *outcomes
+}
+
+func (a *statusRecordingAC) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
+	ar, err := a.base.GetActionResult(ctx, action)
+	note(a.rec, err, true)
+	return ar, err
+}
+
+func (a *statusRecordingAC) UpdateActionResult(ctx context.Context, action digest.Digest, ar *repb.ActionResult) error {
+	err := a.base.UpdateActionResult(ctx, action, ar)
+	note(a.rec, err, false)
+	return err
+}
+
+// GetMany implements store.BatchGetter, passing the batch on to base (its
+// fast path when it has one); the first entry error that is not NOT_FOUND
+// is recorded.
+func (c *statusRecordingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	out := store.GetMany(ctx, c.base, ds)
+	var failure error
+	for _, r := range out {
+		if r.Err != nil && status.Code(r.Err) != codes.NotFound {
+			failure = r.Err
+			break
+		}
+	}
+	note(c.rec, failure, true)
+	return out
+}

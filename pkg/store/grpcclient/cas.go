@@ -1,0 +1,211 @@
+package grpcclient
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+)
+
+const (
+	// findMissingBatch is the most digests one FindMissingBlobs call asks
+	// about; findMissingParallel bounds the calls one FindMissing runs at once.
+	findMissingBatch    = 10000
+	findMissingParallel = 4
+	// smallBlobLimit is the largest blob sent or read through the batch
+	// calls; larger ones go through ByteStream.
+	smallBlobLimit = 1 << 20
+	// defaultBatchLimit is used when the remote advertises no batch limit:
+	// gRPC's default 4 MiB message limit with room for framing.
+	defaultBatchLimit = 4<<20 - 64<<10
+	// batchEntryOverhead is what one entry adds to a batch message beyond
+	// its data (digest, status, field tags), rounded up.
+	batchEntryOverhead = 256
+)
+
+// casClient implements store.CAS over one remote's CAS and ByteStream
+// services. Safe for concurrent use.
+type casClient struct{ r *Remote }
+
+// FindMissing asks in calls of at most findMissingBatch digests, a few at
+// once. Duplicates and the empty blob (always present) are not sent.
+func (c *casClient) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	uniq := make([]digest.Digest, 0, len(ds))
+	seen := digest.NewSet()
+	for _, d := range ds {
+		if !d.IsEmpty() && !seen.Has(d) {
+			seen.Add(d)
+			uniq = append(uniq, d)
+		}
+	}
+	var mu sync.Mutex
+	var missing []digest.Digest
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(findMissingParallel)
+	for start := 0; start < len(uniq); start += findMissingBatch {
+		chunk := uniq[start:min(start+findMissingBatch, len(uniq))]
+		g.Go(func() error {
+			m, err := c.findMissing(gctx, chunk)
+			mu.Lock()
+			missing = append(missing, m...)
+			mu.Unlock()
+			return err
+		})
+	}
+	return missing, g.Wait()
+}
+
+func (c *casClient) findMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	req := &repb.FindMissingBlobsRequest{InstanceName: c.r.instance, BlobDigests: make([]*repb.Digest, len(ds))}
+	for i, d := range ds {
+		req.BlobDigests[i] = d.Proto()
+	}
+	resp, err := c.r.cas.FindMissingBlobs(ctx, req)
+	if err != nil {
+		return nil, wrap(c.r.name, err)
+	}
+	missing := make([]digest.Digest, 0, len(resp.GetMissingBlobDigests()))
+	for _, p := range resp.GetMissingBlobDigests() {
+		d, err := digest.FromProto(p)
+		if err != nil {
+			return nil, wrap(c.r.name, status.Errorf(codes.Internal, "FindMissingBlobs answered an invalid digest: %v", status.Convert(err).Message()))
+		}
+		missing = append(missing, d)
+	}
+	return missing, nil
+}
+
+// batchLimit is the remote's advertised max_batch_total_size_bytes, or
+// defaultBatchLimit when it advertises none or has no Capabilities service.
+func (r *Remote) batchLimit(ctx context.Context) (int64, error) {
+	caps, err := r.Capabilities(ctx)
+	if status.Code(err) == codes.Unimplemented {
+		return defaultBatchLimit, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n := caps.GetCacheCapabilities().GetMaxBatchTotalSizeBytes(); n > 0 {
+		return n, nil
+	}
+	return defaultBatchLimit, nil
+}
+
+// batchable reports whether a blob of size goes through the batch calls.
+func batchable(size, limit int64) bool {
+	return size <= smallBlobLimit && size+batchEntryOverhead <= limit
+}
+
+// Put verifies the bytes of r against d while sending them: small blobs in
+// one BatchUpdateBlobs call, larger ones through ByteStream Write.
+func (c *casClient) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	if d.IsEmpty() {
+		return nil
+	}
+	limit, err := c.r.batchLimit(ctx)
+	if err != nil {
+		return err
+	}
+	if !batchable(d.Size, limit) {
+		return c.write(ctx, d, r)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, d.Size+1))
+	if err != nil {
+		return status.Errorf(status.Code(err), "blob %s: reading the data to upload: %v", d, err)
+	}
+	if err := verify(d, b, codes.InvalidArgument); err != nil {
+		return err
+	}
+	return c.batchUpdate(ctx, []blob{{d, b}})
+}
+
+// verify checks b against d; a mismatch is an error with code.
+func verify(d digest.Digest, b []byte, code codes.Code) error {
+	if got := digest.OfBytes(b); got != d {
+		return status.Errorf(code, "blob %s: bytes hash to %s", d, got)
+	}
+	return nil
+}
+
+// blob is a small blob held in memory, for the batch calls.
+type blob struct {
+	d    digest.Digest
+	data []byte
+}
+
+func (c *casClient) batchUpdate(ctx context.Context, blobs []blob) error {
+	req := &repb.BatchUpdateBlobsRequest{InstanceName: c.r.instance}
+	var n int
+	for _, b := range blobs {
+		req.Requests = append(req.Requests, &repb.BatchUpdateBlobsRequest_Request{Digest: b.d.Proto(), Data: b.data})
+		n += len(b.data)
+	}
+	resp, err := c.r.cas.BatchUpdateBlobs(ctx, req)
+	if err != nil {
+		return wrap(c.r.name, err)
+	}
+	for _, r := range resp.GetResponses() {
+		if s := status.FromProto(r.GetStatus()); s.Code() != codes.OK {
+			return wrap(c.r.name, status.Errorf(s.Code(), "blob %s/%d: %s", r.GetDigest().GetHash(), r.GetDigest().GetSizeBytes(), s.Message()))
+		}
+	}
+	c.r.metrics.sent.Add(float64(n))
+	return nil
+}
+
+// putMany uploads blobs, packing the small ones into batches that fit the
+// remote's limit and sending the others through ByteStream.
+func (c *casClient) putMany(ctx context.Context, blobs map[digest.Digest][]byte) error {
+	limit, err := c.r.batchLimit(ctx)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(findMissingParallel)
+	var batch []blob
+	var size int64
+	flush := func() {
+		if b := batch; len(b) > 0 {
+			g.Go(func() error { return c.batchUpdate(gctx, b) })
+		}
+		batch, size = nil, 0
+	}
+	for d, data := range blobs {
+		if err := verify(d, data, codes.InvalidArgument); err != nil {
+			flush()
+			_ = g.Wait()
+			return err
+		}
+		switch entry := int64(len(data)) + batchEntryOverhead; {
+		case d.IsEmpty():
+		case !batchable(d.Size, limit):
+			g.Go(func() error { return c.write(gctx, d, bytes.NewReader(data)) })
+		default:
+			if size+entry > limit {
+				flush()
+			}
+			batch, size = append(batch, blob{d, data}), size+entry
+		}
+	}
+	flush()
+	return g.Wait()
+}
+
+// PutMany uploads blobs (digest to bytes, each verified first) in as few
+// calls as the remote's batch limit allows; blobs too large for a batch go
+// through ByteStream. It is meant for write-back of many small blobs. It
+// honours the CAS role's circuit breaker like CAS().Put.
+func (r *Remote) PutMany(ctx context.Context, blobs map[digest.Digest][]byte) error {
+	b := r.breakers[RoleCAS]
+	if err := b.allow(); err != nil {
+		return err
+	}
+	return b.doneWith(ctx, (&casClient{r}).putMany(ctx, blobs))
+}

@@ -1,0 +1,198 @@
+package grpcclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"math"
+	"os"
+	"sync"
+
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/castd/castd/internal/bufpool"
+	"github.com/castd/castd/pkg/store"
+)
+
+// Remote is one upstream REAPI remote behind one gRPC connection. Its
+// credentials (client certificate, bearer token) belong to this connection
+// only. Safe for concurrent use.
+type Remote struct {
+	name     string
+	instance string
+	conn     *grpc.ClientConn
+	cas      repb.ContentAddressableStorageClient
+	bs       bspb.ByteStreamClient
+	ac       repb.ActionCacheClient
+	caps     repb.CapabilitiesClient
+	retry    *retrier
+	breakers map[Role]*breaker // one per Role, fixed at Dial
+	metrics  *metrics
+
+	capsFlight singleflight.Group // the GetCapabilities call in flight, if any
+	capsMu     sync.Mutex         // guards capsV only; never held across a call
+	capsV      *repb.ServerCapabilities
+}
+
+// Dial sets up the connection to the remote cfg describes. The connection is
+// made lazily, so Dial fails only on a bad configuration (an unparsable URL
+// or unreadable certificates): INVALID_ARGUMENT naming the remote. ctx is not
+// retained.
+func Dial(ctx context.Context, cfg Config, opts ...Option) (*Remote, error) {
+	cfg = cfg.withDefaults()
+	o := newOptions(opts)
+	t, err := parseTarget(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Name == "" {
+		cfg.Name = t.name
+	}
+	creds, err := transportCredentials(cfg, t)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "upstream %s: %v", cfg.Name, err)
+	}
+	r := &Remote{name: cfg.Name, instance: cfg.InstanceName, metrics: newMetrics(o.registerer, cfg.Name, o.logger), breakers: map[Role]*breaker{}}
+	for _, role := range Roles {
+		r.breakers[role] = newBreaker(cfg.Name, cfg.URL, role, o, r.metrics)
+	}
+	r.retry = &retrier{limit: cfg.RetryLimit, delay: cfg.RetryDelay, timeout: cfg.RequestTimeout, sleep: o.sleep}
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+		grpc.WithChainUnaryInterceptor(r.retry.unaryInterceptor, r.metrics.unaryInterceptor),
+		grpc.WithChainStreamInterceptor(r.metrics.streamInterceptor, idleTimeout{cfg.IdleTimeout, o.clock}.streamInterceptor),
+		experimental.WithBufferPool(bufpool.Pool),
+	}
+	if cfg.AccessTokenFile != "" {
+		tc := newTokenCredentials(cfg.AccessTokenFile, cfg.AccessTokenReload, t, cfg.Name, o)
+		r.retry.reauth = tc.invalidate
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(tc))
+	}
+	if cfg.Keepalive > 0 {
+		dialOpts = append(dialOpts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.Keepalive, Timeout: cfg.Keepalive}))
+	}
+	conn, err := grpc.NewClient(t.dial, dialOpts...)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "upstream %s: %v", cfg.Name, err)
+	}
+	r.conn = conn
+	r.cas = repb.NewContentAddressableStorageClient(conn)
+	r.bs = bspb.NewByteStreamClient(conn)
+	r.ac = repb.NewActionCacheClient(conn)
+	r.caps = repb.NewCapabilitiesClient(conn)
+	return r, nil
+}
+
+// transportCredentials builds TLS (with the configured CA and client
+// certificate) for grpcs/https remotes and insecure credentials otherwise.
+func transportCredentials(cfg Config, t target) (credentials.TransportCredentials, error) {
+	if (cfg.ClientCert == "") != (cfg.ClientKey == "") {
+		return nil, status.Error(codes.InvalidArgument, "client-cert and client-key must be given together")
+	}
+	if !t.tls {
+		if cfg.ClientCert != "" || cfg.ServerCert != "" {
+			return nil, status.Errorf(codes.InvalidArgument, "certificates are configured but %s is not a TLS url (use grpcs:// or https://)", cfg.URL)
+		}
+		return insecure.NewCredentials(), nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.ServerCert != "" {
+		pem, err := os.ReadFile(cfg.ServerCert)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, status.Errorf(codes.InvalidArgument, "server-cert %s: no PEM certificate found", cfg.ServerCert)
+		}
+	}
+	if cfg.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(tc), nil
+}
+
+// Name returns the remote's label (Config.Name, or HOST:PORT).
+func (r *Remote) Name() string { return r.name }
+
+// CAS returns the remote's content-addressable storage, behind the circuit
+// breaker of its CAS role. It also implements store.BatchGetter (one
+// BatchReadBlobs call per batch of small blobs).
+func (r *Remote) CAS() store.CAS { return &breakerCAS{base: &casClient{r}, b: r.breakers[RoleCAS]} }
+
+// ActionCache returns the remote's action cache for its own instance name,
+// behind the circuit breaker of its action-cache role.
+func (r *Remote) ActionCache() store.ActionCache {
+	return &breakerAC{base: &acClient{r}, b: r.breakers[RoleActionCache]}
+}
+
+// BreakerState returns "closed", "open" or "half-open" for role.
+func (r *Remote) BreakerState(role Role) string { return r.breakers[role].State() }
+
+// Health returns the health of each role, in the order of Roles. Cost: two
+// short mutexes per role.
+func (r *Remote) Health() []RoleHealth {
+	out := make([]RoleHealth, 0, len(Roles))
+	for _, role := range Roles {
+		out = append(out, r.breakers[role].roleHealth())
+	}
+	return out
+}
+
+// Close closes the connection; calls in flight fail with CANCELED.
+func (r *Remote) Close() error { return r.conn.Close() }
+
+// Capabilities returns the remote's capabilities for its instance name. The
+// first successful answer is cached for the life of the Remote. Concurrent
+// callers share one GetCapabilities call, and each waits for it only as
+// long as its own ctx lets it: no lock is held while the call (with its
+// retries) is on the network, so a remote that is down or stalled cannot
+// queue callers behind one another. The shared call runs detached from the
+// caller that started it (with its values, e.g. store.WithFallback), so
+// that caller giving up does not fail the others.
+func (r *Remote) Capabilities(ctx context.Context) (*repb.ServerCapabilities, error) {
+	r.capsMu.Lock()
+	c := r.capsV
+	r.capsMu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	fctx := context.WithoutCancel(ctx)
+	ch := r.capsFlight.DoChan("", func() (any, error) { return r.fetchCapabilities(fctx) })
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*repb.ServerCapabilities), nil
+	case <-ctx.Done():
+		return nil, wrap(r.name, ctx.Err())
+	}
+}
+
+// fetchCapabilities makes the GetCapabilities call and caches a success.
+func (r *Remote) fetchCapabilities(ctx context.Context) (*repb.ServerCapabilities, error) {
+	c, err := r.caps.GetCapabilities(ctx, &repb.GetCapabilitiesRequest{InstanceName: r.instance})
+	if err != nil {
+		return nil, wrap(r.name, err)
+	}
+	r.capsMu.Lock()
+	r.capsV = c
+	r.capsMu.Unlock()
+	return c, nil
+}

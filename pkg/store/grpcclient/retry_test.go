@@ -1,0 +1,105 @@
+package grpcclient_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/store/grpcclient"
+)
+
+// failing makes the server answer every unary call with code while it is
+// set; codes.OK lets calls through.
+type failing struct {
+	mu   sync.Mutex
+	code codes.Code
+}
+
+func (f *failing) set(c codes.Code) {
+	f.mu.Lock()
+	f.code = c
+	f.mu.Unlock()
+}
+
+func (f *failing) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	f.mu.Lock()
+	c := f.code
+	f.mu.Unlock()
+	if c != codes.OK {
+		return nil, status.Error(c, "injected")
+	}
+	return h(ctx, req)
+}
+
+// sleeps records the backoff delays asked for, without waiting.
+type sleeps struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.ds = append(s.ds, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func TestRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		why   string
+		code  codes.Code
+		calls int
+	}{
+		{"unavailable is retried up to the limit", "transient failures get RetryLimit more attempts", codes.Unavailable, 4},
+		{"resource exhausted is retried", "an overloaded remote is transient too", codes.ResourceExhausted, 4},
+		{"invalid argument is not retried", "a deterministic rejection would fail the same way again", codes.InvalidArgument, 1},
+		{"not found is not retried", "a miss is an answer, not a failure", codes.NotFound, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			f := &failing{code: tc.code}
+			ts := startServer(t, serverConfig{unary: f.unary})
+			s := &sleeps{}
+			r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 3, RetryDelay: 100 * time.Millisecond},
+				grpcclient.WithSleeper(s.sleep), grpcclient.WithBreaker(-1, 0))
+			if err := findOne(r); status.Code(err) != tc.code {
+				t.Fatalf("call: %v; want %v", err, tc.code)
+			}
+			if n := ts.count("FindMissingBlobs"); n != tc.calls {
+				t.Errorf("server saw %d calls; want %d", n, tc.calls)
+			}
+			if len(s.ds) != tc.calls-1 {
+				t.Fatalf("%d backoff waits; want %d", len(s.ds), tc.calls-1)
+			}
+			for i, d := range s.ds {
+				base := 100 * time.Millisecond << i
+				if d < base/2 || d >= base*3/2 {
+					t.Errorf("backoff %d = %v; want %v ± 50%%", i, d, base)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryRecovers(t *testing.T) {
+	t.Log("a remote that comes back during the backoff answers the retried call")
+	f := &failing{code: codes.Unavailable}
+	ts := startServer(t, serverConfig{unary: f.unary})
+	recovered := func(ctx context.Context, _ time.Duration) error {
+		f.set(codes.OK)
+		return ctx.Err()
+	}
+	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 3}, grpcclient.WithSleeper(recovered))
+	if err := findOne(r); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if n := ts.count("FindMissingBlobs"); n != 2 {
+		t.Errorf("server saw %d calls; want 2", n)
+	}
+}
