@@ -27,6 +27,9 @@ type decoder struct {
 	project bool
 	// bstSettings are the BuildStream-only keys met (buildStreamOnly).
 	bstSettings []Error
+	// own is castd's listeners, which remote urls must not name
+	// (checkSelfLoop); empty while decoding project.conf.
+	own ownListeners
 }
 
 func (d *decoder) filePos() pos { return pos{File: d.file} }

@@ -120,7 +120,9 @@ func (d *decoder) url(path string, m map[string]any) string {
 	}
 	if !validRemoteURL(s) {
 		d.errorf(p, "expected a URL with scheme http, https, grpc, grpcs (and a host) or unix:PATH, found %q", s)
+		return s
 	}
+	d.checkSelfLoop(p, s)
 	return s
 }
 

@@ -43,6 +43,8 @@ func (d *decoder) user(m map[string]any, cfg *Config) {
 	if x, ok := has("listen"); ok {
 		cfg.Listen = d.listeners("listen", x, cfg.ListenTLS)
 	}
+	_, listenSet := has("listen")
+	d.own = ownListeners{list: cfg.Listen, set: listenSet}
 	if x, ok := has("socket-mode"); ok {
 		cfg.SocketMode = d.socketMode("socket-mode", x)
 	}
