@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
+	"github.com/castd/castd/internal/loopguard"
 	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
@@ -53,6 +54,9 @@ type castdDaemon struct {
 	// started (listeners serve before then).
 	metricsAt atomic.Pointer[string]
 	auth      *grpcservers.ListenAuth
+	// guard marks calls to remotes with this daemon's id and refuses
+	// requests that come back with it (a remote that loops to castd).
+	guard *loopguard.Guard
 
 	// level and load serve reload: the logger's level and how the
 	// configuration is read again. load nil: SIGHUP only logs.
@@ -64,7 +68,7 @@ type castdDaemon struct {
 // listeners, metrics. On error whatever was opened is closed again, in
 // reverse order, and the error says which step failed.
 func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error) {
-	d := &castdDaemon{log: log, cfg: cfg}
+	d := &castdDaemon{log: log, cfg: cfg, guard: loopguard.New()}
 	defer func() {
 		if err != nil {
 			d.closeAll(context.Background())
@@ -78,7 +82,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	if pcfg == nil {
 		pcfg = policy.Defaults()
 	}
-	if d.remotes, err = openRemotes(pcfg, d.store, reg, log); err != nil {
+	if d.remotes, err = openRemotes(pcfg, d.store, reg, log, d.guard); err != nil {
 		return nil, err
 	}
 	if d.auth, err = listenAuth(pcfg, log); err != nil {
@@ -99,7 +103,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		Spooler:                d.store,
 		UploadIdleTimeout:      cfg.uploadIdleTimeout,
 		ReadBufferLimit:        cfg.readBufferLimit,
-	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, d.auth.ServerOptions()...)...)
+	}, d.serverOptions()...)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.metricsURL, d.scrubber)
@@ -114,6 +118,14 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		d.metricsAt.Store(&d.metrics.url)
 	}
 	return d, nil
+}
+
+// serverOptions are the gRPC server's transport credentials and
+// interceptors beyond grpcservers' own: listen auth first, so that only an
+// authorised caller learns of a loop, then the loop guard.
+func (d *castdDaemon) serverOptions() []grpc.ServerOption {
+	opts := append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, d.auth.ServerOptions()...)
+	return append(opts, d.guard.ServerOptions()...)
 }
 
 // openMetrics starts the metrics endpoint unless it is disabled. A busy
@@ -167,7 +179,7 @@ func (d *castdDaemon) run(sigs, hups <-chan os.Signal) error {
 	for _, l := range d.listeners {
 		go func() { serveErr <- d.server.Serve(socketBufferListener{l}) }()
 	}
-	d.log.Info(d.readyLine())
+	d.log.Info(d.readyLine(), "castd_id", d.guard.ID())
 	notifySystemd(d.log, daemon.SdNotifyReady)
 
 	var err error

@@ -11,19 +11,23 @@ import (
 	"google.golang.org/grpc"
 
 	castdpb "github.com/castd/castd/api/castd/v1"
+	"github.com/castd/castd/internal/loopguard"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
 
 	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/store/disk"
+	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
 // openRemotes builds the per-instance fan-out over the configured remotes
-// and starts the write-back queue. A remote that is down does not stop
-// castd; an unusable remote configuration does.
-func openRemotes(cfg *policy.Config, local *disk.Store, reg prometheus.Registerer, log *slog.Logger) (*proxy.Set, error) {
-	set, err := proxy.New(context.Background(), cfg, local, proxy.Options{Registerer: reg, Logger: log})
+// and starts the write-back queue. Every call to a remote carries guard's
+// mark. A remote that is down does not stop castd; an unusable remote
+// configuration does.
+func openRemotes(cfg *policy.Config, local *disk.Store, reg prometheus.Registerer, log *slog.Logger, guard *loopguard.Guard) (*proxy.Set, error) {
+	dial := []grpcclient.Option{grpcclient.WithDialOptions(guard.DialOptions()...)}
+	set, err := proxy.New(context.Background(), cfg, local, proxy.Options{Registerer: reg, Logger: log, Dial: dial})
 	if err != nil {
 		return nil, fmt.Errorf("remotes: %w", err)
 	}

@@ -133,7 +133,7 @@ func (g *Guard) check(ctx context.Context) error {
 	for _, id := range marks {
 		if id == g.id {
 			return status.Errorf(codes.FailedPrecondition,
-				"this castd (id %s) has already passed this request on (%s: %s): a remote loops back to castd itself; check the remote urls of the castds on the way",
+				"this request has already passed through this castd (id %s; %s: %s): a remote loops back to castd itself; check the remote urls of the castds on the way",
 				g.id, Key, strings.Join(marks, ","))
 		}
 	}

@@ -82,6 +82,7 @@ func Dial(ctx context.Context, cfg Config, opts ...Option) (*Remote, error) {
 	if cfg.Keepalive > 0 {
 		dialOpts = append(dialOpts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: cfg.Keepalive, Timeout: cfg.Keepalive}))
 	}
+	dialOpts = append(dialOpts, o.dial...)
 	conn, err := grpc.NewClient(t.dial, dialOpts...)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "upstream %s: %v", cfg.Name, err)

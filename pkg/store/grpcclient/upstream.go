@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 )
 
 // Config describes one upstream remote. The daemon's builder fills it from
@@ -95,6 +96,7 @@ type options struct {
 	breakerFailures int
 	breakerCoolDown time.Duration
 	logEvery        time.Duration
+	dial            []grpc.DialOption
 }
 
 func newOptions(opts []Option) options {
@@ -157,4 +159,12 @@ func WithLogInterval(d time.Duration) Option {
 			o.logEvery = d
 		}
 	}
+}
+
+// WithDialOptions adds gRPC dial options after the client's own, for
+// what the daemon adds to every call to a remote (castd's loop-guard
+// marks, see internal/loopguard). Interceptors given here run inside the
+// retry loop, once per attempt. bst, which dials castd itself, adds none.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dial = append(o.dial, opts...) }
 }
