@@ -17,7 +17,12 @@ func TestRemoteLoopsBackToListener(t *testing.T) {
 	defaultSock := filepath.Join(run, "castd", "castd.sock")
 	const f = userFile
 	const sock = "/run/user/1000/castd/castd.sock"
-	const loopMsg = ": castd would ask itself for every blob it lacks; point the url at another server"
+	// loop is the error line for the remote at key (line:col at) naming
+	// listener.
+	loop := func(at, key, url, listener string) string {
+		return f + ":" + at + ": " + key + ": remote " + url + " is castd's own listener " + listener +
+			": castd would ask itself for every blob it lacks; point the url at another server"
+	}
 	tests := []struct {
 		name, why, text string
 		want            string // the complete Error() line; "" for a valid config
@@ -26,49 +31,49 @@ func TestRemoteLoopsBackToListener(t *testing.T) {
 			name: "unix path",
 			why:  "the BuildStream recipe's mistake: artifacts url is castd's own socket",
 			text: "listen:\n  - unix:" + sock + "\nartifacts:\n  servers:\n  - url: unix:" + sock + "\n",
-			want: f + ":5:10: artifacts.servers[0].url: remote unix:" + sock + " is castd's own listener listen[0] (unix:" + sock + ", line 2)" + loopMsg,
+			want: loop("5:10", "artifacts.servers[0].url", "unix:"+sock, "listen[0] (unix:"+sock+", line 2)"),
 		},
 		{
 			name: "unix triple slash",
 			why:  "unix:///PATH is the same socket as unix:PATH",
 			text: "listen: [unix:" + sock + "]\nsource-caches:\n  servers:\n  - url: unix://" + sock + "\n",
-			want: f + ":4:10: source-caches.servers[0].url: remote unix://" + sock + " is castd's own listener listen[0] (unix:" + sock + ", line 1)" + loopMsg,
+			want: loop("4:10", "source-caches.servers[0].url", "unix://"+sock, "listen[0] (unix:"+sock+", line 1)"),
 		},
 		{
 			name: "unix uncleaned path",
 			why:  "a path with .. and doubled slashes names the same socket after cleaning",
 			text: "listen: [unix:" + sock + "]\ncache:\n  storage-service:\n    url: unix:/run/user/1000/tmp/..//castd/castd.sock\n",
-			want: f + ":4:10: cache.storage-service.url: remote unix:/run/user/1000/tmp/..//castd/castd.sock is castd's own listener listen[0] (unix:" + sock + ", line 1)" + loopMsg,
+			want: loop("4:10", "cache.storage-service.url", "unix:/run/user/1000/tmp/..//castd/castd.sock", "listen[0] (unix:"+sock+", line 1)"),
 		},
 		{
 			name: "default socket",
 			why:  "with listen: unset castd serves on $XDG_RUNTIME_DIR/castd/castd.sock; a remote there is castd itself",
 			text: "remote-execution:\n  action-cache-service: {url: 'unix://" + defaultSock + "'}\n  storage-service: {url: 'grpc://cas.example.com:1'}\n",
-			want: f + ":2:31: remote-execution.action-cache-service.url: remote unix://" + defaultSock + " is castd's own listener unix:" + defaultSock + " (the default listen address; listen: is not set)" + loopMsg,
+			want: loop("2:31", "remote-execution.action-cache-service.url", "unix://"+defaultSock, "unix:"+defaultSock+" (the default listen address; listen: is not set)"),
 		},
 		{
 			name: "grpc same address",
 			why:  "grpc://HOST:PORT of a TCP listener, second in the list",
 			text: "listen: [unix:" + sock + ", grpc://127.0.0.1:7011]\nprojects:\n  p:\n    artifacts:\n      servers:\n      - {url: 'grpc://127.0.0.1:7011'}\n",
-			want: f + ":6:15: projects.p.artifacts.servers[0].url: remote grpc://127.0.0.1:7011 is castd's own listener listen[1] (grpc://127.0.0.1:7011, line 1)" + loopMsg,
+			want: loop("6:15", "projects.p.artifacts.servers[0].url", "grpc://127.0.0.1:7011", "listen[1] (grpc://127.0.0.1:7011, line 1)"),
 		},
 		{
 			name: "http localhost to a wildcard listener",
 			why:  "BuildStream's http:// form reaches a grpc:// listener on 0.0.0.0 through loopback",
 			text: "listen: [grpc://0.0.0.0:7012]\nartifacts:\n  servers:\n  - url: http://localhost:7012\n",
-			want: f + ":4:10: artifacts.servers[0].url: remote http://localhost:7012 is castd's own listener listen[0] (grpc://0.0.0.0:7012, line 1)" + loopMsg,
+			want: loop("4:10", "artifacts.servers[0].url", "http://localhost:7012", "listen[0] (grpc://0.0.0.0:7012, line 1)"),
 		},
 		{
 			name: "grpcs ipv6 loopback to a wildcard listener",
 			why:  "[::1] reaches a grpcs listener on [::]",
 			text: "listen: ['grpcs://[::]:7013']\n" + tlsListen + "artifacts:\n  servers:\n  - url: 'grpcs://[::1]:7013'\n",
-			want: f + ":5:10: artifacts.servers[0].url: remote grpcs://[::1]:7013 is castd's own listener listen[0] (grpcs://[::]:7013, line 1)" + loopMsg,
+			want: loop("5:10", "artifacts.servers[0].url", "grpcs://[::1]:7013", "listen[0] (grpcs://[::]:7013, line 1)"),
 		},
 		{
 			name: "https default port",
 			why:  "https://localhost means port 443, the port of a grpcs listener on 127.0.0.1:443",
 			text: "listen: ['grpcs://127.0.0.1:443']\n" + tlsListen + "artifacts:\n  servers:\n  - url: https://localhost\n",
-			want: f + ":5:10: artifacts.servers[0].url: remote https://localhost is castd's own listener listen[0] (grpcs://127.0.0.1:443, line 1)" + loopMsg,
+			want: loop("5:10", "artifacts.servers[0].url", "https://localhost", "listen[0] (grpcs://127.0.0.1:443, line 1)"),
 		},
 		{
 			name: "other socket",
