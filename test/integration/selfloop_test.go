@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/test/faultproxy"
 )
 
 // loopDeadline is how long a read through a loop of castds may take. A
@@ -153,5 +156,32 @@ func TestSelfLoopThroughSymlinkFallsToNextRemote(t *testing.T) {
 	loop := "upstream[1] " + link + ": this request has already passed through this castd"
 	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), loop) || !strings.Contains(err.Error(), "upstream[2] "+up.addr) {
 		t.Errorf("read = %v; want NOT_FOUND with %q and the second remote's miss", err, loop)
+	}
+}
+
+func TestSelfLoopThroughTCPForward(t *testing.T) {
+	t.Log("a remote that is a TCP forward to castd's own listener passes config check (another port); a read of a missing blob fails at once with the loop named")
+	l := newLayout(t)
+	addr := freePort(t)
+	fwd, err := faultproxy.New(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Close() })
+	cfg := fmt.Sprintf("listen:\n  - unix:%s\n  - grpc://%s\nstore-dir: %s\nmetrics: 127.0.0.1:0\n"+
+		"artifacts:\n  servers:\n  - {url: 'grpc://%s', type: all, push: false}\n", l.socket, addr, l.store, fwd.Addr())
+	writeFile(t, l.config, []byte(cfg))
+	if code, out := configCheck(t, l); code != 0 {
+		t.Fatalf("castd config check exit %d:\n%s", code, out)
+	}
+	p := startCastd(t, l, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), loopDeadline)
+	defer cancel()
+	_, err = readBlob(ctx, dialUnix(t, p.socket), randomBlob(100).d)
+	if ctx.Err() != nil {
+		t.Fatalf("read through a forward to castd itself did not return within %v: %v", loopDeadline, err)
+	}
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "upstream[1] "+fwd.Addr()+": this request has already passed through this castd") {
+		t.Errorf("read = %v; want FAILED_PRECONDITION naming the forward as a loop", err)
 	}
 }
