@@ -41,7 +41,7 @@ type resumingStream struct {
 	at       int   // the tier being read
 	next     int   // the first tier not asked yet
 	passed   []int // tiers a hedge did not wait for, to continue from last
-	call     *tierCall
+	call     *Call
 	rc       io.ReadCloser
 	pos      int64   // bytes received
 	resumed  []int64 // offsets at which the stream moved to another tier
@@ -103,7 +103,7 @@ func (c *fanoutCAS) openResuming(ctx context.Context, i int, d digest.Digest) (s
 // opened is the outcome of opening a tier's stream.
 type opened struct {
 	rc   io.ReadCloser
-	call *tierCall
+	call *Call
 	err  error
 }
 
@@ -125,7 +125,7 @@ func (c *fanoutCAS) openOpened(ctx context.Context, i int, d digest.Digest) open
 // delay. The consumer verifies: the local Put hashes every byte of the
 // whole blob (a remote client cannot hash a suffix anyway). The caller
 // releases call once done with rc.
-func (c *fanoutCAS) openTier(ctx context.Context, i int, d digest.Digest, offset int64) (io.ReadCloser, *tierCall, error) {
+func (c *fanoutCAS) openTier(ctx context.Context, i int, d digest.Digest, offset int64) (io.ReadCloser, *Call, error) {
 	t := c.remotes[i]
 	call := c.failover.begin(ctx, i)
 	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, offset)
