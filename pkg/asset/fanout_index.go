@@ -35,7 +35,7 @@ type FanoutOptions struct {
 	Logger *slog.Logger
 	// FailoverDelay is how long an index remote with a later one behind it
 	// may take to answer before the next is asked (see fanout.Walk). Zero
-	// means fanout.DefaultFailoverDelay.
+	// means defaults.FailoverDelay.
 	FailoverDelay time.Duration
 }
 

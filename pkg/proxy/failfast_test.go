@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy"
 
@@ -47,7 +48,7 @@ func TestRetryLimitFromConfig(t *testing.T) {
 		attempts  int
 	}{
 		{"retry-limit 0", "0 means no retries, as it does in the upstream client", "connection-config: {retry-limit: 0}", 1},
-		{"retry-limit unset", "an unset limit is the client's default of 4 retries", "", 1 + grpcclient.DefaultRetryLimit},
+		{"retry-limit unset", "an unset limit is the client's default of 4 retries", "", 1 + defaults.RetryLimit},
 		{"retry-limit 2", "a set limit is used as it is", "connection-config: {retry-limit: 2}", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -175,7 +175,7 @@ func hostOf(raw string) string {
 
 // upstreamConfig converts a resolved remote (policy has already turned
 // the file's units into durations) into the client's configuration. Zero
-// means the same in both (see upstream's defaults.go): retry-limit 0 is no
+// means the same in both (see internal/defaults): retry-limit 0 is no
 // retries, an unset one the client's default.
 func upstreamConfig(r policy.Remote, name string) grpcclient.Config {
 	return grpcclient.Config{

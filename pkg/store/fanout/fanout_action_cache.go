@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -33,7 +34,7 @@ func NewActionCache(local store.ActionCache, remotes []ACTier, cas store.CAS, op
 		opts.Logger = defaultLogger()
 	}
 	if opts.FailoverDelay <= 0 {
-		opts.FailoverDelay = DefaultFailoverDelay
+		opts.FailoverDelay = defaults.FailoverDelay
 	}
 	a := &fanoutActionCache{
 		local:   local,

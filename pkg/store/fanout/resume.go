@@ -14,13 +14,6 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// streamStallFactor times Options.FailoverDelay is the default of
-// Options.StreamStallDelay. A remote had to deliver the first message of a
-// stream within the failover delay; a later message that takes several
-// times as long means the stream stalled, not that the link is slow (a
-// throttled link still delivers, message after message).
-const streamStallFactor = 5
-
 // resumingStream is the remote stream a fetch stores: d read from tier at,
 // continued at the same offset from the next tier that serves it when that
 // stream fails or stalls midway (ByteStream reads take an offset), so that

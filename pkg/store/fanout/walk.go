@@ -7,12 +7,14 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/internal/defaults"
 )
 
 // Order is the pull order one ordered read walks: its tiers' names (the
 // labels of their errors, "upstream[1] NAME") and the failover delay that
 // every tier but the last must answer within. Zero FailoverDelay means
-// DefaultFailoverDelay.
+// defaults.FailoverDelay.
 type Order struct {
 	Names         []string
 	FailoverDelay time.Duration
@@ -47,7 +49,7 @@ type Hooks struct {
 func Walk[T any](ctx context.Context, o Order, what string, h Hooks, ask func(ctx context.Context, i int, call *Call) (T, error)) (T, int, error) {
 	delay := o.FailoverDelay
 	if delay <= 0 {
-		delay = DefaultFailoverDelay
+		delay = defaults.FailoverDelay
 	}
 	f := failover{delay: delay, tiers: len(o.Names)}
 	return walkSteps(ctx, len(o.Names), what, h, func(ctx context.Context, i int) (T, int, []error, error) {

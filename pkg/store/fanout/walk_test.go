@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
 )
@@ -84,7 +85,7 @@ func TestWalk(t *testing.T) {
 func TestWalkStalledTier(t *testing.T) {
 	t.Log("a tier with a later one behind it that does not answer within the failover delay is cut off as stalled, and the next one serves")
 	var tr walkTrace
-	o := fanout.Order{Names: []string{"slow", "fast"}, FailoverDelay: fanout.DefaultFailoverDelay / 100}
+	o := fanout.Order{Names: []string{"slow", "fast"}, FailoverDelay: defaults.FailoverDelay / 100}
 	v, _, err := fanout.Walk(context.Background(), o, "thing", tr.hooks(), func(_ context.Context, i int, call *fanout.Call) (string, error) {
 		if i == 0 {
 			<-call.Context().Done()
