@@ -88,18 +88,10 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		return nil, err
 	}
 	d.health = health.NewServer()
-	d.server = grpcservers.NewServer(d.remotes, grpcservers.Options{
-		Health:                 d.health,
-		MaxBatchTotalSizeBytes: cfg.maxBatchBytes,
-		Logger:                 log,
-		Registerer:             reg,
-		Execution:              d.exec,
-		Logs:                   d.exec,
-		UpdateEnabled:          d.remotes.UpdateEnabled,
-		Spooler:                d.store,
-		UploadIdleTimeout:      cfg.uploadIdleTimeout,
-		ReadBufferLimit:        cfg.readBufferLimit,
-	}, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, d.auth.ServerOptions()...)...)
+	sopts := serverOptions(cfg)
+	sopts.Health, sopts.Logger, sopts.Registerer = d.health, log, reg
+	sopts.Execution, sopts.Logs, sopts.UpdateEnabled, sopts.Spooler = d.exec, d.exec, d.remotes.UpdateEnabled, d.store
+	d.server = grpcservers.NewServer(d.remotes, sopts, append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, d.auth.ServerOptions()...)...)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.metricsURL, d.scrubber)

@@ -28,7 +28,8 @@ func (s *Set) buildAssets(ctx context.Context, r *policy.Resolved, cas store.CAS
 	if err != nil {
 		return nil, err
 	}
-	opts := asset.FanoutOptions{Logger: s.opts.Logger, FailoverDelay: s.opts.FailoverDelay}
+	opts := assetOptions(s.pool.tuning)
+	opts.Logger = s.opts.Logger
 	if s.config().Cache.RecacheProjectContent {
 		opts.OnRemoteHit = func(a asset.Asset, ref asset.Ref, t asset.Tier) { s.recacheAsset(a, ref, t, push) }
 	}

@@ -72,11 +72,10 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	if err != nil {
 		return nil, err
 	}
-	fopts := fanout.Options{
-		ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, FailoverDelay: s.opts.FailoverDelay,
-		Registerer: s.opts.Registerer, Instance: name, Counters: s.counters, Logger: s.opts.Logger,
-	}
-	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Instance: name, Counters: s.acCount, Logger: s.opts.Logger}
+	fopts := fanoutOptions(s.pool.tuning)
+	fopts.Registerer, fopts.Instance, fopts.Counters, fopts.Logger = s.opts.Registerer, name, s.counters, s.opts.Logger
+	acOpts := acOptions(s.pool.tuning)
+	acOpts.Registerer, acOpts.Instance, acOpts.Counters, acOpts.Logger = s.opts.Registerer, name, s.acCount, s.opts.Logger
 	if s.config().Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
 			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
