@@ -43,12 +43,6 @@ func breakerOption(t policy.RemoteTuning) grpcclient.Option {
 
 // writebackOptions is the push queue's tuning, from cache.push.
 func writebackOptions(p policy.PushTuning) writeback.Options {
-	return writeback.Options{
-		MaxEntries:  p.MaxPending,
-		FullWait:    p.FullWait,
-		BackoffMin:  p.BackoffMin,
-		BackoffMax:  p.BackoffMax,
-		Batch:       p.Batch,
-		Parallelism: p.Parallelism,
-	}
+	return writeback.Options{MaxEntries: p.MaxPending, FullWait: p.FullWait, BackoffMin: p.BackoffMin, BackoffMax: p.BackoffMax,
+		Batch: p.Batch, Parallelism: p.Parallelism}
 }

@@ -1,17 +1,11 @@
 package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/castd/castd/pkg/asset"
-	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/proxy"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -56,41 +50,5 @@ cache:
 	}
 	if fmt.Sprint(asset.FanoutOptions{}) != fmt.Sprint(proxy.AssetOptions(policy.RemoteTuning{})) {
 		t.Errorf("unset keys must leave the options zero (the layers' defaults)")
-	}
-}
-
-func TestBreakerFailuresFromConfig(t *testing.T) {
-	for _, tc := range []struct {
-		name, why string
-		tuning    string
-		calls     int
-	}{
-		{"breaker after 2 failures", "cache.remotes.breaker-failures opens the breaker after that many failures; later reads fail fast without a call", "breaker-failures: 2", 2},
-		{"breaker off", "off disables the breaker: every read calls the remote", "breaker-failures: off", 6},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Log(tc.why)
-			reg := prometheus.NewRegistry()
-			set, _ := newSetWith(t, t.TempDir(), fmt.Sprintf(`
-cache:
-  remotes: {%s}
-artifacts:
-  servers:
-  - {url: grpc://127.0.0.1:1, type: storage, push: false, connection-config: {retry-limit: 0}}
-`, tc.tuning), proxy.Options{Registerer: reg})
-			cas, err := set.CAS(context.Background(), "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 6 { // one more than the default breaker allows
-				d := digest.OfBytes([]byte{byte(i)})
-				if _, err := cas.Get(context.Background(), d, 0); status.Code(err) != codes.Unavailable {
-					t.Fatalf("read %d from the only remote, down: %v; want UNAVAILABLE", i, err)
-				}
-			}
-			if n := attempts(t, reg, ""); n != tc.calls {
-				t.Errorf("%d calls to the remote after 6 reads; want %d", n, tc.calls)
-			}
-		})
 	}
 }
