@@ -233,10 +233,10 @@ func TestLoadLayerErrors(t *testing.T) {
 			want:  `--cache.scrub-interval: cache.scrub-interval: expected a duration such as 90s or 10m (or whole seconds), found "daily"`,
 		},
 		{
-			name:  "bad tuning count",
-			why:   "a count given as a string (flag or variable) must be a whole number; off is only for the keys that allow it",
-			env:   []string{"CASTD_CACHE_REMOTES_BREAKER_FAILURES=never"},
-			want:  `$CASTD_CACHE_REMOTES_BREAKER_FAILURES: cache.remotes.breaker-failures: expected a whole number, found "never"`,
+			name: "bad tuning count",
+			why:  "a count given as a string (flag or variable) must be a whole number; off is only for the keys that allow it",
+			env:  []string{"CASTD_CACHE_REMOTES_BREAKER_FAILURES=never"},
+			want: `$CASTD_CACHE_REMOTES_BREAKER_FAILURES: cache.remotes.breaker-failures: expected a whole number, found "never"`,
 		},
 		{
 			name:  "bad flag value",
