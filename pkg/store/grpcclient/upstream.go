@@ -97,7 +97,7 @@ type options struct {
 	logger          *slog.Logger
 	breakerFailures int
 	breakerCoolDown time.Duration
-	logEvery        time.Duration
+	logEvery        time.Duration // defaults.LogInterval; not configurable
 }
 
 func newOptions(opts []Option) options {
@@ -149,15 +149,4 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // defaults.BreakerCoolDown; negative failures disable the breakers.
 func WithBreaker(failures int, coolDown time.Duration) Option {
 	return func(o *options) { o.breakerFailures, o.breakerCoolDown = failures, coolDown }
-}
-
-// WithLogInterval sets how often one kind of state-change warning (per
-// remote, role and state) may be logged; the ones in between are counted
-// and the count is reported with the next. Zero means defaults.LogInterval.
-func WithLogInterval(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.logEvery = d
-		}
-	}
 }
