@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/policy"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -34,6 +35,9 @@ type daemonConfig struct {
 	// uploadIdleTimeout and readBufferLimit: zero means proxy's default.
 	uploadIdleTimeout time.Duration
 	readBufferLimit   int64
+	// maxIdleUploads and maxIdleUploadBytes: zero means the server's default.
+	maxIdleUploads     int
+	maxIdleUploadBytes int64
 	// policy is the whole configuration, for the remotes and Control; nil
 	// means the built-in defaults (local store only).
 	policy *policy.Config
@@ -53,12 +57,14 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 		// Whether the user named the address, not whether it differs from
 		// the default: `--metrics 127.0.0.1:9091` on a busy port must fail
 		// like any other address they chose.
-		metricsExplicit:   c.MetricsSet,
-		logLevel:          c.LogLevel,
-		policy:            c,
-		storeDir:          c.StoreDir,
-		uploadIdleTimeout: c.Cache.UploadIdleTimeout,
-		readBufferLimit:   c.Cache.ReadBufferLimit,
+		metricsExplicit:    c.MetricsSet,
+		logLevel:           c.LogLevel,
+		policy:             c,
+		storeDir:           c.StoreDir,
+		uploadIdleTimeout:  c.Cache.UploadIdleTimeout,
+		readBufferLimit:    c.Cache.ReadBufferLimit,
+		maxIdleUploads:     c.Cache.MaxIdleUploads,
+		maxIdleUploadBytes: c.Cache.MaxIdleUploadBytes,
 		storeOpts: disk.Options{
 			QuotaBytes:      c.Cache.Quota.Bytes,
 			QuotaPercent:    c.Cache.Quota.Percent,
@@ -79,4 +85,16 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 		}
 	}
 	return d, nil
+}
+
+// serverOptions is the gRPC servers' share of d: the limits the
+// configuration sets (zero fields mean the server's defaults).
+func serverOptions(d daemonConfig) grpcservers.Options {
+	return grpcservers.Options{
+		MaxBatchTotalSizeBytes: d.maxBatchBytes,
+		UploadIdleTimeout:      d.uploadIdleTimeout,
+		ReadBufferLimit:        d.readBufferLimit,
+		MaxIdleUploads:         d.maxIdleUploads,
+		MaxIdleUploadBytes:     d.maxIdleUploadBytes,
+	}
 }

@@ -92,18 +92,10 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 		return nil, err
 	}
 	d.health = health.NewServer()
-	d.server = grpcservers.NewServer(d.remotes, grpcservers.Options{
-		Health:                 d.health,
-		MaxBatchTotalSizeBytes: cfg.maxBatchBytes,
-		Logger:                 log,
-		Registerer:             reg,
-		Execution:              d.exec,
-		Logs:                   d.exec,
-		UpdateEnabled:          d.remotes.UpdateEnabled,
-		Spooler:                d.store,
-		UploadIdleTimeout:      cfg.uploadIdleTimeout,
-		ReadBufferLimit:        cfg.readBufferLimit,
-	}, d.serverOptions()...)
+	sopts := serverOptions(cfg)
+	sopts.Health, sopts.Logger, sopts.Registerer = d.health, log, reg
+	sopts.Execution, sopts.Logs, sopts.UpdateEnabled, sopts.Spooler = d.exec, d.exec, d.remotes.UpdateEnabled, d.store
+	d.server = grpcservers.NewServer(d.remotes, sopts, d.grpcServerOptions()...)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.metricsURL, d.scrubber)
@@ -120,10 +112,10 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	return d, nil
 }
 
-// serverOptions are the gRPC server's transport credentials and
+// grpcServerOptions are the gRPC server's transport credentials and
 // interceptors beyond grpcservers' own: listen auth first, so that only an
 // authorised caller learns of a loop, then the loop guard.
-func (d *castdDaemon) serverOptions() []grpc.ServerOption {
+func (d *castdDaemon) grpcServerOptions() []grpc.ServerOption {
 	opts := append([]grpc.ServerOption{grpc.Creds(mixedCreds{})}, d.auth.ServerOptions()...)
 	return append(opts, d.guard.ServerOptions()...)
 }

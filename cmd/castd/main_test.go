@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -126,4 +127,19 @@ func loadWithFlags(t *testing.T, args ...string) *policy.Config {
 		t.Fatalf("load %v: %v", args, err)
 	}
 	return cfg
+}
+
+func TestUploadLimitsReachTheServer(t *testing.T) {
+	// cache.max-idle-uploads and cache.max-idle-upload-bytes (and the
+	// other served-API limits) reach grpcservers.Options; unset ones stay
+	// zero, the server's defaults.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	dc, err := daemonConfigFrom(loadWithFlags(t, "--cache.max-idle-uploads", "7", "--cache.max-idle-upload-bytes", "1G", "--cache.upload-idle-timeout", "30s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := serverOptions(dc)
+	if o.MaxIdleUploads != 7 || o.MaxIdleUploadBytes != 1<<30 || o.UploadIdleTimeout != 30*time.Second || o.ReadBufferLimit != 0 {
+		t.Errorf("server options %+v; want 7 uploads, 1G, 30s and a zero read-buffer-limit", o)
+	}
 }

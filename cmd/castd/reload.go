@@ -82,6 +82,9 @@ func (d *castdDaemon) warnNotReloaded(next daemonConfig) {
 	changed("cache.reserved-disk-space", cur.storeOpts.ReservedBytes != next.storeOpts.ReservedBytes || cur.storeOpts.ReservedPercent != next.storeOpts.ReservedPercent)
 	changed("cache.upload-idle-timeout", cur.uploadIdleTimeout != next.uploadIdleTimeout)
 	changed("cache.read-buffer-limit", cur.readBufferLimit != next.readBufferLimit)
+	changed("cache.max-idle-uploads or max-idle-upload-bytes", cur.maxIdleUploads != next.maxIdleUploads || cur.maxIdleUploadBytes != next.maxIdleUploadBytes)
+	changed("cache.remotes", curPolicy(cur).Cache.Remotes != next.policy.Cache.Remotes)
+	changed("cache.push", curPolicy(cur).Cache.Push != next.policy.Cache.Push)
 	changed("cache.scrub-interval", curPolicy(cur).Cache.ScrubInterval != next.policy.Cache.ScrubInterval)
 	changed("log-request-metadata", curPolicy(cur).LogRequestMetadata != next.policy.LogRequestMetadata)
 	cl, nl := curPolicy(cur).LocalExecution, next.policy.LocalExecution

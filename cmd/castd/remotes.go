@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	castdpb "github.com/castd/castd/api/castd/v1"
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/internal/loopguard"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/policy"
@@ -62,8 +63,8 @@ func registerControl(s *grpc.Server, cfg *policy.Config, set *proxy.Set, local *
 func startScrubber(cfg *policy.Config, local *disk.Store, set *proxy.Set, reg prometheus.Registerer, log *slog.Logger) *grpcservers.Scrubber {
 	sc := grpcservers.NewScrubber(local, set, grpcservers.ScrubberOptions{Logger: log, Registerer: reg})
 	if iv := cfg.Cache.ScrubInterval; iv > 0 {
-		sc.Start(iv, grpcservers.DefaultScrubRate)
-		log.Info("background scrub enabled", "interval", iv.String(), "bytes_per_second", grpcservers.DefaultScrubRate)
+		sc.Start(iv, defaults.ScrubRate)
+		log.Info("background scrub enabled", "interval", iv.String(), "bytes_per_second", defaults.ScrubRate)
 	}
 	return sc
 }

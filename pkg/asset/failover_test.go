@@ -2,6 +2,7 @@ package asset_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,5 +82,17 @@ func TestFanoutFailover(t *testing.T) {
 				t.Errorf("r2 calls with fallback %v; want [false]", fb)
 			}
 		})
+	}
+}
+
+func TestFanoutMissNamesEachRemote(t *testing.T) {
+	t.Log("a miss lists every index remote's reason, labelled like the CAS and action-cache fan-outs' (one walk for all three)")
+	a := asset.Asset{Kind: asset.Blob, URIs: []string{"https://example.com/a.tar"}}
+	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	f := asset.NewFanout(local, []asset.Tier{{Name: "r1", Index: &fakeIndex{}}, {Name: "r2", Index: &fakeIndex{}}}, asset.FanoutOptions{})
+	_, err := f.Lookup(ctxT(t), a, time.Time{})
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.NotFound || !strings.Contains(msg, "found nowhere reachable: upstream[1] r1: ") || !strings.Contains(msg, "; upstream[2] r2: ") {
+		t.Fatalf("Lookup = %v; want NOT_FOUND listing upstream[1] r1 and upstream[2] r2", err)
 	}
 }

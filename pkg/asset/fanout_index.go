@@ -3,11 +3,12 @@ package asset
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/store/fanout"
 )
 
 // Tier is one index remote in the pull order. Name labels errors and logs
@@ -33,17 +34,18 @@ type FanoutOptions struct {
 	// Logger receives skipped-remote reports; nil means slog.Default().
 	Logger *slog.Logger
 	// FailoverDelay is how long an index remote with a later one behind it
-	// may take to answer before the next is asked (see lookupTier). Zero
-	// means DefaultFailoverDelay.
+	// may take to answer before the next is asked (see fanout.Walk). Zero
+	// means defaults.FailoverDelay.
 	FailoverDelay time.Duration
 }
 
 // NewFanout returns the ordered asset index: local first, then the index
-// remotes in pull order. A local failure is returned; a remote that fails
-// is skipped and logged, and one with a later remote behind it gets a
-// single attempt and FanoutOptions.FailoverDelay to answer; a miss is
-// NOT_FOUND only when every tier missed or failed (the message lists the
-// failures). A remote hit is recorded in local, under the URI that matched,
+// remotes in pull order, walked by fanout.Walk like the CAS and action
+// cache fan-outs. A local failure is returned; a remote that fails is
+// skipped and logged, and one with a later remote behind it gets a single
+// attempt and FanoutOptions.FailoverDelay to answer; a miss is NOT_FOUND
+// listing each remote's reason, and when no remote could answer the
+// failure keeps its code. A remote hit is recorded in local, under the URI that matched,
 // with the remote's expiry. Record writes to local only, then calls
 // OnRecord. Wrap local and every tier's Index in NewCompletenessCheckingIndex
 // so that references to content that is gone are misses of that tier. Safe
@@ -52,15 +54,18 @@ func NewFanout(local Index, tiers []Tier, opts FanoutOptions) Index {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.FailoverDelay <= 0 {
-		opts.FailoverDelay = DefaultFailoverDelay
+	f := &fanoutIndex{local: local, tiers: append([]Tier(nil), tiers...), opts: opts}
+	f.order.FailoverDelay = opts.FailoverDelay
+	for _, t := range tiers {
+		f.order.Names = append(f.order.Names, t.Name)
 	}
-	return &fanoutIndex{local: local, tiers: append([]Tier(nil), tiers...), opts: opts}
+	return f
 }
 
 type fanoutIndex struct {
 	local Index
 	tiers []Tier
+	order fanout.Order
 	opts  FanoutOptions
 }
 
@@ -69,30 +74,17 @@ func (f *fanoutIndex) Lookup(ctx context.Context, a Asset, oldest time.Time) (Re
 	if status.Code(err) != codes.NotFound {
 		return ref, err
 	}
-	var failures []string
-	failed := codes.OK // the last failure's code while every remote failed
-	for i, t := range f.tiers {
-		ref, err := f.lookupTier(ctx, i, a, oldest)
-		switch {
-		case err == nil:
-			f.remoteHit(ctx, a, ref, t)
-			return ref, nil
-		case ctx.Err() != nil:
-			return Ref{}, status.FromContextError(ctx.Err()).Err()
-		case status.Code(err) != codes.NotFound:
-			f.opts.Logger.Warn("asset: lookup skips a failing index remote", "remote", t.Name, "asset", a.String(), "err", err)
-			failures = append(failures, t.Name+": "+err.Error())
-			failed = status.Code(err)
-		}
+	hooks := fanout.Hooks{Skipped: func(err error) {
+		f.opts.Logger.Warn("asset: lookup skips a failing index remote", "asset", a.String(), "err", err)
+	}}
+	ref, i, err := fanout.Walk(ctx, f.order, a.String(), hooks, func(ctx context.Context, i int, call *fanout.Call) (Ref, error) {
+		return f.tiers[i].Index.Lookup(call.Context(), a, oldest)
+	})
+	if err != nil {
+		return Ref{}, err
 	}
-	if len(failures) == len(f.tiers) && failed != codes.OK {
-		// No remote could answer: not a miss; the failure keeps its code.
-		return Ref{}, status.Errorf(failed, "%s: no index remote could answer: %s", a, strings.Join(failures, "; "))
-	}
-	if len(failures) > 0 {
-		return Ref{}, status.Errorf(codes.NotFound, "%s not found (skipped failing remotes: %s)", a, strings.Join(failures, "; "))
-	}
-	return Ref{}, status.Errorf(codes.NotFound, "%s not found locally or on %d index remotes", a, len(f.tiers))
+	f.remoteHit(ctx, a, ref, f.tiers[i])
+	return ref, nil
 }
 
 // remoteHit records a tier's answer locally and reports it. The answer is

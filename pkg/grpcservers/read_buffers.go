@@ -14,10 +14,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// DefaultReadBufferLimit is Options.ReadBufferLimit when it is zero: 256
-// stalled-or-slow chunks, 128 clients that stopped reading a large blob.
-const DefaultReadBufferLimit = 256 << 20
-
 // readBuffers lends the chunkSize buffers ByteStream Read sends from and
 // bounds the bytes they hold in total. A buffer counts from the moment it
 // is lent until gRPC has written it to the connection, so a client that

@@ -19,11 +19,6 @@ import (
 	"github.com/castd/castd/pkg/store/disk"
 )
 
-// DefaultScrubRate is the read rate of the background scrub, in bytes a
-// second: a 20 GB store takes about ten minutes, and the disk stays free
-// for clients meanwhile.
-const DefaultScrubRate = 32 << 20
-
 // Fanouts is what a Scrubber refetches through: the instance names served
 // and each one's read fan-out. *remotes.Set implements it.
 type Fanouts interface {

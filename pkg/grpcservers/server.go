@@ -16,29 +16,16 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/castd/castd/internal/bufpool"
+	"github.com/castd/castd/internal/defaults"
 
 	"github.com/castd/castd/pkg/store/disk"
 )
-
-// DefaultMaxBatchTotalSizeBytes is the batch limit advertised when
-// Options.MaxBatchTotalSizeBytes is zero. Bazel's default gRPC message limit
-// is 4 MiB too.
-const DefaultMaxBatchTotalSizeBytes = 4 << 20
-
-// DefaultUploadIdleTimeout is Options.UploadIdleTimeout when it is zero.
-const DefaultUploadIdleTimeout = 60 * time.Second
-
-// DefaultMaxIdleUploads is Options.MaxIdleUploads when it is zero.
-const DefaultMaxIdleUploads = 256
-
-// DefaultMaxIdleUploadBytes is Options.MaxIdleUploadBytes when it is zero.
-const DefaultMaxIdleUploadBytes = 4 << 30
 
 // Options tune the services. The zero value is usable.
 type Options struct {
 	// MaxBatchTotalSizeBytes is the total blob payload a BatchUpdateBlobs or
 	// BatchReadBlobs call may carry; it is advertised in Capabilities.
-	// Zero means DefaultMaxBatchTotalSizeBytes.
+	// Zero means defaults.MaxBatchTotalSizeBytes.
 	MaxBatchTotalSizeBytes int64
 	// Logger receives errors that are not returned to a client. Nil means
 	// slog.Default().
@@ -52,23 +39,23 @@ type Options struct {
 	// stream broke waits this long for the client to resume it
 	// (QueryWriteStatus, then Write from committed_size) before it is
 	// dropped. A dropped upload's spool file is removed; nothing is stored.
-	// Zero means DefaultUploadIdleTimeout.
+	// Zero means defaults.UploadIdleTimeout.
 	UploadIdleTimeout time.Duration
 	// MaxIdleUploads bounds the uploads kept for resumption at once; past
 	// it the longest idle is dropped. Each costs its spool file on disk
 	// (no fd, no memory beyond bookkeeping). Zero means
-	// DefaultMaxIdleUploads.
+	// defaults.MaxIdleUploads.
 	MaxIdleUploads int
 	// MaxIdleUploadBytes bounds the bytes the spool files of uploads kept
 	// for resumption hold in total (the local store counts them against
 	// its quota, so without a bound abandoned uploads could push out the
 	// cache); past it the longest idle is dropped, and an upload alone
-	// larger than it is not kept. Zero means DefaultMaxIdleUploadBytes.
+	// larger than it is not kept. Zero means defaults.MaxIdleUploadBytes.
 	MaxIdleUploadBytes int64
 	// ReadBufferLimit bounds the memory ByteStream Read buffers hold in
 	// total, counted from the read of a chunk until gRPC has written it to
 	// the connection (so it covers clients that stopped reading); readers
-	// wait for room past it. Zero means DefaultReadBufferLimit.
+	// wait for room past it. Zero means defaults.ReadBufferLimit.
 	ReadBufferLimit int64
 	// Spooler receives ByteStream uploads in progress. castd passes the
 	// local store, which spools into its temp directory (emptied when it
@@ -101,7 +88,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.MaxBatchTotalSizeBytes <= 0 {
-		o.MaxBatchTotalSizeBytes = DefaultMaxBatchTotalSizeBytes
+		o.MaxBatchTotalSizeBytes = defaults.MaxBatchTotalSizeBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -110,16 +97,16 @@ func (o Options) withDefaults() Options {
 		o.Registerer = prometheus.NewRegistry()
 	}
 	if o.UploadIdleTimeout <= 0 {
-		o.UploadIdleTimeout = DefaultUploadIdleTimeout
+		o.UploadIdleTimeout = defaults.UploadIdleTimeout
 	}
 	if o.MaxIdleUploads <= 0 {
-		o.MaxIdleUploads = DefaultMaxIdleUploads
+		o.MaxIdleUploads = defaults.MaxIdleUploads
 	}
 	if o.ReadBufferLimit <= 0 {
-		o.ReadBufferLimit = DefaultReadBufferLimit
+		o.ReadBufferLimit = defaults.ReadBufferLimit
 	}
 	if o.MaxIdleUploadBytes <= 0 {
-		o.MaxIdleUploadBytes = DefaultMaxIdleUploadBytes
+		o.MaxIdleUploadBytes = defaults.MaxIdleUploadBytes
 	}
 	if o.UploadDir == "" {
 		o.UploadDir = os.TempDir()

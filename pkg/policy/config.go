@@ -121,6 +121,57 @@ type Cache struct {
 	// for clients that have not received it yet; zero means the server's
 	// default (256M).
 	ReadBufferLimit int64 `json:"read-buffer-limit"`
+	// MaxIdleUploads and MaxIdleUploadBytes bound the ByteStream uploads
+	// kept for resumption, by count and by the bytes of their spool
+	// files; zero means the server's default.
+	MaxIdleUploads     int   `json:"max-idle-uploads"`
+	MaxIdleUploadBytes int64 `json:"max-idle-upload-bytes"`
+
+	// Remotes tunes the read fan-out and the client of every remote.
+	Remotes RemoteTuning `json:"remotes"`
+	// Push tunes the write-back queue.
+	Push PushTuning `json:"push"`
+}
+
+// RemoteTuning is cache.remotes: how castd reads from and talks to its
+// remotes, for all of them. A zero field means the default
+// (internal/defaults); ExistenceTTL and BreakerFailures are negative when
+// the file says off.
+type RemoteTuning struct {
+	// FailoverDelay is how long a remote with a later one behind it may
+	// take to answer a read before the next is asked.
+	FailoverDelay time.Duration `json:"failover-delay"`
+	// StreamStallDelay is how long a stream from such a remote may go
+	// without bytes, once started, before it is continued from the next.
+	StreamStallDelay time.Duration `json:"stream-stall-delay"`
+	// StreamIdleTimeout cuts any remote stream without progress.
+	StreamIdleTimeout time.Duration `json:"stream-idle-timeout"`
+	// MaxConcurrent bounds the calls in flight to one remote.
+	MaxConcurrent int `json:"max-concurrent"`
+	// ExistenceTTL is how long a remote's "present" answer is believed.
+	ExistenceTTL time.Duration `json:"existence-ttl"`
+	// ExistenceMaxEntries bounds each remote's existence cache.
+	ExistenceMaxEntries int `json:"existence-max-entries"`
+	// BreakerFailures consecutive failures open a remote's breaker, for
+	// BreakerCoolDown.
+	BreakerFailures int           `json:"breaker-failures"`
+	BreakerCoolDown time.Duration `json:"breaker-cool-down"`
+}
+
+// PushTuning is cache.push: the write-back queue's bounds and retry
+// delays. A zero field means the default (internal/defaults).
+type PushTuning struct {
+	// MaxPending bounds the entries waiting over all remotes.
+	MaxPending int `json:"max-pending"`
+	// FullWait is how long a write waits for room in a full queue.
+	FullWait time.Duration `json:"full-wait"`
+	// BackoffMin and BackoffMax bound a failed push's retry delay.
+	BackoffMin time.Duration `json:"backoff-min"`
+	BackoffMax time.Duration `json:"backoff-max"`
+	// Batch is how many ready entries of one remote a worker takes.
+	Batch int `json:"batch"`
+	// Parallelism bounds the uploads in flight to one remote.
+	Parallelism int `json:"parallelism"`
 }
 
 // LocalExecution configures actions run on this machine.

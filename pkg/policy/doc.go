@@ -26,6 +26,10 @@
 //	cache.scrub-interval             CASTD_CACHE_SCRUB_INTERVAL            --cache.scrub-interval
 //	cache.upload-idle-timeout        CASTD_CACHE_UPLOAD_IDLE_TIMEOUT       --cache.upload-idle-timeout
 //	cache.read-buffer-limit          CASTD_CACHE_READ_BUFFER_LIMIT         --cache.read-buffer-limit
+//	cache.max-idle-uploads           CASTD_CACHE_MAX_IDLE_UPLOADS          --cache.max-idle-uploads
+//	cache.max-idle-upload-bytes      CASTD_CACHE_MAX_IDLE_UPLOAD_BYTES     --cache.max-idle-upload-bytes
+//	cache.remotes.KEY                CASTD_CACHE_REMOTES_KEY               --cache.remotes.KEY
+//	cache.push.KEY                   CASTD_CACHE_PUSH_KEY                  --cache.push.KEY
 //	local-execution.jobs             CASTD_LOCAL_EXECUTION_JOBS            --local-execution.jobs
 //	local-execution.sandbox          CASTD_LOCAL_EXECUTION_SANDBOX         --local-execution.sandbox
 //	local-execution.workdir          CASTD_LOCAL_EXECUTION_WORKDIR         --local-execution.workdir
@@ -44,8 +48,10 @@
 // forever; YAML only); cache.quota 10G; cache.low-watermark 80%;
 // cache.reserved-disk-space 5%; cache.recache-project-content true;
 // cache.scrub-interval 0 (no background scrub);
-// cache.upload-idle-timeout 60s and cache.read-buffer-limit 256M (left
-// zero here; the server applies them);
+// cache.upload-idle-timeout, read-buffer-limit, max-idle-uploads,
+// max-idle-upload-bytes and every cache.remotes and cache.push key are
+// left zero here: zero means the default of internal/defaults, which the
+// layer applies (README's configuration reference lists the values);
 // local-execution.jobs the number of CPUs, sandbox none, cache-failures
 // and local-fallback false, default-timeout 0 (none). Sizes use binary
 // multiples (1K = 1024 bytes).

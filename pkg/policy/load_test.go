@@ -171,6 +171,18 @@ func TestLoadLayers(t *testing.T) {
 				}
 			},
 		},
+		{
+			name:  "tuning from environment and flags",
+			why:   "the nested cache.remotes and cache.push keys are settable like any other, off included",
+			env:   []string{"CASTD_CACHE_REMOTES_EXISTENCE_TTL=off", "CASTD_CACHE_REMOTES_MAX_CONCURRENT=8", "CASTD_CACHE_PUSH_BACKOFF_MAX=2m"},
+			flags: []string{"--cache.remotes.breaker-failures=3", "--cache.push.batch=10", "--cache.max-idle-upload-bytes=2G"},
+			check: func(t *testing.T, cfg *policy.Config) {
+				r, p := cfg.Cache.Remotes, cfg.Cache.Push
+				if r.ExistenceTTL != -1 || r.MaxConcurrent != 8 || r.BreakerFailures != 3 || p.BackoffMax != 2*time.Minute || p.Batch != 10 || cfg.Cache.MaxIdleUploadBytes != 2<<30 {
+					t.Errorf("remotes %+v, push %+v, max-idle-upload-bytes %d", r, p, cfg.Cache.MaxIdleUploadBytes)
+				}
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,6 +231,12 @@ func TestLoadLayerErrors(t *testing.T) {
 			why:   "cache.scrub-interval is a duration; the error names the flag and the key",
 			flags: []string{"--cache.scrub-interval=daily"},
 			want:  `--cache.scrub-interval: cache.scrub-interval: expected a duration such as 90s or 10m (or whole seconds), found "daily"`,
+		},
+		{
+			name: "bad tuning count",
+			why:  "a count given as a string (flag or variable) must be a whole number; off is only for the keys that allow it",
+			env:  []string{"CASTD_CACHE_REMOTES_BREAKER_FAILURES=never"},
+			want: `$CASTD_CACHE_REMOTES_BREAKER_FAILURES: cache.remotes.breaker-failures: expected a whole number, found "never"`,
 		},
 		{
 			name:  "bad flag value",

@@ -120,7 +120,7 @@ func remoteReports(rs []Remote) []RemoteReport {
 	for _, r := range rs {
 		out = append(out, RemoteReport{
 			URL: r.URL, InstanceName: r.InstanceName, Type: string(r.Type),
-			Origin: string(r.Origin), Section: r.Section, Push: r.Push, Auth: redactAuth(r.Auth),
+			Origin: string(r.Origin), Section: string(r.Section), Push: r.Push, Auth: redactAuth(r.Auth),
 		})
 	}
 	return out

@@ -53,14 +53,14 @@ type Remote struct {
 	URL          string     `json:"url"`
 	InstanceName string     `json:"instance-name"`
 	Type         RemoteType `json:"type"`
-	// Push is the effective push decision for the role of the list the
-	// remote is in.
+	// Role is the role of the list the remote is in (a server is in one
+	// list per role it serves).
+	Role Role `json:"role"`
+	// Push is the effective push decision for that role.
 	Push   bool   `json:"push"`
 	Origin Origin `json:"origin"`
-	// Section is the configuration block: "artifacts", "source-caches",
-	// "cache.storage-service", "remote-execution.storage-service" or
-	// "remote-execution.action-cache-service".
-	Section          string           `json:"section"`
+	// Section is the configuration block the remote came from.
+	Section          Block            `json:"section"`
 	Auth             Auth             `json:"auth"`
 	ConnectionConfig ConnectionConfig `json:"connection-config"`
 }
@@ -114,8 +114,8 @@ func Resolve(cfg *Config, project *Project) *Resolved {
 	if project != nil {
 		projArt, projSrc = project.Artifacts, project.SourceCaches
 	}
-	art := r.section("artifacts", cfg.Artifacts, over.Artifacts, projArt)
-	src := r.section("source-caches", cfg.SourceCaches, over.SourceCaches, projSrc)
+	art := r.section(BlockArtifacts, cfg.Artifacts, over.Artifacts, projArt)
+	src := r.section(BlockSourceCaches, cfg.SourceCaches, over.SourceCaches, projSrc)
 	r.Artifacts = splitRoles(art)
 	r.SourceCaches = splitRoles(src)
 
@@ -130,18 +130,18 @@ func Resolve(cfg *Config, project *Project) *Resolved {
 
 	var cas, ac []Remote
 	if s := cfg.Cache.StorageService; s != nil {
-		cas = append(cas, serviceRemote(s, OriginUser, "cache.storage-service", true))
+		cas = append(cas, serviceRemote(s, OriginUser, BlockCacheStorage, true))
 	}
 	if re != nil && re.StorageService != nil {
-		cas = append(cas, serviceRemote(re.StorageService, reOrigin, "remote-execution.storage-service", pushStorage))
+		cas = append(cas, serviceRemote(re.StorageService, reOrigin, BlockStorageService, pushStorage))
 	}
 	if re != nil && re.ActionCacheService != nil {
 		s := re.ActionCacheService
-		ac = append(ac, serviceRemote(s, reOrigin, "remote-execution.action-cache-service", effectivePush(s.Push, s.Auth)))
+		ac = append(ac, serviceRemote(s, reOrigin, BlockActionCacheService, effectivePush(s.Push, s.Auth)))
 	}
-	r.CAS = dedupe(append(append(cas, r.Artifacts.Storage...), r.SourceCaches.Storage...))
-	r.ActionCache = dedupe(append(ac, r.Artifacts.Index...))
-	r.Assets = dedupe(append(append([]Remote(nil), r.Artifacts.Index...), r.SourceCaches.Index...))
+	r.CAS = withRole(RoleStorage, dedupe(append(append(cas, r.Artifacts.Storage...), r.SourceCaches.Storage...)))
+	r.ActionCache = withRole(RoleActionCache, dedupe(append(ac, r.Artifacts.Index...)))
+	r.Assets = withRole(RoleIndex, dedupe(append(append([]Remote(nil), r.Artifacts.Index...), r.SourceCaches.Index...)))
 	r.PushCAS = pushing(r.CAS)
 	r.PushActionCache = pushing(r.ActionCache)
 	r.PushAssets = pushing(r.Assets)
@@ -150,7 +150,7 @@ func Resolve(cfg *Config, project *Project) *Resolved {
 
 // section merges one cache section: per-project user servers if any, else
 // the global ones; then the project's, unless overridden at either level.
-func (r *Resolved) section(name string, global Section, per *Section, project []Server) []Remote {
+func (r *Resolved) section(name Block, global Section, per *Section, project []Server) []Remote {
 	user, origin := global.Servers, OriginUser
 	override := global.OverrideProjectCaches
 	if per != nil {
@@ -208,14 +208,14 @@ func scenarioOf(re *RemoteExecution) Scenario {
 	return ScenarioLocal
 }
 
-func serverRemote(s Server, o Origin, section string, push bool) Remote {
+func serverRemote(s Server, o Origin, section Block, push bool) Remote {
 	return Remote{URL: s.URL, InstanceName: s.InstanceName, Type: s.Type, Push: push, Origin: o,
 		Section: section, Auth: s.Auth, ConnectionConfig: s.ConnectionConfig}
 }
 
-func serviceRemote(s *Service, o Origin, section string, push bool) Remote {
+func serviceRemote(s *Service, o Origin, section Block, push bool) Remote {
 	t := TypeStorage
-	if section == "remote-execution.action-cache-service" {
+	if section == BlockActionCacheService {
 		t = TypeIndex
 	}
 	return Remote{URL: s.URL, InstanceName: s.InstanceName, Type: t, Push: push, Origin: o,
@@ -232,7 +232,7 @@ func splitRoles(rs []Remote) Roles {
 			out.Storage = append(out.Storage, r)
 		}
 	}
-	out.Index, out.Storage = dedupe(out.Index), dedupe(out.Storage)
+	out.Index, out.Storage = withRole(RoleIndex, dedupe(out.Index)), withRole(RoleStorage, dedupe(out.Storage))
 	return out
 }
 

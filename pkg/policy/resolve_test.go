@@ -413,3 +413,53 @@ func TestScenarioString(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveStampsRoles(t *testing.T) {
+	// A builder picks tiers by role: every resolved list carries its role,
+	// and one server in several lists has a role per list.
+	cfg := mustUser(t, `
+cache:
+  storage-service: {url: https://cas.example.com}
+remote-execution:
+  action-cache-service: {url: https://ac.example.com, push: true}
+artifacts:
+  servers:
+  - {url: https://all.example.com, type: all, push: true}
+`)
+	r := policy.Resolve(cfg, nil)
+	lists := []struct {
+		name string
+		rs   []policy.Remote
+		want policy.Role
+	}{
+		{"cas", r.CAS, policy.RoleStorage}, {"push-cas", r.PushCAS, policy.RoleStorage},
+		{"action-cache", r.ActionCache, policy.RoleActionCache}, {"push-action-cache", r.PushActionCache, policy.RoleActionCache},
+		{"assets", r.Assets, policy.RoleIndex}, {"push-assets", r.PushAssets, policy.RoleIndex},
+		{"artifacts.index", r.Artifacts.Index, policy.RoleIndex}, {"artifacts.storage", r.Artifacts.Storage, policy.RoleStorage},
+	}
+	for _, l := range lists {
+		if len(l.rs) == 0 {
+			t.Errorf("%s is empty", l.name)
+		}
+		for _, x := range l.rs {
+			if x.Role != l.want {
+				t.Errorf("%s: %s has role %v; want %v", l.name, x.URL, x.Role, l.want)
+			}
+		}
+	}
+	if r.CAS[0].Section != policy.BlockCacheStorage || r.ActionCache[0].Section != policy.BlockActionCacheService {
+		t.Errorf("sections %q, %q; want the cache storage-service and action-cache-service blocks", r.CAS[0].Section, r.ActionCache[0].Section)
+	}
+}
+
+func TestRoleString(t *testing.T) {
+	// The names are the roles of the status report and the JSON shape.
+	for role, want := range map[policy.Role]string{
+		policy.RoleStorage: "storage", policy.RoleActionCache: "action-cache", policy.RoleIndex: "index",
+		policy.RoleExecution: "execution", policy.Role(0): "none",
+	} {
+		if got := role.String(); got != want {
+			t.Errorf("Role(%d).String() = %q, want %q", int(role), got, want)
+		}
+	}
+}

@@ -18,7 +18,11 @@ var (
 	}
 	listenTLSKeys  = []string{"server-cert", "server-key", "client-ca"}
 	listenAuthKeys = []string{"access-token"}
-	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval"}
+	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval",
+		"max-idle-uploads", "max-idle-upload-bytes", "remotes", "push"}
+	remoteTuningKeys = []string{"failover-delay", "stream-stall-delay", "stream-idle-timeout", "max-concurrent",
+		"existence-ttl", "existence-max-entries", "breaker-failures", "breaker-cool-down"}
+	pushTuningKeys = []string{"max-pending", "full-wait", "backoff-min", "backoff-max", "batch", "parallelism"}
 	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout"}
 	projectKeys    = []string{"artifacts", "source-caches", "remote-execution"}
 	logLevels      = []string{"debug", "info", "warn", "error"}
@@ -329,6 +333,87 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 	if x, ok := m["read-buffer-limit"]; ok && x != nil {
 		c.ReadBufferLimit = d.byteCount(childPath(path, "read-buffer-limit"), x)
 	}
+	if x, ok := m["max-idle-uploads"]; ok && x != nil {
+		c.MaxIdleUploads = d.count(childPath(path, "max-idle-uploads"), x)
+	}
+	if x, ok := m["max-idle-upload-bytes"]; ok && x != nil {
+		c.MaxIdleUploadBytes = d.byteCount(childPath(path, "max-idle-upload-bytes"), x)
+	}
+	if x, ok := m["remotes"]; ok && x != nil {
+		d.remoteTuning(childPath(path, "remotes"), x, &c.Remotes)
+	}
+	if x, ok := m["push"]; ok && x != nil {
+		d.pushTuning(childPath(path, "push"), x, &c.Push)
+	}
+}
+
+// remoteTuning reads cache.remotes. Every key is optional; 0 means the
+// default, and existence-ttl and breaker-failures also take off.
+func (d *decoder) remoteTuning(path string, v any, t *RemoteTuning) {
+	m, ok := d.keyedMapping(path, v, remoteTuningKeys...)
+	if !ok {
+		return
+	}
+	d.durations(path, m, []string{"failover-delay", "stream-stall-delay", "stream-idle-timeout", "breaker-cool-down"},
+		&t.FailoverDelay, &t.StreamStallDelay, &t.StreamIdleTimeout, &t.BreakerCoolDown)
+	if x, ok := m["existence-ttl"]; ok && x != nil {
+		if t.ExistenceTTL = -1; !isOff(x) {
+			t.ExistenceTTL = d.duration(childPath(path, "existence-ttl"), x)
+		}
+	}
+	if x, ok := m["breaker-failures"]; ok && x != nil {
+		if t.BreakerFailures = -1; !isOff(x) {
+			t.BreakerFailures = d.count(childPath(path, "breaker-failures"), x)
+		}
+	}
+	if x, ok := m["max-concurrent"]; ok && x != nil {
+		t.MaxConcurrent = d.count(childPath(path, "max-concurrent"), x)
+	}
+	if x, ok := m["existence-max-entries"]; ok && x != nil {
+		t.ExistenceMaxEntries = d.count(childPath(path, "existence-max-entries"), x)
+	}
+}
+
+// pushTuning reads cache.push. Every key is optional; 0 means the default.
+func (d *decoder) pushTuning(path string, v any, t *PushTuning) {
+	m, ok := d.keyedMapping(path, v, pushTuningKeys...)
+	if !ok {
+		return
+	}
+	d.durations(path, m, []string{"full-wait", "backoff-min", "backoff-max"}, &t.FullWait, &t.BackoffMin, &t.BackoffMax)
+	for k, dst := range map[string]*int{"max-pending": &t.MaxPending, "batch": &t.Batch, "parallelism": &t.Parallelism} {
+		if x, ok := m[k]; ok && x != nil {
+			*dst = d.count(childPath(path, k), x)
+		}
+	}
+}
+
+// durations reads the duration keys of m under path into dsts, in order.
+func (d *decoder) durations(path string, m map[string]any, keys []string, dsts ...*time.Duration) {
+	for i, k := range keys {
+		if x, ok := m[k]; ok && x != nil {
+			*dsts[i] = d.duration(childPath(path, k), x)
+		}
+	}
+}
+
+// isOff reports whether v is the word off, which switches a feature off
+// where a key allows it.
+func isOff(v any) bool { return v == "off" }
+
+// count reads a non-negative integer, from YAML or as the decimal string
+// an environment variable or flag gives.
+func (d *decoder) count(path string, v any) int {
+	if s, ok := v.(string); ok {
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil || n < 0 {
+			d.errorf(path, "expected a whole number, found %q", s)
+			return 0
+		}
+		return int(n)
+	}
+	n, _ := d.integer(path, v, 0)
+	return int(n)
 }
 
 // byteCount reads a byte count ("256M", 1048576): a quota without the

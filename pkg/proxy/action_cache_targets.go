@@ -17,7 +17,7 @@ func (s *Set) actionCacheTargets(ctx context.Context, r *policy.Resolved) ([]wri
 	var out []writeback.Target
 	for _, rc := range r.PushActionCache {
 		storage, split := executionStorage(r)
-		if rc.Section != "remote-execution.action-cache-service" || !split || keyOf(storage) == keyOf(rc) {
+		if rc.Section != policy.BlockActionCacheService || !split || keyOf(storage) == keyOf(rc) {
 			ts, err := s.targets(ctx, []policy.Remote{rc})
 			if err != nil {
 				return nil, err

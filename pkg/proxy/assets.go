@@ -15,20 +15,20 @@ import (
 // for r's push-enabled index remotes; an association served by a
 // project-recommended remote is re-cached on them unless disabled.
 func (s *Set) buildAssets(ctx context.Context, r *policy.Resolved, cas store.CAS) (asset.Index, error) {
-	var tiers []asset.Tier
-	for _, pr := range r.Assets {
-		rem, err := s.pool.get(ctx, pr)
-		if err != nil {
-			return nil, err
-		}
-		rem.use(ctx, "index", pr.Origin, pr.Push)
-		tiers = append(tiers, asset.Tier{Name: rem.name, Index: asset.NewCompletenessCheckingIndex(rem.assets, cas), Origin: string(pr.Origin)})
+	rems, err := s.dial(ctx, r.Assets)
+	if err != nil {
+		return nil, err
+	}
+	tiers := make([]asset.Tier, len(rems))
+	for i, rem := range rems {
+		tiers[i] = asset.Tier{Name: rem.name, Index: asset.NewCompletenessCheckingIndex(rem.assets, cas), Origin: string(r.Assets[i].Origin)}
 	}
 	push, err := s.targets(ctx, r.PushAssets)
 	if err != nil {
 		return nil, err
 	}
-	opts := asset.FanoutOptions{Logger: s.opts.Logger, FailoverDelay: s.opts.FailoverDelay}
+	opts := assetOptions(s.pool.tuning)
+	opts.Logger = s.opts.Logger
 	if s.config().Cache.RecacheProjectContent {
 		opts.OnRemoteHit = func(a asset.Asset, ref asset.Ref, t asset.Tier) { s.recacheAsset(a, ref, t, push) }
 	}

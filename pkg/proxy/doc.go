@@ -5,7 +5,10 @@
 // instance, and the write-back queue feeding the user's push remotes. It
 // builds and wires; the behaviour of each piece lives in its own package
 // (pkg/store and its subpackages, pkg/asset, pkg/writeback,
-// pkg/execution), and nothing here serves gRPC.
+// pkg/execution), and nothing here serves gRPC. Each resolved list goes
+// from policy.Remote to tiers through one loop (Set.dial), by the list's
+// policy.Role; the layers' tuning comes from the configuration's
+// cache.remotes and cache.push keys (tuning.go).
 //
 // Instance names: "" is the global user remotes; each static `projects:`
 // name of the user configuration is itself an instance name; a project

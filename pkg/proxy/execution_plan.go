@@ -48,7 +48,7 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	if err != nil {
 		return nil, err
 	}
-	exec.use(ctx, "execution", originOfExecution(r), false)
+	exec.use(ctx, executionRemote(r))
 	storage, ok := executionStorage(r)
 	if !ok {
 		return nil, status.Errorf(codes.FailedPrecondition, "instance %q: remote execution has no storage-service", instanceName)
@@ -74,8 +74,8 @@ func QueuedByActionCache(context.Context, string, digest.Digest, *repb.ActionRes
 // credentials are its own block's.
 func executionRemote(r *policy.Resolved) policy.Remote {
 	es := r.RemoteExecution.ExecutionService
-	return policy.Remote{URL: es.URL, InstanceName: es.InstanceName, Type: policy.TypeStorage,
-		Origin: originOfExecution(r), Section: "remote-execution.execution-service",
+	return policy.Remote{URL: es.URL, InstanceName: es.InstanceName, Type: policy.TypeStorage, Role: policy.RoleExecution,
+		Origin: originOfExecution(r), Section: policy.BlockExecutionService,
 		Auth: es.Auth, ConnectionConfig: es.ConnectionConfig}
 }
 
@@ -83,7 +83,7 @@ func executionRemote(r *policy.Resolved) policy.Remote {
 // per-project override.
 func originOfExecution(r *policy.Resolved) policy.Origin {
 	for _, c := range r.CAS {
-		if c.Section == "remote-execution.storage-service" {
+		if c.Section == policy.BlockStorageService {
 			return c.Origin
 		}
 	}
@@ -92,7 +92,7 @@ func originOfExecution(r *policy.Resolved) policy.Origin {
 
 // executionStorage is the CAS the execution service reads inputs from.
 func executionStorage(r *policy.Resolved) (policy.Remote, bool) {
-	for _, want := range []string{"remote-execution.storage-service", "cache.storage-service"} {
+	for _, want := range []policy.Block{policy.BlockStorageService, policy.BlockCacheStorage} {
 		for _, c := range r.CAS {
 			if c.Section == want {
 				return c, true

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy"
 
@@ -40,43 +41,59 @@ func attempts(t *testing.T, reg *prometheus.Registry, method string) int {
 	return n
 }
 
-func TestRetryLimitFromConfig(t *testing.T) {
+func TestRetryLimitAndBreakerFromConfig(t *testing.T) {
+	const noRetries = "connection-config: {retry-limit: 0}"
 	for _, tc := range []struct {
-		name, why string
-		conn      string
-		attempts  int
+		name, why    string
+		tuning, conn string // cache.remotes, and the server's own keys
+		reads, calls int
 	}{
-		{"retry-limit 0", "0 means no retries, as it does in the upstream client", "connection-config: {retry-limit: 0}", 1},
-		{"retry-limit unset", "an unset limit is the client's default of 4 retries", "", 1 + grpcclient.DefaultRetryLimit},
-		{"retry-limit 2", "a set limit is used as it is", "connection-config: {retry-limit: 2}", 3},
+		// The read's first call (GetCapabilities, to learn the remote's
+		// limits) fails, and is the one retried.
+		{"retry-limit 0", "0 means no retries, as it does in the upstream client", "", noRetries, 1, 1},
+		{"retry-limit unset", "an unset limit is the client's default of 4 retries", "", "", 1, 1 + defaults.RetryLimit},
+		{"retry-limit 2", "a set limit is used as it is", "", "connection-config: {retry-limit: 2}", 1, 3},
+		// Six reads: one more than the default breaker (5) lets through.
+		{"breaker after 2 failures", "cache.remotes.breaker-failures opens the breaker after that many failures; later reads fail fast without a call", "breaker-failures: 2", noRetries, 6, 2},
+		{"breaker off", "off disables the breaker: every read calls the remote", "breaker-failures: off", noRetries, 6, 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			reg := prometheus.NewRegistry()
-			opts := proxy.Options{Registerer: reg, Dial: []grpcclient.Option{grpcclient.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}}
-			set, _ := newSetWith(t, t.TempDir(), fmt.Sprintf(`
-artifacts:
-  servers:
-  - {url: grpc://127.0.0.1:1, type: storage, push: false, %s}
-`, tc.conn), opts)
-			cas, err := set.CAS(context.Background(), "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A read: FindMissing asks every remote once whatever the
-			// limit ("missing" is a safe answer), reads of the last remote
-			// keep its retries.
-			_, err = cas.Get(context.Background(), digest.OfBytes([]byte("x")), 0)
-			if code := status.Code(err); code != codes.Unavailable {
-				t.Fatalf("read from the only remote, down: %v, want Unavailable", err)
-			}
-			// The read's first call (GetCapabilities, to learn the
-			// remote's limits) fails, and is the one retried.
-			if n := attempts(t, reg, ""); n != tc.attempts {
-				t.Errorf("%d calls to the remote; want %d", n, tc.attempts)
+			if n := callsForReads(t, tc.tuning, tc.conn, tc.reads); n != tc.calls {
+				t.Errorf("%d calls to the remote after %d reads; want %d", n, tc.reads, tc.calls)
 			}
 		})
 	}
+}
+
+// callsForReads builds a Set whose only remote is down, with tuning as
+// cache.remotes and conn in its server entry, makes reads reads of
+// distinct blobs (each must fail UNAVAILABLE) and returns the calls the
+// remote saw. Retry waits return at once.
+func callsForReads(t *testing.T, tuning, conn string, reads int) int {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	opts := proxy.Options{Registerer: reg, Dial: []grpcclient.Option{grpcclient.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}}
+	set, _ := newSetWith(t, t.TempDir(), fmt.Sprintf(`
+cache:
+  remotes: {%s}
+artifacts:
+  servers:
+  - {url: grpc://127.0.0.1:1, type: storage, push: false, %s}
+`, tuning, conn), opts)
+	cas, err := set.CAS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range reads {
+		// A read: FindMissing asks every remote once whatever the
+		// limit ("missing" is a safe answer), reads of the last remote
+		// keep its retries.
+		if _, err := cas.Get(context.Background(), digest.OfBytes([]byte{byte(i)}), 0); status.Code(err) != codes.Unavailable {
+			t.Fatalf("read %d from the only remote, down: %v; want UNAVAILABLE", i, err)
+		}
+	}
+	return attempts(t, reg, "")
 }
 
 func TestStatusShowsHealthPerRole(t *testing.T) {

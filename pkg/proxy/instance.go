@@ -72,11 +72,10 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	if err != nil {
 		return nil, err
 	}
-	fopts := fanout.Options{
-		ExistenceTTL: s.opts.ExistenceTTL, MaxConcurrentPerRemote: s.opts.MaxConcurrentPerRemote, FailoverDelay: s.opts.FailoverDelay,
-		Registerer: s.opts.Registerer, Instance: name, Counters: s.counters, Logger: s.opts.Logger,
-	}
-	acOpts := fanout.ACOptions{FailoverDelay: s.opts.FailoverDelay, Registerer: s.opts.Registerer, Instance: name, Counters: s.acCount, Logger: s.opts.Logger}
+	fopts := fanoutOptions(s.pool.tuning)
+	fopts.Registerer, fopts.Instance, fopts.Counters, fopts.Logger = s.opts.Registerer, name, s.counters, s.opts.Logger
+	acOpts := acOptions(s.pool.tuning)
+	acOpts.Registerer, acOpts.Instance, acOpts.Counters, acOpts.Logger = s.opts.Registerer, name, s.acCount, s.opts.Logger
 	if s.config().Cache.RecacheProjectContent {
 		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
 			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
@@ -108,15 +107,12 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 // that client writes go through to (newWriteThroughCAS).
 func (s *Set) storageService(ctx context.Context, r *policy.Resolved) (*remote, error) {
 	for _, c := range r.CAS {
-		if c.Section == sectionStorageService {
+		if c.Section == policy.BlockCacheStorage {
 			return s.pool.get(ctx, c)
 		}
 	}
 	return nil, nil
 }
-
-// sectionStorageService is policy's Section of cache.storage-service.
-const sectionStorageService = "cache.storage-service"
 
 // queuedTargets is targets without primary: blobs written through to the
 // storage service need no queued push there. (Re-cached project content,
@@ -134,30 +130,40 @@ func queuedTargets(targets []writeback.Target, primary *remote) []writeback.Targ
 	return out
 }
 
-func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, error) {
-	var out []fanout.Tier
+// dial takes the remotes of rs (one role's resolved list, in pull order)
+// from the pool and notes each one's use in its role: the one loop from a
+// resolved list to remotes, whatever the role.
+func (s *Set) dial(ctx context.Context, rs []policy.Remote) ([]*remote, error) {
+	out := make([]*remote, 0, len(rs))
 	for _, r := range rs {
 		rem, err := s.pool.get(ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		rem.use(ctx, "storage", r.Origin, r.Push)
-		out = append(out, fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(r.Origin), Unreachable: rem.casUnreachable})
+		rem.use(ctx, r)
+		out = append(out, rem)
 	}
 	return out, nil
 }
 
-func (s *Set) acTiers(ctx context.Context, rs []policy.Remote) ([]fanout.ACTier, error) {
-	var out []fanout.ACTier
-	for _, r := range rs {
-		rem, err := s.pool.get(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		rem.use(ctx, "action-cache", r.Origin, r.Push)
-		out = append(out, fanout.ACTier{Name: rem.name, AC: rem.ac, Origin: string(r.Origin)})
+// casTiers is r.CAS (RoleStorage) as fan-out tiers.
+func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, error) {
+	rems, err := s.dial(ctx, rs)
+	out := make([]fanout.Tier, len(rems))
+	for i, rem := range rems {
+		out[i] = fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(rs[i].Origin), Unreachable: rem.casUnreachable}
 	}
-	return out, nil
+	return out, err
+}
+
+// acTiers is r.ActionCache (RoleActionCache) as fan-out tiers.
+func (s *Set) acTiers(ctx context.Context, rs []policy.Remote) ([]fanout.ACTier, error) {
+	rems, err := s.dial(ctx, rs)
+	out := make([]fanout.ACTier, len(rems))
+	for i, rem := range rems {
+		out[i] = fanout.ACTier{Name: rem.name, AC: rem.ac, Origin: string(rs[i].Origin)}
+	}
+	return out, err
 }
 
 // targets registers the push remotes with the queue. A project-recommended

@@ -6,39 +6,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/castd/castd/pkg/writeback"
-
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
-// Options tunes New. The zero value is usable; a zero field means the
-// default defined by the package that uses it (fanout's or upstream's
-// defaults), so that zero means the same in every layer.
+// Options are what New's caller injects: metrics, logs, test clocks. The
+// zero value is usable. Tuning comes from the configuration (cache.remotes,
+// cache.push; see tuning.go), not from here.
 type Options struct {
 	// Registerer receives the upstream, fan-out and write-back metrics;
 	// nil registers none.
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// ExistenceTTL is how long a remote's "present" answer is believed.
-	// Zero means fanout.DefaultExistenceTTL; negative disables the cache.
-	ExistenceTTL time.Duration
-	// MaxConcurrentPerRemote bounds the calls in flight to one remote per
-	// instance fan-out. Zero means fanout.DefaultMaxConcurrentPerRemote.
-	MaxConcurrentPerRemote int
-	// FailoverDelay is how long a remote with a later tier behind it may
-	// take to answer a read before the next tier is asked. Zero means
-	// fanout.DefaultFailoverDelay.
-	FailoverDelay time.Duration
-	// BreakerFailures and BreakerCoolDown tune every remote's circuit
-	// breakers (one per role); zero means the upstream defaults, negative
-	// failures disable them.
-	BreakerFailures int
-	BreakerCoolDown time.Duration
-	// Writeback tunes the push queue (its Registerer and Logger default to
-	// the ones above).
-	Writeback writeback.Options
-	// Dial are extra options for every upstream.Dial (tests inject clocks).
+	// Dial are extra options for every grpcclient.Dial, applied after the
+	// configured ones (tests inject clocks and breakers).
 	Dial []grpcclient.Option
 	// Now is the clock of project registrations' last use
 	// (registration-ttl); nil means time.Now.
@@ -51,12 +32,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.Writeback.Registerer == nil {
-		o.Writeback.Registerer = o.Registerer
-	}
-	if o.Writeback.Logger == nil {
-		o.Writeback.Logger = o.Logger
 	}
 	return o
 }

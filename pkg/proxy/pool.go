@@ -40,7 +40,8 @@ func retryLimit(c policy.ConnectionConfig) int {
 // pool dials each distinct remote once and hands out the same client to
 // every instance that uses it. Safe for concurrent use.
 type pool struct {
-	opts Options
+	opts   Options
+	tuning policy.RemoteTuning
 
 	mu     sync.Mutex
 	byKey  map[remoteKey]*remote
@@ -48,8 +49,8 @@ type pool struct {
 	order  []*remote // in first-use order, for status
 }
 
-func newPool(opts Options) *pool {
-	return &pool{opts: opts, byKey: map[remoteKey]*remote{}, byName: map[string]*remote{}}
+func newPool(opts Options, tuning policy.RemoteTuning) *pool {
+	return &pool{opts: opts, tuning: tuning, byKey: map[remoteKey]*remote{}, byName: map[string]*remote{}}
 }
 
 // get returns the client for r, dialing it on first use. Dial is lazy (no
@@ -64,7 +65,7 @@ func (p *pool) get(ctx context.Context, r policy.Remote) (*remote, error) {
 		return rem, nil
 	}
 	name := p.uniqueName(r)
-	up, err := grpcclient.Dial(ctx, upstreamConfig(r, name), p.dialOptions()...)
+	up, err := grpcclient.Dial(ctx, upstreamConfig(r, name, p.tuning), p.dialOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ func (u *remoteUse) mark(r *remote, m useMark) {
 func (p *pool) dialOptions() []grpcclient.Option {
 	opts := []grpcclient.Option{
 		grpcclient.WithLogger(p.opts.Logger),
-		grpcclient.WithBreaker(p.opts.BreakerFailures, p.opts.BreakerCoolDown), // zero: upstream's defaults
+		breakerOption(p.tuning),
 	}
 	if p.opts.Registerer != nil {
 		opts = append(opts, grpcclient.WithRegisterer(p.opts.Registerer))
@@ -175,9 +176,10 @@ func hostOf(raw string) string {
 
 // upstreamConfig converts a resolved remote (policy has already turned
 // the file's units into durations) into the client's configuration. Zero
-// means the same in both (see upstream's defaults.go): retry-limit 0 is no
-// retries, an unset one the client's default.
-func upstreamConfig(r policy.Remote, name string) grpcclient.Config {
+// means the same in both (see internal/defaults): retry-limit 0 is no
+// retries, an unset one the client's default. The stream idle timeout is
+// cache.remotes.stream-idle-timeout, the same for every remote.
+func upstreamConfig(r policy.Remote, name string, t policy.RemoteTuning) grpcclient.Config {
 	return grpcclient.Config{
 		URL:               r.URL,
 		InstanceName:      r.InstanceName,
@@ -190,6 +192,7 @@ func upstreamConfig(r policy.Remote, name string) grpcclient.Config {
 		RetryLimit:        retryLimit(r.ConnectionConfig),
 		RetryDelay:        r.ConnectionConfig.RetryDelay,
 		RequestTimeout:    r.ConnectionConfig.RequestTimeout,
+		IdleTimeout:       t.StreamIdleTimeout,
 		Name:              name,
 	}
 }

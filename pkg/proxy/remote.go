@@ -27,7 +27,7 @@ type remote struct {
 	target atomic.Bool
 
 	mu      sync.Mutex
-	roles   map[string]bool
+	roles   map[policy.Role]bool
 	origins map[policy.Origin]bool
 	push    bool
 }
@@ -39,7 +39,7 @@ func newRemote(name string, cfg policy.Remote, up *grpcclient.Remote) *remote {
 		cas:     newStatusRecordingCAS(up.CAS(), rec),
 		ac:      newStatusRecordingActionCache(up.ActionCache(), rec),
 		assets:  asset.NewRemoteIndex(up.Assets()),
-		roles:   map[string]bool{},
+		roles:   map[policy.Role]bool{},
 		origins: map[policy.Origin]bool{},
 	}
 }
@@ -50,18 +50,18 @@ func (r *remote) casUnreachable() bool {
 	return r.up.BreakerState(grpcclient.RoleCAS) == grpcclient.StateOpen
 }
 
-// useMark is one use of a remote by an instance: its role ("storage",
-// "index", "action-cache" or "execution"), origin and push decision.
+// useMark is one use of a remote by an instance: its role, origin and
+// push decision.
 type useMark struct {
-	role   string
+	role   policy.Role
 	origin policy.Origin
 	push   bool
 }
 
-// use notes that an instance resolved r in role with the given origin and
-// push decision, also in ctx's collector (see withRemoteUse).
-func (r *remote) use(ctx context.Context, role string, origin policy.Origin, push bool) {
-	m := useMark{role, origin, push}
+// use notes that an instance resolved r as res (in res's role, with its
+// origin and push decision), also in ctx's collector (see withRemoteUse).
+func (r *remote) use(ctx context.Context, res policy.Remote) {
+	m := useMark{res.Role, res.Origin, res.Push}
 	r.mark(m)
 	usedBy(ctx).mark(r, m)
 }
@@ -79,10 +79,10 @@ func (r *remote) mark(m useMark) {
 // that one is marked per request.
 func (r *remote) resetUses(marks []useMark) {
 	r.mu.Lock()
-	exec := r.roles["execution"]
-	r.roles, r.origins, r.push = map[string]bool{}, map[policy.Origin]bool{}, false
+	exec := r.roles[policy.RoleExecution]
+	r.roles, r.origins, r.push = map[policy.Role]bool{}, map[policy.Origin]bool{}, false
 	if exec {
-		r.roles["execution"] = true
+		r.roles[policy.RoleExecution] = true
 	}
 	r.mu.Unlock()
 	for _, m := range marks {
@@ -95,7 +95,7 @@ func (r *remote) resetUses(marks []useMark) {
 func (r *remote) executes() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.roles["execution"]
+	return r.roles[policy.RoleExecution]
 }
 
 // outcomes counts a remote's hits and misses; its health is kept per role

@@ -58,7 +58,7 @@ func (s *Set) Config() *policy.Config { return s.config() }
 func New(ctx context.Context, cfg *policy.Config, local *disk.Store, opts Options) (*Set, error) {
 	opts = opts.withDefaults()
 	s := &Set{
-		local: local, opts: opts, pool: newPool(opts),
+		local: local, opts: opts, pool: newPool(opts, cfg.Cache.Remotes),
 		counters: fanout.NewCounters(), acCount: fanout.NewCounters(),
 		projects:  local.Records("projects"),
 		assetIdx:  asset.NewLocalIndex(local.Records("assets"), asset.LocalOptions{Logger: opts.Logger}),
@@ -66,7 +66,9 @@ func New(ctx context.Context, cfg *policy.Config, local *disk.Store, opts Option
 		stopExpiry: make(chan struct{}),
 	}
 	s.cfg.Store(cfg)
-	q, err := writeback.Open(local.Records("writeback"), local, local.ActionCache, opts.Writeback)
+	wopts := writebackOptions(cfg.Cache.Push)
+	wopts.Registerer, wopts.Logger = opts.Registerer, opts.Logger
+	q, err := writeback.Open(local.Records("writeback"), local, local.ActionCache, wopts)
 	if err != nil {
 		return nil, err
 	}

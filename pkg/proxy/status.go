@@ -77,10 +77,10 @@ func overall(roles []grpcclient.RoleHealth) (health, lastErr string) {
 	return health, lastErr
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys(m map[policy.Role]bool) []string {
 	var out []string
 	for k := range m {
-		out = append(out, k)
+		out = append(out, k.String())
 	}
 	slices.Sort(out)
 	return out

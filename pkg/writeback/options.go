@@ -5,35 +5,27 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Defaults for zero Options fields.
-const (
-	DefaultMaxEntries   = 200_000
-	DefaultFullWait     = 10 * time.Second
-	DefaultBackoffMin   = 500 * time.Millisecond
-	DefaultBackoffMax   = time.Minute
-	DefaultBatch        = 512
-	DefaultParallelism  = 8
-	DefaultDrainTimeout = 5 * time.Second
+	"github.com/castd/castd/internal/defaults"
 )
 
 // Options tunes Open. The zero value is usable.
 type Options struct {
 	// MaxEntries bounds the pending entries over all remotes; beyond it
-	// Enqueue waits (back-pressure). Zero means DefaultMaxEntries.
+	// Enqueue waits (back-pressure). Zero means defaults.PushMaxPending.
 	MaxEntries int
 	// FullWait is how long Enqueue waits for room before it fails with
-	// RESOURCE_EXHAUSTED. Zero means DefaultFullWait.
+	// RESOURCE_EXHAUSTED. Zero means defaults.PushFullWait.
 	FullWait time.Duration
 	// BackoffMin and BackoffMax bound the exponential retry delay of an
-	// entry whose push failed. Zero means the defaults.
+	// entry whose push failed. Zero means defaults.PushBackoffMin and
+	// defaults.PushBackoffMax.
 	BackoffMin, BackoffMax time.Duration
 	// Batch is how many ready entries of one remote a worker takes at once
-	// (one FindMissing call). Zero means DefaultBatch.
+	// (one FindMissing call). Zero means defaults.PushBatch.
 	Batch int
 	// Parallelism bounds the uploads in flight to one remote. Zero means
-	// DefaultParallelism.
+	// defaults.PushParallelism.
 	Parallelism int
 	// Registerer receives the castd_writeback_* metrics; nil registers none.
 	Registerer prometheus.Registerer
@@ -52,12 +44,12 @@ func (o Options) withDefaults() Options {
 			*v = d
 		}
 	}
-	def(&o.MaxEntries, DefaultMaxEntries)
-	def(&o.Batch, DefaultBatch)
-	def(&o.Parallelism, DefaultParallelism)
-	defDur(&o.FullWait, DefaultFullWait)
-	defDur(&o.BackoffMin, DefaultBackoffMin)
-	defDur(&o.BackoffMax, DefaultBackoffMax)
+	def(&o.MaxEntries, defaults.PushMaxPending)
+	def(&o.Batch, defaults.PushBatch)
+	def(&o.Parallelism, defaults.PushParallelism)
+	defDur(&o.FullWait, defaults.PushFullWait)
+	defDur(&o.BackoffMin, defaults.PushBackoffMin)
+	defDur(&o.BackoffMax, defaults.PushBackoffMax)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

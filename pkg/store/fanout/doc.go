@@ -8,6 +8,11 @@
 // local store only; hooks in Options and ACOptions let the write-back queue
 // see them.
 //
+// Walk is the one ordered-tier loop (tier order, store.WithFallback and the
+// failover delay on all but the last tier, NOT_FOUND as the only miss, the
+// found-nowhere error); the CAS fetch, the action cache and pkg/asset's
+// index fan-out all walk their tiers with it.
+//
 // The per-remote decorators live in files of their own:
 // NewExistenceCachingCAS (positive FindMissing answers, TTL, bounded) and
 // NewConcurrencyLimitingCAS (a FIFO semaphore per remote).

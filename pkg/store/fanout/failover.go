@@ -49,9 +49,9 @@ func newCASFailover(delay time.Duration, tiers int, clock Clock) failover {
 	return f
 }
 
-// tierCall is one call to a tier under failover. Not safe for concurrent
-// use.
-type tierCall struct {
+// Call is one call to a tier under failover (see failover and Walk). Not
+// safe for concurrent use.
+type Call struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer // nil for the last tier
@@ -60,14 +60,15 @@ type tierCall struct {
 	clock  Clock
 	start  time.Time
 	also   func() // called by release, if set
+	done   bool   // Done was called
 }
 
 // begin prepares the call to the i-th tier (0-based). The caller must call
 // answered once the tier has answered (for a Get: once Get returned) and
 // release once it no longer uses ctx (for a Get: when the stream is
 // done).
-func (f failover) begin(ctx context.Context, i int) *tierCall {
-	c := &tierCall{delay: f.delay}
+func (f failover) begin(ctx context.Context, i int) *Call {
+	c := &Call{delay: f.delay}
 	if f.lat != nil {
 		c.lat, c.clock = f.lat[i], f.clock
 		c.start = f.clock.Now()
@@ -80,14 +81,32 @@ func (f failover) begin(ctx context.Context, i int) *tierCall {
 	return c
 }
 
+// Context is the context for the tier's call: for every tier but the
+// last it carries store.WithFallback and is cancelled with
+// store.ErrStalled when the failover delay runs out.
+func (c *Call) Context() context.Context { return c.ctx }
+
+// Done takes the tier's answer err: it stops the stall timer, so that
+// what the caller then does with the answer (a completeness check) is not
+// cut off, and returns err, or DEADLINE_EXCEEDED saying so when the tier
+// was cut off as stalled. Walk calls it when the ask did not; once called,
+// it returns its argument unchanged.
+func (c *Call) Done(err error) error {
+	if c.done {
+		return err
+	}
+	c.done = true
+	return c.outcome(c.answered(), err)
+}
+
 // answered stops the stall timer and reports whether the tier answered in
 // time; false means its context was cancelled as stalled.
-func (c *tierCall) answered() bool {
+func (c *Call) answered() bool {
 	return c.timer == nil || c.timer.Stop()
 }
 
 // release ends the call's context.
-func (c *tierCall) release() {
+func (c *Call) release() {
 	c.cancel(nil)
 	if c.also != nil {
 		c.also()
@@ -95,13 +114,13 @@ func (c *tierCall) release() {
 }
 
 // stalled is the error of a tier that gave no answer within the delay.
-func (c *tierCall) stalled() error {
+func (c *Call) stalled() error {
 	return status.Errorf(codes.DeadlineExceeded, "no answer within the failover delay of %v; the next tier was asked", c.delay)
 }
 
 // outcome is err, or the stall error when the tier did not answer in time
 // and err is the cancellation that caused.
-func (c *tierCall) outcome(inTime bool, err error) error {
+func (c *Call) outcome(inTime bool, err error) error {
 	if err != nil && !inTime {
 		return c.stalled()
 	}
@@ -112,7 +131,7 @@ func (c *tierCall) outcome(inTime bool, err error) error {
 // an answer (nil or NOT_FOUND), or the time it was given when it was cut
 // off as stalled (it took at least that long); other failures say nothing
 // about how fast the tier answers.
-func (c *tierCall) observe(inTime bool, err error) {
+func (c *Call) observe(inTime bool, err error) {
 	if c.lat == nil || inTime && err != nil && status.Code(err) != codes.NotFound {
 		return
 	}

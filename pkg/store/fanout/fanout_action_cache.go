@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -19,7 +20,7 @@ import (
 // remote's miss and the next remote is asked. A served remote result is
 // recorded in local and reported to ACOptions.OnRemoteHit. Remote failures
 // are skipped (a remote with a later tier behind it gets one attempt and
-// ACOptions.FailoverDelay, see failover); a miss everywhere reachable is
+// ACOptions.FailoverDelay, see Walk); a miss everywhere reachable is
 // NOT_FOUND listing the reasons, and when no remote could answer the
 // failure keeps its code.
 // Local hits are returned as local answers them: wrap local in
@@ -33,29 +34,29 @@ func NewActionCache(local store.ActionCache, remotes []ACTier, cas store.CAS, op
 		opts.Logger = defaultLogger()
 	}
 	if opts.FailoverDelay <= 0 {
-		opts.FailoverDelay = DefaultFailoverDelay
+		opts.FailoverDelay = defaults.FailoverDelay
 	}
 	a := &fanoutActionCache{
-		local:    local,
-		opts:     opts,
-		metrics:  newMetrics(opts.Registerer, opts.Instance, KindActionCache, opts.Counters),
-		failover: failover{delay: opts.FailoverDelay, tiers: len(remotes)},
+		local:   local,
+		remotes: remotes,
+		cas:     cas,
+		opts:    opts,
+		metrics: newMetrics(opts.Registerer, opts.Instance, KindActionCache, opts.Counters),
+		order:   Order{FailoverDelay: opts.FailoverDelay},
 	}
-	for i, t := range remotes {
-		bounded := &failoverAC{ActionCache: t.AC, f: a.failover, i: i}
-		a.remotes = append(a.remotes, ACTier{Name: t.Name, Origin: t.Origin, AC: store.NewCompletenessCheckingActionCache(bounded, cas)})
-		a.origins = append(a.origins, t)
+	for _, t := range remotes {
+		a.order.Names = append(a.order.Names, t.Name)
 	}
 	return a
 }
 
 type fanoutActionCache struct {
-	local    store.ActionCache
-	remotes  []ACTier // completeness-checked
-	origins  []ACTier // as the caller gave them, for hooks
-	opts     ACOptions
-	metrics  *metrics
-	failover failover
+	local   store.ActionCache
+	remotes []ACTier
+	cas     store.CAS // where the blobs a remote result references must be
+	opts    ACOptions
+	metrics *metrics
+	order   Order
 }
 
 func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
@@ -67,48 +68,41 @@ func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.D
 		}
 		return ar, labelLocal(err)
 	}
-	var failures []error
-	for i, t := range a.remotes {
-		ar, err := t.AC.GetActionResult(ctx, action)
-		if err == nil {
-			m.remoteHit(a.origins[i].Name, 0)
-			a.record(ctx, action, ar, i)
-			return ar, nil
-		}
-		if gone := callerGone(ctx); gone != nil {
-			return nil, gone
-		}
-		failures = append(failures, label(remoteLabel(i, t.Name), t.Name, err))
+	hooks := Hooks{Hit: func(i int) { m.remoteHit(a.remotes[i].Name, 0) }, Missed: m.miss}
+	ar, i, err := Walk(ctx, a.order, "action result "+action.String(), hooks, func(ctx context.Context, i int, call *Call) (*repb.ActionResult, error) {
+		return a.complete(i, call).GetActionResult(ctx, action)
+	})
+	if err != nil {
+		return nil, err
 	}
-	err = foundNowhere("action result "+action.String(), failures)
-	if status.Code(err) == codes.NotFound {
-		m.miss()
-	}
-	return nil, err
+	a.record(ctx, action, ar, i)
+	return ar, nil
 }
 
-// failoverAC asks the i-th remote action cache within the failover delay
-// unless it is the last tier. It sits under the completeness check, whose
-// blob lookups go through the CAS fan-out (which bounds its own tiers), so
-// that a complete but large result is not cut off as a stall.
-type failoverAC struct {
+// complete is the i-th remote as one lookup asks it: its answer bounded by
+// call (the failover delay), then checked for completeness against the
+// CAS fan-out, which bounds its own tiers, so that a complete but large
+// result is not cut off as a stall.
+func (a *fanoutActionCache) complete(i int, call *Call) store.ActionCache {
+	return store.NewCompletenessCheckingActionCache(&calledAC{ActionCache: a.remotes[i].AC, call: call}, a.cas)
+}
+
+// calledAC makes its remote's GetActionResult the call of a walk.
+type calledAC struct {
 	store.ActionCache
-	f failover
-	i int
+	call *Call
 }
 
-func (c *failoverAC) GetActionResult(ctx context.Context, action digest.Digest) (*repb.ActionResult, error) {
-	call := c.f.begin(ctx, c.i)
-	defer call.release()
-	ar, err := c.ActionCache.GetActionResult(call.ctx, action)
-	return ar, call.outcome(call.answered(), err)
+func (c *calledAC) GetActionResult(_ context.Context, action digest.Digest) (*repb.ActionResult, error) {
+	ar, err := c.ActionCache.GetActionResult(c.call.Context(), action)
+	return ar, c.call.Done(err)
 }
 
 // record stores a remote hit locally and reports it. A failed local write
 // is logged, not returned: the result is complete and the client can use
 // it; the next lookup simply asks the remote again.
 func (a *fanoutActionCache) record(ctx context.Context, action digest.Digest, ar *repb.ActionResult, i int) {
-	t := a.origins[i]
+	t := a.remotes[i]
 	if err := a.local.UpdateActionResult(ctx, action, ar); err != nil {
 		a.opts.Logger.Warn("fanout: could not record a remote action result locally", "action", action.String(), "remote", t.Name, "err", labelLocal(err))
 		return

@@ -7,6 +7,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -33,45 +34,26 @@ type ACTier struct {
 	Origin string
 }
 
-// Defaults of the fan-out, the one place they are defined (pkg/proxy/remotes
-// uses them too). A zero Options field means its default in every layer;
-// where a feature can be switched off, a negative value does that.
-const (
-	// DefaultMaxConcurrentPerRemote bounds the calls in flight per remote.
-	// It is high because a cold read of many small blobs costs one remote
-	// round trip per blob, and a client's BatchReadBlobs fans out to many
-	// of them at once.
-	DefaultMaxConcurrentPerRemote = 64
-	// DefaultExistenceTTL is how long a remote's "present" is believed.
-	DefaultExistenceTTL = 60 * time.Second
-	// DefaultFailoverDelay is how long a remote with a later tier behind
-	// it may take to answer before the read moves on (see failover).
-	DefaultFailoverDelay = time.Second
-	// DefaultExistenceMaxEntries bounds each remote's existence cache
-	// (about 150 bytes an entry).
-	DefaultExistenceMaxEntries = 1 << 20
-)
-
 // Options tunes NewCAS. The zero value is usable.
 type Options struct {
 	// MaxConcurrentPerRemote bounds the calls in flight to one remote
-	// (FIFO beyond that). Zero means DefaultMaxConcurrentPerRemote.
+	// (FIFO beyond that). Zero means defaults.MaxConcurrentPerRemote.
 	MaxConcurrentPerRemote int
 	// ExistenceTTL is how long a remote's "present" answer is believed.
-	// Zero means DefaultExistenceTTL; negative disables the cache.
+	// Zero means defaults.ExistenceTTL; negative disables the cache.
 	ExistenceTTL time.Duration
 	// FailoverDelay is how long a remote that has a later tier behind it
 	// may take to answer a read (for a stream: to deliver its first
 	// bytes) before it is cut off as stalled and the next tier asked; the
-	// last tier has no such limit. Zero means DefaultFailoverDelay.
+	// last tier has no such limit. Zero means defaults.FailoverDelay.
 	FailoverDelay time.Duration
 	// StreamStallDelay is how long a stream from a remote that has a later
 	// tier behind it may go without delivering bytes before it is cut off
 	// as stalled and continued, at the same offset, from the next tier.
-	// Zero means 5 × FailoverDelay.
+	// Zero means defaults.StreamStallFactor × FailoverDelay.
 	StreamStallDelay time.Duration
 	// ExistenceMaxEntries bounds each remote's existence cache. Zero means
-	// DefaultExistenceMaxEntries.
+	// defaults.ExistenceMaxEntries.
 	ExistenceMaxEntries int
 	// Clock drives the existence cache TTL. Nil means the wall clock.
 	Clock Clock
@@ -131,22 +113,22 @@ func SystemClock() Clock { return systemClock{} }
 
 func (o Options) withDefaults() Options {
 	if o.MaxConcurrentPerRemote <= 0 {
-		o.MaxConcurrentPerRemote = DefaultMaxConcurrentPerRemote
+		o.MaxConcurrentPerRemote = defaults.MaxConcurrentPerRemote
 	}
 	switch {
 	case o.ExistenceTTL == 0:
-		o.ExistenceTTL = DefaultExistenceTTL
+		o.ExistenceTTL = defaults.ExistenceTTL
 	case o.ExistenceTTL < 0:
 		o.ExistenceTTL = 0
 	}
 	if o.FailoverDelay <= 0 {
-		o.FailoverDelay = DefaultFailoverDelay
+		o.FailoverDelay = defaults.FailoverDelay
 	}
 	if o.StreamStallDelay <= 0 {
-		o.StreamStallDelay = streamStallFactor * o.FailoverDelay
+		o.StreamStallDelay = defaults.StreamStallFactor * o.FailoverDelay
 	}
 	if o.ExistenceMaxEntries <= 0 {
-		o.ExistenceMaxEntries = DefaultExistenceMaxEntries
+		o.ExistenceMaxEntries = defaults.ExistenceMaxEntries
 	}
 	if o.Clock == nil {
 		o.Clock = SystemClock()

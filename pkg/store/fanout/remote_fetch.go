@@ -33,23 +33,11 @@ func (c *fanoutCAS) fetch(ctx context.Context, d digest.Digest, tee *tee) error 
 	if !slices.Contains(missing, d) {
 		return nil
 	}
-	var failures []error
-	for i := 0; i < len(c.remotes); {
+	_, _, err = walkSteps(ctx, len(c.remotes), blobName(d), Hooks{}, func(ctx context.Context, i int) (struct{}, int, []error, error) {
 		next, tried, err := c.fetchFrom(ctx, i, d, tee)
-		if err == nil {
-			return nil
-		}
-		if gone := callerGone(ctx); gone != nil {
-			return gone
-		}
-		var local errLocal
-		if errors.As(err, &local) {
-			return local.err
-		}
-		failures = append(failures, tried...)
-		i = next
-	}
-	return foundNowhere(blobName(d), failures)
+		return struct{}{}, next, tried, err
+	})
+	return err
 }
 
 // fetchFrom streams d from the i-th remote into local, teeing it to the

@@ -14,13 +14,6 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// streamStallFactor times Options.FailoverDelay is the default of
-// Options.StreamStallDelay. A remote had to deliver the first message of a
-// stream within the failover delay; a later message that takes several
-// times as long means the stream stalled, not that the link is slow (a
-// throttled link still delivers, message after message).
-const streamStallFactor = 5
-
 // resumingStream is the remote stream a fetch stores: d read from tier at,
 // continued at the same offset from the next tier that serves it when that
 // stream fails or stalls midway (ByteStream reads take an offset), so that
@@ -41,7 +34,7 @@ type resumingStream struct {
 	at       int   // the tier being read
 	next     int   // the first tier not asked yet
 	passed   []int // tiers a hedge did not wait for, to continue from last
-	call     *tierCall
+	call     *Call
 	rc       io.ReadCloser
 	pos      int64   // bytes received
 	resumed  []int64 // offsets at which the stream moved to another tier
@@ -103,7 +96,7 @@ func (c *fanoutCAS) openResuming(ctx context.Context, i int, d digest.Digest) (s
 // opened is the outcome of opening a tier's stream.
 type opened struct {
 	rc   io.ReadCloser
-	call *tierCall
+	call *Call
 	err  error
 }
 
@@ -125,7 +118,7 @@ func (c *fanoutCAS) openOpened(ctx context.Context, i int, d digest.Digest) open
 // delay. The consumer verifies: the local Put hashes every byte of the
 // whole blob (a remote client cannot hash a suffix anyway). The caller
 // releases call once done with rc.
-func (c *fanoutCAS) openTier(ctx context.Context, i int, d digest.Digest, offset int64) (io.ReadCloser, *tierCall, error) {
+func (c *fanoutCAS) openTier(ctx context.Context, i int, d digest.Digest, offset int64) (io.ReadCloser, *Call, error) {
 	t := c.remotes[i]
 	call := c.failover.begin(ctx, i)
 	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, offset)

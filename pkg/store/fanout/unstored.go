@@ -188,7 +188,7 @@ type throughReader struct {
 	v     *verifyingReader
 	first []byte
 	rc    io.ReadCloser
-	call  *tierCall
+	call  *Call
 	once  sync.Once
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
@@ -285,8 +286,9 @@ func TestRemoteStateChangesAreLogged(t *testing.T) {
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := newFakeClock()
+	const coolDown = defaults.LogInterval / 2 // a probe, and flapping, within one log interval
 	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, Name: "peer"},
-		grpcclient.WithLogger(logger), grpcclient.WithClock(clock), grpcclient.WithBreaker(2, time.Minute), grpcclient.WithLogInterval(time.Hour))
+		grpcclient.WithLogger(logger), grpcclient.WithClock(clock), grpcclient.WithBreaker(2, coolDown))
 	for range 2 {
 		_ = findOne(r) // down, then the breaker opens
 	}
@@ -312,7 +314,7 @@ func TestRemoteStateChangesAreLogged(t *testing.T) {
 
 	t.Log("flapping: the same change within the interval is held back and counted")
 	f.set(codes.OK)
-	clock.Advance(time.Minute)
+	clock.Advance(coolDown)
 	if err := findOne(r); err != nil { // the probe after the cool-down closes the breaker
 		t.Fatalf("probe: %v", err)
 	}
@@ -323,7 +325,7 @@ func TestRemoteStateChangesAreLogged(t *testing.T) {
 	if n := countState(logs.records(t, "upstream: remote state changed"), "down"); n != 1 {
 		t.Errorf("%d down lines within the interval; want 1", n)
 	}
-	clock.Advance(time.Hour)
+	clock.Advance(defaults.LogInterval)
 	f.set(codes.Unavailable)
 	_ = findOne(r)
 	downs := recordsWithState(logs.records(t, "upstream: remote state changed"), "down")

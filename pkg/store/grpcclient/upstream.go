@@ -24,6 +24,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/castd/castd/internal/defaults"
 )
 
 // Config describes one upstream remote. The daemon's builder fills it from
@@ -50,18 +52,19 @@ type Config struct {
 	// them. gRPC raises values under 10s to 10s.
 	Keepalive time.Duration
 	// RetryLimit is how many times a call failing with a transient code is
-	// retried. Zero means no retries; negative means DefaultRetryLimit.
+	// retried. Zero means no retries; negative means defaults.RetryLimit
+	// (retry-limit unset; see package defaults for why zero differs here).
 	// A call made for a fan-out tier with a later tier behind it
 	// (store.WithFallback) is never retried, whatever the limit.
 	RetryLimit int
 	// RetryDelay is the first backoff delay; it doubles on every retry.
-	// Zero means DefaultRetryDelay.
+	// Zero means defaults.RetryDelay.
 	RetryDelay time.Duration
 	// RequestTimeout bounds each attempt of a unary call. Zero means
-	// DefaultRequestTimeout.
+	// defaults.RequestTimeout.
 	RequestTimeout time.Duration
 	// IdleTimeout cuts a stream that makes no progress (no message sent or
-	// received) for this long. Zero means DefaultIdleTimeout.
+	// received) for this long. Zero means defaults.StreamIdleTimeout.
 	IdleTimeout time.Duration
 	// Name labels logs, errors and metrics. Empty means HOST:PORT (or the
 	// socket path).
@@ -70,16 +73,16 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.RetryLimit < 0 {
-		c.RetryLimit = DefaultRetryLimit
+		c.RetryLimit = defaults.RetryLimit
 	}
 	if c.RetryDelay <= 0 {
-		c.RetryDelay = DefaultRetryDelay
+		c.RetryDelay = defaults.RetryDelay
 	}
 	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = DefaultRequestTimeout
+		c.RequestTimeout = defaults.RequestTimeout
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
+		c.IdleTimeout = defaults.StreamIdleTimeout
 	}
 	return c
 }
@@ -95,7 +98,7 @@ type options struct {
 	logger          *slog.Logger
 	breakerFailures int
 	breakerCoolDown time.Duration
-	logEvery        time.Duration
+	logEvery        time.Duration // defaults.LogInterval; not configurable
 	dial            []grpc.DialOption
 }
 
@@ -104,16 +107,16 @@ func newOptions(opts []Option) options {
 		clock:      SystemClock(),
 		registerer: prometheus.NewRegistry(),
 		logger:     slog.Default(),
-		logEvery:   DefaultLogInterval,
+		logEvery:   defaults.LogInterval,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.breakerFailures == 0 {
-		o.breakerFailures = DefaultBreakerFailures
+		o.breakerFailures = defaults.BreakerFailures
 	}
 	if o.breakerCoolDown <= 0 {
-		o.breakerCoolDown = DefaultBreakerCoolDown
+		o.breakerCoolDown = defaults.BreakerCoolDown
 	}
 	if o.sleep == nil {
 		o.sleep = clockSleep(o.clock)
@@ -144,21 +147,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 // WithBreaker sets how many consecutive failures open each of the remote's
 // circuit breakers (one per Role) and how long one stays open before a
-// probe is let through. Zero means DefaultBreakerFailures and
-// DefaultBreakerCoolDown; negative failures disable the breakers.
+// probe is let through. Zero means defaults.BreakerFailures and
+// defaults.BreakerCoolDown; negative failures disable the breakers.
 func WithBreaker(failures int, coolDown time.Duration) Option {
 	return func(o *options) { o.breakerFailures, o.breakerCoolDown = failures, coolDown }
-}
-
-// WithLogInterval sets how often one kind of state-change warning (per
-// remote, role and state) may be logged; the ones in between are counted
-// and the count is reported with the next. Zero means DefaultLogInterval.
-func WithLogInterval(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.logEvery = d
-		}
-	}
 }
 
 // WithDialOptions adds gRPC dial options after the client's own, for
