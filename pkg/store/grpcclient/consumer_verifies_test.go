@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -65,7 +66,7 @@ func TestFanoutRejectsCorruptStreamFromRealRemote(t *testing.T) {
 	cas := fanout.NewCAS(local, []fanout.Tier{
 		{Name: "bad.example", CAS: dial(t, grpcclient.Config{URL: "grpc://" + bad.addr, Name: "bad.example"}).CAS()},
 		{Name: "good.example", CAS: dial(t, grpcclient.Config{URL: "grpc://" + good.addr, Name: "good.example"}).CAS()},
-	}, fanout.Options{Counters: counters})
+	}, fanout.Options{Counters: counters, FailoverDelay: time.Hour}) // no stall cut-off or hedge: the bad remote must serve the first read however slow the machine
 	read := func() ([]byte, error) {
 		rc, err := cas.Get(context.Background(), d, 0)
 		if err != nil {
