@@ -130,3 +130,5 @@ func usage(t testing.TB, s *casdir.Store) int64 {
 	}
 	return u
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
