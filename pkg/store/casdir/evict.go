@@ -22,12 +22,20 @@ const removeBatch = 256
 // write still in progress keeps its file's mtime fresh.
 const staleTemp = time.Hour
 
+// testHookAfterScan, when set (by tests only), runs between a pass's scan
+// and its removals: where another process's use races the pass.
+var testHookAfterScan func()
+
 // object is one blob file as a pass found it.
 type object struct {
 	path  string
 	size  int64
 	mtime time.Time
 }
+
+// maxRoomRounds bounds the passes one Put runs: other writers may fill
+// the room a pass made before this one takes it.
+const maxRoomRounds = 4
 
 // makeRoom evicts, if need be, so that d fits under QuotaHigh and leaves
 // Reserved bytes free. A blob larger than the quota is FAILED_PRECONDITION
@@ -37,17 +45,21 @@ func (s *Store) makeRoom(ctx context.Context, d digest.Digest) error {
 	if q := s.opts.QuotaHigh; q > 0 && d.Size > q {
 		return status.Errorf(codes.FailedPrecondition, "casdir %s: blob %s is larger than the quota of %d bytes", s.root, d, q)
 	}
-	used, target, err := s.countedTarget(d.Size)
-	if err != nil || target >= used {
-		return err
+	full := false
+	for round := 0; ; round++ {
+		used, target, err := s.countedTarget(d.Size)
+		if err != nil || target >= used {
+			return err
+		}
+		// Stop when a pass found only protected blobs left, or after a
+		// few passes whose room other writers kept taking first.
+		if full || round == maxRoomRounds {
+			return status.Errorf(codes.ResourceExhausted, "casdir %s: cache too full: %d bytes stored (quota %d, %d to keep free on disk) and nothing more can be evicted now (blobs of running sessions are protected); cannot store %s", s.root, used, s.opts.QuotaHigh, s.opts.Reserved, d)
+		}
+		if full, err = s.evict(ctx, d.Size); err != nil {
+			return err
+		}
 	}
-	if err := s.evict(ctx, d.Size); err != nil {
-		return err
-	}
-	if used, target, err = s.countedTarget(d.Size); err != nil || target >= used {
-		return err
-	}
-	return status.Errorf(codes.ResourceExhausted, "casdir %s: cache too full: %d bytes stored (quota %d, %d to keep free on disk) and nothing more can be evicted now (blobs of running sessions are protected); cannot store %s", s.root, used, s.opts.QuotaHigh, s.opts.Reserved, d)
 }
 
 // countedTarget is target for the shared usage count.
@@ -89,23 +101,27 @@ func (s *Store) target(used, size int64) (int64, error) {
 
 // evict runs one eviction pass for a Put of size bytes, unless the pass of
 // another goroutine or process that it waited for has made room already.
-// See the package comment for the protocol.
-func (s *Store) evict(ctx context.Context, size int64) error {
+// It reports full when the pass could not free what it had to (only
+// protected blobs are left). See the package comment for the protocol.
+func (s *Store) evict(ctx context.Context, size int64) (full bool, err error) {
 	unlock, err := s.lockFile("evict.lock", unix.LOCK_EX)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	before, target, err := s.countedTarget(size)
 	if err != nil || target >= before {
-		return err
+		return false, err
 	}
 	objs, total, err := s.scan()
 	if err != nil {
-		return err
+		return false, err
+	}
+	if testHookAfterScan != nil {
+		testHookAfterScan()
 	}
 	if target, err = s.target(total, size); err != nil {
-		return err
+		return false, err
 	}
 	freed, err := s.removeOldest(ctx, objs, total-target)
 	// The recount replaces the shared count; what others added or
@@ -115,7 +131,7 @@ func (s *Store) evict(ctx context.Context, size int64) error {
 		err = status.Errorf(codes.Internal, "casdir %s: usage: %v", s.root, uerr)
 	}
 	s.sweepTemp()
-	return err
+	return freed < total-target, err
 }
 
 // removeOldest removes blobs of objs, least recently used first, until

@@ -1,0 +1,182 @@
+package casdir_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store/casdir"
+)
+
+func TestConcurrentPutsOfOneDigest(t *testing.T) {
+	// Two daemons (and several requests in each) store the same output at
+	// once: every Put succeeds, one file results, counted once.
+	dir := t.TempDir()
+	stores := []*casdir.Store{open(t, dir, casdir.Options{}), open(t, dir, casdir.Options{})}
+	b, d := blob(1, 500_000)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			errs <- stores[i%2].Put(context.Background(), d, bytes.NewReader(b))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	for _, s := range stores {
+		if got, err := read(s, d, 0); err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("Get: %d bytes, %v", len(got), err)
+		}
+	}
+	if u := usage(t, stores[0]); u != d.Size {
+		t.Fatalf("usage %d, want %d (one blob)", u, d.Size)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, "cas", "tmp")); len(tmp) != 0 {
+		t.Fatalf("cas/tmp holds %d files, want none", len(tmp))
+	}
+}
+
+func TestUseDuringAPassKeepsTheBlob(t *testing.T) {
+	// Another daemon tells its client that the oldest blob exists after
+	// the pass has chosen it: the pass must not remove it from under that
+	// answer.
+	dir := t.TempDir()
+	clk := newClock()
+	opts := casdir.Options{QuotaHigh: 500, QuotaLow: 100, Now: clk.Now}
+	evicting, other := open(t, dir, opts), open(t, dir, opts)
+	ds := putAt(t, evicting, clk, 0, 5, 100)
+	var reported bool
+	casdir.SetAfterScanHook(func() {
+		clk.Advance()
+		reported = !missing(t, other, ds[0]).Has(ds[0])
+	})
+	defer casdir.SetAfterScanHook(nil)
+	putAt(t, evicting, clk, 5, 6, 100)
+	if !reported {
+		t.Fatal("the other daemon did not find the blob during the pass")
+	}
+	got := present(t, dir, ds)
+	if !got.Has(ds[0]) {
+		t.Fatal("the pass removed a blob another daemon had just reported present")
+	}
+	if got.Has(ds[1]) || got.Has(ds[2]) || got.Has(ds[3]) {
+		t.Fatalf("the pass kept %d of the other old blobs, want it to evict them instead", len(got)-1)
+	}
+}
+
+func TestTwoStoresOnOneDirectory(t *testing.T) {
+	// Two daemons put, read and evict on one directory at once (as two
+	// overlapping bst commands do): reads give the blob or NOT_FOUND,
+	// never damage; the directory stays near its quota.
+	dir := t.TempDir()
+	const size, quota, writers = 1000, 40_000, 4
+	opts := casdir.Options{QuotaHigh: quota, QuotaLow: quota / 2}
+	stores := []*casdir.Store{open(t, dir, opts), open(t, dir, opts)}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() { errs <- putAndRead(stores[w%2], stores[(w+1)%2], w, size) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// In-flight Puts of both daemons may each pass the check at once.
+	if disk := onDisk(t, dir); disk > quota+writers*size {
+		t.Fatalf("%d bytes on disk, quota %d", disk, quota)
+	}
+	if u, disk := usage(t, stores[0]), onDisk(t, dir); u < disk-writers*size || u > disk+writers*size {
+		t.Fatalf("usage count %d, %d bytes on disk", u, disk)
+	}
+}
+
+// putAndRead stores 150 blobs through s and reads each back through
+// other, which may find it evicted already.
+func putAndRead(s, other *casdir.Store, w, size int) error {
+	for i := range 150 {
+		b, d := blob(w*1000+i, size)
+		if err := s.Put(context.Background(), d, bytes.NewReader(b)); err != nil {
+			return err
+		}
+		got, err := read(other, d, 0)
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, b) {
+			return errors.New("read other bytes than stored")
+		}
+	}
+	return nil
+}
+
+func TestOpensADirectoryWrittenByBuildboxCasd(t *testing.T) {
+	// buildbox-casd leaves cas/objects and cas/tmp and nothing of castd's:
+	// the files are the whole index.
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var ds []digest.Digest
+	var total int64
+	for i := range 5 {
+		b, d := blob(i, 100*(i+1))
+		path := objectPath(dir, d)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		mt := old.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(path, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		ds, total = append(ds, d), total+d.Size
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "cas", "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	s := open(t, dir, casdir.Options{QuotaHigh: total + 100, QuotaLow: total - 300, Now: clk.Now})
+	if u := usage(t, s); u != total {
+		t.Fatalf("usage %d, want the %d bytes of the files found", u, total)
+	}
+	if m := missing(t, s, ds...); len(m) != 0 {
+		t.Fatalf("%d of its blobs missing", len(m))
+	}
+	b, _ := blob(2, 300)
+	if got, err := read(s, ds[2], 0); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("Get: %d bytes, %v", len(got), err)
+	}
+	// Its mtimes are its recency: the oldest goes first (FindMissing made
+	// all of them recent, so set them back first).
+	for i, d := range ds {
+		mt := old.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(objectPath(dir, d), mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putAt(t, s, clk, 10, 11, 200)
+	got := present(t, dir, ds)
+	if got.Has(ds[0]) || got.Has(ds[1]) || !got.Has(ds[2]) || !got.Has(ds[4]) {
+		t.Fatalf("after eviction, present: %v of 0..4 by age", []bool{got.Has(ds[0]), got.Has(ds[1]), got.Has(ds[2]), got.Has(ds[3]), got.Has(ds[4])})
+	}
+}
