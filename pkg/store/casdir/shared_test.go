@@ -1,11 +1,15 @@
 package casdir_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,5 +182,111 @@ func TestOpensADirectoryWrittenByBuildboxCasd(t *testing.T) {
 	got := present(t, dir, ds)
 	if got.Has(ds[0]) || got.Has(ds[1]) || !got.Has(ds[2]) || !got.Has(ds[4]) {
 		t.Fatalf("after eviction, present: %v of 0..4 by age", []bool{got.Has(ds[0]), got.Has(ds[1]), got.Has(ds[2]), got.Has(ds[3]), got.Has(ds[4])})
+	}
+}
+
+func TestTwoProcessesOnOneDirectory(t *testing.T) {
+	// Two real processes, as two overlapping bst commands start two
+	// daemons: they evict for each other, share one count, leave no
+	// session or temporary file behind, and every file left is its blob.
+	dir := t.TempDir()
+	const quota = 50_000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for p := range 2 {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), helperEnv+"="+dir, "CASDIR_TEST_QUOTA="+strconv.Itoa(quota),
+			"CASDIR_TEST_FIRST="+strconv.Itoa(p*10_000), "CASDIR_TEST_BLOBS=200")
+		out := &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	for p, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("process %d: %v\n%s", p, err, outs[p])
+		}
+	}
+	if disk := onDisk(t, dir); disk > quota+2*1000 {
+		t.Fatalf("%d bytes on disk, quota %d", disk, quota)
+	}
+	for _, sub := range []string{"cas/tmp", "cas/castd/sessions"} {
+		if left, _ := os.ReadDir(filepath.Join(dir, sub)); len(left) != 0 {
+			t.Fatalf("%s holds %d files after both processes ended", sub, len(left))
+		}
+	}
+	checkEveryFile(t, dir)
+	s := open(t, dir, casdir.Options{})
+	if u, disk := usage(t, s), onDisk(t, dir); u < disk-2*1000 || u > disk+2*1000 {
+		t.Fatalf("usage count %d, %d bytes on disk", u, disk)
+	}
+}
+
+// checkEveryFile fails the test unless every blob file under dir hashes
+// to its name.
+func checkEveryFile(t *testing.T, dir string) {
+	t.Helper()
+	objects := filepath.Join(dir, "cas", "objects")
+	err := filepath.Walk(objects, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(objects, path)
+		if got := digest.OfBytes(b).Hash; got != strings.ReplaceAll(rel, "/", "") {
+			t.Errorf("file %s holds a blob of hash %s", rel, got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKilledSessionStopsProtecting(t *testing.T) {
+	// A daemon killed with SIGKILL cannot remove its session file; its
+	// lock goes with the process, and then its blobs are evictable.
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "CASDIR_TEST_QUOTA=10000",
+		"CASDIR_TEST_FIRST=0", "CASDIR_TEST_BLOBS=10", "CASDIR_TEST_PROTECT=1", "CASDIR_TEST_HOLD=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("helper said %q (%v)", line, err)
+	}
+	// Its ten blobs fill the quota and are protected while it runs.
+	s := open(t, dir, casdir.Options{QuotaHigh: 10_000, QuotaLow: 5_000})
+	b, d := blob(100, 1000)
+	wantCode(t, s.Put(context.Background(), d, bytes.NewReader(b)), codes.ResourceExhausted)
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if sessions, _ := os.ReadDir(filepath.Join(dir, "cas", "castd", "sessions")); len(sessions) != 1 {
+		t.Fatalf("%d session files after the kill, want the dead one", len(sessions))
+	}
+	put(t, s, b)
+	if sessions, _ := os.ReadDir(filepath.Join(dir, "cas", "castd", "sessions")); len(sessions) != 0 {
+		t.Fatalf("%d session files after a pass, want the dead one removed", len(sessions))
+	}
+	if disk := onDisk(t, dir); disk > 6_000 {
+		t.Fatalf("%d bytes on disk after the pass, want about quota-low 5000 plus the new blob", disk)
 	}
 }
