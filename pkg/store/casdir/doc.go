@@ -34,8 +34,9 @@
 // leave less than Reserved bytes free on the filesystem, an eviction pass
 // brings the usage down to QuotaLow (and the free space up to Reserved).
 // With ProtectSessionBlobs, a blob used since the start of a running
-// session is never evicted; when only such blobs are left, Put fails with
-// RESOURCE_EXHAUSTED, which BuildStream reports as "cache too full".
+// session (written, read, or found by FindMissing) is never evicted; when
+// only such blobs are left, Put fails with RESOURCE_EXHAUSTED, which
+// BuildStream reports as "cache too full".
 //
 // # Several processes on one directory
 //
@@ -62,10 +63,14 @@
 // through `use.lock`: FindMissing and a Put of a blob already present hold
 // it shared while they touch the blobs they will report present; the pass
 // holds it exclusively while it removes a batch, and skips a blob whose
-// mtime changed since the scan. So a blob reported present to a client was
-// touched before the batch (and is kept) or is already gone (and is
-// reported missing): a pass never removes a blob a client has been told
-// exists, and never makes one vanish while it is being reported.
+// mtime changed since the scan. So a use that overlaps a pass either
+// touched the blob before its batch (the pass keeps it) or finds it gone
+// (and reports it missing): a pass never removes a blob it was not sure is
+// unused, and a blob is never removed between its touch and the answer
+// that reports it present. With ProtectSessionBlobs, the blobs reported
+// present stay until the session ends: time-based, this protects every
+// blob any process used since the oldest running session began, not only
+// this session's own.
 //
 // Races accepted:
 //   - A blob removed while another process reads it is still read to its
