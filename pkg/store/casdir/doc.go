@@ -11,8 +11,8 @@
 //
 // # Writing
 //
-// A blob is written to a temporary file in `cas/tmp` (the same filesystem,
-// as buildbox-casd does), hashed as it is written, and made visible only
+// A blob is written to a temporary file in `cas/tmp` (on the objects'
+// filesystem, so that publishing it is atomic), hashed as it is written, and made visible only
 // when its SHA-256 and size match the digest: chmod 0444, then a hard link
 // to its final name (rename where the filesystem has no hard links). A link
 // never replaces an existing file, so a blob BuildStream has already
@@ -29,8 +29,9 @@
 // # Recency, quota and sessions
 //
 // A blob's mtime is its last use: Put, Get and FindMissing set it to now
-// (the clock of Options.Now), and eviction removes the oldest first, as
-// buildbox-casd does. When a Put would take the usage over QuotaHigh, or
+// (the clock of Options.Now), and eviction removes the least recently used
+// first; the files of a directory written by buildbox-casd bring their
+// mtimes as their recency. When a Put would take the usage over QuotaHigh, or
 // leave less than Reserved bytes free on the filesystem, an eviction pass
 // brings the usage down to QuotaLow (and the free space up to Reserved).
 // With ProtectSessionBlobs, a blob used since the start of a running
@@ -43,13 +44,13 @@
 // BuildStream starts one daemon per command, and two commands may overlap
 // on one cache, so no process owns the directory. castd keeps its shared
 // state under `cas/castd/`:
-//   - `sessions/<start>.<pid>.<rand>`: one file per running store with
+//   - `sessions/<start ns>.<pid>.<n>`: one file per running store with
 //     ProtectSessionBlobs, flocked by its owner for its lifetime. A file
 //     whose lock can be taken belongs to a process that has died and is
 //     removed. Eviction protects every blob whose mtime is at or after the
 //     oldest live session's start (less a second of clock slack).
 //   - `usage`: the bytes stored, updated under an flock by every Put that
-//     added a blob and by every removal. Each eviction pass recounts the
+//     added a blob, every damaged file removed, and each pass. Each eviction pass recounts the
 //     files and corrects it (a crash between link and count, or another
 //     program writing objects, makes it drift until then).
 //   - `evict.lock`: flocked for the length of a pass, so one pass runs at
