@@ -156,12 +156,7 @@ func TestFileOfTheWrongSizeIsMissing(t *testing.T) {
 	b, d := blob(6, 1000)
 	put(t, s, b)
 	path := objectPath(dir, d)
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, 10); err != nil {
-		t.Fatal(err)
-	}
+	truncate(t, path)
 	if m := missing(t, s, d); !m.Has(d) {
 		t.Fatal("FindMissing reports a truncated blob present")
 	}
@@ -169,16 +164,22 @@ func TestFileOfTheWrongSizeIsMissing(t *testing.T) {
 		t.Fatal("the truncated file is still there")
 	}
 	put(t, s, b)
+	truncate(t, path)
+	_, err := s.Get(context.Background(), d, 0)
+	wantCode(t, err, codes.NotFound)
+	if exists(t, path) {
+		t.Fatal("Get left the truncated file")
+	}
+}
+
+// truncate cuts the read-only blob file at path to 10 bytes.
+func truncate(t *testing.T, path string) {
+	t.Helper()
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(path, 10); err != nil {
 		t.Fatal(err)
-	}
-	_, err := s.Get(context.Background(), d, 0)
-	wantCode(t, err, codes.NotFound)
-	if exists(t, path) {
-		t.Fatal("Get left the truncated file")
 	}
 }
 

@@ -38,6 +38,7 @@ func present(t *testing.T, dir string, ds []digest.Digest) digest.Set {
 }
 
 func TestEvictionRemovesLeastRecentlyUsedDownToQuotaLow(t *testing.T) {
+	// Over --quota-high, a pass evicts by last use down to --quota-low.
 	dir := t.TempDir()
 	clk := newClock()
 	s := open(t, dir, casdir.Options{QuotaHigh: 1000, QuotaLow: 500, Now: clk.Now})
@@ -91,6 +92,8 @@ func TestReservedSpaceIsKeptFree(t *testing.T) {
 }
 
 func TestSessionBlobsAreProtected(t *testing.T) {
+	// BuildStream always passes --protect-session-blobs: what a command
+	// wrote or was told exists must stay until it ends, whoever evicts.
 	dir := t.TempDir()
 	clk := newClock()
 	opts := casdir.Options{QuotaHigh: 1000, QuotaLow: 500, Now: clk.Now}
