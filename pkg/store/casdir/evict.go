@@ -45,6 +45,9 @@ func (s *Store) makeRoom(ctx context.Context, d digest.Digest) error {
 	if q := s.opts.QuotaHigh; q > 0 && d.Size > q {
 		return status.Errorf(codes.FailedPrecondition, "casdir %s: blob %s is larger than the quota of %d bytes", s.root, d, q)
 	}
+	if s.opts.QuotaHigh == 0 && s.opts.Reserved == 0 {
+		return nil // no limit to check
+	}
 	full := false
 	for round := 0; ; round++ {
 		used, target, err := s.countedTarget(d.Size)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -170,5 +171,27 @@ func TestDeadSessionDoesNotProtect(t *testing.T) {
 	}
 	if exists(t, dead) {
 		t.Fatal("the dead session's file was not removed")
+	}
+}
+
+func TestPassRemovesStaleTemporaryFiles(t *testing.T) {
+	// A daemon killed mid-write leaves its temporary file; a write in
+	// progress keeps its file fresh and must not lose it.
+	dir := t.TempDir()
+	clk := newClock()
+	s := open(t, dir, casdir.Options{QuotaHigh: 500, QuotaLow: 200, Now: clk.Now})
+	stale, fresh := filepath.Join(dir, "cas", "tmp", "put-stale"), filepath.Join(dir, "cas", "tmp", "put-fresh")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	putAt(t, s, clk, 0, 6, 100) // the sixth passes the quota
+	if exists(t, stale) || !exists(t, fresh) {
+		t.Fatalf("after a pass: stale file there %v, fresh file there %v; want only the fresh one", exists(t, stale), exists(t, fresh))
 	}
 }
