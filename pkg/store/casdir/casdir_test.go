@@ -242,3 +242,47 @@ func TestPutOfAPresentBlobDoesNotReadOrRewrite(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+func TestFindMissingReportsEachMissingDigestOnce(t *testing.T) {
+	// BuildStream sends batches of 512 that may repeat a digest; the
+	// caller's slice is its own.
+	s := open(t, t.TempDir(), casdir.Options{})
+	b, present := blob(8, 100)
+	put(t, s, b)
+	_, absent := blob(9, 100)
+	ds := []digest.Digest{absent, present, absent, digest.Empty}
+	m, err := s.FindMissing(context.Background(), ds)
+	if err != nil || len(m) != 1 || m[0] != absent {
+		t.Fatalf("FindMissing = %v, %v; want [%s]", m, err, absent)
+	}
+	if ds[0] != absent || ds[1] != present || ds[2] != absent || ds[3] != digest.Empty {
+		t.Fatal("FindMissing changed its argument")
+	}
+}
+
+func TestPutStopsWhenItsCallEnds(t *testing.T) {
+	// A client that gives up mid-upload must not leave a Put reading on.
+	dir := t.TempDir()
+	s := open(t, dir, casdir.Options{})
+	b, d := blob(10, 1<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &cancelAfter{r: bytes.NewReader(b), n: 3, cancel: cancel}
+	wantCode(t, s.Put(ctx, d, r), codes.Canceled)
+	if exists(t, objectPath(dir, d)) {
+		t.Fatal("a cancelled Put stored the blob")
+	}
+}
+
+// cancelAfter cancels its context after n Reads.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n--; c.n == 0 {
+		c.cancel()
+	}
+	return c.r.Read(p[:min(len(p), 1000)])
+}
