@@ -290,3 +290,81 @@ func TestKilledSessionStopsProtecting(t *testing.T) {
 		t.Fatalf("%d bytes on disk after the pass, want about quota-low 5000 plus the new blob", disk)
 	}
 }
+
+func TestBlobsReportedPresentSurviveConcurrentEviction(t *testing.T) {
+	// One daemon (BuildStream's, protecting its session) asks about old
+	// blobs while another evicts those very blobs to make room, starting
+	// right after the first pass's scan: whatever the first was told is
+	// present must still be there afterwards.
+	dir := t.TempDir()
+	const n, size = 200, 1000
+	old := oldBlobs(t, dir, n, size)
+	asking := open(t, dir, casdir.Options{ProtectSessionBlobs: true})
+	evicting := open(t, dir, casdir.Options{QuotaHigh: n * size, QuotaLow: n * size / 2})
+	scanned := make(chan struct{})
+	var once sync.Once
+	casdir.SetAfterScanHook(func() { once.Do(func() { close(scanned) }) })
+	defer casdir.SetAfterScanHook(nil)
+
+	done := make(chan error, 1)
+	go func() { done <- putUntilFull(evicting, size) }()
+	<-scanned
+	told := digest.NewSet()
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			for d := range told {
+				if !exists(t, objectPath(dir, d)) {
+					t.Fatalf("blob %s was reported present and then evicted during the session", d)
+				}
+			}
+			if len(told) == 0 {
+				t.Fatal("no old blob was ever reported present")
+			}
+			return
+		default:
+		}
+		// Oldest first: the blobs the pass is removing.
+		if d := old[i%n]; !missing(t, asking, d).Has(d) {
+			told.Add(d)
+		}
+	}
+}
+
+// oldBlobs stores n blobs of size bytes in dir as an earlier session did,
+// last used an hour ago, blob 0 first.
+func oldBlobs(t *testing.T, dir string, n, size int) []digest.Digest {
+	t.Helper()
+	w := open(t, dir, casdir.Options{})
+	defer w.Close()
+	hourAgo := time.Now().Add(-time.Hour)
+	var old []digest.Digest
+	for i := range n {
+		b, _ := blob(i, size)
+		d := put(t, w, b)
+		mt := hourAgo.Add(time.Duration(i) * time.Millisecond)
+		if err := os.Chtimes(objectPath(dir, d), mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, d)
+	}
+	return old
+}
+
+// putUntilFull stores new blobs through s until it answers
+// RESOURCE_EXHAUSTED: every blob left is protected.
+func putUntilFull(s *casdir.Store, size int) error {
+	for i := 1_000_000; ; i++ {
+		b, d := blob(i, size)
+		err := s.Put(context.Background(), d, bytes.NewReader(b))
+		if status.Code(err) == codes.ResourceExhausted {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
