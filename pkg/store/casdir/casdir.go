@@ -52,7 +52,6 @@ type Store struct {
 	opts    Options
 	now     func() time.Time
 	free    func() (int64, error)
-	start   time.Time
 	session *session // nil without protection
 	usage   *usageFile
 }
@@ -100,9 +99,8 @@ func (s *Store) openShared() error {
 	if err := s.ensureEmpty(); err != nil {
 		return err
 	}
-	s.start = s.now()
 	if s.opts.ProtectSessionBlobs {
-		sess, err := registerSession(filepath.Join(s.state, "sessions"), s.start)
+		sess, err := registerSession(filepath.Join(s.state, "sessions"), s.now())
 		if err != nil {
 			return fmt.Errorf("casdir %s: session: %w", s.root, err)
 		}

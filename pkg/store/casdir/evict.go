@@ -14,9 +14,9 @@ import (
 	"github.com/castd/castd/pkg/digest"
 )
 
-// removeBatch is how many blobs a pass removes per hold of the exclusive
+// batchSize is how many blobs a pass removes per hold of the exclusive
 // use lock: FindMissing waits for at most one batch.
-const removeBatch = 256
+const batchSize = 256
 
 // staleTemp is the age after which a pass removes a temporary file: a
 // write still in progress keeps its file's mtime fresh.
@@ -157,7 +157,7 @@ func (s *Store) removeOldest(ctx context.Context, objs []object, want int64) (in
 		if err := ctx.Err(); err != nil {
 			return freed, status.FromContextError(err).Err()
 		}
-		n := min(len(objs), removeBatch)
+		n := min(len(objs), batchSize)
 		f, err := s.removeBatch(objs[:n], want-freed)
 		freed += f
 		if err != nil {
