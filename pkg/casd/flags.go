@@ -40,7 +40,7 @@ type Config struct {
 	Reserved            Size // --reserved: keep this much free on the filesystem
 	ProtectSessionBlobs bool // --protect-session-blobs
 
-	CacheFailures bool   // --cache-failures (default true, as buildbox-casd's)
+	CacheFailures bool   // --cache-failures (default true; BuildStream passes false)
 	BuildboxRun   string // --buildbox-run: the runner for local execution
 	Jobs          int    // --jobs: concurrent local actions
 

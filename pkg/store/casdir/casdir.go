@@ -22,7 +22,7 @@ type Options struct {
 	// QuotaHigh is the usage above which a Put evicts; 0 means no quota.
 	QuotaHigh int64
 	// QuotaLow is the usage an eviction pass brings the store down to; 0
-	// means half of QuotaHigh (buildbox-casd's default).
+	// means half of QuotaHigh.
 	QuotaLow int64
 	// Reserved is the space a Put keeps free on the filesystem, evicting
 	// if need be; 0 means none.
