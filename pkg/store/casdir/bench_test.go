@@ -38,17 +38,24 @@ func BenchmarkPutSmall(b *testing.B) {
 	}
 }
 
-// BenchmarkFindMissing asks for 512 present blobs, BuildStream's batch.
+// BenchmarkFindMissing asks for 512 present blobs, BuildStream's batch:
+// blobs of the running (protecting) session, as BuildStream asks again
+// about what it stored, and blobs of a store without sessions, each use
+// rewriting the blob's time.
 func BenchmarkFindMissing(b *testing.B) {
-	s := open(b, b.TempDir(), casdir.Options{})
-	ds := make([]digest.Digest, 0, 512)
-	for i := range 512 {
-		data, _ := blob(i, 1000)
-		ds = append(ds, put(b, s, data))
-	}
-	for b.Loop() {
-		if m, err := s.FindMissing(context.Background(), ds); err != nil || len(m) != 0 {
-			b.Fatalf("FindMissing: %d missing, %v", len(m), err)
-		}
+	for _, protect := range []bool{true, false} {
+		b.Run(map[bool]string{true: "session blobs", false: "no session"}[protect], func(b *testing.B) {
+			s := open(b, b.TempDir(), casdir.Options{ProtectSessionBlobs: protect})
+			ds := make([]digest.Digest, 0, 512)
+			for i := range 512 {
+				data, _ := blob(i, 1000)
+				ds = append(ds, put(b, s, data))
+			}
+			for b.Loop() {
+				if m, err := s.FindMissing(context.Background(), ds); err != nil || len(m) != 0 {
+					b.Fatalf("FindMissing: %d missing, %v", len(m), err)
+				}
+			}
+		})
 	}
 }

@@ -31,7 +31,10 @@
 // A blob's mtime is its last use: Put, Get and FindMissing set it to now
 // (the clock of Options.Now), and eviction removes the least recently used
 // first; the files of a directory written by buildbox-casd bring their
-// mtimes as their recency. When a Put would take the usage over QuotaHigh, or
+// mtimes as their recency. (FindMissing, and a Put of a blob present,
+// leave the time of a blob already used in this store's protecting
+// session: it is protected anyway, and an lstat is much cheaper than an
+// inode write.) When a Put would take the usage over QuotaHigh, or
 // leave less than Reserved bytes free on the filesystem, an eviction pass
 // brings the usage down to QuotaLow (and the free space up to Reserved).
 // With ProtectSessionBlobs, a blob used since the start of a running

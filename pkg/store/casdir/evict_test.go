@@ -195,3 +195,37 @@ func TestPassRemovesStaleTemporaryFiles(t *testing.T) {
 		t.Fatalf("after a pass: stale file there %v, fresh file there %v; want only the fresh one", exists(t, stale), exists(t, fresh))
 	}
 }
+
+func TestUseRecordsTimeOnlyWhenProtectionNeedsIt(t *testing.T) {
+	// BuildStream asks again and again about what it stored: a blob used
+	// in the running protecting session is protected already and keeps its
+	// time (an lstat, not an inode write); an older blob is touched.
+	dir := t.TempDir()
+	clk := newClock()
+	old := open(t, dir, casdir.Options{Now: clk.Now})
+	before := putAt(t, old, clk, 0, 1, 100)[0]
+	old.Close()
+	clk.Advance()
+	s := open(t, dir, casdir.Options{ProtectSessionBlobs: true, Now: clk.Now})
+	mine := putAt(t, s, clk, 1, 2, 100)[0]
+	written := mtime(t, objectPath(dir, mine))
+	clk.Advance()
+	if m := missing(t, s, before, mine); len(m) != 0 {
+		t.Fatalf("%d missing", len(m))
+	}
+	if got := mtime(t, objectPath(dir, mine)); !got.Equal(written) {
+		t.Fatalf("the session's own blob was touched again: %v, was %v", got, written)
+	}
+	if got := mtime(t, objectPath(dir, before)); !got.Equal(clk.Now()) {
+		t.Fatalf("a blob from before the session has time %v, want the use at %v", got, clk.Now())
+	}
+}
+
+func mtime(t *testing.T, path string) time.Time {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.ModTime()
+}

@@ -52,21 +52,14 @@ func (s *Store) presence(ds []digest.Digest) ([]digest.Digest, error) {
 }
 
 // touch records a use of d at now and reports whether a file of d's size
-// is there. A file of another size is removed (it is damaged).
+// is there. A file of another size is removed (it is damaged). A blob
+// already used in this protecting session keeps its time: it is protected
+// anyway, and an lstat costs far less than rewriting an inode's times.
 func (s *Store) touch(d digest.Digest, now time.Time) (bool, error) {
 	if d.IsEmpty() {
 		return true, nil
 	}
 	path := s.path(d)
-	err := os.Chtimes(path, now, now)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	case err != nil && !errors.Is(err, fs.ErrPermission):
-		return false, ioError("set the time of", path, err)
-	}
-	// A file of another user cannot take our time: it is present, but its
-	// use is not recorded (see the package comment).
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -77,6 +70,20 @@ func (s *Store) touch(d digest.Digest, now time.Time) (bool, error) {
 	if !fi.Mode().IsRegular() || fi.Size() != d.Size {
 		s.discard(path, fi)
 		return false, nil
+	}
+	if s.session != nil && !fi.ModTime().Before(s.session.start) {
+		return true, nil
+	}
+	err = os.Chtimes(path, now, now)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case errors.Is(err, fs.ErrPermission):
+		// Another user's file cannot take our time: it is present, but
+		// its use is not recorded (see the package comment).
+		return true, nil
+	case err != nil:
+		return false, ioError("set the time of", path, err)
 	}
 	return true, nil
 }

@@ -19,8 +19,9 @@ const clockSlack = time.Second
 // session is this store's entry in the sessions directory, locked while it
 // runs.
 type session struct {
-	f    *os.File
-	path string
+	f     *os.File
+	path  string
+	start time.Time // blobs used since are protected
 }
 
 // end removes the entry and releases its lock.
@@ -54,7 +55,7 @@ func registerSession(dir string, start time.Time) (*session, error) {
 			f.Close()
 			return nil, err
 		}
-		return &session{f: f, path: path}, nil
+		return &session{f: f, path: path, start: start}, nil
 	}
 }
 
