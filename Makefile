@@ -61,10 +61,24 @@ fmt:
 clean:
 	rm -rf $(BIN)
 
-## proto: regenerate api/castd/v1 (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
+## proto: regenerate api/castd/v1 and api/build/buildgrid (needs protoc,
+## protoc-gen-go, protoc-gen-go-grpc). local_cas.proto (vendored unchanged from
+## BuildStream, see api/build/buildgrid/README.md) imports REAPI, found in the
+## remote-apis Go module, and google/api, google/longrunning and google/rpc:
+## GOOGLEAPIS names a directory holding those (a googleapis checkout, or
+## BuildStream's src/buildstream/_protos). Its Go package is set here so that
+## the vendored file stays as it came.
+REAPI_PROTOS ?= $(shell $(GO) list -m -f '{{.Dir}}' github.com/bazelbuild/remote-apis)
+GOOGLEAPIS   ?=
+LOCALCAS_GO  := Mbuild/buildgrid/local_cas.proto=github.com/castd/castd/api/build/buildgrid;localcaspb
 proto:
 	protoc -I api --go_out=. --go_opt=module=github.com/castd/castd \
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/castd/castd api/castd/v1/control.proto
+	@test -n "$(GOOGLEAPIS)" || { echo "make proto: set GOOGLEAPIS to a directory holding google/api, google/longrunning and google/rpc .proto files"; exit 1; }
+	protoc -I api -I $(REAPI_PROTOS) -I $(GOOGLEAPIS) \
+	  --go_out=. --go_opt=module=github.com/castd/castd --go_opt='$(LOCALCAS_GO)' \
+	  --go-grpc_out=. --go-grpc_opt=module=github.com/castd/castd --go-grpc_opt='$(LOCALCAS_GO)' \
+	  build/buildgrid/local_cas.proto
 
 ## install: castd and bst to $(PREFIX)/bin and the CI-sidecar system units
 ## (castd-sidecar.service/.socket) to $(SYSTEMD_SYSTEM_DIR), under $(DESTDIR).
