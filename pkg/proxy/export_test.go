@@ -1,4 +1,18 @@
 package proxy
 
+import "github.com/castd/castd/pkg/store"
+
 // ExpireRegistrations runs one registration-ttl sweep now.
 func ExpireRegistrations(s *Set) { s.expireRegistrations() }
+
+// NewStatusRecordingCAS is newStatusRecordingCAS with counts of its own,
+// read by the returned function.
+func NewStatusRecordingCAS(base store.CAS) (store.CAS, func() (hits, misses int64)) {
+	rec := &outcomes{}
+	return newStatusRecordingCAS(base, rec), rec.counts
+}
+
+// NewWriteThroughCAS is newWriteThroughCAS.
+func NewWriteThroughCAS(base, primary store.CAS, name string) store.CAS {
+	return newWriteThroughCAS(base, primary, name)
+}

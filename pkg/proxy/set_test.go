@@ -139,7 +139,7 @@ func TestStorageServiceMode(t *testing.T) {
 		// Why: BatchUpdateBlobs uses the in-memory path.
 		data := []byte("batch-updated blob")
 		d := digest.OfBytes(data)
-		if err := store.PutBytes(context.Background(), cas, d, data); err != nil {
+		if err := cas.PutBytes(context.Background(), d, data, store.PutHint{}); err != nil {
 			t.Fatal(err)
 		}
 		if !primary.has(d) {
@@ -161,7 +161,7 @@ func TestStorageServiceMode(t *testing.T) {
 func TestStorageServiceRefuses(t *testing.T) {
 	// A write the primary store did not take is not acknowledged: the
 	// client gets the storage service's error, its code kept, naming it.
-	addr := serveCAS(t, refusingCAS{store.NewMemory()})
+	addr := serveCAS(t, store.WithGenericFastPaths(refusingCAS{store.NewMemory()}))
 	set, _ := newSet(t, t.TempDir(), fmt.Sprintf("cache:\n  storage-service: {url: grpc://%s}\n", addr))
 	cas, err := set.CAS(context.Background(), "")
 	if err != nil {
@@ -171,7 +171,7 @@ func TestStorageServiceRefuses(t *testing.T) {
 	d := digest.OfBytes(data)
 	for name, put := range map[string]func() error{
 		"put":       func() error { return cas.Put(context.Background(), d, bytes.NewReader(data)) },
-		"put bytes": func() error { return store.PutBytes(context.Background(), cas, d, data) },
+		"put bytes": func() error { return cas.PutBytes(context.Background(), d, data, store.PutHint{}) },
 	} {
 		err := put()
 		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "cache.storage-service "+addr) {
@@ -182,7 +182,7 @@ func TestStorageServiceRefuses(t *testing.T) {
 
 // refusingCAS is a CAS whose writes are refused, like a remote the
 // credentials do not allow writing to.
-type refusingCAS struct{ store.CAS }
+type refusingCAS struct{ store.BasicCAS }
 
 func (refusingCAS) Put(context.Context, digest.Digest, io.Reader) error {
 	return status.Error(codes.PermissionDenied, "this remote is read-only")
@@ -215,14 +215,10 @@ artifacts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	bg, ok := cas.(store.BatchGetter)
-	if !ok {
-		t.Fatal("the instance CAS hides the batch read path")
-	}
 	a, da := putBlob(t, up.mem, 100)
 	b, db := putBlob(t, up.mem, 200)
 	absent := digest.OfBytes([]byte("nowhere"))
-	rs := bg.GetMany(context.Background(), []digest.Digest{da, absent, db})
+	rs := cas.GetMany(context.Background(), []digest.Digest{da, absent, db})
 	if string(rs[0].Data) != string(a) || string(rs[2].Data) != string(b) || status.Code(rs[1].Err) != codes.NotFound {
 		t.Fatalf("GetMany = %v / %v / %v", rs[0].Err, rs[1].Err, rs[2].Err)
 	}

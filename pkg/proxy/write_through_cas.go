@@ -19,23 +19,46 @@ import (
 // through to base. Cost per Put: one upload to primary, even for a blob
 // base already held. Safe for concurrent use.
 func newWriteThroughCAS(base, primary store.CAS, name string) store.CAS {
-	return &writeThroughCAS{CAS: base, primary: primary, name: name}
+	return &writeThroughCAS{base: base, primary: primary, name: name}
 }
 
 type writeThroughCAS struct {
-	store.CAS
+	base    store.CAS
 	primary store.CAS
 	name    string // for errors: the remote's name
 }
 
+// Reads pass through to base, fast paths included.
+func (c *writeThroughCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	return c.base.FindMissing(ctx, ds)
+}
+
+func (c *writeThroughCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return c.base.Get(ctx, d, offset)
+}
+
+func (c *writeThroughCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
+	return c.base.GetWith(ctx, d, offset, hint)
+}
+
+func (c *writeThroughCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	return c.base.GetMany(ctx, ds)
+}
+
 func (c *writeThroughCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	if err := c.CAS.Put(ctx, d, r); err != nil {
+	return c.PutWith(ctx, d, r, store.PutHint{})
+}
+
+// PutWith stores the stream in base (with the hint), then streams the
+// stored blob from base to primary.
+func (c *writeThroughCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+	if err := c.base.PutWith(ctx, d, r, hint); err != nil {
 		return err
 	}
 	if d.IsEmpty() {
 		return nil
 	}
-	rc, err := c.CAS.Get(ctx, d, 0)
+	rc, err := c.base.Get(ctx, d, 0)
 	if err != nil {
 		return err
 	}
@@ -43,25 +66,15 @@ func (c *writeThroughCAS) Put(ctx context.Context, d digest.Digest, r io.Reader)
 	return c.wrap(d, c.primary.Put(ctx, d, rc))
 }
 
-// PutBytes implements store.BytesPutter: the bytes in memory go to both.
-func (c *writeThroughCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte) error {
-	if err := store.PutBytes(ctx, c.CAS, d, data); err != nil {
+// PutBytes hands the bytes in memory to both.
+func (c *writeThroughCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	if err := c.base.PutBytes(ctx, d, data, hint); err != nil {
 		return err
 	}
 	if d.IsEmpty() {
 		return nil
 	}
-	return c.wrap(d, store.PutBytes(ctx, c.primary, d, data))
-}
-
-// GetBytes and GetMany keep base's read fast paths.
-func (c *writeThroughCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, error) {
-	return store.ReadBytes(ctx, c.CAS, d)
-}
-
-// GetMany implements store.BatchGetter over base.
-func (c *writeThroughCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	return store.GetMany(ctx, c.CAS, ds)
+	return c.wrap(d, c.primary.PutBytes(ctx, d, data, hint))
 }
 
 // wrap names the storage service in err, keeping its code.

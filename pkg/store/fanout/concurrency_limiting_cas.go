@@ -16,7 +16,8 @@ import (
 // further callers queue in arrival order (FIFO) and give up when their
 // context ends (CANCELED or DEADLINE_EXCEEDED). A Get holds its slot until
 // the reader is closed, so a slow download counts for its whole length; a
-// GetMany holds one slot for its whole batch when base reads batches. Use
+// GetMany holds one slot for its whole batch (base reads it as one call).
+// Every method of store.CAS, fast paths included, takes a slot. Use
 // it in front of each remote so that a burst of misses cannot open
 // thousands of streams to one server. Cost: one semaphore acquire per call.
 // Safe for concurrent use.
@@ -45,10 +46,14 @@ func (c *concurrencyLimitingCAS) FindMissing(ctx context.Context, ds []digest.Di
 }
 
 func (c *concurrencyLimitingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return c.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+func (c *concurrencyLimitingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
 	}
-	rc, err := c.base.Get(ctx, d, offset)
+	rc, err := c.base.GetWith(ctx, d, offset, hint)
 	if err != nil {
 		c.sem.Release(1)
 		return nil, err
@@ -56,26 +61,33 @@ func (c *concurrencyLimitingCAS) Get(ctx context.Context, d digest.Digest, offse
 	return &releasingReader{ReadCloser: rc, release: func() { c.sem.Release(1) }}, nil
 }
 
-// GetMany implements store.BatchGetter: one slot for the whole batch when
-// base reads batches itself, else one Get (and slot) per digest.
+// GetMany holds one slot for the whole batch.
 func (c *concurrencyLimitingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	bg, ok := c.base.(store.BatchGetter)
-	if !ok {
-		return store.GetEach(ctx, c, ds)
-	}
 	if err := c.acquire(ctx); err != nil {
 		return failAll(len(ds), err)
 	}
 	defer c.sem.Release(1)
-	return bg.GetMany(ctx, ds)
+	return c.base.GetMany(ctx, ds)
 }
 
 func (c *concurrencyLimitingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return c.PutWith(ctx, d, r, store.PutHint{})
+}
+
+func (c *concurrencyLimitingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
 	if err := c.acquire(ctx); err != nil {
 		return err
 	}
 	defer c.sem.Release(1)
-	return c.base.Put(ctx, d, r)
+	return c.base.PutWith(ctx, d, r, hint)
+}
+
+func (c *concurrencyLimitingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.sem.Release(1)
+	return c.base.PutBytes(ctx, d, data, hint)
 }
 
 // releasingReader gives the semaphore slot back on the first Close.

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
 )
 
@@ -16,8 +17,8 @@ func TestConcurrencyLimitingCAS(t *testing.T) {
 		t.Log("a download occupies its slot for its whole length, so the next call waits for Close")
 		d, _ := blob("x")
 		log := &callLog{}
-		base := &countingCAS{CAS: memoryWith(t, "x"), name: "base", log: log}
-		limited := fanout.NewConcurrencyLimitingCAS(base, 1)
+		base := &countingCAS{BasicCAS: memoryWith(t, "x"), name: "base", log: log}
+		limited := fanout.NewConcurrencyLimitingCAS(store.WithGenericFastPaths(base), 1)
 		first, err := limited.Get(context.Background(), d, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -36,8 +37,8 @@ func TestConcurrencyLimitingCAS(t *testing.T) {
 	t.Run("waiter gives up", func(t *testing.T) {
 		t.Log("a caller queued for a slot can leave with its own cancellation")
 		d, _ := blob("x")
-		base := &countingCAS{CAS: memoryWith(t, "x"), name: "base", log: &callLog{}}
-		limited := fanout.NewConcurrencyLimitingCAS(base, 1)
+		base := &countingCAS{BasicCAS: memoryWith(t, "x"), name: "base", log: &callLog{}}
+		limited := fanout.NewConcurrencyLimitingCAS(store.WithGenericFastPaths(base), 1)
 		first, err := limited.Get(context.Background(), d, 0)
 		if err != nil {
 			t.Fatal(err)

@@ -70,8 +70,8 @@ func TestExistenceCachingCAS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			clock := &fakeClock{now: time.Unix(1e9, 0)}
-			base := &countingCAS{CAS: memoryWith(t, "a", "b", "c"), name: "base", log: &callLog{}}
-			cached := fanout.NewExistenceCachingCAS(base, ttl, tc.max, clock)
+			base := &countingCAS{BasicCAS: memoryWith(t, "a", "b", "c"), name: "base", log: &callLog{}}
+			cached := fanout.NewExistenceCachingCAS(store.WithGenericFastPaths(base), ttl, tc.max, clock)
 			for i, s := range tc.steps {
 				clock.advance(s.advance)
 				before := len(base.requests())
