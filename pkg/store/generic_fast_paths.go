@@ -43,13 +43,24 @@ func readWhole(ctx context.Context, b BasicCAS, d digest.Digest) ([]byte, error)
 	}
 	defer rc.Close()
 	buf := make([]byte, d.Size)
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		if _, ok := status.FromError(err); ok {
-			return nil, err
-		}
+	_, err = io.ReadFull(rc, buf)
+	if _, isStatus := status.FromError(err); !isStatus {
 		return nil, status.Errorf(codes.DataLoss, "blob %s: %v", d, err)
 	}
+	if err != nil {
+		return nil, err
+	}
 	return buf, nil
+}
+
+// FailAll is the answer of a GetMany whose whole call failed with err:
+// n results that each carry err.
+func FailAll(n int, err error) []BlobResult {
+	out := make([]BlobResult, n)
+	for i := range out {
+		out[i].Err = err
+	}
+	return out
 }
 
 // WithGenericFastPaths returns b as a CAS whose fast paths are the generic

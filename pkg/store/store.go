@@ -1,6 +1,9 @@
 // Package store is castd's storage contract: the CAS and ActionCache
 // interfaces that every holder of blobs implements, helpers over them, and
-// the decorators that wrap one and return the same interface.
+// the generic decorators that wrap one and return the same interface, one
+// per file (existence caching, concurrency limiting, completeness
+// checking). A decorator that needs a remote client or the write-back
+// queue lives with that (grpcclient's breaker, writeback's queueing).
 //
 // Implementations live in subpackages: disk (the local engine: badger
 // index, pack files and blob files under a quota), grpcclient (one REAPI
@@ -8,8 +11,9 @@
 // holds no engine and dials nothing.
 //
 // Everything that holds blobs implements CAS: the local store, one upstream
-// remote, and the ordered fan-out over several of them. Decorators (existence
-// caching, metrics, completeness checking) wrap a CAS or an ActionCache and
+// remote, and the ordered fan-out over several of them. The fast paths
+// (batch reads, writes of bytes in memory, hints) are methods of CAS, so a
+// decorator cannot lose one. Decorators wrap a CAS or an ActionCache and
 // return the same interface, so gRPC handlers and the execution path only
 // ever hold these two interfaces.
 //

@@ -142,7 +142,7 @@ func (c *fanoutCAS) recheckLocal(ctx context.Context, ds []digest.Digest) ([]sto
 	out := make([]store.BlobResult, len(ds))
 	missing, err := c.local.FindMissing(ctx, ds)
 	if err != nil {
-		return failAll(len(ds), labelLocal(err)), nil
+		return store.FailAll(len(ds), labelLocal(err)), nil
 	}
 	var pending, arrived []int
 	if len(missing) == len(ds) {
@@ -284,7 +284,7 @@ func (c *fanoutCAS) getManyFrom(ctx context.Context, i int, want []digest.Digest
 	rs := t.CAS.GetMany(call.ctx, want)
 	inTime := call.answered()
 	if len(rs) != len(want) {
-		return failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
+		return store.FailAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
 	}
 	call.observe(inTime, firstFailure(rs))
 	for k := range rs {
@@ -346,13 +346,4 @@ func firstFailure(rs []store.BlobResult) error {
 		}
 	}
 	return nil
-}
-
-// failAll is n results that all fail with err.
-func failAll(n int, err error) []store.BlobResult {
-	out := make([]store.BlobResult, n)
-	for i := range out {
-		out[i].Err = err
-	}
-	return out
 }

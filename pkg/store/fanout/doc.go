@@ -8,7 +8,8 @@
 // local store only; hooks in Options and ACOptions let the write-back queue
 // see them.
 //
-// The per-remote decorators live in files of their own:
-// NewExistenceCachingCAS (positive FindMissing answers, TTL, bounded) and
-// NewConcurrencyLimitingCAS (a FIFO semaphore per remote).
+// Each remote is wrapped in the contract's generic decorators from package
+// store: store.NewExistenceCachingCAS (positive FindMissing answers, TTL,
+// bounded) and store.NewConcurrencyLimitingCAS (a FIFO semaphore per
+// remote).
 package fanout

@@ -46,8 +46,8 @@ import (
 //   - Put, PutWith and PutBytes write to local only (with the hint), then
 //     call Options.OnPut.
 //
-// Every remote is wrapped in NewConcurrencyLimitingCAS and, unless the TTL
-// is negative, NewExistenceCachingCAS. A remote with a later tier behind it
+// Every remote is wrapped in store.NewConcurrencyLimitingCAS and, unless
+// the TTL is negative, store.NewExistenceCachingCAS. A remote with a later tier behind it
 // gets one attempt and Options.FailoverDelay to answer (see failover); the
 // last tier's timeouts are the remote client's (the upstream package's
 // retries, request and idle timeouts). A remote that is slow to answer,
@@ -65,9 +65,9 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		refusals: newRefusals(opts),
 	}
 	for _, t := range remotes {
-		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
+		t.CAS = store.NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
 		if opts.ExistenceTTL > 0 {
-			t.CAS = newExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock, t.Unreachable)
+			t.CAS = store.NewExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock, t.Unreachable)
 		}
 		c.remotes = append(c.remotes, t)
 	}

@@ -52,11 +52,7 @@ func (c *breakerCAS) GetWith(ctx context.Context, d digest.Digest, offset int64,
 // failure; otherwise the call counts as a success.
 func (c *breakerCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	if err := c.b.allow(); err != nil {
-		out := make([]store.BlobResult, len(ds))
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
+		return store.FailAll(len(ds), err)
 	}
 	out := c.base.GetMany(ctx, ds)
 	var failure error

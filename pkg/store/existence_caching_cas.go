@@ -1,4 +1,4 @@
-package fanout
+package store
 
 import (
 	"container/list"
@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/store"
 )
 
 // NewExistenceCachingCAS remembers, for ttl, the digests base reported
@@ -25,14 +24,11 @@ import (
 // of GetMany) that finds a blob missing forgets it, and a read that
 // fails because the remote is unreachable (UNAVAILABLE, or no answer in
 // time) forgets every entry: a down remote's blobs must not be reported
-// present. Safe for concurrent use; lookups take one mutex per call.
-func NewExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock) store.CAS {
-	return newExistenceCachingCAS(base, ttl, maxEntries, clock, nil)
-}
-
-// newExistenceCachingCAS is NewExistenceCachingCAS that also drops every
-// entry, and asks base, while unreachable (if not nil) reports true.
-func newExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock, unreachable func() bool) store.CAS {
+// present; so does every entry while unreachable (if not nil) reports
+// true (the fan-out passes the remote's open breaker). clock is any time
+// source with Now (fanout.Clock, a test's settable clock). Safe for
+// concurrent use; lookups take one mutex per call.
+func NewExistenceCachingCAS(base CAS, ttl time.Duration, maxEntries int, clock interface{ Now() time.Time }, unreachable func() bool) CAS {
 	return &existenceCachingCAS{
 		base:        base,
 		ttl:         ttl,
@@ -45,10 +41,10 @@ func newExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, c
 }
 
 type existenceCachingCAS struct {
-	base        store.CAS
+	base        CAS
 	ttl         time.Duration
 	max         int
-	clock       Clock
+	clock       interface{ Now() time.Time }
 	unreachable func() bool // nil: never known unreachable
 
 	mu      sync.Mutex
@@ -141,7 +137,7 @@ func (c *existenceCachingCAS) failed(ctx context.Context, err error, d *digest.D
 			c.forget(e)
 		}
 		c.mu.Unlock()
-	case store.Stalled(ctx):
+	case Stalled(ctx):
 		c.forgetAll()
 	case ctx.Err() != nil:
 	case code == codes.Unavailable || code == codes.DeadlineExceeded:
@@ -150,10 +146,10 @@ func (c *existenceCachingCAS) failed(ctx context.Context, err error, d *digest.D
 }
 
 func (c *existenceCachingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	return c.GetWith(ctx, d, offset, store.GetHint{})
+	return c.GetWith(ctx, d, offset, GetHint{})
 }
 
-func (c *existenceCachingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
+func (c *existenceCachingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint GetHint) (io.ReadCloser, error) {
 	rc, err := c.base.GetWith(ctx, d, offset, hint)
 	if err != nil {
 		c.failed(ctx, err, &d)
@@ -163,7 +159,7 @@ func (c *existenceCachingCAS) GetWith(ctx context.Context, d digest.Digest, offs
 
 // GetMany passes the batch to base and learns from each entry's failure
 // as Get does.
-func (c *existenceCachingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+func (c *existenceCachingCAS) GetMany(ctx context.Context, ds []digest.Digest) []BlobResult {
 	out := c.base.GetMany(ctx, ds)
 	for i, r := range out {
 		if r.Err != nil {
@@ -179,10 +175,10 @@ func (c *existenceCachingCAS) Put(ctx context.Context, d digest.Digest, r io.Rea
 	return c.base.Put(ctx, d, r)
 }
 
-func (c *existenceCachingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+func (c *existenceCachingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint PutHint) error {
 	return c.base.PutWith(ctx, d, r, hint)
 }
 
-func (c *existenceCachingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+func (c *existenceCachingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint PutHint) error {
 	return c.base.PutBytes(ctx, d, data, hint)
 }

@@ -1,4 +1,4 @@
-package fanout
+package store
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/store"
 )
 
 // NewConcurrencyLimitingCAS lets at most limit calls into base run at once;
@@ -17,16 +16,16 @@ import (
 // context ends (CANCELED or DEADLINE_EXCEEDED). A Get holds its slot until
 // the reader is closed, so a slow download counts for its whole length; a
 // GetMany holds one slot for its whole batch (base reads it as one call).
-// Every method of store.CAS, fast paths included, takes a slot. Use
+// Every method of CAS, fast paths included, takes a slot. Use
 // it in front of each remote so that a burst of misses cannot open
 // thousands of streams to one server. Cost: one semaphore acquire per call.
 // Safe for concurrent use.
-func NewConcurrencyLimitingCAS(base store.CAS, limit int) store.CAS {
+func NewConcurrencyLimitingCAS(base CAS, limit int) CAS {
 	return &concurrencyLimitingCAS{base: base, sem: semaphore.NewWeighted(int64(limit))}
 }
 
 type concurrencyLimitingCAS struct {
-	base store.CAS
+	base CAS
 	sem  *semaphore.Weighted
 }
 
@@ -46,10 +45,10 @@ func (c *concurrencyLimitingCAS) FindMissing(ctx context.Context, ds []digest.Di
 }
 
 func (c *concurrencyLimitingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	return c.GetWith(ctx, d, offset, store.GetHint{})
+	return c.GetWith(ctx, d, offset, GetHint{})
 }
 
-func (c *concurrencyLimitingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
+func (c *concurrencyLimitingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint GetHint) (io.ReadCloser, error) {
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -62,19 +61,19 @@ func (c *concurrencyLimitingCAS) GetWith(ctx context.Context, d digest.Digest, o
 }
 
 // GetMany holds one slot for the whole batch.
-func (c *concurrencyLimitingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+func (c *concurrencyLimitingCAS) GetMany(ctx context.Context, ds []digest.Digest) []BlobResult {
 	if err := c.acquire(ctx); err != nil {
-		return failAll(len(ds), err)
+		return FailAll(len(ds), err)
 	}
 	defer c.sem.Release(1)
 	return c.base.GetMany(ctx, ds)
 }
 
 func (c *concurrencyLimitingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	return c.PutWith(ctx, d, r, store.PutHint{})
+	return c.PutWith(ctx, d, r, PutHint{})
 }
 
-func (c *concurrencyLimitingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+func (c *concurrencyLimitingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint PutHint) error {
 	if err := c.acquire(ctx); err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func (c *concurrencyLimitingCAS) PutWith(ctx context.Context, d digest.Digest, r
 	return c.base.PutWith(ctx, d, r, hint)
 }
 
-func (c *concurrencyLimitingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+func (c *concurrencyLimitingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint PutHint) error {
 	if err := c.acquire(ctx); err != nil {
 		return err
 	}
