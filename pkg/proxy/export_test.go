@@ -11,8 +11,3 @@ func NewStatusRecordingCAS(base store.CAS) (store.CAS, func() (hits, misses int6
 	rec := &outcomes{}
 	return newStatusRecordingCAS(base, rec), rec.counts
 }
-
-// NewWriteThroughCAS is newWriteThroughCAS.
-func NewWriteThroughCAS(base, primary store.CAS, name string) store.CAS {
-	return newWriteThroughCAS(base, primary, name)
-}
