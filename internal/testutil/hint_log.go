@@ -56,7 +56,8 @@ func (l *HintLog) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest
 
 // Get implements store.CAS.
 func (l *HintLog) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	return l.GetWith(ctx, d, offset, store.GetHint{})
+	l.noteGet(store.GetHint{})
+	return l.base.Get(ctx, d, offset)
 }
 
 // GetWith implements store.CAS.
@@ -72,7 +73,8 @@ func (l *HintLog) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobR
 
 // Put implements store.CAS.
 func (l *HintLog) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	return l.PutWith(ctx, d, r, store.PutHint{})
+	l.notePut(store.PutHint{})
+	return l.base.Put(ctx, d, r)
 }
 
 // PutWith implements store.CAS.

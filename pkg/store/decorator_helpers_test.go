@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,24 +57,6 @@ func (o *observedCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) err
 		return err
 	}
 	return o.mem.Put(ctx, d, r)
-}
-
-// events is an ordered record of what happened, safe for concurrent use.
-type events struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (e *events) add(s string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.list = append(e.list, s)
-}
-
-func (e *events) get() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.list...)
 }
 
 // settableClock is a clock the test moves by hand; one goroutine only.
