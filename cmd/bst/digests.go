@@ -90,16 +90,17 @@ func asDirectory(b []byte) bool {
 
 // overlayCAS serves some blobs (the Directory messages of a Tree) from
 // memory and everything else from the underlying CAS, so a Tree from an
-// ActionResult can be materialised with MaterializeDir.
+// ActionResult can be materialised with MaterializeDir. Every read
+// method, fast paths included, looks at the overlay first.
 type overlayCAS struct {
-	store.CAS
+	base  store.CAS
 	blobs map[digest.Digest][]byte
 }
 
 // treeCAS returns cas overlaid with the directories of t and the digest of
 // t's root Directory.
 func treeCAS(cas store.CAS, t *repb.Tree) (store.CAS, digest.Digest, error) {
-	o := &overlayCAS{CAS: cas, blobs: map[digest.Digest][]byte{}}
+	o := &overlayCAS{base: cas, blobs: map[digest.Digest][]byte{}}
 	var root digest.Digest
 	for i, dir := range append([]*repb.Directory{t.GetRoot()}, t.GetChildren()...) {
 		d, b, err := digest.OfMessage(dir)
@@ -124,12 +125,50 @@ func (o *overlayCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]dig
 	if len(rest) == 0 {
 		return nil, nil
 	}
-	return o.CAS.FindMissing(ctx, rest)
+	return o.base.FindMissing(ctx, rest)
 }
 
 func (o *overlayCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return o.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+func (o *overlayCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
 	if b, ok := o.blobs[d]; ok && offset <= int64(len(b)) {
 		return io.NopCloser(bytes.NewReader(b[offset:])), nil
 	}
-	return o.CAS.Get(ctx, d, offset)
+	return o.base.GetWith(ctx, d, offset, hint)
+}
+
+// GetMany serves the overlay's blobs from memory and asks base, in one
+// batch, for the others.
+func (o *overlayCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	out := make([]store.BlobResult, len(ds))
+	var rest []digest.Digest
+	var at []int
+	for i, d := range ds {
+		if b, ok := o.blobs[d]; ok {
+			out[i] = store.BlobResult{Data: b, Verified: true}
+			continue
+		}
+		rest, at = append(rest, d), append(at, i)
+	}
+	if len(rest) > 0 {
+		for k, r := range o.base.GetMany(ctx, rest) {
+			out[at[k]] = r
+		}
+	}
+	return out
+}
+
+// Writes go to base.
+func (o *overlayCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return o.base.Put(ctx, d, r)
+}
+
+func (o *overlayCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+	return o.base.PutWith(ctx, d, r, hint)
+}
+
+func (o *overlayCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	return o.base.PutBytes(ctx, d, data, hint)
 }

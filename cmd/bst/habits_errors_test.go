@@ -78,7 +78,7 @@ func TestBlobNotFoundPlain(t *testing.T) {
 	// upstream's own words; the user needs one line.
 	ctx := context.Background()
 	d := digest.OfBytes([]byte("absent"))
-	_, err := readBlob(ctx, notFoundCAS{store.NewMemory()}, d)
+	_, err := readBlob(ctx, store.WithGenericFastPaths(notFoundCAS{store.NewMemory()}), d)
 	want := "blob " + d.String() + " not found: neither castd nor any of its remotes has it"
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
@@ -86,7 +86,7 @@ func TestBlobNotFoundPlain(t *testing.T) {
 }
 
 // notFoundCAS answers every Get like castd does for a blob its remote lacks.
-type notFoundCAS struct{ store.CAS }
+type notFoundCAS struct{ store.BasicCAS }
 
 func (notFoundCAS) Get(_ context.Context, d digest.Digest, _ int64) (io.ReadCloser, error) {
 	return nil, status.Errorf(codes.NotFound, "upstream castd: blob %s: blob %s: upstream[0] grpc://up: blob %s: blob %s not found: no remote is configured", d, d, d, d)

@@ -79,3 +79,28 @@ func TestWriteOutputs(t *testing.T) {
 		}
 	})
 }
+
+func TestTreeOverlayAndMeterServeBatchReads(t *testing.T) {
+	// why: a Tree's directories are read with GetMany (store.ReadMessage); the overlay must serve them from the Tree and the meter count them, as for Get.
+	ctx := context.Background()
+	base := store.NewMemory()
+	file := putBlob(t, base, []byte("file"))
+	tree := &repb.Tree{Root: &repb.Directory{Files: []*repb.FileNode{{Name: "f", Digest: file.Proto()}}}}
+	overlay, root, err := treeCAS(base, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &meter{verb: "downloaded", quiet: true, total: -1}
+	cas := withMeter(overlay, m)
+	var dir repb.Directory
+	if err := store.ReadMessage(ctx, cas, root, &dir); err != nil || len(dir.GetFiles()) != 1 {
+		t.Fatalf("root directory through the overlay: %v, %v", &dir, err)
+	}
+	rs := cas.GetMany(ctx, []digest.Digest{root, file})
+	if rs[0].Err != nil || rs[1].Err != nil || string(rs[1].Data) != "file" {
+		t.Fatalf("GetMany of the overlay's root and the base's file: %v, %v", rs[0].Err, rs[1].Err)
+	}
+	if got, want := m.done.Load(), 2*root.Size+file.Size; got != want {
+		t.Errorf("meter counted %d bytes; want %d (the root twice, the file once)", got, want)
+	}
+}

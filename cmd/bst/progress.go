@@ -123,21 +123,43 @@ func summaryLine(verb string, done, total int64, elapsed time.Duration) string {
 	return line
 }
 
-// meteredCAS counts the bytes of every Put and Get of a CAS in a meter.
+// meteredCAS counts the bytes of every read and write of a CAS, fast
+// paths included, in a meter.
 type meteredCAS struct {
-	store.CAS
-	m *meter
+	base store.CAS
+	m    *meter
 }
 
 // withMeter wraps cas so that its transfers are counted by m.
-func withMeter(cas store.CAS, m *meter) store.CAS { return &meteredCAS{CAS: cas, m: m} }
+func withMeter(cas store.CAS, m *meter) store.CAS { return &meteredCAS{base: cas, m: m} }
+
+func (c *meteredCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	return c.base.FindMissing(ctx, ds)
+}
 
 func (c *meteredCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	return c.CAS.Put(ctx, d, &countingReader{r: r, m: c.m})
+	return c.PutWith(ctx, d, r, store.PutHint{})
+}
+
+func (c *meteredCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+	return c.base.PutWith(ctx, d, &countingReader{r: r, m: c.m}, hint)
+}
+
+// PutBytes counts data once base has taken it.
+func (c *meteredCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	err := c.base.PutBytes(ctx, d, data, hint)
+	if err == nil {
+		c.m.add(len(data))
+	}
+	return err
 }
 
 func (c *meteredCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	rc, err := c.CAS.Get(ctx, d, offset)
+	return c.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+func (c *meteredCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
+	rc, err := c.base.GetWith(ctx, d, offset, hint)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +167,15 @@ func (c *meteredCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io
 		io.Reader
 		io.Closer
 	}{&countingReader{r: rc, m: c.m}, rc}, nil
+}
+
+// GetMany counts the bytes of the blobs served.
+func (c *meteredCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	out := c.base.GetMany(ctx, ds)
+	for _, r := range out {
+		c.m.add(len(r.Data))
+	}
+	return out
 }
 
 type countingReader struct {

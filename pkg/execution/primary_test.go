@@ -29,7 +29,7 @@ func TestLocalOutputsToPrimaryCAS(t *testing.T) {
 	})
 	t.Run("primary refuses", func(t *testing.T) {
 		// Why: an output the primary store did not take fails the Execute with its code, and is not cached.
-		ws := newNode(t, setup{tweak: func(p *execution.Plan) { p.PrimaryCAS = refusingCAS{store.NewMemory()} }})
+		ws := newNode(t, setup{tweak: func(p *execution.Plan) { p.PrimaryCAS = store.WithGenericFastPaths(refusingCAS{store.NewMemory()}) }})
 		ad := ws.upload(t, "echo refused > out.txt", 0)
 		resp, _, err := execute(t, ws.client, ad, false)
 		if err != nil {
@@ -48,7 +48,7 @@ func TestLocalOutputsToPrimaryCAS(t *testing.T) {
 }
 
 // refusingCAS refuses every write, like a remote the credentials may only read.
-type refusingCAS struct{ store.CAS }
+type refusingCAS struct{ store.BasicCAS }
 
 func (refusingCAS) Put(context.Context, digest.Digest, io.Reader) error {
 	return status.Error(codes.PermissionDenied, "read-only remote")

@@ -225,7 +225,7 @@ func TestByteStreamOpenUploadReservesNothing(t *testing.T) {
 	for i := range 6 {
 		data := pattern(1<<20, byte(50+i))
 		d := digest.OfBytes(data)
-		if err := store.PutBytes(ctxT(t), st, d, data); err != nil {
+		if err := st.PutBytes(ctxT(t), d, data, store.PutHint{}); err != nil {
 			t.Fatal(err)
 		}
 		stored = append(stored, d)

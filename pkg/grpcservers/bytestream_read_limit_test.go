@@ -57,7 +57,7 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	bs := bspb.NewByteStreamClient(conn)
 	data := pattern(4<<20, 40)
 	d := digest.OfBytes(data)
-	if err := store.PutBytes(ctxT(t), mem, d, data); err != nil {
+	if err := mem.PutBytes(ctxT(t), d, data, store.PutHint{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -87,7 +87,7 @@ func TestByteStreamReadWithoutNewServer(t *testing.T) {
 	mem := store.NewMemory()
 	data := pattern(3<<20+7, 41)
 	d := digest.OfBytes(data)
-	if err := store.PutBytes(ctxT(t), mem, d, data); err != nil {
+	if err := mem.PutBytes(ctxT(t), d, data, store.PutHint{}); err != nil {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)

@@ -32,12 +32,16 @@ func eventually(cond func() bool) bool {
 }
 
 // committed polls QueryWriteStatus until it reports want or the deadline
-// passes, and returns the last answer.
+// passes, and returns the last answer. NOT_FOUND counts as not yet: a
+// Send returns before the server has read the request.
 func committed(t *testing.T, bs bspb.ByteStreamClient, name string, want int64) int64 {
 	t.Helper()
 	var got int64
 	eventually(func() bool {
 		st, err := bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+		if status.Code(err) == codes.NotFound {
+			return false // the server has not read the stream's first request yet
+		}
 		if err != nil {
 			t.Fatalf("QueryWriteStatus: %v", err)
 		}

@@ -51,7 +51,7 @@ func whole(req *bspb.WriteRequest, d digest.Digest) bool {
 
 // putWhole stores a blob that arrived in one request, without a spool file.
 func (s *byteStreamServer) putWhole(ctx context.Context, cas store.CAS, d digest.Digest, data []byte) error {
-	if err := store.PutBytes(ctx, cas, d, data); err != nil {
+	if err := cas.PutBytes(ctx, d, data, store.PutHint{}); err != nil {
 		return err
 	}
 	s.metrics.received.WithLabelValues(serviceByteStream).Add(float64(len(data)))

@@ -90,7 +90,7 @@ func updateOne(ctx context.Context, cas store.CAS, i int, r *repb.BatchUpdateBlo
 	if int64(len(r.GetData())) != d.Size {
 		return status.Errorf(codes.InvalidArgument, "requests[%d].data: %d bytes, but the digest says %d", i, len(r.GetData()), d.Size)
 	}
-	if err := store.PutBytes(ctx, cas, d, r.GetData()); err != nil {
+	if err := cas.PutBytes(ctx, d, r.GetData(), store.PutHint{}); err != nil {
 		return prefixError(fmt.Sprintf("requests[%d]", i), err)
 	}
 	return nil
@@ -124,9 +124,8 @@ func (s *casServer) BatchReadBlobs(ctx context.Context, req *repb.BatchReadBlobs
 	return &repb.BatchReadBlobsResponse{Responses: resps}, nil
 }
 
-// readBlobs reads the blobs of a BatchReadBlobs request with
-// store.GetMany: one call for a CAS with the batch fast path (the fan-out
-// then asks a remote for all its misses at once), parallel Gets otherwise.
+// readBlobs reads the blobs of a BatchReadBlobs request with one GetMany
+// call (the fan-out then asks a remote for all its misses at once).
 func readBlobs(ctx context.Context, cas store.CAS, pds []*repb.Digest, ds []digest.Digest) []*repb.BatchReadBlobsResponse_Response {
 	resps := make([]*repb.BatchReadBlobsResponse_Response, len(ds))
 	backing := make([]repb.BatchReadBlobsResponse_Response, len(ds))
@@ -134,7 +133,7 @@ func readBlobs(ctx context.Context, cas store.CAS, pds []*repb.Digest, ds []dige
 		resps[i] = &backing[i]
 		resps[i].Digest = pds[i]
 	}
-	for i, r := range store.GetMany(ctx, cas, ds) {
+	for i, r := range cas.GetMany(ctx, ds) {
 		resps[i].Data, resps[i].Status = r.Data, statusProto(r.Err)
 	}
 	return resps

@@ -1,5 +1,7 @@
 package proxy
 
+import "github.com/castd/castd/pkg/store"
+
 // ExpireRegistrations runs one registration-ttl sweep now.
 func ExpireRegistrations(s *Set) { s.expireRegistrations() }
 
@@ -12,3 +14,10 @@ var (
 	WritebackOptions = writebackOptions
 	UpstreamConfig   = upstreamConfig
 )
+
+// NewStatusRecordingCAS is newStatusRecordingCAS with counts of its own,
+// read by the returned function.
+func NewStatusRecordingCAS(base store.CAS) (store.CAS, func() (hits, misses int64)) {
+	rec := &outcomes{}
+	return newStatusRecordingCAS(base, rec), rec.counts
+}

@@ -94,7 +94,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 	inst := &instance{resolved: r, cas: writeback.NewQueueingCAS(fcas, s.queue, queuedTargets(pushCAS, primary))}
 	if primary != nil {
 		inst.primary = primary.cas
-		inst.cas = newWriteThroughCAS(inst.cas, primary.cas, primary.name)
+		inst.cas = store.NewWriteThroughCAS(inst.cas, primary.cas, string(policy.BlockCacheStorage)+" "+primary.name)
 	}
 	inst.ac = writeback.NewQueueingActionCache(fac, s.queue, name, pushAC)
 	inst.assets = assets
@@ -104,7 +104,7 @@ func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*inst
 }
 
 // storageService is r's cache.storage-service, or nil: the primary store
-// that client writes go through to (newWriteThroughCAS).
+// that client writes go through to (store.NewWriteThroughCAS).
 func (s *Set) storageService(ctx context.Context, r *policy.Resolved) (*remote, error) {
 	for _, c := range r.CAS {
 		if c.Section == policy.BlockCacheStorage {

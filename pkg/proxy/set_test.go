@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/grpcservers"
+	"github.com/castd/castd/pkg/proxy"
 )
 
 func TestPullOrder(t *testing.T) {
@@ -139,7 +141,7 @@ func TestStorageServiceMode(t *testing.T) {
 		// Why: BatchUpdateBlobs uses the in-memory path.
 		data := []byte("batch-updated blob")
 		d := digest.OfBytes(data)
-		if err := store.PutBytes(context.Background(), cas, d, data); err != nil {
+		if err := cas.PutBytes(context.Background(), d, data, store.PutHint{}); err != nil {
 			t.Fatal(err)
 		}
 		if !primary.has(d) {
@@ -161,7 +163,7 @@ func TestStorageServiceMode(t *testing.T) {
 func TestStorageServiceRefuses(t *testing.T) {
 	// A write the primary store did not take is not acknowledged: the
 	// client gets the storage service's error, its code kept, naming it.
-	addr := serveCAS(t, refusingCAS{store.NewMemory()})
+	addr := serveCAS(t, store.WithGenericFastPaths(refusingCAS{store.NewMemory()}))
 	set, _ := newSet(t, t.TempDir(), fmt.Sprintf("cache:\n  storage-service: {url: grpc://%s}\n", addr))
 	cas, err := set.CAS(context.Background(), "")
 	if err != nil {
@@ -171,7 +173,7 @@ func TestStorageServiceRefuses(t *testing.T) {
 	d := digest.OfBytes(data)
 	for name, put := range map[string]func() error{
 		"put":       func() error { return cas.Put(context.Background(), d, bytes.NewReader(data)) },
-		"put bytes": func() error { return store.PutBytes(context.Background(), cas, d, data) },
+		"put bytes": func() error { return cas.PutBytes(context.Background(), d, data, store.PutHint{}) },
 	} {
 		err := put()
 		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "cache.storage-service "+addr) {
@@ -182,7 +184,7 @@ func TestStorageServiceRefuses(t *testing.T) {
 
 // refusingCAS is a CAS whose writes are refused, like a remote the
 // credentials do not allow writing to.
-type refusingCAS struct{ store.CAS }
+type refusingCAS struct{ store.BasicCAS }
 
 func (refusingCAS) Put(context.Context, digest.Digest, io.Reader) error {
 	return status.Error(codes.PermissionDenied, "this remote is read-only")
@@ -215,14 +217,10 @@ artifacts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	bg, ok := cas.(store.BatchGetter)
-	if !ok {
-		t.Fatal("the instance CAS hides the batch read path")
-	}
 	a, da := putBlob(t, up.mem, 100)
 	b, db := putBlob(t, up.mem, 200)
 	absent := digest.OfBytes([]byte("nowhere"))
-	rs := bg.GetMany(context.Background(), []digest.Digest{da, absent, db})
+	rs := cas.GetMany(context.Background(), []digest.Digest{da, absent, db})
 	if string(rs[0].Data) != string(a) || string(rs[2].Data) != string(b) || status.Code(rs[1].Err) != codes.NotFound {
 		t.Fatalf("GetMany = %v / %v / %v", rs[0].Err, rs[1].Err, rs[2].Err)
 	}
@@ -231,5 +229,46 @@ artifacts:
 	}
 	if m, err := local.FindMissing(context.Background(), []digest.Digest{da, db}); err != nil || len(m) != 0 {
 		t.Fatalf("not stored locally: missing %v, %v", m, err)
+	}
+}
+
+func TestStatusRecordingCASCountsFastPaths(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMemory()
+	held := testutil.Put(t, mem, []byte("held"))
+	absent := digest.OfBytes([]byte("absent"))
+	for _, tc := range []struct {
+		name, why          string
+		call               func(store.CAS)
+		wantHits, wantMiss int64
+	}{
+		{"GetWith hit", "a hinted read (the fan-out's stream from a remote) is a hit like Get",
+			func(c store.CAS) {
+				rc, err := c.GetWith(ctx, held, 0, store.GetHint{ConsumerVerifies: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc.Close()
+			}, 1, 0},
+		{"GetWith miss", "a hinted read the remote lacks is a miss like Get",
+			func(c store.CAS) { _, _ = c.GetWith(ctx, absent, 0, store.GetHint{ConsumerVerifies: true}) }, 0, 1},
+		{"GetMany", "a batch read is recorded once",
+			func(c store.CAS) { c.GetMany(ctx, []digest.Digest{held}) }, 1, 0},
+		{"writes", "writes are neither hits nor misses, whichever method",
+			func(c store.CAS) {
+				data := []byte("written")
+				if err := c.PutBytes(ctx, digest.OfBytes(data), data, store.PutHint{}); err != nil {
+					t.Fatal(err)
+				}
+			}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			cas, counts := proxy.NewStatusRecordingCAS(mem)
+			tc.call(cas)
+			if hits, misses := counts(); hits != tc.wantHits || misses != tc.wantMiss {
+				t.Errorf("hits, misses = %d, %d; want %d, %d", hits, misses, tc.wantHits, tc.wantMiss)
+			}
+		})
 	}
 }

@@ -43,13 +43,27 @@ func (c *statusRecordingCAS) FindMissing(ctx context.Context, ds []digest.Digest
 }
 
 func (c *statusRecordingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	rc, err := c.base.Get(ctx, d, offset)
+	return c.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+func (c *statusRecordingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
+	rc, err := c.base.GetWith(ctx, d, offset, hint)
 	note(c.rec, err, true)
 	return rc, err
 }
 
 func (c *statusRecordingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	err := c.base.Put(ctx, d, r)
+	return c.PutWith(ctx, d, r, store.PutHint{})
+}
+
+func (c *statusRecordingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+	err := c.base.PutWith(ctx, d, r, hint)
+	note(c.rec, err, false)
+	return err
+}
+
+func (c *statusRecordingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	err := c.base.PutBytes(ctx, d, data, hint)
 	note(c.rec, err, false)
 	return err
 }
@@ -77,11 +91,10 @@ func (a *statusRecordingAC) UpdateActionResult(ctx context.Context, action diges
 	return err
 }
 
-// GetMany implements store.BatchGetter, passing the batch on to base (its
-// fast path when it has one); the first entry error that is not NOT_FOUND
-// is recorded.
+// GetMany passes the batch on to base; the first entry error that is not
+// NOT_FOUND is recorded.
 func (c *statusRecordingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	out := store.GetMany(ctx, c.base, ds)
+	out := c.base.GetMany(ctx, ds)
 	var failure error
 	for _, r := range out {
 		if r.Err != nil && status.Code(r.Err) != codes.NotFound {

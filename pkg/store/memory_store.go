@@ -76,6 +76,28 @@ func (m *Memory) Put(_ context.Context, d digest.Digest, r io.Reader) error {
 	return nil
 }
 
+// GetWith implements CAS; the hint changes nothing for bytes in memory.
+func (m *Memory) GetWith(ctx context.Context, d digest.Digest, offset int64, _ GetHint) (io.ReadCloser, error) {
+	return m.Get(ctx, d, offset)
+}
+
+// GetMany implements CAS with the generic GetEach: Memory has no batch
+// path faster than its Get.
+func (m *Memory) GetMany(ctx context.Context, ds []digest.Digest) []BlobResult {
+	return GetEach(ctx, m, ds)
+}
+
+// PutWith implements CAS; the hint changes nothing for bytes in memory.
+func (m *Memory) PutWith(ctx context.Context, d digest.Digest, r io.Reader, _ PutHint) error {
+	return m.Put(ctx, d, r)
+}
+
+// PutBytes implements CAS through Put, which copies data (it must not be
+// retained) and verifies it whatever the hint says.
+func (m *Memory) PutBytes(ctx context.Context, d digest.Digest, data []byte, _ PutHint) error {
+	return m.Put(ctx, d, bytes.NewReader(data))
+}
+
 // GetActionResult implements ActionCache (one namespace for all instances).
 func (m *Memory) GetActionResult(_ context.Context, action digest.Digest) (*repb.ActionResult, error) {
 	m.mu.RLock()

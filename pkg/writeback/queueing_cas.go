@@ -21,39 +21,52 @@ func NewQueueingCAS(base store.CAS, q *Queue, targets []Target) store.CAS {
 	if len(targets) == 0 {
 		return base
 	}
-	return &queueingCAS{CAS: base, q: q, targets: targets}
+	return &queueingCAS{base: base, q: q, targets: targets}
 }
 
 type queueingCAS struct {
-	store.CAS
+	base    store.CAS
 	q       *Queue
 	targets []Target
 }
 
-func (c *queueingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	defer c.q.holdBlob(d)()
-	if err := c.CAS.Put(ctx, d, r); err != nil {
-		return err
-	}
-	return c.q.Enqueue(ctx, KindBlob, d, "", c.targets)
-}
-
-// PutBytes implements store.BytesPutter: base's no-copy path, then queued.
-func (c *queueingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte) error {
-	defer c.q.holdBlob(d)()
-	if err := store.PutBytes(ctx, c.CAS, d, data); err != nil {
-		return err
-	}
-	return c.q.Enqueue(ctx, KindBlob, d, "", c.targets)
-}
-
-// GetBytes and GetMany pass reads on to base's fast paths: wrapping for
+// Reads pass on to base's own methods, fast paths included: wrapping for
 // writes must not slow down reads.
-func (c *queueingCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, error) {
-	return store.ReadBytes(ctx, c.CAS, d)
+func (c *queueingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	return c.base.FindMissing(ctx, ds)
 }
 
-// GetMany implements store.BatchGetter over base.
+func (c *queueingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return c.base.Get(ctx, d, offset)
+}
+
+func (c *queueingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
+	return c.base.GetWith(ctx, d, offset, hint)
+}
+
 func (c *queueingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	return store.GetMany(ctx, c.CAS, ds)
+	return c.base.GetMany(ctx, ds)
+}
+
+// Every write, whichever method, is held, stored by base and queued.
+func (c *queueingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return c.PutWith(ctx, d, r, store.PutHint{})
+}
+
+func (c *queueingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+	defer c.q.holdBlob(d)()
+	return c.queued(ctx, d, c.base.PutWith(ctx, d, r, hint))
+}
+
+func (c *queueingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	defer c.q.holdBlob(d)()
+	return c.queued(ctx, d, c.base.PutBytes(ctx, d, data, hint))
+}
+
+// queued queues the push of d once base has stored it (err is nil).
+func (c *queueingCAS) queued(ctx context.Context, d digest.Digest, err error) error {
+	if err != nil {
+		return err
+	}
+	return c.q.Enqueue(ctx, KindBlob, d, "", c.targets)
 }

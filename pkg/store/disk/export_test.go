@@ -118,7 +118,7 @@ func SetBeforeCommitForTest(l *Store, hook func(n int) error) {
 // QueuedCommitsForTest is how many Puts wait for the next group commit.
 func QueuedCommitsForTest(l *Store) int { return l.commits.queued() }
 
-// DirectMin is the size from which PutUncached writes with O_DIRECT.
+// DirectMin is the size from which an Uncached put writes with O_DIRECT.
 const DirectMin = directMin
 
 // DirectWriteForTest writes chunks to path as copyVerified does with

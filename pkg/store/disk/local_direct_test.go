@@ -73,7 +73,9 @@ func TestPutUncached(t *testing.T) {
 			data, d := blob(tc.size, uint64(100+i))
 			put := tc.put
 			if put == nil {
-				put = func(c store.CAS, data []byte) error { return store.PutUncached(ctx, c, d, bytes.NewReader(data)) }
+				put = func(c store.CAS, data []byte) error {
+					return c.PutWith(ctx, d, bytes.NewReader(data), store.PutHint{Uncached: true})
+				}
 			}
 			if err := put(l, data); err != nil {
 				t.Fatal(err)
@@ -108,7 +110,7 @@ func TestPutUncachedRejectsBadBytes(t *testing.T) {
 		"too short":   bytes.NewReader(data[:len(data)-1]),
 		"too long":    io.MultiReader(bytes.NewReader(data), bytes.NewReader([]byte{0})),
 	} {
-		err := store.PutUncached(ctx, l, d, r)
+		err := l.PutWith(ctx, d, r, store.PutHint{Uncached: true})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: PutUncached = %v; want INVALID_ARGUMENT", name, err)
 		}

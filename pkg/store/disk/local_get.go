@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 // FindMissing implements CAS. It answers from memory (a lock per 256th of
@@ -87,6 +88,12 @@ func (l *Store) lookupDisk(k blobKey) (e entry, found bool, err error) {
 	return e, found, nil
 }
 
+// GetWith implements store.CAS: Get, whose reads are checked by a CRC
+// (cheap), whatever the hint.
+func (l *Store) GetWith(ctx context.Context, d digest.Digest, offset int64, _ store.GetHint) (io.ReadCloser, error) {
+	return l.Get(ctx, d, offset)
+}
+
 // Get implements CAS. Inline blobs are read and CRC-checked before Get
 // returns; file blobs are checked while streaming (see Local). The blob is
 // pinned against eviction until the reader is closed.
@@ -113,7 +120,7 @@ func (l *Store) Get(_ context.Context, d digest.Digest, offset int64) (io.ReadCl
 	return io.NopCloser(bytes.NewReader(data[offset:])), nil
 }
 
-// GetBytes implements BytesGetter. An inline blob costs one badger read
+// GetBytes reads d whole into memory (GetMany's path for one blob). An inline blob costs one badger read
 // into one buffer (no reader, no extra copy); a file blob is read whole
 // through its verifying reader, so use it only for blobs of bounded size.
 func (l *Store) GetBytes(_ context.Context, d digest.Digest) ([]byte, error) {

@@ -75,7 +75,7 @@ func TestLocalGetBytes(t *testing.T) {
 	}
 }
 
-var _ store.BytesGetter = (*disk.Store)(nil)
+var _ store.CAS = (*disk.Store)(nil)
 
 func TestLocalPutBytes(t *testing.T) {
 	for _, tc := range []struct {
@@ -101,7 +101,7 @@ func TestLocalPutBytes(t *testing.T) {
 			if tc.mangle != nil {
 				send = tc.mangle(send)
 			}
-			err := l.PutBytes(context.Background(), d, send)
+			err := l.PutBytes(context.Background(), d, send, store.PutHint{})
 			if status.Code(err) != tc.wantCode {
 				t.Fatalf("PutBytes = %v, want %v", err, tc.wantCode)
 			}
@@ -117,8 +117,6 @@ func TestLocalPutBytes(t *testing.T) {
 		})
 	}
 }
-
-var _ store.BytesPutter = (*disk.Store)(nil)
 
 func TestLocalReadsEarlierInlineLayouts(t *testing.T) {
 	// Why: stores written before pack files kept small blobs in badger,
@@ -157,19 +155,19 @@ func TestLocalPutVerifiedBytes(t *testing.T) {
 	// is stored; a large blob takes the verifying path.
 	l := openStore(t, t.TempDir(), disk.Options{})
 	small, d := blob(3000, 1)
-	if err := l.PutVerifiedBytes(context.Background(), d, small); err != nil {
+	if err := l.PutBytes(context.Background(), d, small, store.PutHint{Verified: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := l.GetBytes(context.Background(), d); err != nil || !bytes.Equal(got, small) {
 		t.Fatalf("GetBytes = %d bytes, %v", len(got), err)
 	}
 	other, d2 := blob(3000, 2)
-	if err := l.PutVerifiedBytes(context.Background(), d2, other[:2999]); status.Code(err) != codes.InvalidArgument {
+	if err := l.PutBytes(context.Background(), d2, other[:2999], store.PutHint{Verified: true}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("PutVerifiedBytes with a short blob = %v, want InvalidArgument", err)
 	}
 	large, d3 := blob(100<<10, 3)
 	large[0] ^= 1 // not what d3 says: the large path verifies
-	if err := l.PutVerifiedBytes(context.Background(), d3, large); status.Code(err) != codes.InvalidArgument {
+	if err := l.PutBytes(context.Background(), d3, large, store.PutHint{Verified: true}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("PutVerifiedBytes of a wrong large blob = %v, want InvalidArgument", err)
 	}
 	if present(t, l, d2) || present(t, l, d3) {

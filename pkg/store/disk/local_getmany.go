@@ -8,7 +8,7 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// GetMany implements BatchGetter by calling GetBytes for each digest in
+// GetMany implements store.CAS by calling GetBytes for each digest in
 // turn: a local small blob costs a few microseconds, less than handing it
 // to another goroutine. Same size rule as GetBytes.
 func (l *Store) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 // smallBlob is n pseudo-random bytes distinct per seed.
@@ -34,7 +35,7 @@ func packWithGarbage(t *testing.T, keep int) (*Store, map[digest.Digest][]byte) 
 	var filler []victim
 	for i := range keep * 4 {
 		b, d := smallBlob(2<<10, uint64(i))
-		if err := l.PutBytes(context.Background(), d, b); err != nil {
+		if err := l.PutBytes(context.Background(), d, b, store.PutHint{}); err != nil {
 			t.Fatal(err)
 		}
 		k, _ := keyOf(d)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 
+	"github.com/castd/castd/pkg/store"
+
 	"github.com/castd/castd/pkg/store/disk"
 )
 
@@ -41,7 +43,7 @@ func TestLocalPacksUnderConcurrentPutsReadsEvictionsAndCompaction(t *testing.T) 
 			for i := range perW {
 				seed := uint64(w*perW + i)
 				b, d := blob(1<<10+int(seed*613%(7<<10)), seed)
-				if err := l.PutBytes(context.Background(), d, b); err != nil {
+				if err := l.PutBytes(context.Background(), d, b, store.PutHint{}); err != nil {
 					t.Errorf("PutBytes(%s): %v", d, err)
 					return
 				}

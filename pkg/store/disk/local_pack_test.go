@@ -14,6 +14,8 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 
+	"github.com/castd/castd/pkg/store"
+
 	"github.com/castd/castd/pkg/store/disk"
 )
 
@@ -305,7 +307,7 @@ func TestLocalEvictionSpreadOverPacksStillMakesRoom(t *testing.T) {
 	}
 	for i := range 4 {
 		b, d := blob(6<<10, uint64(2000+i))
-		if err := l.PutBytes(ctx, d, b); err != nil {
+		if err := l.PutBytes(ctx, d, b, store.PutHint{}); err != nil {
 			t.Fatalf("Put %d over the quota: %v; want room made by eviction and compaction", i, err)
 		}
 		if i == 0 {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -26,10 +27,10 @@ func (l *Store) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
 	return l.putStream(ctx, d, r, false)
 }
 
-// PutUncached implements UncachedPutter: Put, writing a blob of directMin
-// bytes or more with O_DIRECT where the file system allows it.
-func (l *Store) PutUncached(ctx context.Context, d digest.Digest, r io.Reader) error {
-	return l.putStream(ctx, d, r, true)
+// PutWith implements store.CAS: Put, writing a blob of directMin bytes or
+// more with O_DIRECT where the file system allows it when hint.Uncached.
+func (l *Store) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+	return l.putStream(ctx, d, r, hint.Uncached)
 }
 
 func (l *Store) putStream(ctx context.Context, d digest.Digest, r io.Reader, uncached bool) error {
@@ -44,24 +45,17 @@ func (l *Store) putStream(ctx context.Context, d digest.Digest, r io.Reader, unc
 	})
 }
 
-// PutBytes implements BytesPutter: Put for bytes already in memory. A small
-// blob is verified and handed to the index as it is, without the copy into
-// a buffer that Put makes; data is not retained after PutBytes returns.
-func (l *Store) PutBytes(ctx context.Context, d digest.Digest, data []byte) error {
+// PutBytes implements store.CAS: Put for bytes already in memory. A small
+// blob is handed to the index as it is, without the copy into a buffer
+// that Put makes, and verified unless hint.Verified (the caller checked its
+// SHA-256; the size is still checked). A large blob takes the verifying
+// Put path (with hint.Uncached). data is not retained after PutBytes
+// returns.
+func (l *Store) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
 	if d.IsEmpty() || int64(len(data)) != d.Size || d.Size > l.inline {
-		return l.Put(ctx, d, bytes.NewReader(data)) // Put reports any mismatch
+		return l.putStream(ctx, d, bytes.NewReader(data), hint.Uncached) // reports any mismatch
 	}
-	return l.put(ctx, d, func(k blobKey) (entry, error) { return l.writeInline(k, data, false) })
-}
-
-// PutVerifiedBytes implements VerifiedBytesPutter: PutBytes for a small
-// blob whose SHA-256 the caller has checked, without hashing it again. The
-// size is still checked; a large blob takes the verifying Put path.
-func (l *Store) PutVerifiedBytes(ctx context.Context, d digest.Digest, data []byte) error {
-	if d.IsEmpty() || int64(len(data)) != d.Size || d.Size > l.inline {
-		return l.Put(ctx, d, bytes.NewReader(data))
-	}
-	return l.put(ctx, d, func(k blobKey) (entry, error) { return l.writeInline(k, data, true) })
+	return l.put(ctx, d, func(k blobKey) (entry, error) { return l.writeInline(k, data, hint.Verified) })
 }
 
 // put claims d, reserves room, writes it with write and publishes it.

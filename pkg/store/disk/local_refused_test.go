@@ -28,9 +28,11 @@ func TestIsFull(t *testing.T) {
 	writes := map[string]func(*disk.Store) error{
 		"Put small":        func(l *disk.Store) error { return l.Put(ctx, sd, bytes.NewReader(small)) },
 		"Put large":        func(l *disk.Store) error { return l.Put(ctx, ld, bytes.NewReader(large)) },
-		"PutBytes":         func(l *disk.Store) error { return store.PutBytes(ctx, l, sd, small) },
-		"PutVerifiedBytes": func(l *disk.Store) error { return store.PutVerifiedBytes(ctx, l, sd, small) },
-		"PutUncached":      func(l *disk.Store) error { return store.PutUncached(ctx, l, ld, bytes.NewReader(large)) },
+		"PutBytes":         func(l *disk.Store) error { return l.PutBytes(ctx, sd, small, store.PutHint{}) },
+		"PutVerifiedBytes": func(l *disk.Store) error { return l.PutBytes(ctx, sd, small, store.PutHint{Verified: true}) },
+		"PutUncached": func(l *disk.Store) error {
+			return l.PutWith(ctx, ld, bytes.NewReader(large), store.PutHint{Uncached: true})
+		},
 	}
 
 	t.Run("filesystem full", func(t *testing.T) {

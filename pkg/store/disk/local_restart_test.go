@@ -12,6 +12,8 @@ import (
 
 	"github.com/castd/castd/pkg/digest"
 
+	"github.com/castd/castd/pkg/store"
+
 	"github.com/castd/castd/pkg/store/disk"
 )
 
@@ -144,7 +146,7 @@ func TestLocalReadAsTheIndexLoadEnds(t *testing.T) {
 	data := []byte("stored before the restart")
 	d := digest.OfBytes(data)
 	l := openStore(t, dir, disk.Options{})
-	if err := l.PutBytes(context.Background(), d, data); err != nil {
+	if err := l.PutBytes(context.Background(), d, data, store.PutHint{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {

@@ -20,15 +20,7 @@ import (
 // must be in flight to keep the store busy.
 const storeParallelism = 32
 
-// GetBytes implements store.BytesGetter: GetMany for one digest, so a
-// local hit costs one local GetBytes and a miss is fetched like any
-// batched miss. For blobs of bounded size only.
-func (c *fanoutCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, error) {
-	r := c.GetMany(ctx, []digest.Digest{d})[0]
-	return r.Data, r.Err
-}
-
-// GetMany implements store.BatchGetter, for blobs of bounded total size
+// GetMany implements store.CAS, for blobs of bounded total size
 // (BatchReadBlobs). Local hits are served from local; the misses go to
 // the first remote in one batch, what it lacked to the second, and so
 // on. Each blob is stored locally (which verifies it; a bad one is
@@ -37,7 +29,7 @@ func (c *fanoutCAS) GetBytes(ctx context.Context, d digest.Digest) ([]byte, erro
 // instead, and reads that come while this batch fetches wait for it.
 // Each entry's error is labelled like Get's.
 func (c *fanoutCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	out := localMany(ctx, c.local, ds)
+	out := c.local.GetMany(ctx, ds)
 	first := map[digest.Digest]int{}
 	var mine, dups []int
 	joined := map[int]*flight{}
@@ -114,7 +106,7 @@ func (c *fanoutCAS) afterFlight(ctx context.Context, d digest.Digest, fl *flight
 	if err != nil {
 		return store.BlobResult{Err: c.missed(err)}
 	}
-	r := localMany(ctx, c.local, []digest.Digest{d})[0]
+	r := c.local.GetMany(ctx, []digest.Digest{d})[0]
 	if status.Code(r.Err) == codes.NotFound {
 		return c.fetchMany(ctx, []digest.Digest{d})[0]
 	}
@@ -150,7 +142,7 @@ func (c *fanoutCAS) recheckLocal(ctx context.Context, ds []digest.Digest) ([]sto
 	out := make([]store.BlobResult, len(ds))
 	missing, err := c.local.FindMissing(ctx, ds)
 	if err != nil {
-		return failAll(len(ds), labelLocal(err)), nil
+		return store.FailAll(len(ds), labelLocal(err)), nil
 	}
 	var pending, arrived []int
 	if len(missing) == len(ds) {
@@ -178,7 +170,7 @@ func (c *fanoutCAS) readArrived(ctx context.Context, ds []digest.Digest, arrived
 	for k, i := range arrived {
 		want[k] = ds[i]
 	}
-	for k, r := range localMany(ctx, c.local, want) {
+	for k, r := range c.local.GetMany(ctx, want) {
 		i := arrived[k]
 		if status.Code(r.Err) == codes.NotFound {
 			pending = append(pending, i)
@@ -289,10 +281,10 @@ func (c *fanoutCAS) getManyFrom(ctx context.Context, i int, want []digest.Digest
 	t := c.remotes[i]
 	call := c.failover.begin(ctx, i)
 	defer call.release()
-	rs := store.GetMany(call.ctx, t.CAS, want)
+	rs := t.CAS.GetMany(call.ctx, want)
 	inTime := call.answered()
 	if len(rs) != len(want) {
-		return failAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
+		return store.FailAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
 	}
 	call.observe(inTime, firstFailure(rs))
 	for k := range rs {
@@ -332,11 +324,7 @@ func (c *fanoutCAS) storeMany(ctx context.Context, name string, t Tier, ds []dig
 // storeBytes stores one blob a remote served. Local verifies it, unless
 // the remote's client did already (r.Verified).
 func (c *fanoutCAS) storeBytes(ctx context.Context, name string, t Tier, d digest.Digest, r store.BlobResult) error {
-	put := store.PutBytes
-	if r.Verified {
-		put = store.PutVerifiedBytes
-	}
-	err := put(ctx, c.local, d, r.Data)
+	err := c.local.PutBytes(ctx, d, r.Data, store.PutHint{Verified: r.Verified})
 	switch {
 	case err == nil:
 		c.stored(d, t)
@@ -358,13 +346,4 @@ func firstFailure(rs []store.BlobResult) error {
 		}
 	}
 	return nil
-}
-
-// failAll is n results that all fail with err.
-func failAll(n int, err error) []store.BlobResult {
-	out := make([]store.BlobResult, n)
-	for i := range out {
-		out[i].Err = err
-	}
-	return out
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/castd/castd/pkg/store/fanout"
 )
 
-// batchCAS is a remote with the BatchGetter fast path over a memory store,
+// batchCAS is a remote with a batch path of its own over a memory store,
 // recording the digests of every GetMany call. corrupt flips the first
 // byte of what it serves; down fails every entry with UNAVAILABLE.
 type batchCAS struct {
@@ -82,7 +82,7 @@ func TestGetMany(t *testing.T) {
 		{"first remote down", "a remote that fails the whole batch is skipped",
 			&batchCAS{CAS: memoryWith(t, "b"), down: true}, &batchCAS{CAS: memoryWith(t, "b")},
 			[]string{"b"}, []string{"b"}, [][]string{{"b"}}, 0},
-		{"second remote without a batch path", "a tier without BatchGetter is read with one Get per blob",
+		{"second remote without a batch path", "a tier with no batch path of its own is read with one Get per blob",
 			&batchCAS{CAS: memoryWith(t)}, memoryWith(t, "c"),
 			[]string{"c", "d"}, []string{"c", ""}, [][]string{{"c", "d"}}, 0},
 		{"duplicate digests", "a digest asked twice is fetched once and answered twice",
@@ -94,7 +94,7 @@ func TestGetMany(t *testing.T) {
 			local := memoryWith(t, "a")
 			counters := fanout.NewCounters()
 			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: tc.r1}, {Name: "r2", CAS: tc.r2}}, fanout.Options{Counters: counters})
-			got := c.(store.BatchGetter).GetMany(context.Background(), names(tc.ask...))
+			got := c.GetMany(context.Background(), names(tc.ask...))
 			for i, w := range tc.want {
 				checkResult(t, tc.ask[i], got[i], w)
 			}
@@ -132,13 +132,13 @@ func TestGetManyJoinsRunningFetch(t *testing.T) {
 	t.Log("a batch miss that a Get is already fetching waits for that fetch instead of a second download")
 	d, _ := blob("shared")
 	blocking := newBlockingCAS(memoryWith(t, "shared"))
-	remote := &countingCAS{CAS: blocking, name: "r1", log: &callLog{}}
-	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+	remote := &countingCAS{BasicCAS: blocking, name: "r1", log: &callLog{}}
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{})
 	getErr := make(chan error, 1)
 	go func() { got, err := readAll(context.Background(), c, d, 0); getErr <- wrong(got, "shared", err) }()
 	<-blocking.entered
 	batch := make(chan store.BlobResult, 1)
-	go func() { batch <- c.(store.BatchGetter).GetMany(context.Background(), []digest.Digest{d})[0] }()
+	go func() { batch <- c.GetMany(context.Background(), []digest.Digest{d})[0] }()
 	eventually(t, "the batch to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
 	close(blocking.release)
 	if err := <-getErr; err != nil {
@@ -151,11 +151,11 @@ func TestGetManyJoinsRunningFetch(t *testing.T) {
 }
 
 func TestGetBytes(t *testing.T) {
-	t.Log("the BytesGetter fast path serves local hits and fetches misses like a batch of one")
+	t.Log("reading one blob whole (ReadBytes: GetMany of one) serves local hits and fetches misses like a batch of one")
 	c := fanout.NewCAS(memoryWith(t, "here"), []fanout.Tier{{Name: "r1", CAS: memoryWith(t, "there")}}, fanout.Options{})
 	for _, s := range []string{"here", "there"} {
 		d, _ := blob(s)
-		got, err := c.(store.BytesGetter).GetBytes(context.Background(), d)
+		got, err := store.ReadBytes(context.Background(), c, d)
 		checkResult(t, s, store.BlobResult{Data: got, Err: err}, s)
 	}
 }
@@ -217,7 +217,7 @@ func TestGetManyRecheck(t *testing.T) {
 			r1 := &batchCAS{CAS: memoryWith(t, "a", "b")}
 			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: r1}}, fanout.Options{})
 			ask := []string{"a", "b"}
-			got := c.(store.BatchGetter).GetMany(context.Background(), names(ask...))
+			got := c.GetMany(context.Background(), names(ask...))
 			for i, s := range ask {
 				checkResult(t, s, got[i], s)
 			}
@@ -235,9 +235,11 @@ type verifiedCountingStore struct {
 	verifiedPuts atomic.Int64
 }
 
-func (v *verifiedCountingStore) PutVerifiedBytes(ctx context.Context, d digest.Digest, data []byte) error {
-	v.verifiedPuts.Add(1)
-	return v.Put(ctx, d, bytes.NewReader(data))
+func (v *verifiedCountingStore) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	if hint.Verified {
+		v.verifiedPuts.Add(1)
+	}
+	return v.Memory.PutBytes(ctx, d, data, hint)
 }
 
 func TestGetManyHashesOnlyWhatNoOneChecked(t *testing.T) {
@@ -249,7 +251,7 @@ func TestGetManyHashesOnlyWhatNoOneChecked(t *testing.T) {
 		local := &verifiedCountingStore{Memory: memoryWith(t)}
 		r1 := &batchCAS{CAS: memoryWith(t, "b", "c"), verified: verified}
 		c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: r1}}, fanout.Options{})
-		got := c.(store.BatchGetter).GetMany(context.Background(), names("b", "c"))
+		got := c.GetMany(context.Background(), names("b", "c"))
 		checkResult(t, "b", got[0], "b")
 		checkResult(t, "c", got[1], "c")
 		want := int64(0)

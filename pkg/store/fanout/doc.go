@@ -13,7 +13,8 @@
 // found-nowhere error); the CAS fetch, the action cache and pkg/asset's
 // index fan-out all walk their tiers with it.
 //
-// The per-remote decorators live in files of their own:
-// NewExistenceCachingCAS (positive FindMissing answers, TTL, bounded) and
-// NewConcurrencyLimitingCAS (a FIFO semaphore per remote).
+// Each remote is wrapped in the contract's generic decorators from package
+// store: store.NewExistenceCachingCAS (positive FindMissing answers, TTL,
+// bounded) and store.NewConcurrencyLimitingCAS (a FIFO semaphore per
+// remote).
 package fanout

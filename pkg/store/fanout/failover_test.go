@@ -67,10 +67,14 @@ func (c *ctxRecordingCAS) FindMissing(ctx context.Context, ds []digest.Digest) (
 }
 
 func (c *ctxRecordingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return c.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+func (c *ctxRecordingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
 	if err := c.wait(ctx); err != nil {
 		return nil, err
 	}
-	return c.CAS.Get(ctx, d, offset)
+	return c.CAS.GetWith(ctx, d, offset, hint)
 }
 
 // GetMany asks once for the whole batch, like a remote's BatchReadBlobs.
@@ -82,7 +86,7 @@ func (c *ctxRecordingCAS) GetMany(ctx context.Context, ds []digest.Digest) []sto
 		}
 		return out
 	}
-	return store.GetMany(ctx, c.CAS, ds)
+	return c.CAS.GetMany(ctx, ds)
 }
 
 // reads are the ways a client reads through the fan-out; each returns the
@@ -96,7 +100,7 @@ var reads = []struct {
 		return err
 	}},
 	{"GetMany", func(ctx context.Context, c store.CAS, d digest.Digest) error {
-		return store.GetMany(ctx, c, []digest.Digest{d})[0].Err
+		return c.GetMany(ctx, []digest.Digest{d})[0].Err
 	}},
 	{"FindMissing", func(ctx context.Context, c store.CAS, d digest.Digest) error {
 		missing, err := c.FindMissing(ctx, []digest.Digest{d})
@@ -178,7 +182,7 @@ func TestAllTiersStalledOrDownKeepsTheCode(t *testing.T) {
 
 // switchableCAS is base until down is set, then an unreachable remote.
 type switchableCAS struct {
-	store.CAS
+	store.BasicCAS
 	down atomic.Bool
 }
 
@@ -186,14 +190,14 @@ func (s *switchableCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]
 	if s.down.Load() {
 		return downCAS{}.FindMissing(ctx, ds)
 	}
-	return s.CAS.FindMissing(ctx, ds)
+	return s.BasicCAS.FindMissing(ctx, ds)
 }
 
 func (s *switchableCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	if s.down.Load() {
 		return downCAS{}.Get(ctx, d, offset)
 	}
-	return s.CAS.Get(ctx, d, offset)
+	return s.BasicCAS.Get(ctx, d, offset)
 }
 
 func TestDownRemoteIsNotReportedHoldingBlobs(t *testing.T) {
@@ -211,9 +215,9 @@ func TestDownRemoteIsNotReportedHoldingBlobs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			r1 := &switchableCAS{CAS: memoryWith(t, "only r1 has it")}
+			r1 := &switchableCAS{BasicCAS: memoryWith(t, "only r1 has it")}
 			var open atomic.Bool
-			tiers := []fanout.Tier{{Name: "r1", CAS: r1, Unreachable: open.Load}}
+			tiers := []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(r1), Unreachable: open.Load}}
 			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: time.Hour, Clock: &fakeClock{}})
 			if !has(t, c, d) {
 				t.Fatal("r1's blob reported missing while r1 is up")

@@ -36,16 +36,18 @@ import (
 //     remote's reason; when no remote could answer at all, the error has
 //     the failure's own code (see foundNowhere). The caller's
 //     cancellation is returned as CANCELED or DEADLINE_EXCEEDED.
-//   - GetMany (store.BatchGetter) and GetBytes (store.BytesGetter), for
-//     small blobs: local first, then each remote asked in one batch about
+//   - GetWith is Get (the fan-out verifies what it serves, whatever the
+//     hint).
+//   - GetMany, for small blobs: local first, then each remote asked in one batch about
 //     what the tiers before it lacked (see batch_read.go).
 //   - When local refuses to store a remote's blob because its filesystem
 //     is full (store.IsFull), the read is served all the same, verified
 //     by the fan-out and not stored (see unstored.go).
-//   - Put writes to local only, then calls Options.OnPut.
+//   - Put, PutWith and PutBytes write to local only (with the hint), then
+//     call Options.OnPut.
 //
-// Every remote is wrapped in NewConcurrencyLimitingCAS and, unless the TTL
-// is negative, NewExistenceCachingCAS. A remote with a later tier behind it
+// Every remote is wrapped in store.NewConcurrencyLimitingCAS and, unless
+// the TTL is negative, store.NewExistenceCachingCAS. A remote with a later tier behind it
 // gets one attempt and Options.FailoverDelay to answer (see failover); the
 // last tier's timeouts are the remote client's (the upstream package's
 // retries, request and idle timeouts). A remote that is slow to answer,
@@ -63,9 +65,9 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		refusals: newRefusals(opts),
 	}
 	for _, t := range remotes {
-		t.CAS = NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
+		t.CAS = store.NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
 		if opts.ExistenceTTL > 0 {
-			t.CAS = newExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock, t.Unreachable)
+			t.CAS = store.NewExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock, t.Unreachable)
 		}
 		c.remotes = append(c.remotes, t)
 	}
@@ -161,6 +163,10 @@ func within(got, asked []digest.Digest) []digest.Digest {
 	return out
 }
 
+func (c *fanoutCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, _ store.GetHint) (io.ReadCloser, error) {
+	return c.Get(ctx, d, offset)
+}
+
 func (c *fanoutCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	if offset < 0 || offset > d.Size {
 		return nil, status.Errorf(codes.OutOfRange, "offset %d outside blob %s", offset, d)
@@ -235,7 +241,21 @@ func (c *fanoutCAS) missed(err error) error {
 }
 
 func (c *fanoutCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	if err := c.local.Put(ctx, d, r); err != nil {
+	return c.put(d, c.local.Put(ctx, d, r))
+}
+
+func (c *fanoutCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
+	return c.put(d, c.local.PutWith(ctx, d, r, hint))
+}
+
+func (c *fanoutCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	return c.put(d, c.local.PutBytes(ctx, d, data, hint))
+}
+
+// put finishes a write to local that ended with err: labelled when it
+// failed, else announced to Options.OnPut.
+func (c *fanoutCAS) put(d digest.Digest, err error) error {
+	if err != nil {
 		return labelLocal(err)
 	}
 	if c.opts.OnPut != nil {

@@ -39,16 +39,16 @@ func newTestFanout(t *testing.T, local []string, specs []remoteSpec, opts fanout
 	f := &testFanout{local: memoryWith(t, local...), log: &callLog{}, counters: fanout.NewCounters(), reg: prometheus.NewRegistry()}
 	var tiers []fanout.Tier
 	for _, s := range specs {
-		var base store.CAS = memoryWith(t, s.has...)
+		var base store.BasicCAS = memoryWith(t, s.has...)
 		if s.corrupt {
 			base = corruptCAS{base}
 		}
 		if s.down {
 			base = downCAS{}
 		}
-		c := &countingCAS{CAS: base, name: s.name, log: f.log}
+		c := &countingCAS{BasicCAS: base, name: s.name, log: f.log}
 		f.remotes = append(f.remotes, c)
-		tiers = append(tiers, fanout.Tier{Name: s.name, CAS: c, Origin: "user"})
+		tiers = append(tiers, fanout.Tier{Name: s.name, CAS: store.WithGenericFastPaths(c), Origin: "user"})
 	}
 	opts.Counters, opts.Registerer = f.counters, f.reg
 	if opts.ExistenceTTL == 0 {
@@ -203,7 +203,7 @@ func TestGetCallerCancellation(t *testing.T) {
 	d, _ := blob("slow")
 	remote := newBlockingCAS(memoryWith(t, "slow"))
 	counters := fanout.NewCounters()
-	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "slow", CAS: remote}}, fanout.Options{Counters: counters})
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "slow", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{Counters: counters})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := readAll(ctx, c, d, 0); errc <- err }()
@@ -231,9 +231,9 @@ func TestPut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			var announced []digest.Digest
-			remote := &countingCAS{CAS: store.NewMemory(), name: "r1", log: &callLog{}}
+			remote := &countingCAS{BasicCAS: store.NewMemory(), name: "r1", log: &callLog{}}
 			local := store.NewMemory()
-			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{OnPut: func(d digest.Digest) { announced = append(announced, d) }})
+			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{OnPut: func(d digest.Digest) { announced = append(announced, d) }})
 			err := c.Put(context.Background(), good, bytes.NewReader(tc.bytes))
 			if status.Code(err) != tc.wantCode {
 				t.Fatalf("Put: %v, want %v", err, tc.wantCode)

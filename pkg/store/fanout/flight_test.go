@@ -16,8 +16,8 @@ func TestConcurrentGetsShareOneFetch(t *testing.T) {
 	t.Log("a burst of misses for one blob costs one download, not one per client")
 	d, _ := blob("popular")
 	blocking := newBlockingCAS(memoryWith(t, "popular"))
-	remote := &countingCAS{CAS: blocking, name: "r1", log: &callLog{}}
-	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+	remote := &countingCAS{BasicCAS: blocking, name: "r1", log: &callLog{}}
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{})
 	const n = 10
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -56,8 +56,8 @@ func TestFetchOutlivesOneWaiter(t *testing.T) {
 			t.Log(tc.why)
 			d, _ := blob("shared")
 			blocking := newBlockingCAS(memoryWith(t, "shared"))
-			remote := &countingCAS{CAS: blocking, name: "r1", log: &callLog{}}
-			c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+			remote := &countingCAS{BasicCAS: blocking, name: "r1", log: &callLog{}}
+			c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{})
 			leaderCtx, cancelLeader := context.WithCancel(context.Background())
 			joinerCtx, cancelJoiner := context.WithCancel(context.Background())
 			defer cancelJoiner()
@@ -92,7 +92,7 @@ func TestLastWaiterCancelsFetch(t *testing.T) {
 	t.Log("when every client gave up, the download stops instead of running on")
 	d, _ := blob("abandoned")
 	blocking := newBlockingCAS(memoryWith(t, "abandoned"))
-	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: blocking}}, fanout.Options{})
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(blocking)}}, fanout.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := readAll(ctx, c, d, 0); errc <- err }()
@@ -116,10 +116,10 @@ func TestLeaderFailureWaitersRetry(t *testing.T) {
 	t.Log("a joiner does not inherit the failure of a fetch it did not start: it retries")
 	d, _ := blob("retry me")
 	blocking := newBlockingCAS(memoryWith(t, "retry me"))
-	remote := &countingCAS{CAS: blocking, name: "r1", log: &callLog{}}
-	local := &flakyPutCAS{CAS: store.NewMemory()}
+	remote := &countingCAS{BasicCAS: blocking, name: "r1", log: &callLog{}}
+	local := &flakyPutCAS{BasicCAS: store.NewMemory()}
 	local.failures.Store(1)
-	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+	c := fanout.NewCAS(store.WithGenericFastPaths(local), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{})
 	leader, joiner := make(chan error, 1), make(chan error, 1)
 	go func() { _, err := readAll(context.Background(), c, d, 0); leader <- err }()
 	<-blocking.entered
@@ -141,8 +141,8 @@ func TestMissIsShared(t *testing.T) {
 	t.Log("NOT_FOUND everywhere is an answer, not a failure: joiners do not retry it")
 	d, _ := blob("absent")
 	blocking := newBlockingCAS(store.NewMemory())
-	remote := &countingCAS{CAS: blocking, name: "r1", log: &callLog{}}
-	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+	remote := &countingCAS{BasicCAS: blocking, name: "r1", log: &callLog{}}
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{})
 	errs := make(chan error, 2)
 	go func() { _, err := readAll(context.Background(), c, d, 0); errs <- err }()
 	<-blocking.entered

@@ -48,17 +48,21 @@ func (p *pacedCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]diges
 }
 
 func (p *pacedCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return p.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+func (p *pacedCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
 	if err := p.pace(ctx); err != nil {
 		return nil, err
 	}
-	return p.CAS.Get(ctx, d, offset)
+	return p.CAS.GetWith(ctx, d, offset, hint)
 }
 
 func (p *pacedCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	if err := p.pace(ctx); err != nil {
-		return store.GetMany(ctx, downCAS{}, ds)
+		return downCAS{}.GetMany(ctx, ds)
 	}
-	return store.GetMany(ctx, p.CAS, ds)
+	return p.CAS.GetMany(ctx, ds)
 }
 
 func TestSlowFirstTierIsHedged(t *testing.T) {
@@ -106,14 +110,14 @@ func TestHedgedBatchTakesEachBlobWhereItIs(t *testing.T) {
 	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: r1}, {Name: "r2", CAS: r2}}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if r := store.GetMany(ctx, c, []digest.Digest{warm})[0]; r.Err != nil {
+	if r := c.GetMany(ctx, []digest.Digest{warm})[0]; r.Err != nil {
 		t.Fatalf("warm-up: %v", r.Err)
 	}
 	missing, err := c.FindMissing(ctx, []digest.Digest{x, y, z})
 	if err != nil || len(missing) != 1 || missing[0] != z {
 		t.Errorf("FindMissing(x, y, z) = %v, %v; want [z]", missing, err)
 	}
-	rs := store.GetMany(ctx, c, []digest.Digest{x, y, z})
+	rs := c.GetMany(ctx, []digest.Digest{x, y, z})
 	if string(rs[0].Data) != string(xb) || rs[0].Err != nil || string(rs[1].Data) != string(yb) || rs[1].Err != nil {
 		t.Errorf("GetMany x, y = (%q, %v), (%q, %v); want r1's x and r2's y", rs[0].Data, rs[0].Err, rs[1].Data, rs[1].Err)
 	}
@@ -125,13 +129,13 @@ func TestHedgedBatchTakesEachBlobWhereItIs(t *testing.T) {
 // breakingCAS serves base's blobs teeChunk bytes per Read and breaks
 // (UNAVAILABLE) after failAfter bytes, calling onBreak first.
 type breakingCAS struct {
-	store.CAS
+	store.BasicCAS
 	failAfter int
 	onBreak   func()
 }
 
 func (c breakingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	rc, err := chunkyCAS{CAS: c.CAS, failAfter: c.failAfter}.Get(ctx, d, offset)
+	rc, err := chunkyCAS{BasicCAS: c.BasicCAS, failAfter: c.failAfter}.Get(ctx, d, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -165,10 +169,10 @@ func TestStreamFromHedgeWinnerFinishedByTheSlowTier(t *testing.T) {
 	gate := make(chan struct{})
 	release := func() { once.Do(func() { close(gate) }) }
 	defer release()
-	r2 := &pacedCAS{CAS: breakingCAS{CAS: near, failAfter: 8 * teeChunk, onBreak: release}, clock: clock, cost: time.Millisecond}
-	r1Offsets := &offsetLog{CAS: r1}
+	r2 := &pacedCAS{CAS: store.WithGenericFastPaths(breakingCAS{BasicCAS: near, failAfter: 8 * teeChunk, onBreak: release}), clock: clock, cost: time.Millisecond}
+	r1Offsets := &offsetLog{BasicCAS: r1}
 	opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock}
-	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: r1Offsets}, {Name: "r2", CAS: r2}}, opts)
+	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(r1Offsets)}, {Name: "r2", CAS: r2}}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := readAll(ctx, c, warm, 0); err != nil {

@@ -79,7 +79,7 @@ func (l *callLog) get() []string {
 // countingCAS counts calls into base and records them in log as
 // "NAME.Get" / "NAME.FindMissing", keeping each FindMissing request.
 type countingCAS struct {
-	store.CAS
+	store.BasicCAS
 	name  string
 	log   *callLog
 	gets  atomic.Int64
@@ -92,13 +92,13 @@ func (c *countingCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]di
 	c.mu.Lock()
 	c.finds = append(c.finds, append([]digest.Digest(nil), ds...))
 	c.mu.Unlock()
-	return c.CAS.FindMissing(ctx, ds)
+	return c.BasicCAS.FindMissing(ctx, ds)
 }
 
 func (c *countingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	c.log.add(c.name + ".Get")
 	c.gets.Add(1)
-	return c.CAS.Get(ctx, d, offset)
+	return c.BasicCAS.Get(ctx, d, offset)
 }
 
 func (c *countingCAS) requests() [][]digest.Digest {
@@ -122,11 +122,27 @@ func (downCAS) Put(context.Context, digest.Digest, io.Reader) error {
 	return status.Error(codes.Unavailable, "connection refused")
 }
 
+func (d downCAS) GetWith(ctx context.Context, dg digest.Digest, offset int64, _ store.GetHint) (io.ReadCloser, error) {
+	return d.Get(ctx, dg, offset)
+}
+
+func (d downCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
+	return store.GetEach(ctx, d, ds)
+}
+
+func (d downCAS) PutWith(ctx context.Context, dg digest.Digest, r io.Reader, _ store.PutHint) error {
+	return d.Put(ctx, dg, r)
+}
+
+func (d downCAS) PutBytes(ctx context.Context, dg digest.Digest, _ []byte, _ store.PutHint) error {
+	return d.Put(ctx, dg, nil)
+}
+
 // corruptCAS serves base's bytes with the first byte flipped.
-type corruptCAS struct{ store.CAS }
+type corruptCAS struct{ store.BasicCAS }
 
 func (c corruptCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	rc, err := c.CAS.Get(ctx, d, offset)
+	rc, err := c.BasicCAS.Get(ctx, d, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -144,20 +160,20 @@ func (c corruptCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.
 // blockingCAS holds every Get until release is closed (or the caller's
 // context ends), signalling entered on each Get first.
 type blockingCAS struct {
-	store.CAS
+	store.BasicCAS
 	entered chan struct{}
 	release chan struct{}
 }
 
-func newBlockingCAS(base store.CAS) *blockingCAS {
-	return &blockingCAS{CAS: base, entered: make(chan struct{}, 100), release: make(chan struct{})}
+func newBlockingCAS(base store.BasicCAS) *blockingCAS {
+	return &blockingCAS{BasicCAS: base, entered: make(chan struct{}, 100), release: make(chan struct{})}
 }
 
 func (b *blockingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	b.entered <- struct{}{}
 	select {
 	case <-b.release:
-		return b.CAS.Get(ctx, d, offset)
+		return b.BasicCAS.Get(ctx, d, offset)
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
@@ -165,7 +181,7 @@ func (b *blockingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (i
 
 // flakyPutCAS fails its first n Puts with INTERNAL (a local disk error).
 type flakyPutCAS struct {
-	store.CAS
+	store.BasicCAS
 	failures atomic.Int64
 }
 
@@ -173,7 +189,7 @@ func (f *flakyPutCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) err
 	if f.failures.Add(-1) >= 0 {
 		return status.Error(codes.Internal, "disk on fire")
 	}
-	return f.CAS.Put(ctx, d, r)
+	return f.BasicCAS.Put(ctx, d, r)
 }
 
 // downAC is an unreachable action cache.

@@ -158,7 +158,7 @@ func TestGetDoesNotRepairAfterUnverifiedBytes(t *testing.T) {
 	if err := remote.Put(context.Background(), d, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	c := fanout.NewCAS(unverifiedLossCAS{store.NewMemory(), data[:mib]}, []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
+	c := fanout.NewCAS(store.WithGenericFastPaths(unverifiedLossCAS{store.NewMemory(), data[:mib]}), []fanout.Tier{{Name: "r1", CAS: remote}}, fanout.Options{})
 	rc, err := c.Get(context.Background(), d, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestGetDoesNotRepairAfterUnverifiedBytes(t *testing.T) {
 // unverifiedLossCAS is a local store that "has" every blob and serves
 // prefix, then fails with a plain DATA_LOSS.
 type unverifiedLossCAS struct {
-	store.CAS
+	store.BasicCAS
 	prefix []byte
 }
 

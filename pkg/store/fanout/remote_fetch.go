@@ -85,7 +85,7 @@ func (c *fanoutCAS) store(ctx context.Context, from func() (string, Tier), d dig
 	// A blob streamed in from a remote is being handed to its reader as it
 	// arrives; nothing reads the stored copy soon, so it need not pass
 	// through the page cache.
-	err := store.PutUncached(ctx, c.local, d, src)
+	err := c.local.PutWith(ctx, d, src, store.PutHint{Uncached: true})
 	name, t := from()
 	switch {
 	case err == nil:

@@ -121,7 +121,7 @@ func (c *fanoutCAS) openOpened(ctx context.Context, i int, d digest.Digest) open
 func (c *fanoutCAS) openTier(ctx context.Context, i int, d digest.Digest, offset int64) (io.ReadCloser, *Call, error) {
 	t := c.remotes[i]
 	call := c.failover.begin(ctx, i)
-	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, offset)
+	rc, err := t.CAS.GetWith(call.ctx, d, offset, store.GetHint{ConsumerVerifies: true})
 	inTime := call.answered()
 	call.observe(inTime, err)
 	if err == nil && !inTime {

@@ -19,7 +19,7 @@ import (
 
 // offsetLog records the offset of every Get of a tier.
 type offsetLog struct {
-	store.CAS
+	store.BasicCAS
 	mu      sync.Mutex
 	offsets []int64
 }
@@ -28,7 +28,7 @@ func (l *offsetLog) Get(ctx context.Context, d digest.Digest, offset int64) (io.
 	l.mu.Lock()
 	l.offsets = append(l.offsets, offset)
 	l.mu.Unlock()
-	return l.CAS.Get(ctx, d, offset)
+	return l.BasicCAS.Get(ctx, d, offset)
 }
 
 func (l *offsetLog) got() []int64 {
@@ -41,13 +41,13 @@ func (l *offsetLog) got() []int64 {
 // stallAfter bytes, holds the next Read until its context ends, noting
 // whether it ended as stalled.
 type stallingCAS struct {
-	store.CAS
+	store.BasicCAS
 	stallAfter int
 	stalled    chan bool // one value per stalled stream
 }
 
 func (c stallingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	rc, err := c.CAS.Get(ctx, d, offset)
+	rc, err := c.BasicCAS.Get(ctx, d, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -77,24 +77,26 @@ func TestBrokenStreamResumesFromTheNextTier(t *testing.T) {
 	stalled := make(chan bool, 1)
 	for _, tc := range []struct {
 		name, why string
-		first     func(store.CAS) store.CAS
+		first     func(store.CAS) store.BasicCAS
 	}{
 		{"cut midway", "a stream that breaks after bytes went to the client is finished from the next tier at the same offset",
-			func(m store.CAS) store.CAS { return chunkyCAS{CAS: m, failAfter: midway} }},
+			func(m store.CAS) store.BasicCAS { return chunkyCAS{BasicCAS: m, failAfter: midway} }},
 		{"stall midway", "a stream that stops delivering is cut after the stream stall delay (counted as a stall) and finished from the next tier",
-			func(m store.CAS) store.CAS { return stallingCAS{CAS: m, stallAfter: midway, stalled: stalled} }},
+			func(m store.CAS) store.BasicCAS {
+				return stallingCAS{BasicCAS: m, stallAfter: midway, stalled: stalled}
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			d, b, remote := bigBlob(t, 64*teeChunk)
-			r2 := &offsetLog{CAS: chunkyCAS{CAS: remote}}
+			r2 := &offsetLog{BasicCAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: remote})}
 			local := store.NewMemory()
 			// Opening never stalls (the failover delay is far off): only the
 			// stream stall delay can cut the stalled stream, whenever the
 			// machine gets to it.
 			reg := prometheus.NewRegistry()
 			opts := fanout.Options{FailoverDelay: time.Hour, StreamStallDelay: time.Millisecond, Registerer: reg}
-			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: tc.first(remote)}, {Name: "r2", CAS: r2}}, opts)
+			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(tc.first(remote))}, {Name: "r2", CAS: store.WithGenericFastPaths(r2)}}, opts)
 			got, err := readAll(context.Background(), c, d, 0)
 			if err != nil || got != string(b) {
 				t.Fatalf("read: %d of %d bytes (exact: %v), %v; want the blob", len(got), len(b), got == string(b), err)
@@ -122,8 +124,8 @@ func TestBadSpliceIsNotStored(t *testing.T) {
 	d, b, remote := bigBlob(t, 64*teeChunk)
 	local := store.NewMemory()
 	tiers := []fanout.Tier{
-		{Name: "r1", CAS: chunkyCAS{CAS: remote, failAfter: 8 * teeChunk}},
-		{Name: "r2", CAS: chunkyCAS{CAS: corruptCAS{remote}}}, // flips the first byte it serves
+		{Name: "r1", CAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: remote, failAfter: 8 * teeChunk})},
+		{Name: "r2", CAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: corruptCAS{remote}})}, // flips the first byte it serves
 	}
 	c := fanout.NewCAS(local, tiers, fanout.Options{})
 	got, err := readAll(context.Background(), c, d, 0)
@@ -142,8 +144,8 @@ func TestBrokenStreamWithNoLaterTierFails(t *testing.T) {
 	t.Log("the last tier's stream is not resumed anywhere: its failure ends the read with its code, and nothing is stored")
 	d, b, remote := bigBlob(t, 64*teeChunk)
 	local := store.NewMemory()
-	r1 := &offsetLog{CAS: chunkyCAS{CAS: remote, failAfter: 8 * teeChunk}}
-	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: r1}}, fanout.Options{})
+	r1 := &offsetLog{BasicCAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: remote, failAfter: 8 * teeChunk})}
+	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(r1)}}, fanout.Options{})
 	got, err := readAll(context.Background(), c, d, 0)
 	if status.Code(err) != codes.Unavailable || len(got) >= len(b) {
 		t.Fatalf("read: %d of %d bytes, %v; want fewer bytes and UNAVAILABLE", len(got), len(b), err)
@@ -160,7 +162,7 @@ func TestBrokenStreamNoOtherCopyListsEveryRemote(t *testing.T) {
 	t.Log("a stream that breaks midway with no other copy anywhere ends in an error that gives each remote's own reason, in pull order")
 	d, _, remote := bigBlob(t, 64*teeChunk)
 	tiers := []fanout.Tier{
-		{Name: "r1", CAS: chunkyCAS{CAS: remote, failAfter: 8 * teeChunk}},
+		{Name: "r1", CAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: remote, failAfter: 8 * teeChunk})},
 		{Name: "r2", CAS: store.NewMemory()},
 	}
 	c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{})

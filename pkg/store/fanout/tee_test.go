@@ -23,13 +23,13 @@ const teeChunk = 1 << 10
 // closed; with failAfter set, the stream breaks (UNAVAILABLE) after that
 // many bytes.
 type chunkyCAS struct {
-	store.CAS
+	store.BasicCAS
 	gate      chan struct{}
 	failAfter int
 }
 
 func (c chunkyCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	rc, err := c.CAS.Get(ctx, d, offset)
+	rc, err := c.BasicCAS.Get(ctx, d, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func TestTeeStreamsBeforeTheDownloadEnds(t *testing.T) {
 	d, b, remote := bigBlob(t, 64*teeChunk)
 	gate := make(chan struct{})
 	local := store.NewMemory()
-	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: chunkyCAS{CAS: remote, gate: gate}}}, fanout.Options{})
+	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: remote, gate: gate})}}, fanout.Options{})
 	rc, err := c.Get(context.Background(), d, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -99,18 +99,18 @@ func TestTeeStreamsBeforeTheDownloadEnds(t *testing.T) {
 func TestTeeBadStream(t *testing.T) {
 	for _, tc := range []struct {
 		name, why string
-		first     func(store.CAS) store.CAS
+		first     func(store.CAS) store.BasicCAS
 		wantCode  codes.Code
 	}{
 		{"corrupt remote", "bad bytes end the read in DATA_LOSS before the client has them all; the next read gets the next remote's copy",
-			func(m store.CAS) store.CAS { return chunkyCAS{CAS: corruptCAS{m}} }, codes.DataLoss},
+			func(m store.CAS) store.BasicCAS { return chunkyCAS{BasicCAS: corruptCAS{m}} }, codes.DataLoss},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			d, b, remote := bigBlob(t, 64*teeChunk)
-			r1 := &countingCAS{CAS: tc.first(remote), name: "r1", log: &callLog{}}
+			r1 := &countingCAS{BasicCAS: store.WithGenericFastPaths(tc.first(remote)), name: "r1", log: &callLog{}}
 			local := store.NewMemory()
-			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: r1}, {Name: "r2", CAS: chunkyCAS{CAS: remote}}}, fanout.Options{})
+			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(r1)}, {Name: "r2", CAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: remote})}}, fanout.Options{})
 			got, err := readAll(context.Background(), c, d, 0)
 			if status.Code(err) != tc.wantCode || len(got) >= len(b) {
 				t.Fatalf("first read: %d of %d bytes, %v; want fewer bytes and %s", len(got), len(b), err, tc.wantCode)
@@ -133,7 +133,7 @@ func TestTeeCorruptOnlyRemote(t *testing.T) {
 	t.Log("with no good copy anywhere, the read ends in DATA_LOSS and nothing is stored")
 	d, b, remote := bigBlob(t, 64*teeChunk)
 	local := store.NewMemory()
-	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: chunkyCAS{CAS: corruptCAS{remote}}}}, fanout.Options{})
+	c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(chunkyCAS{BasicCAS: corruptCAS{remote}})}}, fanout.Options{})
 	got, err := readAll(context.Background(), c, d, 0)
 	if status.Code(err) != codes.DataLoss || len(got) >= len(b) {
 		t.Fatalf("read: %d of %d bytes, %v; want fewer bytes and DATA_LOSS", len(got), len(b), err)

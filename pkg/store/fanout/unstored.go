@@ -160,7 +160,7 @@ func (c *fanoutCAS) readThroughFrom(ctx context.Context, i int, t Tier, d digest
 	call := c.failover.begin(ctx, i)
 	// The stream goes through a verifyingReader: the remote client need
 	// not hash it too.
-	rc, err := t.CAS.Get(store.WithConsumerVerifies(call.ctx), d, 0)
+	rc, err := t.CAS.GetWith(call.ctx, d, 0, store.GetHint{ConsumerVerifies: true})
 	inTime := call.answered()
 	if err == nil && !inTime {
 		rc.Close()

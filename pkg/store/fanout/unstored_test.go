@@ -69,8 +69,8 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 
 	t.Run("stream", func(t *testing.T) {
 		t.Log("a ByteStream-style read of a remote-only blob gets the remote's bytes, verified, not stored")
-		r1 := &countingCAS{CAS: chunkyCAS{CAS: remote}, name: "r1", log: &callLog{}}
-		c, reg := newCAS(t, r1)
+		r1 := &countingCAS{BasicCAS: chunkyCAS{BasicCAS: remote}, name: "r1", log: &callLog{}}
+		c, reg := newCAS(t, store.WithGenericFastPaths(r1))
 		if got, err := readAll(ctx, c, d, 0); err != nil || got != string(b) {
 			t.Fatalf("read: %d of %d bytes, %v; want the blob", len(got), len(b), err)
 		}
@@ -81,7 +81,7 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 	})
 	t.Run("stream at an offset", func(t *testing.T) {
 		t.Log("a read at an offset is served from the remote stream, hashed from its start")
-		c, reg := newCAS(t, chunkyCAS{CAS: remote})
+		c, reg := newCAS(t, store.WithGenericFastPaths(chunkyCAS{BasicCAS: remote}))
 		if got, err := readAll(ctx, c, d, 1000); err != nil || got != string(b[1000:]) {
 			t.Fatalf("read at 1000: %d bytes, %v; want the blob from 1000", len(got), err)
 		}
@@ -89,8 +89,8 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 	})
 	t.Run("reads that join a fetch", func(t *testing.T) {
 		t.Log("a read waiting for another's fetch, which local refused to store, reads the remote itself")
-		r1 := newBlockingCAS(chunkyCAS{CAS: remote})
-		c, reg := newCAS(t, r1)
+		r1 := newBlockingCAS(chunkyCAS{BasicCAS: remote})
+		c, reg := newCAS(t, store.WithGenericFastPaths(r1))
 		var wg sync.WaitGroup
 		got, errs := make([]string, 2), make([]error, 2)
 		read := func(i int) {
@@ -115,20 +115,20 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 		t.Log("GetMany and GetBytes of remote-only blobs return them, hashed by the fan-out")
 		c, reg := newCAS(t, &batchCAS{CAS: memoryWith(t, "one", "two")})
 		ds := names("one", "two", "one")
-		for i, r := range c.(store.BatchGetter).GetMany(ctx, ds) {
+		for i, r := range c.GetMany(ctx, ds) {
 			if want := []string{"one", "two", "one"}[i]; r.Err != nil || string(r.Data) != want {
 				t.Errorf("GetMany[%d] = %q, %v; want %q", i, r.Data, r.Err, want)
 			}
 		}
 		one, _ := blob("one")
-		if got, err := c.(store.BytesGetter).GetBytes(ctx, one); err != nil || string(got) != "one" {
+		if got, err := store.ReadBytes(ctx, c, one); err != nil || string(got) != "one" {
 			t.Errorf("GetBytes = %q, %v; want \"one\"", got, err)
 		}
 		notStored(t, reg, ds...)
 	})
 	t.Run("corrupt stream", func(t *testing.T) {
 		t.Log("bad remote bytes still end the read in DATA_LOSS before the client has them all")
-		c, _ := newCAS(t, chunkyCAS{CAS: corruptCAS{remote}})
+		c, _ := newCAS(t, store.WithGenericFastPaths(chunkyCAS{BasicCAS: corruptCAS{remote}}))
 		got, err := readAll(ctx, c, d, 0)
 		if status.Code(err) != codes.DataLoss || len(got) >= len(b) {
 			t.Fatalf("read: %d of %d bytes, %v; want fewer bytes and DATA_LOSS", len(got), len(b), err)
@@ -138,7 +138,7 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 		t.Log("a small blob the first remote serves bad is read from the next one")
 		small, sb := blob("small and remote-only")
 		m := memoryWith(t, "small and remote-only")
-		c, reg := newCAS(t, corruptCAS{m}, m)
+		c, reg := newCAS(t, store.WithGenericFastPaths(corruptCAS{m}), m)
 		if got, err := readAll(ctx, c, small, 0); err != nil || got != string(sb) {
 			t.Fatalf("read: %q, %v; want the second remote's copy", got, err)
 		}
@@ -151,11 +151,11 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 		one, _ := blob("one")
 		bad := &batchCAS{CAS: memoryWith(t, "one"), corrupt: true}
 		c, _ := newCAS(t, bad)
-		if r := c.(store.BatchGetter).GetMany(ctx, []digest.Digest{one})[0]; r.Err == nil || r.Data != nil {
+		if r := c.GetMany(ctx, []digest.Digest{one})[0]; r.Err == nil || r.Data != nil {
 			t.Errorf("GetMany from a corrupt remote = %q, %v; want an error", r.Data, r.Err)
 		}
 		c, _ = newCAS(t, bad, &batchCAS{CAS: memoryWith(t, "one")})
-		if r := c.(store.BatchGetter).GetMany(ctx, []digest.Digest{one})[0]; r.Err != nil || string(r.Data) != "one" {
+		if r := c.GetMany(ctx, []digest.Digest{one})[0]; r.Err != nil || string(r.Data) != "one" {
 			t.Errorf("GetMany = %q, %v; want the second remote's copy", r.Data, r.Err)
 		}
 	})

@@ -15,6 +15,8 @@ import (
 
 // breakerCAS fails calls fast while the remote's breaker is open and feeds
 // every outcome to it, including failures of a Get's reader mid-stream.
+// Every method of store.CAS, fast paths included, goes through the
+// breaker.
 type breakerCAS struct {
 	base *casClient
 	b    *breaker
@@ -30,10 +32,14 @@ func (c *breakerCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]dig
 }
 
 func (c *breakerCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return c.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+func (c *breakerCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
 	if err := c.b.allow(); err != nil {
 		return nil, err
 	}
-	r, err := c.base.Get(ctx, d, offset)
+	r, err := c.base.GetWith(ctx, d, offset, hint)
 	c.b.done(ctx, err)
 	if err != nil {
 		return nil, err
@@ -41,16 +47,12 @@ func (c *breakerCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io
 	return &breakerReader{ReadCloser: r, ctx: ctx, b: c.b}, nil
 }
 
-// GetMany implements store.BatchGetter. The first entry error that is
+// GetMany counts as one call: the first entry error that is
 // not NOT_FOUND (a call that failed, or bad data) counts as the remote's
 // failure; otherwise the call counts as a success.
 func (c *breakerCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	if err := c.b.allow(); err != nil {
-		out := make([]store.BlobResult, len(ds))
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
+		return store.FailAll(len(ds), err)
 	}
 	out := c.base.GetMany(ctx, ds)
 	var failure error
@@ -65,10 +67,21 @@ func (c *breakerCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.Bl
 }
 
 func (c *breakerCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return c.PutWith(ctx, d, r, store.PutHint{})
+}
+
+func (c *breakerCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
 	if err := c.b.allow(); err != nil {
 		return err
 	}
-	return c.b.doneWith(ctx, c.base.Put(ctx, d, r))
+	return c.b.doneWith(ctx, c.base.PutWith(ctx, d, r, hint))
+}
+
+func (c *breakerCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
+	if err := c.b.allow(); err != nil {
+		return err
+	}
+	return c.b.doneWith(ctx, c.base.PutBytes(ctx, d, data, hint))
 }
 
 // breakerReader reports a failing Read (a stream that broke or delivered

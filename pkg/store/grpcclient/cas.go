@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 const (
@@ -124,6 +125,17 @@ func (c *casClient) Put(ctx context.Context, d digest.Digest, r io.Reader) error
 		return err
 	}
 	return c.batchUpdate(ctx, []blob{{d, b}})
+}
+
+// PutWith is Put: the hints change nothing for an upload.
+func (c *casClient) PutWith(ctx context.Context, d digest.Digest, r io.Reader, _ store.PutHint) error {
+	return c.Put(ctx, d, r)
+}
+
+// PutBytes is Put from a reader over data, verified whatever the hint
+// says: an upload must never send bytes the remote would reject.
+func (c *casClient) PutBytes(ctx context.Context, d digest.Digest, data []byte, _ store.PutHint) error {
+	return c.Put(ctx, d, bytes.NewReader(data))
 }
 
 // verify checks b against d; a mismatch is an error with code.

@@ -13,7 +13,7 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// GetMany implements store.BatchGetter: the distinct blobs of ds are read
+// GetMany implements store.CAS: the distinct blobs of ds are read
 // in BatchReadBlobs calls that each fit the remote's batch limit, a few
 // calls at once; a blob too large for a batch is read through Get. Every
 // blob is verified before it is returned; a mismatch is that entry's

@@ -39,7 +39,7 @@ func TestGetMany(t *testing.T) {
 			t.Log(tc.why)
 			sc := serverConfig{maxBatch: tc.maxBatch}
 			if tc.corrupt {
-				sc.wrap = func(c store.CAS) store.CAS { return corruptingCAS{c} }
+				sc.wrap = func(c store.CAS) store.CAS { return store.WithGenericFastPaths(corruptingCAS{c}) }
 			}
 			ts := startServer(t, sc)
 			r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr})
@@ -56,7 +56,7 @@ func TestGetMany(t *testing.T) {
 			}
 			ds = append(ds, ds[0]) // a duplicate is answered twice
 			before := ts.count(tc.wantCalls)
-			got := r.CAS().(store.BatchGetter).GetMany(context.Background(), ds)
+			got := r.CAS().GetMany(context.Background(), ds)
 			if len(got) != len(ds) {
 				t.Fatalf("GetMany answered %d results for %d digests", len(got), len(ds))
 			}
@@ -100,7 +100,7 @@ func TestGetManyRemoteDown(t *testing.T) {
 	t.Log("a remote that cannot be reached fails every entry, with a code that lets the fan-out move on")
 	r := dial(t, grpcclient.Config{URL: "grpc://127.0.0.1:1", RetryLimit: 0})
 	_, d := randomBlob(1, 10)
-	got := r.CAS().(store.BatchGetter).GetMany(context.Background(), []digest.Digest{d, d})
+	got := r.CAS().GetMany(context.Background(), []digest.Digest{d, d})
 	for i, res := range got {
 		if status.Code(res.Err) != codes.Unavailable {
 			t.Errorf("entry %d: %v, want UNAVAILABLE", i, res.Err)
@@ -147,7 +147,7 @@ func TestGetManyAnswerShapes(t *testing.T) {
 				d := put(t, ts.mem, b)
 				ds, want[d] = append(ds, d), b
 			}
-			got := r.CAS().(store.BatchGetter).GetMany(context.Background(), ds)
+			got := r.CAS().GetMany(context.Background(), ds)
 			for i, d := range ds {
 				wantCode := codes.OK
 				if tc.omitted && i == len(ds)-1 {

@@ -20,10 +20,14 @@ import (
 // while streaming when offset is 0: on a mismatch the Read that would hand
 // out the last chunk fails with DATA_LOSS instead. Bad bytes are never
 // returned as good. A suffix (offset > 0) cannot be verified here; the
-// caller's store verifies whole blobs. A stream read for a consumer that
-// hashes it itself (store.WithConsumerVerifies) is checked for its size
-// only.
+// caller's store verifies whole blobs.
 func (c *casClient) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return c.GetWith(ctx, d, offset, store.GetHint{})
+}
+
+// GetWith is Get; a stream read for a consumer that hashes it itself
+// (hint.ConsumerVerifies) is checked for its size only.
+func (c *casClient) GetWith(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
 	if offset < 0 || offset > d.Size {
 		return nil, status.Errorf(codes.OutOfRange, "offset %d outside blob %s", offset, d)
 	}
@@ -41,7 +45,7 @@ func (c *casClient) Get(ctx context.Context, d digest.Digest, offset int64) (io.
 		}
 		return io.NopCloser(bytes.NewReader(b[offset:])), nil
 	}
-	return c.openStream(ctx, d, offset)
+	return c.openStream(ctx, d, offset, hint)
 }
 
 func (c *casClient) batchRead(ctx context.Context, d digest.Digest) ([]byte, error) {
@@ -66,10 +70,10 @@ func (c *casClient) batchRead(ctx context.Context, d digest.Digest) ([]byte, err
 // openStream starts a ByteStream read and waits for its first message, so
 // that NOT_FOUND and an unreachable remote are Get's error rather than the
 // first Read's.
-func (c *casClient) openStream(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+func (c *casClient) openStream(ctx context.Context, d digest.Digest, offset int64, hint store.GetHint) (io.ReadCloser, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	s := &streamReader{c: c, ctx: sctx, cancel: cancel, d: d, pos: offset}
-	if offset == 0 && !store.ConsumerVerifies(ctx) {
+	if offset == 0 && !hint.ConsumerVerifies {
 		s.h = digest.NewHasher()
 	}
 	for len(s.buf) == 0 && s.err == nil {

@@ -167,10 +167,10 @@ func TestPutRejectsBadInput(t *testing.T) {
 }
 
 // corruptingCAS flips the last byte of every blob it serves.
-type corruptingCAS struct{ store.CAS }
+type corruptingCAS struct{ store.BasicCAS }
 
 func (c corruptingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	r, err := c.CAS.Get(ctx, d, offset)
+	r, err := c.BasicCAS.Get(ctx, d, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (c corruptingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (
 }
 
 func TestCorruptUpstream(t *testing.T) {
-	ts := startServer(t, serverConfig{wrap: func(c store.CAS) store.CAS { return corruptingCAS{c} }})
+	ts := startServer(t, serverConfig{wrap: func(c store.CAS) store.CAS { return store.WithGenericFastPaths(corruptingCAS{c}) }})
 	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, Name: "bad.example"})
 	for _, tc := range []struct {
 		name string

@@ -19,17 +19,17 @@ import (
 
 func TestConsumerVerifiesSkipsTheStreamHash(t *testing.T) {
 	const size = 3<<20 + 1 // above the batch limit: a ByteStream read
-	corrupt := startServer(t, serverConfig{wrap: func(c store.CAS) store.CAS { return corruptingCAS{c} }})
+	corrupt := startServer(t, serverConfig{wrap: func(c store.CAS) store.CAS { return store.WithGenericFastPaths(corruptingCAS{c}) }})
 	tests := []struct {
 		name, why string
 		server    *testServer
-		ctx       context.Context
+		hint      store.GetHint
 		want      codes.Code
 	}{
 		{"hashed by default", "a plain Get checks the bytes against the digest before the last chunk",
-			corrupt, context.Background(), codes.DataLoss},
-		{"left to the consumer", "with WithConsumerVerifies the stream is not hashed: the store that reads it will",
-			corrupt, store.WithConsumerVerifies(context.Background()), codes.OK},
+			corrupt, store.GetHint{}, codes.DataLoss},
+		{"left to the consumer", "with the ConsumerVerifies hint the stream is not hashed: the store that reads it will",
+			corrupt, store.GetHint{ConsumerVerifies: true}, codes.OK},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,7 +37,7 @@ func TestConsumerVerifiesSkipsTheStreamHash(t *testing.T) {
 			b, _ := randomBlob(uint64(40+i), size)
 			d := put(t, tc.server.mem, b)
 			r := dial(t, grpcclient.Config{URL: "grpc://" + tc.server.addr, Name: "remote.example"})
-			rc, err := r.CAS().Get(tc.ctx, d, 0)
+			rc, err := r.CAS().GetWith(context.Background(), d, 0, tc.hint)
 			if err == nil {
 				_, err = io.ReadAll(rc)
 				rc.Close()
@@ -52,7 +52,7 @@ func TestConsumerVerifiesSkipsTheStreamHash(t *testing.T) {
 func TestFanoutRejectsCorruptStreamFromRealRemote(t *testing.T) {
 	t.Log("the fan-out asks remotes not to hash streams it stores; the local store still refuses bad bytes: the reader that was handed them gets DATA_LOSS before the last chunk, and the next read the next remote's copy")
 	const size = 3<<20 + 1
-	bad := startServer(t, serverConfig{wrap: func(c store.CAS) store.CAS { return corruptingCAS{c} }})
+	bad := startServer(t, serverConfig{wrap: func(c store.CAS) store.CAS { return store.WithGenericFastPaths(corruptingCAS{c}) }})
 	good := startServer(t, serverConfig{})
 	b, _ := randomBlob(50, size)
 	d := put(t, bad.mem, b)

@@ -132,8 +132,8 @@ func transportCredentials(cfg Config, t target) (credentials.TransportCredential
 func (r *Remote) Name() string { return r.name }
 
 // CAS returns the remote's content-addressable storage, behind the circuit
-// breaker of its CAS role. It also implements store.BatchGetter (one
-// BatchReadBlobs call per batch of small blobs).
+// breaker of its CAS role. Its GetMany makes one BatchReadBlobs call per
+// batch of small blobs.
 func (r *Remote) CAS() store.CAS { return &breakerCAS{base: &casClient{r}, b: r.breakers[RoleCAS]} }
 
 // ActionCache returns the remote's action cache for its own instance name,

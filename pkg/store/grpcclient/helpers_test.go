@@ -108,6 +108,17 @@ func (ts *testServer) count(method string) int {
 	return ts.calls[method]
 }
 
+// total is how many calls of any method the server received.
+func (ts *testServer) total() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	n := 0
+	for _, c := range ts.calls {
+		n += c
+	}
+	return n
+}
+
 // authSeen returns the distinct authorization values received, sorted.
 func (ts *testServer) authSeen() []string {
 	ts.mu.Lock()

@@ -1,4 +1,4 @@
-package fanout
+package store
 
 import (
 	"container/list"
@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/store"
 )
 
 // NewExistenceCachingCAS remembers, for ttl, the digests base reported
@@ -20,20 +19,18 @@ import (
 // blob the remote drops is still believed present for up to ttl (a later
 // Get then misses and the fan-out moves on). Negative answers are never
 // cached: a blob may be uploaded at any moment. At most maxEntries digests
-// are remembered; the oldest answer is forgotten first. Get, GetMany and Put pass
-// through; a read that finds a blob missing forgets it, and a read that
+// are remembered; the oldest answer is forgotten first. Reads and writes
+// (fast paths included) pass through; a read (Get, GetWith, or an entry
+// of GetMany) that finds a blob missing forgets it, and a read that
 // fails because the remote is unreachable (UNAVAILABLE, or no answer in
 // time) forgets every entry: a down remote's blobs must not be reported
-// present. Safe for concurrent use; lookups take one mutex per call.
-func NewExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock) store.CAS {
-	return newExistenceCachingCAS(base, ttl, maxEntries, clock, nil)
-}
-
-// newExistenceCachingCAS is NewExistenceCachingCAS that also drops every
-// entry, and asks base, while unreachable (if not nil) reports true.
-func newExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock, unreachable func() bool) store.CAS {
+// present; so does every entry while unreachable (if not nil) reports
+// true (the fan-out passes the remote's open breaker). clock is any time
+// source with Now (fanout.Clock, a test's settable clock). Safe for
+// concurrent use; lookups take one mutex per call.
+func NewExistenceCachingCAS(base CAS, ttl time.Duration, maxEntries int, clock interface{ Now() time.Time }, unreachable func() bool) CAS {
 	return &existenceCachingCAS{
-		CAS:         base,
+		base:        base,
 		ttl:         ttl,
 		max:         maxEntries,
 		clock:       clock,
@@ -44,10 +41,10 @@ func newExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, c
 }
 
 type existenceCachingCAS struct {
-	store.CAS
+	base        CAS
 	ttl         time.Duration
 	max         int
-	clock       Clock
+	clock       interface{ Now() time.Time }
 	unreachable func() bool // nil: never known unreachable
 
 	mu      sync.Mutex
@@ -68,7 +65,7 @@ func (c *existenceCachingCAS) FindMissing(ctx context.Context, ds []digest.Diges
 	if len(unknown) == 0 {
 		return nil, nil
 	}
-	missing, err := c.CAS.FindMissing(ctx, unknown)
+	missing, err := c.base.FindMissing(ctx, unknown)
 	if err != nil {
 		c.failed(ctx, err, nil)
 		return nil, err
@@ -140,7 +137,7 @@ func (c *existenceCachingCAS) failed(ctx context.Context, err error, d *digest.D
 			c.forget(e)
 		}
 		c.mu.Unlock()
-	case store.Stalled(ctx):
+	case Stalled(ctx):
 		c.forgetAll()
 	case ctx.Err() != nil:
 	case code == codes.Unavailable || code == codes.DeadlineExceeded:
@@ -149,21 +146,39 @@ func (c *existenceCachingCAS) failed(ctx context.Context, err error, d *digest.D
 }
 
 func (c *existenceCachingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
-	rc, err := c.CAS.Get(ctx, d, offset)
+	return c.GetWith(ctx, d, offset, GetHint{})
+}
+
+func (c *existenceCachingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint GetHint) (io.ReadCloser, error) {
+	rc, err := c.base.GetWith(ctx, d, offset, hint)
 	if err != nil {
 		c.failed(ctx, err, &d)
 	}
 	return rc, err
 }
 
-// GetMany implements store.BatchGetter by passing the batch to base
-// (getMany: base's own GetMany, else one Get per digest).
-func (c *existenceCachingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	out := store.GetMany(ctx, c.CAS, ds)
+// GetMany passes the batch to base and learns from each entry's failure
+// as Get does.
+func (c *existenceCachingCAS) GetMany(ctx context.Context, ds []digest.Digest) []BlobResult {
+	out := c.base.GetMany(ctx, ds)
 	for i, r := range out {
 		if r.Err != nil {
 			c.failed(ctx, r.Err, &ds[i])
 		}
 	}
 	return out
+}
+
+// Put, PutWith and PutBytes pass through: a write teaches nothing that
+// FindMissing may rely on (the remote may drop the blob).
+func (c *existenceCachingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return c.base.Put(ctx, d, r)
+}
+
+func (c *existenceCachingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint PutHint) error {
+	return c.base.PutWith(ctx, d, r, hint)
+}
+
+func (c *existenceCachingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint PutHint) error {
+	return c.base.PutBytes(ctx, d, data, hint)
 }

@@ -1,4 +1,4 @@
-package fanout
+package store
 
 import (
 	"context"
@@ -9,23 +9,23 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/store"
 )
 
 // NewConcurrencyLimitingCAS lets at most limit calls into base run at once;
 // further callers queue in arrival order (FIFO) and give up when their
 // context ends (CANCELED or DEADLINE_EXCEEDED). A Get holds its slot until
 // the reader is closed, so a slow download counts for its whole length; a
-// GetMany holds one slot for its whole batch when base reads batches. Use
+// GetMany holds one slot for its whole batch (base reads it as one call).
+// Every method of CAS, fast paths included, takes a slot. Use
 // it in front of each remote so that a burst of misses cannot open
 // thousands of streams to one server. Cost: one semaphore acquire per call.
 // Safe for concurrent use.
-func NewConcurrencyLimitingCAS(base store.CAS, limit int) store.CAS {
+func NewConcurrencyLimitingCAS(base CAS, limit int) CAS {
 	return &concurrencyLimitingCAS{base: base, sem: semaphore.NewWeighted(int64(limit))}
 }
 
 type concurrencyLimitingCAS struct {
-	base store.CAS
+	base CAS
 	sem  *semaphore.Weighted
 }
 
@@ -45,10 +45,14 @@ func (c *concurrencyLimitingCAS) FindMissing(ctx context.Context, ds []digest.Di
 }
 
 func (c *concurrencyLimitingCAS) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
+	return c.GetWith(ctx, d, offset, GetHint{})
+}
+
+func (c *concurrencyLimitingCAS) GetWith(ctx context.Context, d digest.Digest, offset int64, hint GetHint) (io.ReadCloser, error) {
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
 	}
-	rc, err := c.base.Get(ctx, d, offset)
+	rc, err := c.base.GetWith(ctx, d, offset, hint)
 	if err != nil {
 		c.sem.Release(1)
 		return nil, err
@@ -56,26 +60,33 @@ func (c *concurrencyLimitingCAS) Get(ctx context.Context, d digest.Digest, offse
 	return &releasingReader{ReadCloser: rc, release: func() { c.sem.Release(1) }}, nil
 }
 
-// GetMany implements store.BatchGetter: one slot for the whole batch when
-// base reads batches itself, else one Get (and slot) per digest.
-func (c *concurrencyLimitingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
-	bg, ok := c.base.(store.BatchGetter)
-	if !ok {
-		return store.GetEach(ctx, c, ds)
-	}
+// GetMany holds one slot for the whole batch.
+func (c *concurrencyLimitingCAS) GetMany(ctx context.Context, ds []digest.Digest) []BlobResult {
 	if err := c.acquire(ctx); err != nil {
-		return failAll(len(ds), err)
+		return FailAll(len(ds), err)
 	}
 	defer c.sem.Release(1)
-	return bg.GetMany(ctx, ds)
+	return c.base.GetMany(ctx, ds)
 }
 
 func (c *concurrencyLimitingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	return c.PutWith(ctx, d, r, PutHint{})
+}
+
+func (c *concurrencyLimitingCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint PutHint) error {
 	if err := c.acquire(ctx); err != nil {
 		return err
 	}
 	defer c.sem.Release(1)
-	return c.base.Put(ctx, d, r)
+	return c.base.PutWith(ctx, d, r, hint)
+}
+
+func (c *concurrencyLimitingCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint PutHint) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.sem.Release(1)
+	return c.base.PutBytes(ctx, d, data, hint)
 }
 
 // releasingReader gives the semaphore slot back on the first Close.
