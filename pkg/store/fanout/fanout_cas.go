@@ -42,7 +42,7 @@ import (
 //   - When local refuses to store a remote's blob because its filesystem
 //     is full (store.IsFull), the read is served all the same, verified
 //     by the fan-out and not stored (see unstored.go).
-//   - Put writes to local only, then calls Options.OnPut.
+//   - Put writes to local only (write-back wraps the fan-out).
 //
 // Every remote is wrapped in NewConcurrencyLimitingCAS and, unless the TTL
 // is negative, NewExistenceCachingCAS. A remote with a later tier behind it
@@ -235,11 +235,5 @@ func (c *fanoutCAS) missed(err error) error {
 }
 
 func (c *fanoutCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	if err := c.local.Put(ctx, d, r); err != nil {
-		return labelLocal(err)
-	}
-	if c.opts.OnPut != nil {
-		c.opts.OnPut(d)
-	}
-	return nil
+	return labelLocal(c.local.Put(ctx, d, r))
 }
