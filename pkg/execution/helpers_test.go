@@ -94,7 +94,7 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 		t.Cleanup(func() { r.Close() })
 		cas := tieredCAS{n.mem, r.CAS()}
 		p.AC = store.NewCompletenessCheckingActionCache(tieredAC{n.mem, r.ActionCache()}, cas)
-		p.RemoteCAS, p.RemoteAC = r.CAS(), r.ActionCache()
+		p.RemoteCAS = r.CAS()
 		p.RemoteExec, p.RemoteOperations = r.Execution(), r.Execution().Operations()
 	}
 	if s.tweak != nil {
