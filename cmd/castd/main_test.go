@@ -68,6 +68,23 @@ func TestDocumentedKeysAreFlags(t *testing.T) {
 	}
 }
 
+func TestSyncWritesReachesTheStore(t *testing.T) {
+	// cache.sync-writes is the store's SyncWrites: fsync before acknowledging.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--cache.sync-writes"}, true}} {
+		dc, err := daemonConfigFrom(loadWithFlags(t, tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dc.storeOpts.SyncWrites != tc.want {
+			t.Errorf("%v: store SyncWrites = %v, want %v", tc.args, dc.storeOpts.SyncWrites, tc.want)
+		}
+	}
+}
+
 func TestExplicitMetricsAddressIsStrict(t *testing.T) {
 	// An address the user gives is theirs, even when it equals the
 	// default: a busy port must fail start-up, not silently lose metrics.

@@ -83,6 +83,7 @@ func (d *castdDaemon) warnNotReloaded(next daemonConfig) {
 	changed("cache.upload-idle-timeout", cur.uploadIdleTimeout != next.uploadIdleTimeout)
 	changed("cache.read-buffer-limit", cur.readBufferLimit != next.readBufferLimit)
 	changed("cache.scrub-interval", curPolicy(cur).Cache.ScrubInterval != next.policy.Cache.ScrubInterval)
+	changed("cache.sync-writes", cur.storeOpts.SyncWrites != next.storeOpts.SyncWrites)
 	changed("log-request-metadata", curPolicy(cur).LogRequestMetadata != next.policy.LogRequestMetadata)
 	cl, nl := curPolicy(cur).LocalExecution, next.policy.LocalExecution
 	changed("local-execution.jobs, sandbox, workdir or default-timeout",

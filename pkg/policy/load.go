@@ -62,6 +62,7 @@ var settings = []setting{
 	{"cache.read-buffer-limit", "string", "memory ByteStream reads may hold for slow clients, e.g. 256M (default 256M)"},
 	{"cache.recache-project-content", "bool", "keep content pulled from project-recommended remotes in the local store (default true)"},
 	{"cache.scrub-interval", "string", "verify the whole store in the background this often, e.g. 24h (default 0: off)"},
+	{"cache.sync-writes", "bool", "fsync each write before acknowledging it, so that it also survives a power loss (default false)"},
 	{"local-execution.jobs", "int", "concurrent local actions (default: number of CPUs)"},
 	{"local-execution.sandbox", "string", "none or bwrap (default none)"},
 	{"local-execution.workdir", "string", "staging directory for local actions"},

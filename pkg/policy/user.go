@@ -18,7 +18,7 @@ var (
 	}
 	listenTLSKeys  = []string{"server-cert", "server-key", "client-ca"}
 	listenAuthKeys = []string{"access-token"}
-	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval"}
+	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval", "sync-writes"}
 	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout"}
 	projectKeys    = []string{"artifacts", "source-caches", "remote-execution"}
 	logLevels      = []string{"debug", "info", "warn", "error"}
@@ -326,6 +326,9 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 	}
 	if x, ok := m["read-buffer-limit"]; ok && x != nil {
 		c.ReadBufferLimit = d.byteCount(childPath(path, "read-buffer-limit"), x)
+	}
+	if x, ok := m["sync-writes"]; ok && x != nil {
+		c.SyncWrites, _ = d.boolean(childPath(path, "sync-writes"), x)
 	}
 }
 

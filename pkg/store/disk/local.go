@@ -37,6 +37,7 @@ type Options struct {
 	// SyncWrites makes every Put fsync its file and the index before it is
 	// acknowledged, so acknowledged writes also survive a power loss. Off
 	// by default: a kill -9 never loses acknowledged writes either way.
+	// castd sets it from cache.sync-writes.
 	SyncWrites bool
 	// Ballast keeps 64 MiB allocated in dir/ballast while the filesystem
 	// has room, given back when the store opens or closes on a full
