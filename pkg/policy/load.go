@@ -21,8 +21,9 @@ import (
 
 // LoadOptions says where Load takes configuration from.
 type LoadOptions struct {
-	// File is the user config file. When empty, DefaultConfigFile is read
-	// if it exists; when set, the file must exist.
+	// File is the user config file. When empty,
+	// $XDG_CONFIG_HOME/castd/castd.yaml (else ~/.config/castd/castd.yaml)
+	// is read if it exists; when set, the file must exist.
 	File string
 	// Env is the environment as "KEY=value" entries; nil means os.Environ().
 	// It supplies the CASTD_* settings, $VAR expansion in paths, and the
