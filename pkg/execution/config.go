@@ -15,12 +15,24 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// Defaults for zero Config fields.
+// DefaultRetention is Config.Retention when zero.
+const DefaultRetention = 10 * time.Minute
+
+// LearnedPlatformTTL is how long a platform the execution service refused
+// (FAILED_PRECONDITION not about missing blobs) is remembered as
+// unsatisfiable for the instance: later actions with it fail early, or run
+// locally with Plan.LocalFallback. At most maxLearnedPlatforms are
+// remembered, the oldest forgotten first.
+const LearnedPlatformTTL = 10 * time.Minute
+
 const (
-	DefaultRetention           = 10 * time.Minute
-	DefaultMaxFinished         = 10000
-	DefaultLearnedPlatformTTL  = 10 * time.Minute
-	DefaultMaxLearnedPlatforms = 1000
+	// maxFinished bounds the finished operations kept for Retention.
+	maxFinished = 10000
+	// maxLearnedPlatforms bounds the platforms remembered as refused.
+	maxLearnedPlatforms = 1000
+	// resumeDelay is the first wait before resuming a dropped remote
+	// stream; it doubles per attempt.
+	resumeDelay = 100 * time.Millisecond
 )
 
 // Runner runs one action on this machine. *localexec.Runner implements it:
@@ -97,19 +109,8 @@ type Config struct {
 	// Now is the clock for retention and durations. Nil: time.Now.
 	Now func() time.Time
 	// Retention is how long finished operations answer GetOperation and
-	// WaitExecution; MaxFinished bounds how many are kept. Zero: defaults.
-	Retention   time.Duration
-	MaxFinished int
-	// ResumeDelay is the first wait before resuming a dropped remote
-	// stream; it doubles per attempt. Zero means 100ms.
-	ResumeDelay time.Duration
-	// LearnedPlatformTTL is how long a platform the execution service
-	// refused (FAILED_PRECONDITION not about missing blobs) is remembered
-	// as unsatisfiable for the instance: later actions with it fail early,
-	// or run locally with Plan.LocalFallback. MaxLearnedPlatforms bounds how
-	// many are remembered, the oldest forgotten first. Zero: defaults.
-	LearnedPlatformTTL  time.Duration
-	MaxLearnedPlatforms int
+	// WaitExecution (at most 10,000 are kept). Zero: DefaultRetention.
+	Retention time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -127,18 +128,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
-	}
-	if c.MaxFinished <= 0 {
-		c.MaxFinished = DefaultMaxFinished
-	}
-	if c.LearnedPlatformTTL <= 0 {
-		c.LearnedPlatformTTL = DefaultLearnedPlatformTTL
-	}
-	if c.MaxLearnedPlatforms <= 0 {
-		c.MaxLearnedPlatforms = DefaultMaxLearnedPlatforms
-	}
-	if c.ResumeDelay <= 0 {
-		c.ResumeDelay = 100 * time.Millisecond
 	}
 	return c, nil
 }

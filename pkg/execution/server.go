@@ -17,7 +17,7 @@
 // it: a local run's process group is killed; a remote run's stream is
 // cancelled and the remote operation is cancelled too when the Plan gives
 // an Operations client. Finished operations answer GetOperation and
-// WaitExecution for Config.Retention, at most Config.MaxFinished of them.
+// WaitExecution for Config.Retention, at most 10,000 of them.
 //
 // # Errors
 //
@@ -92,12 +92,12 @@ func New(cfg Config) (*Server, error) {
 	base, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg:     cfg,
-		ops:     newRegistry(cfg.Now, cfg.Retention, cfg.MaxFinished),
+		ops:     newRegistry(cfg.Now, cfg.Retention, maxFinished),
 		logs:    newLogRegistry(cfg.Now),
 		m:       newMetrics(cfg.Registerer),
 		base:    base,
 		stop:    stop,
-		learned: newLearnedPlatforms(cfg.Now, cfg.LearnedPlatformTTL, cfg.MaxLearnedPlatforms),
+		learned: newLearnedPlatforms(cfg.Now, LearnedPlatformTTL, maxLearnedPlatforms),
 	}, nil
 }
 

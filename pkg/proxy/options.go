@@ -6,8 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/castd/castd/pkg/writeback"
-
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
@@ -30,14 +28,6 @@ type Options struct {
 	// take to answer a read before the next tier is asked. Zero means
 	// fanout.DefaultFailoverDelay.
 	FailoverDelay time.Duration
-	// BreakerFailures and BreakerCoolDown tune every remote's circuit
-	// breakers (one per role); zero means the upstream defaults, negative
-	// failures disable them.
-	BreakerFailures int
-	BreakerCoolDown time.Duration
-	// Writeback tunes the push queue (its Registerer and Logger default to
-	// the ones above).
-	Writeback writeback.Options
 	// Dial are extra options for every upstream.Dial (tests inject clocks).
 	Dial []grpcclient.Option
 	// Now is the clock of project registrations' last use
@@ -51,12 +41,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.Writeback.Registerer == nil {
-		o.Writeback.Registerer = o.Registerer
-	}
-	if o.Writeback.Logger == nil {
-		o.Writeback.Logger = o.Logger
 	}
 	return o
 }

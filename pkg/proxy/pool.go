@@ -139,7 +139,6 @@ func (u *remoteUse) mark(r *remote, m useMark) {
 func (p *pool) dialOptions() []grpcclient.Option {
 	opts := []grpcclient.Option{
 		grpcclient.WithLogger(p.opts.Logger),
-		grpcclient.WithBreaker(p.opts.BreakerFailures, p.opts.BreakerCoolDown), // zero: upstream's defaults
 	}
 	if p.opts.Registerer != nil {
 		opts = append(opts, grpcclient.WithRegisterer(p.opts.Registerer))

@@ -66,7 +66,7 @@ func New(ctx context.Context, cfg *policy.Config, local *disk.Store, opts Option
 		stopExpiry: make(chan struct{}),
 	}
 	s.cfg.Store(cfg)
-	q, err := writeback.Open(local.Records("writeback"), local, local.ActionCache, opts.Writeback)
+	q, err := writeback.Open(local.Records("writeback"), local, local.ActionCache, writeback.Options{Registerer: opts.Registerer, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
 	}

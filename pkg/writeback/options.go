@@ -9,13 +9,18 @@ import (
 
 // Defaults for zero Options fields.
 const (
-	DefaultMaxEntries   = 200_000
-	DefaultFullWait     = 10 * time.Second
-	DefaultBackoffMin   = 500 * time.Millisecond
-	DefaultBackoffMax   = time.Minute
-	DefaultBatch        = 512
-	DefaultParallelism  = 8
-	DefaultDrainTimeout = 5 * time.Second
+	DefaultMaxEntries = 200_000
+	DefaultFullWait   = 10 * time.Second
+	DefaultBackoffMin = 500 * time.Millisecond
+	DefaultBackoffMax = time.Minute
+)
+
+const (
+	// maxBatch is how many ready entries of one remote a worker takes at once
+	// (one FindMissing call).
+	maxBatch = 512
+	// parallelism bounds the uploads in flight to one remote.
+	parallelism = 8
 )
 
 // Options tunes Open. The zero value is usable.
@@ -29,12 +34,6 @@ type Options struct {
 	// BackoffMin and BackoffMax bound the exponential retry delay of an
 	// entry whose push failed. Zero means the defaults.
 	BackoffMin, BackoffMax time.Duration
-	// Batch is how many ready entries of one remote a worker takes at once
-	// (one FindMissing call). Zero means DefaultBatch.
-	Batch int
-	// Parallelism bounds the uploads in flight to one remote. Zero means
-	// DefaultParallelism.
-	Parallelism int
 	// Registerer receives the castd_writeback_* metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
@@ -53,8 +52,6 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	def(&o.MaxEntries, DefaultMaxEntries)
-	def(&o.Batch, DefaultBatch)
-	def(&o.Parallelism, DefaultParallelism)
 	defDur(&o.FullWait, DefaultFullWait)
 	defDur(&o.BackoffMin, DefaultBackoffMin)
 	defDur(&o.BackoffMax, DefaultBackoffMax)

@@ -63,7 +63,7 @@ func (q *Queue) push(ctx context.Context, s *Sink, batch []*Entry) []error {
 // queued (and parked with the role).
 var errSkipped = errors.New("write-back: skipped, the remote refused this role")
 
-// pushBlobs uploads those of ds the remote lacks, Parallelism at a time,
+// pushBlobs uploads those of ds the remote lacks, parallelism at a time,
 // and returns one result per digest.
 func (q *Queue) pushBlobs(ctx context.Context, s *Sink, ds []digest.Digest) []error {
 	errs := make([]error, len(ds))
@@ -80,7 +80,7 @@ func (q *Queue) pushBlobs(ctx context.Context, s *Sink, ds []digest.Digest) []er
 	}
 	lacks := digest.NewSet(missing...)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(q.opts.Parallelism)
+	g.SetLimit(parallelism)
 	for i, d := range ds {
 		if !lacks.Has(d) {
 			continue

@@ -20,7 +20,7 @@ func (q *Queue) work(rq *remoteQueue) {
 	}
 }
 
-// next waits for entries of rq that are due and returns up to Batch of
+// next waits for entries of rq that are due and returns up to maxBatch of
 // them (blobs first, so a batch's action results find their blobs pushed),
 // marked in flight. It returns false when the drain time is over, or when
 // the queue is draining and rq has nothing it may push (empty, or only
@@ -60,7 +60,7 @@ func (q *Queue) due(rq *remoteQueue, now time.Time) (batch []*Entry, idle bool, 
 			}
 			continue
 		}
-		if batch = append(batch, e); len(batch) == q.opts.Batch {
+		if batch = append(batch, e); len(batch) == maxBatch {
 			break
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -44,11 +43,6 @@ type Options struct {
 	// filesystem so that the index can (see local_ballast.go). castd sets
 	// it; stores opened by tests need not.
 	Ballast bool
-	// RecencyFlushInterval is how often in-memory recency (for LRU) is
-	// persisted and the space of deleted small blobs reclaimed by pack
-	// compaction and badger's value-log GC (default one minute; recency is
-	// also persisted on Close).
-	RecencyFlushInterval time.Duration
 	// Logger receives store events (corruption, eviction); nil discards.
 	Logger *slog.Logger
 	// Registerer, when set, receives the castd_store_* metrics. They are
@@ -121,7 +115,7 @@ type Stats struct {
 // packs that are mostly garbage, then evicts the least recently used
 // unpinned blobs down to LowWatermark of it and compacts again; FindMissing,
 // Get and Put all count as use. Recency lives in memory and is persisted
-// every RecencyFlushInterval and on Close.
+// every recencyFlushInterval and on Close.
 //
 // A full filesystem (another process may fill it): while a write would
 // leave less than minFreeBytes free it is refused with RESOURCE_EXHAUSTED,
@@ -191,7 +185,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	l.wg.Add(3)
 	go l.loadAndReconcile()
 	go func() { defer l.wg.Done(); l.commits.run(l.stop) }()
-	go l.flushLoop(opts.RecencyFlushInterval)
+	go l.flushLoop()
 	return l, nil
 }
 
