@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,16 +110,12 @@ func newExecWorkstation(t *testing.T, config string) *execWorkstation {
 	return ws
 }
 
-// upload writes a shell action with one input file through the instance's
-// CAS, as a client's uploads arrive, and returns its digest.
+// upload writes a shell action with an empty input root through the
+// instance's CAS, as a client's uploads arrive, and returns its digest.
 func (ws *execWorkstation) upload(t *testing.T, script string) digest.Digest {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("input of "+script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	root, err := localexec.UploadDir(ctx, ws.cas, dir)
+	root, err := localexec.PutMessage(ctx, ws.cas, &repb.Directory{})
 	if err != nil {
 		t.Fatal(err)
 	}
