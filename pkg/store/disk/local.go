@@ -60,7 +60,6 @@ type Stats struct {
 	Evictions      int64 // blobs evicted since Open
 	HeldBytes      int64 // bytes of blobs held against eviction (Hold)
 	VerifyFailures int64 // corrupt or missing blobs found and dropped since Open
-	Loaded         bool  // whether the in-memory index has been rebuilt
 	// WritesRefused is why the store refuses writes ("" while it accepts
 	// them): WritesRefusedFull or WritesRefusedReadOnly.
 	WritesRefused string
@@ -281,12 +280,6 @@ func (l *Store) TempDir() string { return l.tmpDir }
 
 // Stats returns current usage counters. Cheap; safe for concurrent use.
 func (l *Store) Stats() Stats {
-	loaded := false
-	select {
-	case <-l.loaded:
-		loaded = true
-	default:
-	}
 	return Stats{
 		UsedBytes:      l.ix.bytes.Load() + l.pending.Load(),
 		QuotaBytes:     l.quota.Load(),
@@ -294,7 +287,6 @@ func (l *Store) Stats() Stats {
 		Evictions:      l.evictions.Load(),
 		HeldBytes:      l.HeldBytes(),
 		VerifyFailures: l.verifyFailures.Load(),
-		Loaded:         loaded,
 		WritesRefused:  l.writesRefusedReason(),
 	}
 }
