@@ -2,8 +2,8 @@
 // longrunning Operations service for castd, and makes the per-action
 // decision of DESIGN §4 at execution time: serve a cached result, run the
 // action on the remote execution service (scenario 1), or run it locally
-// and record the result locally (scenarios 2 and local) or locally and on
-// the remote cache (scenario 3).
+// and record the result through Plan.LocalAC (scenarios 2, 3 and local; in
+// scenario 3 that action cache queues the push to the remote cache).
 //
 // # Operations and sharing
 //
