@@ -75,7 +75,7 @@ type execWorkstation struct {
 func newExecWorkstation(t *testing.T, config string) *execWorkstation {
 	t.Helper()
 	set, local := newSet(t, t.TempDir(), config)
-	lr, err := localexec.New(local, localexec.Options{Jobs: 1, WorkDir: t.TempDir(), WorkerName: "test"})
+	lr, err := localexec.New(local, localexec.Options{Jobs: 1, WorkDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
