@@ -33,7 +33,6 @@ func (s Set) Difference(other Set) Set {
 	return out
 }
 
-
 // Sorted returns the members ordered by hash then size, for stable output.
 func (s Set) Sorted() []Digest {
 	out := make([]Digest, 0, len(s))
