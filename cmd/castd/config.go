@@ -71,6 +71,7 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 			LowWatermark:    c.Cache.LowWatermark / 100,
 			ReservedBytes:   c.Cache.ReservedDiskSpace.Bytes,
 			ReservedPercent: c.Cache.ReservedDiskSpace.Percent,
+			SyncWrites:      c.Cache.SyncWrites,
 			Ballast:         true,
 		},
 	}

@@ -33,8 +33,7 @@ func openExecution(cfg *policy.Config, storeDir string, local *disk.Store, set *
 		return nil, fmt.Errorf("local-execution: %w", err)
 	}
 	srv, err := execution.New(execution.Config{
-		Resolve: set.ExecutionPlan, Runner: runner,
-		Enqueue: proxy.QueuedByActionCache, Logger: log, Registerer: reg,
+		Resolve: set.ExecutionPlan, Runner: runner, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("execution: %w", err)

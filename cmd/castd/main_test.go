@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -66,6 +67,42 @@ func TestDocumentedKeysAreFlags(t *testing.T) {
 	}
 	if cfg.ListenAuth.AccessToken != token {
 		t.Errorf("listen-auth.access-token = %q, want %q", cfg.ListenAuth.AccessToken, token)
+	}
+}
+
+func TestSyncWritesReachesTheStore(t *testing.T) {
+	// cache.sync-writes is the store's SyncWrites: fsync before acknowledging.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--cache.sync-writes"}, true}} {
+		dc, err := daemonConfigFrom(loadWithFlags(t, tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dc.storeOpts.SyncWrites != tc.want {
+			t.Errorf("%v: store SyncWrites = %v, want %v", tc.args, dc.storeOpts.SyncWrites, tc.want)
+		}
+	}
+}
+
+func TestSyncWritesReloadNeedsRestart(t *testing.T) {
+	// The store is opened once: a reload that turns cache.sync-writes on says so.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	cur, err := daemonConfigFrom(loadWithFlags(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := daemonConfigFrom(loadWithFlags(t, "--cache.sync-writes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	d := &castdDaemon{cfg: cur, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	d.warnNotReloaded(next)
+	if !strings.Contains(logs.String(), "cache.sync-writes changed but only takes effect on a restart") {
+		t.Errorf("no restart warning for cache.sync-writes:\n%s", logs.String())
 	}
 }
 

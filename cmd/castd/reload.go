@@ -86,6 +86,7 @@ func (d *castdDaemon) warnNotReloaded(next daemonConfig) {
 	changed("cache.remotes", curPolicy(cur).Cache.Remotes != next.policy.Cache.Remotes)
 	changed("cache.push", curPolicy(cur).Cache.Push != next.policy.Cache.Push)
 	changed("cache.scrub-interval", curPolicy(cur).Cache.ScrubInterval != next.policy.Cache.ScrubInterval)
+	changed("cache.sync-writes", cur.storeOpts.SyncWrites != next.storeOpts.SyncWrites)
 	changed("log-request-metadata", curPolicy(cur).LogRequestMetadata != next.policy.LogRequestMetadata)
 	cl, nl := curPolicy(cur).LocalExecution, next.policy.LocalExecution
 	changed("local-execution.jobs, sandbox, workdir or default-timeout",

@@ -23,10 +23,6 @@ type Tier struct {
 
 // FanoutOptions tunes NewFanout. The zero value is usable.
 type FanoutOptions struct {
-	// OnRecord is called after a client's association (a Push) is recorded
-	// locally, from the caller's goroutine; it must not block for long.
-	// The write-back queue uses it to push to push-enabled index remotes.
-	OnRecord func(a Asset, ref Ref)
 	// OnRemoteHit is called after a reference found on tier was recorded
 	// locally; a is narrowed to the URI that matched. The re-caching of
 	// project-recommended content hangs off it.
@@ -46,8 +42,8 @@ type FanoutOptions struct {
 // attempt and FanoutOptions.FailoverDelay to answer; a miss is NOT_FOUND
 // listing each remote's reason, and when no remote could answer the
 // failure keeps its code. A remote hit is recorded in local, under the URI that matched,
-// with the remote's expiry. Record writes to local only, then calls
-// OnRecord. Wrap local and every tier's Index in NewCompletenessCheckingIndex
+// with the remote's expiry. Record writes to local only (the write-back
+// queue wraps the fan-out, see writeback.NewQueueingIndex). Wrap local and every tier's Index in NewCompletenessCheckingIndex
 // so that references to content that is gone are misses of that tier. Safe
 // for concurrent use.
 func NewFanout(local Index, tiers []Tier, opts FanoutOptions) Index {
@@ -102,11 +98,5 @@ func (f *fanoutIndex) remoteHit(ctx context.Context, a Asset, ref Ref, t Tier) {
 }
 
 func (f *fanoutIndex) Record(ctx context.Context, a Asset, ref Ref) error {
-	if err := f.local.Record(ctx, a, ref); err != nil {
-		return err
-	}
-	if f.opts.OnRecord != nil {
-		f.opts.OnRecord(a, ref)
-	}
-	return nil
+	return f.local.Record(ctx, a, ref)
 }

@@ -50,25 +50,11 @@ func NewServer(resolve Resolver, opts Options) *Server {
 }
 
 // Register adds the Fetch and Push services to s, typically the server
-// proxy.NewServer built, so they share its socket and interceptors.
+// grpcservers.NewServer built, so they share its socket and interceptors.
 func (srv *Server) Register(s *grpc.Server) {
 	assetpb.RegisterFetchServer(s, srv.fetch)
 	assetpb.RegisterPushServer(s, srv.push)
 }
-
-// ServiceNames returns the gRPC names of the services Register adds, for
-// health reporting.
-func ServiceNames() []string {
-	return []string{assetpb.Fetch_ServiceDesc.ServiceName, assetpb.Push_ServiceDesc.ServiceName}
-}
-
-// FetchServer returns the Fetch service, for callers that register it
-// themselves.
-func (srv *Server) FetchServer() assetpb.FetchServer { return srv.fetch }
-
-// PushServer returns the Push service, for callers that register it
-// themselves.
-func (srv *Server) PushServer() assetpb.PushServer { return srv.push }
 
 type fetchServer struct {
 	assetpb.UnimplementedFetchServer

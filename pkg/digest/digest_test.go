@@ -130,9 +130,6 @@ func TestSet(t *testing.T) {
 	if len(diff) != 1 || !diff.Has(a) {
 		t.Fatalf("Difference = %v", diff.Sorted())
 	}
-	if u := s.Union(digest.NewSet(c)); len(u) != 3 {
-		t.Fatalf("Union = %v", u.Sorted())
-	}
 	if !digest.Empty.IsEmpty() || digest.Empty.Size != 0 {
 		t.Fatalf("Empty = %v", digest.Empty)
 	}

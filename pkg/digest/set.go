@@ -33,18 +33,6 @@ func (s Set) Difference(other Set) Set {
 	return out
 }
 
-// Union returns the digests in either set.
-func (s Set) Union(other Set) Set {
-	out := make(Set, len(s)+len(other))
-	for d := range s {
-		out.Add(d)
-	}
-	for d := range other {
-		out.Add(d)
-	}
-	return out
-}
-
 // Sorted returns the members ordered by hash then size, for stable output.
 func (s Set) Sorted() []Digest {
 	out := make([]Digest, 0, len(s))

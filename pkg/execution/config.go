@@ -11,17 +11,28 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/store"
 )
 
-// Defaults for zero Config fields.
+// DefaultRetention is Config.Retention when zero.
+const DefaultRetention = 10 * time.Minute
+
+// LearnedPlatformTTL is how long a platform the execution service refused
+// (FAILED_PRECONDITION not about missing blobs) is remembered as
+// unsatisfiable for the instance: later actions with it fail early, or run
+// locally with Plan.LocalFallback. At most maxLearnedPlatforms are
+// remembered, the oldest forgotten first.
+const LearnedPlatformTTL = 10 * time.Minute
+
 const (
-	DefaultRetention           = 10 * time.Minute
-	DefaultMaxFinished         = 10000
-	DefaultLearnedPlatformTTL  = 10 * time.Minute
-	DefaultMaxLearnedPlatforms = 1000
+	// maxFinished bounds the finished operations kept for Retention.
+	maxFinished = 10000
+	// maxLearnedPlatforms bounds the platforms remembered as refused.
+	maxLearnedPlatforms = 1000
+	// resumeDelay is the first wait before resuming a dropped remote
+	// stream; it doubles per attempt.
+	resumeDelay = 100 * time.Millisecond
 )
 
 // Runner runs one action on this machine. *localexec.Runner implements it:
@@ -33,9 +44,9 @@ type Runner interface {
 }
 
 // Plan is what the per-action decision needs to know about one instance.
-// Config.Resolve builds it; the Server never writes to a remote that the
-// Plan does not name as a write target (RemoteCAS and RemoteAC in scenario
-// 3, RemoteCAS in scenario 1).
+// Config.Resolve builds it; the Server itself writes to no remote but
+// RemoteCAS in scenario 1 (and PrimaryCAS when set). Scenario 3's push
+// happens behind LocalAC.
 type Plan struct {
 	// Scenario selects what happens on a cache miss (DESIGN §4).
 	Scenario policy.Scenario
@@ -49,8 +60,11 @@ type Plan struct {
 	// set it is asked before AC, so a hit can be reported as a "local cache
 	// hit" rather than a "remote cache hit" in ExecuteResponse.message.
 	LocalLookup store.ActionCache
-	// LocalAC is where results are recorded: the local store's action
-	// cache for the instance, never a remote one.
+	// LocalAC is where results are recorded: the instance's action cache,
+	// never a remote one. In scenario 3 it is the cache that writes locally
+	// and durably queues the result for the action-cache-service (blobs
+	// first, then the entry), as proxy.Set.ExecutionPlan wires it; the
+	// Server makes no push of its own.
 	LocalAC store.ActionCache
 	// LocalCAS is the store the Runner reads inputs from. When set and
 	// different from CAS, inputs are copied from CAS into it before a local
@@ -63,12 +77,9 @@ type Plan struct {
 	RemoteExec       repb.ExecutionClient
 	RemoteInstance   string
 	RemoteOperations longrunningpb.OperationsClient
-	// RemoteCAS is the execution service's CAS in scenario 1 (inputs are
-	// uploaded there) and the storage service in scenario 3 (outputs are
-	// uploaded there).
+	// RemoteCAS is the execution service's CAS in scenario 1: inputs are
+	// uploaded there.
 	RemoteCAS store.CAS
-	// RemoteAC receives UpdateActionResult in scenario 3 only.
-	RemoteAC store.ActionCache
 	// PrimaryCAS, optional, is cache.storage-service, the primary store:
 	// the outputs of a local run (every blob its result references) are
 	// stored there before Execute returns, as client writes are.
@@ -84,12 +95,6 @@ type Plan struct {
 	UnsupportedPlatform func(*repb.Platform) (property string, unsupported bool)
 }
 
-// Enqueue hands a scenario-3 result to the durable write-back queue, which
-// uploads the blobs the result references (and the Action and Command) to
-// the storage service before UpdateActionResult on the remote action cache.
-// It must return once the entry is durably queued.
-type Enqueue func(ctx context.Context, instance string, action digest.Digest, result *repb.ActionResult) error
-
 // Config configures a Server.
 type Config struct {
 	// Resolve returns the Plan for an instance name; an unknown instance is
@@ -97,30 +102,15 @@ type Config struct {
 	Resolve func(ctx context.Context, instance string) (*Plan, error)
 	// Runner runs actions locally. Required.
 	Runner Runner
-	// Enqueue, optional, takes over scenario-3 uploads. Nil means they are
-	// made synchronously before the operation completes; a failure is
-	// logged and counted but does not fail the client's Execute.
-	Enqueue Enqueue
-	// Logger receives fallbacks and upload failures. Nil: slog.Default().
+	// Logger receives fallbacks and recording failures. Nil: slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the castd_execution* metrics. Nil: a private one.
 	Registerer prometheus.Registerer
 	// Now is the clock for retention and durations. Nil: time.Now.
 	Now func() time.Time
 	// Retention is how long finished operations answer GetOperation and
-	// WaitExecution; MaxFinished bounds how many are kept. Zero: defaults.
-	Retention   time.Duration
-	MaxFinished int
-	// ResumeDelay is the first wait before resuming a dropped remote
-	// stream; it doubles per attempt. Zero means 100ms.
-	ResumeDelay time.Duration
-	// LearnedPlatformTTL is how long a platform the execution service
-	// refused (FAILED_PRECONDITION not about missing blobs) is remembered
-	// as unsatisfiable for the instance: later actions with it fail early,
-	// or run locally with Plan.LocalFallback. MaxLearnedPlatforms bounds how
-	// many are remembered, the oldest forgotten first. Zero: defaults.
-	LearnedPlatformTTL  time.Duration
-	MaxLearnedPlatforms int
+	// WaitExecution (at most 10,000 are kept). Zero: DefaultRetention.
+	Retention time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -138,18 +128,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
-	}
-	if c.MaxFinished <= 0 {
-		c.MaxFinished = DefaultMaxFinished
-	}
-	if c.LearnedPlatformTTL <= 0 {
-		c.LearnedPlatformTTL = DefaultLearnedPlatformTTL
-	}
-	if c.MaxLearnedPlatforms <= 0 {
-		c.MaxLearnedPlatforms = DefaultMaxLearnedPlatforms
-	}
-	if c.ResumeDelay <= 0 {
-		c.ResumeDelay = 100 * time.Millisecond
 	}
 	return c, nil
 }

@@ -38,7 +38,7 @@ func (s *Server) decide(ctx context.Context, o *operation, j *job) (*repb.Execut
 	resp, err := s.remote(ctx, o, j)
 	if err == nil {
 		resp.Message = joinMessage(MessageRemoteExecution, resp.GetMessage())
-		s.record(ctx, j, resp.GetResult(), status.FromProto(resp.GetStatus()), false)
+		s.record(ctx, j, resp.GetResult(), status.FromProto(resp.GetStatus()))
 		return resp, outcomeOf(resp, outcomeRemote)
 	}
 	if status.Code(err) == codes.Unavailable && j.plan.LocalFallback && ctx.Err() == nil {
@@ -57,7 +57,7 @@ func (s *Server) fallBack(ctx context.Context, o *operation, j *job, reason stri
 }
 
 // local runs j with the Runner and records the result when it may be
-// cached (and, in scenario 3, pushes it to the remote cache).
+// cached (in scenario 3 recording queues the push, see Plan.LocalAC).
 func (s *Server) local(ctx context.Context, o *operation, j *job, outcome string) (*repb.ExecuteResponse, string) {
 	o.setStage(repb.ExecutionStage_EXECUTING)
 	if j.plan.LocalCAS != nil {
@@ -70,7 +70,7 @@ func (s *Server) local(ctx context.Context, o *operation, j *job, outcome string
 		err = s.storeOutputs(ctx, j, res)
 	}
 	st := status.Convert(err)
-	s.record(ctx, j, res, st, j.plan.Scenario == policy.ScenarioRemoteCacheReadWrite)
+	s.record(ctx, j, res, st)
 	resp := &repb.ExecuteResponse{Result: res, Message: MessageLocalExecution}
 	if outcome == outcomeFallback {
 		resp.Message = joinMessage(MessageLocalExecution, "fallback: "+j.fallback)
@@ -116,17 +116,13 @@ func cacheable(j *job, res *repb.ActionResult, st *status.Status) bool {
 		(res.GetExitCode() == 0 || j.plan.CacheFailures)
 }
 
-// record stores a cacheable result in the local action cache and, when
-// push is set, on the remote cache. Failures are logged, not returned: the
-// client has its result either way.
-func (s *Server) record(ctx context.Context, j *job, res *repb.ActionResult, st *status.Status, push bool) {
+// record stores a cacheable result through Plan.LocalAC. A failure is
+// logged, not returned: the client has its result either way.
+func (s *Server) record(ctx context.Context, j *job, res *repb.ActionResult, st *status.Status) {
 	if !cacheable(j, res, st) {
 		return
 	}
 	if err := j.plan.LocalAC.UpdateActionResult(ctx, j.digest, res); err != nil {
 		s.cfg.Logger.Error("execution: cannot record action result locally", "action", j.digest, "err", err)
-	}
-	if push {
-		s.push(ctx, j, res)
 	}
 }

@@ -96,7 +96,7 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 		t.Cleanup(func() { r.Close() })
 		cas := fanout.NewCAS(n.mem, []fanout.Tier{{Name: "remote", CAS: r.CAS()}}, fanout.Options{})
 		p.AC = store.NewCompletenessCheckingActionCache(fanout.NewActionCache(n.mem, []fanout.ACTier{{Name: "remote", AC: r.ActionCache()}}, cas, fanout.ACOptions{}), cas)
-		p.RemoteCAS, p.RemoteAC = r.CAS(), r.ActionCache()
+		p.RemoteCAS = r.CAS()
 		p.RemoteExec, p.RemoteOperations = r.Execution(), r.Execution().Operations()
 	}
 	if s.tweak != nil {

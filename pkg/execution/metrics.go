@@ -20,10 +20,9 @@ const (
 
 // metrics are the execution collectors. Safe for concurrent use.
 type metrics struct {
-	executions   *prometheus.CounterVec
-	duration     *prometheus.HistogramVec
-	fallbacks    *prometheus.CounterVec
-	pushFailures prometheus.Counter
+	executions *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	fallbacks  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,10 +40,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "castd_execution_local_fallback_total",
 			Help: "Scenario-1 actions run locally instead, by reason (unavailable, platform).",
 		}, []string{"reason"})),
-		pushFailures: promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "castd_execution_push_failures_total",
-			Help: "Scenario-3 results that could not be pushed (or queued) to the remote cache.",
-		})),
 	}
 }
 

@@ -63,7 +63,7 @@ func (s *Server) learnPlatform(ctx context.Context, j *job, answer error) {
 	}
 	if e, ok := s.learned.learn(learnedInstance(j), p, answer); ok {
 		s.cfg.Logger.Warn("execution: the execution service refused a platform; failing it early for a while",
-			"instance", j.req.GetInstanceName(), "platform", e.what, "for", s.cfg.LearnedPlatformTTL, "answer", e.answer)
+			"instance", j.req.GetInstanceName(), "platform", e.what, "for", LearnedPlatformTTL, "answer", e.answer)
 	}
 }
 

@@ -86,7 +86,7 @@ func TestLearnedPlatform(t *testing.T) {
 		{name: "other codes teach nothing", why: "only FAILED_PRECONDITION says the platform cannot be satisfied",
 			refusal: badArgument, first: windows, second: windows, wantCode: codes.InvalidArgument, wantAsked: true},
 		{name: "refusal forgotten after the ttl", why: "the cluster may have gained workers; it is asked again after a while",
-			refusal: noWindows, first: windows, second: windows, advance: execution.DefaultLearnedPlatformTTL + time.Second,
+			refusal: noWindows, first: windows, second: windows, advance: execution.LearnedPlatformTTL + time.Second,
 			wantCode: codes.FailedPrecondition, wantSubstr: []string{"no worker offers"}, wantAsked: true},
 		{name: "other platform unaffected", why: "only the refused platform is remembered",
 			refusal: noWindows, first: windows, second: []string{"OSFamily=linux"}, wantCode: codes.OK, wantAsked: true},

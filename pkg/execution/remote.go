@@ -87,7 +87,7 @@ func (s *Server) remoteOnce(ctx context.Context, o *operation, j *job) (*repb.Ex
 		if status.Code(err) == codes.NotFound {
 			f.name = "" // the remote forgot the operation: start again
 		}
-		if err := sleep(ctx, s.cfg.ResumeDelay<<failures); err != nil {
+		if err := sleep(ctx, resumeDelay<<failures); err != nil {
 			continue // ctx ended: handled at the top of the next round
 		}
 		failures++

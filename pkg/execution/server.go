@@ -2,8 +2,8 @@
 // longrunning Operations service for castd, and makes the per-action
 // decision of DESIGN §4 at execution time: serve a cached result, run the
 // action on the remote execution service (scenario 1), or run it locally
-// and record the result locally (scenarios 2 and local) or locally and on
-// the remote cache (scenario 3).
+// and record the result through Plan.LocalAC (scenarios 2, 3 and local; in
+// scenario 3 that action cache queues the push to the remote cache).
 //
 // # Operations and sharing
 //
@@ -17,7 +17,7 @@
 // it: a local run's process group is killed; a remote run's stream is
 // cancelled and the remote operation is cancelled too when the Plan gives
 // an Operations client. Finished operations answer GetOperation and
-// WaitExecution for Config.Retention, at most Config.MaxFinished of them.
+// WaitExecution for Config.Retention, at most 10,000 of them.
 //
 // # Errors
 //
@@ -92,12 +92,12 @@ func New(cfg Config) (*Server, error) {
 	base, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg:     cfg,
-		ops:     newRegistry(cfg.Now, cfg.Retention, cfg.MaxFinished),
+		ops:     newRegistry(cfg.Now, cfg.Retention, maxFinished),
 		logs:    newLogRegistry(cfg.Now),
 		m:       newMetrics(cfg.Registerer),
 		base:    base,
 		stop:    stop,
-		learned: newLearnedPlatforms(cfg.Now, cfg.LearnedPlatformTTL, cfg.MaxLearnedPlatforms),
+		learned: newLearnedPlatforms(cfg.Now, LearnedPlatformTTL, maxLearnedPlatforms),
 	}, nil
 }
 

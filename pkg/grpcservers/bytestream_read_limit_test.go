@@ -81,29 +81,3 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 		t.Fatalf("read after the stalled readers left: %d bytes, %v", len(got), err)
 	}
 }
-
-func TestByteStreamReadWithoutNewServer(t *testing.T) {
-	// why: a server built by the caller (Register) lacks castd's read codec; reads must still carry the bytes.
-	mem := store.NewMemory()
-	data := pattern(3<<20+7, 41)
-	d := digest.OfBytes(data)
-	if err := mem.PutBytes(ctxT(t), d, data, store.PutHint{}); err != nil {
-		t.Fatal(err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	grpcservers.Register(srv, grpcservers.NewStaticBackend(mem, nil), grpcservers.Options{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	got, err := readBS(ctxT(t), bspb.NewByteStreamClient(conn), &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
-	if err != nil || string(got) != string(data) {
-		t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
-	}
-}

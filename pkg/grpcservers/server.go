@@ -118,11 +118,11 @@ func (o Options) withDefaults() Options {
 }
 
 // NewServer returns a grpc.Server serving b with every castd service
-// registered (see Register), metrics interceptors installed, a receive limit
-// of the batch limit plus 1 MiB of framing, and keepalive enforcement lax
-// enough for Bazel's pings. extra options are appended and win over these.
-// Register panics if the metrics collide with foreign collectors on
-// opts.Registerer.
+// registered (see register), metrics interceptors installed, castd's
+// ByteStream read codec, a receive limit of the batch limit plus 1 MiB of
+// framing, and keepalive enforcement lax enough for Bazel's pings. extra
+// options are appended and win over these. It panics if the metrics
+// collide with foreign collectors on opts.Registerer.
 func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server {
 	opts = opts.withDefaults()
 	m := newMetrics(opts.Registerer)
@@ -147,16 +147,9 @@ func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server
 	return s
 }
 
-// Register adds Capabilities, ContentAddressableStorage, ByteStream,
+// register adds Capabilities, ContentAddressableStorage, ByteStream,
 // ActionCache (and Execution when opts.Execution is set), gRPC health with
-// every service SERVING, and server reflection to s. Use it when the caller
-// builds its own grpc.Server; NewServer calls it. Metrics are counted only by
-// the interceptors NewServer installs, except payload byte counters.
-func Register(s *grpc.Server, b Backend, opts Options) {
-	opts = opts.withDefaults()
-	register(s, b, opts, newMetrics(opts.Registerer))
-}
-
+// every service SERVING, and server reflection to s.
 func register(s *grpc.Server, b Backend, opts Options, m *metrics) {
 	repb.RegisterCapabilitiesServer(s, &capabilitiesServer{opts: opts})
 	repb.RegisterContentAddressableStorageServer(s, &casServer{backend: b, opts: opts, metrics: m})

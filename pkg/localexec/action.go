@@ -2,8 +2,6 @@ package localexec
 
 import (
 	"context"
-	"io"
-	"os"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -15,16 +13,6 @@ import (
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
-
-// defaultInlineLimit bounds inlined stdout/stderr when RunOptions sets none.
-const defaultInlineLimit = 64 << 10
-
-// ActionDigest returns the digest of a's deterministic encoding: the key
-// under which its result is cached and the digest Execute requests carry.
-func ActionDigest(a *repb.Action) (digest.Digest, error) {
-	d, _, err := digest.OfMessage(a)
-	return d, err
-}
 
 // PutMessage stores the deterministic encoding of m in cas and returns its
 // digest. Use it for Command and Action messages.
@@ -90,36 +78,20 @@ func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
 
 // collect stores outputs, stdout and stderr of a finished job and returns
 // the result without exit code and metadata.
-func (r *Runner) collect(ctx context.Context, j *job, specs []outputSpec, ro RunOptions) (*repb.ActionResult, error) {
+func (r *Runner) collect(ctx context.Context, j *job, specs []outputSpec) (*repb.ActionResult, error) {
 	res := &repb.ActionResult{}
 	b := newBlobSet()
 	if err := collectOutputs(ctx, b, j.wd, specs, res); err != nil {
 		return nil, err
 	}
-	limit := int64(ro.InlineLimit)
-	if limit <= 0 {
-		limit = defaultInlineLimit
-	}
-	var err error
-	if res.StdoutDigest, res.StdoutRaw, err = stream(b, j.stdout, ro.InlineStdout, limit); err != nil {
+	stdout, err := b.addFile(j.stdout.Name())
+	if err != nil {
 		return nil, err
 	}
-	if res.StderrDigest, res.StderrRaw, err = stream(b, j.stderr, ro.InlineStderr, limit); err != nil {
+	stderr, err := b.addFile(j.stderr.Name())
+	if err != nil {
 		return nil, err
 	}
+	res.StdoutDigest, res.StderrDigest = stdout.Proto(), stderr.Proto()
 	return res, b.upload(ctx, r.cas)
-}
-
-// stream records a captured stdout or stderr file for upload, and returns
-// its bytes too when inlining was asked for and it is small enough.
-func stream(b *blobSet, f *os.File, inline bool, limit int64) (*repb.Digest, []byte, error) {
-	d, err := b.addFile(f.Name())
-	if err != nil || !inline || d.Size > limit || d.Size == 0 {
-		return d.Proto(), nil, err
-	}
-	raw := make([]byte, d.Size)
-	if _, err := f.ReadAt(raw, 0); err != nil && err != io.EOF {
-		return nil, nil, internalf(err, "read %s", f.Name())
-	}
-	return d.Proto(), raw, nil
 }

@@ -11,7 +11,7 @@
 //
 // stdout and stderr are captured to files in the staging directory and
 // stored as blobs at the end. A caller that wants to see the output as it
-// is produced passes writers in RunOptions (or calls RunStreaming): the
+// is produced passes writers to RunStreaming: the
 // command then writes into pipes whose data goes to the capture files and
 // to the writers, so the stored blobs do not change.
 //

@@ -21,18 +21,6 @@ import (
 // a small DAG of shared Directory messages cannot fill the disk.
 const maxTreeEntries = 1 << 22
 
-// Linker is an optional interface of a CAS that keeps blobs as files: it
-// hard-links blob d to the new path dst instead of copying it. Staging uses
-// it when the CAS provides it and falls back to a copy when it fails or when
-// the linked file's executable bit is not the one the input tree asks for.
-// The linked file must not be writable, since it is shared with the store;
-// even so, an action running as the castd user (or root) can chmod it and
-// write through the link, so a store offering links must verify blobs when
-// reading them (as every CAS reader must) and repair what it finds corrupt.
-type Linker interface {
-	LinkFile(ctx context.Context, d digest.Digest, dst string) error
-}
-
 // MaterializeDir writes the directory tree rooted at the Directory root
 // from cas into dst, which is created if needed and should be empty:
 // regular files (with their executable bits), symlinks and empty
@@ -157,15 +145,8 @@ func (p *plan) write(ctx context.Context, cas store.CAS, dst string) error {
 	return nil
 }
 
-// writeFile places blob f.d at dst: a hard link when the CAS offers one
-// with the right executable bit, a streamed copy otherwise.
+// writeFile copies blob f.d to dst, streamed, with f's executable bit.
 func writeFile(ctx context.Context, cas store.CAS, f planFile, dst string) error {
-	if l, ok := cas.(Linker); ok && l.LinkFile(ctx, f.d, dst) == nil {
-		if fi, err := os.Stat(dst); err == nil && (fi.Mode()&0o100 != 0) == f.exec {
-			return nil
-		}
-		_ = os.Remove(dst)
-	}
 	mode := os.FileMode(0o644)
 	if f.exec {
 		mode = 0o755

@@ -61,26 +61,6 @@ func TestUploadAndMaterialize(t *testing.T) {
 				t.Errorf("puts: first upload %d, after second %d; want >0 and unchanged", first, cas.puts.Load())
 			}
 		},
-	}, {
-		name: "linking CAS hard-links files whose mode matches",
-		why:  "a store keeping blobs as read-only files lets staging share them instead of copying",
-		run: func(t *testing.T, src string) {
-			cas := &linkingCAS{Memory: store.NewMemory(), dir: t.TempDir()}
-			root := mustUpload(t, cas, src)
-			dst := filepath.Join(t.TempDir(), "out")
-			if err := localexec.MaterializeDir(context.Background(), cas, root, dst); err != nil {
-				t.Fatal(err)
-			}
-			if !sameFile(t, filepath.Join(dst, "lib/data.txt"), cas.path(digest.OfBytes([]byte("data")))) {
-				t.Errorf("lib/data.txt was copied, want a hard link to the store's file")
-			}
-			if sameFile(t, filepath.Join(dst, "bin/tool"), cas.path(digest.OfBytes([]byte("#!/bin/sh\n")))) {
-				t.Errorf("bin/tool shares the non-executable store file, want an executable copy")
-			}
-			if got, want := listTree(t, dst), listTree(t, src); got != want {
-				t.Errorf("materialized tree:\n%s\nwant:\n%s", got, want)
-			}
-		},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,16 +115,6 @@ func listTree(t *testing.T, dir string) string {
 	return strings.Join(lines, "\n")
 }
 
-func sameFile(t *testing.T, a, b string) bool {
-	t.Helper()
-	ia, errA := os.Stat(a)
-	ib, errB := os.Stat(b)
-	if errA != nil || errB != nil {
-		t.Fatalf("stat: %v, %v", errA, errB)
-	}
-	return os.SameFile(ia, ib)
-}
-
 // countingCAS counts Put calls (through store.WithGenericFastPaths, the
 // calls of every write method).
 type countingCAS struct {
@@ -155,31 +125,4 @@ type countingCAS struct {
 func (c *countingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
 	c.puts.Add(1)
 	return c.BasicCAS.Put(ctx, d, r)
-}
-
-// linkingCAS also keeps every blob as a read-only, non-executable file and
-// implements localexec.Linker by hard-linking it, like a file-based store.
-type linkingCAS struct {
-	*store.Memory
-	dir string
-}
-
-func (c *linkingCAS) path(d digest.Digest) string { return filepath.Join(c.dir, d.Hash) }
-
-func (c *linkingCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if err := c.Memory.Put(ctx, d, strings.NewReader(string(b))); err != nil {
-		return err
-	}
-	if err := os.WriteFile(c.path(d), b, 0o444); err != nil && !os.IsExist(err) && !os.IsPermission(err) {
-		return err
-	}
-	return nil
-}
-
-func (c *linkingCAS) LinkFile(_ context.Context, d digest.Digest, dst string) error {
-	return os.Link(c.path(d), dst)
 }

@@ -15,23 +15,6 @@ import (
 	"github.com/castd/castd/pkg/digest"
 )
 
-// RunOptions are per-Run requests of the caller.
-type RunOptions struct {
-	// InlineStdout and InlineStderr ask for stdout_raw / stderr_raw to be
-	// filled (besides the digests) when the stream is at most InlineLimit
-	// bytes.
-	InlineStdout, InlineStderr bool
-	// InlineLimit bounds inlined streams; 0 means 64 KiB.
-	InlineLimit int
-	// Stdout and Stderr, optional, receive the command's output while it
-	// runs, besides the capture that becomes stdout_digest and
-	// stderr_digest (which stays byte for byte the same). They are written
-	// from one goroutine each and should not block: a slow writer holds the
-	// command up. A writer that fails is no longer written to; the run goes
-	// on.
-	Stdout, Stderr io.Writer
-}
-
 // action is a validated Action with its Command.
 type action struct {
 	cmd     *repb.Command
@@ -41,20 +24,27 @@ type action struct {
 	outputs []outputSpec
 }
 
-// Run is RunWithOptions with no inlining.
+// Run is RunStreaming without writers.
 func (r *Runner) Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, error) {
-	return r.RunWithOptions(ctx, a, RunOptions{})
+	return r.RunStreaming(ctx, a, nil, nil)
 }
 
-// RunWithOptions waits for a job slot, stages a's input root, runs its
+// RunStreaming waits for a job slot, stages a's input root, runs its
 // command, stores its outputs, stdout and stderr in the CAS and returns the
 // result; a non-zero exit code is a result, not an error. Bad input is
 // INVALID_ARGUMENT naming the field; blobs missing from the CAS are one
 // FAILED_PRECONDITION listing them. On timeout it returns the partial result
 // together with DEADLINE_EXCEEDED; if ctx ends it kills the command's
 // process group and returns CANCELED. The staging directory is always
-// removed. Safe for concurrent use.
-func (r *Runner) RunWithOptions(ctx context.Context, a *repb.Action, ro RunOptions) (*repb.ActionResult, error) {
+// removed.
+//
+// stdout and stderr, either may be nil, receive the command's output while
+// it runs, besides the capture that becomes stdout_digest and
+// stderr_digest (which stays byte for byte the same). They are written from
+// one goroutine each and should not block: a slow writer holds the command
+// up. A writer that fails is no longer written to; the run goes on. Safe
+// for concurrent use.
+func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error) {
 	md := &repb.ExecutedActionMetadata{Worker: r.opts.WorkerName, QueuedTimestamp: r.now()}
 	r.queued.Add(1)
 	err := r.sem.Acquire(ctx, 1)
@@ -76,7 +66,7 @@ func (r *Runner) RunWithOptions(ctx context.Context, a *repb.Action, ro RunOptio
 		return nil, internalf(err, "create staging directory")
 	}
 	defer r.removeStage(stage)
-	res, err := r.execute(ctx, act, stage, md, ro)
+	res, err := r.execute(ctx, act, stage, md, stdout, stderr)
 	if ctx.Err() != nil {
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
@@ -89,23 +79,16 @@ func (r *Runner) RunWithOptions(ctx context.Context, a *repb.Action, ro RunOptio
 	return res, err
 }
 
-// RunStreaming is RunWithOptions with stdout and stderr also written to
-// the given writers as the command produces them (see RunOptions.Stdout).
-// Either may be nil. Safe for concurrent use.
-func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error) {
-	return r.RunWithOptions(ctx, a, RunOptions{Stdout: stdout, Stderr: stderr})
-}
-
 func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Now()) }
 
 // execute stages, runs and collects one action inside stage.
-func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.ExecutedActionMetadata, ro RunOptions) (*repb.ActionResult, error) {
+func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.ExecutedActionMetadata, stdout, stderr io.Writer) (*repb.ActionResult, error) {
 	root := filepath.Join(stage, "root")
 	if err := MaterializeDir(ctx, r.cas, a.root, root); err != nil {
 		return nil, err
 	}
 	j := &job{args: a.cmd.GetArguments(), env: commandEnv(a.cmd), root: root, wd: filepath.Join(root, a.wd),
-		stdoutObs: ro.Stdout, stderrObs: ro.Stderr}
+		stdoutObs: stdout, stderrObs: stderr}
 	if err := os.MkdirAll(j.wd, 0o755); err != nil {
 		return nil, internalf(err, "create working directory")
 	}
@@ -126,7 +109,7 @@ func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.
 		return nil, err
 	}
 	md.OutputUploadStartTimestamp = r.now()
-	res, err := r.collect(ctx, j, a.outputs, ro)
+	res, err := r.collect(ctx, j, a.outputs)
 	md.OutputUploadCompletedTimestamp = r.now()
 	if err != nil {
 		return nil, err

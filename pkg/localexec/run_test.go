@@ -20,7 +20,6 @@ func TestRun(t *testing.T) {
 		why    string
 		inputs map[string]node
 		cmd    *repb.Command
-		opts   localexec.RunOptions
 		check  func(t *testing.T, f *fixture, res *repb.ActionResult)
 	}{{
 		name:   "output files keep the executable bit",
@@ -62,18 +61,8 @@ func TestRun(t *testing.T) {
 			if out, errOut := f.blob(t, res.GetStdoutDigest()), f.blob(t, res.GetStderrDigest()); string(out) != "to-stdout\n" || string(errOut) != "to-stderr\n" {
 				t.Errorf("stdout, stderr = %q, %q", out, errOut)
 			}
-			if res.GetStdoutRaw() != nil {
-				t.Errorf("stdout inlined without being asked for")
-			}
-		},
-	}, {
-		name: "stdout inlined when requested",
-		why:  "an Execute caller may ask for small streams inline",
-		cmd:  shell(`echo small; echo large-enough-to-exceed >&2`),
-		opts: localexec.RunOptions{InlineStdout: true, InlineStderr: true, InlineLimit: 8},
-		check: func(t *testing.T, f *fixture, res *repb.ActionResult) {
-			if string(res.GetStdoutRaw()) != "small\n" || res.GetStderrRaw() != nil || res.GetStderrDigest() == nil {
-				t.Errorf("stdout_raw %q, stderr_raw %q: want only stdout inlined", res.GetStdoutRaw(), res.GetStderrRaw())
+			if res.GetStdoutRaw() != nil || res.GetStderrRaw() != nil {
+				t.Errorf("stdout or stderr inlined; clients fetch them by digest")
 			}
 		},
 	}, {
@@ -156,7 +145,7 @@ func TestRun(t *testing.T) {
 			t.Log(tc.why)
 			f := newFixture(t, localexec.Options{WorkerName: "test-worker"})
 			a := f.action(t, tc.inputs, tc.cmd, 0)
-			res, err := f.runner.RunWithOptions(context.Background(), a, tc.opts)
+			res, err := f.runner.Run(context.Background(), a)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}

@@ -121,6 +121,12 @@ type Cache struct {
 	// for clients that have not received it yet; zero means the server's
 	// default (256M).
 	ReadBufferLimit int64 `json:"read-buffer-limit"`
+	// SyncWrites fsyncs every write to the store (blob files, packs, the
+	// index and so the write-back queue) before it is acknowledged, so
+	// that acknowledged writes also survive a power loss or kernel crash.
+	// Off by default: kill -9 loses nothing either way.
+	SyncWrites bool `json:"sync-writes"`
+
 	// MaxIdleUploads and MaxIdleUploadBytes bound the ByteStream uploads
 	// kept for resumption, by count and by the bytes of their spool
 	// files; zero means the server's default.

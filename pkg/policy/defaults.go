@@ -79,12 +79,8 @@ func defaultStoreDir(getenv func(string) string) string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("castd-%d", os.Getuid()), "store")
 }
 
-// DefaultConfigFile is $XDG_CONFIG_HOME/castd/castd.yaml, else
+// defaultConfigFile is $XDG_CONFIG_HOME/castd/castd.yaml, else
 // ~/.config/castd/castd.yaml; Load reads it only when it exists.
-func DefaultConfigFile() string {
-	return defaultConfigFile(os.Getenv)
-}
-
 func defaultConfigFile(getenv func(string) string) string {
 	if d := getenv("XDG_CONFIG_HOME"); d != "" {
 		return filepath.Join(d, "castd", "castd.yaml")

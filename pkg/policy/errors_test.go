@@ -122,6 +122,12 @@ func TestUserConfigErrors(t *testing.T) {
 			want: []string{f + `:2:22: cache.read-buffer-limit: expected a size such as 256M, found a percentage`},
 		},
 		{
+			name: "sync-writes not a boolean",
+			why:  "cache.sync-writes is on or off; a typo must not silently leave it off",
+			text: "cache:\n  sync-writes: always\n",
+			want: []string{f + `:2:16: cache.sync-writes: expected true or false, found a string`},
+		},
+		{
 			name: "zero upload idle timeout",
 			why:  "an upload must be dropped after some time without progress",
 			text: "cache:\n  upload-idle-timeout: 0s\n",

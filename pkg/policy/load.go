@@ -21,8 +21,9 @@ import (
 
 // LoadOptions says where Load takes configuration from.
 type LoadOptions struct {
-	// File is the user config file. When empty, DefaultConfigFile is read
-	// if it exists; when set, the file must exist.
+	// File is the user config file. When empty,
+	// $XDG_CONFIG_HOME/castd/castd.yaml (else ~/.config/castd/castd.yaml)
+	// is read if it exists; when set, the file must exist.
 	File string
 	// Env is the environment as "KEY=value" entries; nil means os.Environ().
 	// It supplies the CASTD_* settings, $VAR expansion in paths, and the
@@ -78,6 +79,7 @@ var settings = []setting{
 	{"cache.push.backoff-max", "string", "longest retry delay of a failed push (default 1m)"},
 	{"cache.push.batch", "int", "ready pushes of one remote taken at once (default 512)"},
 	{"cache.push.parallelism", "int", "uploads in flight to one remote (default 8)"},
+	{"cache.sync-writes", "bool", "fsync each write before acknowledging it, so that it also survives a power loss (default false)"},
 	{"local-execution.jobs", "int", "concurrent local actions (default: number of CPUs)"},
 	{"local-execution.sandbox", "string", "none or bwrap (default none)"},
 	{"local-execution.workdir", "string", "staging directory for local actions"},

@@ -284,3 +284,32 @@ func TestLoadProjectReadsProjectConf(t *testing.T) {
 		t.Fatalf("LoadProject of a directory without project.conf succeeded")
 	}
 }
+
+func TestCacheSyncWrites(t *testing.T) {
+	// cache.sync-writes is off unless set, from the file or the environment.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "castd.yaml")
+	if err := os.WriteFile(file, []byte("cache:\n  sync-writes: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"HOME=/home/u", "XDG_CONFIG_HOME=" + t.TempDir()}
+	for _, tc := range []struct {
+		name string
+		opts policy.LoadOptions
+		want bool
+	}{
+		{"default", policy.LoadOptions{Env: base}, false},
+		{"file", policy.LoadOptions{File: file, Env: base}, true},
+		{"environment", policy.LoadOptions{Env: append(base, "CASTD_CACHE_SYNC_WRITES=true")}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := policy.Load(tc.opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if cfg.Cache.SyncWrites != tc.want {
+				t.Errorf("cache.sync-writes = %v, want %v", cfg.Cache.SyncWrites, tc.want)
+			}
+		})
+	}
+}

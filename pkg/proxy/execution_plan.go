@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/store"
@@ -23,8 +22,7 @@ import (
 // action-cache remotes: in scenario 3 that is the action-cache-service
 // (blobs first, then the entry), in scenario 2 the read-only service is
 // never among them. So the execution service itself never writes to a
-// remote action cache (Plan.RemoteAC stays nil); wire its Config.Enqueue
-// with QueuedByActionCache. In scenario 1 inputs go to the remote-execution
+// remote action cache. In scenario 1 inputs go to the remote-execution
 // storage-service (else cache.storage-service).
 func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*execution.Plan, error) {
 	inst, err := s.lookup(instanceName)
@@ -61,13 +59,6 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	p.RemoteExec, p.RemoteInstance, p.RemoteOperations = ex, ex.InstanceName(), ex.Operations()
 	p.RemoteCAS = st.cas
 	return p, nil
-}
-
-// QueuedByActionCache is the execution.Enqueue to use with ExecutionPlan:
-// the scenario-3 upload was already queued when the result was recorded
-// through Plan.LocalAC, so there is nothing more to do.
-func QueuedByActionCache(context.Context, string, digest.Digest, *repb.ActionResult) error {
-	return nil
 }
 
 // executionRemote is the execution-service as a remote of its own; its

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -37,17 +36,13 @@ type Options struct {
 	// SyncWrites makes every Put fsync its file and the index before it is
 	// acknowledged, so acknowledged writes also survive a power loss. Off
 	// by default: a kill -9 never loses acknowledged writes either way.
+	// castd sets it from cache.sync-writes.
 	SyncWrites bool
 	// Ballast keeps 64 MiB allocated in dir/ballast while the filesystem
 	// has room, given back when the store opens or closes on a full
 	// filesystem so that the index can (see local_ballast.go). castd sets
 	// it; stores opened by tests need not.
 	Ballast bool
-	// RecencyFlushInterval is how often in-memory recency (for LRU) is
-	// persisted and the space of deleted small blobs reclaimed by pack
-	// compaction and badger's value-log GC (default one minute; recency is
-	// also persisted on Close).
-	RecencyFlushInterval time.Duration
 	// Logger receives store events (corruption, eviction); nil discards.
 	Logger *slog.Logger
 	// Registerer, when set, receives the castd_store_* metrics. They are
@@ -65,7 +60,6 @@ type Stats struct {
 	Evictions      int64 // blobs evicted since Open
 	HeldBytes      int64 // bytes of blobs held against eviction (Hold)
 	VerifyFailures int64 // corrupt or missing blobs found and dropped since Open
-	Loaded         bool  // whether the in-memory index has been rebuilt
 	// WritesRefused is why the store refuses writes ("" while it accepts
 	// them): WritesRefusedFull or WritesRefusedReadOnly.
 	WritesRefused string
@@ -120,7 +114,7 @@ type Stats struct {
 // packs that are mostly garbage, then evicts the least recently used
 // unpinned blobs down to LowWatermark of it and compacts again; FindMissing,
 // Get and Put all count as use. Recency lives in memory and is persisted
-// every RecencyFlushInterval and on Close.
+// every recencyFlushInterval and on Close.
 //
 // A full filesystem (another process may fill it): while a write would
 // leave less than minFreeBytes free it is refused with RESOURCE_EXHAUSTED,
@@ -190,7 +184,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	l.wg.Add(3)
 	go l.loadAndReconcile()
 	go func() { defer l.wg.Done(); l.commits.run(l.stop) }()
-	go l.flushLoop(opts.RecencyFlushInterval)
+	go l.flushLoop()
 	return l, nil
 }
 
@@ -286,12 +280,6 @@ func (l *Store) TempDir() string { return l.tmpDir }
 
 // Stats returns current usage counters. Cheap; safe for concurrent use.
 func (l *Store) Stats() Stats {
-	loaded := false
-	select {
-	case <-l.loaded:
-		loaded = true
-	default:
-	}
 	return Stats{
 		UsedBytes:      l.ix.bytes.Load() + l.pending.Load(),
 		QuotaBytes:     l.quota.Load(),
@@ -299,7 +287,6 @@ func (l *Store) Stats() Stats {
 		Evictions:      l.evictions.Load(),
 		HeldBytes:      l.HeldBytes(),
 		VerifyFailures: l.verifyFailures.Load(),
-		Loaded:         loaded,
 		WritesRefused:  l.writesRefusedReason(),
 	}
 }

@@ -5,14 +5,15 @@ import (
 	"time"
 )
 
+// recencyFlushInterval is how often flushLoop runs.
+const recencyFlushInterval = time.Minute
+
 // flushLoop persists recency and reclaims the space of deleted small blobs
-// (pack compaction, badger's value log) every interval until Close.
-func (l *Store) flushLoop(interval time.Duration) {
+// (pack compaction, badger's value log) every recencyFlushInterval until
+// Close.
+func (l *Store) flushLoop() {
 	defer l.wg.Done()
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	t := time.NewTicker(interval)
+	t := time.NewTicker(recencyFlushInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -5,8 +5,8 @@
 // NewCAS and NewActionCache return the same store.CAS and store.ActionCache
 // interfaces as the tiers they combine, so the gRPC handlers never know
 // whether they talk to the local store or to the fan-out. Writes go to the
-// local store only; hooks in Options and ACOptions let the write-back queue
-// see them.
+// local store only; the write-back queue sees them by wrapping the fan-out
+// (writeback.NewQueueingCAS, writeback.NewQueueingActionCache).
 //
 // Walk is the one ordered-tier loop (tier order, store.WithFallback and the
 // failover delay on all but the last tier, NOT_FOUND as the only miss, the

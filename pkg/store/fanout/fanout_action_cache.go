@@ -25,7 +25,7 @@ import (
 // failure keeps its code.
 // Local hits are returned as local answers them: wrap local in
 // store.NewCompletenessCheckingActionCache to check those too.
-// UpdateActionResult writes local only, then calls ACOptions.OnUpdate. Cost
+// UpdateActionResult writes local only. Cost
 // of a remote hit: one remote call plus the completeness check (one
 // FindMissing through the fan-out and a Get per output directory). Safe for
 // concurrent use.
@@ -113,11 +113,5 @@ func (a *fanoutActionCache) record(ctx context.Context, action digest.Digest, ar
 }
 
 func (a *fanoutActionCache) UpdateActionResult(ctx context.Context, action digest.Digest, result *repb.ActionResult) error {
-	if err := a.local.UpdateActionResult(ctx, action, result); err != nil {
-		return labelLocal(err)
-	}
-	if a.opts.OnUpdate != nil {
-		a.opts.OnUpdate(action, result)
-	}
-	return nil
+	return labelLocal(a.local.UpdateActionResult(ctx, action, result))
 }

@@ -43,8 +43,8 @@ import (
 //   - When local refuses to store a remote's blob because its filesystem
 //     is full (store.IsFull), the read is served all the same, verified
 //     by the fan-out and not stored (see unstored.go).
-//   - Put, PutWith and PutBytes write to local only (with the hint), then
-//     call Options.OnPut.
+//   - Put, PutWith and PutBytes write to local only (with the hint;
+//     write-back wraps the fan-out).
 //
 // Every remote is wrapped in store.NewConcurrencyLimitingCAS and, unless
 // the TTL is negative, store.NewExistenceCachingCAS. A remote with a later tier behind it
@@ -241,25 +241,13 @@ func (c *fanoutCAS) missed(err error) error {
 }
 
 func (c *fanoutCAS) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
-	return c.put(d, c.local.Put(ctx, d, r))
+	return labelLocal(c.local.Put(ctx, d, r))
 }
 
 func (c *fanoutCAS) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint store.PutHint) error {
-	return c.put(d, c.local.PutWith(ctx, d, r, hint))
+	return labelLocal(c.local.PutWith(ctx, d, r, hint))
 }
 
 func (c *fanoutCAS) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
-	return c.put(d, c.local.PutBytes(ctx, d, data, hint))
-}
-
-// put finishes a write to local that ended with err: labelled when it
-// failed, else announced to Options.OnPut.
-func (c *fanoutCAS) put(d digest.Digest, err error) error {
-	if err != nil {
-		return labelLocal(err)
-	}
-	if c.opts.OnPut != nil {
-		c.opts.OnPut(d)
-	}
-	return nil
+	return labelLocal(c.local.PutBytes(ctx, d, data, hint))
 }

@@ -57,9 +57,6 @@ type Options struct {
 	ExistenceMaxEntries int
 	// Clock drives the existence cache TTL. Nil means the wall clock.
 	Clock Clock
-	// OnPut is called after a successful Put to the local store, from the
-	// Put call's goroutine; it must not block for long.
-	OnPut func(d digest.Digest)
 	// OnRemoteHit is called once a blob fetched from tier is stored locally,
 	// once per fetch (concurrent Gets of one blob share a fetch).
 	OnRemoteHit func(d digest.Digest, tier Tier)
@@ -82,8 +79,6 @@ type Options struct {
 type ACOptions struct {
 	// FailoverDelay is Options.FailoverDelay for action-cache lookups.
 	FailoverDelay time.Duration
-	// OnUpdate is called after a successful local UpdateActionResult.
-	OnUpdate func(action digest.Digest, result *repb.ActionResult)
 	// OnRemoteHit is called after a complete result from tier was served
 	// and recorded locally.
 	OnRemoteHit func(action digest.Digest, result *repb.ActionResult, tier ACTier)
