@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -27,7 +28,7 @@ import (
 type nodeConfig struct {
 	cas   store.CAS   // nil: a fresh memory store
 	index asset.Index // nil: a local index over memory records
-	clock *fakeClock  // for the default index; nil: a fresh fake clock
+	clock *clock.Fake // for the default index; nil: a fresh fake clock
 	fail  codes.Code  // when not OK, every asset call fails with it
 }
 
@@ -55,7 +56,7 @@ func startNode(t *testing.T, nc nodeConfig) *node {
 		if nc.clock == nil {
 			nc.clock = newClock()
 		}
-		n.index = asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{Now: nc.clock.Now})
+		n.index = asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{Clock: nc.clock})
 	}
 	record := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if !n.count(info.FullMethod, req) {
@@ -143,25 +144,8 @@ func (r *memRecords) Delete(k []byte) error {
 	return nil
 }
 
-// fakeClock is a settable clock for expiry tests.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns a fake clock for expiry tests.
+func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

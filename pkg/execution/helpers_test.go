@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/localexec"
@@ -54,7 +55,7 @@ type setup struct {
 	jobs     int
 	unix     bool
 	tweak    func(*execution.Plan)
-	now      func() time.Time // the execution server's clock; nil: time.Now
+	clock    clock.Clock // the execution server's clock; nil: the wall clock
 }
 
 func newNode(t testing.TB, s setup) *node {
@@ -72,7 +73,7 @@ func newNode(t testing.TB, s setup) *node {
 		Registerer: n.reg,
 		Retention:  time.Minute,
 		Logger:     slog.New(slog.DiscardHandler),
-		Now:        s.now,
+		Clock:      s.clock,
 	})
 	if err != nil {
 		t.Fatal(err)

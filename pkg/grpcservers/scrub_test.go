@@ -19,6 +19,7 @@ import (
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/testutil"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -101,20 +102,39 @@ func TestScrubDeletesCorruptBlobsAndRefetchesThem(t *testing.T) {
 func TestScrubRunsInTheBackground(t *testing.T) {
 	// Why: cache.scrub-interval scrubs without anyone asking, once per
 	// interval, and Stop ends it.
-	ticks := make(chan time.Time)
-	var asked []time.Duration
-	f := newScrubFixture(t, grpcservers.ScrubberOptions{After: func(d time.Duration) <-chan time.Time {
-		asked = append(asked, d)
-		return ticks
-	}})
+	clock := clock.NewFake(time.Unix(1_000_000, 0))
+	f := newScrubFixture(t, grpcservers.ScrubberOptions{Clock: clock})
 	f.scrubber.Start(time.Hour, 0)
-	tick(t, ticks) // the loop scrubs once, then waits again
-	tick(t, ticks) // taken only once the first scrub is over
+	first := waitArmed(t, clock, -1)
+	clock.Advance(time.Hour - time.Nanosecond)
+	if i := pending(clock); i != first {
+		t.Fatalf("the interval's timer is gone a nanosecond before the hour (pending: %d)", i)
+	}
+	clock.Advance(time.Nanosecond) // the loop scrubs once, then waits again
+	waitArmed(t, clock, first)     // armed only once the first scrub is over
 	f.check(t)
 	f.scrubber.Stop()
-	if len(asked) < 2 || asked[0] != time.Hour {
-		t.Fatalf("waits asked for %v; want an hour each", asked)
+}
+
+// waitArmed waits until c has a pending timer armed after timer number
+// after, and returns its number.
+func waitArmed(t *testing.T, c *clock.Fake, after int) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	i, err := c.WaitArmed(ctx, after)
+	if err != nil {
+		t.Fatal("the background scrub loop is not waiting for its interval")
 	}
+	return i
+}
+
+// pending returns the number of c's first pending timer, or -1.
+func pending(c *clock.Fake) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	i, _ := c.WaitArmed(ctx, -1)
+	return i
 }
 
 func putBlob(t *testing.T, cas store.CAS, b []byte) {
@@ -177,11 +197,3 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 }
 
 // tick hands the background loop its next tick, failing if it never asks.
-func tick(t *testing.T, ticks chan<- time.Time) {
-	t.Helper()
-	select {
-	case ticks <- time.Now():
-	case <-time.After(time.Minute):
-		t.Fatal("the background scrub loop is not waiting for its interval")
-	}
-}

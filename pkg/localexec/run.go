@@ -96,7 +96,7 @@ func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stder
 	return r.RunWithOptions(ctx, a, RunOptions{Stdout: stdout, Stderr: stderr})
 }
 
-func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Now()) }
+func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Clock.Now()) }
 
 // execute stages, runs and collects one action inside stage.
 func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.ExecutedActionMetadata, ro RunOptions) (*repb.ActionResult, error) {

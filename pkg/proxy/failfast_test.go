@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy"
 
@@ -53,7 +54,7 @@ func TestRetryLimitFromConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			reg := prometheus.NewRegistry()
-			opts := proxy.Options{Registerer: reg, Dial: []grpcclient.Option{grpcclient.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}}
+			opts := proxy.Options{Registerer: reg, Dial: []grpcclient.Option{grpcclient.WithClock(clock.NewFake(time.Unix(0, 0)))}}
 			set, _ := newSetWith(t, t.TempDir(), fmt.Sprintf(`
 artifacts:
   servers:

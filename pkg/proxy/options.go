@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/writeback"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
@@ -40,18 +41,16 @@ type Options struct {
 	Writeback writeback.Options
 	// Dial are extra options for every upstream.Dial (tests inject clocks).
 	Dial []grpcclient.Option
-	// Now is the clock of project registrations' last use
-	// (registration-ttl); nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock of project registrations' last use
+	// (registration-ttl); nil means the wall clock.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.OrReal(o.Clock)
 	if o.Writeback.Registerer == nil {
 		o.Writeback.Registerer = o.Registerer
 	}

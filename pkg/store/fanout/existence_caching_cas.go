@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -25,13 +26,13 @@ import (
 // fails because the remote is unreachable (UNAVAILABLE, or no answer in
 // time) forgets every entry: a down remote's blobs must not be reported
 // present. Safe for concurrent use; lookups take one mutex per call.
-func NewExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock) store.CAS {
+func NewExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock clock.Clock) store.CAS {
 	return newExistenceCachingCAS(base, ttl, maxEntries, clock, nil)
 }
 
 // newExistenceCachingCAS is NewExistenceCachingCAS that also drops every
 // entry, and asks base, while unreachable (if not nil) reports true.
-func newExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock Clock, unreachable func() bool) store.CAS {
+func newExistenceCachingCAS(base store.CAS, ttl time.Duration, maxEntries int, clock clock.Clock, unreachable func() bool) store.CAS {
 	return &existenceCachingCAS{
 		CAS:         base,
 		ttl:         ttl,
@@ -47,7 +48,7 @@ type existenceCachingCAS struct {
 	store.CAS
 	ttl         time.Duration
 	max         int
-	clock       Clock
+	clock       clock.Clock
 	unreachable func() bool // nil: never known unreachable
 
 	mu      sync.Mutex

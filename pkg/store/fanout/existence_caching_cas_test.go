@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -69,11 +70,11 @@ func TestExistenceCachingCAS(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			clock := &fakeClock{now: time.Unix(1e9, 0)}
+			clock := clock.NewFake(time.Unix(1e9, 0))
 			base := &countingCAS{CAS: memoryWith(t, "a", "b", "c"), name: "base", log: &callLog{}}
 			cached := fanout.NewExistenceCachingCAS(base, ttl, tc.max, clock)
 			for i, s := range tc.steps {
-				clock.advance(s.advance)
+				clock.Advance(s.advance)
 				before := len(base.requests())
 				missing, err := cached.FindMissing(context.Background(), s.ask)
 				if err != nil || !slices.Equal(missing, s.wantMiss) {
@@ -91,7 +92,7 @@ func TestExistenceCachingCAS(t *testing.T) {
 func TestExistenceCachingCASError(t *testing.T) {
 	t.Log("a failing base is reported, with its code, and nothing is cached")
 	a, _ := blob("a")
-	cached := fanout.NewExistenceCachingCAS(downCAS{}, time.Minute, 10, &fakeClock{})
+	cached := fanout.NewExistenceCachingCAS(downCAS{}, time.Minute, 10, &clock.Fake{})
 	for range 2 {
 		if _, err := cached.FindMissing(context.Background(), []digest.Digest{a}); status.Code(err) != codes.Unavailable {
 			t.Fatalf("FindMissing: %v, want UNAVAILABLE", err)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -214,7 +215,7 @@ func TestDownRemoteIsNotReportedHoldingBlobs(t *testing.T) {
 			r1 := &switchableCAS{CAS: memoryWith(t, "only r1 has it")}
 			var open atomic.Bool
 			tiers := []fanout.Tier{{Name: "r1", CAS: r1, Unreachable: open.Load}}
-			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: time.Hour, Clock: &fakeClock{}})
+			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: time.Hour, Clock: &clock.Fake{}})
 			if !has(t, c, d) {
 				t.Fatal("r1's blob reported missing while r1 is up")
 			}

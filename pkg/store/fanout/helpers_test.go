@@ -203,24 +203,6 @@ func (c *countingAC) UpdateActionResult(ctx context.Context, a digest.Digest, r 
 	return c.ActionCache.UpdateActionResult(ctx, a, r)
 }
 
-// fakeClock is a settable Clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // eventually polls cond until it holds or a deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()

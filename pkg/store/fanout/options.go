@@ -7,6 +7,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -74,7 +75,7 @@ type Options struct {
 	// DefaultExistenceMaxEntries.
 	ExistenceMaxEntries int
 	// Clock drives the existence cache TTL. Nil means the wall clock.
-	Clock Clock
+	Clock clock.Clock
 	// OnPut is called after a successful Put to the local store, from the
 	// Put call's goroutine; it must not block for long.
 	OnPut func(d digest.Digest)
@@ -115,20 +116,6 @@ type ACOptions struct {
 	Logger *slog.Logger
 }
 
-// Clock is the time source of the existence cache. Implementations must be
-// safe for concurrent use; upstream.Clock satisfies it.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-// SystemClock returns the wall clock.
-func SystemClock() Clock { return systemClock{} }
-
 func (o Options) withDefaults() Options {
 	if o.MaxConcurrentPerRemote <= 0 {
 		o.MaxConcurrentPerRemote = DefaultMaxConcurrentPerRemote
@@ -148,9 +135,7 @@ func (o Options) withDefaults() Options {
 	if o.ExistenceMaxEntries <= 0 {
 		o.ExistenceMaxEntries = DefaultExistenceMaxEntries
 	}
-	if o.Clock == nil {
-		o.Clock = SystemClock()
-	}
+	o.Clock = clock.OrReal(o.Clock)
 	if o.Logger == nil {
 		o.Logger = defaultLogger()
 	}

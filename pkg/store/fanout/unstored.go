@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/promreg"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -63,7 +64,7 @@ func isRefused(err error) bool {
 // blobs. Safe for concurrent use.
 type refusals struct {
 	count prometheus.Counter
-	clock Clock
+	clock clock.Clock
 	log   *slog.Logger
 	mu    sync.Mutex
 	next  time.Time // no log line before this

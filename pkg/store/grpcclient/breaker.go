@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -44,7 +45,7 @@ type breaker struct {
 	role      Role
 	failures  int
 	coolDown  time.Duration
-	clock     Clock
+	clock     clock.Clock
 	gauge     interface{ Set(float64) }
 	log       *stateLog
 
@@ -241,7 +242,7 @@ func (b *breaker) roleHealth() RoleHealth {
 // mutex).
 type stateLog struct {
 	logger    *slog.Logger
-	clock     Clock
+	clock     clock.Clock
 	every     time.Duration
 	name, url string
 	role      Role
@@ -249,7 +250,7 @@ type stateLog struct {
 	held      map[string]int
 }
 
-func newStateLog(l *slog.Logger, c Clock, every time.Duration, name, url string, role Role) *stateLog {
+func newStateLog(l *slog.Logger, c clock.Clock, every time.Duration, name, url string, role Role) *stateLog {
 	return &stateLog{logger: l, clock: c, every: every, name: name, url: url, role: role, last: map[string]time.Time{}, held: map[string]int{}}
 }
 

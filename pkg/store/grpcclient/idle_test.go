@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
@@ -102,7 +103,7 @@ func TestIdleTimeout(t *testing.T) {
 // chunk go. If the server then stalls, it moves the clock by step twice
 // while the client waits. The clock passes the idle timeout in total either
 // way, but within one wait only when the server stalls.
-func pacedRead(t *testing.T, r *grpcclient.Remote, d digest.Digest, gate chan<- struct{}, clock *fakeClock, sent, total int, step time.Duration) ([]byte, error) {
+func pacedRead(t *testing.T, r *grpcclient.Remote, d digest.Digest, gate chan<- struct{}, clock *clock.Fake, sent, total int, step time.Duration) ([]byte, error) {
 	t.Helper()
 	gate <- struct{}{}
 	rc, err := r.CAS().Get(t.Context(), d, 0)
@@ -117,18 +118,18 @@ func pacedRead(t *testing.T, r *grpcclient.Remote, d digest.Digest, gate chan<- 
 	done := make(chan result, 1)
 	// Count the timers before the reader starts: its first Recv arms the
 	// next one, which the loop below must not skip.
-	armed := clock.timerCount() - 1
+	armed := clock.Timers() - 1
 	go func() {
 		b, err := io.ReadAll(rc)
 		done <- result{b, err}
 	}()
 	for range sent - 1 {
-		armed = clock.waitArmed(t, armed)
+		armed = waitArmed(t, clock, armed)
 		clock.Advance(step)
 		gate <- struct{}{}
 	}
 	if sent < total {
-		clock.waitArmed(t, armed)
+		waitArmed(t, clock, armed)
 		clock.Advance(step)
 		clock.Advance(step)
 	}

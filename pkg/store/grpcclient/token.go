@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/castd/castd/internal/clock"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -19,7 +20,7 @@ import (
 type tokenCredentials struct {
 	path     string
 	reload   time.Duration
-	clock    Clock
+	clock    clock.Clock
 	secure   bool // TLS: gRPC refuses to send the token otherwise
 	warn     bool // plaintext over a network: warn once
 	logger   *slog.Logger
