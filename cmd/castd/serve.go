@@ -86,5 +86,5 @@ func configCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: castd config check [--config FILE] [--project DIR]... [--json]")
 		return exitUsage
 	}
-	return policy.RunCheck(args[1:], stdout, stderr)
+	return configCheck(args[1:], stdout, stderr)
 }
