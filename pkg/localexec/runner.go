@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -78,7 +79,7 @@ func New(cas store.CAS, opts Options) (*Runner, error) {
 		}
 		r.bwrap = p
 	default:
-		return nil, invalidArgument("sandbox", "%q is not one of none, bwrap", opts.Sandbox)
+		return nil, grpcerr.InvalidArgument("sandbox", "%q is not one of none, bwrap", opts.Sandbox)
 	}
 	abs, err := filepath.Abs(opts.WorkDir)
 	if err == nil {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -75,10 +76,10 @@ func (a *fanoutActionCache) GetActionResult(ctx context.Context, action digest.D
 			a.record(ctx, action, ar, i)
 			return ar, nil
 		}
-		if gone := callerGone(ctx); gone != nil {
+		if gone := grpcerr.CallerGone(ctx); gone != nil {
 			return nil, gone
 		}
-		failures = append(failures, label(remoteLabel(i, t.Name), t.Name, err))
+		failures = append(failures, label(remoteLabel(i, t.Name), err))
 	}
 	err = foundNowhere("action result "+action.String(), failures)
 	if status.Code(err) == codes.NotFound {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -91,7 +92,7 @@ func (b *breaker) allow() error {
 	}
 	switch {
 	case b.state == StateOpen, b.state == StateHalfOpen && b.probing:
-		return status.Errorf(codes.Unavailable, "upstream %s: %s circuit open after %d consecutive failures", b.name, b.role, b.failures)
+		return grpcerr.Labelf(label(b.name), codes.Unavailable, "%s circuit open after %d consecutive failures", b.role, b.failures)
 	case b.state == StateHalfOpen:
 		b.probing = true
 	}
@@ -103,7 +104,7 @@ func (b *breaker) allow() error {
 // a caller giving up counts as nothing, but a call the fan-out cut off for
 // stalling (store.ErrStalled) counts as a failure.
 func (b *breaker) done(ctx context.Context, err error) {
-	if err != nil && callerGone(ctx, err) {
+	if err != nil && cancelledByCaller(ctx, err) {
 		return
 	}
 	if err != nil && store.Stalled(ctx) {
