@@ -8,6 +8,7 @@ import (
 
 	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 	"google.golang.org/grpc/codes"
 )
 
@@ -75,9 +76,9 @@ func TestOperations(t *testing.T) {
 		n := newNode(t, setup{})
 		n.runner.gate = make(chan struct{})
 		name := startAndDrop(t, n, n.upload(t, "echo polled > out.txt", 0))
-		waitFor(t, "stage EXECUTING", func() bool { return stage(t, n, name) == repb.ExecutionStage_EXECUTING })
+		testutil.Eventually(t, "stage EXECUTING", func() bool { return stage(t, n, name) == repb.ExecutionStage_EXECUTING })
 		close(n.runner.gate)
-		waitFor(t, "operation done", func() bool { return stage(t, n, name) == repb.ExecutionStage_COMPLETED })
+		testutil.Eventually(t, "operation done", func() bool { return stage(t, n, name) == repb.ExecutionStage_COMPLETED })
 		op, err := n.ops.GetOperation(ctxT(t), &longrunningpb.GetOperationRequest{Name: name})
 		if err != nil || !op.GetDone() || op.GetResponse() == nil {
 			t.Errorf("finished operation: %v, %v; want done with a response", op, err)
@@ -94,7 +95,7 @@ func TestOperations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the command to start", func() bool { return n.runner.r.Running() == 1 })
+		testutil.Eventually(t, "the command to start", func() bool { return n.runner.r.Running() == 1 })
 		start := time.Now()
 		if _, err := n.ops.CancelOperation(ctxT(t), &longrunningpb.CancelOperationRequest{Name: first.GetName()}); err != nil {
 			t.Fatal(err)
@@ -104,7 +105,7 @@ func TestOperations(t *testing.T) {
 		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("cancellation took %v", took)
 		}
-		waitFor(t, "the runner to release its slot", func() bool { return n.runner.r.Running() == 0 })
+		testutil.Eventually(t, "the runner to release its slot", func() bool { return n.runner.r.Running() == 0 })
 	})
 	t.Run("unknown operation", func(t *testing.T) {
 		// Why: WaitExecution and GetOperation on a name never issued are NOT_FOUND.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -89,7 +90,7 @@ func startWrite(ctx context.Context, t *testing.T, bs bspb.ByteStreamClient, nam
 	if err := stream.Send(&bspb.WriteRequest{ResourceName: name, Data: data[:n]}); err != nil {
 		t.Fatal(err)
 	}
-	held := eventually(func() bool {
+	held := testutil.Poll(10*time.Second, func() bool {
 		var st *bspb.QueryWriteStatusResponse
 		st, err = bs.QueryWriteStatus(ctx, &bspb.QueryWriteStatusRequest{ResourceName: name})
 		return err == nil && st.GetCommittedSize() == int64(n)
@@ -118,10 +119,10 @@ func TestByteStreamCancelledWritesReleaseFDs(t *testing.T) {
 		t.Fatalf("%d fds while %d uploads are open, %d before: want about one per upload", held, streams, baseFDs)
 	}
 	cancel()
-	if !eventually(func() bool { return openFDs(t) <= held-streams+2 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return openFDs(t) <= held-streams+2 }) {
 		t.Fatalf("%d fds after every upload was cancelled; %d while they were open, %d before", openFDs(t), held, baseFDs)
 	}
-	if !eventually(func() bool { return e.tempFiles(t) <= maxIdle }) {
+	if !testutil.Poll(10*time.Second, func() bool { return e.tempFiles(t) <= maxIdle }) {
 		t.Fatalf("%d temp files after %d cancelled uploads, want at most MaxIdleUploads %d", e.tempFiles(t), streams, maxIdle)
 	}
 }
@@ -150,7 +151,7 @@ func TestByteStreamIdleUploadDropped(t *testing.T) {
 			name := uploadName(d)
 			stream := startWrite(ctx, t, e.bs, name, data, 1000)
 			tc.leave(t, stream, cancel)
-			if !eventually(func() bool { return e.tempFiles(t) == 0 }) {
+			if !testutil.Poll(10*time.Second, func() bool { return e.tempFiles(t) == 0 }) {
 				t.Fatalf("%d temp files left after the upload was dropped", e.tempFiles(t))
 			}
 			_, err := e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
@@ -11,18 +12,19 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/grpcservers"
 )
 
 // gauge reads a gauge castd registered on reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	n, err := testutil.GatherAndCount(reg, name)
+	n, err := promtestutil.GatherAndCount(reg, name)
 	if err != nil || n != 1 {
 		t.Fatalf("metric %s: %d series, %v", name, n, err)
 	}
@@ -69,11 +71,11 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	}
 	held, waiting := func() float64 { return gauge(t, reg, "castd_bytestream_read_buffer_bytes") },
 		func() float64 { return gauge(t, reg, "castd_bytestream_read_buffer_waiters") }
-	if !eventually(func() bool { return held() == limit && waiting() >= 1 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return held() == limit && waiting() >= 1 }) {
 		t.Fatalf("stalled readers hold %v bytes with %v waiting; want the limit %d held and the rest waiting", held(), waiting(), limit)
 	}
 	cancel()
-	if !eventually(func() bool { return held() == 0 && waiting() == 0 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return held() == 0 && waiting() == 0 }) {
 		t.Fatalf("after the readers left, %v bytes are still held and %v reads wait", held(), waiting())
 	}
 	got, err := readBS(ctxT(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})

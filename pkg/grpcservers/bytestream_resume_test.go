@@ -10,33 +10,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
 )
-
-// eventually polls cond every millisecond until it holds or 10 s pass, and
-// reports whether it held.
-func eventually(cond func() bool) bool {
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return cond()
-		}
-	}
-	return true
-}
 
 // committed polls QueryWriteStatus until it reports want or the deadline
 // passes, and returns the last answer.
 func committed(t *testing.T, bs bspb.ByteStreamClient, name string, want int64) int64 {
 	t.Helper()
 	var got int64
-	eventually(func() bool {
+	testutil.Poll(10*time.Second, func() bool {
 		st, err := bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
 		if err != nil {
 			t.Fatalf("QueryWriteStatus: %v", err)
@@ -121,7 +106,7 @@ func TestByteStreamIdleUploadAborted(t *testing.T) {
 	name := uploadName(d)
 	_, _ = writeChunks(ctxT(t), e.bs, name, data[:50000], 0, 10000, false)
 	var err error
-	if !eventually(func() bool {
+	if !testutil.Poll(10*time.Second, func() bool {
 		_, err = e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
 		return status.Code(err) == codes.NotFound
 	}) {

@@ -13,6 +13,7 @@ import (
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc/codes"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -89,7 +90,7 @@ func TestByteStreamIdleUploadBytesBounded(t *testing.T) {
 	}
 	// 2 MiB idle, 1.5 MiB allowed: one of the two is dropped, the other
 	// stays resumable.
-	if !eventually(func() bool { return e.tempFiles(t) == 1 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return e.tempFiles(t) == 1 }) {
 		t.Fatalf("%d spool files with two idle uploads of 1 MiB and a bound of 1.5 MiB; want 1", e.tempFiles(t))
 	}
 	var kept int

@@ -105,28 +105,15 @@ func TestScrubRunsInTheBackground(t *testing.T) {
 	clock := clock.NewFake(time.Unix(1_000_000, 0))
 	f := newScrubFixture(t, grpcservers.ScrubberOptions{Clock: clock})
 	f.scrubber.Start(time.Hour, 0)
-	first := waitArmed(t, clock, -1)
+	first := testutil.WaitArmed(t, clock, -1)
 	clock.Advance(time.Hour - time.Nanosecond)
 	if i := pending(clock); i != first {
 		t.Fatalf("the interval's timer is gone a nanosecond before the hour (pending: %d)", i)
 	}
-	clock.Advance(time.Nanosecond) // the loop scrubs once, then waits again
-	waitArmed(t, clock, first)     // armed only once the first scrub is over
+	clock.Advance(time.Nanosecond)      // the loop scrubs once, then waits again
+	testutil.WaitArmed(t, clock, first) // armed only once the first scrub is over
 	f.check(t)
 	f.scrubber.Stop()
-}
-
-// waitArmed waits until c has a pending timer armed after timer number
-// after, and returns its number.
-func waitArmed(t *testing.T, c *clock.Fake, after int) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	i, err := c.WaitArmed(ctx, after)
-	if err != nil {
-		t.Fatal("the background scrub loop is not waiting for its interval")
-	}
-	return i
 }
 
 // pending returns the number of c's first pending timer, or -1.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"google.golang.org/grpc/codes"
@@ -102,14 +103,14 @@ func TestPushOnlyToUserRemotes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Why: see tc.why.
 			userHas := tc.write(t)
-			eventually(t, "the push to the user remote", userHas)
-			eventually(t, "an empty queue", func() bool { return set.Queue().Depth == 0 })
+			testutil.Eventually(t, "the push to the user remote", userHas)
+			testutil.Eventually(t, "an empty queue", func() bool { return set.Queue().Depth == 0 })
 		})
 	}
 	t.Run("project remote untouched", func(t *testing.T) {
 		// Why: nothing castd stored may reach a project-recommended remote.
 		_, d := putBlob(t, cas, 100)
-		eventually(t, "the push", func() bool { return user.has(d) && set.Queue().Depth == 0 })
+		testutil.Eventually(t, "the push", func() bool { return user.has(d) && set.Queue().Depth == 0 })
 		if project.has(d) {
 			t.Fatal("a client write reached the project-recommended remote")
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/writeback"
@@ -29,7 +30,7 @@ func TestQueueingCASKeepsFastPaths(t *testing.T) {
 	if err := bp.PutBytes(ctx, d, data); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the push of a PutBytes write", func() bool { return remote.has(d) })
+	testutil.Eventually(t, "the push of a PutBytes write", func() bool { return remote.has(d) })
 
 	bg, ok := cas.(store.BatchGetter)
 	if !ok {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -155,7 +156,7 @@ func TestStalledTierIsCutOff(t *testing.T) {
 			}
 			// A read hedged with r2 leaves r1's call to be cut off in the
 			// background.
-			eventually(t, "r1's call cut off as stalled (so its breaker counts it)", func() bool {
+			testutil.Eventually(t, "r1's call cut off as stalled (so its breaker counts it)", func() bool {
 				_, stalled := l1.get()
 				return stalled == 1
 			})

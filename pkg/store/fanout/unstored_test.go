@@ -102,7 +102,7 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 		go read(0)
 		<-r1.entered
 		go read(1)
-		eventually(t, "the second read to join the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
+		testutil.Eventually(t, "the second read to join the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
 		close(r1.release)
 		wg.Wait()
 		for i := range got {

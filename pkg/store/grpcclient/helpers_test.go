@@ -195,16 +195,3 @@ func readAll(cas store.CAS, d digest.Digest, offset int64) ([]byte, error) {
 	defer r.Close()
 	return io.ReadAll(r)
 }
-
-// waitArmed waits until a timer armed after timer number after (0-based,
-// in arming order; -1 for any) is pending, and returns its number.
-func waitArmed(t *testing.T, c *clock.Fake, after int) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	i, err := c.WaitArmed(ctx, after)
-	if err != nil {
-		t.Fatalf("no timer armed after #%d: %v", after, err)
-	}
-	return i
-}

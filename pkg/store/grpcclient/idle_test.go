@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
@@ -124,12 +125,12 @@ func pacedRead(t *testing.T, r *grpcclient.Remote, d digest.Digest, gate chan<- 
 		done <- result{b, err}
 	}()
 	for range sent - 1 {
-		armed = waitArmed(t, clock, armed)
+		armed = testutil.WaitArmed(t, clock, armed)
 		clock.Advance(step)
 		gate <- struct{}{}
 	}
 	if sent < total {
-		waitArmed(t, clock, armed)
+		testutil.WaitArmed(t, clock, armed)
 		clock.Advance(step)
 		clock.Advance(step)
 	}
