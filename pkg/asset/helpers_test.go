@@ -3,7 +3,6 @@ package asset_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"path"
 	"sync"
 	"testing"
@@ -13,15 +12,13 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
-
-	"github.com/castd/castd/pkg/grpcservers"
 )
 
 // nodeConfig shapes one in-process castd: REAPI plus Remote Asset.
@@ -67,20 +64,11 @@ func startNode(t *testing.T, nc nodeConfig) *node {
 		}
 		return h(ctx, req)
 	}
-	s := grpcservers.NewServer(grpcservers.NewStaticBackend(n.cas, nil), grpcservers.Options{}, grpc.ChainUnaryInterceptor(record))
-	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return n.index, n.cas, nil }, asset.Options{}).Register(s)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	n.addr = lis.Addr().String()
-	conn, err := grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: n.cas, Unary: []grpc.UnaryServerInterceptor{record}, Register: func(s *grpc.Server) {
+		asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return n.index, n.cas, nil }, asset.Options{}).Register(s)
+	}})
+	n.addr = srv.Addr
+	conn := srv.Dial(t)
 	n.fetch, n.push = assetpb.NewFetchClient(conn), assetpb.NewPushClient(conn)
 	return n
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,10 +17,10 @@ import (
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/localexec"
@@ -105,34 +104,19 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 }
 
 func (n *node) serve(t testing.TB, unix bool) {
-	n.srv = grpcservers.NewServer(grpcservers.NewStaticBackend(n.mem, func(string) store.ActionCache { return n.mem }),
-		grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg})
-	n.exec.RegisterOperations(n.srv)
-	network, address := "tcp", "127.0.0.1:0"
+	o := testutil.REAPIOptions{
+		CAS: n.mem, ActionCache: func(string) store.ActionCache { return n.mem },
+		Server:   grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg},
+		Register: func(s *grpc.Server) { n.exec.RegisterOperations(s) },
+	}
 	if unix {
-		dir, err := os.MkdirTemp("", "castd-exec-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		network, address = "unix", filepath.Join(dir, "castd.sock")
+		o.Listen = testutil.ListenUnix
 	}
-	lis, err := net.Listen(network, address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = n.srv.Serve(lis) }()
+	srv := testutil.StartREAPI(t, o)
+	n.srv = srv.Server
 	t.Cleanup(n.stop)
-	n.addr = lis.Addr().String()
-	target := n.addr
-	if unix {
-		target = "unix://" + n.addr
-	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	n.addr = srv.Addr
+	conn := srv.Dial(t)
 	n.client, n.ops = repb.NewExecutionClient(conn), longrunningpb.NewOperationsClient(conn)
 	n.bs = bspb.NewByteStreamClient(conn)
 }

@@ -42,20 +42,10 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	const limit, readers = 4 << 20, 5
 	mem := store.NewMemory()
 	reg := prometheus.NewRegistry()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, nil), grpcservers.Options{ReadBufferLimit: limit, Registerer: reg})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: mem, Server: grpcservers.Options{ReadBufferLimit: limit, Registerer: reg}, Listen: testutil.ListenBufconn})
 	// A fixed 64 KiB stream window (no BDP growth): a client that stops
 	// reading stops the server after 64 KiB.
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := srv.Dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<20))
 	bs := bspb.NewByteStreamClient(conn)
 	data := pattern(4<<20, 40)
 	d := digest.OfBytes(data)

@@ -1,8 +1,6 @@
 package grpcservers_test
 
 import (
-	"context"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -10,13 +8,11 @@ import (
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
-	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/store/disk"
 )
 
@@ -27,20 +23,11 @@ func localConn(t *testing.T) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(st, func(instance string) store.ActionCache {
+	t.Cleanup(func() { st.Close() }) // after the server stops: cleanups run last first
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: st, ActionCache: func(instance string) store.ActionCache {
 		return store.NewCompletenessCheckingActionCache(st.ActionCache(instance), st)
-	}), grpcservers.Options{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); st.Close() })
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	}, Listen: testutil.ListenBufconn})
+	return srv.Dial(t)
 }
 
 func TestLocalStore(t *testing.T) {

@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
@@ -35,18 +36,17 @@ type upstreamServer struct {
 
 func newUpstream(t *testing.T) *upstreamServer {
 	t.Helper()
-	mem := store.NewMemory()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), grpcservers.Options{Registerer: reg})
 	idx := asset.NewLocalIndex(memRecords{}, asset.LocalOptions{})
-	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String(), assets: idx, reg: reg}
+	mem := store.NewMemory()
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{
+		CAS: mem, ActionCache: func(string) store.ActionCache { return mem },
+		Server: grpcservers.Options{Registerer: reg},
+		Register: func(s *grpc.Server) {
+			asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(s)
+		},
+	})
+	return &upstreamServer{mem: mem, url: srv.URL(), assets: idx, reg: reg}
 }
 
 // calls counts the requests the upstream answered for a method name

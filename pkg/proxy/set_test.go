@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 
@@ -14,8 +13,6 @@ import (
 	"github.com/castd/castd/pkg/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/castd/castd/pkg/grpcservers"
 )
 
 func TestPullOrder(t *testing.T) {
@@ -192,14 +189,7 @@ func (refusingCAS) Put(context.Context, digest.Digest, io.Reader) error {
 // serveCAS serves cas as an REAPI server on a loopback port until t ends.
 func serveCAS(t *testing.T, cas store.CAS) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(cas, func(string) store.ActionCache { return store.NewMemory() }), grpcservers.Options{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	return testutil.StartREAPI(t, testutil.REAPIOptions{CAS: cas, ActionCache: func(string) store.ActionCache { return store.NewMemory() }}).Addr
 }
 
 func TestBatchReadThroughRemotes(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
-	"net"
 	"path"
 	"sort"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
@@ -32,7 +32,7 @@ type serverConfig struct {
 	wrap     func(store.CAS) store.CAS
 	unary    grpc.UnaryServerInterceptor // runs after the call is recorded
 	maxBatch int64
-	unixPath string // listen on this socket instead of 127.0.0.1:0
+	unix     bool // listen on a Unix socket (its path is addr) instead of 127.0.0.1:0
 }
 
 // testServer is a castd REAPI server (proxy.NewServer over a memory store) on
@@ -55,27 +55,22 @@ func startServer(t *testing.T, sc serverConfig) *testServer {
 	if sc.wrap != nil {
 		cas = sc.wrap(ts.mem)
 	}
-	backend := &recordingBackend{ts: ts, cas: cas}
-	unary := []grpc.UnaryServerInterceptor{ts.recordUnary}
+	o := testutil.REAPIOptions{
+		Backend: &recordingBackend{ts: ts, cas: cas},
+		Server:  grpcservers.Options{MaxBatchTotalSizeBytes: sc.maxBatch},
+		Unary:   []grpc.UnaryServerInterceptor{ts.recordUnary},
+		Stream:  []grpc.StreamServerInterceptor{ts.recordStream},
+	}
 	if sc.unary != nil {
-		unary = append(unary, sc.unary)
+		o.Unary = append(o.Unary, sc.unary)
 	}
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(ts.recordStream)}
 	if sc.creds != nil {
-		opts = append(opts, grpc.Creds(sc.creds))
+		o.GRPC = []grpc.ServerOption{grpc.Creds(sc.creds)}
 	}
-	s := grpcservers.NewServer(backend, grpcservers.Options{MaxBatchTotalSizeBytes: sc.maxBatch}, opts...)
-	network, address := "tcp", "127.0.0.1:0"
-	if sc.unixPath != "" {
-		network, address = "unix", sc.unixPath
+	if sc.unix {
+		o.Listen = testutil.ListenUnix
 	}
-	lis, err := net.Listen(network, address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	ts.addr = lis.Addr().String()
+	ts.addr = testutil.StartREAPI(t, o).Addr
 	return ts
 }
 

@@ -3,7 +3,6 @@ package grpcclient_test
 import (
 	"bytes"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -55,15 +54,7 @@ func (s *pacedByteStream) Read(req *bspb.ReadRequest, stream bspb.ByteStream_Rea
 
 func startPaced(t *testing.T, s *pacedByteStream) string {
 	t.Helper()
-	srv := grpc.NewServer()
-	bspb.RegisterByteStreamServer(srv, s)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	return testutil.ServeGRPC(t, func(srv *grpc.Server) { bspb.RegisterByteStreamServer(srv, s) })
 }
 
 func TestIdleTimeout(t *testing.T) {
