@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -66,7 +67,7 @@ func TestFanoutFailover(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			r1, r2 := &fakeIndex{hang: tc.hang}, &fakeIndex{ref: &want}
-			local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+			local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 			f := asset.NewFanout(local, []asset.Tier{{Name: "r1", Index: r1}, {Name: "r2", Index: r2}}, asset.FanoutOptions{FailoverDelay: time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

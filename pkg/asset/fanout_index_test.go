@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -77,7 +78,7 @@ func TestFanout(t *testing.T) {
 	record(dangling, "https://a.example/two", gone)
 
 	h := &hooks{}
-	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	tiers := []asset.Tier{
 		remoteTier(t, broken, "broken", "user", wsCAS),
 		remoteTier(t, dangling, "dangling", "user", wsCAS),
@@ -162,7 +163,7 @@ func TestFanoutAllRemotesFailing(t *testing.T) {
 	ctx := ctxT(t)
 	broken := startNode(t, nodeConfig{fail: codes.Unavailable})
 	wsCAS := store.NewMemory()
-	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	fanout := asset.NewFanout(local, []asset.Tier{remoteTier(t, broken, "broken", "user", wsCAS)}, asset.FanoutOptions{})
 	_, err := fanout.Lookup(ctx, asset.Asset{Kind: asset.Blob, URIs: []string{"https://a.example/x"}}, time.Time{})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "broken") {

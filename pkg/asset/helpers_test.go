@@ -53,7 +53,7 @@ func startNode(t *testing.T, nc nodeConfig) *node {
 		if nc.clock == nil {
 			nc.clock = newClock()
 		}
-		n.index = asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{Clock: nc.clock})
+		n.index = asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{Clock: nc.clock})
 	}
 	record := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if !n.count(info.FullMethod, req) {
@@ -98,38 +98,6 @@ func (n *node) instancesSeen() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]string(nil), n.instances...)
-}
-
-// memRecords is an in-memory asset.Records.
-type memRecords struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func newMemRecords() *memRecords { return &memRecords{m: map[string][]byte{}} }
-
-func (r *memRecords) Put(k, v []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.m[string(k)] = bytes.Clone(v)
-	return nil
-}
-
-func (r *memRecords) Get(k []byte) ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.m[string(k)]
-	if !ok {
-		return nil, status.Error(codes.NotFound, "no record")
-	}
-	return bytes.Clone(v), nil
-}
-
-func (r *memRecords) Delete(k []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.m, string(k))
-	return nil
 }
 
 // newClock returns a fake clock for expiry tests.

@@ -6,12 +6,9 @@ import (
 	"crypto/rand"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
@@ -37,7 +34,7 @@ type upstreamServer struct {
 func newUpstream(t *testing.T) *upstreamServer {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	idx := asset.NewLocalIndex(memRecords{}, asset.LocalOptions{})
+	idx := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	mem := store.NewMemory()
 	srv := testutil.StartREAPI(t, testutil.REAPIOptions{
 		CAS: mem, ActionCache: func(string) store.ActionCache { return mem },
@@ -76,35 +73,6 @@ func (u *upstreamServer) calls(t *testing.T, method string) int {
 func (u *upstreamServer) has(d digest.Digest) bool {
 	m, err := u.mem.FindMissing(context.Background(), []digest.Digest{d})
 	return err == nil && len(m) == 0
-}
-
-// memRecords is an in-memory asset.Records.
-type memRecords map[string][]byte
-
-var memMu sync.Mutex
-
-func (m memRecords) Put(k, v []byte) error {
-	memMu.Lock()
-	defer memMu.Unlock()
-	m[string(k)] = append([]byte(nil), v...)
-	return nil
-}
-
-func (m memRecords) Get(k []byte) ([]byte, error) {
-	memMu.Lock()
-	defer memMu.Unlock()
-	v, ok := m[string(k)]
-	if !ok {
-		return nil, status.Error(codes.NotFound, "no record")
-	}
-	return v, nil
-}
-
-func (m memRecords) Delete(k []byte) error {
-	memMu.Lock()
-	defer memMu.Unlock()
-	delete(m, string(k))
-	return nil
 }
 
 // putBlob stores random bytes of size n in cas and returns them.
