@@ -28,6 +28,7 @@ import (
 	"github.com/castd/castd/pkg/store"
 
 	"github.com/castd/castd/pkg/grpcservers"
+	"github.com/castd/castd/pkg/store/fanout"
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
@@ -81,7 +82,8 @@ func newNode(t testing.TB, s setup) *node {
 	return n
 }
 
-// plan builds the node's Plan; the AC and CAS read tiers model the fan-out.
+// plan builds the node's Plan; with a remote, the AC reads through the
+// real ordered fan-out as castd wires it.
 func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 	p := &execution.Plan{Scenario: s.scenario, CAS: n.mem, LocalAC: n.mem,
 		AC:          store.NewCompletenessCheckingActionCache(n.mem, n.mem),
@@ -92,8 +94,9 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.Close() })
-		cas := tieredCAS{n.mem, r.CAS()}
-		p.AC = store.NewCompletenessCheckingActionCache(tieredAC{n.mem, r.ActionCache()}, cas)
+		cas := fanout.NewCAS(n.mem, []fanout.Tier{{Name: "remote", CAS: r.CAS()}}, fanout.Options{})
+		ac := fanout.NewActionCache(n.mem, []fanout.ACTier{{Name: "remote", AC: r.ActionCache()}}, cas, fanout.ACOptions{})
+		p.AC = store.NewCompletenessCheckingActionCache(ac, cas)
 		p.RemoteCAS, p.RemoteAC = r.CAS(), r.ActionCache()
 		p.RemoteExec, p.RemoteOperations = r.Execution(), r.Execution().Operations()
 	}
