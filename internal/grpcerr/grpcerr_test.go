@@ -41,23 +41,23 @@ func TestCallerGone(t *testing.T) {
 }
 
 func TestLabel(t *testing.T) {
-	for _, tc := range []struct {
+	type labelled struct {
 		name, why string
 		err       error
-		code      codes.Code
-		msg       string
-	}{
+		want      *status.Status
+	}
+	for _, tc := range []labelled{
 		{"status", "the code is kept and the message labelled",
-			grpcerr.Label("upstream r1", status.Error(codes.NotFound, "gone")), codes.NotFound, "upstream r1: gone"},
+			grpcerr.Label("upstream r1", status.Error(codes.NotFound, "gone")), status.New(codes.NotFound, "upstream r1: gone")},
 		{"context error", "a bare context error becomes its gRPC code",
-			grpcerr.Label("upstream r1", context.Canceled), codes.Canceled, "upstream r1: context canceled"},
+			grpcerr.Label("upstream r1", context.Canceled), status.New(codes.Canceled, "upstream r1: context canceled")},
 		{"already labelled", "labelling twice within one component does not repeat the label",
-			grpcerr.Label("upstream r1", grpcerr.Labelf("upstream r1", codes.Unavailable, "circuit open")), codes.Unavailable, "upstream r1: circuit open"},
+			grpcerr.Label("upstream r1", grpcerr.Labelf("upstream r1", codes.Unavailable, "circuit open")), status.New(codes.Unavailable, "upstream r1: circuit open")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			if s := status.Convert(tc.err); s.Code() != tc.code || s.Message() != tc.msg {
-				t.Fatalf("status = %v %q; want %v %q", s.Code(), s.Message(), tc.code, tc.msg)
+			if s := status.Convert(tc.err); s.Code() != tc.want.Code() || s.Message() != tc.want.Message() {
+				t.Fatalf("status = %v %q; want %v %q", s.Code(), s.Message(), tc.want.Code(), tc.want.Message())
 			}
 		})
 	}
