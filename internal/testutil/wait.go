@@ -15,6 +15,15 @@ const EventuallyTimeout = 20 * time.Second
 // pollEvery is how often Poll checks its condition.
 const pollEvery = 2 * time.Millisecond
 
+// Context returns a context that ends when t does, or after a minute: a
+// bound on each RPC of a test so that a hang fails instead of stalling
+// the run.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // Poll checks cond every few milliseconds until it holds or timeout
 // passes, and reports whether it held. For asynchronous work that gives
 // no signal to wait on.

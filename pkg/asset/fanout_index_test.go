@@ -50,7 +50,7 @@ func (h *hooks) snapshot() (hits, recorded []string) {
 // remoteTier dials n as an index remote and wraps it like the wiring does.
 func remoteTier(t *testing.T, n *node, name, origin string, cas store.CAS) asset.Tier {
 	t.Helper()
-	r, err := grpcclient.Dial(ctxT(t), grpcclient.Config{URL: "grpc://" + n.addr, InstanceName: "remote-" + name, Name: name})
+	r, err := grpcclient.Dial(testutil.Context(t), grpcclient.Config{URL: "grpc://" + n.addr, InstanceName: "remote-" + name, Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func remoteTier(t *testing.T, n *node, name, origin string, cas store.CAS) asset
 }
 
 func TestFanout(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	broken := startNode(t, nodeConfig{fail: codes.Internal})
 	dangling := startNode(t, nodeConfig{})
 	project := startNode(t, nodeConfig{})
@@ -138,7 +138,7 @@ func TestFanout(t *testing.T) {
 }
 
 func TestRemoteIndexRecord(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	remote := startNode(t, nodeConfig{})
 	tr := putTree(t, remote.cas, "write-back", true)
 	idx := remoteTier(t, remote, "push-remote", "user", remote.cas).Index
@@ -160,7 +160,7 @@ func TestRemoteIndexRecord(t *testing.T) {
 
 func TestFanoutAllRemotesFailing(t *testing.T) {
 	t.Log("when no index remote could answer, the lookup keeps the failure's code instead of reporting a miss")
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	broken := startNode(t, nodeConfig{fail: codes.Unavailable})
 	wsCAS := store.NewMemory()
 	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})

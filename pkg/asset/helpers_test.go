@@ -103,12 +103,6 @@ func (n *node) instancesSeen() []string {
 // newClock returns a fake clock for expiry tests.
 func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // putBlob stores b in cas and returns its digest.
 func putBlob(t *testing.T, cas store.CAS, b []byte) digest.Digest {
 	t.Helper()

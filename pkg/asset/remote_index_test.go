@@ -25,7 +25,7 @@ func (c lyingClient) FetchBlob(context.Context, *assetpb.FetchBlobRequest) (*ass
 }
 
 func TestRemoteBadAnswers(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	good := digest.OfBytes([]byte("x"))
 	a := asset.Asset{Kind: asset.Blob, URIs: []string{"https://a.example/x"}}
 	tests := []struct {

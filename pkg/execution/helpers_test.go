@@ -177,7 +177,7 @@ func (n *node) has(t testing.TB, ds ...digest.Digest) bool {
 // response and name; a failed call is returned as the error.
 func execute(t testing.TB, c repb.ExecutionClient, ad digest.Digest, skip bool) (*repb.ExecuteResponse, string, error) {
 	t.Helper()
-	stream, err := c.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: ad.Proto(), SkipCacheLookup: skip})
+	stream, err := c.Execute(testutil.Context(t), &repb.ExecuteRequest{ActionDigest: ad.Proto(), SkipCacheLookup: skip})
 	if err != nil {
 		return nil, "", err
 	}
@@ -217,12 +217,6 @@ func mustSucceed(t testing.TB, resp *repb.ExecuteResponse, err error) {
 	if c := resp.GetStatus().GetCode(); c != 0 || resp.GetResult().GetExitCode() != 0 {
 		t.Fatalf("status %v, exit %d; want OK, 0", codes.Code(c), resp.GetResult().GetExitCode())
 	}
-}
-
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // wantCode asserts err has code want and its message contains substr.

@@ -92,7 +92,7 @@ func TestByteStreamCancelledWritesReleaseFDs(t *testing.T) {
 	const streams, maxIdle = 40, 4
 	e := newLocalEnv(t, grpcservers.Options{UploadIdleTimeout: time.Hour, MaxIdleUploads: maxIdle})
 	baseFDs := openFDs(t)
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	defer cancel()
 	for i := range streams {
 		data := pattern(1<<20, byte(i))
@@ -132,7 +132,7 @@ func TestByteStreamIdleUploadDropped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			e := newLocalEnv(t, grpcservers.Options{UploadIdleTimeout: time.Second})
-			ctx, cancel := context.WithCancel(ctxT(t))
+			ctx, cancel := context.WithCancel(testutil.Context(t))
 			defer cancel()
 			name := uploadName(d)
 			stream := startWrite(ctx, t, e.bs, name, data, 1000)
@@ -140,7 +140,7 @@ func TestByteStreamIdleUploadDropped(t *testing.T) {
 			if !testutil.Poll(10*time.Second, func() bool { return e.tempFiles(t) == 0 }) {
 				t.Fatalf("%d temp files left after the upload was dropped", e.tempFiles(t))
 			}
-			_, err := e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+			_, err := e.bs.QueryWriteStatus(testutil.Context(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
 			wantCode(t, err, codes.NotFound, "")
 		})
 	}
@@ -162,7 +162,7 @@ func TestByteStreamSecondWriterNotBlocked(t *testing.T) {
 			e := newLocalEnv(t, grpcservers.Options{UploadIdleTimeout: time.Hour})
 			data := pattern(tc.size, byte(30+i))
 			d := digest.OfBytes(data)
-			first, cancelFirst := context.WithCancel(ctxT(t))
+			first, cancelFirst := context.WithCancel(testutil.Context(t))
 			defer cancelFirst()
 			stream := startWrite(first, t, e.bs, uploadName(d), data, tc.size/2)
 			tc.leave(cancelFirst)
@@ -195,9 +195,9 @@ func TestByteStreamResourceSizeSign(t *testing.T) {
 	e := newEnv(t, grpcservers.Options{})
 	d := digest.OfBytes([]byte("x"))
 	name := "main/uploads/u-1/blobs/" + d.Hash + "/+1"
-	_, err := writeChunks(ctxT(t), e.bs, name, []byte("x"), 0, 1, true)
+	_, err := writeChunks(testutil.Context(t), e.bs, name, []byte("x"), 0, 1, true)
 	wantCode(t, err, codes.InvalidArgument, "resource_name")
-	_, err = readBS(ctxT(t), e.bs, &bspb.ReadRequest{ResourceName: "main/blobs/" + d.Hash + "/+1"})
+	_, err = readBS(testutil.Context(t), e.bs, &bspb.ReadRequest{ResourceName: "main/blobs/" + d.Hash + "/+1"})
 	wantCode(t, err, codes.InvalidArgument, "resource_name")
 }
 
@@ -212,15 +212,15 @@ func TestByteStreamOpenUploadReservesNothing(t *testing.T) {
 	for i := range 6 {
 		data := pattern(1<<20, byte(50+i))
 		d := digest.OfBytes(data)
-		if err := store.PutBytes(ctxT(t), st, d, data); err != nil {
+		if err := store.PutBytes(testutil.Context(t), st, d, data); err != nil {
 			t.Fatal(err)
 		}
 		stored = append(stored, d)
 	}
 	e := newLocalEnvOver(t, st, grpcservers.Options{UploadIdleTimeout: time.Hour})
 	big := pattern(4<<20, 60)
-	startWrite(ctxT(t), t, e.bs, uploadName(digest.OfBytes(big)), big, 1<<20)
-	missing, err := st.FindMissing(ctxT(t), stored)
+	startWrite(testutil.Context(t), t, e.bs, uploadName(digest.OfBytes(big)), big, 1<<20)
+	missing, err := st.FindMissing(testutil.Context(t), stored)
 	if err != nil || len(missing) != 0 {
 		t.Fatalf("%d stored blobs evicted while an upload was open: %v", len(missing), err)
 	}

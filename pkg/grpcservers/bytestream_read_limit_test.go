@@ -49,11 +49,11 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	bs := bspb.NewByteStreamClient(conn)
 	data := pattern(4<<20, 40)
 	d := digest.OfBytes(data)
-	if err := store.PutBytes(ctxT(t), mem, d, data); err != nil {
+	if err := store.PutBytes(testutil.Context(t), mem, d, data); err != nil {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	for range readers { // each would hold two 1 MiB chunks: 10 MiB without the limit
 		if _, err := bs.Read(ctx, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)}); err != nil {
 			t.Fatal(err)
@@ -68,7 +68,7 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	if !testutil.Poll(10*time.Second, func() bool { return held() == 0 && waiting() == 0 }) {
 		t.Fatalf("after the readers left, %v bytes are still held and %v reads wait", held(), waiting())
 	}
-	got, err := readBS(ctxT(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
+	got, err := readBS(testutil.Context(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("read after the stalled readers left: %d bytes, %v", len(got), err)
 	}
@@ -79,7 +79,7 @@ func TestByteStreamReadWithoutNewServer(t *testing.T) {
 	mem := store.NewMemory()
 	data := pattern(3<<20+7, 41)
 	d := digest.OfBytes(data)
-	if err := store.PutBytes(ctxT(t), mem, d, data); err != nil {
+	if err := store.PutBytes(testutil.Context(t), mem, d, data); err != nil {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
@@ -94,7 +94,7 @@ func TestByteStreamReadWithoutNewServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	got, err := readBS(ctxT(t), bspb.NewByteStreamClient(conn), &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
+	got, err := readBS(testutil.Context(t), bspb.NewByteStreamClient(conn), &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
 	}

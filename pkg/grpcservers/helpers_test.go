@@ -5,7 +5,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
@@ -39,12 +38,6 @@ func newEnv(t testing.TB, opts grpcservers.Options) *env {
 	return &env{mem: mem, conn: conn,
 		cas: repb.NewContentAddressableStorageClient(conn), bs: bspb.NewByteStreamClient(conn),
 		ac: repb.NewActionCacheClient(conn), caps: repb.NewCapabilitiesClient(conn)}
-}
-
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // put stores b in the memory store directly.
