@@ -79,7 +79,7 @@ func (f *scrubFixture) check(t *testing.T) {
 	if _, err := readLocal(f.local, digest.OfBytes(f.large2)); status.Code(err) != codes.NotFound {
 		t.Fatalf("corrupt blob no remote has: %v, want NOT_FOUND (deleted)", err)
 	}
-	if v := counterValue(t, f.reg, "castd_scrub_refetched_total"); v != 2 {
+	if v := testutil.MetricValue(t, f.reg, "castd_scrub_refetched_total"); v != 2 {
 		t.Fatalf("castd_scrub_refetched_total = %v, want 2", v)
 	}
 }
@@ -165,22 +165,6 @@ func corruptPacked(t *testing.T, dir string, b []byte) {
 		}
 	}
 	t.Fatalf("blob of %d bytes not found in the packs %v", len(b), packs)
-}
-
-// counterValue is the value of the counter called name in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
 }
 
 // tick hands the background loop its next tick, failing if it never asks.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -59,7 +60,7 @@ func TestLocalScrubDeletesCorruptBlobs(t *testing.T) {
 		"castd_store_scrub_corrupt_total":   2,
 		"castd_store_verify_failures_total": 2,
 	} {
-		if v := metricValue(t, reg, name); v != want {
+		if v := testutil.MetricValue(t, reg, name); v != want {
 			t.Errorf("%s = %v, want %v", name, v, want)
 		}
 	}
