@@ -1,5 +1,3 @@
-// Package testutil holds helpers that tests of several packages share.
-// Nothing outside _test.go files imports it.
 package testutil
 
 import (

@@ -10,13 +10,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 )
 
 func TestPushRequiresContent(t *testing.T) {
 	n := startNode(t, nodeConfig{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	incomplete := putTree(t, n.cas, "no files", false)
 	absent := digest.OfBytes([]byte("never stored"))
 	tests := []struct {
@@ -57,7 +58,7 @@ func TestPushRequiresContent(t *testing.T) {
 
 func TestFetchHidesGoneContent(t *testing.T) {
 	n := startNode(t, nodeConfig{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	incomplete := putTree(t, n.cas, "half", false)
 	putBlob(t, n.cas, incomplete.contentA) // b stays missing
 	gone := digest.OfBytes([]byte("evicted blob"))

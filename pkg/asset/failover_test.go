@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -67,7 +68,7 @@ func TestFanoutFailover(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			r1, r2 := &fakeIndex{hang: tc.hang}, &fakeIndex{ref: &want}
-			local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+			local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 			f := asset.NewFanout(local, []asset.Tier{{Name: "r1", Index: r1}, {Name: "r2", Index: r2}}, asset.FanoutOptions{FailoverDelay: time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -88,9 +89,9 @@ func TestFanoutFailover(t *testing.T) {
 func TestFanoutMissNamesEachRemote(t *testing.T) {
 	t.Log("a miss lists every index remote's reason, labelled like the CAS and action-cache fan-outs' (one walk for all three)")
 	a := asset.Asset{Kind: asset.Blob, URIs: []string{"https://example.com/a.tar"}}
-	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	f := asset.NewFanout(local, []asset.Tier{{Name: "r1", Index: &fakeIndex{}}, {Name: "r2", Index: &fakeIndex{}}}, asset.FanoutOptions{})
-	_, err := f.Lookup(ctxT(t), a, time.Time{})
+	_, err := f.Lookup(testutil.Context(t), a, time.Time{})
 	msg := status.Convert(err).Message()
 	if status.Code(err) != codes.NotFound || !strings.Contains(msg, "found nowhere reachable: upstream[1] r1: ") || !strings.Contains(msg, "; upstream[2] r2: ") {
 		t.Fatalf("Lookup = %v; want NOT_FOUND listing upstream[1] r1 and upstream[2] r2", err)

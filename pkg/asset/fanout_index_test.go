@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -43,7 +44,7 @@ func (h *hooks) snapshot() (hits []string) {
 // remoteTier dials n as an index remote and wraps it like the wiring does.
 func remoteTier(t *testing.T, n *node, name, origin string, cas store.CAS) asset.Tier {
 	t.Helper()
-	r, err := grpcclient.Dial(ctxT(t), grpcclient.Config{URL: "grpc://" + n.addr, InstanceName: "remote-" + name, Name: name})
+	r, err := grpcclient.Dial(testutil.Context(t), grpcclient.Config{URL: "grpc://" + n.addr, InstanceName: "remote-" + name, Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func remoteTier(t *testing.T, n *node, name, origin string, cas store.CAS) asset
 }
 
 func TestFanout(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	broken := startNode(t, nodeConfig{fail: codes.Internal})
 	dangling := startNode(t, nodeConfig{})
 	project := startNode(t, nodeConfig{})
@@ -71,7 +72,7 @@ func TestFanout(t *testing.T) {
 	record(dangling, "https://a.example/two", gone)
 
 	h := &hooks{}
-	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	tiers := []asset.Tier{
 		remoteTier(t, broken, "broken", "user", wsCAS),
 		remoteTier(t, dangling, "dangling", "user", wsCAS),
@@ -131,7 +132,7 @@ func TestFanout(t *testing.T) {
 }
 
 func TestRemoteIndexRecord(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	remote := startNode(t, nodeConfig{})
 	tr := putTree(t, remote.cas, "write-back", true)
 	idx := remoteTier(t, remote, "push-remote", "user", remote.cas).Index
@@ -153,10 +154,10 @@ func TestRemoteIndexRecord(t *testing.T) {
 
 func TestFanoutAllRemotesFailing(t *testing.T) {
 	t.Log("when no index remote could answer, the lookup keeps the failure's code instead of reporting a miss")
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	broken := startNode(t, nodeConfig{fail: codes.Unavailable})
 	wsCAS := store.NewMemory()
-	local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	fanout := asset.NewFanout(local, []asset.Tier{remoteTier(t, broken, "broken", "user", wsCAS)}, asset.FanoutOptions{})
 	_, err := fanout.Lookup(ctx, asset.Asset{Kind: asset.Blob, URIs: []string{"https://a.example/x"}}, time.Time{})
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "broken") {

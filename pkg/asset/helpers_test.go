@@ -3,7 +3,6 @@ package asset_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"path"
 	"sync"
 	"testing"
@@ -13,21 +12,20 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
-
-	"github.com/castd/castd/pkg/grpcservers"
 )
 
 // nodeConfig shapes one in-process castd: REAPI plus Remote Asset.
 type nodeConfig struct {
 	cas   store.CAS   // nil: a fresh memory store
 	index asset.Index // nil: a local index over memory records
-	clock *fakeClock  // for the default index; nil: a fresh fake clock
+	clock *clock.Fake // for the default index; nil: a fresh fake clock
 	fail  codes.Code  // when not OK, every asset call fails with it
 }
 
@@ -55,7 +53,7 @@ func startNode(t *testing.T, nc nodeConfig) *node {
 		if nc.clock == nil {
 			nc.clock = newClock()
 		}
-		n.index = asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{Now: nc.clock.Now})
+		n.index = asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{Clock: nc.clock})
 	}
 	record := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if !n.count(info.FullMethod, req) {
@@ -66,20 +64,11 @@ func startNode(t *testing.T, nc nodeConfig) *node {
 		}
 		return h(ctx, req)
 	}
-	s := grpcservers.NewServer(grpcservers.NewStaticBackend(n.cas, nil), grpcservers.Options{}, grpc.ChainUnaryInterceptor(record))
-	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return n.index, n.cas, nil }, asset.Options{}).Register(s)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	n.addr = lis.Addr().String()
-	conn, err := grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: n.cas, Unary: []grpc.UnaryServerInterceptor{record}, Register: func(s *grpc.Server) {
+		asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return n.index, n.cas, nil }, asset.Options{}).Register(s)
+	}})
+	n.addr = srv.Addr
+	conn := srv.Dial(t)
 	n.fetch, n.push = assetpb.NewFetchClient(conn), assetpb.NewPushClient(conn)
 	return n
 }
@@ -111,63 +100,8 @@ func (n *node) instancesSeen() []string {
 	return append([]string(nil), n.instances...)
 }
 
-// memRecords is an in-memory asset.Records.
-type memRecords struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func newMemRecords() *memRecords { return &memRecords{m: map[string][]byte{}} }
-
-func (r *memRecords) Put(k, v []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.m[string(k)] = bytes.Clone(v)
-	return nil
-}
-
-func (r *memRecords) Get(k []byte) ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.m[string(k)]
-	if !ok {
-		return nil, status.Error(codes.NotFound, "no record")
-	}
-	return bytes.Clone(v), nil
-}
-
-func (r *memRecords) Delete(k []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.m, string(k))
-	return nil
-}
-
-// fakeClock is a settable clock for expiry tests.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+// newClock returns a fake clock for expiry tests.
+func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // putBlob stores b in cas and returns its digest.
 func putBlob(t *testing.T, cas store.CAS, b []byte) digest.Digest {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -23,8 +24,9 @@ type Records interface {
 
 // LocalOptions tunes NewLocalIndex. The zero value is usable.
 type LocalOptions struct {
-	// Now is the clock for recording times and expiry; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock for recording times and expiry; nil means the
+	// wall clock.
+	Clock clock.Clock
 	// Logger receives reports of unreadable records; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -36,9 +38,7 @@ type LocalOptions struct {
 // nothing else reclaims them (they are ~100 bytes each). Cost: one badger
 // read per URI tried, one write per URI recorded. Safe for concurrent use.
 func NewLocalIndex(recs Records, opts LocalOptions) Index {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = clock.OrReal(opts.Clock)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -51,7 +51,7 @@ type localIndex struct {
 }
 
 func (l *localIndex) Lookup(_ context.Context, a Asset, oldest time.Time) (Ref, error) {
-	now := l.opts.Now()
+	now := l.opts.Clock.Now()
 	for _, uri := range a.URIs {
 		key := entryKey(a.Kind, uri, a.Qualifiers)
 		v, err := l.recs.Get(key)
@@ -82,7 +82,7 @@ func (l *localIndex) Lookup(_ context.Context, a Asset, oldest time.Time) (Ref, 
 
 func (l *localIndex) Record(_ context.Context, a Asset, ref Ref) error {
 	if ref.Recorded.IsZero() {
-		ref.Recorded = l.opts.Now()
+		ref.Recorded = l.opts.Clock.Now()
 	}
 	v := encodeRef(ref)
 	for _, uri := range a.URIs {

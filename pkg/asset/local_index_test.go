@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -17,7 +18,7 @@ import (
 func TestExpiry(t *testing.T) {
 	clock := newClock()
 	n := startNode(t, nodeConfig{clock: clock})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	d := putBlob(t, n.cas, []byte("expiring"))
 	pushedAt := clock.Now()
 	push := func(uri string, expire time.Time) {
@@ -60,7 +61,7 @@ func TestExpiry(t *testing.T) {
 
 func TestPersistsAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	open := func() (*disk.Store, *node) {
 		l, err := disk.Open(dir, disk.Options{})
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 )
@@ -24,7 +25,7 @@ func (c lyingClient) FetchBlob(context.Context, *assetpb.FetchBlobRequest) (*ass
 }
 
 func TestRemoteBadAnswers(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	good := digest.OfBytes([]byte("x"))
 	a := asset.Asset{Kind: asset.Blob, URIs: []string{"https://a.example/x"}}
 	tests := []struct {
@@ -40,7 +41,7 @@ func TestRemoteBadAnswers(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			local := asset.NewLocalIndex(newMemRecords(), asset.LocalOptions{})
+			local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 			_, err := asset.NewRemoteIndex(lyingClient{resp: tc.resp}).Lookup(ctx, a, time.Time{})
 			wantCode(t, err, codes.Internal)
 			f := asset.NewFanout(local, []asset.Tier{{Name: "liar", Index: asset.NewRemoteIndex(lyingClient{resp: tc.resp})}}, asset.FanoutOptions{})

@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
+	"github.com/castd/castd/internal/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
 
 func TestPushThenFetchBlob(t *testing.T) {
 	n := startNode(t, nodeConfig{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	d := putBlob(t, n.cas, []byte("tarball bytes"))
 	_, err := n.push.PushBlob(ctx, &assetpb.PushBlobRequest{
 		Uris:       []string{"https://mirror-1.example/x.tar.gz", "https://mirror-2.example/x.tar.gz"},
@@ -53,7 +54,7 @@ func TestPushThenFetchBlob(t *testing.T) {
 
 func TestPushThenFetchDirectory(t *testing.T) {
 	n := startNode(t, nodeConfig{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	tr := putTree(t, n.cas, "complete", true)
 	uri := "urn:fdc:castd.example:source:foo"
 	if _, err := n.push.PushDirectory(ctx, &assetpb.PushDirectoryRequest{Uris: []string{uri}, RootDirectoryDigest: tr.root.Proto()}); err != nil {

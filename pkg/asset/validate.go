@@ -7,40 +7,35 @@ import (
 
 	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 )
-
-// fieldError is INVALID_ARGUMENT naming the request field that is wrong.
-func fieldError(field, format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
-}
 
 // parseAsset validates the URIs and qualifiers of a request: at least one
 // URI, each non-empty with a scheme; qualifier names non-empty and unique.
 // The slices are copied, so the request can be let go.
 func parseAsset(kind Kind, uris []string, qs []*assetpb.Qualifier) (Asset, error) {
 	if len(uris) == 0 {
-		return Asset{}, fieldError("uris", "at least one URI is required")
+		return Asset{}, grpcerr.InvalidArgument("uris", "at least one URI is required")
 	}
 	for i, u := range uris {
 		if u == "" {
-			return Asset{}, fieldError(fmt.Sprintf("uris[%d]", i), "empty URI")
+			return Asset{}, grpcerr.InvalidArgument(fmt.Sprintf("uris[%d]", i), "empty URI")
 		}
 		if p, err := url.Parse(u); err != nil || p.Scheme == "" {
-			return Asset{}, fieldError(fmt.Sprintf("uris[%d]", i), "%q is not a URI with a scheme", u)
+			return Asset{}, grpcerr.InvalidArgument(fmt.Sprintf("uris[%d]", i), "%q is not a URI with a scheme", u)
 		}
 	}
 	first := map[string]int{}
 	for i, q := range qs {
 		if q.GetName() == "" {
-			return Asset{}, fieldError(fmt.Sprintf("qualifiers[%d].name", i), "empty qualifier name")
+			return Asset{}, grpcerr.InvalidArgument(fmt.Sprintf("qualifiers[%d].name", i), "empty qualifier name")
 		}
 		if j, dup := first[q.GetName()]; dup {
-			return Asset{}, fieldError(fmt.Sprintf("qualifiers[%d].name", i), "duplicate qualifier %q (also qualifiers[%d])", q.GetName(), j)
+			return Asset{}, grpcerr.InvalidArgument(fmt.Sprintf("qualifiers[%d].name", i), "duplicate qualifier %q (also qualifiers[%d])", q.GetName(), j)
 		}
 		first[q.GetName()] = i
 	}
@@ -55,7 +50,7 @@ func parseAsset(kind Kind, uris []string, qs []*assetpb.Qualifier) (Asset, error
 func parseDigest(field string, pd *repb.Digest) (digest.Digest, error) {
 	d, err := digest.FromProto(pd)
 	if err != nil {
-		return digest.Digest{}, fieldError(field, "%s", status.Convert(err).Message())
+		return digest.Digest{}, grpcerr.InvalidArgument(field, "%s", status.Convert(err).Message())
 	}
 	return d, nil
 }
@@ -76,7 +71,7 @@ func parseDigests(field string, pds []*repb.Digest) ([]digest.Digest, error) {
 // parseDigestFunction accepts only SHA-256 (or unset, which means it).
 func parseDigestFunction(fn repb.DigestFunction_Value) error {
 	if fn != repb.DigestFunction_UNKNOWN && fn != repb.DigestFunction_SHA256 {
-		return fieldError("digest_function", "%s is not supported; castd stores SHA256 only", fn)
+		return grpcerr.InvalidArgument("digest_function", "%s is not supported; castd stores SHA256 only", fn)
 	}
 	return nil
 }
@@ -87,7 +82,7 @@ func parseTime(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	if err := ts.CheckValid(); err != nil {
-		return time.Time{}, fieldError(field, "%v", err)
+		return time.Time{}, grpcerr.InvalidArgument(field, "%v", err)
 	}
 	return ts.AsTime(), nil
 }

@@ -7,6 +7,7 @@ import (
 
 	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -14,7 +15,7 @@ import (
 
 func TestBadInput(t *testing.T) {
 	n := startNode(t, nodeConfig{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	good := putBlob(t, n.cas, []byte("content")).Proto()
 	uris := []string{"https://x.example/a"}
 	fetch := func(r *assetpb.FetchBlobRequest) func(context.Context) error {

@@ -53,16 +53,16 @@ func (s *Server) begin(ctx context.Context, req *repb.ExecuteRequest) (*operatio
 // nil on a miss. A failing action cache is logged and treated as a miss:
 // the action can still be run.
 func (s *Server) cached(ctx context.Context, j *job) *operation {
-	start := s.cfg.Now()
+	start := s.cfg.Clock.Now()
 	res, how := s.lookup(ctx, j)
 	if res == nil {
 		return nil
 	}
 	o := newOperation(s.operationName(j.req.GetInstanceName()), "", j.digest.Proto())
-	o.finish(&repb.ExecuteResponse{Result: res, CachedResult: true, Message: how}, nil, s.cfg.Now())
+	o.finish(&repb.ExecuteResponse{Result: res, CachedResult: true, Message: how}, nil, s.cfg.Clock.Now())
 	s.ops.start(o)
 	s.ops.done(o)
-	s.m.observe(j.plan.Scenario, outcomeCacheHit, s.cfg.Now().Sub(start))
+	s.m.observe(j.plan.Scenario, outcomeCacheHit, s.cfg.Clock.Now().Sub(start))
 	return o
 }
 

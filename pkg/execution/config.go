@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/store"
 )
@@ -106,8 +107,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the castd_execution* metrics. Nil: a private one.
 	Registerer prometheus.Registerer
-	// Now is the clock for retention and durations. Nil: time.Now.
-	Now func() time.Time
+	// Clock is the clock for retention and durations. Nil: the wall clock.
+	Clock clock.Clock
 	// Retention is how long finished operations answer GetOperation and
 	// WaitExecution (at most 10,000 are kept). Zero: DefaultRetention.
 	Retention time.Duration
@@ -123,9 +124,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	c.Clock = clock.OrReal(c.Clock)
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
 	}

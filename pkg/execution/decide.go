@@ -13,7 +13,7 @@ import (
 // run executes j for o and finishes o. It is the body of an operation's
 // goroutine; ctx ends on CancelOperation or Close.
 func (s *Server) run(ctx context.Context, o *operation, j *job) {
-	start := s.cfg.Now()
+	start := s.cfg.Clock.Now()
 	resp, outcome := s.decide(ctx, o, j)
 	var opErr *status.Status
 	if o.wasCancelled() || ctx.Err() != nil {
@@ -21,9 +21,9 @@ func (s *Server) run(ctx context.Context, o *operation, j *job) {
 		outcome = outcomeFailed
 	}
 	s.ops.release(o)
-	o.finish(resp, opErr, s.cfg.Now())
+	o.finish(resp, opErr, s.cfg.Clock.Now())
 	s.ops.done(o)
-	s.m.observe(j.plan.Scenario, outcome, s.cfg.Now().Sub(start))
+	s.m.observe(j.plan.Scenario, outcome, s.cfg.Clock.Now().Sub(start))
 }
 
 // decide is DESIGN §4 after the cache lookup: remote execution in scenario

@@ -1,17 +1,10 @@
 package execution
 
 import (
-	"fmt"
-
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// invalidArgument returns INVALID_ARGUMENT whose message starts with field.
-func invalidArgument(field, format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
-}
 
 // unsupportedPlatform is the early FAILED_PRECONDITION for a platform
 // property the execution service is known not to satisfy.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 )
@@ -34,7 +35,7 @@ func TestExecuteRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			stream, err := n.client.Execute(ctxT(t), tc.req)
+			stream, err := n.client.Execute(testutil.Context(t), tc.req)
 			if err == nil {
 				_, err = stream.Recv()
 			}

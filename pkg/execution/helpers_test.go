@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,9 +17,10 @@ import (
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/localexec"
@@ -55,7 +55,7 @@ type setup struct {
 	jobs     int
 	unix     bool
 	tweak    func(*execution.Plan)
-	now      func() time.Time // the execution server's clock; nil: time.Now
+	clock    clock.Clock // the execution server's clock; nil: the wall clock
 }
 
 func newNode(t testing.TB, s setup) *node {
@@ -73,7 +73,7 @@ func newNode(t testing.TB, s setup) *node {
 		Registerer: n.reg,
 		Retention:  time.Minute,
 		Logger:     slog.New(slog.DiscardHandler),
-		Now:        s.now,
+		Clock:      s.clock,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -82,8 +82,8 @@ func newNode(t testing.TB, s setup) *node {
 	return n
 }
 
-// plan builds the node's Plan; with a remote, the AC is read through the
-// real fan-out (local, then the remote), as castd wires it.
+// plan builds the node's Plan; with a remote, the AC reads through the
+// real ordered fan-out as castd wires it.
 func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 	p := &execution.Plan{Scenario: s.scenario, CAS: n.mem, LocalAC: n.mem,
 		AC:          store.NewCompletenessCheckingActionCache(n.mem, n.mem),
@@ -95,7 +95,8 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 		}
 		t.Cleanup(func() { r.Close() })
 		cas := fanout.NewCAS(n.mem, []fanout.Tier{{Name: "remote", CAS: r.CAS()}}, fanout.Options{})
-		p.AC = store.NewCompletenessCheckingActionCache(fanout.NewActionCache(n.mem, []fanout.ACTier{{Name: "remote", AC: r.ActionCache()}}, cas, fanout.ACOptions{}), cas)
+		ac := fanout.NewActionCache(n.mem, []fanout.ACTier{{Name: "remote", AC: r.ActionCache()}}, cas, fanout.ACOptions{})
+		p.AC = store.NewCompletenessCheckingActionCache(ac, cas)
 		p.RemoteCAS = r.CAS()
 		p.RemoteExec, p.RemoteOperations = r.Execution(), r.Execution().Operations()
 	}
@@ -106,34 +107,19 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 }
 
 func (n *node) serve(t testing.TB, unix bool) {
-	n.srv = grpcservers.NewServer(grpcservers.NewStaticBackend(n.mem, func(string) store.ActionCache { return n.mem }),
-		grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg})
-	n.exec.RegisterOperations(n.srv)
-	network, address := "tcp", "127.0.0.1:0"
+	o := testutil.REAPIOptions{
+		CAS: n.mem, ActionCache: func(string) store.ActionCache { return n.mem },
+		Server:   grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg},
+		Register: func(s *grpc.Server) { n.exec.RegisterOperations(s) },
+	}
 	if unix {
-		dir, err := os.MkdirTemp("", "castd-exec-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		network, address = "unix", filepath.Join(dir, "castd.sock")
+		o.Listen = testutil.ListenUnix
 	}
-	lis, err := net.Listen(network, address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = n.srv.Serve(lis) }()
+	srv := testutil.StartREAPI(t, o)
+	n.srv = srv.Server
 	t.Cleanup(n.stop)
-	n.addr = lis.Addr().String()
-	target := n.addr
-	if unix {
-		target = "unix://" + n.addr
-	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	n.addr = srv.Addr
+	conn := srv.Dial(t)
 	n.client, n.ops = repb.NewExecutionClient(conn), longrunningpb.NewOperationsClient(conn)
 	n.bs = bspb.NewByteStreamClient(conn)
 }
@@ -191,7 +177,7 @@ func (n *node) has(t testing.TB, ds ...digest.Digest) bool {
 // response and name; a failed call is returned as the error.
 func execute(t testing.TB, c repb.ExecutionClient, ad digest.Digest, skip bool) (*repb.ExecuteResponse, string, error) {
 	t.Helper()
-	stream, err := c.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: ad.Proto(), SkipCacheLookup: skip})
+	stream, err := c.Execute(testutil.Context(t), &repb.ExecuteRequest{ActionDigest: ad.Proto(), SkipCacheLookup: skip})
 	if err != nil {
 		return nil, "", err
 	}
@@ -230,26 +216,6 @@ func mustSucceed(t testing.TB, resp *repb.ExecuteResponse, err error) {
 	}
 	if c := resp.GetStatus().GetCode(); c != 0 || resp.GetResult().GetExitCode() != 0 {
 		t.Fatalf("status %v, exit %d; want OK, 0", codes.Code(c), resp.GetResult().GetExitCode())
-	}
-}
-
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// waitFor polls cond until it holds, failing the test after 20 seconds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -77,14 +78,14 @@ func addEntries(dirs []*repb.Directory, all digest.Set) ([]digest.Digest, error)
 		for _, f := range dir.GetFiles() {
 			d, err := digest.FromProto(f.GetDigest())
 			if err != nil {
-				return nil, invalidArgument("input_root", "file %q: %s", f.GetName(), status.Convert(err).Message())
+				return nil, grpcerr.InvalidArgument("input_root", "file %q: %s", f.GetName(), status.Convert(err).Message())
 			}
 			all.Add(d)
 		}
 		for _, sub := range dir.GetDirectories() {
 			d, err := digest.FromProto(sub.GetDigest())
 			if err != nil {
-				return nil, invalidArgument("input_root", "directory %q: %s", sub.GetName(), status.Convert(err).Message())
+				return nil, grpcerr.InvalidArgument("input_root", "directory %q: %s", sub.GetName(), status.Convert(err).Message())
 			}
 			if !all.Has(d) {
 				all.Add(d)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 
@@ -56,7 +57,7 @@ func streamNames(t *testing.T, stream grpc.ServerStreamingClient[longrunningpb.O
 // final status.
 func readLog(t *testing.T, bs bspb.ByteStreamClient, name string, offset int64) (string, error) {
 	t.Helper()
-	r, err := bs.Read(ctxT(t), &bspb.ReadRequest{ResourceName: name, ReadOffset: offset})
+	r, err := bs.Read(testutil.Context(t), &bspb.ReadRequest{ResourceName: name, ReadOffset: offset})
 	if err != nil {
 		return "", err
 	}
@@ -97,7 +98,7 @@ func TestLogStreamsFollowALocalRun(t *testing.T) {
 	n := newNode(t, setup{})
 	release := filepath.Join(t.TempDir(), "release")
 	ad := n.upload(t, `echo first; echo oops >&2; while [ ! -e `+release+` ]; do sleep 0.01; done; echo second; echo done > out.txt`, 0)
-	stream, err := n.client.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: ad.Proto()})
+	stream, err := n.client.Execute(testutil.Context(t), &repb.ExecuteRequest{ActionDigest: ad.Proto()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestLogStreamsFollowALocalRun(t *testing.T) {
 	if !strings.HasSuffix(md.GetStdoutStreamName(), "/streams/stdout") || !strings.HasSuffix(md.GetStderrStreamName(), "/streams/stderr") {
 		t.Fatalf("metadata %v: want stdout and stderr stream names", md)
 	}
-	log, err := n.bs.Read(ctxT(t), &bspb.ReadRequest{ResourceName: md.GetStdoutStreamName()})
+	log, err := n.bs.Read(testutil.Context(t), &bspb.ReadRequest{ResourceName: md.GetStdoutStreamName()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func checkAfterTheRun(t *testing.T, n *node, ad digest.Digest, md *repb.ExecuteO
 	})
 	t.Run("cache hit has no streams", func(t *testing.T) {
 		t.Log("a cached result has nothing to stream: the client prints the blobs")
-		stream, err := n.client.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: ad.Proto()})
+		stream, err := n.client.Execute(testutil.Context(t), &repb.ExecuteRequest{ActionDigest: ad.Proto()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +169,7 @@ func TestLogStreamTruncated(t *testing.T) {
 	n := newNode(t, setup{})
 	size := execution.MaxLogStreamBytes + 1000
 	ad := n.upload(t, "head -c "+strconv.Itoa(size)+" /dev/zero", 0)
-	stream, err := n.client.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: ad.Proto(), SkipCacheLookup: true})
+	stream, err := n.client.Execute(testutil.Context(t), &repb.ExecuteRequest{ActionDigest: ad.Proto(), SkipCacheLookup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

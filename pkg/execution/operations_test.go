@@ -8,6 +8,7 @@ import (
 
 	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 	"google.golang.org/grpc/codes"
 )
 
@@ -22,7 +23,7 @@ func TestConcurrentIdenticalExecutesRunOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range callers {
 		wg.Go(func() {
-			stream, err := n.client.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: ad.Proto()})
+			stream, err := n.client.Execute(testutil.Context(t), &repb.ExecuteRequest{ActionDigest: ad.Proto()})
 			if err == nil {
 				var first *longrunningpb.Operation
 				if first, err = stream.Recv(); err == nil {
@@ -60,7 +61,7 @@ func TestOperations(t *testing.T) {
 		n.runner.gate = make(chan struct{})
 		name := startAndDrop(t, n, n.upload(t, "echo resumed > out.txt", 0))
 		close(n.runner.gate)
-		stream, err := n.client.WaitExecution(ctxT(t), &repb.WaitExecutionRequest{Name: name})
+		stream, err := n.client.WaitExecution(testutil.Context(t), &repb.WaitExecutionRequest{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,10 +76,10 @@ func TestOperations(t *testing.T) {
 		n := newNode(t, setup{})
 		n.runner.gate = make(chan struct{})
 		name := startAndDrop(t, n, n.upload(t, "echo polled > out.txt", 0))
-		waitFor(t, "stage EXECUTING", func() bool { return stage(t, n, name) == repb.ExecutionStage_EXECUTING })
+		testutil.Eventually(t, "stage EXECUTING", func() bool { return stage(t, n, name) == repb.ExecutionStage_EXECUTING })
 		close(n.runner.gate)
-		waitFor(t, "operation done", func() bool { return stage(t, n, name) == repb.ExecutionStage_COMPLETED })
-		op, err := n.ops.GetOperation(ctxT(t), &longrunningpb.GetOperationRequest{Name: name})
+		testutil.Eventually(t, "operation done", func() bool { return stage(t, n, name) == repb.ExecutionStage_COMPLETED })
+		op, err := n.ops.GetOperation(testutil.Context(t), &longrunningpb.GetOperationRequest{Name: name})
 		if err != nil || !op.GetDone() || op.GetResponse() == nil {
 			t.Errorf("finished operation: %v, %v; want done with a response", op, err)
 		}
@@ -86,7 +87,7 @@ func TestOperations(t *testing.T) {
 	t.Run("cancel operation kills a long local run", func(t *testing.T) {
 		// Why: CancelOperation must stop the process, not wait for it.
 		n := newNode(t, setup{})
-		stream, err := n.client.Execute(ctxT(t), &repb.ExecuteRequest{ActionDigest: n.upload(t, "sleep 120", 0).Proto()})
+		stream, err := n.client.Execute(testutil.Context(t), &repb.ExecuteRequest{ActionDigest: n.upload(t, "sleep 120", 0).Proto()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,9 +95,9 @@ func TestOperations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the command to start", func() bool { return n.runner.r.Running() == 1 })
+		testutil.Eventually(t, "the command to start", func() bool { return n.runner.r.Running() == 1 })
 		start := time.Now()
-		if _, err := n.ops.CancelOperation(ctxT(t), &longrunningpb.CancelOperationRequest{Name: first.GetName()}); err != nil {
+		if _, err := n.ops.CancelOperation(testutil.Context(t), &longrunningpb.CancelOperationRequest{Name: first.GetName()}); err != nil {
 			t.Fatal(err)
 		}
 		_, _, err = finish(t, stream)
@@ -104,17 +105,17 @@ func TestOperations(t *testing.T) {
 		if took := time.Since(start); took > 10*time.Second {
 			t.Errorf("cancellation took %v", took)
 		}
-		waitFor(t, "the runner to release its slot", func() bool { return n.runner.r.Running() == 0 })
+		testutil.Eventually(t, "the runner to release its slot", func() bool { return n.runner.r.Running() == 0 })
 	})
 	t.Run("unknown operation", func(t *testing.T) {
 		// Why: WaitExecution and GetOperation on a name never issued are NOT_FOUND.
 		n := newNode(t, setup{})
-		stream, err := n.client.WaitExecution(ctxT(t), &repb.WaitExecutionRequest{Name: "operations/nope"})
+		stream, err := n.client.WaitExecution(testutil.Context(t), &repb.WaitExecutionRequest{Name: "operations/nope"})
 		if err == nil {
 			_, err = stream.Recv()
 		}
 		wantCode(t, err, codes.NotFound, "nope")
-		_, err = n.ops.GetOperation(ctxT(t), &longrunningpb.GetOperationRequest{Name: "operations/nope"})
+		_, err = n.ops.GetOperation(testutil.Context(t), &longrunningpb.GetOperationRequest{Name: "operations/nope"})
 		wantCode(t, err, codes.NotFound, "nope")
 	})
 }
@@ -123,7 +124,7 @@ func TestOperations(t *testing.T) {
 // stream, returning the operation's name.
 func startAndDrop(t *testing.T, n *node, ad interface{ Proto() *repb.Digest }) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	defer cancel()
 	stream, err := n.client.Execute(ctx, &repb.ExecuteRequest{ActionDigest: ad.Proto()})
 	if err != nil {
@@ -142,7 +143,7 @@ func startAndDrop(t *testing.T, n *node, ad interface{ Proto() *repb.Digest }) s
 // stage returns the stage GetOperation reports for name.
 func stage(t *testing.T, n *node, name string) repb.ExecutionStage_Value {
 	t.Helper()
-	op, err := n.ops.GetOperation(ctxT(t), &longrunningpb.GetOperationRequest{Name: name})
+	op, err := n.ops.GetOperation(testutil.Context(t), &longrunningpb.GetOperationRequest{Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package execution_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,30 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/localexec"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/store"
 )
-
-// fakeClock is an injectable clock that moves only when told to.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // The cluster's answers to an action it refuses.
 var (
@@ -93,10 +75,10 @@ func TestLearnedPlatform(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-			clock := &fakeClock{t: time.Unix(1700000000, 0)}
+			clock := clock.NewFake(time.Unix(1700000000, 0))
 			cluster := newNode(t, setup{})
 			cluster.runner.refuse = refuseWindows(tc.refusal, tc.inCommand)
-			ws := newNode(t, setup{scenario: policy.ScenarioRemoteExecution, remote: cluster, now: clock.now,
+			ws := newNode(t, setup{scenario: policy.ScenarioRemoteExecution, remote: cluster, clock: clock,
 				tweak: func(p *execution.Plan) { p.LocalFallback = tc.fallback }})
 
 			code, _ := outcome(t, ws, uploadWithPlatform(t, ws, "echo one > out.txt", platform(tc.first...), tc.inCommand))
@@ -104,7 +86,7 @@ func TestLearnedPlatform(t *testing.T) {
 				t.Fatalf("first Execute: %v, want the cluster's %v", code, want)
 			}
 			asked := cluster.runner.runs.Load()
-			clock.advance(tc.advance)
+			clock.Advance(tc.advance)
 			code, msg := outcome(t, ws, uploadWithPlatform(t, ws, "echo two > out.txt", platform(tc.second...), tc.inCommand))
 			if code != tc.wantCode {
 				t.Fatalf("second Execute: %v (%s), want %v", code, msg, tc.wantCode)

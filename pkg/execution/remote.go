@@ -87,7 +87,7 @@ func (s *Server) remoteOnce(ctx context.Context, o *operation, j *job) (*repb.Ex
 		if status.Code(err) == codes.NotFound {
 			f.name = "" // the remote forgot the operation: start again
 		}
-		if err := sleep(ctx, resumeDelay<<failures); err != nil {
+		if err := s.cfg.Clock.Sleep(ctx, resumeDelay<<failures); err != nil {
 			continue // ctx ended: handled at the top of the next round
 		}
 		failures++
@@ -133,18 +133,6 @@ func (s *Server) cancelRemote(j *job, name string) {
 	defer cancel()
 	if _, err := j.plan.RemoteOperations.CancelOperation(ctx, &longrunningpb.CancelOperationRequest{Name: name}); err != nil {
 		s.cfg.Logger.Warn("execution: cannot cancel remote operation", "operation", name, "err", err)
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -25,11 +26,11 @@ type job struct {
 // checkRequest validates what Execute needs before touching storage.
 func checkRequest(req *repb.ExecuteRequest) (digest.Digest, error) {
 	if f := req.GetDigestFunction(); f != repb.DigestFunction_UNKNOWN && f != repb.DigestFunction_SHA256 {
-		return digest.Digest{}, invalidArgument("digest_function", "%s is not supported, only SHA256", f)
+		return digest.Digest{}, grpcerr.InvalidArgument("digest_function", "%s is not supported, only SHA256", f)
 	}
 	d, err := digest.FromProto(req.GetActionDigest())
 	if err != nil {
-		return digest.Digest{}, invalidArgument("action_digest", "%s", status.Convert(err).Message())
+		return digest.Digest{}, grpcerr.InvalidArgument("action_digest", "%s", status.Convert(err).Message())
 	}
 	return d, nil
 }
@@ -45,10 +46,10 @@ func loadAction(ctx context.Context, cas store.CAS, d digest.Digest) (*repb.Acti
 		return nil, err
 	}
 	if _, err := digest.FromProto(a.GetCommandDigest()); err != nil {
-		return nil, invalidArgument("action.command_digest", "%s", status.Convert(err).Message())
+		return nil, grpcerr.InvalidArgument("action.command_digest", "%s", status.Convert(err).Message())
 	}
 	if _, err := digest.FromProto(a.GetInputRootDigest()); err != nil {
-		return nil, invalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
+		return nil, grpcerr.InvalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
 	}
 	return a, nil
 }

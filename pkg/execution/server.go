@@ -92,12 +92,12 @@ func New(cfg Config) (*Server, error) {
 	base, stop := context.WithCancel(context.Background())
 	return &Server{
 		cfg:     cfg,
-		ops:     newRegistry(cfg.Now, cfg.Retention, maxFinished),
-		logs:    newLogRegistry(cfg.Now),
+		ops:     newRegistry(cfg.Clock.Now, cfg.Retention, maxFinished),
+		logs:    newLogRegistry(cfg.Clock.Now),
 		m:       newMetrics(cfg.Registerer),
 		base:    base,
 		stop:    stop,
-		learned: newLearnedPlatforms(cfg.Now, LearnedPlatformTTL, maxLearnedPlatforms),
+		learned: newLearnedPlatforms(cfg.Clock.Now, LearnedPlatformTTL, maxLearnedPlatforms),
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -35,9 +36,9 @@ func TestActionCache(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// why: see tc.why
-			_, err := e.ac.UpdateActionResult(ctxT(t), &repb.UpdateActionResultRequest{ActionDigest: tc.action, ActionResult: tc.result})
+			_, err := e.ac.UpdateActionResult(testutil.Context(t), &repb.UpdateActionResultRequest{ActionDigest: tc.action, ActionResult: tc.result})
 			wantCode(t, err, codes.InvalidArgument, tc.substr)
-			_, err = e.ac.GetActionResult(ctxT(t), &repb.GetActionResultRequest{ActionDigest: action.Proto()})
+			_, err = e.ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{ActionDigest: action.Proto()})
 			wantCode(t, err, codes.NotFound, "")
 		})
 	}
@@ -45,10 +46,10 @@ func TestActionCache(t *testing.T) {
 		// why: an update is served back unchanged, and overwrites.
 		for _, code := range []int32{1, 0} {
 			ar := &repb.ActionResult{ExitCode: code, OutputFiles: []*repb.OutputFile{{Path: "out", Digest: good}}, StdoutDigest: good}
-			if _, err := e.ac.UpdateActionResult(ctxT(t), &repb.UpdateActionResultRequest{InstanceName: "main", ActionDigest: action.Proto(), ActionResult: ar}); err != nil {
+			if _, err := e.ac.UpdateActionResult(testutil.Context(t), &repb.UpdateActionResultRequest{InstanceName: "main", ActionDigest: action.Proto(), ActionResult: ar}); err != nil {
 				t.Fatal(err)
 			}
-			got, err := e.ac.GetActionResult(ctxT(t), &repb.GetActionResultRequest{InstanceName: "main", ActionDigest: action.Proto()})
+			got, err := e.ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{InstanceName: "main", ActionDigest: action.Proto()})
 			if err != nil || !proto.Equal(got, ar) {
 				t.Fatalf("got %v, %v; want %v", got, err, ar)
 			}
@@ -56,7 +57,7 @@ func TestActionCache(t *testing.T) {
 	})
 	t.Run("unknown digest function", func(t *testing.T) {
 		// why: only SHA-256 is served; others are a client error, not a miss.
-		_, err := e.ac.GetActionResult(ctxT(t), &repb.GetActionResultRequest{ActionDigest: action.Proto(), DigestFunction: repb.DigestFunction_MD5})
+		_, err := e.ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{ActionDigest: action.Proto(), DigestFunction: repb.DigestFunction_MD5})
 		wantCode(t, err, codes.InvalidArgument, "digest_function")
 	})
 }

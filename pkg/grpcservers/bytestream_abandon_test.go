@@ -2,18 +2,15 @@ package grpcservers_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -44,17 +41,7 @@ func newLocalEnv(t *testing.T, opts grpcservers.Options) *localEnv {
 func newLocalEnvOver(t *testing.T, st *disk.Store, opts grpcservers.Options) *localEnv {
 	t.Helper()
 	opts.Spooler = st // as castd wires it
-	lis := bufconn.Listen(1 << 20)
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(st, nil), opts)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: st, Server: opts, Listen: testutil.ListenBufconn}).Dial(t)
 	return &localEnv{st: st, cas: repb.NewContentAddressableStorageClient(conn), bs: bspb.NewByteStreamClient(conn)}
 }
 
@@ -89,7 +76,7 @@ func startWrite(ctx context.Context, t *testing.T, bs bspb.ByteStreamClient, nam
 	if err := stream.Send(&bspb.WriteRequest{ResourceName: name, Data: data[:n]}); err != nil {
 		t.Fatal(err)
 	}
-	held := eventually(func() bool {
+	held := testutil.Poll(10*time.Second, func() bool {
 		var st *bspb.QueryWriteStatusResponse
 		st, err = bs.QueryWriteStatus(ctx, &bspb.QueryWriteStatusRequest{ResourceName: name})
 		return err == nil && st.GetCommittedSize() == int64(n)
@@ -105,7 +92,7 @@ func TestByteStreamCancelledWritesReleaseFDs(t *testing.T) {
 	const streams, maxIdle = 40, 4
 	e := newLocalEnv(t, grpcservers.Options{UploadIdleTimeout: time.Hour, MaxIdleUploads: maxIdle})
 	baseFDs := openFDs(t)
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	defer cancel()
 	for i := range streams {
 		data := pattern(1<<20, byte(i))
@@ -118,10 +105,10 @@ func TestByteStreamCancelledWritesReleaseFDs(t *testing.T) {
 		t.Fatalf("%d fds while %d uploads are open, %d before: want about one per upload", held, streams, baseFDs)
 	}
 	cancel()
-	if !eventually(func() bool { return openFDs(t) <= held-streams+2 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return openFDs(t) <= held-streams+2 }) {
 		t.Fatalf("%d fds after every upload was cancelled; %d while they were open, %d before", openFDs(t), held, baseFDs)
 	}
-	if !eventually(func() bool { return e.tempFiles(t) <= maxIdle }) {
+	if !testutil.Poll(10*time.Second, func() bool { return e.tempFiles(t) <= maxIdle }) {
 		t.Fatalf("%d temp files after %d cancelled uploads, want at most MaxIdleUploads %d", e.tempFiles(t), streams, maxIdle)
 	}
 }
@@ -145,15 +132,15 @@ func TestByteStreamIdleUploadDropped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			e := newLocalEnv(t, grpcservers.Options{UploadIdleTimeout: time.Second})
-			ctx, cancel := context.WithCancel(ctxT(t))
+			ctx, cancel := context.WithCancel(testutil.Context(t))
 			defer cancel()
 			name := uploadName(d)
 			stream := startWrite(ctx, t, e.bs, name, data, 1000)
 			tc.leave(t, stream, cancel)
-			if !eventually(func() bool { return e.tempFiles(t) == 0 }) {
+			if !testutil.Poll(10*time.Second, func() bool { return e.tempFiles(t) == 0 }) {
 				t.Fatalf("%d temp files left after the upload was dropped", e.tempFiles(t))
 			}
-			_, err := e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+			_, err := e.bs.QueryWriteStatus(testutil.Context(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
 			wantCode(t, err, codes.NotFound, "")
 		})
 	}
@@ -175,7 +162,7 @@ func TestByteStreamSecondWriterNotBlocked(t *testing.T) {
 			e := newLocalEnv(t, grpcservers.Options{UploadIdleTimeout: time.Hour})
 			data := pattern(tc.size, byte(30+i))
 			d := digest.OfBytes(data)
-			first, cancelFirst := context.WithCancel(ctxT(t))
+			first, cancelFirst := context.WithCancel(testutil.Context(t))
 			defer cancelFirst()
 			stream := startWrite(first, t, e.bs, uploadName(d), data, tc.size/2)
 			tc.leave(cancelFirst)
@@ -208,9 +195,9 @@ func TestByteStreamResourceSizeSign(t *testing.T) {
 	e := newEnv(t, grpcservers.Options{})
 	d := digest.OfBytes([]byte("x"))
 	name := "main/uploads/u-1/blobs/" + d.Hash + "/+1"
-	_, err := writeChunks(ctxT(t), e.bs, name, []byte("x"), 0, 1, true)
+	_, err := writeChunks(testutil.Context(t), e.bs, name, []byte("x"), 0, 1, true)
 	wantCode(t, err, codes.InvalidArgument, "resource_name")
-	_, err = readBS(ctxT(t), e.bs, &bspb.ReadRequest{ResourceName: "main/blobs/" + d.Hash + "/+1"})
+	_, err = readBS(testutil.Context(t), e.bs, &bspb.ReadRequest{ResourceName: "main/blobs/" + d.Hash + "/+1"})
 	wantCode(t, err, codes.InvalidArgument, "resource_name")
 }
 
@@ -225,15 +212,15 @@ func TestByteStreamOpenUploadReservesNothing(t *testing.T) {
 	for i := range 6 {
 		data := pattern(1<<20, byte(50+i))
 		d := digest.OfBytes(data)
-		if err := st.PutBytes(ctxT(t), d, data, store.PutHint{}); err != nil {
+		if err := st.PutBytes(testutil.Context(t), d, data, store.PutHint{}); err != nil {
 			t.Fatal(err)
 		}
 		stored = append(stored, d)
 	}
 	e := newLocalEnvOver(t, st, grpcservers.Options{UploadIdleTimeout: time.Hour})
 	big := pattern(4<<20, 60)
-	startWrite(ctxT(t), t, e.bs, uploadName(digest.OfBytes(big)), big, 1<<20)
-	missing, err := st.FindMissing(ctxT(t), stored)
+	startWrite(testutil.Context(t), t, e.bs, uploadName(digest.OfBytes(big)), big, 1<<20)
+	missing, err := st.FindMissing(testutil.Context(t), stored)
 	if err != nil || len(missing) != 0 {
 		t.Fatalf("%d stored blobs evicted while an upload was open: %v", len(missing), err)
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -57,7 +58,7 @@ func (f *fakeLogs) Close() error {
 // readAll reads name to its end and returns the data and the final status.
 func readAll(t *testing.T, e *env, req *bspb.ReadRequest) (string, error) {
 	t.Helper()
-	stream, err := e.bs.Read(ctxT(t), req)
+	stream, err := e.bs.Read(testutil.Context(t), req)
 	if err != nil {
 		return "", err
 	}
@@ -120,7 +121,7 @@ func TestByteStreamReadLiveLog(t *testing.T) {
 	t.Log("data is sent as it is produced; a client that goes away closes the provider's reader")
 	logs := newFakeLogs()
 	e := newEnv(t, grpcservers.Options{Logs: logs})
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	stream, err := e.bs.Read(ctx, &bspb.ReadRequest{ResourceName: liveLog})
 	if err != nil {
 		t.Fatal(err)

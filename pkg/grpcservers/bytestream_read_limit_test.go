@@ -2,27 +2,26 @@ package grpcservers_test
 
 import (
 	"context"
-	"net"
 	"testing"
+	"time"
 
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/grpcservers"
 )
 
 // gauge reads a gauge castd registered on reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	n, err := testutil.GatherAndCount(reg, name)
+	n, err := promtestutil.GatherAndCount(reg, name)
 	if err != nil || n != 1 {
 		t.Fatalf("metric %s: %d series, %v", name, n, err)
 	}
@@ -40,28 +39,18 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	const limit, readers = 4 << 20, 5
 	mem := store.NewMemory()
 	reg := prometheus.NewRegistry()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, nil), grpcservers.Options{ReadBufferLimit: limit, Registerer: reg})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: mem, Server: grpcservers.Options{ReadBufferLimit: limit, Registerer: reg}, Listen: testutil.ListenBufconn})
 	// A fixed 64 KiB stream window (no BDP growth): a client that stops
 	// reading stops the server after 64 KiB.
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := srv.Dial(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<20))
 	bs := bspb.NewByteStreamClient(conn)
 	data := pattern(4<<20, 40)
 	d := digest.OfBytes(data)
-	if err := mem.PutBytes(ctxT(t), d, data, store.PutHint{}); err != nil {
+	if err := mem.PutBytes(testutil.Context(t), d, data, store.PutHint{}); err != nil {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(testutil.Context(t))
 	for range readers { // each would hold two 1 MiB chunks: 10 MiB without the limit
 		if _, err := bs.Read(ctx, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)}); err != nil {
 			t.Fatal(err)
@@ -69,14 +58,14 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	}
 	held, waiting := func() float64 { return gauge(t, reg, "castd_bytestream_read_buffer_bytes") },
 		func() float64 { return gauge(t, reg, "castd_bytestream_read_buffer_waiters") }
-	if !eventually(func() bool { return held() == limit && waiting() >= 1 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return held() == limit && waiting() >= 1 }) {
 		t.Fatalf("stalled readers hold %v bytes with %v waiting; want the limit %d held and the rest waiting", held(), waiting(), limit)
 	}
 	cancel()
-	if !eventually(func() bool { return held() == 0 && waiting() == 0 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return held() == 0 && waiting() == 0 }) {
 		t.Fatalf("after the readers left, %v bytes are still held and %v reads wait", held(), waiting())
 	}
-	got, err := readBS(ctxT(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
+	got, err := readBS(testutil.Context(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("read after the stalled readers left: %d bytes, %v", len(got), err)
 	}

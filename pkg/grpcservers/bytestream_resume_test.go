@@ -10,26 +10,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
 )
-
-// eventually polls cond every millisecond until it holds or 10 s pass, and
-// reports whether it held.
-func eventually(cond func() bool) bool {
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return cond()
-		}
-	}
-	return true
-}
 
 // committed polls QueryWriteStatus until it reports want or the deadline
 // passes, and returns the last answer. NOT_FOUND counts as not yet: a
@@ -37,8 +22,8 @@ func eventually(cond func() bool) bool {
 func committed(t *testing.T, bs bspb.ByteStreamClient, name string, want int64) int64 {
 	t.Helper()
 	var got int64
-	eventually(func() bool {
-		st, err := bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+	testutil.Poll(10*time.Second, func() bool {
+		st, err := bs.QueryWriteStatus(testutil.Context(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
 		if status.Code(err) == codes.NotFound {
 			return false // the server has not read the stream's first request yet
 		}
@@ -61,11 +46,11 @@ func TestByteStreamResume(t *testing.T) {
 		breakStream func(t *testing.T, e *env, name string)
 	}{
 		{"half-closed without finish_write", "a client that stops early can resume", func(t *testing.T, e *env, name string) {
-			_, err := writeChunks(ctxT(t), e.bs, name, data[:half], 0, 256<<10, false)
+			_, err := writeChunks(testutil.Context(t), e.bs, name, data[:half], 0, 256<<10, false)
 			wantCode(t, err, codes.InvalidArgument, "finish_write")
 		}},
 		{"stream cancelled", "a broken connection keeps what the store took", func(t *testing.T, e *env, name string) {
-			ctx, cancel := context.WithCancel(ctxT(t))
+			ctx, cancel := context.WithCancel(testutil.Context(t))
 			defer cancel()
 			stream, err := e.bs.Write(ctx)
 			if err != nil {
@@ -95,11 +80,11 @@ func TestByteStreamResume(t *testing.T) {
 			if got := committed(t, e.bs, name, half); got != half {
 				t.Fatalf("QueryWriteStatus committed %d, want %d", got, half)
 			}
-			resp, err := writeChunks(ctxT(t), e.bs, name, data, half, 512<<10, true)
+			resp, err := writeChunks(testutil.Context(t), e.bs, name, data, half, 512<<10, true)
 			if err != nil || resp.GetCommittedSize() != d.Size {
 				t.Fatalf("resume: %v, committed %d", err, resp.GetCommittedSize())
 			}
-			got, err := readBS(ctxT(t), e.bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("main", d)})
+			got, err := readBS(testutil.Context(t), e.bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("main", d)})
 			if err != nil || string(got) != string(data) {
 				t.Fatalf("read back %d bytes, %v", len(got), err)
 			}
@@ -112,8 +97,8 @@ func TestByteStreamResumeWrongOffset(t *testing.T) {
 	e := newEnv(t, grpcservers.Options{})
 	data := pattern(1<<20, 6)
 	name := uploadName(digest.OfBytes(data))
-	_, _ = writeChunks(ctxT(t), e.bs, name, data[:1000], 0, 1000, false)
-	_, err := writeChunks(ctxT(t), e.bs, name, data, 2000, 1000, true)
+	_, _ = writeChunks(testutil.Context(t), e.bs, name, data[:1000], 0, 1000, false)
+	_, err := writeChunks(testutil.Context(t), e.bs, name, data, 2000, 1000, true)
 	wantCode(t, err, codes.InvalidArgument, "write_offset")
 }
 
@@ -123,10 +108,10 @@ func TestByteStreamIdleUploadAborted(t *testing.T) {
 	data := pattern(100000, 8)
 	d := digest.OfBytes(data)
 	name := uploadName(d)
-	_, _ = writeChunks(ctxT(t), e.bs, name, data[:50000], 0, 10000, false)
+	_, _ = writeChunks(testutil.Context(t), e.bs, name, data[:50000], 0, 10000, false)
 	var err error
-	if !eventually(func() bool {
-		_, err = e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+	if !testutil.Poll(10*time.Second, func() bool {
+		_, err = e.bs.QueryWriteStatus(testutil.Context(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
 		return status.Code(err) == codes.NotFound
 	}) {
 		t.Fatalf("upload still known after the idle timeout: %v", err)
@@ -134,7 +119,7 @@ func TestByteStreamIdleUploadAborted(t *testing.T) {
 	if e.has(t, d) {
 		t.Fatal("an aborted upload was stored")
 	}
-	_, err = writeChunks(ctxT(t), e.bs, name, data, 50000, 10000, true)
+	_, err = writeChunks(testutil.Context(t), e.bs, name, data, 50000, 10000, true)
 	wantCode(t, err, codes.InvalidArgument, "write_offset")
 }
 
@@ -147,7 +132,7 @@ func TestByteStreamConcurrentSameDigest(t *testing.T) {
 	errs := make([]error, 16)
 	for i := range errs {
 		wg.Go(func() {
-			resp, err := writeChunks(ctxT(t), e.bs, uploadName(d), data, 0, 256<<10, true)
+			resp, err := writeChunks(testutil.Context(t), e.bs, uploadName(d), data, 0, 256<<10, true)
 			if err == nil && resp.GetCommittedSize() != d.Size {
 				err = status.Errorf(codes.Internal, "committed %d", resp.GetCommittedSize())
 			}
@@ -160,7 +145,7 @@ func TestByteStreamConcurrentSameDigest(t *testing.T) {
 			t.Errorf("client %d: %v", i, err)
 		}
 	}
-	got, err := readBS(ctxT(t), e.bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
+	got, err := readBS(testutil.Context(t), e.bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}

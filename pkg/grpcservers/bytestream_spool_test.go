@@ -13,6 +13,7 @@ import (
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc/codes"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -51,7 +52,7 @@ func TestByteStreamLargeUploadWrittenOnce(t *testing.T) {
 	e := newLocalEnv(t, grpcservers.Options{})
 	data := pattern(3<<20+7, 71)
 	d := digest.OfBytes(data)
-	stream := startWrite(ctxT(t), t, e.bs, uploadName(d), data, 1<<20)
+	stream := startWrite(testutil.Context(t), t, e.bs, uploadName(d), data, 1<<20)
 	ents, err := os.ReadDir(e.st.TempDir())
 	if err != nil || len(ents) != 1 {
 		t.Fatalf("temp directory during the upload: %v, %v; want one spool file", ents, err)
@@ -69,7 +70,7 @@ func TestByteStreamLargeUploadWrittenOnce(t *testing.T) {
 	if n := e.tempFiles(t); n != 0 {
 		t.Errorf("%d temp files left after the upload", n)
 	}
-	if got, err := readBS(ctxT(t), e.bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("main", d)}); err != nil || string(got) != string(data) {
+	if got, err := readBS(testutil.Context(t), e.bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("main", d)}); err != nil || string(got) != string(data) {
 		t.Errorf("read back %d bytes, %v", len(got), err)
 	}
 }
@@ -81,7 +82,7 @@ func TestByteStreamIdleUploadBytesBounded(t *testing.T) {
 	var names []string
 	for i := range 2 {
 		data := pattern(2<<20, byte(80+i))
-		ctx, cancel := context.WithCancel(ctxT(t))
+		ctx, cancel := context.WithCancel(testutil.Context(t))
 		name := uploadName(digest.OfBytes(data))
 		startWrite(ctx, t, e.bs, name, data, 1<<20)
 		cancel()
@@ -89,12 +90,12 @@ func TestByteStreamIdleUploadBytesBounded(t *testing.T) {
 	}
 	// 2 MiB idle, 1.5 MiB allowed: one of the two is dropped, the other
 	// stays resumable.
-	if !eventually(func() bool { return e.tempFiles(t) == 1 }) {
+	if !testutil.Poll(10*time.Second, func() bool { return e.tempFiles(t) == 1 }) {
 		t.Fatalf("%d spool files with two idle uploads of 1 MiB and a bound of 1.5 MiB; want 1", e.tempFiles(t))
 	}
 	var kept int
 	for _, name := range names {
-		st, err := e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+		st, err := e.bs.QueryWriteStatus(testutil.Context(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
 		switch {
 		case err == nil && st.GetCommittedSize() == 1<<20:
 			kept++

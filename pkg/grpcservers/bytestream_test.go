@@ -10,6 +10,7 @@ import (
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc/codes"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -66,7 +67,7 @@ func TestByteStreamWriteThenRead(t *testing.T) {
 	e := newEnv(t, grpcservers.Options{})
 	data := pattern(3<<20+123, 7)
 	d := digest.OfBytes(data)
-	resp, err := writeChunks(ctxT(t), e.bs, uploadName(d), data, 0, 700<<10, true)
+	resp, err := writeChunks(testutil.Context(t), e.bs, uploadName(d), data, 0, 700<<10, true)
 	if err != nil || resp.GetCommittedSize() != d.Size {
 		t.Fatalf("write: %v, committed %d", err, resp.GetCommittedSize())
 	}
@@ -86,7 +87,7 @@ func TestByteStreamWriteThenRead(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// why: see tc.why
-			got, err := readBS(ctxT(t), e.bs, &bspb.ReadRequest{ResourceName: name, ReadOffset: tc.offset, ReadLimit: tc.limit})
+			got, err := readBS(testutil.Context(t), e.bs, &bspb.ReadRequest{ResourceName: name, ReadOffset: tc.offset, ReadLimit: tc.limit})
 			if err != nil || string(got) != string(tc.want) {
 				t.Fatalf("read %d bytes, err %v; want %d bytes (%s)", len(got), err, len(tc.want), tc.why)
 			}
@@ -113,7 +114,7 @@ func TestByteStreamReadErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// why: see tc.why
-			_, err := readBS(ctxT(t), e.bs, tc.req)
+			_, err := readBS(testutil.Context(t), e.bs, tc.req)
 			wantCode(t, err, tc.code, "")
 		})
 	}
@@ -147,7 +148,7 @@ func TestByteStreamWriteRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// why: see tc.why
-			_, err := writeChunks(ctxT(t), e.bs, tc.resource, tc.data, 0, 1024, true)
+			_, err := writeChunks(testutil.Context(t), e.bs, tc.resource, tc.data, 0, 1024, true)
 			wantCode(t, err, codes.InvalidArgument, tc.substr)
 			if e.has(t, d) {
 				t.Fatal("a rejected upload was stored")
@@ -161,7 +162,7 @@ func TestByteStreamWriteExisting(t *testing.T) {
 	e := newEnv(t, grpcservers.Options{})
 	data := pattern(2<<20, 4)
 	d := e.put(t, data)
-	stream, err := e.bs.Write(ctxT(t))
+	stream, err := e.bs.Write(testutil.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestByteStreamWriteExisting(t *testing.T) {
 	if err != nil || resp.GetCommittedSize() != d.Size {
 		t.Fatalf("got %v, committed %d; want committed %d", err, resp.GetCommittedSize(), d.Size)
 	}
-	st, err := e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: uploadName(d)})
+	st, err := e.bs.QueryWriteStatus(testutil.Context(t), &bspb.QueryWriteStatusRequest{ResourceName: uploadName(d)})
 	if err != nil || !st.GetComplete() || st.GetCommittedSize() != d.Size {
 		t.Fatalf("QueryWriteStatus = %v, %v; want complete", st, err)
 	}

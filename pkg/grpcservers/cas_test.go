@@ -8,6 +8,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -39,7 +40,7 @@ func TestFindMissingBlobs(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// why: see tc.why
-			resp, err := e.cas.FindMissingBlobs(ctxT(t), &repb.FindMissingBlobsRequest{BlobDigests: tc.digests})
+			resp, err := e.cas.FindMissingBlobs(testutil.Context(t), &repb.FindMissingBlobsRequest{BlobDigests: tc.digests})
 			if tc.code != codes.OK {
 				wantCode(t, err, tc.code, tc.substr)
 				return
@@ -74,7 +75,7 @@ func TestBatchUpdateBlobs(t *testing.T) {
 		e := newEnv(t, grpcservers.Options{})
 		good1, good2 := []byte("good one"), []byte("good two")
 		bad := digest.OfBytes([]byte("claimed"))
-		resp, err := e.cas.BatchUpdateBlobs(ctxT(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
+		resp, err := e.cas.BatchUpdateBlobs(testutil.Context(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
 			{Digest: digest.OfBytes(good1).Proto(), Data: good1},
 			{Digest: bad.Proto(), Data: []byte("actuall")},
 			{Digest: digest.OfBytes(good2).Proto(), Data: good2},
@@ -94,7 +95,7 @@ func TestBatchUpdateBlobs(t *testing.T) {
 	t.Run("size mismatch and bad digest", func(t *testing.T) {
 		// why: malformed entries are rejected per entry, naming the field.
 		e := newEnv(t, grpcservers.Options{})
-		resp, err := e.cas.BatchUpdateBlobs(ctxT(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
+		resp, err := e.cas.BatchUpdateBlobs(testutil.Context(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
 			{Digest: &repb.Digest{Hash: "zz", SizeBytes: 1}, Data: []byte("x")},
 			{Digest: digest.OfBytes([]byte("abc")).Proto(), Data: []byte("ab")},
 		}})
@@ -112,7 +113,7 @@ func TestBatchUpdateBlobs(t *testing.T) {
 		// why: clients must switch to ByteStream; the code must not be one Bazel retries.
 		e := newEnv(t, grpcservers.Options{MaxBatchTotalSizeBytes: 1000})
 		a, b := pattern(600, 1), pattern(600, 2)
-		_, err := e.cas.BatchUpdateBlobs(ctxT(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
+		_, err := e.cas.BatchUpdateBlobs(testutil.Context(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
 			{Digest: digest.OfBytes(a).Proto(), Data: a}, {Digest: digest.OfBytes(b).Proto(), Data: b},
 		}})
 		wantCode(t, err, codes.InvalidArgument, "max_batch_total_size_bytes")
@@ -128,7 +129,7 @@ func TestBatchReadBlobs(t *testing.T) {
 	absent := digest.OfBytes([]byte("not here"))
 	t.Run("present and missing", func(t *testing.T) {
 		// why: each blob gets its own status; a miss is NOT_FOUND for that entry only.
-		resp, err := e.cas.BatchReadBlobs(ctxT(t), &repb.BatchReadBlobsRequest{Digests: []*repb.Digest{present.Proto(), absent.Proto(), digest.Empty.Proto()}})
+		resp, err := e.cas.BatchReadBlobs(testutil.Context(t), &repb.BatchReadBlobsRequest{Digests: []*repb.Digest{present.Proto(), absent.Proto(), digest.Empty.Proto()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,12 +142,12 @@ func TestBatchReadBlobs(t *testing.T) {
 	t.Run("over the batch limit", func(t *testing.T) {
 		// why: the declared sizes decide before anything is read.
 		big := digest.OfBytes(pattern(1001, 3))
-		_, err := e.cas.BatchReadBlobs(ctxT(t), &repb.BatchReadBlobsRequest{Digests: []*repb.Digest{big.Proto()}})
+		_, err := e.cas.BatchReadBlobs(testutil.Context(t), &repb.BatchReadBlobsRequest{Digests: []*repb.Digest{big.Proto()}})
 		wantCode(t, err, codes.InvalidArgument, "max_batch_total_size_bytes")
 	})
 	t.Run("malformed digest", func(t *testing.T) {
 		// why: a client bug is reported with the index of the bad digest.
-		_, err := e.cas.BatchReadBlobs(ctxT(t), &repb.BatchReadBlobsRequest{Digests: []*repb.Digest{present.Proto(), {Hash: present.Hash[:10], SizeBytes: 4}}})
+		_, err := e.cas.BatchReadBlobs(testutil.Context(t), &repb.BatchReadBlobsRequest{Digests: []*repb.Digest{present.Proto(), {Hash: present.Hash[:10], SizeBytes: 4}}})
 		wantCode(t, err, codes.InvalidArgument, "digests[1]")
 	})
 }

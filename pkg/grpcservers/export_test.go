@@ -1,6 +1,6 @@
 package grpcservers
 
-import "time"
+import "github.com/castd/castd/internal/clock"
 
 // SetClock replaces the clock the rejection log uses.
-func SetClock(a *ListenAuth, now func() time.Time) { a.now = now }
+func SetClock(a *ListenAuth, c clock.Clock) { a.clock = c }

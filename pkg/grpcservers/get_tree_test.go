@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -63,7 +64,7 @@ func TestGetTree(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// why: see tc.why
-			stream, err := e.cas.GetTree(ctxT(t), tc.req)
+			stream, err := e.cas.GetTree(testutil.Context(t), tc.req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +108,7 @@ func TestGetTree(t *testing.T) {
 	for _, tc := range errTests {
 		t.Run(tc.name, func(t *testing.T) {
 			// why: see tc.why
-			stream, err := e.cas.GetTree(ctxT(t), tc.req)
+			stream, err := e.cas.GetTree(testutil.Context(t), tc.req)
 			if err == nil {
 				_, err = stream.Recv()
 			}

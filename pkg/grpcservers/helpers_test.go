@@ -3,19 +3,16 @@ package grpcservers_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
@@ -35,28 +32,12 @@ type env struct {
 
 func newEnv(t testing.TB, opts grpcservers.Options) *env {
 	t.Helper()
-	mem := store.NewMemory()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), opts)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{Server: opts, Listen: testutil.ListenBufconn})
+	mem := srv.Mem
+	conn := srv.Dial(t, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	return &env{mem: mem, conn: conn,
 		cas: repb.NewContentAddressableStorageClient(conn), bs: bspb.NewByteStreamClient(conn),
 		ac: repb.NewActionCacheClient(conn), caps: repb.NewCapabilitiesClient(conn)}
-}
-
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // put stores b in the memory store directly.

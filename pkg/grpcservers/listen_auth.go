@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/castd/castd/internal/clock"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -32,7 +33,7 @@ type ListenAuth struct {
 	token       atomic.Pointer[[]byte] // nil: no authentication; replaced by SetTokenFile
 	logMetadata bool
 	log         *slog.Logger
-	now         func() time.Time // the rejection log's clock; tests replace it
+	clock       clock.Clock // the rejection log's clock; tests replace it
 
 	mu         sync.Mutex
 	lastWarn   time.Time // when the last rejection was logged
@@ -47,7 +48,7 @@ const rejectionLogInterval = time.Minute
 // NewListenAuth reads the token from tokenFile ("" disables
 // authentication; surrounding white space is ignored).
 func NewListenAuth(tokenFile string, logMetadata bool, log *slog.Logger) (*ListenAuth, error) {
-	a := &ListenAuth{logMetadata: logMetadata, log: log, now: time.Now}
+	a := &ListenAuth{logMetadata: logMetadata, log: log, clock: clock.Real()}
 	if err := a.SetTokenFile(tokenFile); err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func (a *ListenAuth) warnRejected(ctx context.Context, method string, presented 
 		return
 	}
 	a.mu.Lock()
-	now := a.now()
+	now := a.clock.Now()
 	if !a.lastWarn.IsZero() && now.Sub(a.lastWarn) < rejectionLogInterval {
 		a.suppressed++
 		a.mu.Unlock()

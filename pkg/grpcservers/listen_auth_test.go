@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/grpcservers"
 )
 
@@ -31,8 +32,8 @@ func TestListenAuthRejectionLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1_000_000, 0)
-	grpcservers.SetClock(a, func() time.Time { return now })
+	clock := clock.NewFake(time.Unix(1_000_000, 0))
+	grpcservers.SetClock(a, clock)
 	call := func(token string) {
 		t.Helper()
 		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 40123}})
@@ -58,7 +59,7 @@ func TestListenAuthRejectionLog(t *testing.T) {
 	if logs.String() != first {
 		t.Errorf("rejections within a minute were logged again:\n%s", logs)
 	}
-	now = now.Add(time.Minute)
+	clock.Advance(time.Minute)
 	call("")
 	second := strings.TrimPrefix(logs.String(), first)
 	if !strings.Contains(second, "no bearer token") || !strings.Contains(second, "refused_since_last_warning=2") {

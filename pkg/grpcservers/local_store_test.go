@@ -1,8 +1,6 @@
 package grpcservers_test
 
 import (
-	"context"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -10,13 +8,11 @@ import (
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
-	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/store/disk"
 )
 
@@ -27,20 +23,11 @@ func localConn(t *testing.T) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(st, func(instance string) store.ActionCache {
+	t.Cleanup(func() { st.Close() }) // after the server stops: cleanups run last first
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: st, ActionCache: func(instance string) store.ActionCache {
 		return store.NewCompletenessCheckingActionCache(st.ActionCache(instance), st)
-	}), grpcservers.Options{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); st.Close() })
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	}, Listen: testutil.ListenBufconn})
+	return srv.Dial(t)
 }
 
 func TestLocalStore(t *testing.T) {
@@ -50,7 +37,7 @@ func TestLocalStore(t *testing.T) {
 	sd, ld := digest.OfBytes(small), digest.OfBytes(large)
 	t.Run("batch with a wrong hash", func(t *testing.T) {
 		// why: per-entry verification holds with the real store too.
-		resp, err := cas.BatchUpdateBlobs(ctxT(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
+		resp, err := cas.BatchUpdateBlobs(testutil.Context(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
 			{Digest: sd.Proto(), Data: small}, {Digest: digest.OfBytes([]byte("other")).Proto(), Data: []byte("wrong")}}})
 		if err != nil || resp.GetResponses()[0].GetStatus().GetCode() != 0 || codes.Code(resp.GetResponses()[1].GetStatus().GetCode()) != codes.InvalidArgument {
 			t.Fatalf("got %v, %v", resp, err)
@@ -59,14 +46,14 @@ func TestLocalStore(t *testing.T) {
 	t.Run("bytestream resume and read back", func(t *testing.T) {
 		// why: a file-backed upload survives a broken stream and reads back with an offset.
 		name := uploadName(ld)
-		_, _ = writeChunks(ctxT(t), bs, name, large[:1<<20], 0, 256<<10, false)
+		_, _ = writeChunks(testutil.Context(t), bs, name, large[:1<<20], 0, 256<<10, false)
 		if got := committed(t, bs, name, 1<<20); got != 1<<20 {
 			t.Fatalf("committed %d", got)
 		}
-		if _, err := writeChunks(ctxT(t), bs, name, large, 1<<20, 512<<10, true); err != nil {
+		if _, err := writeChunks(testutil.Context(t), bs, name, large, 1<<20, 512<<10, true); err != nil {
 			t.Fatal(err)
 		}
-		got, err := readBS(ctxT(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", ld), ReadOffset: 5})
+		got, err := readBS(testutil.Context(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", ld), ReadOffset: 5})
 		if err != nil || string(got) != string(large[5:]) {
 			t.Fatalf("read %d bytes, %v", len(got), err)
 		}
@@ -75,10 +62,10 @@ func TestLocalStore(t *testing.T) {
 		// why: a result whose outputs exist is served back.
 		ar := &repb.ActionResult{OutputFiles: []*repb.OutputFile{{Path: "s", Digest: sd.Proto()}, {Path: "l", Digest: ld.Proto()}}}
 		action := digest.OfBytes([]byte("local action")).Proto()
-		if _, err := ac.UpdateActionResult(ctxT(t), &repb.UpdateActionResultRequest{ActionDigest: action, ActionResult: ar}); err != nil {
+		if _, err := ac.UpdateActionResult(testutil.Context(t), &repb.UpdateActionResultRequest{ActionDigest: action, ActionResult: ar}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ac.GetActionResult(ctxT(t), &repb.GetActionResultRequest{ActionDigest: action}); err != nil {
+		if _, err := ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{ActionDigest: action}); err != nil {
 			t.Fatal(err)
 		}
 	})

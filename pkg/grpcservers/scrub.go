@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	castdpb "github.com/castd/castd/api/castd/v1"
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/promreg"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -33,8 +34,8 @@ type ScrubberOptions struct {
 	Logger *slog.Logger
 	// Registerer, when set, receives castd_scrub_refetched_total.
 	Registerer prometheus.Registerer
-	// After replaces time.After for the background loop (tests).
-	After func(time.Duration) <-chan time.Time
+	// Clock times the background loop; nil means the wall clock.
+	Clock clock.Clock
 }
 
 // ScrubResult is the outcome of one Scrubber.Run.
@@ -52,7 +53,7 @@ type Scrubber struct {
 	local     *disk.Store
 	fanouts   Fanouts
 	log       *slog.Logger
-	after     func(time.Duration) <-chan time.Time
+	clock     clock.Clock
 	refetched prometheus.Counter
 	running   chan struct{} // holds a token while a scrub runs
 	stop      context.CancelFunc
@@ -62,7 +63,7 @@ type Scrubber struct {
 // NewScrubber returns a Scrubber of local refetching through fanouts.
 func NewScrubber(local *disk.Store, fanouts Fanouts, opts ScrubberOptions) *Scrubber {
 	s := &Scrubber{
-		local: local, fanouts: fanouts, log: opts.Logger, after: opts.After,
+		local: local, fanouts: fanouts, log: opts.Logger, clock: clock.OrReal(opts.Clock),
 		running: make(chan struct{}, 1),
 		refetched: promreg.Register(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "castd_scrub_refetched_total",
@@ -71,9 +72,6 @@ func NewScrubber(local *disk.Store, fanouts Fanouts, opts ScrubberOptions) *Scru
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.after == nil {
-		s.after = time.After
 	}
 	return s
 }
@@ -145,9 +143,7 @@ func (s *Scrubber) Start(interval time.Duration, bytesPerSecond int64) {
 	go func() {
 		defer s.wg.Done()
 		for {
-			select {
-			case <-s.after(interval):
-			case <-ctx.Done():
+			if !s.wait(ctx, interval) {
 				return
 			}
 			if _, err := s.Run(ctx, bytesPerSecond); err != nil && ctx.Err() == nil {
@@ -155,6 +151,18 @@ func (s *Scrubber) Start(interval time.Duration, bytesPerSecond int64) {
 			}
 		}
 	}()
+}
+
+// wait waits for interval on the clock; false means ctx ended first.
+func (s *Scrubber) wait(ctx context.Context, interval time.Duration) bool {
+	due, t := clock.After(s.clock, interval)
+	defer t.Stop()
+	select {
+	case <-due:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Stop ends the background scrub started by Start, interrupting a scrub in

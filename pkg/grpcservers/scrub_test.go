@@ -19,6 +19,7 @@ import (
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/testutil"
 
 	"github.com/castd/castd/pkg/grpcservers"
@@ -78,7 +79,7 @@ func (f *scrubFixture) check(t *testing.T) {
 	if _, err := readLocal(f.local, digest.OfBytes(f.large2)); status.Code(err) != codes.NotFound {
 		t.Fatalf("corrupt blob no remote has: %v, want NOT_FOUND (deleted)", err)
 	}
-	if v := counterValue(t, f.reg, "castd_scrub_refetched_total"); v != 2 {
+	if v := testutil.MetricValue(t, f.reg, "castd_scrub_refetched_total"); v != 2 {
 		t.Fatalf("castd_scrub_refetched_total = %v, want 2", v)
 	}
 }
@@ -101,20 +102,26 @@ func TestScrubDeletesCorruptBlobsAndRefetchesThem(t *testing.T) {
 func TestScrubRunsInTheBackground(t *testing.T) {
 	// Why: cache.scrub-interval scrubs without anyone asking, once per
 	// interval, and Stop ends it.
-	ticks := make(chan time.Time)
-	var asked []time.Duration
-	f := newScrubFixture(t, grpcservers.ScrubberOptions{After: func(d time.Duration) <-chan time.Time {
-		asked = append(asked, d)
-		return ticks
-	}})
+	clock := clock.NewFake(time.Unix(1_000_000, 0))
+	f := newScrubFixture(t, grpcservers.ScrubberOptions{Clock: clock})
 	f.scrubber.Start(time.Hour, 0)
-	tick(t, ticks) // the loop scrubs once, then waits again
-	tick(t, ticks) // taken only once the first scrub is over
+	first := testutil.WaitArmed(t, clock, -1)
+	clock.Advance(time.Hour - time.Nanosecond)
+	if i := pending(clock); i != first {
+		t.Fatalf("the interval's timer is gone a nanosecond before the hour (pending: %d)", i)
+	}
+	clock.Advance(time.Nanosecond)      // the loop scrubs once, then waits again
+	testutil.WaitArmed(t, clock, first) // armed only once the first scrub is over
 	f.check(t)
 	f.scrubber.Stop()
-	if len(asked) < 2 || asked[0] != time.Hour {
-		t.Fatalf("waits asked for %v; want an hour each", asked)
-	}
+}
+
+// pending returns the number of c's first pending timer, or -1.
+func pending(c *clock.Fake) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	i, _ := c.WaitArmed(ctx, -1)
+	return i
 }
 
 func putBlob(t *testing.T, cas store.CAS, b []byte) {
@@ -160,28 +167,4 @@ func corruptPacked(t *testing.T, dir string, b []byte) {
 	t.Fatalf("blob of %d bytes not found in the packs %v", len(b), packs)
 }
 
-// counterValue is the value of the counter called name in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
-}
-
 // tick hands the background loop its next tick, failing if it never asks.
-func tick(t *testing.T, ticks chan<- time.Time) {
-	t.Helper()
-	select {
-	case ticks <- time.Now():
-	case <-time.After(time.Minute):
-		t.Fatal("the background scrub loop is not waiting for its interval")
-	}
-}

@@ -10,13 +10,14 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/grpcservers"
 )
 
 func TestCapabilities(t *testing.T) {
 	// why: Bazel decides what to send from these fields.
 	e := newEnv(t, grpcservers.Options{MaxBatchTotalSizeBytes: 1234})
-	c, err := e.caps.GetCapabilities(ctxT(t), &repb.GetCapabilitiesRequest{})
+	c, err := e.caps.GetCapabilities(testutil.Context(t), &repb.GetCapabilitiesRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestCapabilitiesUpdateEnabledPerInstance(t *testing.T) {
 	// not to upload results, while other instances still may.
 	e := newEnv(t, grpcservers.Options{UpdateEnabled: func(instance string) bool { return instance != "readonly" }})
 	for inst, want := range map[string]bool{"readonly": false, "": true, "other": true} {
-		c, err := e.caps.GetCapabilities(ctxT(t), &repb.GetCapabilitiesRequest{InstanceName: inst})
+		c, err := e.caps.GetCapabilities(testutil.Context(t), &repb.GetCapabilitiesRequest{InstanceName: inst})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +61,7 @@ func TestHealth(t *testing.T) {
 	for _, svc := range []string{"", "build.bazel.remote.execution.v2.ContentAddressableStorage", "google.bytestream.ByteStream"} {
 		t.Run("service "+svc, func(t *testing.T) {
 			// why: systemd readiness probes and load balancers ask per service.
-			resp, err := hc.Check(ctxT(t), &healthpb.HealthCheckRequest{Service: svc})
+			resp, err := hc.Check(testutil.Context(t), &healthpb.HealthCheckRequest{Service: svc})
 			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 				t.Fatalf("Check(%q) = %v, %v", svc, resp, err)
 			}
@@ -71,7 +72,7 @@ func TestHealth(t *testing.T) {
 func TestReflectionListsServices(t *testing.T) {
 	// why: `grpcurl -unix castd.sock list` must work without proto files.
 	e := newEnv(t, grpcservers.Options{})
-	stream, err := rpb.NewServerReflectionClient(e.conn).ServerReflectionInfo(ctxT(t))
+	stream, err := rpb.NewServerReflectionClient(e.conn).ServerReflectionInfo(testutil.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +99,11 @@ func TestMetrics(t *testing.T) {
 	// why: requests and payload bytes are counted on the configured registry.
 	reg := prometheus.NewRegistry()
 	e := newEnv(t, grpcservers.Options{Registerer: reg})
-	if _, err := e.caps.GetCapabilities(ctxT(t), &repb.GetCapabilitiesRequest{}); err != nil {
+	if _, err := e.caps.GetCapabilities(testutil.Context(t), &repb.GetCapabilitiesRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	data := []byte("metered")
-	if _, err := e.cas.BatchUpdateBlobs(ctxT(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
+	if _, err := e.cas.BatchUpdateBlobs(testutil.Context(t), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
 		{Digest: e.digestOf(data), Data: data}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -46,15 +47,15 @@ func UploadAction(ctx context.Context, cas store.CAS, cmd *repb.Command, inputRo
 func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
 	cd, err := digest.FromProto(a.GetCommandDigest())
 	if err != nil {
-		return nil, invalidArgument("action.command_digest", "%s", status.Convert(err).Message())
+		return nil, grpcerr.InvalidArgument("action.command_digest", "%s", status.Convert(err).Message())
 	}
 	act := &action{cmd: &repb.Command{}, timeout: r.opts.DefaultTimeout}
 	if act.root, err = digest.FromProto(a.GetInputRootDigest()); err != nil {
-		return nil, invalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
+		return nil, grpcerr.InvalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
 	}
 	if t := a.GetTimeout(); t != nil {
 		if err := t.CheckValid(); err != nil || t.AsDuration() < 0 {
-			return nil, invalidArgument("action.timeout", "%v is not a valid non-negative duration", t.AsDuration())
+			return nil, grpcerr.InvalidArgument("action.timeout", "%v is not a valid non-negative duration", t.AsDuration())
 		}
 		if t.AsDuration() > 0 {
 			act.timeout = t.AsDuration()
@@ -66,7 +67,7 @@ func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
 		return nil, internalf(err, "command %s", cd)
 	}
 	if len(act.cmd.GetArguments()) == 0 || act.cmd.GetArguments()[0] == "" {
-		return nil, invalidArgument("command.arguments", "no command to run")
+		return nil, grpcerr.InvalidArgument("command.arguments", "no command to run")
 	}
 	act.wd = act.cmd.GetWorkingDirectory()
 	if err := checkRelPath("command.working_directory", act.wd, true); err != nil {

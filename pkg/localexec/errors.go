@@ -7,12 +7,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// invalidArgument returns an INVALID_ARGUMENT status whose message starts
-// with the offending field, e.g. "command.output_paths[1]: ...".
-func invalidArgument(field, format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
-}
-
 // internalf wraps an unexpected local failure (disk, process) as INTERNAL,
 // keeping an existing status code when err already carries one.
 func internalf(err error, format string, args ...any) error {

@@ -138,20 +138,6 @@ func shell(script string, env ...string) *repb.Command {
 	return cmd
 }
 
-// waitFor polls cond until it holds, failing the test after 20 seconds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
 // readPid reads a pid a test action wrote to a file.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -82,7 +83,7 @@ func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
 			return err
 		}
 		if escapes(rel, s.GetTarget()) {
-			return invalidArgument(field("symlinks", i), "symlink %q -> %q escapes the input root", path.Join(rel, s.GetName()), s.GetTarget())
+			return grpcerr.InvalidArgument(field("symlinks", i), "symlink %q -> %q escapes the input root", path.Join(rel, s.GetName()), s.GetTarget())
 		}
 		p.links = append(p.links, planLink{path.Join(rel, s.GetName()), s.GetTarget()})
 	}
@@ -91,7 +92,7 @@ func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
 			return err
 		}
 		if len(p.dirs)+len(p.files)+len(p.links) > maxTreeEntries {
-			return invalidArgument("input_root", "tree expands to more than %d entries", maxTreeEntries)
+			return grpcerr.InvalidArgument("input_root", "tree expands to more than %d entries", maxTreeEntries)
 		}
 		child := path.Join(rel, sub.GetName())
 		p.dirs = append(p.dirs, child)
@@ -106,7 +107,7 @@ func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
 // checkName rejects names that are not a single path component.
 func checkName(field, name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
-		return invalidArgument(field+".name", "%q is not a single path component", name)
+		return grpcerr.InvalidArgument(field+".name", "%q is not a single path component", name)
 	}
 	return nil
 }

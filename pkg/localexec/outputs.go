@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/grpcerr"
 )
 
 // outputKind says which Command field an output came from, which decides
@@ -58,15 +59,15 @@ func outputSpecs(cmd *repb.Command) ([]outputSpec, error) {
 func checkRelPath(field, p string, allowEmpty bool) error {
 	switch {
 	case p == "" && !allowEmpty:
-		return invalidArgument(field, "path is empty")
+		return grpcerr.InvalidArgument(field, "path is empty")
 	case path.IsAbs(p):
-		return invalidArgument(field, "%q is absolute; output and working directory paths must be relative", p)
+		return grpcerr.InvalidArgument(field, "%q is absolute; output and working directory paths must be relative", p)
 	case strings.ContainsRune(p, 0):
-		return invalidArgument(field, "%q contains a NUL byte", p)
+		return grpcerr.InvalidArgument(field, "%q contains a NUL byte", p)
 	}
 	for _, c := range strings.Split(p, "/") {
 		if c == ".." {
-			return invalidArgument(field, "%q contains \"..\"; paths must stay inside the input root", p)
+			return grpcerr.InvalidArgument(field, "%q contains \"..\"; paths must stay inside the input root", p)
 		}
 	}
 	return nil

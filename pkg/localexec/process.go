@@ -12,6 +12,7 @@ import (
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/grpcerr"
 )
 
 // defaultPath is where an unqualified arguments[0] is looked up when the
@@ -104,7 +105,7 @@ func resolveArg0(j *job) (string, error) {
 			return p, nil
 		}
 	}
-	return "", invalidArgument("command.arguments[0]", "%q not found in the action's PATH %q", arg0, search)
+	return "", grpcerr.InvalidArgument("command.arguments[0]", "%q not found in the action's PATH %q", arg0, search)
 }
 
 // runJob runs j until it exits, ctx is done, or timeout (0: none) passes.
@@ -120,7 +121,7 @@ func (r *Runner) runJob(ctx context.Context, j *job, timeout time.Duration) (pro
 	c, err := r.command(runCtx, j, &tees)
 	if err == nil {
 		if err = c.Start(); err != nil {
-			err = invalidArgument("command.arguments[0]", "cannot start %q: %v", j.args[0], err)
+			err = grpcerr.InvalidArgument("command.arguments[0]", "cannot start %q: %v", j.args[0], err)
 		}
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/localexec"
 )
 
@@ -54,7 +55,7 @@ func TestRunStopsProcessGroup(t *testing.T) {
 				res, err := f.runner.Run(ctx, a)
 				done <- outcome{res, err}
 			}()
-			waitFor(t, "the background child to start", func() bool { return exists(filepath.Join(pids, "child")) })
+			testutil.Eventually(t, "the background child to start", func() bool { return exists(filepath.Join(pids, "child")) })
 			child := readPid(t, filepath.Join(pids, "child"))
 			t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
 			if tc.cancel {
@@ -64,7 +65,7 @@ func TestRunStopsProcessGroup(t *testing.T) {
 			if status.Code(got.err) != tc.code {
 				t.Fatalf("Run error = %v, want %v", got.err, tc.code)
 			}
-			waitFor(t, "the background child to be killed", func() bool { return processGone(child) })
+			testutil.Eventually(t, "the background child to be killed", func() bool { return processGone(child) })
 			if tc.code == codes.DeadlineExceeded && string(f.blob(t, got.res.GetStdoutDigest())) != "started\n" {
 				t.Errorf("partial result stdout not kept: %v", got.res)
 			}
@@ -102,9 +103,9 @@ rm "$MARKS/$NAME.running"`
 	defer release("first")
 	defer release("second")
 	first := run("first")
-	waitFor(t, "first to run", func() bool { return exists(filepath.Join(marks, "first.running")) })
+	testutil.Eventually(t, "first to run", func() bool { return exists(filepath.Join(marks, "first.running")) })
 	second := run("second")
-	waitFor(t, "second to queue", func() bool { return f.runner.Queued() == 1 })
+	testutil.Eventually(t, "second to queue", func() bool { return f.runner.Queued() == 1 })
 	if exists(filepath.Join(marks, "second.running")) || f.runner.Running() != 1 {
 		t.Fatalf("second action started while the first held the only job slot")
 	}
@@ -112,7 +113,7 @@ rm "$MARKS/$NAME.running"`
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "second to run", func() bool { return exists(filepath.Join(marks, "second.running")) })
+	testutil.Eventually(t, "second to run", func() bool { return exists(filepath.Join(marks, "second.running")) })
 	release("second")
 	if err := <-second; err != nil {
 		t.Fatal(err)

@@ -79,7 +79,7 @@ func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stder
 	return res, err
 }
 
-func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Now()) }
+func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Clock.Now()) }
 
 // execute stages, runs and collects one action inside stage.
 func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.ExecutedActionMetadata, stdout, stderr io.Writer) (*repb.ActionResult, error) {

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -34,8 +36,9 @@ type Options struct {
 	// WorkerName is reported as ExecutedActionMetadata.worker. Default:
 	// the host name.
 	WorkerName string
-	// Now is the clock for the metadata timestamps. Default: time.Now.
-	Now func() time.Time
+	// Clock is the clock for the metadata timestamps. Default: the wall
+	// clock.
+	Clock clock.Clock
 }
 
 // Runner runs actions locally against one CAS. It is safe for concurrent
@@ -62,9 +65,7 @@ func New(cas store.CAS, opts Options) (*Runner, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = clock.OrReal(opts.Clock)
 	if opts.WorkerName == "" {
 		opts.WorkerName, _ = os.Hostname()
 	}
@@ -78,7 +79,7 @@ func New(cas store.CAS, opts Options) (*Runner, error) {
 		}
 		r.bwrap = p
 	default:
-		return nil, invalidArgument("sandbox", "%q is not one of none, bwrap", opts.Sandbox)
+		return nil, grpcerr.InvalidArgument("sandbox", "%q is not one of none, bwrap", opts.Sandbox)
 	}
 	abs, err := filepath.Abs(opts.WorkDir)
 	if err == nil {

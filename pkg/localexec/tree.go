@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -97,7 +98,7 @@ func collectChildren(at digest.Digest, dir *repb.Directory, files, dirs digest.S
 	for i, f := range dir.GetFiles() {
 		d, err := digest.FromProto(f.GetDigest())
 		if err != nil {
-			return invalidArgument(fmt.Sprintf("directory blobs/%s: files[%d].digest", at, i), "%s", status.Convert(err).Message())
+			return grpcerr.InvalidArgument(fmt.Sprintf("directory blobs/%s: files[%d].digest", at, i), "%s", status.Convert(err).Message())
 		}
 		if !d.IsEmpty() {
 			files.Add(d)
@@ -106,7 +107,7 @@ func collectChildren(at digest.Digest, dir *repb.Directory, files, dirs digest.S
 	for i, sub := range dir.GetDirectories() {
 		d, err := digest.FromProto(sub.GetDigest())
 		if err != nil {
-			return invalidArgument(fmt.Sprintf("directory blobs/%s: directories[%d].digest", at, i), "%s", status.Convert(err).Message())
+			return grpcerr.InvalidArgument(fmt.Sprintf("directory blobs/%s: directories[%d].digest", at, i), "%s", status.Convert(err).Message())
 		}
 		dirs.Add(d)
 	}

@@ -7,6 +7,7 @@ import (
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -30,7 +31,7 @@ remote-execution:
 	if err := ac.UpdateActionResult(context.Background(), action, ar); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the result on the action-cache-service", func() bool {
+	testutil.Eventually(t, "the result on the action-cache-service", func() bool {
 		_, err := acSvc.mem.GetActionResult(context.Background(), action)
 		return err == nil
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 )
 
@@ -26,7 +27,7 @@ func TestAssetsPushAndPull(t *testing.T) {
 			if err := idx.Record(context.Background(), a, asset.Ref{Digest: d}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the asset on the user remote", func() bool {
+			testutil.Eventually(t, "the asset on the user remote", func() bool {
 				ref, err := user.assets.Lookup(context.Background(), a, time.Time{})
 				return err == nil && ref.Digest == d && user.has(d)
 			})

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/execution"
 	"github.com/castd/castd/pkg/grpcservers"
@@ -41,7 +42,7 @@ remote-execution:
 		if ws.runs.Load() != 1 || resp.GetCachedResult() || resp.GetMessage() != execution.MessageLocalExecution {
 			t.Fatalf("runs %d, response %v; want one local execution", ws.runs.Load(), resp)
 		}
-		eventually(t, "the result in the remote action cache", func() bool {
+		testutil.Eventually(t, "the result in the remote action cache", func() bool {
 			_, err := cache.mem.GetActionResult(context.Background(), ad)
 			return err == nil
 		})

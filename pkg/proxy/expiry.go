@@ -16,7 +16,7 @@ func (s *Set) setRegistration(inst *instance, reg *registration) {
 		return
 	}
 	inst.reg = reg
-	used := s.opts.Now()
+	used := s.opts.Clock.Now()
 	if reg.LastUsed > 0 {
 		used = time.Unix(reg.LastUsed, 0)
 	}
@@ -46,7 +46,7 @@ func (s *Set) sweepRegistrations() {
 func (s *Set) expireRegistrations() {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	ttl, now := s.config().RegistrationTTL, s.opts.Now()
+	ttl, now := s.config().RegistrationTTL, s.opts.Clock.Now()
 	type record struct {
 		name string
 		reg  registration

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/proxy"
@@ -73,7 +74,7 @@ func TestRetryLimitAndBreakerFromConfig(t *testing.T) {
 func callsForReads(t *testing.T, tuning, conn string, reads int) int {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	opts := proxy.Options{Registerer: reg, Dial: []grpcclient.Option{grpcclient.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() })}}
+	opts := proxy.Options{Registerer: reg, Dial: []grpcclient.Option{grpcclient.WithClock(clock.NewFake(time.Unix(0, 0)))}}
 	set, _ := newSetWith(t, t.TempDir(), fmt.Sprintf(`
 cache:
   remotes: {%s}

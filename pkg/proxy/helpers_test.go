@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
@@ -36,18 +33,17 @@ type upstreamServer struct {
 
 func newUpstream(t *testing.T) *upstreamServer {
 	t.Helper()
-	mem := store.NewMemory()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), grpcservers.Options{Registerer: reg})
-	idx := asset.NewLocalIndex(memRecords{}, asset.LocalOptions{})
-	asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return &upstreamServer{mem: mem, url: "grpc://" + lis.Addr().String(), assets: idx, reg: reg}
+	idx := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
+	mem := store.NewMemory()
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{
+		CAS: mem, ActionCache: func(string) store.ActionCache { return mem },
+		Server: grpcservers.Options{Registerer: reg},
+		Register: func(s *grpc.Server) {
+			asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(s)
+		},
+	})
+	return &upstreamServer{mem: mem, url: srv.URL(), assets: idx, reg: reg}
 }
 
 // calls counts the requests the upstream answered for a method name
@@ -77,35 +73,6 @@ func (u *upstreamServer) calls(t *testing.T, method string) int {
 func (u *upstreamServer) has(d digest.Digest) bool {
 	m, err := u.mem.FindMissing(context.Background(), []digest.Digest{d})
 	return err == nil && len(m) == 0
-}
-
-// memRecords is an in-memory asset.Records.
-type memRecords map[string][]byte
-
-var memMu sync.Mutex
-
-func (m memRecords) Put(k, v []byte) error {
-	memMu.Lock()
-	defer memMu.Unlock()
-	m[string(k)] = append([]byte(nil), v...)
-	return nil
-}
-
-func (m memRecords) Get(k []byte) ([]byte, error) {
-	memMu.Lock()
-	defer memMu.Unlock()
-	v, ok := m[string(k)]
-	if !ok {
-		return nil, status.Error(codes.NotFound, "no record")
-	}
-	return v, nil
-}
-
-func (m memRecords) Delete(k []byte) error {
-	memMu.Lock()
-	defer memMu.Unlock()
-	delete(m, string(k))
-	return nil
 }
 
 // putBlob stores random bytes of size n in cas and returns them.
@@ -157,19 +124,4 @@ func openSet(t *testing.T, dir, config string, opts proxy.Options) (*proxy.Set, 
 		t.Fatal(err)
 	}
 	return set, local
-}
-
-// eventually polls cond every 5ms until it holds or 10s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }

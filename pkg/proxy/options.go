@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
@@ -21,17 +21,15 @@ type Options struct {
 	// Dial are extra options for every grpcclient.Dial, applied after the
 	// configured ones (tests inject clocks and breakers).
 	Dial []grpcclient.Option
-	// Now is the clock of project registrations' last use
-	// (registration-ttl); nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock of project registrations' last use
+	// (registration-ttl); nil means the wall clock.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.OrReal(o.Clock)
 	return o
 }

@@ -60,7 +60,7 @@ func (s *Set) RegisterProject(ctx context.Context, name string, projectConf []by
 	if err := s.bind(ctx, instanceName, r, &reg); err != nil {
 		return "", nil, err
 	}
-	reg.LastUsed = s.opts.Now().Unix()
+	reg.LastUsed = s.opts.Clock.Now().Unix()
 	if v, err := json.Marshal(reg); err == nil {
 		if err := s.projects.Put([]byte(instanceName), v); err != nil {
 			s.opts.Logger.Warn("register project: not persisted; clients must register again after a restart", "instance", instanceName, "err", err)
@@ -140,7 +140,7 @@ func (s *Set) restoreProject(ctx context.Context, into map[string]*instance, key
 	if _, err := os.Stat(reg.BaseDir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("project directory %s is gone", reg.BaseDir)
 	}
-	if ttl := s.config().RegistrationTTL; ttl > 0 && reg.LastUsed > 0 && s.opts.Now().Sub(time.Unix(reg.LastUsed, 0)) > ttl {
+	if ttl := s.config().RegistrationTTL; ttl > 0 && reg.LastUsed > 0 && s.opts.Clock.Now().Sub(time.Unix(reg.LastUsed, 0)) > ttl {
 		return fmt.Errorf("unused since %s, longer than registration-ttl %s", time.Unix(reg.LastUsed, 0).UTC().Format(time.RFC3339), ttl)
 	}
 	if conf, err := os.ReadFile(filepath.Join(reg.BaseDir, "project.conf")); err == nil && !bytes.Equal(conf, reg.Conf) {

@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/proxy"
 )
 
@@ -102,11 +102,8 @@ func TestRegistrationTTL(t *testing.T) {
 	t.Log("a registration no request used for longer than registration-ttl is dropped with its remotes; one in use stays")
 	idle, busy := newUpstream(t), newUpstream(t)
 	dir := t.TempDir()
-	now := time.Unix(1_000_000, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	set, _ := newSetWith(t, dir, "registration-ttl: 48h\n", proxy.Options{Now: clock})
+	clock := clock.NewFake(time.Unix(1_000_000, 0))
+	set, _ := newSetWith(t, dir, "registration-ttl: 48h\n", proxy.Options{Clock: clock})
 	idleInst, _, err := set.RegisterProject(context.Background(), "idle", projectConf(idle), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -115,11 +112,11 @@ func TestRegistrationTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	advance(30 * time.Hour)
+	clock.Advance(30 * time.Hour)
 	if _, err := set.CAS(context.Background(), busyInst); err != nil {
 		t.Fatal(err)
 	}
-	advance(30 * time.Hour)
+	clock.Advance(30 * time.Hour)
 	proxy.ExpireRegistrations(set)
 
 	if _, err := set.CAS(context.Background(), idleInst); err == nil {
@@ -137,10 +134,8 @@ func TestRegistrationTTLAtStart(t *testing.T) {
 	t.Log("a castd started after a registration went unused for longer than registration-ttl drops it; a recent one is restored")
 	up := newUpstream(t)
 	dir := t.TempDir()
-	now := time.Unix(1_000_000, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	opts := proxy.Options{Now: clock}
+	clock := clock.NewFake(time.Unix(1_000_000, 0))
+	opts := proxy.Options{Clock: clock}
 	set, closeSet := reopenWith(t, dir, "registration-ttl: 48h\n", opts)
 	old, _, err := set.RegisterProject(context.Background(), "old", projectConf(up), t.TempDir())
 	if err != nil {
@@ -148,9 +143,7 @@ func TestRegistrationTTLAtStart(t *testing.T) {
 	}
 	closeSet()
 
-	mu.Lock()
-	now = now.Add(47 * time.Hour)
-	mu.Unlock()
+	clock.Advance(47 * time.Hour)
 	set, closeSet = reopenWith(t, dir, "registration-ttl: 48h\n", opts)
 	recent, _, err := set.RegisterProject(context.Background(), "recent", projectConf(up), t.TempDir())
 	if err != nil {
@@ -158,9 +151,7 @@ func TestRegistrationTTLAtStart(t *testing.T) {
 	}
 	closeSet()
 
-	mu.Lock()
-	now = now.Add(2 * time.Hour)
-	mu.Unlock()
+	clock.Advance(2 * time.Hour)
 	set, closeSet = reopenWith(t, dir, "registration-ttl: 48h\n", opts)
 	defer closeSet()
 	if _, err := set.CAS(context.Background(), old); err == nil {

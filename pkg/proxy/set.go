@@ -151,7 +151,7 @@ func (s *Set) lookup(instanceName string) (*instance, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "unknown instance name %q: register the project first (bst remotes --project DIR)", instanceName)
 	}
 	if inst.reg != nil {
-		inst.touch(s.opts.Now())
+		inst.touch(s.opts.Clock.Now())
 	}
 	return inst, nil
 }

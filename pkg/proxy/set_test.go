@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/proxy"
 )
 
@@ -104,14 +102,14 @@ func TestPushOnlyToUserRemotes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Why: see tc.why.
 			userHas := tc.write(t)
-			eventually(t, "the push to the user remote", userHas)
-			eventually(t, "an empty queue", func() bool { return set.Queue().Depth == 0 })
+			testutil.Eventually(t, "the push to the user remote", userHas)
+			testutil.Eventually(t, "an empty queue", func() bool { return set.Queue().Depth == 0 })
 		})
 	}
 	t.Run("project remote untouched", func(t *testing.T) {
 		// Why: nothing castd stored may reach a project-recommended remote.
 		_, d := putBlob(t, cas, 100)
-		eventually(t, "the push", func() bool { return user.has(d) && set.Queue().Depth == 0 })
+		testutil.Eventually(t, "the push", func() bool { return user.has(d) && set.Queue().Depth == 0 })
 		if project.has(d) {
 			t.Fatal("a client write reached the project-recommended remote")
 		}
@@ -193,14 +191,7 @@ func (refusingCAS) Put(context.Context, digest.Digest, io.Reader) error {
 // serveCAS serves cas as an REAPI server on a loopback port until t ends.
 func serveCAS(t *testing.T, cas store.CAS) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(cas, func(string) store.ActionCache { return store.NewMemory() }), grpcservers.Options{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	return testutil.StartREAPI(t, testutil.REAPIOptions{CAS: cas, ActionCache: func(string) store.ActionCache { return store.NewMemory() }}).Addr
 }
 
 func TestBatchReadThroughRemotes(t *testing.T) {

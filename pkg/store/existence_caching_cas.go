@@ -26,7 +26,7 @@ import (
 // time) forgets every entry: a down remote's blobs must not be reported
 // present; so does every entry while unreachable (if not nil) reports
 // true (the fan-out passes the remote's open breaker). clock is any time
-// source with Now (fanout.Clock, a test's settable clock). Safe for
+// source with Now (a clock.Clock, a test's settable clock). Safe for
 // concurrent use; lookups take one mutex per call.
 func NewExistenceCachingCAS(base CAS, ttl time.Duration, maxEntries int, clock interface{ Now() time.Time }, unreachable func() bool) CAS {
 	return &existenceCachingCAS{

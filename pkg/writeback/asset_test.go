@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/writeback"
 )
@@ -61,7 +62,7 @@ func TestQueueAsset(t *testing.T) {
 	if err := writeback.NewQueueingIndex(local, q, userTarget).Record(context.Background(), a, asset.Ref{Digest: d}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the asset push", func() bool { return len(idx.recorded()) == 1 })
+	testutil.Eventually(t, "the asset push", func() bool { return len(idx.recorded()) == 1 })
 	got := idx.recorded()[0]
 	if got.URIs[0] != a.URIs[0] || got.Qualifiers[0].GetValue() != "sha256-x" || !idx.had {
 		t.Errorf("pushed %+v (content present first: %v), want %+v after its blob", got, idx.had, a)

@@ -106,7 +106,7 @@ func (q *Queue) park(rq *remoteQueue, role Role, code codes.Code, err error) {
 		return
 	}
 	msg := message(err)
-	rq.parked[role] = parking{code: code, message: msg, since: time.Now()}
+	rq.parked[role] = parking{code: code, message: msg, since: q.opts.Clock.Now()}
 	q.opts.Logger.Warn("write-back: remote refuses pushes; its entries of this role stay queued but are not retried until the configuration is reloaded or castd restarts",
 		"remote", rq.name, "role", string(role), "code", code.String(), "err", msg)
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/writeback"
 
@@ -96,12 +98,12 @@ func TestQueueParksRolesRefusedForGood(t *testing.T) {
 				}
 			}
 			q.Start()
-			eventually(t, "the action-cache role parked", func() bool { return len(q.Stats().Remotes["remote"].Parked) == 1 })
+			testutil.Eventually(t, "the action-cache role parked", func() bool { return len(q.Stats().Remotes["remote"].Parked) == 1 })
 			blob := putRandom(t, s, 70)
 			if err := q.Enqueue(context.Background(), writeback.KindBlob, blob, "", userTarget); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "a blob pushed while the action cache is parked", func() bool { return remote.has(blob) })
+			testutil.Eventually(t, "a blob pushed while the action cache is parked", func() bool { return remote.has(blob) })
 
 			p := q.Stats().Remotes["remote"].Parked[0]
 			if p.Role != writeback.RoleActionCache || p.Code != code || p.Entries != 2 {
@@ -132,7 +134,7 @@ func TestQueueParksRolesRefusedForGood(t *testing.T) {
 			q2.Register("remote", writeback.Sink{CAS: remote.flakyRemote, ActionCache: remote})
 			q2.Start()
 			t.Cleanup(func() { q2.Close(time.Second) })
-			eventually(t, "the parked entries pushed after restart", func() bool { return q2.Stats().Depth == 0 })
+			testutil.Eventually(t, "the parked entries pushed after restart", func() bool { return q2.Stats().Depth == 0 })
 			for _, a := range actions {
 				if _, err := remote.Memory.GetActionResult(context.Background(), a); err != nil {
 					t.Errorf("action result %s not on the remote after restart: %v", a, err)
@@ -157,12 +159,12 @@ func TestQueueUnparkRetriesParkedRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.Start()
-	eventually(t, "the action-cache role parked", func() bool { return len(q.Stats().Remotes["remote"].Parked) == 1 })
+	testutil.Eventually(t, "the action-cache role parked", func() bool { return len(q.Stats().Remotes["remote"].Parked) == 1 })
 	remote.code = codes.OK // parked: no push reads it until Unpark (which takes the queue's lock)
 	if n := q.Unpark(); n != 1 {
 		t.Errorf("Unpark = %d, want 1 role", n)
 	}
-	eventually(t, "the parked entry pushed after Unpark", func() bool { return q.Stats().Depth == 0 })
+	testutil.Eventually(t, "the parked entry pushed after Unpark", func() bool { return q.Stats().Depth == 0 })
 	if _, err := remote.Memory.GetActionResult(context.Background(), action); err != nil {
 		t.Errorf("action result not on the remote after Unpark: %v", err)
 	}
@@ -184,7 +186,7 @@ func TestQueueRetriesTransientAnswers(t *testing.T) {
 			if err := q.Enqueue(context.Background(), writeback.KindActionResult, putActionResult(t, s), "inst", userTarget); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "three attempts", func() bool { return remote.calls.Load() >= 3 })
+			testutil.Eventually(t, "three attempts", func() bool { return remote.calls.Load() >= 3 })
 			if p := q.Stats().Remotes["remote"].Parked; len(p) != 0 {
 				t.Errorf("parked %+v after %s, want nothing parked", p, code)
 			}
@@ -208,4 +210,26 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return v
+}
+
+func TestQueueRetriesOnItsClock(t *testing.T) {
+	// Why: the retry backoff is measured on the queue's clock, so a test
+	// (and the daemon's clock) decides when a failed entry is due again.
+	s := openStore(t, t.TempDir())
+	remote := newFlakyRemote()
+	remote.down.Store(true)
+	clock := clock.NewFake(time.Unix(1_000_000, 0))
+	q := newQueue(t, s, remote, writeback.Options{BackoffMin: time.Minute, BackoffMax: time.Minute, Clock: clock})
+	d := putRandom(t, s, 100)
+	if err := q.Enqueue(context.Background(), writeback.KindBlob, d, "", userTarget); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitArmed(t, clock, -1) // the failed push waits for its retry
+	remote.down.Store(false)
+	clock.Advance(time.Minute - time.Nanosecond)
+	if remote.has(d) {
+		t.Fatal("the entry was retried before its backoff passed")
+	}
+	clock.Advance(time.Nanosecond)
+	testutil.Eventually(t, "the retried push", func() bool { return remote.has(d) })
 }

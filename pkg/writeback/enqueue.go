@@ -2,11 +2,11 @@ package writeback
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
@@ -68,7 +68,7 @@ func (q *Queue) enqueue(ctx context.Context, targets []Target, mk func() *Entry)
 	if len(targets) == 0 {
 		return nil
 	}
-	now := time.Now()
+	now := q.opts.Clock.Now()
 	var es []*Entry
 	for _, t := range targets {
 		if err := q.check(t); err != nil {
@@ -101,7 +101,7 @@ func (q *Queue) check(t Target) error {
 // reserve assigns sequence numbers to the entries not already pending,
 // waiting for room. The entries are not yet visible to workers.
 func (q *Queue) reserve(ctx context.Context, es []*Entry) ([]*Entry, error) {
-	var timeout <-chan time.Time
+	var timeout <-chan struct{}
 	for {
 		q.mu.Lock()
 		fresh := es[:0:0]
@@ -124,9 +124,9 @@ func (q *Queue) reserve(ctx context.Context, es []*Entry) ([]*Entry, error) {
 		room := q.room
 		q.mu.Unlock()
 		if timeout == nil {
-			t := time.NewTimer(q.opts.FullWait)
+			due, t := clock.After(q.opts.Clock, q.opts.FullWait)
 			defer t.Stop()
-			timeout = t.C
+			timeout = due
 		}
 		select {
 		case <-room:

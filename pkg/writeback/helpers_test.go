@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -92,19 +91,4 @@ func (f *flakyRemote) record(s string) {
 func (f *flakyRemote) has(d digest.Digest) bool {
 	m, err := f.Memory.FindMissing(context.Background(), []digest.Digest{d})
 	return err == nil && len(m) == 0
-}
-
-// eventually polls cond every 5ms until it holds or 10s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }

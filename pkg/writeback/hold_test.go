@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/writeback"
@@ -56,7 +57,7 @@ func TestQueueKeepsQueuedBlobsThroughEviction(t *testing.T) {
 		t.Errorf("HeldBytes = %d, want %d", got, 4*size)
 	}
 	remote.down.Store(false)
-	eventually(t, "every queued blob pushed", func() bool { return q.Stats().Depth == 0 })
+	testutil.Eventually(t, "every queued blob pushed", func() bool { return q.Stats().Depth == 0 })
 	for _, d := range queued {
 		if !remote.has(d) {
 			t.Errorf("queued blob %s never arrived", d)

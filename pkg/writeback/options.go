@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/castd/castd/internal/defaults"
@@ -31,9 +32,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Clock times retries, the wait for room and the entries' times; nil
+	// means the wall clock.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() Options {
+	o.Clock = clock.OrReal(o.Clock)
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/writeback"
@@ -52,10 +53,10 @@ func TestQueuePushes(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.down {
-				eventually(t, "a failure", func() bool { return q.Stats().Failures > 0 })
+				testutil.Eventually(t, "a failure", func() bool { return q.Stats().Failures > 0 })
 				remote.down.Store(false)
 			}
-			eventually(t, "the push", func() bool { return remote.has(d) && q.Stats().Depth == 0 })
+			testutil.Eventually(t, "the push", func() bool { return remote.has(d) && q.Stats().Depth == 0 })
 			if st := q.Stats(); st.Completed != 1 {
 				t.Errorf("completed = %d, want 1", st.Completed)
 			}
@@ -125,7 +126,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	s2 := openStore(t, dir)
 	remote.down.Store(false)
 	q2 := newQueue(t, s2, remote, writeback.Options{})
-	eventually(t, "the push after restart", func() bool { return remote.has(d) && q2.Stats().Depth == 0 })
+	testutil.Eventually(t, "the push after restart", func() bool { return remote.has(d) && q2.Stats().Depth == 0 })
 }
 
 // orderingAC records UpdateActionResult and checks the blobs are there.
@@ -165,7 +166,7 @@ func TestQueueActionResultAfterBlobs(t *testing.T) {
 	if err := q.Enqueue(context.Background(), writeback.KindActionResult, action, "inst", userTarget); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the action result push", func() bool { return q.Stats().Completed == 1 })
+	testutil.Eventually(t, "the action result push", func() bool { return q.Stats().Completed == 1 })
 	if !remote.complete {
 		t.Errorf("action result arrived before its blobs; arrivals %v", remote.order)
 	}

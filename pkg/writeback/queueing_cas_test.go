@@ -27,7 +27,7 @@ func TestQueueingCASKeepsFastPaths(t *testing.T) {
 	if err := cas.PutBytes(ctx, d, data, store.PutHint{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the push of a PutBytes write", func() bool { return remote.has(d) })
+	testutil.Eventually(t, "the push of a PutBytes write", func() bool { return remote.has(d) })
 
 	missing := digest.OfBytes([]byte("never stored"))
 	rs := cas.GetMany(ctx, []digest.Digest{d, missing})
@@ -58,7 +58,7 @@ func TestQueueingCASQueuesHintedWrites(t *testing.T) {
 	if err := cas.PutBytes(ctx, dv, verified, store.PutHint{Verified: true}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the pushes of both hinted writes", func() bool { return remote.has(ds) && remote.has(dv) })
+	testutil.Eventually(t, "the pushes of both hinted writes", func() bool { return remote.has(ds) && remote.has(dv) })
 	want := []store.PutHint{{Uncached: true}, {Verified: true}}
 	if got := base.PutHints(); !slices.Equal(got, want) {
 		t.Errorf("the store saw hints %+v, want %+v", got, want)

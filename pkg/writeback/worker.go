@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/castd/castd/internal/clock"
 	"google.golang.org/grpc/status"
 )
 
@@ -28,7 +29,7 @@ func (q *Queue) work(rq *remoteQueue) {
 func (q *Queue) next(rq *remoteQueue) ([]*Entry, bool) {
 	for q.ctx.Err() == nil {
 		q.mu.Lock()
-		batch, idle, earliest := q.due(rq, time.Now())
+		batch, idle, earliest := q.due(rq, q.opts.Clock.Now())
 		for _, e := range batch {
 			e.inflight = true
 		}
@@ -69,11 +70,11 @@ func (q *Queue) due(rq *remoteQueue, now time.Time) (batch []*Entry, idle bool, 
 
 // wait blocks until rq may have due entries; false means stop.
 func (q *Queue) wait(rq *remoteQueue, idle bool, earliest time.Time) bool {
-	var timer <-chan time.Time
+	var timer <-chan struct{}
 	if !earliest.IsZero() {
-		t := time.NewTimer(time.Until(earliest))
+		due, t := clock.After(q.opts.Clock, earliest.Sub(q.opts.Clock.Now()))
 		defer t.Stop()
-		timer = t.C
+		timer = due
 	}
 	drain := q.drain
 	select {
@@ -129,7 +130,7 @@ func (q *Queue) finish(rq *remoteQueue, batch []*Entry, results []error) {
 			}
 			q.retrying(rq, e, err)
 			e.Attempts++
-			e.NextTry = time.Now().Add(q.opts.backoff(e.Attempts))
+			e.NextTry = q.opts.Clock.Now().Add(q.opts.backoff(e.Attempts))
 		}
 	}
 	q.remove(rq, done)

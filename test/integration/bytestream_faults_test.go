@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/castd/castd/internal/testutil"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -46,20 +47,6 @@ func rss(t *testing.T, pid int) int64 {
 	}
 	t.Fatalf("no VmRSS for pid %d", pid)
 	return 0
-}
-
-// pollUntil polls cond every 50 ms until it holds or timeout passes, and
-// reports whether it held.
-func pollUntil(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for ; !cond(); <-tick.C {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
 }
 
 // ctxTimeout is a context that ends after d or with t.
@@ -103,7 +90,7 @@ func TestByteStreamCancelledWritesReleaseFDsAndFiles(t *testing.T) {
 	}
 	opened := time.Now()
 	peakFDs, peakTmp := 0, 0
-	if !pollUntil(idle/2, func() bool {
+	if !testutil.Poll(idle/2, func() bool {
 		peakFDs, peakTmp = procCount(t, fdDir), procCount(t, tmpDir)
 		return peakFDs >= baseFDs+streams && peakTmp >= baseTmp+streams
 	}) {
@@ -113,16 +100,16 @@ func TestByteStreamCancelledWritesReleaseFDsAndFiles(t *testing.T) {
 	cancel()
 	start := time.Now()
 	var fds int
-	if !pollUntil(30*time.Second, func() bool { fds = procCount(t, fdDir); return fds <= baseFDs+2 }) {
+	if !testutil.Poll(30*time.Second, func() bool { fds = procCount(t, fdDir); return fds <= baseFDs+2 }) {
 		t.Fatalf("%d fds after the %d uploads were cancelled, %d before", fds, streams, baseFDs)
 	}
 	fdsBack := time.Since(start)
 	var tmpAtFDs int
-	if !pollUntil(idle/2, func() bool { tmpAtFDs = procCount(t, tmpDir); return tmpAtFDs <= baseTmp+maxIdle }) {
+	if !testutil.Poll(idle/2, func() bool { tmpAtFDs = procCount(t, tmpDir); return tmpAtFDs <= baseTmp+maxIdle }) {
 		t.Fatalf("%d temp files after the uploads were cancelled; want at most %d kept for resumption before the idle timeout", tmpAtFDs, maxIdle)
 	}
 	var tmp int
-	if !pollUntil(idle+30*time.Second, func() bool { tmp = procCount(t, tmpDir); return tmp == baseTmp }) {
+	if !testutil.Poll(idle+30*time.Second, func() bool { tmp = procCount(t, tmpDir); return tmp == baseTmp }) {
 		t.Fatalf("%d temp files after the uploads were cancelled and the idle timeout passed, %d before", tmp, baseTmp)
 	}
 	heap := metricValue(t, scrape(t, p.metricsURL()), "go_memstats_heap_inuse_bytes")
@@ -166,7 +153,7 @@ func TestByteStreamStalledReadsBoundedRSS(t *testing.T) {
 		}
 	}
 	var held, waiting float64
-	if !pollUntil(60*time.Second, func() bool {
+	if !testutil.Poll(60*time.Second, func() bool {
 		text := scrape(t, p.metricsURL())
 		held, waiting = metricValue(t, text, "castd_bytestream_read_buffer_bytes"), metricValue(t, text, "castd_bytestream_read_buffer_waiters")
 		return held == limit && waiting >= readers-(limit>>20)/2 // a reader holds at most two 1 MiB chunks

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/localexec"
 	"github.com/castd/castd/pkg/store"
 
@@ -296,7 +297,7 @@ func (g *gate) runs(t *testing.T) int {
 // waitRuns waits until the actions have passed the marker n times.
 func (g *gate) waitRuns(t *testing.T, n int) {
 	t.Helper()
-	waitFor(t, execTimeout, fmt.Sprintf("%d run(s) of the action", n), func() bool { return g.runs(t) >= n })
+	testutil.EventuallyWithin(t, execTimeout, fmt.Sprintf("%d run(s) of the action", n), func() bool { return g.runs(t) >= n })
 }
 
 // stop stops p with SIGTERM and waits for it to exit, so that its layout

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -249,7 +250,7 @@ func TestExecutionScenario3(t *testing.T) {
 	})
 	t.Run("remote AC and CAS hold the result", func(t *testing.T) {
 		t.Log("with push the result reaches the remote cache through the write-back queue: outputs first, then the entry")
-		waitFor(t, execTimeout, "the result in the cluster's action cache", func() bool {
+		testutil.EventuallyWithin(t, execTimeout, "the result in the cluster's action cache", func() bool {
 			_, err := c.re.actionResult(ctx, a.digest)
 			return err == nil
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 )
 
 // buildStreamSettings are the parts of a BuildStream 2 user configuration
@@ -73,7 +74,7 @@ func TestHabitsLocalScenarioPushesResultsToIndexRemotes(t *testing.T) {
 	size, _ := strconv.ParseInt(m[2], 10, 64)
 	ac := repb.NewActionCacheClient(up.conn(t))
 	var res *repb.ActionResult
-	waitFor(t, 30*time.Second, "the action result on the index remote", func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, "the action result on the index remote", func() bool {
 		var err error
 		res, err = ac.GetActionResult(ctxFor(t, 5*time.Second), &repb.GetActionResultRequest{ActionDigest: &repb.Digest{Hash: m[1], SizeBytes: size}})
 		return err == nil

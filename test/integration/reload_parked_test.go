@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 func TestReloadUnparksRefusedRole(t *testing.T) {
@@ -20,11 +22,11 @@ func TestReloadUnparksRefusedRole(t *testing.T) {
 	if err := instanceWrite(ctxFor(t, time.Minute), conn, "", b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the CAS role parked", func() bool { return len(ctlStatus(t, ctl).GetQueue().GetParked()) > 0 })
+	testutil.EventuallyWithin(t, time.Minute, "the CAS role parked", func() bool { return len(ctlStatus(t, ctl).GetQueue().GetParked()) > 0 })
 
 	writeFile(t, token, []byte(upstreamToken+"\n"))
 	reloadConfig(t, ws, l, l.configYAML(remotesYAML), reloadedRE, 1)
-	waitFor(t, time.Minute, "the parked entry pushed after the reload", func() bool {
+	testutil.EventuallyWithin(t, time.Minute, "the parked entry pushed after the reload", func() bool {
 		q := ctlStatus(t, ctl).GetQueue()
 		return q.GetDepth() == 0 && len(q.GetParked()) == 0
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	castdpb "github.com/castd/castd/api/castd/v1"
+	"github.com/castd/castd/internal/testutil"
 )
 
 // reloadConfig writes configYAML to l's config file, sends castd SIGHUP and
@@ -22,7 +23,7 @@ func reloadConfig(t *testing.T, p *castdProc, l *layout, configYAML string, done
 	}
 	p.signal(syscall.SIGHUP)
 	var line string
-	waitFor(t, 30*time.Second, fmt.Sprintf("reload #%d to log %q", n, done), func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, fmt.Sprintf("reload #%d to log %q", n, done), func() bool {
 		var ms []string
 		for _, s := range strings.Split(p.logs.String(), "\n") {
 			if done.MatchString(s) {
@@ -52,7 +53,7 @@ func TestReloadAddsPushRemote(t *testing.T) {
 	if err := instanceWrite(ctx, conn, "", queued); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the upload queued for the push remote that is down", func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, "the upload queued for the push remote that is down", func() bool {
 		return ctlStatus(t, ctl).GetQueue().GetDepth() >= 1
 	})
 
@@ -69,10 +70,10 @@ func TestReloadAddsPushRemote(t *testing.T) {
 	if err := instanceWrite(ctx, conn, "", next); err != nil {
 		t.Fatalf("upload on a connection opened before the reload: %v", err)
 	}
-	waitFor(t, time.Minute, "the new push remote to receive the upload", func() bool { return added.has(t, next.d) })
+	testutil.EventuallyWithin(t, time.Minute, "the new push remote to receive the upload", func() bool { return added.has(t, next.d) })
 
 	down.restart(t)
-	waitFor(t, time.Minute, "the entry queued before the reload to reach its remote", func() bool { return down.has(t, queued.d) })
+	testutil.EventuallyWithin(t, time.Minute, "the entry queued before the reload to reach its remote", func() bool { return down.has(t, queued.d) })
 }
 
 func TestReloadRefusesBrokenConfig(t *testing.T) {
@@ -98,7 +99,7 @@ func TestReloadRefusesBrokenConfig(t *testing.T) {
 	if err := instanceWrite(ctx, conn, "", b); err != nil {
 		t.Fatalf("upload after a refused reload: %v", err)
 	}
-	waitFor(t, time.Minute, "the old push remote to receive the upload", func() bool { return up.has(t, b.d) })
+	testutil.EventuallyWithin(t, time.Minute, "the old push remote to receive the upload", func() bool { return up.has(t, b.d) })
 }
 
 func TestReloadAppliesQuotaAndLogLevel(t *testing.T) {

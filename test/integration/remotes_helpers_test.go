@@ -206,19 +206,6 @@ func remoteStatus(t *testing.T, st *castdpb.StatusResponse, url string) *castdpb
 	return nil
 }
 
-// waitFor polls cond every 20ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for ; !cond(); <-tick.C {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-	}
-}
-
 // instanceRead reads d from instance over conn with BatchReadBlobs.
 func instanceRead(ctx context.Context, conn *grpc.ClientConn, instance string, d *repb.Digest) ([]byte, error) {
 	resp, err := repb.NewContentAddressableStorageClient(conn).BatchReadBlobs(ctx, &repb.BatchReadBlobsRequest{

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	castdpb "github.com/castd/castd/api/castd/v1"
+	"github.com/castd/castd/internal/testutil"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 )
@@ -26,7 +27,7 @@ func register(t *testing.T, ctl castdpb.ControlClient, dir string, project *upst
 // completed at least n entries.
 func drained(t *testing.T, ctl castdpb.ControlClient, n int64) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "the write-back queue to drain", func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, "the write-back queue to drain", func() bool {
 		q := ctlStatus(t, ctl).GetQueue()
 		return q.GetDepth() == 0 && q.GetCompleted() >= n
 	})
@@ -136,7 +137,7 @@ func TestRemotesBreakerOpensAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.kill9()
-	waitFor(t, 30*time.Second, "the breaker to open", func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, "the breaker to open", func() bool {
 		_, _ = instanceRead(ctx, conn, "", randomBlob(10).d)
 		return remoteStatus(t, ctlStatus(t, ctl), u.url).GetBreaker() == "open"
 	})
@@ -144,7 +145,7 @@ func TestRemotesBreakerOpensAndRecovers(t *testing.T) {
 		t.Errorf("health of a remote with an open breaker = %q, want down", h)
 	}
 	u.restart(t)
-	waitFor(t, 90*time.Second, "the breaker to close", func() bool {
+	testutil.EventuallyWithin(t, 90*time.Second, "the breaker to close", func() bool {
 		data, err := instanceRead(ctx, conn, "", b.d)
 		return err == nil && len(data) == len(b.data) && remoteStatus(t, ctlStatus(t, ctl), u.url).GetBreaker() == "closed"
 	})

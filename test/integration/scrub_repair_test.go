@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 // scrubSetup starts an upstream castd and a workstation castd pulling from
@@ -80,7 +82,7 @@ func TestScrubInTheBackground(t *testing.T) {
 	// Why: with cache.scrub-interval set, castd finds and repairs the
 	// damage on its own.
 	up, ws, _, b := scrubSetup(t, "cache:\n  scrub-interval: 1s\n")
-	waitFor(t, time.Minute, "the background scrub to refetch the corrupt blob", func() bool {
+	testutil.EventuallyWithin(t, time.Minute, "the background scrub to refetch the corrupt blob", func() bool {
 		return metricValue(t, scrape(t, ws.metricsURL()), "castd_scrub_refetched_total") == 1
 	})
 	if n := metricValue(t, scrape(t, ws.metricsURL()), "castd_store_scrub_corrupt_total"); n != 1 {

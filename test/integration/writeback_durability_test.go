@@ -7,6 +7,7 @@ import (
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -101,7 +102,7 @@ func TestWritebackQueueSurvivesKill9UnderEviction(t *testing.T) {
 		t.Errorf("write after the restart with the queue still full = %v, want FAILED_PRECONDITION (holds taken again on reload)", err)
 	}
 	user.restart(t)
-	waitFor(t, 2*time.Minute, "the write-back queue to drain", func() bool {
+	testutil.EventuallyWithin(t, 2*time.Minute, "the write-back queue to drain", func() bool {
 		return ctlStatus(t, ctl).GetQueue().GetDepth() == 0
 	})
 

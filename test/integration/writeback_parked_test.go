@@ -9,6 +9,7 @@ import (
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	"github.com/castd/castd/internal/testutil"
 )
 
 func TestWritebackParksRefusedRoleUntilRestart(t *testing.T) {
@@ -31,7 +32,7 @@ func TestWritebackParksRefusedRoleUntilRestart(t *testing.T) {
 	if err := acWrite(ctx, conn, action, b.d); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the CAS role parked", func() bool { return len(ctlStatus(t, ctl).GetQueue().GetParked()) > 0 })
+	testutil.EventuallyWithin(t, time.Minute, "the CAS role parked", func() bool { return len(ctlStatus(t, ctl).GetQueue().GetParked()) > 0 })
 
 	var st struct {
 		Queue struct {
@@ -58,7 +59,7 @@ func TestWritebackParksRefusedRoleUntilRestart(t *testing.T) {
 	writeFile(t, token, []byte(upstreamToken+"\n"))
 	ws.kill9()
 	_, _, ctl = startWorkstation(t, l, cfg)
-	waitFor(t, time.Minute, "the parked entries pushed after the restart", func() bool { return ctlStatus(t, ctl).GetQueue().GetDepth() == 0 })
+	testutil.EventuallyWithin(t, time.Minute, "the parked entries pushed after the restart", func() bool { return ctlStatus(t, ctl).GetQueue().GetDepth() == 0 })
 	if !user.has(t, b.d) {
 		t.Error("the blob never reached the push remote")
 	}

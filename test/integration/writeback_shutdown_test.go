@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/castd/castd/internal/testutil"
 )
 
 func TestWritebackSIGTERMWithUnreachablePushRemote(t *testing.T) {
@@ -32,7 +34,7 @@ func TestWritebackSIGTERMWithUnreachablePushRemote(t *testing.T) {
 			if err := instanceWrite(ctxFor(t, time.Minute), conn, "", randomBlob(4000)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, time.Minute, "a failed push attempt", func() bool { return ctlStatus(t, ctl).GetQueue().GetFailures() > 0 })
+			testutil.EventuallyWithin(t, time.Minute, "a failed push attempt", func() bool { return ctlStatus(t, ctl).GetQueue().GetFailures() > 0 })
 			ws.signal(syscall.SIGTERM)
 			if code := ws.wait(60 * time.Second); code != 0 {
 				t.Errorf("castd exited with %d after SIGTERM, want 0", code)

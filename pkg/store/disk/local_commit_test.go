@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -73,7 +72,7 @@ func TestLocalGroupCommitFailureFailsEveryPut(t *testing.T) {
 		blobs[i], _ = blob(1000+i, uint64(i))
 		go func() { errs <- l.Put(context.Background(), digest.OfBytes(blobs[i]), bytes.NewReader(blobs[i])) }()
 	}
-	waitFor(t, func() bool { return disk.QueuedCommitsForTest(l) == len(blobs) })
+	testutil.Eventually(t, "every commit queued", func() bool { return disk.QueuedCommitsForTest(l) == len(blobs) })
 	close(release)
 	if err := <-firstErr; err == nil {
 		t.Fatal("Put in the first failing group succeeded")
@@ -114,17 +113,5 @@ func TestLocalPutAfterCloseFails(t *testing.T) {
 	b, d := blob(100, 1)
 	if err := l.Put(context.Background(), d, bytes.NewReader(b)); err == nil {
 		t.Fatal("Put after Close succeeded")
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 seconds.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 10s")
-		}
-		runtime.Gosched()
 	}
 }

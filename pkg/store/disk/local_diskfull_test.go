@@ -73,14 +73,14 @@ func TestLocalDiskFull(t *testing.T) {
 			t.Error("a refused blob is reported present")
 		}
 		readsServed(t, l)
-		if v := metricValue(t, reg, "castd_store_writes_refused"); v != 1 {
+		if v := testutil.MetricValue(t, reg, "castd_store_writes_refused"); v != 1 {
 			t.Errorf("castd_store_writes_refused = %v, want 1 (filesystem full)", v)
 		}
 	})
 	t.Run("space freed while running", func(t *testing.T) {
 		t.Log("the refusal lasts only as long as the disk is full: no restart needed")
 		put(t, l, []byte("after space came back"))
-		if v := metricValue(t, reg, "castd_store_writes_refused"); v != 0 {
+		if v := testutil.MetricValue(t, reg, "castd_store_writes_refused"); v != 0 {
 			t.Errorf("castd_store_writes_refused = %v, want 0", v)
 		}
 	})
@@ -116,7 +116,7 @@ func TestLocalDiskFull(t *testing.T) {
 			t.Fatalf("Open on a full disk: %v", err)
 		}
 		readsServed(t, ro)
-		if v := metricValue(t, reg, "castd_store_writes_refused"); v != 2 {
+		if v := testutil.MetricValue(t, reg, "castd_store_writes_refused"); v != 2 {
 			t.Errorf("castd_store_writes_refused = %v, want 2 (read-only)", v)
 		}
 		nb, nd := blob(100, 4)

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
@@ -73,25 +71,4 @@ func present(t testing.TB, cas store.CAS, d digest.Digest) bool {
 		t.Fatalf("FindMissing: %v", err)
 	}
 	return len(missing) == 0
-}
-
-// metricValue returns the value of a registered counter or gauge.
-func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("Gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		if c := m.GetCounter(); c != nil {
-			return c.GetValue()
-		}
-		return m.GetGauge().GetValue()
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
 }

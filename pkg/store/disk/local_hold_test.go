@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -43,7 +44,7 @@ func TestLocalHeldBlobIsNotEvicted(t *testing.T) {
 	if got := l.Stats().HeldBytes; got != 2*size {
 		t.Errorf("HeldBytes = %d, want %d", got, 2*size)
 	}
-	if v := metricValue(t, reg, "castd_store_held_bytes"); v != 2*size {
+	if v := testutil.MetricValue(t, reg, "castd_store_held_bytes"); v != 2*size {
 		t.Errorf("castd_store_held_bytes = %v, want %d", v, 2*size)
 	}
 }

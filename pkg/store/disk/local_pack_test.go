@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store"
@@ -103,7 +104,7 @@ func TestLocalSmallBlobsFillPacksAndSurviveRestart(t *testing.T) {
 	if used := l.Stats().UsedBytes; live != used {
 		t.Fatalf("packs hold %d live bytes, the store uses %d", live, used)
 	}
-	if got := metricValue(t, reg, "castd_store_pack_bytes"); int64(got) != size {
+	if got := testutil.MetricValue(t, reg, "castd_store_pack_bytes"); int64(got) != size {
 		t.Fatalf("castd_store_pack_bytes = %v, packs hold %d bytes", got, size)
 	}
 	opts.Registerer = nil
@@ -144,7 +145,7 @@ func TestLocalSmallBlobsKeepDiskWithinQuota(t *testing.T) {
 	if l.Stats().Evictions == 0 {
 		t.Fatal("no evictions; the test needs some")
 	}
-	if n := metricValue(t, reg, "castd_store_pack_compactions_total"); n == 0 {
+	if n := testutil.MetricValue(t, reg, "castd_store_pack_compactions_total"); n == 0 {
 		t.Fatal("castd_store_pack_compactions_total = 0 after evictions")
 	}
 	disk.CompactPacksForTest(l)
@@ -225,7 +226,7 @@ func TestLocalPackCutShortOrLost(t *testing.T) {
 			if p := disk.PacksForTest(l); p[0].ID <= before[len(before)-1].ID && tc.dropAll {
 				t.Fatalf("pack number %d reused (packs before the loss: %v)", p[0].ID, before)
 			}
-			if got := metricValue(t, reg, "castd_store_verify_failures_total"); int(got) != dropped {
+			if got := testutil.MetricValue(t, reg, "castd_store_verify_failures_total"); int(got) != dropped {
 				t.Fatalf("verify failures = %v, want %d", got, dropped)
 			}
 		})

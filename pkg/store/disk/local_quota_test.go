@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -49,7 +50,7 @@ func TestLocalEvictsLeastRecentlyUsed(t *testing.T) {
 			if st := l.Stats(); st.Evictions != 6 || st.UsedBytes != 5*int64(tc.size) {
 				t.Fatalf("Stats = %+v, want 6 evictions and 5 blobs left", st)
 			}
-			if v := metricValue(t, reg, "castd_store_evictions_total"); v != 6 {
+			if v := testutil.MetricValue(t, reg, "castd_store_evictions_total"); v != 6 {
 				t.Fatalf("castd_store_evictions_total = %v, want 6", v)
 			}
 		})

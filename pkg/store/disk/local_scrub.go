@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -24,16 +25,8 @@ type ScrubOptions struct {
 	// BytesPerSecond bounds the rate at which blob bytes are read; 0 means
 	// unbounded.
 	BytesPerSecond int64
-	// Clock, when set, replaces time.Now and the waits between reads
-	// (tests).
-	Clock ScrubClock
-}
-
-// ScrubClock is the time source of a rate-bounded scrub.
-type ScrubClock interface {
-	Now() time.Time
-	// Sleep waits for d or until ctx ends, returning ctx's error then.
-	Sleep(ctx context.Context, d time.Duration) error
+	// Clock paces the reads; nil means the wall clock.
+	Clock clock.Clock
 }
 
 // ScrubReport is the outcome of one Scrub.
@@ -178,16 +171,13 @@ func (r *pacedReader) Read(b []byte) (int, error) {
 // the scrub began. Not safe for concurrent use.
 type pacer struct {
 	rate  int64
-	clock ScrubClock
+	clock clock.Clock
 	start time.Time
 	done  int64
 }
 
 func newPacer(opts ScrubOptions) *pacer {
-	p := &pacer{rate: opts.BytesPerSecond, clock: opts.Clock}
-	if p.clock == nil {
-		p.clock = realClock{}
-	}
+	p := &pacer{rate: opts.BytesPerSecond, clock: clock.OrReal(opts.Clock)}
 	p.start = p.clock.Now()
 	return p
 }
@@ -205,20 +195,4 @@ func (p *pacer) wait(ctx context.Context, n int64) error {
 		return p.clock.Sleep(ctx, d)
 	}
 	return nil
-}
-
-// realClock is the wall clock.
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

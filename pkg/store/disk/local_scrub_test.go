@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -58,7 +60,7 @@ func TestLocalScrubDeletesCorruptBlobs(t *testing.T) {
 		"castd_store_scrub_corrupt_total":   2,
 		"castd_store_verify_failures_total": 2,
 	} {
-		if v := metricValue(t, reg, name); v != want {
+		if v := testutil.MetricValue(t, reg, name); v != want {
 			t.Errorf("%s = %v, want %v", name, v, want)
 		}
 	}
@@ -76,19 +78,20 @@ func TestLocalScrubKeepsToItsRate(t *testing.T) {
 	small, _ := blob(1000, 36)
 	put(t, l, big)
 	put(t, l, small)
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	start := clock.now
+	start := time.Unix(1000, 0)
+	clock := clock.NewFake(start)
+	clock.OnSleep(clock.Advance)
 	rep, err := l.Scrub(context.Background(), disk.ScrubOptions{BytesPerSecond: 1 << 20, Clock: clock})
 	if err != nil || rep.Checked != 2 {
 		t.Fatalf("Scrub = %+v, %v", rep, err)
 	}
 	total := float64(len(big) + len(small))
 	want := time.Duration(total / (1 << 20) * float64(time.Second))
-	if got := clock.now.Sub(start); got < want-time.Millisecond || got > want+time.Millisecond {
+	if got := clock.Now().Sub(start); got < want-time.Millisecond || got > want+time.Millisecond {
 		t.Fatalf("scrub took %v of clock time; want %v", got, want)
 	}
-	if clock.sleeps < 3 {
-		t.Fatalf("scrub slept %d times; want a wait per chunk read", clock.sleeps)
+	if n := len(clock.Sleeps()); n < 3 {
+		t.Fatalf("scrub slept %d times; want a wait per chunk read", n)
 	}
 }
 
@@ -98,29 +101,12 @@ func TestLocalScrubStopsWithItsContext(t *testing.T) {
 	b, _ := blob(2<<20, 37)
 	put(t, l, b)
 	ctx, cancel := context.WithCancel(context.Background())
-	clock := &fakeClock{now: time.Unix(1000, 0), onSleep: cancel}
+	clock := clock.NewFake(time.Unix(1000, 0))
+	clock.OnSleep(func(time.Duration) { cancel() })
 	if _, err := l.Scrub(ctx, disk.ScrubOptions{BytesPerSecond: 1, Clock: clock}); err == nil {
 		t.Fatal("a cancelled scrub returned no error")
 	}
 	if !present(t, l, digest.OfBytes(b)) {
 		t.Fatal("an interrupted scrub deleted a good blob")
 	}
-}
-
-// fakeClock advances only when slept on.
-type fakeClock struct {
-	now     time.Time
-	sleeps  int
-	onSleep func()
-}
-
-func (c *fakeClock) Now() time.Time { return c.now }
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.sleeps++
-	c.now = c.now.Add(d)
-	if c.onSleep != nil {
-		c.onSleep()
-	}
-	return ctx.Err()
 }

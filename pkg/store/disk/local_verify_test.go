@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -60,7 +61,7 @@ func TestLocalCorruptBlobIsDeletedNotServed(t *testing.T) {
 			if _, err := read(l, d, 0); status.Code(err) != codes.NotFound {
 				t.Fatalf("second read = %v, want NOT_FOUND", err)
 			}
-			if v := metricValue(t, reg, "castd_store_verify_failures_total"); v != 1 {
+			if v := testutil.MetricValue(t, reg, "castd_store_verify_failures_total"); v != 1 {
 				t.Fatalf("castd_store_verify_failures_total = %v, want 1", v)
 			}
 			put(t, l, b) // the blob can be stored again

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
@@ -124,7 +125,7 @@ func (c *fanoutCAS) fetchMany(ctx context.Context, ds []digest.Digest) []store.B
 	for i := 0; i < len(c.remotes) && len(pending) > 0 && ctx.Err() == nil; {
 		pending, i = c.fetchManyFrom(ctx, i, ds, pending, out, reasons)
 	}
-	gone := callerGone(ctx)
+	gone := grpcerr.CallerGone(ctx)
 	for _, i := range pending {
 		out[i].Err = gone
 		if gone == nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -139,7 +140,7 @@ func TestGetManyJoinsRunningFetch(t *testing.T) {
 	<-blocking.entered
 	batch := make(chan store.BlobResult, 1)
 	go func() { batch <- c.GetMany(context.Background(), []digest.Digest{d})[0] }()
-	eventually(t, "the batch to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
+	testutil.Eventually(t, "the batch to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
 	close(blocking.release)
 	if err := <-getErr; err != nil {
 		t.Errorf("Get: %v", err)

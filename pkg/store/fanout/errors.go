@@ -1,40 +1,29 @@
 package fanout
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
 // label prefixes err's message with the tier that failed and keeps its gRPC
-// code. A bare context error becomes CANCELED or DEADLINE_EXCEEDED. A
-// message already labelled "upstream NAME: " by the upstream client is not
-// labelled twice with the same name.
-func label(tier, name string, err error) error {
+// code. A bare context error becomes CANCELED or DEADLINE_EXCEEDED. The
+// label the remote's client put on its errors (grpcerr.Labeled, e.g.
+// "upstream NAME") is replaced, not repeated: the tier's label names the
+// same remote.
+func label(tier string, err error) error {
 	if err == nil {
 		return nil
 	}
-	s := statusOf(err)
-	msg := strings.TrimPrefix(s.Message(), "upstream "+name+": ")
-	return status.Error(s.Code(), tier+": "+msg)
-}
-
-// statusOf is status.Convert that also understands context errors.
-func statusOf(err error) *status.Status {
-	if s, ok := status.FromError(err); ok {
-		return s
-	}
-	if err == context.Canceled || err == context.DeadlineExceeded {
-		return status.FromContextError(err)
-	}
-	return status.Convert(err)
+	s := grpcerr.Unlabeled(err)
+	return status.Error(s.Code(), tier+": "+s.Message())
 }
 
 // remoteLabel names the i-th remote (0-based) in pull order, 1-based in
@@ -44,22 +33,12 @@ func remoteLabel(i int, name string) string {
 }
 
 // labelLocal labels an error of the local store.
-func labelLocal(err error) error { return label("local", "", err) }
-
-// callerGone returns the caller's cancellation as a status, or nil while
-// ctx is live. Callers check it before turning failures into NOT_FOUND, so
-// that a client giving up is never reported as a miss.
-func callerGone(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return status.FromContextError(err).Err()
-	}
-	return nil
-}
+func labelLocal(err error) error { return label("local", err) }
 
 // reason renders a labelled remote error for a foundNowhere message:
 // "upstream[1] r1: connection refused (Unavailable)".
 func reason(err error) string {
-	s := statusOf(err)
+	s := grpcerr.Of(err)
 	return fmt.Sprintf("%s (%s)", s.Message(), s.Code())
 }
 
@@ -80,7 +59,7 @@ func foundNowhere(what string, failures []error) error {
 	code, missed := codes.OK, false
 	for i, err := range failures {
 		reasons[i] = reason(err)
-		switch c := statusOf(err).Code(); {
+		switch c := grpcerr.Of(err).Code(); {
 		case c == codes.NotFound:
 			missed = true
 		case code == codes.OK, !grpcclient.Permanent(c):

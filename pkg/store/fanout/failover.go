@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -36,12 +37,12 @@ type failover struct {
 	delay time.Duration
 	tiers int
 	lat   []*latency
-	clock Clock
+	clock clock.Clock
 }
 
 // newCASFailover is the failover of a CAS fan-out over tiers remotes, with
 // latency tracking for hedging.
-func newCASFailover(delay time.Duration, tiers int, clock Clock) failover {
+func newCASFailover(delay time.Duration, tiers int, clock clock.Clock) failover {
 	f := failover{delay: delay, tiers: tiers, clock: clock}
 	for range tiers {
 		f.lat = append(f.lat, &latency{})
@@ -57,7 +58,7 @@ type Call struct {
 	timer  *time.Timer // nil for the last tier
 	delay  time.Duration
 	lat    *latency // nil: not tracked
-	clock  Clock
+	clock  clock.Clock
 	start  time.Time
 	also   func() // called by release, if set
 	done   bool   // Done was called

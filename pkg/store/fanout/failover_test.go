@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -158,7 +160,7 @@ func TestStalledTierIsCutOff(t *testing.T) {
 			}
 			// A read hedged with r2 leaves r1's call to be cut off in the
 			// background.
-			eventually(t, "r1's call cut off as stalled (so its breaker counts it)", func() bool {
+			testutil.Eventually(t, "r1's call cut off as stalled (so its breaker counts it)", func() bool {
 				_, stalled := l1.get()
 				return stalled == 1
 			})
@@ -218,7 +220,7 @@ func TestDownRemoteIsNotReportedHoldingBlobs(t *testing.T) {
 			r1 := &switchableCAS{BasicCAS: memoryWith(t, "only r1 has it")}
 			var open atomic.Bool
 			tiers := []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(r1), Unreachable: open.Load}}
-			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: time.Hour, Clock: &fakeClock{}})
+			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: time.Hour, Clock: &clock.Fake{}})
 			if !has(t, c, d) {
 				t.Fatal("r1's blob reported missing while r1 is up")
 			}

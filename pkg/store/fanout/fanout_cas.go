@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -91,7 +92,7 @@ func (c *fanoutCAS) FindMissing(ctx context.Context, ds []digest.Digest) ([]dige
 		return nil, labelLocal(err)
 	}
 	unknown = c.findMissingFrom(ctx, 0, unknown)
-	if gone := callerGone(ctx); gone != nil {
+	if gone := grpcerr.CallerGone(ctx); gone != nil {
 		return nil, gone
 	}
 	return unknown, nil
@@ -142,7 +143,7 @@ func (c *fanoutCAS) askFindMissing(ctx context.Context, i int, unknown []digest.
 	call.release()
 	if err != nil {
 		if ctx.Err() == nil {
-			c.opts.Logger.Warn("fanout: FindMissing skips a failing remote", "err", label(remoteLabel(i, t.Name), t.Name, err))
+			c.opts.Logger.Warn("fanout: FindMissing skips a failing remote", "err", label(remoteLabel(i, t.Name), err))
 		}
 		return unknown
 	}
@@ -211,7 +212,7 @@ func (c *fanoutCAS) getTeeing(ctx context.Context, d digest.Digest) (io.ReadClos
 	case <-ctx.Done():
 		t.stopClient()
 		c.flights.leave(d, fl, true)
-		return nil, callerGone(ctx)
+		return nil, grpcerr.CallerGone(ctx)
 	}
 }
 

@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -229,7 +231,7 @@ func TestPut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
-						remote := &countingCAS{BasicCAS: store.NewMemory(), name: "r1", log: &callLog{}}
+			remote := &countingCAS{BasicCAS: store.NewMemory(), name: "r1", log: &callLog{}}
 			local := store.NewMemory()
 			c := fanout.NewCAS(local, []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(remote)}}, fanout.Options{})
 			err := c.Put(context.Background(), good, bytes.NewReader(tc.bytes))
@@ -281,5 +283,33 @@ func TestSharedRegistry(t *testing.T) {
 	}
 	if v := metricValue(t, reg, "castd_fanout_hits_total", "local"); v != 2 {
 		t.Errorf("castd_fanout_hits_total{tier=\"local\"} = %v, want 2", v)
+	}
+}
+
+// labellingCAS is down and labels its errors the way a remote's client
+// does ("upstream NAME: ...").
+type labellingCAS struct {
+	downCAS
+	label string
+}
+
+func (c labellingCAS) Get(ctx context.Context, d digest.Digest, off int64) (io.ReadCloser, error) {
+	_, err := c.downCAS.Get(ctx, d, off)
+	return nil, grpcerr.Label(c.label, err)
+}
+
+func TestTierLabelReplacesTheRemotesOwn(t *testing.T) {
+	// Why: the fan-out names the remote by its place in pull order; the
+	// label the remote's client put on the error names the same remote and
+	// is dropped by its structure, not by matching its text.
+	tiers := []fanout.Tier{{Name: "r1", CAS: labellingCAS{label: "upstream r1"}}}
+	c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: -1})
+	_, err := c.Get(context.Background(), digest.OfBytes([]byte("x")), 0)
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("Get: %v; want UNAVAILABLE", err)
+	}
+	msg := status.Convert(err).Message()
+	if !strings.Contains(msg, "upstream[1] r1: connection refused (Unavailable)") || strings.Contains(msg, "upstream r1") {
+		t.Fatalf("message %q; want the remote labelled once, by its tier", msg)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -42,7 +43,7 @@ func newFlightGroup() *flightGroup {
 // do runs fetch for d unless one is already running, and waits for it.
 func (g *flightGroup) do(ctx context.Context, d digest.Digest, fetch func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
-		if err := callerGone(ctx); err != nil {
+		if err := grpcerr.CallerGone(ctx); err != nil {
 			return err
 		}
 		fl, leader := g.join(ctx, d, fetch)
@@ -111,7 +112,7 @@ func (g *flightGroup) wait(ctx context.Context, d digest.Digest, fl *flight) err
 	case <-ctx.Done():
 	}
 	g.leave(d, fl, true)
-	return callerGone(ctx)
+	return grpcerr.CallerGone(ctx)
 }
 
 // leave gives up one caller's place in fl. With cancel, the last caller

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
 )
@@ -31,7 +32,7 @@ func TestConcurrentGetsShareOneFetch(t *testing.T) {
 		})
 	}
 	<-blocking.entered
-	eventually(t, "all Gets to wait on the fetch", func() bool { return fanout.Waiting(c, d) == n })
+	testutil.Eventually(t, "all Gets to wait on the fetch", func() bool { return fanout.Waiting(c, d) == n })
 	close(blocking.release)
 	wg.Wait()
 	for i, err := range errs {
@@ -65,7 +66,7 @@ func TestFetchOutlivesOneWaiter(t *testing.T) {
 			go func() { _, err := readAll(leaderCtx, c, d, 0); leader <- err }()
 			<-blocking.entered
 			go func() { _, err := readAll(joinerCtx, c, d, 0); joiner <- err }()
-			eventually(t, "the joiner to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
+			testutil.Eventually(t, "the joiner to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
 			quitter, stayer := leader, joiner
 			if tc.cancelLeader {
 				cancelLeader()
@@ -124,7 +125,7 @@ func TestLeaderFailureWaitersRetry(t *testing.T) {
 	go func() { _, err := readAll(context.Background(), c, d, 0); leader <- err }()
 	<-blocking.entered
 	go func() { got, err := readAll(context.Background(), c, d, 0); joiner <- wrong(got, "retry me", err) }()
-	eventually(t, "the joiner to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
+	testutil.Eventually(t, "the joiner to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
 	close(blocking.release)
 	if err := <-leader; status.Code(err) != codes.Internal {
 		t.Errorf("leader Get: %v, want its own INTERNAL", err)
@@ -147,7 +148,7 @@ func TestMissIsShared(t *testing.T) {
 	go func() { _, err := readAll(context.Background(), c, d, 0); errs <- err }()
 	<-blocking.entered
 	go func() { _, err := readAll(context.Background(), c, d, 0); errs <- err }()
-	eventually(t, "the joiner to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
+	testutil.Eventually(t, "the joiner to wait on the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
 	close(blocking.release)
 	for range 2 {
 		if err := <-errs; status.Code(err) != codes.NotFound {

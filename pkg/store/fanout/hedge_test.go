@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
@@ -23,7 +24,7 @@ import (
 // closed (or for their context) first.
 type pacedCAS struct {
 	store.CAS
-	clock *fakeClock
+	clock *clock.Fake
 	cost  time.Duration
 	gate  chan struct{}
 }
@@ -36,7 +37,7 @@ func (p *pacedCAS) pace(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	p.clock.advance(p.cost)
+	p.clock.Advance(p.cost)
 	return nil
 }
 
@@ -71,7 +72,7 @@ func TestSlowFirstTierIsHedged(t *testing.T) {
 	d, _ := blob("in r2 only")
 	for _, rd := range reads {
 		t.Run(rd.name, func(t *testing.T) {
-			clock := &fakeClock{}
+			clock := &clock.Fake{}
 			r1 := &pacedCAS{CAS: memoryWith(t), clock: clock, cost: 50 * time.Millisecond}
 			r2 := &pacedCAS{CAS: memoryWith(t, "warm-up, in r2 only", "in r2 only"), clock: clock, cost: time.Millisecond}
 			// Only a hedge can end a read while r1 waits: its failover
@@ -103,7 +104,7 @@ func TestHedgedBatchTakesEachBlobWhereItIs(t *testing.T) {
 	x, xb := blob("x, in r1 only")
 	y, yb := blob("y, in r2 only")
 	z, _ := blob("z, nowhere")
-	clock := &fakeClock{}
+	clock := &clock.Fake{}
 	r1 := &pacedCAS{CAS: memoryWith(t, "x, in r1 only"), clock: clock, cost: 50 * time.Millisecond}
 	r2 := &pacedCAS{CAS: memoryWith(t, "warm-up, in r2 only", "y, in r2 only"), clock: clock, cost: time.Millisecond}
 	opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock}
@@ -163,7 +164,7 @@ func TestStreamFromHedgeWinnerFinishedByTheSlowTier(t *testing.T) {
 	if err := near.Put(context.Background(), d, strings.NewReader(string(b))); err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{}
+	clock := &clock.Fake{}
 	r1 := &pacedCAS{CAS: remote, clock: clock, cost: 50 * time.Millisecond}
 	var once sync.Once
 	gate := make(chan struct{})

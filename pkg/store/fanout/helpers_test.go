@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -217,36 +215,6 @@ func (c *countingAC) GetActionResult(ctx context.Context, a digest.Digest) (*rep
 func (c *countingAC) UpdateActionResult(ctx context.Context, a digest.Digest, r *repb.ActionResult) error {
 	c.updates.Add(1)
 	return c.ActionCache.UpdateActionResult(ctx, a, r)
-}
-
-// fakeClock is a settable Clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
 }
 
 // metricValue returns the counter name{label=value} (any label name) in

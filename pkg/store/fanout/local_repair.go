@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -66,7 +67,7 @@ func (r *repairingReader) repair(cause error) error {
 	_ = r.rc.Close()
 	r.rc = io.NopCloser(eofReader{})
 	r.c.opts.Logger.Warn("fanout: the local copy is corrupt; completing the read from the remotes",
-		"digest", r.d.String(), "offset", r.pos, "err", statusOf(cause).Message())
+		"digest", r.d.String(), "offset", r.pos, "err", grpcerr.Of(cause).Message())
 	rc, err := r.c.getTeeing(r.ctx, r.d)
 	if err != nil {
 		return r.repairFailed(cause, err)
@@ -80,14 +81,14 @@ func (r *repairingReader) repair(cause error) error {
 
 // repairFailed is the client's error when the blob could not be had again.
 func (r *repairingReader) repairFailed(cause, err error) error {
-	if gone := callerGone(r.ctx); gone != nil {
+	if gone := grpcerr.CallerGone(r.ctx); gone != nil {
 		return gone
 	}
 	if status.Code(err) == codes.NotFound && r.pos == r.start {
 		return err
 	}
 	return status.Errorf(codes.DataLoss, "%s; completing the read from the remotes failed: %s (%s)",
-		statusOf(labelLocal(cause)).Message(), statusOf(err).Message(), statusOf(err).Code())
+		grpcerr.Of(labelLocal(cause)).Message(), grpcerr.Of(err).Message(), grpcerr.Of(err).Code())
 }
 
 // Close closes the current reader.

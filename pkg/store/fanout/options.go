@@ -7,6 +7,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/defaults"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -56,7 +57,7 @@ type Options struct {
 	// defaults.ExistenceMaxEntries.
 	ExistenceMaxEntries int
 	// Clock drives the existence cache TTL. Nil means the wall clock.
-	Clock Clock
+	Clock clock.Clock
 	// OnRemoteHit is called once a blob fetched from tier is stored locally,
 	// once per fetch (concurrent Gets of one blob share a fetch).
 	OnRemoteHit func(d digest.Digest, tier Tier)
@@ -92,20 +93,6 @@ type ACOptions struct {
 	Logger *slog.Logger
 }
 
-// Clock is the time source of the existence cache. Implementations must be
-// safe for concurrent use; upstream.Clock satisfies it.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-// SystemClock returns the wall clock.
-func SystemClock() Clock { return systemClock{} }
-
 func (o Options) withDefaults() Options {
 	if o.MaxConcurrentPerRemote <= 0 {
 		o.MaxConcurrentPerRemote = defaults.MaxConcurrentPerRemote
@@ -125,9 +112,7 @@ func (o Options) withDefaults() Options {
 	if o.ExistenceMaxEntries <= 0 {
 		o.ExistenceMaxEntries = defaults.ExistenceMaxEntries
 	}
-	if o.Clock == nil {
-		o.Clock = SystemClock()
-	}
+	o.Clock = clock.OrReal(o.Clock)
 	if o.Logger == nil {
 		o.Logger = defaultLogger()
 	}

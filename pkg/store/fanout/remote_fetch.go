@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
@@ -117,13 +118,13 @@ func (c *fanoutCAS) remoteReadFailed(name string, t Tier, d digest.Digest, err e
 	if status.Code(err) == codes.DataLoss {
 		return c.badData(name, t, d, err)
 	}
-	return label(name, t.Name, err)
+	return label(name, err)
 }
 
 // badData counts and logs bytes that did not match d; local rejected them.
 func (c *fanoutCAS) badData(name string, t Tier, d digest.Digest, err error) error {
 	c.metrics.bad(t.Name)
-	err = status.Errorf(codes.DataLoss, "%s: served bytes that do not match %s: %s", name, d, statusOf(err).Message())
+	err = status.Errorf(codes.DataLoss, "%s: served bytes that do not match %s: %s", name, d, grpcerr.Of(err).Message())
 	c.opts.Logger.Warn("fanout: rejected bad data from a remote", "remote", t.Name, "digest", d.String(), "err", err)
 	return err
 }

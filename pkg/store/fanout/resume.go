@@ -131,7 +131,7 @@ func (c *fanoutCAS) openTier(ctx context.Context, i int, d digest.Digest, offset
 	}
 	if err = call.outcome(inTime, err); err != nil {
 		call.release()
-		return nil, nil, label(remoteLabel(i, t.Name), t.Name, err)
+		return nil, nil, label(remoteLabel(i, t.Name), err)
 	}
 	return rc, call, nil
 }
@@ -176,7 +176,7 @@ func (s *resumingStream) tierError(err error) error {
 	if store.Stalled(s.call.ctx) && s.ctx.Err() == nil {
 		err = status.Errorf(codes.DeadlineExceeded, "stream made no progress for %v after %d bytes; the next tier was asked", s.stall, s.pos)
 	}
-	return label(remoteLabel(s.at, t.Name), t.Name, err)
+	return label(remoteLabel(s.at, t.Name), err)
 }
 
 // resume closes the current tier's stream and opens the next tier that

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/internal/promreg"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -63,7 +65,7 @@ func isRefused(err error) bool {
 // blobs. Safe for concurrent use.
 type refusals struct {
 	count prometheus.Counter
-	clock Clock
+	clock clock.Clock
 	log   *slog.Logger
 	mu    sync.Mutex
 	next  time.Time // no log line before this
@@ -99,7 +101,7 @@ func (c *fanoutCAS) refused(name string, d digest.Digest, err error) error {
 		r.log.Warn("fanout: the local store refuses to store blobs read from remotes; serving them verified but unstored",
 			"err", err, "remote", name, "digest", d.String(), "refused_since_last_report", n)
 	}
-	return &refusedError{statusOf(labelLocal(err))}
+	return &refusedError{grpcerr.Of(labelLocal(err))}
 }
 
 // serveUnstored verifies the bytes a remote served in a batch, which the
@@ -141,7 +143,7 @@ func (c *fanoutCAS) readThrough(ctx context.Context, d digest.Digest, offset int
 		if err == nil {
 			return r, nil
 		}
-		if gone := callerGone(ctx); gone != nil {
+		if gone := grpcerr.CallerGone(ctx); gone != nil {
 			return nil, gone
 		}
 		failures = append(failures, err)
@@ -168,7 +170,7 @@ func (c *fanoutCAS) readThroughFrom(ctx context.Context, i int, t Tier, d digest
 	}
 	if err = call.outcome(inTime, err); err != nil {
 		call.release()
-		return nil, label(name, t.Name, err)
+		return nil, label(name, err)
 	}
 	r := &throughReader{v: c.verifying(name, t, d, rc, offset), rc: rc, call: call}
 	buf := make([]byte, max(1, min(throughFirstRead, d.Size-offset)))

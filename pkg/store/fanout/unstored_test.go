@@ -18,6 +18,7 @@ import (
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/fanout"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/testutil"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -101,7 +102,7 @@ func TestColdReadsOnAFullDisk(t *testing.T) {
 		go read(0)
 		<-r1.entered
 		go read(1)
-		eventually(t, "the second read to join the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
+		testutil.Eventually(t, "the second read to join the fetch", func() bool { return fanout.Waiting(c, d) == 2 })
 		close(r1.release)
 		wg.Wait()
 		for i := range got {
@@ -183,7 +184,7 @@ func TestFullDiskRefusalsLoggedOncePerMinute(t *testing.T) {
 	t.Log("a full disk refuses every cold read: the refusal is logged once a minute with a count, not once per read")
 	local := fullLocal(t)
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	clock := clock.NewFake(time.Unix(1e9, 0))
 	var logs lockedBuffer
 	reg := prometheus.NewRegistry()
 	remote := memoryWith(t, "a", "b", "c")
@@ -200,7 +201,7 @@ func TestFullDiskRefusalsLoggedOncePerMinute(t *testing.T) {
 			t.Errorf("after %d cold reads: %d log lines about the refusal, want 1", i+1, n)
 		}
 	}
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	d, _ := blob("c")
 	if got, err := readAll(ctx, c, d, 0); err != nil || got != "c" {
 		t.Fatalf("read \"c\": %q, %v", got, err)

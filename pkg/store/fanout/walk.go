@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/defaults"
+	"github.com/castd/castd/internal/grpcerr"
 )
 
 // Order is the pull order one ordered read walks: its tiers' names (the
@@ -57,7 +58,7 @@ func Walk[T any](ctx context.Context, o Order, what string, h Hooks, ask func(ct
 		defer call.release()
 		v, err := ask(ctx, i, call)
 		if err = call.Done(err); err != nil {
-			err = label(remoteLabel(i, o.Names[i]), o.Names[i], err)
+			err = label(remoteLabel(i, o.Names[i]), err)
 			return v, i + 1, []error{err}, err
 		}
 		return v, i + 1, nil, nil
@@ -81,7 +82,7 @@ func walkSteps[T any](ctx context.Context, n int, what string, h Hooks, step fun
 			}
 			return v, i, nil
 		}
-		if gone := callerGone(ctx); gone != nil {
+		if gone := grpcerr.CallerGone(ctx); gone != nil {
 			return zero, -1, gone
 		}
 		var local errLocal

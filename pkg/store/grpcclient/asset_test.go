@@ -2,7 +2,6 @@ package grpcclient_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
@@ -63,16 +63,10 @@ func (f *fakeAssets) PushDirectory(_ context.Context, req *assetpb.PushDirectory
 
 func startAssets(t *testing.T, f *fakeAssets) string {
 	t.Helper()
-	s := grpc.NewServer()
-	assetpb.RegisterFetchServer(s, f)
-	assetpb.RegisterPushServer(s, f)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	return lis.Addr().String()
+	return testutil.ServeGRPC(t, func(s *grpc.Server) {
+		assetpb.RegisterFetchServer(s, f)
+		assetpb.RegisterPushServer(s, f)
+	})
 }
 
 func TestAssetClient(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -44,7 +46,7 @@ type breaker struct {
 	role      Role
 	failures  int
 	coolDown  time.Duration
-	clock     Clock
+	clock     clock.Clock
 	gauge     interface{ Set(float64) }
 	log       *stateLog
 
@@ -90,7 +92,7 @@ func (b *breaker) allow() error {
 	}
 	switch {
 	case b.state == StateOpen, b.state == StateHalfOpen && b.probing:
-		return status.Errorf(codes.Unavailable, "upstream %s: %s circuit open after %d consecutive failures", b.name, b.role, b.failures)
+		return grpcerr.Labelf(label(b.name), codes.Unavailable, "%s circuit open after %d consecutive failures", b.role, b.failures)
 	case b.state == StateHalfOpen:
 		b.probing = true
 	}
@@ -102,7 +104,7 @@ func (b *breaker) allow() error {
 // a caller giving up counts as nothing, but a call the fan-out cut off for
 // stalling (store.ErrStalled) counts as a failure.
 func (b *breaker) done(ctx context.Context, err error) {
-	if err != nil && callerGone(ctx, err) {
+	if err != nil && cancelledByCaller(ctx, err) {
 		return
 	}
 	if err != nil && store.Stalled(ctx) {
@@ -241,7 +243,7 @@ func (b *breaker) roleHealth() RoleHealth {
 // mutex).
 type stateLog struct {
 	logger    *slog.Logger
-	clock     Clock
+	clock     clock.Clock
 	every     time.Duration
 	name, url string
 	role      Role
@@ -249,7 +251,7 @@ type stateLog struct {
 	held      map[string]int
 }
 
-func newStateLog(l *slog.Logger, c Clock, every time.Duration, name, url string, role Role) *stateLog {
+func newStateLog(l *slog.Logger, c clock.Clock, every time.Duration, name, url string, role Role) *stateLog {
 	return &stateLog{logger: l, clock: c, every: every, name: name, url: url, role: role, last: map[string]time.Time{}, held: map[string]int{}}
 }
 

@@ -66,7 +66,7 @@ func Dial(ctx context.Context, cfg Config, opts ...Option) (*Remote, error) {
 	for _, role := range Roles {
 		r.breakers[role] = newBreaker(cfg.Name, cfg.URL, role, o, r.metrics)
 	}
-	r.retry = &retrier{limit: cfg.RetryLimit, delay: cfg.RetryDelay, timeout: cfg.RequestTimeout, sleep: o.sleep}
+	r.retry = &retrier{limit: cfg.RetryLimit, delay: cfg.RetryDelay, timeout: cfg.RequestTimeout, sleep: o.clock.Sleep}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),

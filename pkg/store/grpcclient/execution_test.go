@@ -2,7 +2,6 @@ package grpcclient_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
@@ -34,15 +34,8 @@ func TestExecutionClient(t *testing.T) {
 	// Why: Execute must go out under the remote's instance name, and the
 	// MISSING details the caller acts on must survive error labelling.
 	fake := &refusingExecution{instances: make(chan string, 1)}
-	s := grpc.NewServer()
-	repb.RegisterExecutionServer(s, fake)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	r, err := grpcclient.Dial(context.Background(), grpcclient.Config{URL: "grpc://" + lis.Addr().String(), InstanceName: "cluster", Name: "exec"})
+	addr := testutil.ServeGRPC(t, func(s *grpc.Server) { repb.RegisterExecutionServer(s, fake) })
+	r, err := grpcclient.Dial(context.Background(), grpcclient.Config{URL: "grpc://" + addr, InstanceName: "cluster", Name: "exec"})
 	if err != nil {
 		t.Fatal(err)
 	}

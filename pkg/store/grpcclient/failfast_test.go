@@ -34,8 +34,8 @@ func TestFallbackCallMakesOneAttempt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			ts := startServer(t, serverConfig{unary: (&failing{code: codes.Unavailable}).unary})
-			s := &sleeps{}
-			r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 3}, grpcclient.WithSleeper(s.sleep), grpcclient.WithBreaker(-1, 0))
+			clock := newFakeClock()
+			r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 3}, grpcclient.WithClock(clock), grpcclient.WithBreaker(-1, 0))
 			ctx := context.Background()
 			if tc.fallback {
 				ctx = store.WithFallback(ctx)
@@ -47,8 +47,8 @@ func TestFallbackCallMakesOneAttempt(t *testing.T) {
 			if n := ts.count("FindMissingBlobs"); n != tc.calls {
 				t.Errorf("server saw %d calls; want %d", n, tc.calls)
 			}
-			if len(s.ds) != tc.calls-1 {
-				t.Errorf("%d backoff sleeps; want %d", len(s.ds), tc.calls-1)
+			if n := len(clock.Sleeps()); n != tc.calls-1 {
+				t.Errorf("%d backoff sleeps; want %d", n, tc.calls-1)
 			}
 		})
 	}
@@ -57,7 +57,7 @@ func TestFallbackCallMakesOneAttempt(t *testing.T) {
 func TestRetryLimitZeroMeansNoRetries(t *testing.T) {
 	t.Log("RetryLimit 0 turns retries off; only a negative limit means the default")
 	ts := startServer(t, serverConfig{unary: (&failing{code: codes.Unavailable}).unary})
-	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 0}, grpcclient.WithSleeper(noSleep), grpcclient.WithBreaker(-1, 0))
+	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 0}, grpcclient.WithBreaker(-1, 0))
 	if err := findOne(r); status.Code(err) != codes.Unavailable {
 		t.Fatalf("FindMissing: %v; want UNAVAILABLE", err)
 	}

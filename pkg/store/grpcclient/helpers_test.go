@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
-	"net"
 	"path"
 	"sort"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
@@ -31,7 +32,7 @@ type serverConfig struct {
 	wrap     func(store.CAS) store.CAS
 	unary    grpc.UnaryServerInterceptor // runs after the call is recorded
 	maxBatch int64
-	unixPath string // listen on this socket instead of 127.0.0.1:0
+	unix     bool // listen on a Unix socket (its path is addr) instead of 127.0.0.1:0
 }
 
 // testServer is a castd REAPI server (proxy.NewServer over a memory store) on
@@ -54,27 +55,22 @@ func startServer(t *testing.T, sc serverConfig) *testServer {
 	if sc.wrap != nil {
 		cas = sc.wrap(ts.mem)
 	}
-	backend := &recordingBackend{ts: ts, cas: cas}
-	unary := []grpc.UnaryServerInterceptor{ts.recordUnary}
+	o := testutil.REAPIOptions{
+		Backend: &recordingBackend{ts: ts, cas: cas},
+		Server:  grpcservers.Options{MaxBatchTotalSizeBytes: sc.maxBatch},
+		Unary:   []grpc.UnaryServerInterceptor{ts.recordUnary},
+		Stream:  []grpc.StreamServerInterceptor{ts.recordStream},
+	}
 	if sc.unary != nil {
-		unary = append(unary, sc.unary)
+		o.Unary = append(o.Unary, sc.unary)
 	}
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(ts.recordStream)}
 	if sc.creds != nil {
-		opts = append(opts, grpc.Creds(sc.creds))
+		o.GRPC = []grpc.ServerOption{grpc.Creds(sc.creds)}
 	}
-	s := grpcservers.NewServer(backend, grpcservers.Options{MaxBatchTotalSizeBytes: sc.maxBatch}, opts...)
-	network, address := "tcp", "127.0.0.1:0"
-	if sc.unixPath != "" {
-		network, address = "unix", sc.unixPath
+	if sc.unix {
+		o.Listen = testutil.ListenUnix
 	}
-	lis, err := net.Listen(network, address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	ts.addr = lis.Addr().String()
+	ts.addr = testutil.StartREAPI(t, o).Addr
 	return ts
 }
 
@@ -161,7 +157,7 @@ func (b *recordingBackend) ActionCache(_ context.Context, instance string) (stor
 // dial connects to a test server; retries never wait for real.
 func dial(t *testing.T, cfg grpcclient.Config, opts ...grpcclient.Option) *grpcclient.Remote {
 	t.Helper()
-	opts = append([]grpcclient.Option{grpcclient.WithSleeper(noSleep)}, opts...)
+	opts = append([]grpcclient.Option{grpcclient.WithClock(instantBackoff{clock.Real()})}, opts...)
 	r, err := grpcclient.Dial(context.Background(), cfg, opts...)
 	if err != nil {
 		t.Fatalf("Dial(%+v): %v", cfg, err)
@@ -170,7 +166,13 @@ func dial(t *testing.T, cfg grpcclient.Config, opts ...grpcclient.Option) *grpcc
 	return r
 }
 
-func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+// instantBackoff is the wall clock except that retry backoff does not
+// wait.
+type instantBackoff struct{ clock.Clock }
+
+func (instantBackoff) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+func newFakeClock() *clock.Fake { return clock.NewFake(time.Unix(1_000_000, 0)) }
 
 // randomBlob returns n pseudo-random bytes and their digest.
 func randomBlob(seed uint64, n int) ([]byte, digest.Digest) {
@@ -198,91 +200,4 @@ func readAll(cas store.CAS, d digest.Digest, offset int64) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
-}
-
-// fakeClock is a Clock that moves only when Advance is called. Timers fire
-// synchronously inside Advance.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c    *fakeClock
-	at   time.Time
-	f    func()
-	done bool
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) grpcclient.Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := !t.done
-	t.done = true
-	return was
-}
-
-// Advance moves the clock and runs the timers that came due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	for _, t := range c.timers {
-		if !t.done && !t.at.After(c.now) {
-			t.done = true
-			due = append(due, t.f)
-		}
-	}
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
-
-// timers returns how many timers were ever created.
-func (c *fakeClock) timerCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
-// waitArmed polls until a timer created after timer number after (0-based,
-// in creation order; -1 for any) is pending, and returns its number.
-func (c *fakeClock) waitArmed(t *testing.T, after int) int {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for {
-		c.mu.Lock()
-		for i := after + 1; i < len(c.timers); i++ {
-			if !c.timers[i].done {
-				c.mu.Unlock()
-				return i
-			}
-		}
-		c.mu.Unlock()
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("no timer armed after #%d", after)
-		}
-	}
 }

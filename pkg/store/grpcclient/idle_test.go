@@ -3,7 +3,6 @@ package grpcclient_test
 import (
 	"bytes"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
@@ -53,15 +54,7 @@ func (s *pacedByteStream) Read(req *bspb.ReadRequest, stream bspb.ByteStream_Rea
 
 func startPaced(t *testing.T, s *pacedByteStream) string {
 	t.Helper()
-	srv := grpc.NewServer()
-	bspb.RegisterByteStreamServer(srv, s)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	return testutil.ServeGRPC(t, func(srv *grpc.Server) { bspb.RegisterByteStreamServer(srv, s) })
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -102,7 +95,7 @@ func TestIdleTimeout(t *testing.T) {
 // chunk go. If the server then stalls, it moves the clock by step twice
 // while the client waits. The clock passes the idle timeout in total either
 // way, but within one wait only when the server stalls.
-func pacedRead(t *testing.T, r *grpcclient.Remote, d digest.Digest, gate chan<- struct{}, clock *fakeClock, sent, total int, step time.Duration) ([]byte, error) {
+func pacedRead(t *testing.T, r *grpcclient.Remote, d digest.Digest, gate chan<- struct{}, clock *clock.Fake, sent, total int, step time.Duration) ([]byte, error) {
 	t.Helper()
 	gate <- struct{}{}
 	rc, err := r.CAS().Get(t.Context(), d, 0)
@@ -117,18 +110,18 @@ func pacedRead(t *testing.T, r *grpcclient.Remote, d digest.Digest, gate chan<- 
 	done := make(chan result, 1)
 	// Count the timers before the reader starts: its first Recv arms the
 	// next one, which the loop below must not skip.
-	armed := clock.timerCount() - 1
+	armed := clock.Timers() - 1
 	go func() {
 		b, err := io.ReadAll(rc)
 		done <- result{b, err}
 	}()
 	for range sent - 1 {
-		armed = clock.waitArmed(t, armed)
+		armed = testutil.WaitArmed(t, clock, armed)
 		clock.Advance(step)
 		gate <- struct{}{}
 	}
 	if sent < total {
-		clock.waitArmed(t, armed)
+		testutil.WaitArmed(t, clock, armed)
 		clock.Advance(step)
 		clock.Advance(step)
 	}

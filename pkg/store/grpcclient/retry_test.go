@@ -36,19 +36,6 @@ func (f *failing) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h
 	return h(ctx, req)
 }
 
-// sleeps records the backoff delays asked for, without waiting.
-type sleeps struct {
-	mu sync.Mutex
-	ds []time.Duration
-}
-
-func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.ds = append(s.ds, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
 func TestRetries(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -65,19 +52,20 @@ func TestRetries(t *testing.T) {
 			t.Log(tc.why)
 			f := &failing{code: tc.code}
 			ts := startServer(t, serverConfig{unary: f.unary})
-			s := &sleeps{}
+			clock := newFakeClock()
 			r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 3, RetryDelay: 100 * time.Millisecond},
-				grpcclient.WithSleeper(s.sleep), grpcclient.WithBreaker(-1, 0))
+				grpcclient.WithClock(clock), grpcclient.WithBreaker(-1, 0))
 			if err := findOne(r); status.Code(err) != tc.code {
 				t.Fatalf("call: %v; want %v", err, tc.code)
 			}
 			if n := ts.count("FindMissingBlobs"); n != tc.calls {
 				t.Errorf("server saw %d calls; want %d", n, tc.calls)
 			}
-			if len(s.ds) != tc.calls-1 {
-				t.Fatalf("%d backoff waits; want %d", len(s.ds), tc.calls-1)
+			waits := clock.Sleeps()
+			if len(waits) != tc.calls-1 {
+				t.Fatalf("%d backoff waits; want %d", len(waits), tc.calls-1)
 			}
-			for i, d := range s.ds {
+			for i, d := range waits {
 				base := 100 * time.Millisecond << i
 				if d < base/2 || d >= base*3/2 {
 					t.Errorf("backoff %d = %v; want %v ± 50%%", i, d, base)
@@ -91,11 +79,9 @@ func TestRetryRecovers(t *testing.T) {
 	t.Log("a remote that comes back during the backoff answers the retried call")
 	f := &failing{code: codes.Unavailable}
 	ts := startServer(t, serverConfig{unary: f.unary})
-	recovered := func(ctx context.Context, _ time.Duration) error {
-		f.set(codes.OK)
-		return ctx.Err()
-	}
-	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 3}, grpcclient.WithSleeper(recovered))
+	clock := newFakeClock()
+	clock.OnSleep(func(time.Duration) { f.set(codes.OK) })
+	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 3}, grpcclient.WithClock(clock))
 	if err := findOne(r); err != nil {
 		t.Fatalf("call: %v", err)
 	}

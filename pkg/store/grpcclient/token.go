@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/internal/grpcerr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -19,7 +21,7 @@ import (
 type tokenCredentials struct {
 	path     string
 	reload   time.Duration
-	clock    Clock
+	clock    clock.Clock
 	secure   bool // TLS: gRPC refuses to send the token otherwise
 	warn     bool // plaintext over a network: warn once
 	logger   *slog.Logger
@@ -84,7 +86,7 @@ func (c *tokenCredentials) current() (string, error) {
 			c.stale, c.loadedAt = false, now
 			return c.token, nil
 		}
-		return "", status.Errorf(codes.Unauthenticated, "upstream %s: access token %s: %v", c.name, c.path, err)
+		return "", grpcerr.Labelf(label(c.name), codes.Unauthenticated, "access token %s: %v", c.path, err)
 	}
 	c.token, c.loadedAt, c.stale = tok, now, false
 	return tok, nil

@@ -131,10 +131,10 @@ func TestTokenRejectedTwiceFails(t *testing.T) {
 
 func TestUnixSocket(t *testing.T) {
 	t.Log("unix:PATH remotes (another castd on this machine) work, token included")
-	sock := filepath.Join(t.TempDir(), "castd.sock")
 	tokFile := filepath.Join(t.TempDir(), "token")
 	writeToken(t, tokFile, "local")
-	ts := startServer(t, serverConfig{unixPath: sock, unary: (&tokenGate{want: "local"}).unary})
+	ts := startServer(t, serverConfig{unix: true, unary: (&tokenGate{want: "local"}).unary})
+	sock := ts.addr
 	r := dial(t, grpcclient.Config{URL: "unix:" + sock, AccessTokenFile: tokFile})
 	if err := findOne(r); err != nil {
 		t.Fatalf("call over the socket: %v", err)

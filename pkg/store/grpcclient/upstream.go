@@ -18,10 +18,10 @@
 package grpcclient
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
@@ -92,8 +92,7 @@ func (c Config) withDefaults() Config {
 type Option func(*options)
 
 type options struct {
-	clock           Clock
-	sleep           func(ctx context.Context, d time.Duration) error
+	clock           clock.Clock
 	registerer      prometheus.Registerer
 	logger          *slog.Logger
 	breakerFailures int
@@ -104,7 +103,7 @@ type options struct {
 
 func newOptions(opts []Option) options {
 	o := options{
-		clock:      SystemClock(),
+		clock:      clock.Real(),
 		registerer: prometheus.NewRegistry(),
 		logger:     slog.Default(),
 		logEvery:   defaults.LogInterval,
@@ -118,22 +117,14 @@ func newOptions(opts []Option) options {
 	if o.breakerCoolDown <= 0 {
 		o.breakerCoolDown = defaults.BreakerCoolDown
 	}
-	if o.sleep == nil {
-		o.sleep = clockSleep(o.clock)
-	}
+	o.clock = clock.OrReal(o.clock)
 	return o
 }
 
-// WithClock sets the clock used by the breaker, the token reload and the
-// stream idle timeout (and by retry backoff unless WithSleeper is given).
-// Tests pass a fake one.
-func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
-
-// WithSleeper replaces how retry backoff waits. sleep must return early with
-// an error when ctx is done. Tests pass one that records the delays.
-func WithSleeper(sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(o *options) { o.sleep = sleep }
-}
+// WithClock sets the clock used by the breaker, the token reload, the
+// stream idle timeout and retry backoff; nil means the wall clock. Tests
+// pass a clock.Fake.
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithRegisterer exports the castd_upstream_* metrics on reg. Several remotes
 // may share one registerer. Without it metrics go to a private registry.
