@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
-
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
@@ -45,62 +43,6 @@ func (inst *instance) touch(now time.Time) {
 	if n := now.UnixNano(); n-inst.lastUsed.Load() > int64(time.Minute) {
 		inst.lastUsed.Store(n)
 	}
-}
-
-// build assembles the fan-outs of r in pull order, wrapped so that writes
-// (and, unless disabled, content served by project remotes) are queued for
-// r's push remotes.
-func (s *Set) build(ctx context.Context, name string, r *policy.Resolved) (*instance, error) {
-	ctx, use := withRemoteUse(ctx)
-	casTiers, err := s.casTiers(ctx, r.CAS)
-	if err != nil {
-		return nil, err
-	}
-	acTiers, err := s.acTiers(ctx, r.ActionCache)
-	if err != nil {
-		return nil, err
-	}
-	pushCAS, err := s.targets(ctx, r.PushCAS)
-	if err != nil {
-		return nil, err
-	}
-	primary, err := s.storageService(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	pushAC, err := s.actionCacheTargets(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	fopts := fanoutOptions(s.pool.tuning)
-	fopts.Registerer, fopts.Instance, fopts.Counters, fopts.Logger = s.opts.Registerer, name, s.counters, s.opts.Logger
-	acOpts := acOptions(s.pool.tuning)
-	acOpts.Registerer, acOpts.Instance, acOpts.Counters, acOpts.Logger = s.opts.Registerer, name, s.acCount, s.opts.Logger
-	if s.config().Cache.RecacheProjectContent {
-		fopts.OnRemoteHit = func(d digest.Digest, t fanout.Tier) {
-			s.recache(t.Origin, t.Name, writeback.KindBlob, d, "", pushCAS)
-		}
-		acOpts.OnRemoteHit = func(action digest.Digest, _ *repb.ActionResult, t fanout.ACTier) {
-			s.recache(t.Origin, t.Name, writeback.KindActionResult, action, name, pushAC)
-		}
-	}
-	fcas := fanout.NewCAS(s.local, casTiers, fopts)
-	local := store.NewCompletenessCheckingActionCache(s.local.ActionCache(name), fcas)
-	fac := fanout.NewActionCache(local, acTiers, fcas, acOpts)
-	assets, err := s.buildAssets(ctx, r, fcas)
-	if err != nil {
-		return nil, err
-	}
-	inst := &instance{resolved: r, cas: writeback.NewQueueingCAS(fcas, s.queue, queuedTargets(pushCAS, primary))}
-	if primary != nil {
-		inst.primary = primary.cas
-		inst.cas = store.NewWriteThroughCAS(inst.cas, primary.cas, string(policy.BlockCacheStorage)+" "+primary.name)
-	}
-	inst.ac = writeback.NewQueueingActionCache(fac, s.queue, name, pushAC)
-	inst.assets = assets
-	inst.remotes = use.used
-	inst.readFrom = tierNames(casTiers, acTiers)
-	return inst, nil
 }
 
 // storageService is r's cache.storage-service, or nil: the primary store
@@ -151,7 +93,7 @@ func (s *Set) casTiers(ctx context.Context, rs []policy.Remote) ([]fanout.Tier, 
 	rems, err := s.dial(ctx, rs)
 	out := make([]fanout.Tier, len(rems))
 	for i, rem := range rems {
-		out[i] = fanout.Tier{Name: rem.name, CAS: rem.cas, Origin: string(rs[i].Origin), Unreachable: rem.casUnreachable}
+		out[i] = fanout.Tier{Name: rem.name, CAS: rem.tier, Origin: string(rs[i].Origin)}
 	}
 	return out, err
 }

@@ -69,7 +69,7 @@ func (p *pool) get(ctx context.Context, r policy.Remote) (*remote, error) {
 	if err != nil {
 		return nil, err
 	}
-	rem := newRemote(name, r, up)
+	rem := newRemote(name, r, up, p.tuning, p.opts.Clock)
 	p.byKey[k], p.byName[name] = rem, rem
 	p.order = append(p.order, rem)
 	usedBy(ctx).add(rem)

@@ -15,11 +15,13 @@ import (
 // remote is one upstream client with what the status report needs: the
 // roles and origins it was resolved with and its recent outcomes.
 type remote struct {
-	name   string
-	cfg    policy.Remote // as first resolved
-	up     *grpcclient.Remote
-	cas    store.CAS         // status-recording, over up.CAS()
-	ac     store.ActionCache // status-recording, over up.ActionCache()
+	name string
+	cfg  policy.Remote // as first resolved
+	up   *grpcclient.Remote
+	// The remote's storage as newRemote decorates it (see build.go).
+	cas    store.CAS         // for pushes: client, breaker, status recording
+	tier   store.CAS         // for reads: cas, concurrency limit, existence cache
+	ac     store.ActionCache // client, breaker, status recording
 	assets asset.Index       // the remote's Remote Asset API
 	rec    *outcomes
 	// target is set once r (or its blobs) was registered with the
@@ -32,20 +34,8 @@ type remote struct {
 	push    bool
 }
 
-func newRemote(name string, cfg policy.Remote, up *grpcclient.Remote) *remote {
-	rec := &outcomes{}
-	return &remote{
-		name: name, cfg: cfg, up: up, rec: rec,
-		cas:     newStatusRecordingCAS(up.CAS(), rec),
-		ac:      newStatusRecordingActionCache(up.ActionCache(), rec),
-		assets:  asset.NewRemoteIndex(up.Assets()),
-		roles:   map[policy.Role]bool{},
-		origins: map[policy.Origin]bool{},
-	}
-}
-
 // casUnreachable reports whether the remote's CAS breaker is open, for
-// the fan-out's existence cache.
+// its existence cache.
 func (r *remote) casUnreachable() bool {
 	return r.up.BreakerState(grpcclient.RoleCAS) == grpcclient.StateOpen
 }

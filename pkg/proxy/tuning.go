@@ -18,11 +18,8 @@ import (
 // fanoutOptions is the CAS fan-out's share of cache.remotes.
 func fanoutOptions(t policy.RemoteTuning) fanout.Options {
 	return fanout.Options{
-		MaxConcurrentPerRemote: t.MaxConcurrent,
-		ExistenceTTL:           t.ExistenceTTL,
-		ExistenceMaxEntries:    t.ExistenceMaxEntries,
-		FailoverDelay:          t.FailoverDelay,
-		StreamStallDelay:       t.StreamStallDelay,
+		FailoverDelay:    t.FailoverDelay,
+		StreamStallDelay: t.StreamStallDelay,
 	}
 }
 

@@ -31,9 +31,11 @@ cache:
 		t.Fatal(err)
 	}
 	r, p := cfg.Cache.Remotes, cfg.Cache.Push
-	if got, want := proxy.FanoutOptions(r), (fanout.Options{MaxConcurrentPerRemote: 16, ExistenceTTL: -1, ExistenceMaxEntries: 1000,
-		FailoverDelay: 250 * time.Millisecond, StreamStallDelay: 2 * time.Second}); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := proxy.FanoutOptions(r), (fanout.Options{FailoverDelay: 250 * time.Millisecond, StreamStallDelay: 2 * time.Second}); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("fanout.Options %+v; want %+v", got, want)
+	}
+	if limit, ttl, entries := proxy.ReadTierOptions(r); limit != 16 || ttl >= 0 || entries != 1000 {
+		t.Errorf("read tier: limit %d, existence TTL %v, %d entries; want 16, off (negative), 1000", limit, ttl, entries)
 	}
 	if got := proxy.ACOptions(r); got.FailoverDelay != 250*time.Millisecond {
 		t.Errorf("fanout.ACOptions.FailoverDelay %v; want 250ms", got.FailoverDelay)

@@ -123,7 +123,7 @@ func TestOnlyTheLastTierRetries(t *testing.T) {
 				{Name: "r1", CAS: &ctxRecordingCAS{CAS: memoryWith(t), log: l1}},
 				{Name: "r2", CAS: &ctxRecordingCAS{CAS: memoryWith(t, "in r2 only"), log: l2}},
 			}
-			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: -1})
+			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{})
 			if err := rd.read(context.Background(), c, d); err != nil {
 				t.Fatalf("%s: %v", rd.name, err)
 			}
@@ -152,7 +152,7 @@ func TestStalledTierIsCutOff(t *testing.T) {
 			// only the cut-off can end its call. It is long enough for the
 			// call to get past the concurrency limiter to r1 first (at
 			// 1 ms a loaded machine could cut it off before r1 saw it).
-			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: -1, FailoverDelay: 100 * time.Millisecond})
+			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{FailoverDelay: 100 * time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := rd.read(ctx, c, d); err != nil {
@@ -175,7 +175,7 @@ func TestAllTiersStalledOrDownKeepsTheCode(t *testing.T) {
 		{Name: "r1", CAS: &ctxRecordingCAS{CAS: memoryWith(t), log: &ctxLog{}, hang: true}},
 		{Name: "r2", CAS: downCAS{}},
 	}
-	c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Millisecond})
+	c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{FailoverDelay: time.Millisecond})
 	_, err := readAll(context.Background(), c, d, 0)
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("Get: %v; want UNAVAILABLE", err)
@@ -219,8 +219,10 @@ func TestDownRemoteIsNotReportedHoldingBlobs(t *testing.T) {
 			t.Log(tc.why)
 			r1 := &switchableCAS{BasicCAS: memoryWith(t, "only r1 has it")}
 			var open atomic.Bool
-			tiers := []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(r1), Unreachable: open.Load}}
-			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: time.Hour, Clock: &clock.Fake{}})
+			// r1 behind an existence cache whose breaker is open, as castd's
+			// builder wraps every remote (pkg/proxy/build.go).
+			tiers := []fanout.Tier{{Name: "r1", CAS: store.NewExistenceCachingCAS(store.WithGenericFastPaths(r1), time.Hour, 1000, &clock.Fake{}, open.Load)}}
+			c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{})
 			if !has(t, c, d) {
 				t.Fatal("r1's blob reported missing while r1 is up")
 			}

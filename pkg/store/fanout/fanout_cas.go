@@ -18,8 +18,7 @@ import (
 //   - FindMissing asks local, then each remote only about what the tiers
 //     before it lacked; a digest is missing only when no tier has it. A
 //     remote that fails is skipped (its digests go on to the next one);
-//     a local failure is returned. Remote "present" answers are cached
-//     (Options.ExistenceTTL) while the remote is reachable.
+//     a local failure is returned.
 //   - Get serves local hits directly; a local copy found corrupt while it
 //     is read is fetched again from the remotes and the read completed
 //     from that (see repairingReader). On a local miss the remotes are
@@ -47,8 +46,9 @@ import (
 //   - Put, PutWith and PutBytes write to local only (with the hint;
 //     write-back wraps the fan-out).
 //
-// Every remote is wrapped in store.NewConcurrencyLimitingCAS and, unless
-// the TTL is negative, store.NewExistenceCachingCAS. A remote with a later tier behind it
+// The remotes come decorated as the caller wants them read (castd's
+// builder, pkg/proxy/build.go, adds a concurrency limit and an existence
+// cache per remote); the fan-out adds none. A remote with a later tier behind it
 // gets one attempt and Options.FailoverDelay to answer (see failover); the
 // last tier's timeouts are the remote client's (the upstream package's
 // retries, request and idle timeouts). A remote that is slow to answer,
@@ -65,19 +65,13 @@ func NewCAS(local store.CAS, remotes []Tier, opts Options) store.CAS {
 		fmetrics: newFailoverMetrics(opts.Registerer, opts.Instance),
 		refusals: newRefusals(opts),
 	}
-	for _, t := range remotes {
-		t.CAS = store.NewConcurrencyLimitingCAS(t.CAS, opts.MaxConcurrentPerRemote)
-		if opts.ExistenceTTL > 0 {
-			t.CAS = store.NewExistenceCachingCAS(t.CAS, opts.ExistenceTTL, opts.ExistenceMaxEntries, opts.Clock, t.Unreachable)
-		}
-		c.remotes = append(c.remotes, t)
-	}
+	c.remotes = append(c.remotes, remotes...)
 	return c
 }
 
 type fanoutCAS struct {
 	local    store.CAS
-	remotes  []Tier // decorated copies of the caller's tiers
+	remotes  []Tier // a copy of the caller's tiers
 	opts     Options
 	metrics  *metrics
 	flights  *flightGroup

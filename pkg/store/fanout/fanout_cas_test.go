@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/clock"
 	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
@@ -24,6 +26,9 @@ type remoteSpec struct {
 	has     []string
 	down    bool // every call UNAVAILABLE
 	corrupt bool // serves flipped bytes
+	// existenceTTL, if set, puts the remote behind an existence cache, as
+	// castd's builder does (pkg/proxy/build.go).
+	existenceTTL time.Duration
 }
 
 // testFanout is a fan-out over a memory local store and counted remotes.
@@ -50,12 +55,13 @@ func newTestFanout(t *testing.T, local []string, specs []remoteSpec, opts fanout
 		}
 		c := &countingCAS{BasicCAS: base, name: s.name, log: f.log}
 		f.remotes = append(f.remotes, c)
-		tiers = append(tiers, fanout.Tier{Name: s.name, CAS: store.WithGenericFastPaths(c), Origin: "user"})
+		tier := store.WithGenericFastPaths(c)
+		if s.existenceTTL > 0 {
+			tier = store.NewExistenceCachingCAS(tier, s.existenceTTL, 1000, clock.Real(), nil)
+		}
+		tiers = append(tiers, fanout.Tier{Name: s.name, CAS: tier, Origin: "user"})
 	}
 	opts.Counters, opts.Registerer = f.counters, f.reg
-	if opts.ExistenceTTL == 0 {
-		opts.ExistenceTTL = -1 // these tests count remote calls; the cache has its own tests
-	}
 	f.cas = fanout.NewCAS(f.local, tiers, opts)
 	return f
 }
@@ -303,7 +309,7 @@ func TestTierLabelReplacesTheRemotesOwn(t *testing.T) {
 	// label the remote's client put on the error names the same remote and
 	// is dropped by its structure, not by matching its text.
 	tiers := []fanout.Tier{{Name: "r1", CAS: labellingCAS{label: "upstream r1"}}}
-	c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{ExistenceTTL: -1})
+	c := fanout.NewCAS(store.NewMemory(), tiers, fanout.Options{})
 	_, err := c.Get(context.Background(), digest.OfBytes([]byte("x")), 0)
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("Get: %v; want UNAVAILABLE", err)

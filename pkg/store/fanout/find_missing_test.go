@@ -100,7 +100,7 @@ func TestFindMissingExistenceCache(t *testing.T) {
 	t.Log("a remote's positive answers are cached; its negative ones are asked again")
 	b, _ := blob("b")
 	d, _ := blob("d")
-	f := newTestFanout(t, nil, []remoteSpec{{name: "r1", has: []string{"b"}}}, fanout.Options{ExistenceTTL: defaults.ExistenceTTL})
+	f := newTestFanout(t, nil, []remoteSpec{{name: "r1", has: []string{"b"}, existenceTTL: defaults.ExistenceTTL}}, fanout.Options{})
 	for range 2 {
 		missing, err := f.cas.FindMissing(context.Background(), []digest.Digest{b, d})
 		if err != nil || !slices.Equal(missing, []digest.Digest{d}) {

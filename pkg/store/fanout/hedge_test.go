@@ -78,7 +78,7 @@ func TestSlowFirstTierIsHedged(t *testing.T) {
 			// Only a hedge can end a read while r1 waits: its failover
 			// delay is an hour away.
 			reg := prometheus.NewRegistry()
-			opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock, Registerer: reg}
+			opts := fanout.Options{FailoverDelay: time.Hour, Clock: clock, Registerer: reg}
 			c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: r1}, {Name: "r2", CAS: r2}}, opts)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -107,7 +107,7 @@ func TestHedgedBatchTakesEachBlobWhereItIs(t *testing.T) {
 	clock := &clock.Fake{}
 	r1 := &pacedCAS{CAS: memoryWith(t, "x, in r1 only"), clock: clock, cost: 50 * time.Millisecond}
 	r2 := &pacedCAS{CAS: memoryWith(t, "warm-up, in r2 only", "y, in r2 only"), clock: clock, cost: time.Millisecond}
-	opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock}
+	opts := fanout.Options{FailoverDelay: time.Hour, Clock: clock}
 	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: r1}, {Name: "r2", CAS: r2}}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -172,7 +172,7 @@ func TestStreamFromHedgeWinnerFinishedByTheSlowTier(t *testing.T) {
 	defer release()
 	r2 := &pacedCAS{CAS: store.WithGenericFastPaths(breakingCAS{BasicCAS: near, failAfter: 8 * teeChunk, onBreak: release}), clock: clock, cost: time.Millisecond}
 	r1Offsets := &offsetLog{BasicCAS: r1}
-	opts := fanout.Options{ExistenceTTL: -1, FailoverDelay: time.Hour, Clock: clock}
+	opts := fanout.Options{FailoverDelay: time.Hour, Clock: clock}
 	c := fanout.NewCAS(store.NewMemory(), []fanout.Tier{{Name: "r1", CAS: store.WithGenericFastPaths(r1Offsets)}, {Name: "r2", CAS: r2}}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

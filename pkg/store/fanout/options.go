@@ -21,10 +21,6 @@ type Tier struct {
 	Name   string
 	CAS    store.CAS
 	Origin string
-	// Unreachable, if set, reports whether the remote is known to be
-	// unreachable now (its breaker is open); while it is, the remote's
-	// existence-cache entries are dropped instead of believed.
-	Unreachable func() bool
 }
 
 // ACTier is one upstream action cache in the pull order; Name and Origin as
@@ -37,12 +33,6 @@ type ACTier struct {
 
 // Options tunes NewCAS. The zero value is usable.
 type Options struct {
-	// MaxConcurrentPerRemote bounds the calls in flight to one remote
-	// (FIFO beyond that). Zero means defaults.MaxConcurrentPerRemote.
-	MaxConcurrentPerRemote int
-	// ExistenceTTL is how long a remote's "present" answer is believed.
-	// Zero means defaults.ExistenceTTL; negative disables the cache.
-	ExistenceTTL time.Duration
 	// FailoverDelay is how long a remote that has a later tier behind it
 	// may take to answer a read (for a stream: to deliver its first
 	// bytes) before it is cut off as stalled and the next tier asked; the
@@ -53,9 +43,6 @@ type Options struct {
 	// as stalled and continued, at the same offset, from the next tier.
 	// Zero means defaults.StreamStallFactor × FailoverDelay.
 	StreamStallDelay time.Duration
-	// ExistenceMaxEntries bounds each remote's existence cache. Zero means
-	// defaults.ExistenceMaxEntries.
-	ExistenceMaxEntries int
 	// Clock drives the existence cache TTL. Nil means the wall clock.
 	Clock clock.Clock
 	// OnRemoteHit is called once a blob fetched from tier is stored locally,
@@ -94,23 +81,11 @@ type ACOptions struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxConcurrentPerRemote <= 0 {
-		o.MaxConcurrentPerRemote = defaults.MaxConcurrentPerRemote
-	}
-	switch {
-	case o.ExistenceTTL == 0:
-		o.ExistenceTTL = defaults.ExistenceTTL
-	case o.ExistenceTTL < 0:
-		o.ExistenceTTL = 0
-	}
 	if o.FailoverDelay <= 0 {
 		o.FailoverDelay = defaults.FailoverDelay
 	}
 	if o.StreamStallDelay <= 0 {
 		o.StreamStallDelay = defaults.StreamStallFactor * o.FailoverDelay
-	}
-	if o.ExistenceMaxEntries <= 0 {
-		o.ExistenceMaxEntries = defaults.ExistenceMaxEntries
 	}
 	o.Clock = clock.OrReal(o.Clock)
 	if o.Logger == nil {

@@ -18,7 +18,7 @@ import (
 // Every method of store.CAS, fast paths included, goes through the
 // breaker.
 type breakerCAS struct {
-	base *casClient
+	base store.CAS
 	b    *breaker
 }
 

@@ -131,15 +131,38 @@ func transportCredentials(cfg Config, t target) (credentials.TransportCredential
 // Name returns the remote's label (Config.Name, or HOST:PORT).
 func (r *Remote) Name() string { return r.name }
 
-// CAS returns the remote's content-addressable storage, behind the circuit
-// breaker of its CAS role. Its GetMany makes one BatchReadBlobs call per
-// batch of small blobs.
-func (r *Remote) CAS() store.CAS { return &breakerCAS{base: &casClient{r}, b: r.breakers[RoleCAS]} }
+// CAS returns the remote's content-addressable storage behind the circuit
+// breaker of its CAS role: BreakerCAS(ClientCAS()).
+func (r *Remote) CAS() store.CAS { return r.BreakerCAS(r.ClientCAS()) }
 
 // ActionCache returns the remote's action cache for its own instance name,
-// behind the circuit breaker of its action-cache role.
+// behind the circuit breaker of its action-cache role:
+// BreakerActionCache(ClientActionCache()).
 func (r *Remote) ActionCache() store.ActionCache {
-	return &breakerAC{base: &acClient{r}, b: r.breakers[RoleActionCache]}
+	return r.BreakerActionCache(r.ClientActionCache())
+}
+
+// ClientCAS is the remote's content-addressable storage as plain calls,
+// without the breaker. Its GetMany makes one BatchReadBlobs call per batch
+// of small blobs.
+func (r *Remote) ClientCAS() store.CAS { return &casClient{r} }
+
+// ClientActionCache is the remote's action cache for its own instance
+// name, as plain calls without the breaker.
+func (r *Remote) ClientActionCache() store.ActionCache { return &acClient{r} }
+
+// BreakerCAS puts cas behind the remote's circuit breaker of its CAS role:
+// while it is open every call fails fast with UNAVAILABLE, and the
+// outcome of every call (fast paths included) counts toward it. The
+// breaker is the remote's own, shared by every CAS wrapped with it.
+func (r *Remote) BreakerCAS(cas store.CAS) store.CAS {
+	return &breakerCAS{base: cas, b: r.breakers[RoleCAS]}
+}
+
+// BreakerActionCache puts ac behind the remote's circuit breaker of its
+// action-cache role, as BreakerCAS does for the CAS.
+func (r *Remote) BreakerActionCache(ac store.ActionCache) store.ActionCache {
+	return &breakerAC{base: ac, b: r.breakers[RoleActionCache]}
 }
 
 // BreakerState returns "closed", "open" or "half-open" for role.
