@@ -31,7 +31,6 @@ type daemonConfig struct {
 	logLevel        string
 	storeDir        string
 	storeOpts       disk.Options
-	maxBatchBytes   int64 // 0: proxy's default
 	// uploadIdleTimeout and readBufferLimit: zero means proxy's default.
 	uploadIdleTimeout time.Duration
 	readBufferLimit   int64
@@ -92,10 +91,9 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 // configuration sets (zero fields mean the server's defaults).
 func serverOptions(d daemonConfig) grpcservers.Options {
 	return grpcservers.Options{
-		MaxBatchTotalSizeBytes: d.maxBatchBytes,
-		UploadIdleTimeout:      d.uploadIdleTimeout,
-		ReadBufferLimit:        d.readBufferLimit,
-		MaxIdleUploads:         d.maxIdleUploads,
-		MaxIdleUploadBytes:     d.maxIdleUploadBytes,
+		UploadIdleTimeout:  d.uploadIdleTimeout,
+		ReadBufferLimit:    d.readBufferLimit,
+		MaxIdleUploads:     d.maxIdleUploads,
+		MaxIdleUploadBytes: d.maxIdleUploadBytes,
 	}
 }
