@@ -133,21 +133,11 @@ func (d *Daemon) captureOne(ctx context.Context, root, path string, o captureOpt
 // captureFile hashes the file at path, stores it (Put reads it again only
 // when the blob is new) and returns its FileNode without a name.
 func (d *Daemon) captureFile(ctx context.Context, path string, fi os.FileInfo, o captureOptions) (*repb.FileNode, error) {
-	f, err := os.Open(path)
+	dg, err := hashFile(path)
 	if err != nil {
-		return nil, fsError("open", err)
+		return nil, err
 	}
-	defer f.Close()
-	h := digest.NewHasher()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return nil, fsError("read", err)
-	}
-	dg := digest.Digest{Hash: digest.HashString(h), Size: n}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fsError("seek", err)
-	}
-	if err := d.store.Put(ctx, dg, f); err != nil {
+	if err := d.storeFile(ctx, path, dg); err != nil {
 		return nil, err
 	}
 	if o.move {
@@ -155,7 +145,39 @@ func (d *Daemon) captureFile(ctx context.Context, path string, fi os.FileInfo, o
 			return nil, fsError("remove (move_files)", err)
 		}
 	}
-	return &repb.FileNode{Digest: dg.Proto(), IsExecutable: fi.Mode()&0o100 != 0, NodeProperties: o.properties(fi)}, nil
+	return fileNode(dg, fi, o), nil
+}
+
+// fileNode is the FileNode (without a name) of a file with digest dg and
+// info fi: executable when its owner may execute it.
+func fileNode(dg digest.Digest, fi os.FileInfo, o captureOptions) *repb.FileNode {
+	return &repb.FileNode{Digest: dg.Proto(), IsExecutable: fi.Mode()&0o100 != 0, NodeProperties: o.properties(fi)}
+}
+
+// hashFile returns the digest of the file at path.
+func hashFile(path string) (digest.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return digest.Digest{}, fsError("open", err)
+	}
+	defer f.Close()
+	h := digest.NewHasher()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return digest.Digest{}, fsError("read", err)
+	}
+	return digest.Digest{Hash: digest.HashString(h), Size: n}, nil
+}
+
+// storeFile stores the file at path as blob dg (verified by the store: a
+// file changed since it was hashed is INVALID_ARGUMENT).
+func (d *Daemon) storeFile(ctx context.Context, path string, dg digest.Digest) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fsError("open", err)
+	}
+	defer f.Close()
+	return d.store.Put(ctx, dg, f)
 }
 
 // fsError turns an error of the client's files into a status: a missing

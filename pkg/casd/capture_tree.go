@@ -145,20 +145,53 @@ func (s *scannedDir) addEntry(p string, e os.DirEntry, o captureOptions, pending
 	return nil
 }
 
-// captureFiles stores every pending file, in parallel, and fills in its
-// node.
+// captureFiles stores every pending file and fills in its node: all are
+// hashed in parallel, one FindMissing asks which blobs are new (and marks
+// the others used), and only those are stored, each distinct blob once.
 func (d *Daemon) captureFiles(ctx context.Context, pending []pendingFile, o captureOptions) error {
+	digests := make([]digest.Digest, len(pending))
+	var g errgroup.Group
+	g.SetLimit(captureParallelism)
+	for i, pf := range pending {
+		g.Go(func() (err error) {
+			digests[i], err = hashFile(pf.path)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	missing, err := d.store.FindMissing(ctx, digests)
+	if err != nil {
+		return err
+	}
+	if err := d.storeMissing(ctx, pending, digests, missing); err != nil {
+		return err
+	}
+	for i, pf := range pending {
+		n := fileNode(digests[i], pf.info, o)
+		pf.node.Digest, pf.node.IsExecutable, pf.node.NodeProperties = n.Digest, n.IsExecutable, n.NodeProperties
+		if o.move {
+			if err := os.Remove(pf.path); err != nil {
+				return fsError("remove (move_files)", err)
+			}
+		}
+	}
+	return nil
+}
+
+// storeMissing stores, in parallel, one file of pending for each digest
+// of missing (digests is parallel to pending).
+func (d *Daemon) storeMissing(ctx context.Context, pending []pendingFile, digests, missing []digest.Digest) error {
+	want := digest.NewSet(missing...)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(captureParallelism)
-	for _, pf := range pending {
-		g.Go(func() error {
-			n, err := d.captureFile(gctx, pf.path, pf.info, o)
-			if err != nil {
-				return err
-			}
-			pf.node.Digest, pf.node.IsExecutable, pf.node.NodeProperties = n.Digest, n.IsExecutable, n.NodeProperties
-			return nil
-		})
+	for i, pf := range pending {
+		if !want.Has(digests[i]) {
+			continue
+		}
+		delete(want, digests[i])
+		g.Go(func() error { return d.storeFile(gctx, pf.path, digests[i]) })
 	}
 	return g.Wait()
 }

@@ -32,7 +32,7 @@ type env struct {
 	cas      repb.ContentAddressableStorageClient
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{cacheDir: t.TempDir()}
 	st, err := casdir.Open(e.cacheDir, casdir.Options{ProtectSessionBlobs: true})

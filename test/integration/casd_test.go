@@ -46,7 +46,7 @@ type casdProc struct {
 // startCasd starts castd as buildbox-casd on cacheDir with BuildStream
 // 2.8's command line (BUILDSTREAM.md), cwd the cache directory and its own
 // process group, and waits for the socket file as BuildStream does.
-func startCasd(t testing.TB, bin, cacheDir string) *casdProc {
+func startCasd(t testing.TB, bin, cacheDir string, poll ...time.Duration) *casdProc {
 	t.Helper()
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -58,6 +58,9 @@ func startCasd(t testing.TB, bin, cacheDir string) *casdProc {
 	cmd.Env = cleanEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &casdProc{castdProc: startProc(t, cmd), cacheDir: cacheDir, socket: sock}
+	if b, ok := t.(*testing.B); ok {
+		defer b.StopTimer() // the client set-up is not start-up
+	}
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if _, err := os.Stat(sock); err == nil {
@@ -66,7 +69,7 @@ func startCasd(t testing.TB, bin, cacheDir string) *casdProc {
 		if p.exitedNow() || time.Now().After(deadline) {
 			t.Fatalf("buildbox-casd did not create %s:\n%s", sock, p.logs.String())
 		}
-		time.Sleep(10 * time.Millisecond) // BuildStream's own poll interval
+		time.Sleep(pollInterval(poll))
 	}
 	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -75,6 +78,15 @@ func startCasd(t testing.TB, bin, cacheDir string) *casdProc {
 	t.Cleanup(func() { conn.Close() })
 	p.conn, p.local, p.cas = conn, localcaspb.NewLocalContentAddressableStorageClient(conn), repb.NewContentAddressableStorageClient(conn)
 	return p
+}
+
+// pollInterval is BuildStream's own interval (10 ms) unless a benchmark
+// asks for a finer one.
+func pollInterval(poll []time.Duration) time.Duration {
+	if len(poll) > 0 {
+		return poll[0]
+	}
+	return 10 * time.Millisecond
 }
 
 // stop sends sig and checks BuildStream's expectations: exit 0 within the
@@ -309,4 +321,19 @@ func mustRead(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// BenchmarkCasdStartToReady is the time from starting buildbox-casd (castd)
+// with BuildStream's command line until its socket file exists, which is
+// when BuildStream starts using it; every bst command pays it. The socket
+// is polled every millisecond; stopping is not timed.
+func BenchmarkCasdStartToReady(b *testing.B) {
+	bin := casdBin(b)
+	cacheDir := filepath.Join(shortTempDir(b), "cache")
+	for b.Loop() {
+		p := startCasd(b, bin, cacheDir, time.Millisecond)
+		b.StopTimer()
+		p.stop(b, syscall.SIGTERM)
+		b.StartTimer()
+	}
 }
