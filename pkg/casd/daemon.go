@@ -90,6 +90,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if sock != "" {
 		defer os.Remove(sock)
 	}
+	if cfg.Remote != nil {
+		log.Warn("--cas-remote is not contacted yet: castd as buildbox-casd keeps blobs in the local cache only", "cas-remote", cfg.Remote.URL)
+	}
 	d := NewDaemon(st, cfg.CacheDir, log)
 	defer d.Close()
 	log.Info("buildbox-casd (castd) serving", "bind", cfg.Bind, "cache", cfg.CacheDir,
@@ -110,6 +113,7 @@ func serveUntil(ctx context.Context, d *Daemon, l net.Listener, log *slog.Logger
 	case <-ctx.Done():
 	}
 	log.Info("buildbox-casd (castd) stopping")
+	d.Stopping()
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	select {

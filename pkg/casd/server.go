@@ -29,15 +29,25 @@ type Daemon struct {
 	log      *slog.Logger
 	remotes  *remoteSet
 
-	mu     sync.Mutex
-	staged map[*stagedTree]struct{} // live StageTree results, removed by Close
+	mu       sync.Mutex
+	staged   map[*stagedTree]struct{} // live StageTree results, removed by Close
+	stopping chan struct{}            // closed by Stopping
+	stopOnce sync.Once
 }
 
 // NewDaemon returns a Daemon over st, the store of cacheDir. It starts
 // nothing; GRPCServer builds the server and Close removes what is still
 // staged.
 func NewDaemon(st *casdir.Store, cacheDir string, log *slog.Logger) *Daemon {
-	return &Daemon{store: st, cacheDir: cacheDir, log: log, remotes: newRemoteSet(), staged: map[*stagedTree]struct{}{}}
+	return &Daemon{store: st, cacheDir: cacheDir, log: log, remotes: newRemoteSet(), staged: map[*stagedTree]struct{}{}, stopping: make(chan struct{})}
+}
+
+// Stopping tells d that the server is stopping: StageTree streams still
+// waiting for their client's second request end at once (their trees are
+// removed), so a graceful stop does not wait for clients that hold a tree.
+// Safe to call more than once.
+func (d *Daemon) Stopping() {
+	d.stopOnce.Do(func() { close(d.stopping) })
 }
 
 // GRPCServer returns a new grpc.Server with every service registered:

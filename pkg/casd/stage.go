@@ -47,8 +47,15 @@ func (d *Daemon) StageTree(stream localcaspb.LocalContentAddressableStorage_Stag
 	if err := stream.Send(&localcaspb.StageTreeResponse{Path: t.path}); err != nil {
 		return err
 	}
-	if _, err := stream.Recv(); err != nil {
-		return nil // the stream ended: clean up (deferred) without an answer
+	next := make(chan error, 1)
+	go func() { _, err := stream.Recv(); next <- err }() // ends with the stream at the latest
+	select {
+	case err := <-next:
+		if err != nil {
+			return nil // the stream ended: clean up (deferred) without an answer
+		}
+	case <-d.stopping:
+		return status.Error(codes.Unavailable, "buildbox-casd (castd) is stopping; the staged tree was removed")
 	}
 	d.unstage(t)
 	return stream.Send(&localcaspb.StageTreeResponse{})

@@ -1,9 +1,11 @@
 package casd_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -182,5 +184,31 @@ func TestStageTreeRefusals(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(e.cacheDir, "cas", "staging"))
 	if len(entries) != 0 {
 		t.Fatalf("refused requests left %d staging directories", len(entries))
+	}
+}
+
+func TestStageTreeEndsWhenTheDaemonStops(t *testing.T) {
+	// A graceful stop must not wait for a client that still holds a
+	// staged tree (BuildStream kills the daemon 15 s after SIGTERM).
+	e := newEnv(t)
+	c, cancel := context.WithTimeout(ctx(t), 10*time.Second) // without the fix: DEADLINE_EXCEEDED, not a hang
+	defer cancel()
+	stream, err := e.local.StageTree(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&localcaspb.StageTreeRequest{RootDigest: digest.Empty.Proto()}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.daemon.Stopping()
+	if _, err := stream.Recv(); codeOf(err) != codes.Unavailable {
+		t.Fatalf("after Stopping: %v, want UNAVAILABLE", err)
+	}
+	if _, err := os.Stat(resp.Path); !os.IsNotExist(err) {
+		t.Fatalf("staged tree still there: %v", err)
 	}
 }

@@ -253,8 +253,13 @@ func TestCasdTwoProcessesOnOneCacheDirectory(t *testing.T) {
 	if err != nil || len(fm.MissingBlobDigests) != 0 {
 		t.Fatalf("b does not see a's blob: %v %v", fm, err)
 	}
-	if _, err := b.local.FetchMissingBlobs(c, &localcaspb.FetchMissingBlobsRequest{BlobDigests: []*repb.Digest{cf.Responses[0].Digest}}); err != nil {
-		t.Fatalf("FetchMissingBlobs on b: %v", err)
+	fetched, err := b.local.FetchMissingBlobs(c, &localcaspb.FetchMissingBlobsRequest{BlobDigests: []*repb.Digest{cf.Responses[0].Digest}})
+	if err != nil || len(fetched.Responses) != 0 {
+		t.Fatalf("FetchMissingBlobs on b: %v %v", fetched, err)
+	}
+	// The usage count is shared too: b counts what a wrote.
+	if u, err := b.local.GetLocalDiskUsage(c, &localcaspb.GetLocalDiskUsageRequest{}); err != nil || u.SizeBytes < cf.Responses[0].Digest.SizeBytes {
+		t.Fatalf("GetLocalDiskUsage on b: %v %v, want at least a's %d bytes", u, err, cf.Responses[0].Digest.SizeBytes)
 	}
 	b.stop(t, syscall.SIGTERM)
 }
