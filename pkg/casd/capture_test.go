@@ -3,6 +3,7 @@ package casd_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	localcaspb "github.com/castd/castd/api/build/buildgrid"
+	"github.com/castd/castd/pkg/store/casdir"
 )
 
 func TestCaptureFilesAsBuildStreamAddsObjects(t *testing.T) {
@@ -227,4 +229,25 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+func TestCaptureWhenTheCacheIsFull(t *testing.T) {
+	// When only this session's blobs fill the quota, BuildStream must get
+	// RESOURCE_EXHAUSTED on the path (it reports "cache too full"); the
+	// other paths of the call still get their answers.
+	e := newEnvWith(t, casdir.Options{QuotaHigh: 100, ProtectSessionBlobs: true})
+	dir := t.TempDir()
+	first := writeFile(t, dir, "first", strings.Repeat("a", 80), 0o644)
+	second := writeFile(t, dir, "second", strings.Repeat("b", 50), 0o644)
+	resp, err := e.local.CaptureFiles(ctx(t), &localcaspb.CaptureFilesRequest{Path: []string{first, second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Responses[0].GetStatus().GetCode() != 0 || codes.Code(resp.Responses[1].GetStatus().GetCode()) != codes.ResourceExhausted {
+		t.Fatalf("responses %v, want OK then RESOURCE_EXHAUSTED", resp.Responses)
+	}
+	tree, err := e.local.CaptureTree(ctx(t), &localcaspb.CaptureTreeRequest{Path: []string{dir}})
+	if err != nil || codes.Code(tree.Responses[0].GetStatus().GetCode()) != codes.ResourceExhausted {
+		t.Fatalf("CaptureTree: %v %v, want RESOURCE_EXHAUSTED", tree, err)
+	}
 }

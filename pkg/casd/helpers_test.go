@@ -34,8 +34,14 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, casdir.Options{ProtectSessionBlobs: true})
+}
+
+// newEnvWith is newEnv with the store options given.
+func newEnvWith(t testing.TB, opts casdir.Options) *env {
+	t.Helper()
 	e := &env{cacheDir: t.TempDir()}
-	st, err := casdir.Open(e.cacheDir, casdir.Options{ProtectSessionBlobs: true})
+	st, err := casdir.Open(e.cacheDir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
