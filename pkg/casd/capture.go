@@ -27,6 +27,24 @@ type captureOptions struct {
 	move     bool   // move_files: remove the source files once stored
 }
 
+// captureRequest is what CaptureFilesRequest and CaptureTreeRequest share.
+type captureRequest interface {
+	GetInstanceName() string
+	GetNodeProperties() []string
+	GetUnixModeMask() *wrapperspb.UInt32Value
+	GetMoveFiles() bool
+	GetBypassLocalCache() bool
+	GetSkipUpload() bool
+}
+
+// captureOptions checks req's instance and reads its options.
+func (d *Daemon) captureOptions(req captureRequest) (captureOptions, error) {
+	if _, err := d.instance(req.GetInstanceName()); err != nil {
+		return captureOptions{}, err
+	}
+	return newCaptureOptions(req.GetNodeProperties(), req.GetUnixModeMask(), req.GetMoveFiles(), req.GetBypassLocalCache(), req.GetSkipUpload())
+}
+
 // newCaptureOptions reads the node properties asked for (others are
 // ignored, as buildbox-casd does) and rejects bypass_local_cache with
 // skip_upload, which the protocol says are exclusive. Both are hints about
@@ -95,10 +113,7 @@ func resolve(root, path string) (string, error) {
 // for a bad request. Remote instances: blobs stay local (castd does not
 // upload to remotes yet).
 func (d *Daemon) CaptureFiles(ctx context.Context, req *localcaspb.CaptureFilesRequest) (*localcaspb.CaptureFilesResponse, error) {
-	if _, err := d.instance(req.GetInstanceName()); err != nil {
-		return nil, err
-	}
-	o, err := newCaptureOptions(req.GetNodeProperties(), req.GetUnixModeMask(), req.GetMoveFiles(), req.GetBypassLocalCache(), req.GetSkipUpload())
+	o, err := d.captureOptions(req)
 	if err != nil {
 		return nil, err
 	}

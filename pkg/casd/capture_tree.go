@@ -31,10 +31,7 @@ const captureParallelism = 8
 // once stored (directories stay). Failures are per path, as in
 // CaptureFiles.
 func (d *Daemon) CaptureTree(ctx context.Context, req *localcaspb.CaptureTreeRequest) (*localcaspb.CaptureTreeResponse, error) {
-	if _, err := d.instance(req.GetInstanceName()); err != nil {
-		return nil, err
-	}
-	o, err := newCaptureOptions(req.GetNodeProperties(), req.GetUnixModeMask(), req.GetMoveFiles(), req.GetBypassLocalCache(), req.GetSkipUpload())
+	o, err := d.captureOptions(req)
 	if err != nil {
 		return nil, err
 	}

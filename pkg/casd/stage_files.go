@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
@@ -65,7 +64,8 @@ func (d *Daemon) copyBlob(ctx context.Context, dg digest.Digest, dst string, mod
 	return err
 }
 
-// copyInto streams blob dg into w and checks its length.
+// copyInto streams blob dg into w. The store's reader yields exactly
+// dg.Size bytes or fails, so a short copy is the store's error.
 func (d *Daemon) copyInto(ctx context.Context, dg digest.Digest, w io.Writer) error {
 	if dg.IsEmpty() {
 		return nil
@@ -75,12 +75,8 @@ func (d *Daemon) copyInto(ctx context.Context, dg digest.Digest, w io.Writer) er
 		return err
 	}
 	defer rc.Close()
-	n, err := io.Copy(w, rc)
-	if err != nil {
-		return err
-	}
-	if n != dg.Size {
-		return status.Errorf(codes.DataLoss, "buildbox-casd (castd): blob %s: read %d bytes, want %d", dg, n, dg.Size)
+	if _, err := io.CopyN(w, rc, dg.Size); err != nil {
+		return status.Errorf(status.Code(err), "buildbox-casd (castd): staging blob %s: %v", dg, err)
 	}
 	return nil
 }
