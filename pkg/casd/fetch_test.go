@@ -5,6 +5,7 @@ import (
 
 	rapb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc/codes"
 
 	localcaspb "github.com/castd/castd/api/build/buildgrid"
@@ -176,6 +177,21 @@ func TestREAPIAndDiskUsageOverTheCacheDirectory(t *testing.T) {
 	fm, err := e.cas.FindMissingBlobs(ctx(t), &repb.FindMissingBlobsRequest{BlobDigests: []*repb.Digest{d, digest.OfBytes([]byte("no")).Proto()}})
 	if err != nil || len(fm.MissingBlobDigests) != 1 {
 		t.Fatalf("FindMissingBlobs: %v %v", fm, err)
+	}
+	root := putDir(t, e, &repb.Directory{Files: []*repb.FileNode{{Name: "f", Digest: d}}})
+	gt, err := e.cas.GetTree(ctx(t), &repb.GetTreeRequest{RootDigest: root.Proto()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, err := gt.Recv(); err != nil || len(page.Directories) != 1 || page.Directories[0].Files[0].Name != "f" {
+		t.Fatalf("GetTree: %v %v", page, err)
+	}
+	rd, err := bspb.NewByteStreamClient(e.conn).Read(ctx(t), &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", digest.OfBytes(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chunk, err := rd.Recv(); err != nil || string(chunk.Data) != string(data) {
+		t.Fatalf("ByteStream Read: %v %v", chunk, err)
 	}
 	usage, err := e.local.GetLocalDiskUsage(ctx(t), &localcaspb.GetLocalDiskUsageRequest{})
 	if err != nil || usage.SizeBytes < int64(len(data)) {
