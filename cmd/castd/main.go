@@ -7,6 +7,7 @@
 //	castd [serve] [--config FILE] [flags]   run the daemon (the default)
 //	castd config check [--config FILE] [--project DIR]... [--json]
 //	castd version, castd --version, castd -v
+//	castd casd [buildbox-casd flags] CACHEDIR, or castd run as buildbox-casd
 //
 // main is wiring only: each step lives in a small function of this package
 // that the tests reach.
@@ -16,14 +17,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/castd/castd/pkg/casd"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
 func main() {
+	if filepath.Base(os.Args[0]) == "buildbox-casd" {
+		os.Exit(casd.Main(os.Args[1:], os.Stdout, os.Stderr, version))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -39,13 +46,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := "serve", args
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "config", "version", "help":
+		case "serve", "config", "version", "help", "casd":
 			cmd, rest = args[0], args[1:]
 		}
 	}
 	switch cmd {
 	case "config":
 		return configCommand(rest, stdout, stderr)
+	case "casd":
+		return casd.Main(rest, stdout, stderr, version)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -61,6 +70,8 @@ Usage:
   castd [serve] [--config FILE] [flags]   run the daemon (default command)
   castd config check [--config FILE] [--project DIR]... [--json]
                                           validate configuration and exit
+  castd casd [flags] CACHEDIR             serve as BuildStream's buildbox-casd
+                                          (also when run under that name)
   castd version, castd --version, -v      print the version
   castd help, castd --help                show this text and the flags
 

@@ -33,6 +33,8 @@ func TestRunCommands(t *testing.T) {
 		{name: "serve --help", why: "flag help exits 0 without starting anything", args: []string{"serve", "--help"}, wantStdout: "castd config check"},
 		{name: "unknown flag", why: "a mistyped flag is a usage error, exit 2", args: []string{"--no-such-flag"}, wantCode: exitUsage, wantStderr: "no-such-flag"},
 		{name: "stray argument", why: "an unknown subcommand must not silently start the daemon", args: []string{"srve"}, wantCode: exitUsage, wantStderr: `unexpected argument "srve"`},
+		{name: "casd --version", why: "`castd casd` is buildbox-casd without the link; BuildStream parses this line", args: []string{"casd", "--version", "/"}, wantStdout: "buildbox-casd 1.3.41 (castd dev)"},
+		{name: "casd unknown flag", why: "a flag BuildStream may add one day is named, exit 2", args: []string{"casd", "--fuse-mount", "/c"}, wantCode: exitUsage, wantStderr: "--fuse-mount"},
 		{name: "config without check", why: "`castd config` alone says how to use it", args: []string{"config"}, wantCode: exitUsage, wantStderr: "castd config check"},
 	}
 	for _, tt := range tests {

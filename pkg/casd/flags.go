@@ -1,7 +1,18 @@
 // Package casd is castd standing in for BuildStream 2's local CAS daemon,
-// buildbox-casd. So far it holds the command line: the flags BuildStream
-// 2 passes when it starts the daemon (its _cas/casdprocessmanager.py),
-// parsed without side effects.
+// buildbox-casd: the command line BuildStream passes when it starts the
+// daemon (its _cas/casdprocessmanager.py), parsed without side effects;
+// the daemon (Main, Run) over a pkg/store/casdir cache directory; and
+// the build.buildgrid LocalContentAddressableStorage service with the
+// filesystem work behind it (capturing files and trees, staging trees).
+// On the same socket it serves castd's own REAPI handlers
+// (pkg/grpcservers) over the same store, and Remote Asset answers.
+//
+// The LocalCAS service lives here rather than in pkg/grpcservers because
+// most of it is not a thin handler: it reads and writes the client's
+// files. It knows no policy and dials nothing: remotes BuildStream names
+// (GetInstanceNameForRemotes) are remembered, reads through them are
+// answered from the local cache, and work that needs the remote fails
+// naming it.
 package casd
 
 import (

@@ -60,6 +60,7 @@ func TestMakeInstall(t *testing.T) {
 				return map[string]os.FileMode{
 					dir + "/.local/bin/castd":                   0o755,
 					dir + "/.local/bin/bst":                     0o755,
+					dir + "/.local/bin/buildbox-casd":           0o755, // a link to castd, for BuildStream 2
 					dir + "/.config/systemd/user/castd.service": 0o644,
 					dir + "/.config/systemd/user/castd.socket":  0o644,
 				}
@@ -85,6 +86,7 @@ func TestMakeInstall(t *testing.T) {
 				return map[string]os.FileMode{
 					d + "/.local/bin/castd":                      0o755,
 					d + "/.local/bin/bst":                        0o755,
+					d + "/.local/bin/buildbox-casd":              0o755,
 					d + "/xdg-config/systemd/user/castd.service": 0o644,
 					d + "/xdg-config/systemd/user/castd.socket":  0o644,
 					d + "/xdg-data/doc/castd/README.md":          0o644,
@@ -111,6 +113,7 @@ func TestMakeInstall(t *testing.T) {
 				return map[string]os.FileMode{
 					dir + "/dest/opt/castd/bin/castd":                      0o755,
 					dir + "/dest/opt/castd/bin/bst":                        0o755,
+					dir + "/dest/opt/castd/bin/buildbox-casd":              0o755,
 					dir + "/dest/etc/systemd/system/castd-sidecar.service": 0o644,
 					dir + "/dest/etc/systemd/system/castd-sidecar.socket":  0o644,
 				}
@@ -145,10 +148,18 @@ func TestMakeInstall(t *testing.T) {
 				}
 			}
 			tc.check(t, dir)
+			for path := range tc.files(dir) {
+				// BuildStream finds buildbox-casd on PATH: it must be castd under that name.
+				if filepath.Base(path) == "buildbox-casd" {
+					if target, err := os.Readlink(path); err != nil || target != "castd" {
+						t.Errorf("%s -> %q (%v), want a link to castd beside it", path, target, err)
+					}
+				}
+			}
 
 			makeIn(t, vars, append([]string{"uninstall"}, vars...)...)
 			for path := range tc.files(dir) {
-				if _, err := os.Stat(path); !os.IsNotExist(err) {
+				if _, err := os.Lstat(path); !os.IsNotExist(err) { // Lstat: a dangling link counts as left behind
 					t.Errorf("make uninstall left %s behind (%v)", path, err)
 				}
 			}

@@ -1,0 +1,121 @@
+package casd
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	localcaspb "github.com/castd/castd/api/build/buildgrid"
+	"github.com/castd/castd/pkg/grpcservers"
+	"github.com/castd/castd/pkg/store"
+	"github.com/castd/castd/pkg/store/casdir"
+)
+
+// Daemon is castd standing in for buildbox-casd over one cache directory:
+// the LocalCAS service BuildStream drives, plus REAPI CAS, ByteStream,
+// Capabilities and GetTree (castd's own handlers over the same store) and
+// the Remote Asset probes BuildStream sends at start-up. Safe for
+// concurrent use.
+type Daemon struct {
+	localcaspb.UnimplementedLocalContentAddressableStorageServer
+
+	store    *casdir.Store
+	cacheDir string
+	log      *slog.Logger
+	remotes  *remoteSet
+
+	mu       sync.Mutex
+	staged   map[*stagedTree]struct{} // live StageTree results, removed by Close
+	stopping chan struct{}            // closed by Stopping
+	stopOnce sync.Once
+}
+
+// NewDaemon returns a Daemon over st, the store of cacheDir. It starts
+// nothing; GRPCServer builds the server and Close removes what is still
+// staged.
+func NewDaemon(st *casdir.Store, cacheDir string, log *slog.Logger) *Daemon {
+	return &Daemon{store: st, cacheDir: cacheDir, log: log, remotes: newRemoteSet(), staged: map[*stagedTree]struct{}{}, stopping: make(chan struct{})}
+}
+
+// Stopping tells d that the server is stopping: StageTree streams still
+// waiting for their client's second request end at once (their trees are
+// removed), so a graceful stop does not wait for clients that hold a tree.
+// Safe to call more than once.
+func (d *Daemon) Stopping() {
+	d.stopOnce.Do(func() { close(d.stopping) })
+}
+
+// GRPCServer returns a new grpc.Server with every service registered:
+// castd's REAPI handlers (pkg/grpcservers; no ActionCache or Execution
+// yet: UNIMPLEMENTED), LocalCAS and Remote Asset.
+func (d *Daemon) GRPCServer() *grpc.Server {
+	srv := grpcservers.NewServer(d, grpcservers.Options{
+		Logger:    d.log,
+		UploadDir: filepath.Join(d.cacheDir, "cas", "tmp"),
+	})
+	localcaspb.RegisterLocalContentAddressableStorageServer(srv, d)
+	registerAsset(srv, d)
+	return srv
+}
+
+// Close removes every tree StageTree staged that no stream has cleaned up
+// yet. Call it after the server stopped.
+func (d *Daemon) Close() {
+	d.mu.Lock()
+	trees := d.staged
+	d.staged = map[*stagedTree]struct{}{}
+	d.mu.Unlock()
+	for t := range trees {
+		t.remove(d.log)
+	}
+}
+
+// CAS implements grpcservers.Backend: the local store for instance "" and
+// for instances of remotes (whose blobs castd cannot fetch yet), an error
+// for an instance it never handed out.
+func (d *Daemon) CAS(_ context.Context, instance string) (store.CAS, error) {
+	if _, err := d.instance(instance); err != nil {
+		return nil, err
+	}
+	return d.store, nil
+}
+
+// ActionCache implements grpcservers.Backend: castd as buildbox-casd has
+// no action cache yet.
+func (d *Daemon) ActionCache(context.Context, string) (store.ActionCache, error) {
+	return nil, status.Error(codes.Unimplemented, "buildbox-casd (castd): no action cache yet")
+}
+
+// instance resolves an instance name: nil for the local instance "", the
+// remotes of a name GetInstanceNameForRemotes returned, INVALID_ARGUMENT
+// for any other name.
+func (d *Daemon) instance(name string) (*remoteInstance, error) {
+	if name == "" {
+		return nil, nil
+	}
+	if r := d.remotes.get(name); r != nil {
+		return r, nil
+	}
+	return nil, status.Errorf(codes.InvalidArgument, "buildbox-casd (castd): instance_name %q was not returned by GetInstanceNameForRemotes", name)
+}
+
+// GetLocalDiskUsage implements LocalCAS: the bytes of blobs in the cache
+// directory (counted across every daemon on it) and the quota.
+func (d *Daemon) GetLocalDiskUsage(context.Context, *localcaspb.GetLocalDiskUsageRequest) (*localcaspb.GetLocalDiskUsageResponse, error) {
+	used, err := d.store.Usage()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "buildbox-casd (castd): disk usage: %v", err)
+	}
+	return &localcaspb.GetLocalDiskUsageResponse{SizeBytes: used, QuotaBytes: d.store.Quota()}, nil
+}
+
+// UploadTree implements LocalCAS: without remotes there is nothing to
+// upload to, and UNIMPLEMENTED makes BuildStream walk the tree itself.
+func (d *Daemon) UploadTree(context.Context, *localcaspb.UploadTreeRequest) (*localcaspb.UploadTreeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "buildbox-casd (castd): UploadTree is not implemented; upload the tree's blobs with UploadMissingBlobs")
+}
