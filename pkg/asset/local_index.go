@@ -14,7 +14,7 @@ import (
 )
 
 // Records is the durable key-value namespace the local index lives in;
-// (*store.Local).Records("assets") implements it. Get of a missing key is
+// (*disk.Store).Records("assets") implements it. Get of a missing key is
 // NOT_FOUND.
 type Records interface {
 	Put(key, value []byte) error

@@ -15,7 +15,7 @@ import (
 )
 
 // Client is one remote's Remote Asset API as castd uses it;
-// *upstream.AssetClient implements it. Fetch calls report a miss as
+// *grpcclient.AssetClient implements it. Fetch calls report a miss as
 // NOT_FOUND (also when the remote put it in the response's status field) and
 // set the remote's own instance name.
 type Client interface {

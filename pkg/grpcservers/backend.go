@@ -29,7 +29,7 @@ type StaticBackend struct {
 	// Store serves blobs for every instance.
 	Store store.CAS
 	// ActionCaches returns the action cache bound to one instance name,
-	// e.g. (*store.Local).ActionCache. Nil means the server has no action
+	// e.g. (*disk.Store).ActionCache. Nil means the server has no action
 	// cache and ActionCache calls fail with UNIMPLEMENTED.
 	ActionCaches func(instance string) store.ActionCache
 }

@@ -45,7 +45,7 @@ type ScrubResult struct {
 	Took      time.Duration
 }
 
-// Scrubber verifies the local store (store.Local.Scrub) and fetches the
+// Scrubber verifies the local store (disk.Store.Scrub) and fetches the
 // blobs it deleted again through the fan-outs, so that a corrupt copy is
 // replaced before a client asks for it. One scrub runs at a time. Safe for
 // concurrent use.

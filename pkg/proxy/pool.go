@@ -19,7 +19,7 @@ type remoteKey struct {
 	url, instance string
 	auth          policy.Auth
 	conn          policy.ConnectionConfig // RetryLimit cleared: a pointer compares by address
-	retryLimit    int                     // upstream.Config's meaning: negative for unset
+	retryLimit    int                     // grpcclient.Config's meaning: negative for unset
 }
 
 func keyOf(r policy.Remote) remoteKey {
@@ -28,7 +28,7 @@ func keyOf(r policy.Remote) remoteKey {
 	return remoteKey{url: r.URL, instance: r.InstanceName, auth: r.Auth, conn: conn, retryLimit: retryLimit(r.ConnectionConfig)}
 }
 
-// retryLimit is the configured retry-limit in upstream.Config's terms:
+// retryLimit is the configured retry-limit in grpcclient.Config's terms:
 // unset is negative (the client's default), 0 is no retries.
 func retryLimit(c policy.ConnectionConfig) int {
 	if c.RetryLimit == nil {

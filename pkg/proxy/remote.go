@@ -89,7 +89,7 @@ func (r *remote) executes() bool {
 }
 
 // outcomes counts a remote's hits and misses; its health is kept per role
-// by the upstream client (upstream.Remote.Health). Safe for concurrent use.
+// by the upstream client (grpcclient.Remote.Health). Safe for concurrent use.
 type outcomes struct {
 	mu     sync.Mutex
 	hits   int64

@@ -62,7 +62,7 @@ func message(err error) string {
 }
 
 // refusal returns the role and code when err is a remote's answer that no
-// retry can change (upstream.Permanent, the one classification shared with
+// retry can change (grpcclient.Permanent, the one classification shared with
 // the read path): the remote lacks the API, denies us, or rejects the
 // request. UNAUTHENTICATED counts only because the upstream client has
 // already re-read the access token once before answering it. Every other

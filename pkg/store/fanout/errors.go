@@ -48,7 +48,7 @@ func reason(err error) string {
 // not answer is skipped, DESIGN §3.3), with every remote's reason so that
 // an outage is visible in the message. When no remote could answer at
 // all, it keeps the failure's own code (DESIGN §5: other errors keep their
-// code): the last that is not a permanent refusal (upstream.Permanent;
+// code): the last that is not a permanent refusal (grpcclient.Permanent;
 // the last tier is the one that had the configured retries), so that a
 // client retries while a remote is down, else the first.
 func foundNowhere(what string, failures []error) error {
