@@ -35,7 +35,7 @@
 // While an action runs locally (and the Runner is a StreamingRunner), its
 // operation's ExecuteOperationMetadata names two log streams,
 // "{operation name}/streams/stdout" and ".../streams/stderr". A ByteStream
-// Read of either (served through OpenLog, see proxy.Options.Logs) returns
+// Read of either (served through OpenLog, see grpcservers.Options.Logs) returns
 // the output as the command produces it and ends when the run has ended.
 // Streams live in memory, at most MaxLogStreamBytes each, and are kept
 // for a minute after the run. The names can never be blob resource names:

@@ -35,7 +35,7 @@ type Info struct {
 	Scrubber *Scrubber
 }
 
-// Server implements castdpb.ControlServer over a remotes.Set. Safe for
+// Server implements castdpb.ControlServer over a proxy.Set. Safe for
 // concurrent use.
 type Server struct {
 	castdpb.UnimplementedControlServer

@@ -21,7 +21,7 @@ import (
 )
 
 // Fanouts is what a Scrubber refetches through: the instance names served
-// and each one's read fan-out. *remotes.Set implements it.
+// and each one's read fan-out. *proxy.Set implements it.
 type Fanouts interface {
 	Instances() []string
 	CAS(ctx context.Context, instanceName string) (store.CAS, error)

@@ -18,7 +18,7 @@ import (
 )
 
 // Set is the storage of every known instance name over one local store
-// and the configured remotes. It implements proxy.Backend. Safe for
+// and the configured remotes. It implements grpcservers.Backend. Safe for
 // concurrent use.
 type Set struct {
 	cfg      atomic.Pointer[policy.Config] // replaced by Reload
@@ -156,7 +156,7 @@ func (s *Set) lookup(instanceName string) (*instance, error) {
 	return inst, nil
 }
 
-// CAS implements proxy.Backend: the fan-out of instanceName, or
+// CAS implements grpcservers.Backend: the fan-out of instanceName, or
 // INVALID_ARGUMENT for a name that is neither configured nor registered.
 func (s *Set) CAS(_ context.Context, instanceName string) (store.CAS, error) {
 	inst, err := s.lookup(instanceName)
@@ -166,7 +166,7 @@ func (s *Set) CAS(_ context.Context, instanceName string) (store.CAS, error) {
 	return inst.cas, nil
 }
 
-// ActionCache implements proxy.Backend.
+// ActionCache implements grpcservers.Backend.
 func (s *Set) ActionCache(_ context.Context, instanceName string) (store.ActionCache, error) {
 	inst, err := s.lookup(instanceName)
 	if err != nil {

@@ -35,7 +35,7 @@ type serverConfig struct {
 	unix     bool // listen on a Unix socket (its path is addr) instead of 127.0.0.1:0
 }
 
-// testServer is a castd REAPI server (proxy.NewServer over a memory store) on
+// testServer is a castd REAPI server (grpcservers.NewServer over a memory store) on
 // 127.0.0.1, recording every call it receives.
 type testServer struct {
 	addr string
