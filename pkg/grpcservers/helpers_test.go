@@ -36,8 +36,18 @@ type env struct {
 func newEnv(t testing.TB, opts grpcservers.Options) *env {
 	t.Helper()
 	mem := store.NewMemory()
+	conn := serveBackend(t, grpcservers.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), opts)
+	return &env{mem: mem, conn: conn,
+		cas: repb.NewContentAddressableStorageClient(conn), bs: bspb.NewByteStreamClient(conn),
+		ac: repb.NewActionCacheClient(conn), caps: repb.NewCapabilitiesClient(conn)}
+}
+
+// serveBackend serves b in process over bufconn and returns a client
+// connection to it.
+func serveBackend(t testing.TB, b grpcservers.Backend, opts grpcservers.Options) *grpc.ClientConn {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	srv := grpcservers.NewServer(grpcservers.NewStaticBackend(mem, func(string) store.ActionCache { return mem }), opts)
+	srv := grpcservers.NewServer(b, opts)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufconn",
@@ -48,9 +58,7 @@ func newEnv(t testing.TB, opts grpcservers.Options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{mem: mem, conn: conn,
-		cas: repb.NewContentAddressableStorageClient(conn), bs: bspb.NewByteStreamClient(conn),
-		ac: repb.NewActionCacheClient(conn), caps: repb.NewCapabilitiesClient(conn)}
+	return conn
 }
 
 func ctxT(t testing.TB) context.Context {
