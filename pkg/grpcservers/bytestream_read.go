@@ -43,6 +43,7 @@ type byteStreamServer struct {
 	uploads  *uploads
 	readBufs *readBuffers
 	metrics  *metrics
+	maxWhole int64 // the largest compressed upload decoded in memory
 }
 
 func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer {
@@ -52,6 +53,7 @@ func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer 
 		uploads:  newUploads(opts.Spooler, opts.UploadIdleTimeout, opts.MaxIdleUploads, opts.MaxIdleUploadBytes, opts.Logger),
 		readBufs: newReadBuffers(opts.ReadBufferLimit, m),
 		metrics:  m,
+		maxWhole: opts.MaxBatchTotalSizeBytes,
 	}
 }
 
@@ -73,7 +75,7 @@ func (s *byteStreamServer) Read(req *bspb.ReadRequest, stream bspb.ByteStream_Re
 		return err
 	}
 	if res.Compressor != "" {
-		return status.Errorf(codes.InvalidArgument, "resource_name: compressor %q is not supported", res.Compressor)
+		return s.readCompressed(req, res, stream)
 	}
 	n, err := readLength(res.Digest, req.GetReadOffset(), req.GetReadLimit())
 	if err != nil {
