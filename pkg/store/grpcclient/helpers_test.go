@@ -29,7 +29,8 @@ import (
 type serverConfig struct {
 	creds    credentials.TransportCredentials
 	wrap     func(store.CAS) store.CAS
-	unary    grpc.UnaryServerInterceptor // runs after the call is recorded
+	unary    grpc.UnaryServerInterceptor  // runs after the call is recorded
+	stream   grpc.StreamServerInterceptor // runs after the call is recorded
 	maxBatch int64
 	unixPath string // listen on this socket instead of 127.0.0.1:0
 }
@@ -59,7 +60,11 @@ func startServer(t *testing.T, sc serverConfig) *testServer {
 	if sc.unary != nil {
 		unary = append(unary, sc.unary)
 	}
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(ts.recordStream)}
+	stream := []grpc.StreamServerInterceptor{ts.recordStream}
+	if sc.stream != nil {
+		stream = append(stream, sc.stream)
+	}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
 	if sc.creds != nil {
 		opts = append(opts, grpc.Creds(sc.creds))
 	}
