@@ -10,6 +10,8 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store/grpcclient"
@@ -129,5 +131,71 @@ func TestTransfersAreCompressedOnlyToZstdRemotes(t *testing.T) {
 					log.zstdStreams, log.identityStreams, log.zstdEntries, log.identityEntries, log.acceptingReads, log.plainReads)
 			}
 		})
+	}
+}
+
+// breakingStream fails a compressed Read stream after its second message
+// with UNAVAILABLE, once, and notes the read offsets asked for.
+type breakingStream struct {
+	grpc.ServerStream
+	b    *streamBreaker
+	sent int
+}
+
+type streamBreaker struct {
+	mu      sync.Mutex
+	broken  bool
+	offsets []int64
+	names   []string
+}
+
+func (b *streamBreaker) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return h(srv, &breakingStream{ServerStream: ss, b: b})
+}
+
+func (s *breakingStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if r, ok := m.(*bspb.ReadRequest); ok && err == nil {
+		s.b.mu.Lock()
+		s.b.offsets, s.b.names = append(s.b.offsets, r.GetReadOffset()), append(s.b.names, r.GetResourceName())
+		s.b.mu.Unlock()
+	}
+	return err
+}
+
+func (s *breakingStream) SendMsg(m any) error {
+	if _, ok := m.(*bspb.ReadResponse); ok {
+		s.sent++
+		s.b.mu.Lock()
+		breakNow := !s.b.broken && s.sent == 3
+		s.b.broken = s.b.broken || breakNow
+		s.b.mu.Unlock()
+		if breakNow {
+			return status.Error(codes.Unavailable, "link dropped")
+		}
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+func TestCompressedReadResumesAfterBreak(t *testing.T) {
+	t.Log("a compressed stream that breaks with UNAVAILABLE is read again, compressed, from the next uncompressed byte, and the blob is verified whole")
+	b := &streamBreaker{}
+	ts := startServer(t, serverConfig{stream: b.stream})
+	blob, _ := randomBlob(21, 5<<20+9) // noise: about as many compressed bytes, several messages
+	d := put(t, ts.mem, blob)
+	r := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, RetryLimit: 1}, grpcclient.WithSleeper(noSleep))
+	got, err := readAll(r.CAS(), d, 0)
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("read = %d bytes, %v; want the blob", len(got), err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.offsets) != 2 || b.offsets[0] != 0 || b.offsets[1] <= 0 || b.offsets[1] >= d.Size {
+		t.Fatalf("read offsets %v; want 0, then where the break left off", b.offsets)
+	}
+	for _, n := range b.names {
+		if !strings.Contains(n, "compressed-blobs/zstd/") {
+			t.Fatalf("read %q is not compressed", n)
+		}
 	}
 }
