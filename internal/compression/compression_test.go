@@ -96,3 +96,25 @@ func TestFromName(t *testing.T) {
 		}
 	}
 }
+
+func TestChunkerFramesWrites(t *testing.T) {
+	// Why: ByteStream messages carry at most the chunk size, whatever
+	// sizes the encoder writes in, and nothing is lost or sent empty.
+	var msgs []int
+	var all []byte
+	c := compression.NewChunker(4, func(b []byte) error { msgs, all = append(msgs, len(b)), append(all, b...); return nil })
+	for _, w := range []string{"ab", "cdefghij", "k", ""} {
+		if _, err := c.Write([]byte(w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if string(all) != "abcdefghijk" || len(msgs) != 3 || msgs[0] != 4 || msgs[1] != 4 || msgs[2] != 3 {
+		t.Fatalf("messages %v carrying %q", msgs, all)
+	}
+}

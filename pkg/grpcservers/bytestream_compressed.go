@@ -1,6 +1,9 @@
 package grpcservers
 
 import (
+	"context"
+	"io"
+
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc/codes"
@@ -14,7 +17,8 @@ import (
 // read_offset (an offset in the uncompressed blob, as REAPI says)
 // compressed as one zstd stream, in messages of at most chunkSize. The
 // store keeps blobs uncompressed, so this costs zstd's encoding speed per
-// read (see BENCHMARKS.md); memory is one pooled encoder and one chunk.
+// read (see BENCHMARKS.md); memory is one pooled encoder and one chunk
+// (outside ReadBufferLimit, which counts the buffers of identity reads).
 // REAPI requires read_limit 0 for compressed reads.
 func (s *byteStreamServer) readCompressed(req *bspb.ReadRequest, res digest.Resource, stream bspb.ByteStream_ReadServer) error {
 	if _, err := compression.FromName(res.Compressor); err != nil {
@@ -26,63 +30,28 @@ func (s *byteStreamServer) readCompressed(req *bspb.ReadRequest, res digest.Reso
 	if _, err := readLength(res.Digest, req.GetReadOffset(), 0); err != nil {
 		return err
 	}
-	cas, err := s.backend.CAS(stream.Context(), res.Instance)
-	if err != nil {
-		return err
-	}
-	r, err := cas.Get(stream.Context(), res.Digest, req.GetReadOffset())
+	r, err := s.openBlob(stream.Context(), res, req.GetReadOffset())
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	out := &chunkSender{stream: stream, buf: make([]byte, 0, chunkSize), s: s}
+	sent := s.metrics.sent.WithLabelValues(serviceByteStream)
+	out := compression.NewChunker(chunkSize, func(b []byte) error {
+		sent.Add(float64(len(b)))
+		return stream.Send(&bspb.ReadResponse{Data: b})
+	})
 	w := compression.NewWriter(out)
 	_, err = w.ReadFrom(r)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = out.flush()
+		err = out.Flush()
 	}
 	if _, ok := status.FromError(err); !ok {
 		err = status.Errorf(codes.Internal, "read blob %s: %v", res.Digest, err)
 	}
 	return err
-}
-
-// chunkSender sends what is written to it as ReadResponses of chunkSize
-// bytes (the last one shorter, on flush).
-type chunkSender struct {
-	stream bspb.ByteStream_ReadServer
-	buf    []byte
-	s      *byteStreamServer
-}
-
-func (c *chunkSender) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		k := copy(c.buf[len(c.buf):cap(c.buf)], p)
-		c.buf, p = c.buf[:len(c.buf)+k], p[k:]
-		if len(c.buf) == cap(c.buf) {
-			if err := c.flush(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return n, nil
-}
-
-// flush sends what is buffered, if anything.
-func (c *chunkSender) flush() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	if err := c.stream.Send(&bspb.ReadResponse{Data: c.buf}); err != nil {
-		return err
-	}
-	c.s.metrics.sent.WithLabelValues(serviceByteStream).Add(float64(len(c.buf)))
-	c.buf = c.buf[:0]
-	return nil
 }
 
 // compressorOf returns the compressor a parsed write resource names
@@ -112,4 +81,13 @@ func decodeWhole(c repb.Compressor_Value, data []byte, d digest.Digest) ([]byte,
 		return nil, prefixError("data", err)
 	}
 	return b, nil
+}
+
+// openBlob opens res's blob in its instance's CAS from offset.
+func (s *byteStreamServer) openBlob(ctx context.Context, res digest.Resource, offset int64) (io.ReadCloser, error) {
+	cas, err := s.backend.CAS(ctx, res.Instance)
+	if err != nil {
+		return nil, err
+	}
+	return cas.Get(ctx, res.Digest, offset)
 }

@@ -81,11 +81,7 @@ func (s *byteStreamServer) Read(req *bspb.ReadRequest, stream bspb.ByteStream_Re
 	if err != nil {
 		return err
 	}
-	cas, err := s.backend.CAS(stream.Context(), res.Instance)
-	if err != nil {
-		return err
-	}
-	r, err := cas.Get(stream.Context(), res.Digest, req.GetReadOffset())
+	r, err := s.openBlob(stream.Context(), res, req.GetReadOffset())
 	if err != nil {
 		return err
 	}

@@ -202,82 +202,74 @@ func (c *casClient) writeCompressed(ctx context.Context, comp repb.Compressor_Va
 	if err != nil {
 		return wrap(c.r.name, err)
 	}
-	out := &requestSender{stream: stream, r: c.r, buf: make([]byte, 0, writeChunk),
+	s := &requestSender{stream: stream, r: c.r,
 		name: digest.CompressedWriteResourceName(c.r.instance, uuid.NewString(), compression.Name(comp), d)}
-	if err := compressInto(out, r, d); err != nil {
+	if err := s.compress(r, d); err != nil {
 		return err
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
 		return wrap(c.r.name, err)
 	}
-	if cs := resp.GetCommittedSize(); cs != out.off && cs != -1 {
-		return wrap(c.r.name, status.Errorf(codes.Internal, "blob %s: the remote committed %d of %d compressed bytes", d, cs, out.off))
+	if cs := resp.GetCommittedSize(); cs != s.off && cs != -1 {
+		return wrap(c.r.name, status.Errorf(codes.Internal, "blob %s: the remote committed %d of %d compressed bytes", d, cs, s.off))
 	}
 	return nil
 }
 
-// compressInto reads d's bytes from r, verifying them as write does, and
-// sends them compressed through out, the last request with finish_write.
-func compressInto(out *requestSender, r io.Reader, d digest.Digest) error {
-	w := compression.NewWriter(out)
-	h := digest.NewHasher()
-	buf := make([]byte, min(writeChunk, d.Size))
-	for off := int64(0); off < d.Size; {
-		n := min(int64(len(buf)), d.Size-off)
-		last := off+n == d.Size
-		if err := readChunk(r, buf[:n], h, d, off, last); err != nil {
-			w.Close()
-			return err
-		}
-		if _, err := w.Write(buf[:n]); err != nil {
-			w.Close()
-			return out.result(err)
-		}
-		off += n
-	}
-	if err := w.Close(); err != nil {
-		return out.result(err)
-	}
-	out.finish = true
-	return out.result(out.flush())
-}
-
-// requestSender sends what is written to it as WriteRequests of at most
-// writeChunk bytes, at offsets counting the bytes sent; the resource name
-// goes with the first, finish_write with the flush after finish is set.
+// requestSender sends a compressed upload as WriteRequests at offsets
+// counting the compressed bytes sent; the resource name goes with the
+// first, finish_write with the last.
 type requestSender struct {
 	stream bspb.ByteStream_WriteClient
 	r      *Remote
 	name   string
-	buf    []byte
 	off    int64
 	finish bool
 	gone   bool // a Send failed: the status comes from CloseAndRecv
 }
 
-func (s *requestSender) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		k := copy(s.buf[len(s.buf):cap(s.buf)], p)
-		s.buf, p = s.buf[:len(s.buf)+k], p[k:]
-		if len(s.buf) == cap(s.buf) {
-			if err := s.flush(); err != nil {
-				return 0, err
-			}
+// compress reads d's bytes from r, verifying them as write does, and
+// sends them compressed, the last request with finish_write.
+func (s *requestSender) compress(r io.Reader, d digest.Digest) error {
+	out := compression.NewChunker(writeChunk, s.send)
+	w := compression.NewWriter(out)
+	h := digest.NewHasher()
+	buf := make([]byte, min(writeChunk, d.Size))
+	for off := int64(0); off < d.Size; {
+		n := min(int64(len(buf)), d.Size-off)
+		if err := readChunk(r, buf[:n], h, d, off, off+n == d.Size); err != nil {
+			w.Close()
+			return err
 		}
+		if _, err := w.Write(buf[:n]); err != nil {
+			w.Close()
+			return s.result(err)
+		}
+		off += n
 	}
-	return n, nil
+	if err := w.Close(); err != nil {
+		return s.result(err)
+	}
+	s.finish = true
+	before := s.off
+	if err := out.Flush(); err != nil || s.off > before {
+		return s.result(err)
+	}
+	// Nothing was left to flush (the stream ended on a full request):
+	// finish_write goes in a request of its own.
+	return s.result(s.send(nil))
 }
 
 // errSendFailed stops the encoder once the remote ended the stream.
 var errSendFailed = status.Error(codes.Aborted, "the remote ended the write stream")
 
-func (s *requestSender) flush() error {
+// send sends one request of compressed bytes.
+func (s *requestSender) send(b []byte) error {
 	if s.gone {
 		return errSendFailed
 	}
-	req := &bspb.WriteRequest{WriteOffset: s.off, Data: s.buf, FinishWrite: s.finish}
+	req := &bspb.WriteRequest{WriteOffset: s.off, Data: b, FinishWrite: s.finish}
 	if s.off == 0 {
 		req.ResourceName = s.name
 	}
@@ -285,9 +277,8 @@ func (s *requestSender) flush() error {
 		s.gone = true // io.EOF may mean the remote has the blob
 		return errSendFailed
 	}
-	s.r.metrics.sent.Add(float64(len(s.buf)))
-	s.off += int64(len(s.buf))
-	s.buf = s.buf[:0]
+	s.r.metrics.sent.Add(float64(len(b)))
+	s.off += int64(len(b))
 	return nil
 }
 
