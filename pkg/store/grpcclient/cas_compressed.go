@@ -16,24 +16,35 @@ import (
 )
 
 // streamCompressor is the compressor of ByteStream reads and writes to r:
-// zstd when its Capabilities list it in supported_compressors (this is
-// where a WAN link saves bandwidth), identity otherwise, and identity when
-// Capabilities cannot be had (the batch limit has already reported that).
+// the first of r's compressors its Capabilities list in
+// supported_compressors (zstd toward a remote across a network, where it
+// saves bandwidth), identity otherwise, and identity when Capabilities
+// cannot be had (the batch limit has already reported that).
 func (r *Remote) streamCompressor(ctx context.Context) repb.Compressor_Value {
-	caps, err := r.Capabilities(ctx)
-	if err == nil && compression.Offers(caps.GetCacheCapabilities(), repb.Compressor_ZSTD) {
-		return repb.Compressor_ZSTD
-	}
-	return repb.Compressor_IDENTITY
+	return r.pick(ctx, compression.Offers)
 }
 
 // batchCompressor is the compressor of BatchUpdateBlobs entries to r and
-// what BatchReadBlobs accepts from it: zstd when its Capabilities list it
-// in supported_batch_update_compressors, identity otherwise.
+// what BatchReadBlobs accepts from it: as streamCompressor, from
+// supported_batch_update_compressors.
 func (r *Remote) batchCompressor(ctx context.Context) repb.Compressor_Value {
+	return r.pick(ctx, compression.OffersBatch)
+}
+
+// pick returns the first of r's compressors that offers says the remote
+// supports, or identity.
+func (r *Remote) pick(ctx context.Context, offers func(*repb.CacheCapabilities, repb.Compressor_Value) bool) repb.Compressor_Value {
+	if len(r.compressors) == 0 {
+		return repb.Compressor_IDENTITY
+	}
 	caps, err := r.Capabilities(ctx)
-	if err == nil && compression.OffersBatch(caps.GetCacheCapabilities(), repb.Compressor_ZSTD) {
-		return repb.Compressor_ZSTD
+	if err != nil {
+		return repb.Compressor_IDENTITY
+	}
+	for _, c := range r.compressors {
+		if offers(caps.GetCacheCapabilities(), c) {
+			return c
+		}
 	}
 	return repb.Compressor_IDENTITY
 }

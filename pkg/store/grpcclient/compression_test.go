@@ -3,6 +3,7 @@ package grpcclient_test
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -90,18 +91,26 @@ func (s *namedStream) RecvMsg(m any) error {
 
 func TestTransfersAreCompressedOnlyToZstdRemotes(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		why  string
-		zstd bool
+		name   string
+		why    string
+		zstd   bool // the remote advertises ZSTD
+		socket bool // on a Unix socket
+		want   bool // transfers go compressed
 	}{
-		{"zstd remote", "castd saves WAN bandwidth toward a remote that advertises ZSTD", true},
-		{"identity remote", "a remote that does not advertise ZSTD gets identity only", false},
+		{"zstd remote", "castd saves WAN bandwidth toward a remote that advertises ZSTD", true, false, true},
+		{"identity remote", "a remote that does not advertise ZSTD gets identity only", false, false, false},
+		{"zstd remote on a unix socket", "a socket has no bandwidth to save (bst to castd): identity, not CPU spent on zstd", true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
 			log := &compressionLog{stripZstd: !tc.zstd}
-			ts := startServer(t, serverConfig{unary: log.unary, stream: log.stream})
-			cas := dial(t, grpcclient.Config{URL: "grpc://" + ts.addr, InstanceName: "main"}).CAS()
+			sc := serverConfig{unary: log.unary, stream: log.stream}
+			url := "grpc://"
+			if tc.socket {
+				sc.unixPath, url = filepath.Join(t.TempDir(), "remote.sock"), "unix:"
+			}
+			ts := startServer(t, sc)
+			cas := dial(t, grpcclient.Config{URL: url + ts.addr, InstanceName: "main"}).CAS()
 			text := bytes.Repeat([]byte("a compressible line of build output\n"), 100000) // 3.6 MB: ByteStream
 			small := text[:20000]                                                         // batch
 			for _, b := range [][]byte{text, small} {
@@ -119,7 +128,7 @@ func TestTransfersAreCompressedOnlyToZstdRemotes(t *testing.T) {
 			}
 			log.mu.Lock()
 			defer log.mu.Unlock()
-			if tc.zstd {
+			if tc.want {
 				if log.zstdStreams != 2 || log.identityStreams != 0 || log.zstdEntries != 1 || log.identityEntries != 0 || log.plainReads != 0 || log.acceptingReads != 2 {
 					t.Fatalf("streams zstd %d identity %d, batch entries zstd %d identity %d, batch reads accepting %d plain %d; want everything compressed",
 						log.zstdStreams, log.identityStreams, log.zstdEntries, log.identityEntries, log.acceptingReads, log.plainReads)
