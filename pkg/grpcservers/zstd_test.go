@@ -2,8 +2,10 @@ package grpcservers_test
 
 import (
 	"bytes"
+	"context"
 	"runtime"
 	"testing"
+	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
@@ -226,3 +228,28 @@ func TestZstdBombIsRefused(t *testing.T) {
 
 // statusErr turns a per-entry status into an error (nil for OK).
 func statusErr(s *spb.Status) error { return status.FromProto(s).Err() }
+
+func TestZstdIdleUploadDroppedWithItsDecoder(t *testing.T) {
+	// Why: a compressed upload nobody resumes holds a decoder goroutine
+	// and a spool file in the real store; both go with the upload after
+	// the idle timeout.
+	e := newLocalEnv(t, grpcservers.Options{UploadIdleTimeout: time.Second})
+	blob := mixedBlob(3<<20, 11)
+	d := digest.OfBytes(blob)
+	z := compression.Encode(zstd, nil, blob)
+	name := digest.CompressedWriteResourceName("", "idle", "zstd", d)
+	// A first call connects, so that the count below holds the
+	// connection's own goroutines.
+	_, err := e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+	wantCode(t, err, codes.NotFound, "")
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	startWrite(ctx, t, e.bs, name, z, len(z)/2)
+	cancel()
+	if !eventually(func() bool { return e.tempFiles(t) == 0 && runtime.NumGoroutine() <= base }) {
+		t.Fatalf("%d temp files and %d goroutines (%d before) after the upload was dropped", e.tempFiles(t), runtime.NumGoroutine(), base)
+	}
+	_, err = e.bs.QueryWriteStatus(ctxT(t), &bspb.QueryWriteStatusRequest{ResourceName: name})
+	wantCode(t, err, codes.NotFound, "")
+}
