@@ -204,8 +204,7 @@ func (m *messageReader) Read(p []byte) (int, error) {
 // into WriteRequests of at most writeChunk compressed bytes. The digest
 // is checked after the last input byte and before the encoder's last
 // bytes go out with finish_write, so a remote never commits bytes that do
-// not match d. committed_size is in compressed bytes (or -1: the remote
-// had the blob). Not retried, as write.
+// not match d. Not retried, as write.
 func (c *casClient) writeCompressed(ctx context.Context, comp repb.Compressor_Value, d digest.Digest, r io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -222,7 +221,10 @@ func (c *casClient) writeCompressed(ctx context.Context, comp repb.Compressor_Va
 	if err != nil {
 		return wrap(c.r.name, err)
 	}
-	if cs := resp.GetCommittedSize(); cs != s.off && cs != -1 {
+	// REAPI: the compressed bytes received, or -1 when the remote had the
+	// blob; servers that answer the blob's size are taken at their word
+	// too (the remote verified the blob either way).
+	if cs := resp.GetCommittedSize(); cs != s.off && cs != -1 && cs != d.Size {
 		return wrap(c.r.name, status.Errorf(codes.Internal, "blob %s: the remote committed %d of %d compressed bytes", d, cs, s.off))
 	}
 	return nil
