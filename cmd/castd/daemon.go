@@ -94,7 +94,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	d.health = health.NewServer()
 	sopts := serverOptions(cfg)
 	sopts.Health, sopts.Logger, sopts.Registerer = d.health, log, reg
-	sopts.Execution, sopts.Logs, sopts.UpdateEnabled, sopts.Spooler = d.exec, d.exec, d.remotes.UpdateEnabled, d.store
+	sopts.Execution, sopts.Logs, sopts.Spooler = d.exec, d.exec, d.store
 	d.server = grpcservers.NewServer(d.remotes, sopts, d.grpcServerOptions()...)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)

@@ -134,3 +134,19 @@ func TestSet(t *testing.T) {
 		t.Fatalf("Empty = %v", digest.Empty)
 	}
 }
+
+func TestCompressedResourceNamesParse(t *testing.T) {
+	// Why: the names castd builds for a remote must be what a server
+	// (castd's own parser) reads back, instance and compressor included.
+	d := digest.OfBytes([]byte("x"))
+	for _, inst := range []string{"", "a/b"} {
+		r, err := digest.ParseReadResource(digest.CompressedReadResourceName(inst, "zstd", d))
+		if err != nil || r.Instance != inst || r.Compressor != "zstd" || r.Digest != d {
+			t.Fatalf("read %q: %+v %v", inst, r, err)
+		}
+		w, err := digest.ParseWriteResource(digest.CompressedWriteResourceName(inst, "u1", "zstd", d))
+		if err != nil || w.Instance != inst || w.Compressor != "zstd" || w.Digest != d || w.UploadID != "u1" {
+			t.Fatalf("write %q: %+v %v", inst, w, err)
+		}
+	}
+}

@@ -115,3 +115,23 @@ func WriteResourceName(instance, uploadID string, d Digest) string {
 	}
 	return instance + "/" + p
 }
+
+// CompressedReadResourceName builds the read resource name of d's
+// compressed form, "{instance}/compressed-blobs/{compressor}/{hash}/{size}".
+func CompressedReadResourceName(instance, compressor string, d Digest) string {
+	p := "compressed-blobs/" + compressor + "/" + d.String()
+	if instance == "" {
+		return p
+	}
+	return instance + "/" + p
+}
+
+// CompressedWriteResourceName builds an upload resource name of d's
+// compressed form, "{instance}/uploads/{uuid}/compressed-blobs/{compressor}/{hash}/{size}".
+func CompressedWriteResourceName(instance, uploadID, compressor string, d Digest) string {
+	p := "uploads/" + uploadID + "/compressed-blobs/" + compressor + "/" + d.String()
+	if instance == "" {
+		return p
+	}
+	return instance + "/" + p
+}

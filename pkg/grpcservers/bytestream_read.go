@@ -43,6 +43,7 @@ type byteStreamServer struct {
 	uploads  *uploads
 	readBufs *readBuffers
 	metrics  *metrics
+	maxWhole int64 // the largest compressed upload decoded in memory
 }
 
 func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer {
@@ -52,6 +53,7 @@ func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer 
 		uploads:  newUploads(opts.Spooler, opts.UploadIdleTimeout, opts.MaxIdleUploads, opts.MaxIdleUploadBytes, opts.Logger),
 		readBufs: newReadBuffers(opts.ReadBufferLimit, m),
 		metrics:  m,
+		maxWhole: opts.MaxBatchTotalSizeBytes,
 	}
 }
 
@@ -73,17 +75,13 @@ func (s *byteStreamServer) Read(req *bspb.ReadRequest, stream bspb.ByteStream_Re
 		return err
 	}
 	if res.Compressor != "" {
-		return status.Errorf(codes.InvalidArgument, "resource_name: compressor %q is not supported", res.Compressor)
+		return s.readCompressed(req, res, stream)
 	}
 	n, err := readLength(res.Digest, req.GetReadOffset(), req.GetReadLimit())
 	if err != nil {
 		return err
 	}
-	cas, err := s.backend.CAS(stream.Context(), res.Instance)
-	if err != nil {
-		return err
-	}
-	r, err := cas.Get(stream.Context(), res.Digest, req.GetReadOffset())
+	r, err := s.openBlob(stream.Context(), res, req.GetReadOffset())
 	if err != nil {
 		return err
 	}

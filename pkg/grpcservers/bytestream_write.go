@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,7 +27,7 @@ func (s *byteStreamServer) Write(stream bspb.ByteStream_WriteServer) error {
 	} else if err != nil {
 		return err
 	}
-	res, err := parseUploadResource(req.GetResourceName())
+	res, c, err := parseUploadResource(req.GetResourceName())
 	if err != nil {
 		return err
 	}
@@ -34,56 +35,87 @@ func (s *byteStreamServer) Write(stream bspb.ByteStream_WriteServer) error {
 	if err != nil {
 		return err
 	}
-	if whole(req, res.Digest) {
-		if err := s.putWhole(stream.Context(), cas, res.Digest, req.GetData()); err != nil {
-			return err
-		}
-	} else if err := s.writeUpload(stream.Context(), recv, cas, res, req); err != nil {
+	var committed int64
+	if s.whole(req, res.Digest, c) {
+		committed, err = s.putWhole(stream.Context(), cas, res.Digest, c, req.GetData())
+	} else {
+		committed, err = s.writeUpload(stream.Context(), recv, cas, res, c, req)
+	}
+	if err != nil {
 		return err
 	}
-	return stream.SendAndClose(&bspb.WriteResponse{CommittedSize: res.Digest.Size})
+	return stream.SendAndClose(&bspb.WriteResponse{CommittedSize: committed})
 }
 
-// whole reports that req, a stream's first, carries the entire blob.
-func whole(req *bspb.WriteRequest, d digest.Digest) bool {
-	return req.GetFinishWrite() && req.GetWriteOffset() == 0 && int64(len(req.GetData())) == d.Size
-}
-
-// putWhole stores a blob that arrived in one request, without a spool file.
-func (s *byteStreamServer) putWhole(ctx context.Context, cas store.CAS, d digest.Digest, data []byte) error {
-	if err := cas.PutBytes(ctx, d, data, store.PutHint{}); err != nil {
-		return err
+// whole reports that req, a stream's first, carries the entire blob: all
+// its bytes, or for a compressed upload finish_write on a blob small
+// enough to decode in memory (the batch limit).
+func (s *byteStreamServer) whole(req *bspb.WriteRequest, d digest.Digest, c repb.Compressor_Value) bool {
+	if !req.GetFinishWrite() || req.GetWriteOffset() != 0 {
+		return false
 	}
+	if c != repb.Compressor_IDENTITY {
+		return d.Size <= s.maxWhole
+	}
+	return int64(len(req.GetData())) == d.Size
+}
+
+// putWhole stores a blob that arrived in one request, without a spool
+// file, and returns the committed_size to answer: the bytes received.
+func (s *byteStreamServer) putWhole(ctx context.Context, cas store.CAS, d digest.Digest, c repb.Compressor_Value, data []byte) (int64, error) {
 	s.metrics.received.WithLabelValues(serviceByteStream).Add(float64(len(data)))
-	return nil
+	blob, err := decodeWhole(c, data, d)
+	if err != nil {
+		return 0, err
+	}
+	if err := cas.PutBytes(ctx, d, blob, store.PutHint{}); err != nil {
+		return 0, err
+	}
+	return int64(len(data)), nil
 }
 
 // writeUpload continues or starts the upload named by res and feeds it the
-// stream's requests; nil means the blob is stored.
-func (s *byteStreamServer) writeUpload(ctx context.Context, recv *receiver, cas store.CAS, res digest.Resource, req *bspb.WriteRequest) error {
-	name := digest.WriteResourceName(res.Instance, res.UploadID, res.Digest)
-	up, err := s.open(ctx, cas, name, res.Digest, req.GetWriteOffset())
-	if up == nil || err != nil {
-		return err
+// stream's requests until the blob is stored. It returns the
+// committed_size to answer: the blob's size for identity; for a
+// compressed upload the compressed bytes received, or -1 when the blob
+// was already stored (REAPI's answer for a compressed upload that someone
+// else completed).
+func (s *byteStreamServer) writeUpload(ctx context.Context, recv *receiver, cas store.CAS, res digest.Resource, c repb.Compressor_Value, req *bspb.WriteRequest) (int64, error) {
+	up, err := s.open(ctx, cas, uploadName(res, c), res.Digest, c, req.GetWriteOffset())
+	if err != nil {
+		return 0, err
+	}
+	if up == nil {
+		if c != repb.Compressor_IDENTITY {
+			return -1, nil
+		}
+		return res.Digest.Size, nil
 	}
 	defer s.uploads.detach(up)
-	return s.receive(ctx, recv, cas, up, req)
+	if err := s.receive(ctx, recv, cas, up, req); err != nil {
+		return 0, err
+	}
+	if c != repb.Compressor_IDENTITY {
+		return up.committed(), nil
+	}
+	return res.Digest.Size, nil
 }
 
-// parseUploadResource parses a write resource name, rejecting compressors
-// castd does not advertise.
-func parseUploadResource(name string) (digest.Resource, error) {
+// parseUploadResource parses a write resource name and its compressor,
+// rejecting compressors castd does not advertise.
+func parseUploadResource(name string) (digest.Resource, repb.Compressor_Value, error) {
 	res, err := digest.ParseWriteResource(name)
-	if err == nil && res.Compressor != "" {
-		err = status.Errorf(codes.InvalidArgument, "resource_name: compressor %q is not supported", res.Compressor)
+	if err != nil {
+		return res, 0, err
 	}
-	return res, err
+	c, err := compressorOf(res)
+	return res, c, err
 }
 
 // open returns the upload to continue, attached to the calling stream, or
 // nil when the blob is stored and the client may stop sending (REAPI lets
 // the server answer early).
-func (s *byteStreamServer) open(ctx context.Context, cas store.CAS, name string, d digest.Digest, offset int64) (*upload, error) {
+func (s *byteStreamServer) open(ctx context.Context, cas store.CAS, name string, d digest.Digest, c repb.Compressor_Value, offset int64) (*upload, error) {
 	if up := s.uploads.get(name); up != nil && (offset != 0 || up.committed() == 0) {
 		stored, err := s.uploads.attach(up, ctx.Done())
 		if stored || err != nil {
@@ -95,7 +127,7 @@ func (s *byteStreamServer) open(ctx context.Context, cas store.CAS, name string,
 	if err != nil || len(missing) == 0 {
 		return nil, err
 	}
-	return s.uploads.start(name, d)
+	return s.uploads.start(name, d, c)
 }
 
 // receive feeds requests to up until finish_write, then stores the blob.
@@ -123,11 +155,22 @@ func (s *byteStreamServer) receive(ctx context.Context, recv *receiver, cas stor
 	}
 }
 
-// chunk appends one WriteRequest's data to up.
+// chunk appends one WriteRequest's data to up (decoded first when up is
+// compressed). write_offset counts the bytes committed so far, compressed
+// bytes for a compressed upload (REAPI mixes the two units; resuming
+// clients send the committed_size they were told).
 func (s *byteStreamServer) chunk(up *upload, req *bspb.WriteRequest) error {
 	committed, data := up.committed(), req.GetData()
 	if req.GetWriteOffset() != committed {
 		return status.Errorf(codes.InvalidArgument, "write_offset %d, but %d bytes of %s are committed", req.GetWriteOffset(), committed, up.name)
+	}
+	if up.inflate != nil {
+		if err := up.inflate.write(data); err != nil {
+			s.uploads.abort(up, err)
+			return err
+		}
+		s.metrics.received.WithLabelValues(serviceByteStream).Add(float64(len(data)))
+		return nil
 	}
 	end := committed + int64(len(data))
 	if end > up.digest.Size {
@@ -166,6 +209,11 @@ func (s *byteStreamServer) commit(ctx context.Context, cas store.CAS, up *upload
 // queues it for push, write-through sends it to the storage service. The
 // local store finds the blob stored and does not read it again.
 func (s *byteStreamServer) store(ctx context.Context, cas store.CAS, up *upload) error {
+	if up.inflate != nil {
+		if err := up.inflate.finish(); err != nil {
+			return err
+		}
+	}
 	if err := up.spool.Commit(ctx); err != nil {
 		return err
 	}
@@ -181,11 +229,11 @@ func (s *byteStreamServer) store(ctx context.Context, cas store.CAS, up *upload)
 // committed bytes of an upload in progress, the full size once the blob is
 // stored, NOT_FOUND otherwise (clients then start again from 0).
 func (s *byteStreamServer) QueryWriteStatus(ctx context.Context, req *bspb.QueryWriteStatusRequest) (*bspb.QueryWriteStatusResponse, error) {
-	res, err := parseUploadResource(req.GetResourceName())
+	res, c, err := parseUploadResource(req.GetResourceName())
 	if err != nil {
 		return nil, err
 	}
-	name := digest.WriteResourceName(res.Instance, res.UploadID, res.Digest)
+	name := uploadName(res, c)
 	if up := s.uploads.get(name); up != nil {
 		return &bspb.QueryWriteStatusResponse{CommittedSize: up.committed()}, nil
 	}

@@ -3,6 +3,7 @@ package grpcservers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"golang.org/x/sync/errgroup"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/compression"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -52,10 +54,7 @@ func (s *casServer) BatchUpdateBlobs(ctx context.Context, req *repb.BatchUpdateB
 	if err := checkDigestFunction(req.GetDigestFunction()); err != nil {
 		return nil, err
 	}
-	var total int64
-	for _, r := range req.GetRequests() {
-		total += int64(len(r.GetData()))
-	}
+	total := updateSize(req)
 	if total > s.opts.MaxBatchTotalSizeBytes {
 		return nil, status.Errorf(codes.InvalidArgument, "requests: %d bytes of blobs exceed max_batch_total_size_bytes %d; use ByteStream", total, s.opts.MaxBatchTotalSizeBytes)
 	}
@@ -78,19 +77,38 @@ func (s *casServer) BatchUpdateBlobs(ctx context.Context, req *repb.BatchUpdateB
 	return &repb.BatchUpdateBlobsResponse{Responses: resps}, nil
 }
 
-// updateOne validates and stores one entry of a BatchUpdateBlobs request.
+// updateSize is what a BatchUpdateBlobs request counts against
+// max_batch_total_size_bytes: the size of its blobs, which for a
+// compressed entry is the larger of its data and the size its digest
+// declares (so the batch's memory once decoded is bounded by the limit
+// too, and the limit means what the REAPI says, "total size of blobs").
+func updateSize(req *repb.BatchUpdateBlobsRequest) int64 {
+	var total int64
+	for _, r := range req.GetRequests() {
+		n := int64(len(r.GetData()))
+		if r.GetCompressor() != repb.Compressor_IDENTITY {
+			n = max(n, r.GetDigest().GetSizeBytes())
+		}
+		total += n
+	}
+	return total
+}
+
+// updateOne validates, decodes when compressed, and stores one entry of
+// a BatchUpdateBlobs request. The store verifies the decoded bytes.
 func updateOne(ctx context.Context, cas store.CAS, i int, r *repb.BatchUpdateBlobsRequest_Request) error {
 	d, err := digest.FromProto(r.GetDigest())
 	if err != nil {
 		return fieldError(fmt.Sprintf("requests[%d].digest", i), err)
 	}
-	if c := r.GetCompressor(); c != repb.Compressor_IDENTITY {
-		return status.Errorf(codes.InvalidArgument, "requests[%d].compressor: %s is not supported", i, c)
+	if c := r.GetCompressor(); !compression.IsSupported(c) {
+		return status.Errorf(codes.InvalidArgument, "requests[%d].compressor: %s is not supported (supported: ZSTD)", i, c)
 	}
-	if int64(len(r.GetData())) != d.Size {
-		return status.Errorf(codes.InvalidArgument, "requests[%d].data: %d bytes, but the digest says %d", i, len(r.GetData()), d.Size)
+	data, err := compression.Decode(r.GetCompressor(), r.GetData(), d.Size, codes.InvalidArgument)
+	if err != nil {
+		return prefixError(fmt.Sprintf("requests[%d].data", i), err)
 	}
-	if err := cas.PutBytes(ctx, d, r.GetData(), store.PutHint{}); err != nil {
+	if err := cas.PutBytes(ctx, d, data, store.PutHint{}); err != nil {
 		return prefixError(fmt.Sprintf("requests[%d]", i), err)
 	}
 	return nil
@@ -116,6 +134,9 @@ func (s *casServer) BatchReadBlobs(ctx context.Context, req *repb.BatchReadBlobs
 		return nil, err
 	}
 	resps := readBlobs(ctx, cas, req.GetDigests(), ds)
+	if slices.Contains(req.GetAcceptableCompressors(), repb.Compressor_ZSTD) {
+		compressBlobs(resps)
+	}
 	var sent int
 	for _, r := range resps {
 		sent += len(r.Data)
@@ -137,6 +158,25 @@ func readBlobs(ctx context.Context, cas store.CAS, pds []*repb.Digest, ds []dige
 		resps[i].Data, resps[i].Status = r.Data, statusProto(r.Err)
 	}
 	return resps
+}
+
+// minCompressSize is the smallest blob a BatchReadBlobs answer compresses:
+// below it zstd's frame costs about what it saves.
+const minCompressSize = 512
+
+// compressBlobs replaces the data of each answered blob with its zstd
+// form when that pays (compression.Pays: it saves at least an eighth);
+// other blobs, small ones and incompressible ones, stay identity, which
+// every client accepts.
+func compressBlobs(resps []*repb.BatchReadBlobsResponse_Response) {
+	for _, r := range resps {
+		if len(r.Data) < minCompressSize {
+			continue
+		}
+		if z := compression.Encode(repb.Compressor_ZSTD, nil, r.Data); compression.Pays(len(z), len(r.Data)) {
+			r.Data, r.Compressor = z, repb.Compressor_ZSTD
+		}
+	}
 }
 
 // statusProto turns a handler error into a per-entry status (OK for nil).

@@ -40,6 +40,14 @@ func newEnv(t testing.TB, opts grpcservers.Options) *env {
 		ac: repb.NewActionCacheClient(conn), caps: repb.NewCapabilitiesClient(conn)}
 }
 
+// serveBackend serves b in process over bufconn and returns a client
+// connection to it.
+func serveBackend(t testing.TB, b grpcservers.Backend, opts grpcservers.Options) *grpc.ClientConn {
+	t.Helper()
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{Backend: b, Server: opts, Listen: testutil.ListenBufconn})
+	return srv.Dial(t, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+}
+
 // put stores b in the memory store directly.
 func (e *env) put(t testing.TB, b []byte) digest.Digest {
 	t.Helper()

@@ -36,11 +36,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"method"})),
 		received: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_bytes_received_total",
-			Help: "Blob payload bytes received from clients, by service.",
+			Help: "Blob payload bytes received from clients, by service, as they came over the wire (compressed bytes for a compressed transfer).",
 		}, []string{"service"})),
 		sent: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_bytes_sent_total",
-			Help: "Blob payload bytes sent to clients, by service.",
+			Help: "Blob payload bytes sent to clients, by service, as they went over the wire (compressed bytes for a compressed transfer).",
 		}, []string{"service"})),
 		readBuffered: promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "castd_bytestream_read_buffer_bytes",

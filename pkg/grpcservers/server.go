@@ -70,11 +70,6 @@ type Options struct {
 	// (clients get UNIMPLEMENTED) and Capabilities reports exec_enabled
 	// false; the execution issue plugs its server in here.
 	Execution repb.ExecutionServer
-	// UpdateEnabled, optional, says per instance name whether clients may
-	// write the action cache; Capabilities reports it. Nil means true for
-	// every instance. castd answers false for a read-only remote cache
-	// (scenario 2), where results stay local.
-	UpdateEnabled func(instance string) bool
 	// Logs, optional, serves ByteStream reads of log stream names (an
 	// operation's stdout and stderr while it runs); every other name is
 	// read as a blob. castd plugs its execution server in here.
@@ -151,7 +146,7 @@ func NewServer(b Backend, opts Options, extra ...grpc.ServerOption) *grpc.Server
 // ActionCache (and Execution when opts.Execution is set), gRPC health with
 // every service SERVING, and server reflection to s.
 func register(s *grpc.Server, b Backend, opts Options, m *metrics) {
-	repb.RegisterCapabilitiesServer(s, &capabilitiesServer{opts: opts})
+	repb.RegisterCapabilitiesServer(s, &capabilitiesServer{backend: b, opts: opts})
 	repb.RegisterContentAddressableStorageServer(s, &casServer{backend: b, opts: opts, metrics: m})
 	bspb.RegisterByteStreamServer(s, newByteStreamServer(b, opts, m))
 	repb.RegisterActionCacheServer(s, &actionCacheServer{backend: b})

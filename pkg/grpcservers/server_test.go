@@ -40,21 +40,6 @@ func TestCapabilities(t *testing.T) {
 	}
 }
 
-func TestCapabilitiesUpdateEnabledPerInstance(t *testing.T) {
-	// why: an instance backed by a read-only remote cache must tell clients
-	// not to upload results, while other instances still may.
-	e := newEnv(t, grpcservers.Options{UpdateEnabled: func(instance string) bool { return instance != "readonly" }})
-	for inst, want := range map[string]bool{"readonly": false, "": true, "other": true} {
-		c, err := e.caps.GetCapabilities(testutil.Context(t), &repb.GetCapabilitiesRequest{InstanceName: inst})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := c.GetCacheCapabilities().GetActionCacheUpdateCapabilities().GetUpdateEnabled(); got != want {
-			t.Errorf("instance %q: update_enabled = %v, want %v", inst, got, want)
-		}
-	}
-}
-
 func TestHealth(t *testing.T) {
 	e := newEnv(t, grpcservers.Options{})
 	hc := healthpb.NewHealthClient(e.conn)

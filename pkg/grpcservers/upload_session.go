@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,6 +28,9 @@ type upload struct {
 	digest digest.Digest
 	spool  *disk.Upload  // written only by the stream holding slot
 	slot   chan struct{} // held by the one stream writing to the upload
+	// inflate, for a compressed upload, decodes into spool (see
+	// upload_inflater.go); nil for identity.
+	inflate *inflater
 
 	// Guarded by uploads.mu.
 	registered bool          // in byName: resumable, QueryWriteStatus sees it
@@ -39,8 +43,22 @@ type upload struct {
 	timer      *time.Timer   // aborts it once idle for uploads.timeout
 }
 
-// committed is the number of bytes received: the committed_size to report.
-func (up *upload) committed() int64 { return up.spool.Size() }
+// committed is the number of bytes received: the committed_size to report,
+// in compressed bytes for a compressed upload.
+func (up *upload) committed() int64 {
+	if up.inflate != nil {
+		return up.inflate.received.Load()
+	}
+	return up.spool.Size()
+}
+
+// discard stops a compressed upload's decoder and removes the spool file.
+func (up *upload) discard() {
+	if up.inflate != nil {
+		up.inflate.close()
+	}
+	up.spool.Abort()
+}
 
 // uploads tracks resumable uploads by canonical write resource name and
 // bounds what detached ones cost: each is aborted after timeout, and the
@@ -70,18 +88,22 @@ func (u *uploads) get(name string) *upload {
 	return u.byName[name]
 }
 
-// start registers a new, empty upload of d under name, attached to the
-// calling stream (see attach), with its spool file open. An upload it
+// start registers a new, empty upload of d under name, compressed with c,
+// attached to the calling stream (see attach), with its spool file open.
+// An upload it
 // replaces is aborted; one a stream is still writing finishes or fails on
 // its own without being resumable. The spooler's refusal (a full disk,
 // say) is returned as it is.
-func (u *uploads) start(name string, d digest.Digest) (*upload, error) {
+func (u *uploads) start(name string, d digest.Digest, c repb.Compressor_Value) (*upload, error) {
 	spool, err := u.spooler.NewUpload(d)
 	if err != nil {
 		return nil, err
 	}
 	up := &upload{name: name, digest: d, spool: spool,
 		slot: make(chan struct{}, 1), registered: true, attached: true}
+	if c != repb.Compressor_IDENTITY {
+		up.inflate = newInflater(c, spool, d.Size)
+	}
 	up.slot <- struct{}{}
 	up.timer = time.AfterFunc(u.timeout, func() {
 		u.abort(up, status.Errorf(codes.Aborted, "bytestream: upload %s idle for %v; restart it", name, u.timeout))
@@ -130,7 +152,7 @@ func (u *uploads) detach(up *upload) {
 	up.attached = false
 	if up.registered {
 		up.idle = u.idle.PushBack(up)
-		up.idleBytes = up.committed()
+		up.idleBytes = up.spool.Size()
 		u.idleBytes += up.idleBytes
 		up.timer.Reset(u.timeout)
 	}
@@ -141,7 +163,7 @@ func (u *uploads) detach(up *upload) {
 	u.mu.Unlock()
 	<-up.slot
 	for _, r := range remove {
-		r.spool.Abort()
+		r.discard()
 	}
 }
 
@@ -178,7 +200,7 @@ func (u *uploads) abort(up *upload, why error) {
 	remove := u.end(up, why)
 	u.mu.Unlock()
 	if remove {
-		up.spool.Abort()
+		up.discard()
 	}
 }
 

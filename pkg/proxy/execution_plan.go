@@ -119,12 +119,3 @@ func unsupportedBy(known map[string][]string) func(*repb.Platform) (string, bool
 		return "", false
 	}
 }
-
-// UpdateEnabled reports whether clients of instanceName may write the
-// action cache: false for a read-only remote cache (scenario 2), whose
-// results stay local, and for unknown instances. It has the signature of
-// grpcservers.Options.UpdateEnabled.
-func (s *Set) UpdateEnabled(instanceName string) bool {
-	inst, err := s.lookup(instanceName)
-	return err == nil && inst.resolved.Scenario != policy.ScenarioRemoteCacheReadOnly
-}

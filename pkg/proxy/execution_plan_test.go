@@ -46,9 +46,6 @@ projects:
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := set.UpdateEnabled(tc.instance); got != (tc.want != policy.ScenarioRemoteCacheReadOnly) {
-				t.Fatalf("UpdateEnabled = %v for %v", got, tc.want)
-			}
 			if p.Scenario != tc.want {
 				t.Fatalf("scenario %v, want %v", p.Scenario, tc.want)
 			}

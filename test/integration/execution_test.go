@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/castd/castd/pkg/digest"
 )
 
 // The execution tests run two real castd processes: a "cluster" on TCP
@@ -177,14 +179,16 @@ func TestExecutionScenario2(t *testing.T) {
 	re := newREClient(t, ws.socket)
 	ctx := ctxFor(t, execTimeout)
 
-	t.Run("capabilities say updates disabled", func(t *testing.T) {
-		t.Log("a read-only remote cache means clients must not write results either: Capabilities says so")
+	t.Run("capabilities and UpdateActionResult agree", func(t *testing.T) {
+		t.Log("castd's local action cache takes a client's results even when the remote cache is read-only (castd keeps them off the remote), so Capabilities says update_enabled")
 		caps, err := repb.NewCapabilitiesClient(re.conn).GetCapabilities(ctx, &repb.GetCapabilitiesRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if caps.GetCacheCapabilities().GetActionCacheUpdateCapabilities().GetUpdateEnabled() {
-			t.Error("update_enabled is true in scenario 2")
+		_, uerr := repb.NewActionCacheClient(re.conn).UpdateActionResult(ctx, &repb.UpdateActionResultRequest{
+			ActionDigest: digest.OfBytes([]byte("scenario 2 client result " + l.base)).Proto(), ActionResult: &repb.ActionResult{}})
+		if got := caps.GetCacheCapabilities().GetActionCacheUpdateCapabilities().GetUpdateEnabled(); !got || uerr != nil {
+			t.Errorf("update_enabled %v, UpdateActionResult %v; want true and accepted", got, uerr)
 		}
 	})
 	t.Run("remote hit served", func(t *testing.T) {

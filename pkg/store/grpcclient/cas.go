@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/compression"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -29,6 +30,9 @@ const (
 	// batchEntryOverhead is what one entry adds to a batch message beyond
 	// its data (digest, status, field tags), rounded up.
 	batchEntryOverhead = 256
+	// minCompressSize is the smallest blob a batch entry compresses: below
+	// it zstd's frame costs about what it saves.
+	minCompressSize = 512
 )
 
 // casClient implements store.CAS over one remote's CAS and ByteStream
@@ -154,10 +158,12 @@ type blob struct {
 
 func (c *casClient) batchUpdate(ctx context.Context, blobs []blob) error {
 	req := &repb.BatchUpdateBlobsRequest{InstanceName: c.r.instance}
+	comp := c.r.batchCompressor(ctx)
 	var n int
 	for _, b := range blobs {
-		req.Requests = append(req.Requests, &repb.BatchUpdateBlobsRequest_Request{Digest: b.d.Proto(), Data: b.data})
-		n += len(b.data)
+		e := batchUpdateEntry(comp, b)
+		req.Requests = append(req.Requests, e)
+		n += len(e.Data)
 	}
 	resp, err := c.r.cas.BatchUpdateBlobs(ctx, req)
 	if err != nil {
@@ -170,6 +176,19 @@ func (c *casClient) batchUpdate(ctx context.Context, blobs []blob) error {
 	}
 	c.r.metrics.sent.Add(float64(n))
 	return nil
+}
+
+// batchUpdateEntry is b as a BatchUpdateBlobs entry: compressed with comp
+// when that pays (compression.Pays), identity otherwise.
+func batchUpdateEntry(comp repb.Compressor_Value, b blob) *repb.BatchUpdateBlobsRequest_Request {
+	e := &repb.BatchUpdateBlobsRequest_Request{Digest: b.d.Proto(), Data: b.data}
+	if comp == repb.Compressor_IDENTITY || len(b.data) < minCompressSize {
+		return e
+	}
+	if z := compression.Encode(comp, nil, b.data); compression.Pays(len(z), len(b.data)) {
+		e.Data, e.Compressor = z, comp
+	}
+	return e
 }
 
 // putMany uploads blobs, packing the small ones into batches that fit the

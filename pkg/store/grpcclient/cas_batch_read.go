@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/compression"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
@@ -118,6 +119,7 @@ func (c *casClient) batchReadMany(ctx context.Context, ds []digest.Digest, group
 	for k, i := range group {
 		req.Digests[k] = ds[i].Proto()
 	}
+	c.acceptCompressed(ctx, req)
 	resp, err := c.r.cas.BatchReadBlobs(ctx, req)
 	if err != nil {
 		err = wrap(c.r.name, err)
@@ -165,15 +167,27 @@ func answerIndex(ds []digest.Digest, group []int) func(k int, d digest.Digest) (
 	}
 }
 
+// acceptCompressed lets the remote answer req compressed when it speaks
+// zstd (it still answers identity what does not compress).
+func (c *casClient) acceptCompressed(ctx context.Context, req *repb.BatchReadBlobsRequest) {
+	if comp := c.r.batchCompressor(ctx); comp != repb.Compressor_IDENTITY {
+		req.AcceptableCompressors = []repb.Compressor_Value{comp}
+	}
+}
+
 // batchEntry turns one BatchReadBlobs response entry into a verified
-// result.
+// result, decoding a compressed one first (never past the digest's size).
 func (c *casClient) batchEntry(d digest.Digest, r *repb.BatchReadBlobsResponse_Response) store.BlobResult {
 	if s := status.FromProto(r.GetStatus()); s.Code() != codes.OK {
 		return store.BlobResult{Err: wrap(c.r.name, status.Errorf(s.Code(), "blob %s: %s", d, s.Message()))}
 	}
 	c.r.metrics.received.Add(float64(len(r.GetData())))
-	if err := verify(d, r.GetData(), codes.DataLoss); err != nil {
-		return store.BlobResult{Err: wrap(c.r.name, err)}
+	data, err := compression.Decode(r.GetCompressor(), r.GetData(), d.Size, codes.DataLoss)
+	if err == nil {
+		err = verify(d, data, codes.DataLoss)
 	}
-	return store.BlobResult{Data: r.GetData(), Verified: true}
+	if err != nil {
+		return store.BlobResult{Err: wrap(c.r.name, status.Errorf(codes.DataLoss, "blob %s: %s", d, status.Convert(err).Message()))}
+	}
+	return store.BlobResult{Data: data, Verified: true}
 }

@@ -45,11 +45,16 @@ func (c *casClient) GetWith(ctx context.Context, d digest.Digest, offset int64, 
 		}
 		return io.NopCloser(bytes.NewReader(b[offset:])), nil
 	}
+	if comp := c.r.streamCompressor(ctx); comp != repb.Compressor_IDENTITY {
+		return c.openCompressed(ctx, comp, d, offset, !hint.ConsumerVerifies)
+	}
 	return c.openStream(ctx, d, offset, hint)
 }
 
 func (c *casClient) batchRead(ctx context.Context, d digest.Digest) ([]byte, error) {
-	resp, err := c.r.cas.BatchReadBlobs(ctx, &repb.BatchReadBlobsRequest{InstanceName: c.r.instance, Digests: []*repb.Digest{d.Proto()}})
+	req := &repb.BatchReadBlobsRequest{InstanceName: c.r.instance, Digests: []*repb.Digest{d.Proto()}}
+	c.acceptCompressed(ctx, req)
+	resp, err := c.r.cas.BatchReadBlobs(ctx, req)
 	if err != nil {
 		return nil, wrap(c.r.name, err)
 	}
@@ -57,14 +62,8 @@ func (c *casClient) batchRead(ctx context.Context, d digest.Digest) ([]byte, err
 	if len(rs) != 1 {
 		return nil, wrap(c.r.name, status.Errorf(codes.Internal, "BatchReadBlobs answered %d responses for 1 digest", len(rs)))
 	}
-	if s := status.FromProto(rs[0].GetStatus()); s.Code() != codes.OK {
-		return nil, wrap(c.r.name, status.Errorf(s.Code(), "blob %s: %s", d, s.Message()))
-	}
-	c.r.metrics.received.Add(float64(len(rs[0].GetData())))
-	if err := verify(d, rs[0].GetData(), codes.DataLoss); err != nil {
-		return nil, wrap(c.r.name, err)
-	}
-	return rs[0].GetData(), nil
+	res := c.batchEntry(d, rs[0])
+	return res.Data, res.Err
 }
 
 // openStream starts a ByteStream read and waits for its first message, so

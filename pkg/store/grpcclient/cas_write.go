@@ -6,6 +6,7 @@ import (
 	"hash"
 	"io"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/google/uuid"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc/codes"
@@ -23,6 +24,9 @@ const writeChunk = 1 << 20
 // do not match d. Not retried: r cannot be rewound (the write-back queue
 // retries the whole blob).
 func (c *casClient) write(ctx context.Context, d digest.Digest, r io.Reader) error {
+	if comp := c.r.streamCompressor(ctx); comp != repb.Compressor_IDENTITY {
+		return c.writeCompressed(ctx, comp, d, r)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.r.bs.Write(ctx)

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/castd/castd/internal/bufpool"
+	"github.com/castd/castd/internal/compression"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -38,6 +39,12 @@ type Remote struct {
 	retry    *retrier
 	breakers map[Role]*breaker // one per Role, fixed at Dial
 	metrics  *metrics
+
+	// compressors are those castd uses toward this remote when the remote
+	// offers them, in order of preference: none over a Unix socket, where
+	// there is no link whose bandwidth compression would save (bst to
+	// castd, castd to a sidecar), and compression.Supported otherwise.
+	compressors []repb.Compressor_Value
 
 	capsFlight singleflight.Group // the GetCapabilities call in flight, if any
 	capsMu     sync.Mutex         // guards capsV only; never held across a call
@@ -63,6 +70,9 @@ func Dial(ctx context.Context, cfg Config, opts ...Option) (*Remote, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "upstream %s: %v", cfg.Name, err)
 	}
 	r := &Remote{name: cfg.Name, instance: cfg.InstanceName, metrics: newMetrics(o.registerer, cfg.Name, o.logger), breakers: map[Role]*breaker{}}
+	if !t.socket {
+		r.compressors = compression.Supported()
+	}
 	for _, role := range Roles {
 		r.breakers[role] = newBreaker(cfg.Name, cfg.URL, role, o, r.metrics)
 	}

@@ -30,7 +30,8 @@ import (
 type serverConfig struct {
 	creds    credentials.TransportCredentials
 	wrap     func(store.CAS) store.CAS
-	unary    grpc.UnaryServerInterceptor // runs after the call is recorded
+	unary    grpc.UnaryServerInterceptor  // runs after the call is recorded
+	stream   grpc.StreamServerInterceptor // runs after the call is recorded
 	maxBatch int64
 	unix     bool // listen on a Unix socket (its path is addr) instead of 127.0.0.1:0
 }
@@ -63,6 +64,9 @@ func startServer(t *testing.T, sc serverConfig) *testServer {
 	}
 	if sc.unary != nil {
 		o.Unary = append(o.Unary, sc.unary)
+	}
+	if sc.stream != nil {
+		o.Stream = append(o.Stream, sc.stream)
 	}
 	if sc.creds != nil {
 		o.GRPC = []grpc.ServerOption{grpc.Creds(sc.creds)}

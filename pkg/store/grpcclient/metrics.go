@@ -31,11 +31,11 @@ func newMetrics(reg prometheus.Registerer, remote string, logger *slog.Logger) *
 	}, []string{"remote", "method", "code"}))
 	received := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "castd_upstream_bytes_received_total",
-		Help: "Blob bytes read from an upstream remote.",
+		Help: "Blob bytes read from an upstream remote, as they came over the wire (compressed bytes for a compressed transfer).",
 	}, []string{"remote"}))
 	sent := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "castd_upstream_bytes_sent_total",
-		Help: "Blob bytes written to an upstream remote.",
+		Help: "Blob bytes written to an upstream remote, as they went over the wire (compressed bytes for a compressed transfer).",
 	}, []string{"remote"}))
 	breaker := promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "castd_upstream_breaker_state",
