@@ -35,6 +35,8 @@ type job struct {
 	stdout, stderr *os.File
 	// stdoutObs and stderrObs, optional, see the output as it is written.
 	stdoutObs, stderrObs io.Writer
+	// sys, when set, makes root the sandbox's / (see sysroot.go).
+	sys *sysrootJob
 }
 
 func commandEnv(cmd *repb.Command) []string {
@@ -51,7 +53,9 @@ func commandEnv(cmd *repb.Command) []string {
 // capture files, through tees when j has observers.
 func (r *Runner) command(ctx context.Context, j *job, tees *teeSet) (*exec.Cmd, error) {
 	path, args := r.bwrap, append(bwrapArgs(r.bwrap, j), j.args...)
-	if r.bwrap == "" {
+	if j.sys != nil {
+		args = append(j.sys.bwrapArgs(r.bwrap, j), j.args...)
+	} else if r.bwrap == "" {
 		var err error
 		if path, err = resolveArg0(j); err != nil {
 			return nil, err
@@ -71,6 +75,9 @@ func (r *Runner) command(ctx context.Context, j *job, tees *teeSet) (*exec.Cmd, 
 	c.Stdout, c.Stderr = stdout, stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return killGroup(c.Process.Pid) }
+	if j.sys != nil {
+		j.sys.adjust(c)
+	}
 	return c, nil
 }
 
