@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer remote.Close()
 	r, err := localexec.New(remote.ClientCAS(), localexec.Options{
-		Jobs: 1, Sandbox: "bwrap", WorkDir: filepath.Join(os.TempDir(), "castd-buildbox-run"),
+		Jobs: 1, Sandbox: "bwrap", WorkDir: workDir(cfg.Remote),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -109,6 +110,21 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	return err
+}
+
+// workDir is where the input root is staged: the cache directory's tmp/
+// when the casd socket is in the cache directory with one beside it (as
+// BuildStream arranges: its sysroots may be large, and /tmp is often
+// memory), else a directory of this user's under the system's temporary
+// directory.
+func workDir(remote string) string {
+	if sock, ok := strings.CutPrefix(remote, "unix:"); ok {
+		tmp := filepath.Join(filepath.Dir(strings.TrimPrefix(sock, "//")), "tmp")
+		if fi, err := os.Stat(tmp); err == nil && fi.IsDir() {
+			return tmp
+		}
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("castd-buildbox-run-%d", os.Getuid()))
 }
 
 // writeResult writes res into the file BuildStream created and holds open

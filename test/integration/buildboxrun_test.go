@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/protobuf/proto"
@@ -374,3 +375,78 @@ func TestBuildboxRunRefuses(t *testing.T) {
 		}
 	})
 }
+
+func TestBuildboxRunSIGTERM(t *testing.T) {
+	// BuildStream stops a runner with SIGTERM (then SIGKILL 15 s later) when
+	// the user interrupts a build: the command must die with it, at once.
+	f := newRunFixture(t)
+	host := filepath.Join(t.TempDir(), "marks")
+	if err := os.Mkdir(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	result := filepath.Join(t.TempDir(), "result")
+	mustWrite(t, result, "", 0o600)
+	cmd := exec.Command(f.bin, "--remote=unix:"+f.casd.socket, "--action-result="+result, "--no-logs-capture",
+		"--action="+f.action(t, bstCommand(`echo $$ > /mnt/marks/started; sleep 7345; echo survived > /mnt/marks/end`)),
+		"--bind-mount="+host+":/mnt/marks")
+	cmd.Env = cleanEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !exists(filepath.Join(host, "started")) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the command did not start: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for !running(t, "sleep\x007345\x00") { // the check below must be able to see it
+		if time.Now().After(deadline) {
+			t.Fatal("the sandboxed sleep is not visible in /proc")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("buildbox-run still running 15 s after SIGTERM (BuildStream would SIGKILL it)")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d after SIGTERM, want 1 (the runner did not complete the action); stderr %q", code, stderr.String())
+	}
+	// Nothing the command started is left (bwrap's PID namespace ends
+	// with it): the sandboxed sleep goes, soon after.
+	for running(t, "sleep\x007345\x00") {
+		if time.Now().After(deadline) {
+			t.Fatal("the sandboxed sleep survived the runner")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// running reports whether a process with exactly this command line exists.
+func running(t *testing.T, cmdline string) bool {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && string(b) == cmdline {
+			return true
+		}
+	}
+	return false
+}
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
