@@ -52,15 +52,17 @@ func commandEnv(cmd *repb.Command) []string {
 // a cancellation kills everything it started. Its output goes to the
 // capture files, through tees when j has observers.
 func (r *Runner) command(ctx context.Context, j *job, tees *teeSet) (*exec.Cmd, error) {
-	path, args := r.bwrap, append(bwrapArgs(r.bwrap, j), j.args...)
-	if j.sys != nil {
+	path, args := r.bwrap, j.args
+	switch {
+	case j.sys != nil:
 		args = append(j.sys.bwrapArgs(r.bwrap, j), j.args...)
-	} else if r.bwrap == "" {
+	case r.bwrap != "":
+		args = append(bwrapArgs(r.bwrap, j), j.args...)
+	default:
 		var err error
 		if path, err = resolveArg0(j); err != nil {
 			return nil, err
 		}
-		args = j.args
 	}
 	c := exec.CommandContext(ctx, path)
 	c.Args, c.Env, c.Dir = args, j.env, j.wd

@@ -96,8 +96,9 @@ type sysrootJob struct {
 func (j *job) direct() bool { return j.sys != nil && j.sys.direct }
 
 // setSysroot prepares j for a sysroot run of a, after staging: the
-// working directory must not pass through a symlink (it is created on the
-// host), and the mount points bwrap will create are noted.
+// working directory and the outputs' parents must not pass through a
+// symlink (they are created on the host, where the link leads elsewhere),
+// and the mount points bwrap will create are noted.
 func (j *job) setSysroot(a *action) error {
 	if a.sysroot == nil {
 		return nil
@@ -106,6 +107,9 @@ func (j *job) setSysroot(a *action) error {
 		return grpcerr.InvalidArgument("command.working_directory", "%v", err)
 	}
 	s := &sysrootJob{binds: a.sysroot.BindMounts, stdin: a.sysroot.Stdin, direct: a.sysroot.Stdout != nil, outputs: a.outputs}
+	if err := s.checkOutputs(j); err != nil {
+		return err
+	}
 	if s.stdin != nil {
 		_, err := unix.IoctlGetTermios(int(s.stdin.Fd()), unix.TCGETS)
 		s.interactive = err == nil
@@ -197,13 +201,19 @@ func (r *Runner) runSandboxed(ctx context.Context, j *job, timeout time.Duration
 	for i := len(j.sys.created) - 1; i >= 0; i-- {
 		_ = os.Remove(filepath.Join(j.root, j.sys.created[i])) // only empty ones go: the command may have used them
 	}
+	return out, j.sys.checkOutputs(j)
+}
+
+// checkOutputs fails when an output's parent is reached through a symlink
+// in the staged root.
+func (s *sysrootJob) checkOutputs(j *job) error {
 	rel, _ := filepath.Rel(j.root, j.wd)
-	for _, o := range j.sys.outputs {
+	for _, o := range s.outputs {
 		if err := checkNoSymlinks(j.root, path.Join(filepath.ToSlash(rel), o.path), false); err != nil {
-			return out, grpcerr.InvalidArgument("command.output_paths", "output %q: %v", o.path, err)
+			return grpcerr.InvalidArgument("command.output_paths", "output %q: %v", o.path, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // missingPrefixes lists the prefixes of the absolute sandbox path p that do

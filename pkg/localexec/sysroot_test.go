@@ -77,6 +77,12 @@ func TestRunSysroot(t *testing.T) {
 		cmd:      sysrootCommand("true", "w/castd-test-sub"),
 		wantCode: codes.InvalidArgument,
 	}, {
+		name:     "output parent through a symlink",
+		why:      "the output's parent directory is created on the host before the run, where the link leads out of the tree",
+		inputs:   map[string]node{"o": {link: "/"}},
+		cmd:      sysrootCommand("true", "", "o/castd-test-out/file"),
+		wantCode: codes.InvalidArgument,
+	}, {
 		name:     "output reached through a symlink the command made",
 		why:      "collecting out/passwd through out -> /etc would read the host's /etc",
 		cmd:      sysrootCommand("rmdir out && ln -s /etc out", "", "out/passwd"),
