@@ -54,6 +54,7 @@ func TestRunSysroot(t *testing.T) {
 		platform []*repb.Platform_Property
 		wantCode codes.Code
 		wantOut  string // stdout, when the run succeeds
+		noHost   string // a host path the run must not create
 	}{{
 		name:    "absolute symlink in the sysroot",
 		why:     "a sysroot's /bin/sh -> /bin/busybox resolves inside the sandbox, so it is staged as it is",
@@ -76,12 +77,14 @@ func TestRunSysroot(t *testing.T) {
 		inputs:   map[string]node{"w": {link: "/"}},
 		cmd:      sysrootCommand("true", "w/castd-test-sub"),
 		wantCode: codes.InvalidArgument,
+		noHost:   "/castd-test-sub",
 	}, {
 		name:     "output parent through a symlink",
 		why:      "the output's parent directory is created on the host before the run, where the link leads out of the tree",
 		inputs:   map[string]node{"o": {link: "/"}},
 		cmd:      sysrootCommand("true", "", "o/castd-test-out/file"),
 		wantCode: codes.InvalidArgument,
+		noHost:   "/castd-test-out",
 	}, {
 		name:     "output reached through a symlink the command made",
 		why:      "collecting out/passwd through out -> /etc would read the host's /etc",
@@ -112,6 +115,10 @@ func TestRunSysroot(t *testing.T) {
 			a := f.action(t, sysrootInputs(t, tc.inputs), tc.cmd, 0)
 			a.Platform = &repb.Platform{Properties: tc.platform}
 			res, err := f.runner.RunSysroot(context.Background(), a, localexec.Sysroot{})
+			if tc.noHost != "" && exists(tc.noHost) {
+				os.Remove(tc.noHost)
+				t.Errorf("the run created %s on the host", tc.noHost)
+			}
 			if status.Code(err) != tc.wantCode {
 				t.Fatalf("RunSysroot = %v, want %v", err, tc.wantCode)
 			}
