@@ -4,8 +4,10 @@ package integration_test
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -450,3 +452,44 @@ func running(t *testing.T, cmdline string) bool {
 }
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+func TestBuildboxRunInteractiveShell(t *testing.T) {
+	// `bst shell` runs `sh -i` through buildbox-run with stdin on the
+	// user's terminal (no new session then): the shell must get the
+	// terminal as its controlling one, in the foreground, so it has job
+	// control, and read the user's commands from it.
+	f := newRunFixture(t)
+	cmd := bstCommand("")
+	cmd.Arguments = []string{"sh", "-i"}
+	run := strings.Join([]string{f.bin, "--remote=unix:" + f.casd.socket, "--action=" + f.action(t, cmd),
+		"--action-result=" + filepath.Join(t.TempDir(), "result"), "--no-logs-capture", "--bind-mount=/dev:/dev"}, " ")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// script(1) (util-linux) gives the runner a terminal, as a user's shell
+	// would: the runner is its session's foreground process group.
+	sc := exec.CommandContext(ctx, "script", "-qec", run, "/dev/null")
+	sc.Env = cleanEnv("TERM=dumb")
+	stdin, err := sc.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sc.Stdout, sc.Stderr = &out, &out
+	if err := sc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if _, err := io.WriteString(stdin, "echo got-$((6*7)); exit 5\n"); err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("the shell did not finish (stopped waiting for the terminal?):\n%s", out.String())
+	}
+	if err != nil {
+		t.Fatalf("script/buildbox-run: %v\n%s", err, out.String())
+	}
+	if got := out.String(); !strings.Contains(got, "got-42") || strings.Contains(got, "job control turned off") {
+		t.Errorf("terminal output %q: want the command's answer and job control on", got)
+	}
+}
