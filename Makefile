@@ -80,11 +80,11 @@ proto:
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/castd/castd --go-grpc_opt='$(LOCALCAS_GO)' \
 	  build/buildgrid/local_cas.proto
 
-## install: castd and bst (and buildbox-casd, a link to castd that BuildStream
-## 2 starts as its local CAS daemon) to $(PREFIX)/bin and the CI-sidecar system units
+## install: castd and bst (and buildbox-casd and buildbox-run, links to castd
+## that BuildStream 2 starts as its local CAS daemon and sandbox runner) to $(PREFIX)/bin and the CI-sidecar system units
 ## (castd-sidecar.service/.socket) to $(SYSTEMD_SYSTEM_DIR), under $(DESTDIR).
 ## Run as root. See README.md, "CI sidecar".
-## install-user: castd, bst and the buildbox-casd link to ~/.local/bin and the user units
+## install-user: castd, bst and the buildbox-casd and buildbox-run links to ~/.local/bin and the user units
 ## (castd.service/.socket) to $(XDG_CONFIG_HOME)/systemd/user (~/.config when
 ## unset), under $(DESTDIR) for a trial or staged install. See README.md, "Workstation".
 ## uninstall: reverses both (uninstall-user, then uninstall-system).
@@ -103,6 +103,7 @@ install: build
 	install -D -m 0755 $(BIN)/castd $(DESTDIR)$(PREFIX)/bin/castd
 	install -D -m 0755 $(BIN)/bst $(DESTDIR)$(PREFIX)/bin/bst
 	ln -sf castd $(DESTDIR)$(PREFIX)/bin/buildbox-casd
+	ln -sf castd $(DESTDIR)$(PREFIX)/bin/buildbox-run
 	install -D -m 0644 deploy/systemd/castd-sidecar.service $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.service
 	sed -i 's|^ExecStart=/usr/local/bin/castd |ExecStart=$(PREFIX)/bin/castd |' $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.service
 	install -D -m 0644 deploy/systemd/castd-sidecar.socket $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.socket
@@ -113,6 +114,7 @@ install-user: build
 	install -D -m 0755 $(BIN)/castd $(USER_BIN_DIR)/castd
 	install -D -m 0755 $(BIN)/bst $(USER_BIN_DIR)/bst
 	ln -sf castd $(USER_BIN_DIR)/buildbox-casd
+	ln -sf castd $(USER_BIN_DIR)/buildbox-run
 	install -D -m 0644 deploy/systemd/castd.service $(USER_UNIT_DIR)/castd.service
 	install -D -m 0644 deploy/systemd/castd.socket $(USER_UNIT_DIR)/castd.socket
 	if [ -f README.md ]; then install -D -m 0644 README.md $(USER_DOC_DIR)/README.md; fi
@@ -122,10 +124,10 @@ install-user: build
 uninstall: uninstall-user uninstall-system
 
 uninstall-user:
-	rm -f $(USER_BIN_DIR)/castd $(USER_BIN_DIR)/bst $(USER_BIN_DIR)/buildbox-casd $(USER_UNIT_DIR)/castd.service $(USER_UNIT_DIR)/castd.socket $(USER_DOC_DIR)/README.md
+	rm -f $(USER_BIN_DIR)/castd $(USER_BIN_DIR)/bst $(USER_BIN_DIR)/buildbox-casd $(USER_BIN_DIR)/buildbox-run $(USER_UNIT_DIR)/castd.service $(USER_UNIT_DIR)/castd.socket $(USER_DOC_DIR)/README.md
 	@echo "If the units were enabled: systemctl --user disable --now castd.socket castd.service && systemctl --user daemon-reload"
 
 uninstall-system:
-	rm -f $(DESTDIR)$(PREFIX)/bin/castd $(DESTDIR)$(PREFIX)/bin/bst $(DESTDIR)$(PREFIX)/bin/buildbox-casd \
+	rm -f $(DESTDIR)$(PREFIX)/bin/castd $(DESTDIR)$(PREFIX)/bin/bst $(DESTDIR)$(PREFIX)/bin/buildbox-casd $(DESTDIR)$(PREFIX)/bin/buildbox-run \
 	  $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.service $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/castd-sidecar.socket
 	@echo "If the units were enabled: systemctl disable --now castd-sidecar.socket castd-sidecar.service && systemctl daemon-reload"

@@ -8,6 +8,7 @@
 //	castd config check [--config FILE] [--project DIR]... [--json]
 //	castd version, castd --version, castd -v
 //	castd casd [buildbox-casd flags] CACHEDIR, or castd run as buildbox-casd
+//	castd run-action [buildbox-run flags], or castd run as buildbox-run
 //
 // main is wiring only: each step lives in a small function of this package
 // that the tests reach.
@@ -21,6 +22,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/castd/castd/pkg/buildboxrun"
 	"github.com/castd/castd/pkg/casd"
 )
 
@@ -28,8 +30,11 @@ import (
 var version = "dev"
 
 func main() {
-	if filepath.Base(os.Args[0]) == "buildbox-casd" {
+	switch filepath.Base(os.Args[0]) {
+	case "buildbox-casd":
 		os.Exit(casd.Main(os.Args[1:], os.Stdout, os.Stderr, version))
+	case "buildbox-run":
+		os.Exit(buildboxrun.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -46,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := "serve", args
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "config", "version", "help", "casd":
+		case "serve", "config", "version", "help", "casd", "run-action":
 			cmd, rest = args[0], args[1:]
 		}
 	}
@@ -55,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return configCommand(rest, stdout, stderr)
 	case "casd":
 		return casd.Main(rest, stdout, stderr, version)
+	case "run-action":
+		return buildboxrun.Main(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -72,6 +79,8 @@ Usage:
                                           validate configuration and exit
   castd casd [flags] CACHEDIR             serve as BuildStream's buildbox-casd
                                           (also when run under that name)
+  castd run-action [flags]                run one sandboxed action as BuildStream's
+                                          buildbox-run (also under that name)
   castd version, castd --version, -v      print the version
   castd help, castd --help                show this text and the flags
 

@@ -35,6 +35,8 @@ func TestRunCommands(t *testing.T) {
 		{name: "stray argument", why: "an unknown subcommand must not silently start the daemon", args: []string{"srve"}, wantCode: exitUsage, wantStderr: `unexpected argument "srve"`},
 		{name: "casd --version", why: "`castd casd` is buildbox-casd without the link; BuildStream parses this line", args: []string{"casd", "--version", "/"}, wantStdout: "buildbox-casd 1.3.41 (castd dev)"},
 		{name: "casd unknown flag", why: "a flag BuildStream may add one day is named, exit 2", args: []string{"casd", "--fuse-mount", "/c"}, wantCode: exitUsage, wantStderr: "--fuse-mount"},
+		{name: "run-action --capabilities", why: "`castd run-action` is buildbox-run without the link", args: []string{"run-action", "--capabilities"}, wantStdout: "platform:OSFamily=linux\n"},
+		{name: "run-action unknown flag", why: "a flag BuildStream may add one day is named, exit 2", args: []string{"run-action", "--use-localcas"}, wantCode: exitUsage, wantStderr: "--use-localcas"},
 		{name: "config without check", why: "`castd config` alone says how to use it", args: []string{"config"}, wantCode: exitUsage, wantStderr: "castd config check"},
 	}
 	for _, tt := range tests {

@@ -44,12 +44,12 @@ func UploadAction(ctx context.Context, cas store.CAS, cmd *repb.Command, inputRo
 }
 
 // prepare validates a and fetches and validates its Command.
-func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
+func (r *Runner) prepare(ctx context.Context, a *repb.Action, sys *Sysroot) (*action, error) {
 	cd, err := digest.FromProto(a.GetCommandDigest())
 	if err != nil {
 		return nil, grpcerr.InvalidArgument("action.command_digest", "%s", status.Convert(err).Message())
 	}
-	act := &action{cmd: &repb.Command{}, timeout: r.opts.DefaultTimeout}
+	act := &action{cmd: &repb.Command{}, timeout: r.opts.DefaultTimeout, sysroot: sys}
 	if act.root, err = digest.FromProto(a.GetInputRootDigest()); err != nil {
 		return nil, grpcerr.InvalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
 	}
@@ -70,8 +70,15 @@ func (r *Runner) prepare(ctx context.Context, a *repb.Action) (*action, error) {
 		return nil, grpcerr.InvalidArgument("command.arguments", "no command to run")
 	}
 	act.wd = act.cmd.GetWorkingDirectory()
+	if act.platform = a.GetPlatform(); act.platform == nil {
+		act.platform = act.cmd.GetPlatform() //lint:ignore SA1019 REAPI 2.0 clients set only the Command's
+	}
 	if err := checkRelPath("command.working_directory", act.wd, true); err != nil {
 		return nil, err
+	}
+	if sys != nil {
+		act.outputs, err = sysrootOutputSpecs(act.cmd, act.wd)
+		return act, err
 	}
 	act.outputs, err = outputSpecs(act.cmd)
 	return act, err
@@ -84,6 +91,9 @@ func (r *Runner) collect(ctx context.Context, j *job, specs []outputSpec) (*repb
 	b := newBlobSet()
 	if err := collectOutputs(ctx, b, j.wd, specs, res); err != nil {
 		return nil, err
+	}
+	if j.direct() {
+		return res, b.upload(ctx, r.cas) // the output went to the caller's files
 	}
 	stdout, err := b.addFile(j.stdout.Name())
 	if err != nil {

@@ -38,4 +38,10 @@
 // against hostile code. bwrap needs unprivileged user namespaces (or root);
 // New checks that bwrap is installed, and an action fails with the error
 // bwrap reports if namespaces are unavailable.
+//
+// RunSysroot uses the same bwrap sandbox the other way round, for an input
+// root that is a whole system image (BuildStream's sandboxes, through
+// castd as buildbox-run): the staged tree is mounted as / and the host's
+// file system is not visible at all, except for the bind mounts the caller
+// names; /proc, /dev and /tmp are bwrap's.
 package localexec

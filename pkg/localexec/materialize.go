@@ -32,11 +32,18 @@ const maxTreeEntries = 1 << 22
 // partial tree, which the caller removes. It is what staging uses; safe for
 // concurrent use on distinct dst.
 func MaterializeDir(ctx context.Context, cas store.CAS, root digest.Digest, dst string) error {
+	return materialize(ctx, cas, root, dst, false)
+}
+
+// materialize is MaterializeDir; anyLink accepts symlinks pointing anywhere,
+// for a sysroot that will be the sandbox's / (where "/usr/bin" means the
+// tree's own usr/bin). castd itself never follows the links it creates.
+func materialize(ctx context.Context, cas store.CAS, root digest.Digest, dst string, anyLink bool) error {
 	t, err := fetchTree(ctx, cas, root)
 	if err != nil {
 		return err
 	}
-	p, err := buildPlan(t)
+	p, err := buildPlan(t, anyLink)
 	if err != nil {
 		return err
 	}
@@ -49,9 +56,10 @@ func MaterializeDir(ctx context.Context, cas store.CAS, root digest.Digest, dst 
 // plan is an input tree expanded into paths relative to its root, every
 // name and symlink already validated.
 type plan struct {
-	dirs  []string // parents before children
-	files []planFile
-	links []planLink
+	dirs    []string // parents before children
+	files   []planFile
+	links   []planLink
+	anyLink bool // accept symlinks whose targets leave the tree
 }
 
 type planFile struct {
@@ -63,8 +71,8 @@ type planFile struct {
 type planLink struct{ path, target string }
 
 // buildPlan expands t into a plan, validating names and symlink targets.
-func buildPlan(t *inputTree) (*plan, error) {
-	p := &plan{}
+func buildPlan(t *inputTree, anyLink bool) (*plan, error) {
+	p := &plan{anyLink: anyLink}
 	return p, p.add(t, t.root, "")
 }
 
@@ -82,7 +90,7 @@ func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
 		if err := checkName(field("symlinks", i), s.GetName()); err != nil {
 			return err
 		}
-		if escapes(rel, s.GetTarget()) {
+		if s.GetTarget() == "" || !p.anyLink && escapes(rel, s.GetTarget()) {
 			return grpcerr.InvalidArgument(field("symlinks", i), "symlink %q -> %q escapes the input root", path.Join(rel, s.GetName()), s.GetTarget())
 		}
 		p.links = append(p.links, planLink{path.Join(rel, s.GetName()), s.GetTarget()})

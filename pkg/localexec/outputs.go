@@ -35,10 +35,16 @@ type outputSpec struct {
 // outputSpecs validates the Command's output paths. output_paths wins over
 // the REAPI 2.0 fields when set, as the specification says.
 func outputSpecs(cmd *repb.Command) ([]outputSpec, error) {
+	return checkedOutputSpecs(cmd, checkRelPath)
+}
+
+// checkedOutputSpecs is outputSpecs with check validating each path
+// (allowEmpty for the REAPI 2.0 output_directories).
+func checkedOutputSpecs(cmd *repb.Command, check func(field, p string, allowEmpty bool) error) ([]outputSpec, error) {
 	var specs []outputSpec
 	add := func(field string, paths []string, kind outputKind) error {
 		for i, p := range paths {
-			if err := checkRelPath(fmt.Sprintf("command.%s[%d]", field, i), p, kind == dirOutput); err != nil {
+			if err := check(fmt.Sprintf("command.%s[%d]", field, i), p, kind == dirOutput); err != nil {
 				return err
 			}
 			specs = append(specs, outputSpec{p, kind})

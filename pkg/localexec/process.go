@@ -35,6 +35,8 @@ type job struct {
 	stdout, stderr *os.File
 	// stdoutObs and stderrObs, optional, see the output as it is written.
 	stdoutObs, stderrObs io.Writer
+	// sys, when set, makes root the sandbox's / (see sysroot.go).
+	sys *sysrootJob
 }
 
 func commandEnv(cmd *repb.Command) []string {
@@ -50,13 +52,17 @@ func commandEnv(cmd *repb.Command) []string {
 // a cancellation kills everything it started. Its output goes to the
 // capture files, through tees when j has observers.
 func (r *Runner) command(ctx context.Context, j *job, tees *teeSet) (*exec.Cmd, error) {
-	path, args := r.bwrap, append(bwrapArgs(r.bwrap, j), j.args...)
-	if r.bwrap == "" {
+	path, args := r.bwrap, j.args
+	switch {
+	case j.sys != nil:
+		args = append(j.sys.bwrapArgs(r.bwrap, j), j.args...)
+	case r.bwrap != "":
+		args = append(bwrapArgs(r.bwrap, j), j.args...)
+	default:
 		var err error
 		if path, err = resolveArg0(j); err != nil {
 			return nil, err
 		}
-		args = j.args
 	}
 	c := exec.CommandContext(ctx, path)
 	c.Args, c.Env, c.Dir = args, j.env, j.wd
@@ -71,6 +77,9 @@ func (r *Runner) command(ctx context.Context, j *job, tees *teeSet) (*exec.Cmd, 
 	c.Stdout, c.Stderr = stdout, stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return killGroup(c.Process.Pid) }
+	if j.sys != nil {
+		j.sys.adjust(c)
+	}
 	return c, nil
 }
 

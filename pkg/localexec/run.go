@@ -22,6 +22,10 @@ type action struct {
 	timeout time.Duration
 	wd      string
 	outputs []outputSpec
+	sysroot *Sysroot // nil: the input root is a work tree under the host's /
+	// platform is the Action's platform, else the Command's (REAPI 2.2
+	// moved it to the Action; BuildStream sets both).
+	platform *repb.Platform
 }
 
 // Run is RunStreaming without writers.
@@ -45,6 +49,11 @@ func (r *Runner) Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, e
 // up. A writer that fails is no longer written to; the run goes on. Safe
 // for concurrent use.
 func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error) {
+	return r.run(ctx, a, stdout, stderr, nil)
+}
+
+// run is RunStreaming, and RunSysroot when sys is not nil.
+func (r *Runner) run(ctx context.Context, a *repb.Action, stdout, stderr io.Writer, sys *Sysroot) (*repb.ActionResult, error) {
 	md := &repb.ExecutedActionMetadata{Worker: r.opts.WorkerName, QueuedTimestamp: r.now()}
 	r.queued.Add(1)
 	err := r.sem.Acquire(ctx, 1)
@@ -57,7 +66,7 @@ func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stder
 	defer r.running.Add(-1)
 	md.WorkerStartTimestamp = r.now()
 	md.InputFetchStartTimestamp = md.WorkerStartTimestamp
-	act, err := r.prepare(ctx, a)
+	act, err := r.prepare(ctx, a, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -84,26 +93,33 @@ func (r *Runner) now() *timestamppb.Timestamp { return timestamppb.New(r.opts.Cl
 // execute stages, runs and collects one action inside stage.
 func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.ExecutedActionMetadata, stdout, stderr io.Writer) (*repb.ActionResult, error) {
 	root := filepath.Join(stage, "root")
-	if err := MaterializeDir(ctx, r.cas, a.root, root); err != nil {
+	if err := materialize(ctx, r.cas, a.root, root, a.sysroot != nil); err != nil {
 		return nil, err
 	}
 	j := &job{args: a.cmd.GetArguments(), env: commandEnv(a.cmd), root: root, wd: filepath.Join(root, a.wd),
 		stdoutObs: stdout, stderrObs: stderr}
+	if err := j.setSysroot(a); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(j.wd, 0o755); err != nil {
 		return nil, internalf(err, "create working directory")
 	}
 	if err := prepareOutputs(j.wd, a.outputs); err != nil {
 		return nil, err
 	}
-	var err error
-	if j.stdout, j.stderr, err = createStreams(stage); err != nil {
-		return nil, err
+	if j.direct() {
+		j.stdout, j.stderr = a.sysroot.Stdout, a.sysroot.Stderr
+	} else {
+		var err error
+		if j.stdout, j.stderr, err = createStreams(stage); err != nil {
+			return nil, err
+		}
+		defer j.stdout.Close()
+		defer j.stderr.Close()
 	}
-	defer j.stdout.Close()
-	defer j.stderr.Close()
 	md.InputFetchCompletedTimestamp = r.now()
 	md.ExecutionStartTimestamp = md.InputFetchCompletedTimestamp
-	out, err := r.runJob(ctx, j, a.timeout)
+	out, err := r.runSandboxed(ctx, j, a.timeout)
 	md.ExecutionCompletedTimestamp = r.now()
 	if err != nil || out.canceled {
 		return nil, err

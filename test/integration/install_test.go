@@ -61,6 +61,7 @@ func TestMakeInstall(t *testing.T) {
 					dir + "/.local/bin/castd":                   0o755,
 					dir + "/.local/bin/bst":                     0o755,
 					dir + "/.local/bin/buildbox-casd":           0o755, // a link to castd, for BuildStream 2
+					dir + "/.local/bin/buildbox-run":            0o755, // likewise, its sandbox runner
 					dir + "/.config/systemd/user/castd.service": 0o644,
 					dir + "/.config/systemd/user/castd.socket":  0o644,
 				}
@@ -87,6 +88,7 @@ func TestMakeInstall(t *testing.T) {
 					d + "/.local/bin/castd":                      0o755,
 					d + "/.local/bin/bst":                        0o755,
 					d + "/.local/bin/buildbox-casd":              0o755,
+					d + "/.local/bin/buildbox-run":               0o755,
 					d + "/xdg-config/systemd/user/castd.service": 0o644,
 					d + "/xdg-config/systemd/user/castd.socket":  0o644,
 					d + "/xdg-data/doc/castd/README.md":          0o644,
@@ -114,6 +116,7 @@ func TestMakeInstall(t *testing.T) {
 					dir + "/dest/opt/castd/bin/castd":                      0o755,
 					dir + "/dest/opt/castd/bin/bst":                        0o755,
 					dir + "/dest/opt/castd/bin/buildbox-casd":              0o755,
+					dir + "/dest/opt/castd/bin/buildbox-run":               0o755,
 					dir + "/dest/etc/systemd/system/castd-sidecar.service": 0o644,
 					dir + "/dest/etc/systemd/system/castd-sidecar.socket":  0o644,
 				}
@@ -149,8 +152,8 @@ func TestMakeInstall(t *testing.T) {
 			}
 			tc.check(t, dir)
 			for path := range tc.files(dir) {
-				// BuildStream finds buildbox-casd on PATH: it must be castd under that name.
-				if filepath.Base(path) == "buildbox-casd" {
+				// BuildStream finds buildbox-casd and buildbox-run on PATH: they must be castd under those names.
+				if base := filepath.Base(path); base == "buildbox-casd" || base == "buildbox-run" {
 					if target, err := os.Readlink(path); err != nil || target != "castd" {
 						t.Errorf("%s -> %q (%v), want a link to castd beside it", path, target, err)
 					}
