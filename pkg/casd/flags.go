@@ -55,6 +55,13 @@ type Config struct {
 	BuildboxRun   string // --buildbox-run: the runner for local execution
 	Jobs          int    // --jobs: concurrent local actions
 
+	// CastdSocket is --castd-socket: the socket of the user's castd
+	// daemon that remote work goes to; empty means find it as bst does
+	// ($CASTD_SOCKET, castd.yaml's unix listener, the default socket),
+	// NoCastd means use none. Not a buildbox-casd flag: BuildStream never
+	// passes it.
+	CastdSocket string
+
 	// Remote is the storage-service remote (--cas-*), nil without --cas-remote.
 	Remote *Remote
 }
@@ -129,6 +136,7 @@ func newFlagSet(c *Config, r *Remote) *pflag.FlagSet {
 	fs.BoolVar(&c.CacheFailures, "cache-failures", true, "cache results of failed actions")
 	fs.StringVar(&c.BuildboxRun, "buildbox-run", "", "runner for local execution")
 	fs.IntVar(&c.Jobs, "jobs", 0, "concurrent local actions")
+	fs.StringVar(&c.CastdSocket, "castd-socket", "", "castd daemon socket for remote work ('none': contact remotes directly)")
 	fs.StringVar(&r.URL, "cas-remote", "", "storage-service URL")
 	fs.StringVar(&r.Instance, "cas-instance", "", "storage-service instance name")
 	fs.StringVar(&r.ServerCert, "cas-server-cert", "", "server certificate file")
