@@ -11,6 +11,7 @@ import (
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -37,8 +38,16 @@ func (p *casdProc) remotesInstance(t *testing.T, cas, asset *localcaspb.Remote) 
 }
 
 // blobFailures are the entries of a Fetch/UploadMissingBlobs answer
-// (BuildStream's contract: failures only), as hash → code.
-type blobFailures map[string]codes.Code
+// (BuildStream's contract: failures only), by hash.
+type blobFailures map[string]*grpcstatus.Status
+
+// code is the code listed for d, OK when d is not listed.
+func (f blobFailures) code(d *repb.Digest) codes.Code {
+	if st, ok := f[d.GetHash()]; ok {
+		return st.Code()
+	}
+	return codes.OK
+}
 
 func (p *casdProc) fetchMissing(t *testing.T, ctx context.Context, instance string, ds ...*repb.Digest) blobFailures {
 	t.Helper()
@@ -48,7 +57,7 @@ func (p *casdProc) fetchMissing(t *testing.T, ctx context.Context, instance stri
 	}
 	out := blobFailures{}
 	for _, r := range resp.GetResponses() {
-		out[r.GetDigest().GetHash()] = codes.Code(r.GetStatus().GetCode())
+		out[r.GetDigest().GetHash()] = grpcstatus.FromProto(r.GetStatus())
 	}
 	return out
 }
@@ -61,7 +70,7 @@ func (p *casdProc) uploadMissing(t *testing.T, ctx context.Context, instance str
 	}
 	out := blobFailures{}
 	for _, r := range resp.GetResponses() {
-		out[r.GetDigest().GetHash()] = codes.Code(r.GetStatus().GetCode())
+		out[r.GetDigest().GetHash()] = grpcstatus.FromProto(r.GetStatus())
 	}
 	return out
 }
@@ -210,7 +219,7 @@ func TestCasdDirectRemotesWithoutDaemon(t *testing.T) {
 				t.Fatal("the upload did not reach the remote")
 			}
 			ro := p.remotesInstance(t, tc.readRemote, nil)
-			if f := p.uploadMissing(t, callCtx(t), ro, kept.d); f[kept.d.GetHash()] != codes.FailedPrecondition {
+			if f := p.uploadMissing(t, callCtx(t), ro, kept.d); f.code(kept.d) != codes.FailedPrecondition {
 				t.Fatalf("upload to a read-only remote: %v, want FAILED_PRECONDITION", f)
 			}
 			if tc.up.has(t, kept.d) {
@@ -221,17 +230,18 @@ func TestCasdDirectRemotesWithoutDaemon(t *testing.T) {
 }
 
 func TestCasdRemoteDownListsFailures(t *testing.T) {
-	// A remote that is down costs a listed failure per blob, within a
-	// bounded time, with or without a castd daemon in between.
+	// A remote that is down costs a listed failure per blob naming where
+	// the casd fetched from, within a bounded time, with or without a
+	// castd daemon in between; a direct upload fails UNAVAILABLE.
 	down := newPlainUpstream(t) // never started
 	l := newLayout(t)
 	ws, _, _ := startWorkstation(t, l, "artifacts:\n  servers:\n  - "+down.serverYAML("all", true)+"\n")
 	for _, tc := range []struct {
-		name string
-		env  []string
+		name, via string
+		env       []string
 	}{
-		{"direct", newLayout(t).env},
-		{"through the castd daemon", append(l.env, "CASTD_SOCKET="+ws.socket)},
+		{"direct", "fetching from remote " + down.url, newLayout(t).env},
+		{"through the castd daemon", "fetching from castd daemon at " + ws.socket, append(l.env, "CASTD_SOCKET="+ws.socket)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startCasdEnv(t, casdBin(t), filepath.Join(shortTempDir(t), "cache"), tc.env)
@@ -240,11 +250,20 @@ func TestCasdRemoteDownListsFailures(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			f := p.fetchMissing(t, ctx, inst, a.d, b.d)
-			if len(f) != 2 || f[a.d.GetHash()] == codes.OK || f[b.d.GetHash()] == codes.OK {
+			if len(f) != 2 || f.code(a.d) == codes.OK || f.code(b.d) == codes.OK {
 				t.Fatalf("FetchMissingBlobs failures %v, want both blobs listed", f)
+			}
+			if msg := f[a.d.GetHash()].Message(); !strings.Contains(msg, tc.via) {
+				t.Errorf("failure %q does not say it was %s", msg, tc.via)
 			}
 			if _, err := os.Stat(objectFile(p.cacheDir, a.d)); err == nil {
 				t.Fatal("a blob nobody served is in the cache directory")
+			}
+			if tc.name == "direct" {
+				p.capture(t, a)
+				if f := p.uploadMissing(t, ctx, inst, a.d); f.code(a.d) != codes.Unavailable {
+					t.Fatalf("UploadMissingBlobs to a down remote: %v, want UNAVAILABLE", f)
+				}
 			}
 		})
 	}
