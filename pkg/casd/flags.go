@@ -9,10 +9,15 @@
 //
 // The LocalCAS service lives here rather than in pkg/grpcservers because
 // most of it is not a thin handler: it reads and writes the client's
-// files. It knows no policy and dials nothing: remotes BuildStream names
-// (GetInstanceNameForRemotes) are remembered, reads through them are
-// answered from the local cache, and work that needs the remote fails
-// naming it.
+// files. It knows no policy of its own. The remote work of an instance
+// that GetInstanceNameForRemotes handed out takes a route (route.go):
+// when the user's castd daemon answers (castd_socket.go: found as bst
+// finds it), everything goes to the daemon, whose castd.yaml decides pull
+// order and pushes (castd's policy wins over BuildStream's push wishes,
+// noted once in the log: policy_note.go); without a daemon the remotes
+// BuildStream named are dialled with pkg/store/grpcclient, read through
+// pkg/store/fanout into the cache directory and uploaded to unless
+// read_only (remote_blobs.go, remote_cas.go).
 package casd
 
 import (
