@@ -61,12 +61,16 @@ func (s *remoteSet) get(name string) *remoteInstance {
 	return s.names[name]
 }
 
-// closeAll closes the routes built so far.
-func (s *remoteSet) closeAll() {
+// closeAll closes the routes built so far, and shared (the daemon route,
+// may be nil) once.
+func (s *remoteSet) closeAll(shared *route) {
+	if shared != nil {
+		shared.close()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.names {
-		if r.route != nil {
+		if r.route != nil && r.route != shared {
 			r.route.close()
 		}
 	}
@@ -123,12 +127,24 @@ func (d *Daemon) routeOf(r *remoteInstance) (*route, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), routeDialTimeout)
 		defer cancel()
 		if sock := d.castd(); sock != "" {
-			r.route, r.err = daemonRoute(ctx, d.store, sock, d.log)
+			r.route, r.err = d.daemonRoute(sock)
 			return
 		}
 		r.route, r.err = directRoute(ctx, d.store, r.req, filepath.Join(d.credDir(), r.name), d.log)
 	})
 	return r.route, r.err
+}
+
+// daemonRoute returns the one route to the castd daemon on sock, which
+// every remote instance shares (one connection however many remotes and
+// roles BuildStream names).
+func (d *Daemon) daemonRoute(sock string) (*route, error) {
+	d.daemonOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), routeDialTimeout)
+		defer cancel()
+		d.daemonRt, d.daemonErr = daemonRoute(ctx, d.store, sock, d.log)
+	})
+	return d.daemonRt, d.daemonErr
 }
 
 // castd returns the socket of the user's castd daemon, or "" when none

@@ -35,6 +35,9 @@ type Daemon struct {
 	locateCastd func() string
 	castdOnce   sync.Once
 	castdSock   string
+	daemonOnce  sync.Once
+	daemonRt    *route // the route to castdSock, shared by every remote instance
+	daemonErr   error
 	policyNoted sync.Map // remoteKey → noted: the policy-override warning is logged once
 	credOnce    sync.Once
 	creds       string // credDir
@@ -92,7 +95,7 @@ func (d *Daemon) Close() {
 	for t := range trees {
 		t.remove(d.log)
 	}
-	d.remotes.closeAll()
+	d.remotes.closeAll(d.daemonRt)
 	if d.creds != "" {
 		_ = os.RemoveAll(d.creds)
 	}
