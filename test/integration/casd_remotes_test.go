@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	rapb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -93,6 +94,16 @@ func dirBlob(t *testing.T, name string, b blob) blob {
 	return blobOf(data)
 }
 
+// hasAsset reports whether the upstream's own asset index resolves uri.
+func (u *upstream) hasAsset(t *testing.T, uri string) bool {
+	t.Helper()
+	_, err := rapb.NewFetchClient(u.conn(t)).FetchBlob(ctxFor(t, 10*time.Second), &rapb.FetchBlobRequest{Uris: []string{uri}})
+	if err != nil && grpcstatus.Code(err) != codes.NotFound {
+		t.Fatalf("FetchBlob on upstream %s: %v", u.addr, err)
+	}
+	return err == nil
+}
+
 // downAddr is a loopback URL nothing listens on.
 func downAddr(t *testing.T) string { return "grpc://" + freePort(t) }
 
@@ -109,6 +120,10 @@ func TestCasdPullsThroughCastdDaemon(t *testing.T) {
 		if err := instanceWrite(callCtx(t), up.conn(t), "", b); err != nil {
 			t.Fatal(err)
 		}
+	}
+	uri := "urn:fdc:buildstream.build:2020:artifact:hello/hello/pulled"
+	if _, err := rapb.NewPushClient(up.conn(t)).PushBlob(callCtx(t), &rapb.PushBlobRequest{Uris: []string{uri}, BlobDigest: small.d}); err != nil {
+		t.Fatalf("PushBlob on the upstream: %v", err)
 	}
 	l := newLayout(t)
 	cfg := l.configYAML("artifacts:\n  servers:\n  - " + up.serverYAML("all", false) + "\n")
@@ -131,6 +146,10 @@ func TestCasdPullsThroughCastdDaemon(t *testing.T) {
 	if string(mustRead(t, objectFile(cacheDir, file.d))) != string(file.data) {
 		t.Fatal("the tree's file is not in the cache directory")
 	}
+	got, err := rapb.NewFetchClient(p.conn).FetchBlob(callCtx(t), &rapb.FetchBlobRequest{InstanceName: inst, Uris: []string{uri}})
+	if err != nil || got.GetBlobDigest().GetHash() != small.d.GetHash() {
+		t.Fatalf("FetchBlob of the upstream's artifact ref through castd: %v %v", got, err)
+	}
 	if _, ok := p.logs.find(regexp.MustCompile(`go through the castd daemon`)); !ok {
 		t.Errorf("the casd log does not say remote work goes through castd:\n%s", p.logs.String())
 	}
@@ -141,12 +160,22 @@ func TestCasdPushFollowsCastdPolicy(t *testing.T) {
 	// write-back pushes only to the user's push-enabled remote, never to
 	// BuildStream's, and the casd says once that castd's policy wins.
 	user, named := startPlainUpstream(t), startPlainUpstream(t)
-	for _, push := range []bool{true, false} {
-		t.Run(map[bool]string{true: "user remote push true", false: "user remote push false"}[push], func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		push  bool
+		bstTo *upstream // the remote BuildStream asks to push to
+		notes int       // policy notes expected in the casd log
+	}{
+		{"user remote push true", true, named, 1},
+		{"user remote push false", false, named, 1},
+		{"BuildStream names the user's push remote: no note", true, user, 0},
+	} {
+		push := tc.push
+		t.Run(tc.name, func(t *testing.T) {
 			l := newLayout(t)
 			ws, _, ctl := startWorkstation(t, l, "artifacts:\n  servers:\n  - "+user.serverYAML("all", push)+"\n")
 			p := startCasdEnv(t, casdBin(t), filepath.Join(shortTempDir(t), "cache"), append(l.env, "CASTD_SOCKET="+ws.socket))
-			wanted := bstRemote(named.url, false)
+			wanted := bstRemote(tc.bstTo.url, false)
 			inst := p.remotesInstance(t, wanted, wanted)
 			p.remotesInstance(t, wanted, nil) // the same remote in another role
 			b := randomBlob(4000)
@@ -154,19 +183,23 @@ func TestCasdPushFollowsCastdPolicy(t *testing.T) {
 			if f := p.uploadMissing(t, callCtx(t), inst, b.d); len(f) != 0 {
 				t.Fatalf("UploadMissingBlobs failures %v, want none:\n%s", f, p.logs.String())
 			}
+			uri := "urn:fdc:buildstream.build:2020:artifact:hello/hello/" + b.d.GetHash()
+			if _, err := rapb.NewPushClient(p.conn).PushBlob(callCtx(t), &rapb.PushBlobRequest{InstanceName: inst, Uris: []string{uri}, BlobDigest: b.d}); err != nil {
+				t.Fatalf("PushBlob through the casd: %v", err)
+			}
 			if push {
-				testutil.EventuallyWithin(t, time.Minute, "the write-back push to the user's remote", func() bool { return user.has(t, b.d) })
+				testutil.EventuallyWithin(t, time.Minute, "the write-back push of blob and ref to the user's remote", func() bool { return user.has(t, b.d) && user.hasAsset(t, uri) })
 			} else {
 				testutil.EventuallyWithin(t, time.Minute, "an empty write-back queue", func() bool { return ctlStatus(t, ctl).GetQueue().GetDepth() == 0 })
-				if user.has(t, b.d) {
+				if user.has(t, b.d) || user.hasAsset(t, uri) {
 					t.Error("pushed to a user remote with push: false")
 				}
 			}
-			if named.has(t, b.d) {
+			if tc.bstTo == named && (named.has(t, b.d) || named.hasAsset(t, uri)) {
 				t.Error("pushed to BuildStream's remote, which castd's policy does not push to")
 			}
-			if n := strings.Count(p.logs.String(), "castd's policy wins"); n != 1 {
-				t.Errorf("the policy note is logged %d times, want once:\n%s", n, p.logs.String())
+			if n := strings.Count(p.logs.String(), "castd's policy wins"); n != tc.notes {
+				t.Errorf("the policy note is logged %d times, want %d:\n%s", n, tc.notes, p.logs.String())
 			}
 		})
 	}
