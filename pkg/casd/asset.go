@@ -16,7 +16,11 @@ import (
 // instance keeps no asset index: every fetch is a miss (NOT_FOUND:
 // BuildStream then builds or fetches the source itself) and every push is
 // refused. BuildStream's start-up probes carry no URI; INVALID_ARGUMENT is
-// the answer it expects from a healthy server.
+// the answer it expects from a healthy server. A probe on a remote
+// instance goes to the remote (or the castd daemon) like any request, as
+// buildbox-casd forwards it: a remote that is down answers UNAVAILABLE,
+// and BuildStream leaves it out of the session instead of waiting on it
+// for every artifact.
 type assetServer struct {
 	rapb.UnimplementedFetchServer
 	rapb.UnimplementedPushServer
@@ -30,17 +34,20 @@ func registerAsset(s *grpc.Server, d *Daemon) {
 	rapb.RegisterPushServer(s, a)
 }
 
-// check resolves the instance and refuses a request without URIs; it
-// returns the instance's route, nil for the local instance.
+// errNoURI answers a request without URIs on the local instance.
+var errNoURI = status.Error(codes.InvalidArgument, "buildbox-casd (castd): uris: at least one URI is required")
+
+// check resolves the instance; it returns the instance's route, nil for
+// the local instance, which refuses a request without URIs.
 func (a *assetServer) check(instance string, uris []string) (*route, error) {
 	r, err := a.d.instance(instance)
 	if err != nil {
 		return nil, err
 	}
-	if len(uris) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "buildbox-casd (castd): uris: at least one URI is required")
-	}
 	if r == nil {
+		if len(uris) == 0 {
+			return nil, errNoURI
+		}
 		return nil, nil
 	}
 	rt, err := a.d.routeOf(r)
@@ -129,7 +136,7 @@ func (a *assetServer) pushRoute(instance string, uris []string) (*route, error) 
 		return nil, status.Error(codes.FailedPrecondition, "buildbox-casd (castd): the local instance keeps no asset index; push to a remote instance")
 	}
 	if !rt.assetPushOK {
-		return nil, status.Errorf(codes.FailedPrecondition, "buildbox-casd (castd): pushing %s: %s is read-only (BuildStream's remote has push disabled)", uris[0], rt.via)
+		return nil, status.Errorf(codes.FailedPrecondition, "buildbox-casd (castd): pushing %q: %s is read-only (BuildStream's remote has push disabled)", uris, rt.via)
 	}
 	return rt, nil
 }

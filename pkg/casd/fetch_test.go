@@ -202,7 +202,8 @@ func putDir(t *testing.T, e *env, d *repb.Directory) digest.Digest {
 
 func TestStartUpProbesAndRemoteInstances(t *testing.T) {
 	// BuildStream probes Remote Asset without URIs and treats
-	// INVALID_ARGUMENT as healthy; with URIs the remote answers (here
+	// INVALID_ARGUMENT as healthy; the remote answers the probe (a remote
+	// that is down fails it); with URIs the remote answers (here
 	// another casd, which keeps no asset index: a miss, and a refused
 	// push).
 	e := newEnv(t)
@@ -218,6 +219,10 @@ func TestStartUpProbesAndRemoteInstances(t *testing.T) {
 	}
 	if _, err := push.PushBlob(ctx(t), &rapb.PushBlobRequest{InstanceName: remote}); codeOf(err) != codes.InvalidArgument {
 		t.Fatalf("PushBlob probe: %v, want INVALID_ARGUMENT", err)
+	}
+	down := remoteInstance(t, e, downURL(t), false)
+	if _, err := fetch.FetchBlob(ctx(t), &rapb.FetchBlobRequest{InstanceName: down}); codeOf(err) != codes.Unavailable {
+		t.Fatalf("FetchBlob probe of a remote that is down: %v, want UNAVAILABLE (the probe goes to the remote)", err)
 	}
 	uri := []string{"urn:fdc:buildstream.build:2020:artifact:p/e/key"}
 	if _, err := fetch.FetchBlob(ctx(t), &rapb.FetchBlobRequest{InstanceName: remote, Uris: uri}); codeOf(err) != codes.NotFound {
