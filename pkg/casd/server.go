@@ -20,8 +20,9 @@ import (
 // Daemon is castd standing in for buildbox-casd over one cache directory:
 // the LocalCAS service BuildStream drives, plus REAPI CAS, ByteStream,
 // Capabilities and GetTree (castd's own handlers over the same store) and
-// the Remote Asset probes BuildStream sends at start-up. Safe for
-// concurrent use.
+// Remote Asset; the remote work of instances GetInstanceNameForRemotes
+// hands out goes through the user's castd daemon or to BuildStream's
+// remotes (route.go). Safe for concurrent use.
 type Daemon struct {
 	localcaspb.UnimplementedLocalContentAddressableStorageServer
 
@@ -86,7 +87,9 @@ func (d *Daemon) GRPCServer() *grpc.Server {
 }
 
 // Close removes every tree StageTree staged that no stream has cleaned up
-// yet. Call it after the server stopped.
+// yet, closes the connections to remotes and the castd daemon, and
+// removes the certificates written for them. Call it after the server
+// stopped.
 func (d *Daemon) Close() {
 	d.mu.Lock()
 	trees := d.staged

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -235,7 +236,8 @@ func TestCasdDirectRemotesWithoutDaemon(t *testing.T) {
 				t.Fatal(err)
 			}
 			cacheDir := filepath.Join(shortTempDir(t), "cache")
-			p := startCasdEnv(t, casdBin(t), cacheDir, newLayout(t).env)
+			tmp := shortTempDir(t) // where the casd writes the certificates it was given
+			p := startCasdEnv(t, casdBin(t), cacheDir, append(newLayout(t).env, "TMPDIR="+tmp))
 			inst := p.remotesInstance(t, tc.remote, nil)
 			if f := p.fetchMissing(t, callCtx(t), inst, only.d); len(f) != 0 {
 				t.Fatalf("FetchMissingBlobs failures %v, want none:\n%s", f, p.logs.String())
@@ -257,6 +259,10 @@ func TestCasdDirectRemotesWithoutDaemon(t *testing.T) {
 			}
 			if tc.up.has(t, kept.d) {
 				t.Fatal("uploaded to a read-only remote")
+			}
+			p.stop(t, syscall.SIGTERM)
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Fatalf("the casd left %d entries in its TMPDIR after exit (credentials must go)", len(left))
 			}
 		})
 	}
