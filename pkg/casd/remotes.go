@@ -130,7 +130,7 @@ func (d *Daemon) routeOf(r *remoteInstance) (*route, error) {
 			r.route, r.err = d.daemonRoute(sock)
 			return
 		}
-		r.route, r.err = directRoute(ctx, d.store, r.req, filepath.Join(d.credDir(), r.name), d.log)
+		r.route, r.err = directRoute(ctx, d.store, r.req, func() string { return filepath.Join(d.credDir(), r.name) }, d.log)
 	})
 	return r.route, r.err
 }
@@ -171,8 +171,8 @@ func (d *Daemon) castd() string {
 func (d *Daemon) credDir() string {
 	d.credOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "castd-casd-creds-")
-		if err != nil {
-			dir = filepath.Join(d.cacheDir, "tmp", "castd-casd-creds")
+		if err != nil { // no usable $TMPDIR: the cache directory's own tmp
+			dir, _ = os.MkdirTemp(filepath.Join(d.cacheDir, "tmp"), "castd-casd-creds-")
 		}
 		d.creds = dir
 	})

@@ -59,11 +59,12 @@ func daemonRoute(ctx context.Context, local *casdir.Store, socket string, log *s
 // client (TLS from the given certificate bytes, mTLS, token file,
 // retries, breaker): reads fan out to the CAS remote into the local
 // cache, uploads go to it unless it is read_only. Certificates are
-// written to files under credDir (mode 0600) for the client to load.
-func directRoute(ctx context.Context, local *casdir.Store, req *localcaspb.GetInstanceNameForRemotesRequest, credDir string, log *slog.Logger) (*route, error) {
+// written to files under credDir() (mode 0600) for the client to load;
+// credDir is called only when there are some.
+func directRoute(ctx context.Context, local *casdir.Store, req *localcaspb.GetInstanceNameForRemotesRequest, credDir func() string, log *slog.Logger) (*route, error) {
 	rt := &route{}
 	if cas := req.GetContentAddressableStorage(); cas.GetUrl() != "" {
-		r, err := dialRemote(ctx, cas, filepath.Join(credDir, "cas"), log)
+		r, err := dialRemote(ctx, cas, func() string { return filepath.Join(credDir(), "cas") }, log)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +76,7 @@ func directRoute(ctx context.Context, local *casdir.Store, req *localcaspb.GetIn
 		rt.read = fanout.NewCAS(local, []fanout.Tier{{Name: r.Name(), CAS: r.CAS(), Origin: "project"}}, fanout.Options{Logger: log})
 	}
 	if ra := req.GetRemoteAsset(); ra.GetUrl() != "" {
-		r, err := dialRemote(ctx, ra, filepath.Join(credDir, "asset"), log)
+		r, err := dialRemote(ctx, ra, func() string { return filepath.Join(credDir(), "asset") }, log)
 		if err != nil {
 			rt.close()
 			return nil, err
@@ -89,9 +90,9 @@ func directRoute(ctx context.Context, local *casdir.Store, req *localcaspb.GetIn
 	return rt, nil
 }
 
-// dialRemote dials one remote BuildStream named, its credentials written
-// to files in dir.
-func dialRemote(ctx context.Context, rm *localcaspb.Remote, dir string, log *slog.Logger) (*grpcclient.Remote, error) {
+// dialRemote dials one remote BuildStream named, its certificates written
+// to files in dir().
+func dialRemote(ctx context.Context, rm *localcaspb.Remote, dir func() string, log *slog.Logger) (*grpcclient.Remote, error) {
 	cfg := grpcclient.Config{
 		URL: rm.GetUrl(), InstanceName: rm.GetInstanceName(), AccessTokenFile: rm.GetAccessTokenPath(),
 		AccessTokenReload: rm.GetAccessTokenReloadInterval().AsDuration(),
@@ -120,12 +121,13 @@ func dialRemote(ctx context.Context, rm *localcaspb.Remote, dir string, log *slo
 	return r, nil
 }
 
-// writeCred writes data to dir/name readable by the owner only and
+// writeCred writes data to dir()/name readable by the owner only and
 // returns the path, or "" for no data.
-func writeCred(dir, name string, data []byte) (string, error) {
+func writeCred(dirOf func() string, name string, data []byte) (string, error) {
 	if len(data) == 0 {
 		return "", nil
 	}
+	dir := dirOf()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", status.Errorf(codes.Internal, "buildbox-casd (castd): credentials directory: %v", err)
 	}
