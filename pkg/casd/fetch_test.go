@@ -272,3 +272,32 @@ func TestREAPIAndDiskUsageOverTheCacheDirectory(t *testing.T) {
 		t.Fatalf("GetLocalDiskUsage: %v %v, want at least %d bytes", usage, err, len(data))
 	}
 }
+
+func TestUploadTreeAndFindMissingOfARemoteInstance(t *testing.T) {
+	// BuildStream asks the remote instance's FindMissingBlobs what the
+	// remote lacks, then uploads; UploadTree sends a whole local tree.
+	e := newEnv(t)
+	up, url := newUpstream(t)
+	remote := remoteInstance(t, e, url, false)
+	file := testutil.Put(t, e.store, []byte("tree file"))
+	sub := putDir(t, e, &repb.Directory{Files: []*repb.FileNode{{Name: "f", Digest: file.Proto()}}})
+	root := putDir(t, e, &repb.Directory{Directories: []*repb.DirectoryNode{{Name: "s", Digest: sub.Proto()}}})
+	fm, err := e.cas.FindMissingBlobs(ctx(t), &repb.FindMissingBlobsRequest{InstanceName: remote, BlobDigests: []*repb.Digest{file.Proto()}})
+	if err != nil || len(fm.MissingBlobDigests) != 1 {
+		t.Fatalf("FindMissingBlobs on the remote instance: %v %v, want the local-only blob missing", fm, err)
+	}
+	if _, err := e.local.UploadTree(ctx(t), &localcaspb.UploadTreeRequest{InstanceName: remote, RootDigest: root.Proto()}); err != nil {
+		t.Fatalf("UploadTree: %v", err)
+	}
+	for _, d := range []digest.Digest{root, sub, file} {
+		up.readBlob(t, d.Proto())
+	}
+	readOnly := remoteInstance(t, e, url, true)
+	other := putDir(t, e, &repb.Directory{Directories: []*repb.DirectoryNode{{Name: "t", Digest: sub.Proto()}}})
+	if _, err := e.local.UploadTree(ctx(t), &localcaspb.UploadTreeRequest{InstanceName: readOnly, RootDigest: other.Proto()}); codeOf(err) != codes.FailedPrecondition {
+		t.Fatalf("UploadTree to a read-only remote: %v, want FAILED_PRECONDITION", err)
+	}
+	if _, err := e.local.UploadTree(ctx(t), &localcaspb.UploadTreeRequest{InstanceName: remote, RootDigest: digest.OfBytes([]byte("no tree")).Proto()}); codeOf(err) != codes.NotFound {
+		t.Fatalf("UploadTree of a tree not in the cache: %v, want NOT_FOUND", err)
+	}
+}
