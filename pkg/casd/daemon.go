@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("--cas-remote is not contacted yet: castd as buildbox-casd keeps blobs in the local cache only", "cas-remote", cfg.Remote.URL)
 	}
 	d := NewDaemon(st, cfg.CacheDir, log)
+	d.UseCastd(cfg.CastdSocket)
 	defer d.Close()
 	log.Info("buildbox-casd (castd) serving", "bind", cfg.Bind, "cache", cfg.CacheDir,
 		"quota-high", opts.QuotaHigh, "quota-low", opts.QuotaLow, "reserved", opts.Reserved,

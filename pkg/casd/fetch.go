@@ -14,24 +14,35 @@ import (
 	"github.com/castd/castd/pkg/store"
 )
 
-// FetchMissingBlobs implements LocalCAS. Blobs are fetched into the local
-// cache from the instance's remote; castd does not contact remotes yet, so
-// a blob present locally succeeds and any other is NOT_FOUND. The response
-// lists only the blobs that failed: BuildStream reads a `data` field that
-// does not exist from any other entry, and crashes.
+// FetchMissingBlobs implements LocalCAS. For a remote instance, blobs not
+// in the local cache are fetched into it through the instance's route
+// (the castd daemon, else BuildStream's remote), verified before they are
+// stored; for the local instance a blob present locally succeeds and any
+// other is NOT_FOUND. The response lists only the blobs that failed:
+// BuildStream reads a `data` field that does not exist from any other
+// entry, and crashes.
 func (d *Daemon) FetchMissingBlobs(ctx context.Context, req *localcaspb.FetchMissingBlobsRequest) (*localcaspb.FetchMissingBlobsResponse, error) {
 	remote, err := d.instance(req.GetInstanceName())
 	if err != nil {
 		return nil, err
 	}
-	failed, err := d.missingLocally(ctx, req.GetBlobDigests(), func(dg digest.Digest) string {
-		if remote != nil {
-			return fmt.Sprintf("blob %s is not in the local cache, and castd as buildbox-casd cannot fetch it from remote %s yet", dg, remote.url())
+	var failed []blobFailure
+	if remote != nil {
+		rt, err := d.routeOf(remote)
+		if err != nil {
+			return nil, err
 		}
-		return fmt.Sprintf("blob %s is not in the local cache and no remote is configured", dg)
-	})
-	if err != nil {
-		return nil, err
+		failed, err = d.fetchFromRemote(ctx, rt, req.GetBlobDigests())
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		failed, err = d.missingLocally(ctx, req.GetBlobDigests(), func(dg digest.Digest) string {
+			return fmt.Sprintf("blob %s is not in the local cache and no remote is configured", dg)
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	resp := &localcaspb.FetchMissingBlobsResponse{}
 	for _, f := range failed {
@@ -41,23 +52,33 @@ func (d *Daemon) FetchMissingBlobs(ctx context.Context, req *localcaspb.FetchMis
 }
 
 // UploadMissingBlobs implements LocalCAS: blobs missing locally are
-// NOT_FOUND; for a remote instance every present blob fails too, since
-// castd does not contact remotes yet; for the local instance there is
-// nothing to upload to and present blobs succeed. Only failures are
-// listed (see FetchMissingBlobs).
+// NOT_FOUND; for a remote instance the others are uploaded through its
+// route (the castd daemon, whose policy decides where they go, else
+// BuildStream's remote unless it is read_only); for the local instance
+// there is nothing to upload to and present blobs succeed. Only failures
+// are listed (see FetchMissingBlobs).
 func (d *Daemon) UploadMissingBlobs(ctx context.Context, req *localcaspb.UploadMissingBlobsRequest) (*localcaspb.UploadMissingBlobsResponse, error) {
 	remote, err := d.instance(req.GetInstanceName())
 	if err != nil {
 		return nil, err
 	}
-	failed, err := d.missingLocally(ctx, req.GetBlobDigests(), func(dg digest.Digest) string {
-		return fmt.Sprintf("blob %s is not in the local cache", dg)
-	})
-	if err != nil {
-		return nil, err
-	}
+	var failed []blobFailure
 	if remote != nil {
-		failed = append(failed, presentFailed(req.GetBlobDigests(), failed, remote.unreachable("uploading blobs"))...)
+		rt, err := d.routeOf(remote)
+		if err != nil {
+			return nil, err
+		}
+		failed, err = d.uploadToRemote(ctx, rt, req.GetBlobDigests())
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		failed, err = d.missingLocally(ctx, req.GetBlobDigests(), func(dg digest.Digest) string {
+			return fmt.Sprintf("blob %s is not in the local cache", dg)
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	resp := &localcaspb.UploadMissingBlobsResponse{}
 	for _, f := range failed {
@@ -92,16 +113,7 @@ func presentFailed(ds []*repb.Digest, failed []blobFailure, err error) []blobFai
 // for each invalid digest (INVALID_ARGUMENT) and each missing one
 // (NOT_FOUND, with why's message), in the order of ds.
 func (d *Daemon) missingLocally(ctx context.Context, ds []*repb.Digest, why func(digest.Digest) string) ([]blobFailure, error) {
-	valid := make([]digest.Digest, 0, len(ds))
-	var failed []blobFailure
-	for _, dp := range ds {
-		dg, err := digest.FromProto(dp)
-		if err != nil {
-			failed = append(failed, blobFailure{dp, status.Newf(codes.InvalidArgument, "blob_digests: %v", err).Proto()})
-			continue
-		}
-		valid = append(valid, dg)
-	}
+	failed, valid := splitInvalid(ds)
 	missing, err := d.store.FindMissing(ctx, valid)
 	if err != nil {
 		return nil, err
@@ -115,11 +127,11 @@ func (d *Daemon) missingLocally(ctx context.Context, ds []*repb.Digest, why func
 	return failed, nil
 }
 
-// FetchTree implements LocalCAS. For the local instance it checks that the
-// tree's Directory blobs (and with fetch_file_blobs its files) are all in
-// the local cache: NOT_FOUND naming the first missing blob otherwise. For
-// a remote instance it does the same (castd cannot pull from remotes yet),
-// and the NOT_FOUND says so.
+// FetchTree implements LocalCAS. For a remote instance it first reads the
+// tree's Directory blobs (and with fetch_file_blobs its files) through the
+// instance's route into the local cache. Then, as for the local instance,
+// it checks that they are all in the local cache: NOT_FOUND naming the
+// first missing blob otherwise.
 func (d *Daemon) FetchTree(ctx context.Context, req *localcaspb.FetchTreeRequest) (*localcaspb.FetchTreeResponse, error) {
 	remote, err := d.instance(req.GetInstanceName())
 	if err != nil {
@@ -129,14 +141,44 @@ func (d *Daemon) FetchTree(ctx context.Context, req *localcaspb.FetchTreeRequest
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "buildbox-casd (castd): root_digest: %v", err)
 	}
-	err = d.checkTree(ctx, root, req.GetFetchFileBlobs())
-	if status.Code(err) == codes.NotFound && remote != nil {
-		return nil, status.Errorf(codes.NotFound, "%s (castd as buildbox-casd cannot fetch from remote %s yet)", status.Convert(err).Message(), remote.url())
+	if remote != nil {
+		rt, err := d.routeOf(remote)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.pullTree(ctx, rt, root, req.GetFetchFileBlobs()); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
+	if err := d.checkTree(ctx, root, req.GetFetchFileBlobs()); err != nil {
 		return nil, err
 	}
 	return &localcaspb.FetchTreeResponse{}, nil
+}
+
+// pullTree reads the tree under root through rt into the local cache:
+// every Directory, and with files every file blob.
+func (d *Daemon) pullTree(ctx context.Context, rt *route, root digest.Digest, files bool) error {
+	t, err := readTree(ctx, rt.read, root)
+	if err != nil {
+		st := status.Convert(err)
+		return status.Errorf(st.Code(), "%s (via %s)", st.Message(), rt.via)
+	}
+	if !files {
+		return nil
+	}
+	missing, err := d.store.FindMissing(ctx, t.files.Sorted())
+	if err != nil {
+		return err
+	}
+	errs := fetchInto(ctx, rt.read, missing)
+	for _, dg := range missing {
+		if e := errs.errs[dg]; e != nil {
+			st := status.Convert(e)
+			return status.Errorf(st.Code(), "buildbox-casd (castd): tree %s: file blob %s from %s: %s", root, dg, rt.via, st.Message())
+		}
+	}
+	return nil
 }
 
 // checkTree reads the tree under root from the local store and, with

@@ -9,10 +9,15 @@
 //
 // The LocalCAS service lives here rather than in pkg/grpcservers because
 // most of it is not a thin handler: it reads and writes the client's
-// files. It knows no policy and dials nothing: remotes BuildStream names
-// (GetInstanceNameForRemotes) are remembered, reads through them are
-// answered from the local cache, and work that needs the remote fails
-// naming it.
+// files. It knows no policy of its own. The remote work of an instance
+// that GetInstanceNameForRemotes handed out takes a route (route.go):
+// when the user's castd daemon answers (castd_socket.go: found as bst
+// finds it), everything goes to the daemon, whose castd.yaml decides pull
+// order and pushes (castd's policy wins over BuildStream's push wishes,
+// noted once in the log: policy_note.go); without a daemon the remotes
+// BuildStream named are dialled with pkg/store/grpcclient, read through
+// pkg/store/fanout into the cache directory and uploaded to unless
+// read_only (remote_blobs.go, remote_cas.go).
 package casd
 
 import (
@@ -54,6 +59,13 @@ type Config struct {
 	CacheFailures bool   // --cache-failures (default true; BuildStream passes false)
 	BuildboxRun   string // --buildbox-run: the runner for local execution
 	Jobs          int    // --jobs: concurrent local actions
+
+	// CastdSocket is --castd-socket: the socket of the user's castd
+	// daemon that remote work goes to; empty means find it as bst does
+	// ($CASTD_SOCKET, castd.yaml's unix listener, the default socket),
+	// NoCastd means use none. Not a buildbox-casd flag: BuildStream never
+	// passes it.
+	CastdSocket string
 
 	// Remote is the storage-service remote (--cas-*), nil without --cas-remote.
 	Remote *Remote
@@ -129,6 +141,7 @@ func newFlagSet(c *Config, r *Remote) *pflag.FlagSet {
 	fs.BoolVar(&c.CacheFailures, "cache-failures", true, "cache results of failed actions")
 	fs.StringVar(&c.BuildboxRun, "buildbox-run", "", "runner for local execution")
 	fs.IntVar(&c.Jobs, "jobs", 0, "concurrent local actions")
+	fs.StringVar(&c.CastdSocket, "castd-socket", "", "castd daemon socket for remote work ('none': contact remotes directly)")
 	fs.StringVar(&r.URL, "cas-remote", "", "storage-service URL")
 	fs.StringVar(&r.Instance, "cas-instance", "", "storage-service instance name")
 	fs.StringVar(&r.ServerCert, "cas-server-cert", "", "server certificate file")

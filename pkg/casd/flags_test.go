@@ -50,6 +50,11 @@ func TestParse(t *testing.T) {
 		args: "--version /",
 		want: casd.Config{Version: true, CacheDir: "/", CacheFailures: true},
 	}, {
+		// castd's own flag (a wrapper may add it): where the castd daemon is.
+		name: "castd socket",
+		args: "--bind=unix:/s --castd-socket=/run/user/1/castd/castd.sock /c",
+		want: casd.Config{CacheDir: "/c", Bind: "unix:/s", CastdSocket: "/run/user/1/castd/castd.sock", CacheFailures: true},
+	}, {
 		name: "version alone",
 		args: "--version",
 		want: casd.Config{Version: true, CacheFailures: true},

@@ -3,6 +3,7 @@ package casd
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -19,8 +20,9 @@ import (
 // Daemon is castd standing in for buildbox-casd over one cache directory:
 // the LocalCAS service BuildStream drives, plus REAPI CAS, ByteStream,
 // Capabilities and GetTree (castd's own handlers over the same store) and
-// the Remote Asset probes BuildStream sends at start-up. Safe for
-// concurrent use.
+// Remote Asset; the remote work of instances GetInstanceNameForRemotes
+// hands out goes through the user's castd daemon or to BuildStream's
+// remotes (route.go). Safe for concurrent use.
 type Daemon struct {
 	localcaspb.UnimplementedLocalContentAddressableStorageServer
 
@@ -28,6 +30,18 @@ type Daemon struct {
 	cacheDir string
 	log      *slog.Logger
 	remotes  *remoteSet
+
+	// locateCastd finds the user's castd daemon socket (castdSocket); nil
+	// means never use one. castd resolves it once.
+	locateCastd func() string
+	castdOnce   sync.Once
+	castdSock   string
+	daemonOnce  sync.Once
+	daemonRt    *route // the route to castdSock, shared by every remote instance
+	daemonErr   error
+	policyNoted sync.Map // remoteKey → noted: the policy-override warning is logged once
+	credOnce    sync.Once
+	creds       string // credDir
 
 	mu       sync.Mutex
 	staged   map[*stagedTree]struct{} // live StageTree results, removed by Close
@@ -37,9 +51,18 @@ type Daemon struct {
 
 // NewDaemon returns a Daemon over st, the store of cacheDir. It starts
 // nothing; GRPCServer builds the server and Close removes what is still
-// staged.
+// staged. It uses no castd daemon until UseCastd says where to find one:
+// BuildStream's remotes are then contacted directly.
 func NewDaemon(st *casdir.Store, cacheDir string, log *slog.Logger) *Daemon {
 	return &Daemon{store: st, cacheDir: cacheDir, log: log, remotes: newRemoteSet(), staged: map[*stagedTree]struct{}{}, stopping: make(chan struct{})}
+}
+
+// UseCastd makes d send the remote work of every instance
+// GetInstanceNameForRemotes hands out to the user's castd daemon, found
+// on the first such call by castdSocket(flag) (flag is --castd-socket;
+// NoCastd turns it off). Call it before serving.
+func (d *Daemon) UseCastd(flag string) {
+	d.locateCastd = func() string { return castdSocket(flag) }
 }
 
 // Stopping tells d that the server is stopping: StageTree streams still
@@ -64,7 +87,9 @@ func (d *Daemon) GRPCServer() *grpc.Server {
 }
 
 // Close removes every tree StageTree staged that no stream has cleaned up
-// yet. Call it after the server stopped.
+// yet, closes the connections to remotes and the castd daemon, and
+// removes the certificates written for them. Call it after the server
+// stopped.
 func (d *Daemon) Close() {
 	d.mu.Lock()
 	trees := d.staged
@@ -73,16 +98,10 @@ func (d *Daemon) Close() {
 	for t := range trees {
 		t.remove(d.log)
 	}
-}
-
-// CAS implements grpcservers.Backend: the local store for instance "" and
-// for instances of remotes (whose blobs castd cannot fetch yet), an error
-// for an instance it never handed out.
-func (d *Daemon) CAS(_ context.Context, instance string) (store.CAS, error) {
-	if _, err := d.instance(instance); err != nil {
-		return nil, err
+	d.remotes.closeAll(d.daemonRt)
+	if d.creds != "" {
+		_ = os.RemoveAll(d.creds)
 	}
-	return d.store, nil
 }
 
 // ActionCache implements grpcservers.Backend: castd as buildbox-casd has
@@ -112,10 +131,4 @@ func (d *Daemon) GetLocalDiskUsage(context.Context, *localcaspb.GetLocalDiskUsag
 		return nil, status.Errorf(codes.Internal, "buildbox-casd (castd): disk usage: %v", err)
 	}
 	return &localcaspb.GetLocalDiskUsageResponse{SizeBytes: used, QuotaBytes: d.store.Quota()}, nil
-}
-
-// UploadTree implements LocalCAS: without remotes there is nothing to
-// upload to, and UNIMPLEMENTED makes BuildStream walk the tree itself.
-func (d *Daemon) UploadTree(context.Context, *localcaspb.UploadTreeRequest) (*localcaspb.UploadTreeResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "buildbox-casd (castd): UploadTree is not implemented; upload the tree's blobs with UploadMissingBlobs")
 }

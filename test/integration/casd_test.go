@@ -48,6 +48,13 @@ type casdProc struct {
 // process group, and waits for the socket file as BuildStream does.
 func startCasd(t testing.TB, bin, cacheDir string, poll ...time.Duration) *casdProc {
 	t.Helper()
+	return startCasdEnv(t, bin, cacheDir, cleanEnv(), poll...)
+}
+
+// startCasdEnv is startCasd with the process environment env (where the
+// casd looks for the user's castd daemon).
+func startCasdEnv(t testing.TB, bin, cacheDir string, env []string, poll ...time.Duration) *casdProc {
+	t.Helper()
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +62,7 @@ func startCasd(t testing.TB, bin, cacheDir string, poll ...time.Duration) *casdP
 	cmd := exec.Command(bin, "--bind=unix:"+sock, "--log-level=info", "--cache-failures=false",
 		"--quota-low=80%", "--reserved=1000000", "--protect-session-blobs", "--buildbox-run=/nonexistent/buildbox-run", "--jobs=2", cacheDir)
 	cmd.Dir = cacheDir
-	cmd.Env = cleanEnv()
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &casdProc{castdProc: startProc(t, cmd), cacheDir: cacheDir, socket: sock}
 	if b, ok := t.(*testing.B); ok {
