@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	localcaspb "github.com/castd/castd/api/build/buildgrid"
+	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -400,19 +401,13 @@ func TestBuildboxRunSIGTERM(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !exists(filepath.Join(host, "started")) {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("the command did not start: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Poll(30*time.Second, func() bool { return exists(filepath.Join(host, "started")) }) {
+		_ = cmd.Process.Kill()
+		t.Fatalf("the command did not start: %s", stderr.String())
 	}
-	for !running(t, "sleep\x007345\x00") { // the check below must be able to see it
-		if time.Now().After(deadline) {
-			t.Fatal("the sandboxed sleep is not visible in /proc")
-		}
-		time.Sleep(10 * time.Millisecond)
+	// the check below must be able to see it
+	if !testutil.Poll(30*time.Second, func() bool { return running(t, "sleep\x007345\x00") }) {
+		t.Fatal("the sandboxed sleep is not visible in /proc")
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -428,11 +423,8 @@ func TestBuildboxRunSIGTERM(t *testing.T) {
 	}
 	// Nothing the command started is left (bwrap's PID namespace ends
 	// with it): the sandboxed sleep goes, soon after.
-	for running(t, "sleep\x007345\x00") {
-		if time.Now().After(deadline) {
-			t.Fatal("the sandboxed sleep survived the runner")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Poll(30*time.Second, func() bool { return !running(t, "sleep\x007345\x00") }) {
+		t.Fatal("the sandboxed sleep survived the runner")
 	}
 }
 

@@ -69,6 +69,8 @@ func startCasdEnv(t testing.TB, bin, cacheDir string, env []string, poll ...time
 		defer b.StopTimer() // the client set-up is not start-up
 	}
 	deadline := time.Now().Add(startTimeout)
+	tick := time.NewTicker(pollInterval(poll))
+	defer tick.Stop()
 	for {
 		if _, err := os.Stat(sock); err == nil {
 			break
@@ -76,7 +78,7 @@ func startCasdEnv(t testing.TB, bin, cacheDir string, env []string, poll ...time
 		if p.exitedNow() || time.Now().After(deadline) {
 			t.Fatalf("buildbox-casd did not create %s:\n%s", sock, p.logs.String())
 		}
-		time.Sleep(pollInterval(poll))
+		<-tick.C
 	}
 	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
