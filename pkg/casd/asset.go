@@ -44,7 +44,7 @@ func (a *assetServer) check(instance string, uris []string) (*route, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r == nil {
+	if r == nil || r.storage != nil { // the storage-service is a CAS only
 		if len(uris) == 0 {
 			return nil, errNoURI
 		}

@@ -110,8 +110,9 @@ func resolve(root, path string) (string, error) {
 // With move_files the source file is removed once stored. A failure is
 // that path's status (RESOURCE_EXHAUSTED when the cache is full, which
 // BuildStream reports as "cache too full"); the call itself fails only
-// for a bad request. Remote instances: blobs stay local (castd does not
-// upload to remotes yet).
+// for a bad request. With a storage-service (--cas-remote) each blob is
+// also uploaded to it unless skip_upload; an upload failure is the path's
+// status. Other remote instances: blobs stay local.
 func (d *Daemon) CaptureFiles(ctx context.Context, req *localcaspb.CaptureFilesRequest) (*localcaspb.CaptureFilesResponse, error) {
 	o, err := d.captureOptions(req)
 	if err != nil {
@@ -121,6 +122,9 @@ func (d *Daemon) CaptureFiles(ctx context.Context, req *localcaspb.CaptureFilesR
 	for i, p := range req.GetPath() {
 		r := &localcaspb.CaptureFilesResponse_Response{Path: p}
 		node, err := d.captureOne(ctx, req.GetRoot(), p, o)
+		if err == nil {
+			err = d.uploadCaptured(ctx, req.GetInstanceName(), req.GetSkipUpload(), []*repb.Digest{node.Digest})
+		}
 		if err != nil {
 			r.Status = status.Convert(err).Proto()
 		} else {

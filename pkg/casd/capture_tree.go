@@ -29,7 +29,7 @@ const captureParallelism = 8
 // node_properties "mtime" and "unix_mode" (less unix_mode_mask) are
 // recorded on files and directories; move_files removes each source file
 // once stored (directories stay). Failures are per path, as in
-// CaptureFiles.
+// CaptureFiles; with a storage-service the tree is uploaded as there.
 func (d *Daemon) CaptureTree(ctx context.Context, req *localcaspb.CaptureTreeRequest) (*localcaspb.CaptureTreeResponse, error) {
 	o, err := d.captureOptions(req)
 	if err != nil {
@@ -39,6 +39,9 @@ func (d *Daemon) CaptureTree(ctx context.Context, req *localcaspb.CaptureTreeReq
 	for i, p := range req.GetPath() {
 		r := &localcaspb.CaptureTreeResponse_Response{Path: p}
 		treeD, rootD, err := d.captureTreeAt(ctx, req.GetRoot(), p, o)
+		if err == nil && !req.GetSkipUpload() && req.GetInstanceName() == "" && d.storage != nil {
+			err = d.uploadTree(ctx, d.storage, rootD, treeD)
+		}
 		if err != nil {
 			r.Status = status.Convert(err).Proto()
 		} else {

@@ -90,11 +90,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if sock != "" {
 		defer os.Remove(sock)
 	}
-	if cfg.Remote != nil {
-		log.Warn("--cas-remote is not contacted yet: castd as buildbox-casd keeps blobs in the local cache only", "cas-remote", cfg.Remote.URL)
-	}
 	d := NewDaemon(st, cfg.CacheDir, log)
 	d.UseCastd(cfg.CastdSocket)
+	d.UseStorage(cfg.Remote)
+	if cfg.Remote != nil {
+		log.Info("storage-service: local misses are read from --cas-remote and captures uploaded to it (through the castd daemon when one runs)", "cas-remote", cfg.Remote.URL)
+	}
 	defer d.Close()
 	log.Info("buildbox-casd (castd) serving", "bind", cfg.Bind, "cache", cfg.CacheDir,
 		"quota-high", opts.QuotaHigh, "quota-low", opts.QuotaLow, "reserved", opts.Reserved,
@@ -170,8 +171,17 @@ func listen(bind string) (net.Listener, string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, "", fmt.Errorf("buildbox-casd: --bind=%s: %w", bind, err)
 	}
-	l, err := net.Listen("unix", path)
+	// BuildStream connects as soon as the socket file exists, and a socket
+	// exists between bind(2) and listen(2) refusing connections: listen
+	// under a private name, then rename it into place.
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(tmp)
+	l, err := net.Listen("unix", tmp)
 	if err != nil {
+		return nil, "", fmt.Errorf("buildbox-casd: --bind=%s: %w", bind, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
 		return nil, "", fmt.Errorf("buildbox-casd: --bind=%s: %w", bind, err)
 	}
 	return l, path, nil

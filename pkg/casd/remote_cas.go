@@ -57,19 +57,29 @@ func (d *Daemon) UploadTree(ctx context.Context, req *localcaspb.UploadTreeReque
 	if remote == nil {
 		return nil, status.Error(codes.Unimplemented, "buildbox-casd (castd): UploadTree to the local instance: there is no remote to upload to")
 	}
-	rt, err := d.routeOf(remote)
-	if err != nil {
-		return nil, err
-	}
 	root, err := digest.FromProto(req.GetRootDigest())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "buildbox-casd (castd): root_digest: %v", err)
 	}
-	t, err := readTree(ctx, d.store, root)
-	if err != nil {
+	if err := d.uploadTree(ctx, remote, root); err != nil {
 		return nil, err
 	}
-	var ds []*repb.Digest
+	return &localcaspb.UploadTreeResponse{}, nil
+}
+
+// uploadTree uploads every Directory and file blob of the tree under
+// root (complete in the local cache), and the extra blobs, through the
+// route of remote: what the remote lacks. The first failure is returned.
+func (d *Daemon) uploadTree(ctx context.Context, remote *remoteInstance, root digest.Digest, extra ...digest.Digest) error {
+	rt, err := d.routeOf(remote)
+	if err != nil {
+		return err
+	}
+	t, err := readTree(ctx, d.store, root)
+	if err != nil {
+		return err
+	}
+	ds := protos(extra)
 	for dg := range t.dirs {
 		ds = append(ds, dg.Proto())
 	}
@@ -78,10 +88,19 @@ func (d *Daemon) UploadTree(ctx context.Context, req *localcaspb.UploadTreeReque
 	}
 	failed, err := d.uploadToRemote(ctx, rt, ds)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(failed) > 0 {
-		return nil, status.ErrorProto(failed[0].status)
+		return status.ErrorProto(failed[0].status)
 	}
-	return &localcaspb.UploadTreeResponse{}, nil
+	return nil
+}
+
+// protos returns ds as protos.
+func protos(ds []digest.Digest) []*repb.Digest {
+	out := make([]*repb.Digest, 0, len(ds))
+	for _, dg := range ds {
+		out = append(out, dg.Proto())
+	}
+	return out
 }

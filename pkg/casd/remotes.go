@@ -21,6 +21,9 @@ import (
 type remoteInstance struct {
 	name string
 	req  *localcaspb.GetInstanceNameForRemotesRequest
+	// storage is set instead of req for the storage-service remote
+	// (--cas-remote), whose certificates are file paths.
+	storage *Remote
 
 	once  sync.Once
 	route *route
@@ -128,6 +131,10 @@ func (d *Daemon) routeOf(r *remoteInstance) (*route, error) {
 		defer cancel()
 		if sock := d.castd(); sock != "" {
 			r.route, r.err = d.daemonRoute(sock)
+			return
+		}
+		if r.storage != nil {
+			r.route, r.err = storageRoute(ctx, d.store, r.storage, d.log)
 			return
 		}
 		r.route, r.err = directRoute(ctx, d.store, r.req, func() string { return filepath.Join(d.credDir(), r.name) }, d.log)

@@ -40,8 +40,11 @@ type Daemon struct {
 	daemonRt    *route // the route to castdSock, shared by every remote instance
 	daemonErr   error
 	policyNoted sync.Map // remoteKey → noted: the policy-override warning is logged once
-	credOnce    sync.Once
-	creds       string // credDir
+	// storage is the local instance "" as a proxy in front of --cas-remote
+	// (UseStorage); nil without one.
+	storage  *remoteInstance
+	credOnce sync.Once
+	creds    string // credDir
 
 	mu       sync.Mutex
 	staged   map[*stagedTree]struct{} // live StageTree results, removed by Close
@@ -99,6 +102,9 @@ func (d *Daemon) Close() {
 		t.remove(d.log)
 	}
 	d.remotes.closeAll(d.daemonRt)
+	if d.storage != nil && d.storage.route != nil && d.storage.route != d.daemonRt {
+		d.storage.route.close()
+	}
 	if d.creds != "" {
 		_ = os.RemoveAll(d.creds)
 	}
@@ -110,12 +116,13 @@ func (d *Daemon) ActionCache(context.Context, string) (store.ActionCache, error)
 	return nil, status.Error(codes.Unimplemented, "buildbox-casd (castd): no action cache yet")
 }
 
-// instance resolves an instance name: nil for the local instance "", the
-// remotes of a name GetInstanceNameForRemotes returned, INVALID_ARGUMENT
-// for any other name.
+// instance resolves an instance name: for the local instance "" nil, or
+// the storage-service remote when --cas-remote was given; the remotes of
+// a name GetInstanceNameForRemotes returned; INVALID_ARGUMENT for any
+// other name.
 func (d *Daemon) instance(name string) (*remoteInstance, error) {
 	if name == "" {
-		return nil, nil
+		return d.storage, nil
 	}
 	if r := d.remotes.get(name); r != nil {
 		return r, nil

@@ -55,12 +55,20 @@ func startCasd(t testing.TB, bin, cacheDir string, poll ...time.Duration) *casdP
 // casd looks for the user's castd daemon).
 func startCasdEnv(t testing.TB, bin, cacheDir string, env []string, poll ...time.Duration) *casdProc {
 	t.Helper()
+	return startCasdArgs(t, bin, cacheDir, env, nil, poll...)
+}
+
+// startCasdArgs is startCasdEnv with extra flags after BuildStream's
+// usual ones (the --cas-* flags of `cache: storage-service`).
+func startCasdArgs(t testing.TB, bin, cacheDir string, env, extra []string, poll ...time.Duration) *casdProc {
+	t.Helper()
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(cacheDir, "casserver-"+filepath.Base(t.TempDir())+".sock")
-	cmd := exec.Command(bin, "--bind=unix:"+sock, "--log-level=info", "--cache-failures=false",
-		"--quota-low=80%", "--reserved=1000000", "--protect-session-blobs", "--buildbox-run=/nonexistent/buildbox-run", "--jobs=2", cacheDir)
+	args := append([]string{"--bind=unix:" + sock, "--log-level=info", "--cache-failures=false",
+		"--quota-low=80%", "--reserved=1000000", "--protect-session-blobs", "--buildbox-run=/nonexistent/buildbox-run", "--jobs=2"}, extra...)
+	cmd := exec.Command(bin, append(args, cacheDir)...)
 	cmd.Dir = cacheDir
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
