@@ -26,7 +26,7 @@ import (
 const stopGrace = 5 * time.Second
 
 // Main is the buildbox-casd command: it parses args (without the program
-// name), prints the version or serves until SIGTERM or SIGINT, and returns
+// name), prints the usage (--help, -h), the version or serves until SIGTERM or SIGINT, and returns
 // the exit code: 0 after a clean stop, 2 for a bad command line, 1 when
 // start-up or serving failed. Errors and the log go to stderr.
 func Main(args []string, stdout, stderr io.Writer, castdVersion string) int {
@@ -34,6 +34,10 @@ func Main(args []string, stdout, stderr io.Writer, castdVersion string) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if cfg.Help {
+		fmt.Fprint(stdout, Usage())
+		return 0
 	}
 	if cfg.Version {
 		fmt.Fprint(stdout, VersionText(castdVersion))

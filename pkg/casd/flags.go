@@ -47,6 +47,7 @@ func VersionText(castdVersion string) string {
 // was not given; the caller applies defaults.
 type Config struct {
 	Version  bool   // --version: print VersionText and exit
+	Help     bool   // --help or -h: print Usage and exit
 	CacheDir string // the positional argument; blobs live in CacheDir/cas/objects
 	Bind     string // --bind: "unix:PATH" (BuildStream) or "HOST:PORT"
 	LogLevel string // --log-level: trace, debug, info, warning or error
@@ -132,6 +133,7 @@ func newFlagSet(c *Config, r *Remote) *pflag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+	fs.BoolVarP(&c.Help, "help", "h", false, "print this help and exit")
 	fs.StringVar(&c.Bind, "bind", "", "address to serve on")
 	fs.Var(&logLevel{&c.LogLevel}, "log-level", "trace, debug, info, warning or error")
 	fs.Var(&sizeValue{&c.QuotaHigh}, "quota-high", "evict above this size")
@@ -156,7 +158,16 @@ func newFlagSet(c *Config, r *Remote) *pflag.FlagSet {
 	return fs
 }
 
+// Usage is what `buildbox-casd --help` prints: the synopsis and every
+// flag castd accepts.
+func Usage() string {
+	fs := newFlagSet(&Config{}, &Remote{})
+	return "usage: buildbox-casd [flags] CACHE_DIRECTORY\n\n" +
+		"castd standing in for buildbox-casd, BuildStream 2's local CAS daemon.\n\nFlags:\n" + fs.FlagUsages()
+}
+
 // checkPositional takes the cache directory: required unless --version
+// or --help
 // (BuildStream passes "/" with --version, as some buildbox-casd versions
 // required), and only one.
 func checkPositional(c *Config, rest []string) error {
@@ -165,7 +176,7 @@ func checkPositional(c *Config, rest []string) error {
 		return fmt.Errorf("buildbox-casd: one cache directory expected, got %d arguments: %s", len(rest), strings.Join(rest, " "))
 	case len(rest) == 1:
 		c.CacheDir = rest[0]
-	case !c.Version:
+	case !c.Version && !c.Help:
 		return errors.New("buildbox-casd: the cache directory (the last argument) is missing")
 	}
 	return nil
@@ -182,6 +193,9 @@ func unknownFlags(fs *pflag.FlagSet, args []string) []string {
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
 			continue // the cache directory
+		}
+		if a == "-h" {
+			continue // --help's short form, the only one
 		}
 		name, _, hasValue := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		f := fs.Lookup(name)

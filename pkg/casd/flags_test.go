@@ -26,6 +26,16 @@ func TestParse(t *testing.T) {
 			BuildboxRun: "/usr/bin/buildbox-run", Jobs: 8,
 		},
 	}, {
+		// --help needs no cache directory.
+		name: "help",
+		args: "--help",
+		want: casd.Config{Help: true, CacheFailures: true},
+	}, {
+		// -h is its short form, the only short flag.
+		name: "help short",
+		args: "-h",
+		want: casd.Config{Help: true, CacheFailures: true},
+	}, {
 		// cache: quota set: --quota-high in bytes.
 		name: "quota",
 		args: "--bind=unix:/s --quota-high=10000000000 --quota-low=50% /c",

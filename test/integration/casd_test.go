@@ -305,6 +305,16 @@ func TestCasdCommandLine(t *testing.T) {
 			}
 		}
 	})
+	t.Run("help", func(t *testing.T) {
+		// --help and -h print the usage to stdout and exit 0, without a
+		// cache directory.
+		for _, args := range [][]string{{bin, "--help"}, {bin, "-h"}, {castdBin, "casd", "--help"}} {
+			out, errOut, code := run(t, args[0], args[1:]...)
+			if code != 0 || !strings.HasPrefix(out, "usage: buildbox-casd") || !strings.Contains(out, "--cas-remote") || errOut != "" {
+				t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+			}
+		}
+	})
 	t.Run("unknown flag", func(t *testing.T) {
 		// A newer BuildStream's flag must fail loudly, naming the flag.
 		_, errOut, code := run(t, bin, "--bind=unix:/nonexistent/s", "--fuse-mount=/x", "/nonexistent/cache")
