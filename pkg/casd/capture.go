@@ -47,9 +47,10 @@ func (d *Daemon) captureOptions(req captureRequest) (captureOptions, error) {
 
 // newCaptureOptions reads the node properties asked for (others are
 // ignored, as buildbox-casd does) and rejects bypass_local_cache with
-// skip_upload, which the protocol says are exclusive. Both are hints about
-// a remote upload; castd uploads nothing yet, so blobs are always stored
-// in the local cache (which is what BuildStream reads them from).
+// skip_upload, which the protocol says are exclusive. Both are about the
+// storage-service upload: skip_upload is honoured by the capture RPCs
+// (uploadCaptured); bypass_local_cache is not, blobs are always stored in
+// the local cache (which is what BuildStream reads them from).
 func newCaptureOptions(props []string, mask *wrapperspb.UInt32Value, move, bypass, skipUpload bool) (captureOptions, error) {
 	if bypass && skipUpload {
 		return captureOptions{}, status.Error(codes.InvalidArgument, "buildbox-casd (castd): bypass_local_cache and skip_upload are mutually exclusive")

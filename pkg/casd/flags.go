@@ -17,7 +17,10 @@
 // noted once in the log: policy_note.go); without a daemon the remotes
 // BuildStream named are dialled with pkg/store/grpcclient, read through
 // pkg/store/fanout into the cache directory and uploaded to unless
-// read_only (remote_blobs.go, remote_cas.go).
+// read_only (remote_blobs.go, remote_cas.go). With --cas-remote (`cache:
+// storage-service`) the local instance "" is itself such a remote
+// instance (storage.go): misses are fetched from that CAS, captures and
+// uploads go to it, through the castd daemon when one answers.
 package casd
 
 import (
