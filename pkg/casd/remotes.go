@@ -130,6 +130,9 @@ func (d *Daemon) routeOf(r *remoteInstance) (*route, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), routeDialTimeout)
 		defer cancel()
 		if sock := d.castd(); sock != "" {
+			if r.storage != nil {
+				d.log.Info("storage-service traffic goes through the castd daemon, whose castd.yaml decides pull order and pushes; --cas-remote is a hint", "castd", sock, "cas-remote", r.storage.URL)
+			}
 			r.route, r.err = d.daemonRoute(sock)
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 
 	localcaspb "github.com/castd/castd/api/build/buildgrid"
+	"github.com/castd/castd/internal/testutil"
 )
 
 // storageFlags are the --cas-* flags BuildStream passes for `cache:
@@ -26,6 +27,12 @@ func storageFlags(url string, more ...string) []string {
 // BuildStream writes what it captures) and captures it on instance "".
 func (p *casdProc) captureFile(t *testing.T, ctx context.Context, data string) (*repb.Digest, *grpcstatus.Status) {
 	t.Helper()
+	return p.captureFileReq(t, ctx, data, false)
+}
+
+// captureFileReq is captureFile with BuildStream's skip_upload.
+func (p *casdProc) captureFileReq(t *testing.T, ctx context.Context, data string, skipUpload bool) (*repb.Digest, *grpcstatus.Status) {
+	t.Helper()
 	dir := filepath.Join(p.cacheDir, "tmp")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -36,7 +43,7 @@ func (p *casdProc) captureFile(t *testing.T, ctx context.Context, data string) (
 	}
 	f.Close()
 	mustWrite(t, f.Name(), data, 0o644)
-	resp, err := p.local.CaptureFiles(ctx, &localcaspb.CaptureFilesRequest{Path: []string{f.Name()}})
+	resp, err := p.local.CaptureFiles(ctx, &localcaspb.CaptureFilesRequest{Path: []string{f.Name()}, SkipUpload: skipUpload})
 	if err != nil || len(resp.GetResponses()) != 1 {
 		t.Fatalf("CaptureFiles: %v %v", resp, err)
 	}
@@ -91,6 +98,10 @@ func TestCasdStorageService(t *testing.T) {
 			if !tc.up.has(t, captured) {
 				t.Fatal("the captured blob is not on the storage-service")
 			}
+			kept, st := p.captureFileReq(t, callCtx(t), "captured with skip_upload "+tc.name, true)
+			if st.Code() != codes.OK || tc.up.has(t, kept) {
+				t.Fatalf("CaptureFiles with skip_upload: %v, on the storage-service: %v", st, tc.up.has(t, kept))
+			}
 			uploaded := randomBlob(4000)
 			p.capture(t, uploaded) // a REAPI write: local only
 			if f := p.uploadMissing(t, callCtx(t), "", uploaded.d); len(f) != 0 {
@@ -141,5 +152,35 @@ func TestCasdStorageServiceDown(t *testing.T) {
 	}
 	if _, st := p.captureFile(t, ctx, "not uploadable"); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "storage-service "+down) {
 		t.Fatalf("CaptureFiles with a down storage-service: %v, want UNAVAILABLE naming it", st)
+	}
+}
+
+func TestCasdStorageServiceThroughCastdDaemon(t *testing.T) {
+	// With the user's castd daemon running, the storage-service traffic
+	// goes to the daemon like every other remote instance: reads through
+	// its pull order (--cas-remote, down here, is only a hint) and captures
+	// through its write-back to its push-enabled remote.
+	up := startPlainUpstream(t)
+	only := randomBlob(3000)
+	if err := instanceWrite(callCtx(t), up.conn(t), "", only); err != nil {
+		t.Fatal(err)
+	}
+	l := newLayout(t)
+	ws, _, _ := startWorkstation(t, l, "artifacts:\n  servers:\n  - "+up.serverYAML("all", true)+"\n")
+	cacheDir := filepath.Join(shortTempDir(t), "cache")
+	p := startCasdArgs(t, casdBin(t), cacheDir, append(l.env, "CASTD_SOCKET="+ws.socket), storageFlags(downAddr(t)))
+	if f := p.fetchMissing(t, callCtx(t), "", only.d); len(f) != 0 {
+		t.Fatalf("FetchMissingBlobs failures %v, want none:\n%s", f, p.logs.String())
+	}
+	if string(mustRead(t, objectFile(cacheDir, only.d))) != string(only.data) {
+		t.Fatal("the blob read through the daemon is not in the cache directory")
+	}
+	captured, st := p.captureFile(t, callCtx(t), "captured through the daemon")
+	if st.Code() != codes.OK {
+		t.Fatalf("CaptureFiles: %v\n%s", st, p.logs.String())
+	}
+	testutil.EventuallyWithin(t, time.Minute, "the write-back push of the captured blob to the user's remote", func() bool { return up.has(t, captured) })
+	if !strings.Contains(p.logs.String(), "storage-service traffic goes through the castd daemon") {
+		t.Errorf("the casd log does not say the storage-service goes through castd:\n%s", p.logs.String())
 	}
 }
