@@ -37,8 +37,9 @@ func newEnv(t testing.TB) *env {
 	return newEnvWith(t, casdir.Options{ProtectSessionBlobs: true})
 }
 
-// newEnvWith is newEnv with the store options given.
-func newEnvWith(t testing.TB, opts casdir.Options) *env {
+// newEnvWith is newEnv with the store options given; setup (if any)
+// configures the daemon before it serves.
+func newEnvWith(t testing.TB, opts casdir.Options, setup ...func(*casd.Daemon)) *env {
 	t.Helper()
 	e := &env{cacheDir: t.TempDir()}
 	st, err := casdir.Open(e.cacheDir, opts)
@@ -47,6 +48,9 @@ func newEnvWith(t testing.TB, opts casdir.Options) *env {
 	}
 	e.store = st
 	e.daemon = casd.NewDaemon(st, e.cacheDir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, f := range setup {
+		f(e.daemon)
+	}
 	sock := filepath.Join(t.TempDir(), "casd.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
