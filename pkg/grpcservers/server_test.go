@@ -33,7 +33,7 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("symlink strategy = %v", cc.GetSymlinkAbsolutePathStrategy())
 	case c.GetLowApiVersion().GetMajor() != 2 || c.GetLowApiVersion().GetMinor() != 0:
 		t.Errorf("low_api_version = %v", c.GetLowApiVersion())
-	case c.GetHighApiVersion().GetMajor() != 2 || c.GetHighApiVersion().GetMinor() < 3:
+	case c.GetHighApiVersion().GetMajor() != 2 || c.GetHighApiVersion().GetMinor() != 13:
 		t.Errorf("high_api_version = %v", c.GetHighApiVersion())
 	case c.GetExecutionCapabilities().GetExecEnabled():
 		t.Error("exec_enabled without an Execution server")
