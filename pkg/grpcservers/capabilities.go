@@ -45,7 +45,7 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 			DigestFunctions: sha,
 			ExecEnabled:     c.opts.Execution != nil,
 		},
-		LowApiVersion:  LowAPIVersion(),
+		LowApiVersion:  LowAPIVersion(c.opts.OutputPathsOnly),
 		HighApiVersion: HighAPIVersion(),
 	}
 	return caps, nil
@@ -79,8 +79,14 @@ func checkDigestFunction(f repb.DigestFunction_Value) error {
 // LowAPIVersion is the oldest REAPI version castd serves: 2.0, which
 // Debian's Bazel 4.2.3 speaks (output_files and output_directories in
 // Commands, output_file_symlinks and output_directory_symlinks in results;
-// localexec reads and fills both dialects).
-func LowAPIVersion() *smpb.SemVer { return &smpb.SemVer{Major: 2, Minor: 0} }
+// localexec reads and fills both dialects), or 2.1 (output_paths) when
+// outputPathsOnly.
+func LowAPIVersion(outputPathsOnly bool) *smpb.SemVer {
+	if outputPathsOnly {
+		return &smpb.SemVer{Major: 2, Minor: 1}
+	}
+	return &smpb.SemVer{Major: 2, Minor: 0}
+}
 
 // HighAPIVersion is the newest REAPI version castd advertises: the newest
 // the vendored github.com/bazelbuild/remote-apis defines. That module has no

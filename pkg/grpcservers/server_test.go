@@ -40,6 +40,19 @@ func TestCapabilities(t *testing.T) {
 	}
 }
 
+func TestCapabilitiesOutputPathsOnly(t *testing.T) {
+	// why: a REAPI 2.1+ only execution service must say so up front, so a
+	// bridging castd in front of it (and clients) can tell.
+	e := newEnv(t, grpcservers.Options{OutputPathsOnly: true})
+	c, err := e.caps.GetCapabilities(testutil.Context(t), &repb.GetCapabilitiesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo := c.GetLowApiVersion(); lo.GetMajor() != 2 || lo.GetMinor() != 1 {
+		t.Errorf("low_api_version = %v, want 2.1", lo)
+	}
+}
+
 func TestHealth(t *testing.T) {
 	e := newEnv(t, grpcservers.Options{})
 	hc := healthpb.NewHealthClient(e.conn)
