@@ -54,16 +54,26 @@ func acceptsOnly21(caps *repb.ServerCapabilities) bool {
 func bridgeCommand(cmd *repb.Command, serviceLow *smpb.SemVer) (*repb.Command, error) {
 	paths := slices.Concat(cmd.GetOutputFiles(), cmd.GetOutputDirectories())
 	if slices.Contains(paths, "") {
-		return nil, status.Errorf(codes.FailedPrecondition,
+		return nil, versionGap{status.Newf(codes.FailedPrecondition,
 			"execution: the Command (REAPI 2.0) lists the whole working directory (output_directories entry \"\"), "+
 				"which REAPI 2.1 output_paths cannot express, and the execution service accepts only API %d.%d and later",
-			serviceLow.GetMajor(), serviceLow.GetMinor())
+			serviceLow.GetMajor(), serviceLow.GetMinor())}
 	}
 	slices.Sort(paths)
 	out := proto.Clone(cmd).(*repb.Command)
 	out.OutputPaths = slices.Compact(paths)
 	return out, nil
 }
+
+// versionGap is the FAILED_PRECONDITION of a Command that the execution
+// service's API versions cannot express; with local-fallback the action
+// runs locally instead.
+type versionGap struct{ st *status.Status }
+
+func (v versionGap) Error() string { return v.st.Err().Error() }
+
+// GRPCStatus makes the gap its FAILED_PRECONDITION to status.Convert.
+func (v versionGap) GRPCStatus() *status.Status { return v.st }
 
 // bridgeResult returns res, produced by running the 2.1 form of cmd, in the
 // form a REAPI 2.0 client of cmd reads: symlinks move from output_symlinks

@@ -100,3 +100,17 @@ func TestBridgeImpossibleIsFailedPrecondition(t *testing.T) {
 		t.Fatalf("status %v, cluster runs %d; want FAILED_PRECONDITION, 0", resp.GetStatus(), cluster.runner.runs.Load())
 	}
 }
+
+func TestBridgeImpossibleFallsBackLocally(t *testing.T) {
+	// Why: with local-fallback a version gap is like an unsatisfiable
+	// platform: the action runs here rather than failing.
+	cluster := newNode(t, setup{outputPathsOnly: true})
+	ws := newNode(t, setup{scenario: policy.ScenarioRemoteExecution, remote: cluster,
+		tweak: func(p *execution.Plan) { p.LocalFallback = true }})
+	resp, _, err := execute(t, ws.client, ws.upload20(t, "echo x > f", nil, []string{""}), false)
+	mustSucceed(t, resp, err)
+	wantMessage(t, resp, execution.MessageLocalExecution)
+	if got := [2]int64{cluster.runner.runs.Load(), ws.runner.runs.Load()}; got != [2]int64{0, 1} {
+		t.Errorf("runs (cluster, workstation) = %v, want [0 1]", got)
+	}
+}

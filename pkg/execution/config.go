@@ -94,7 +94,8 @@ type Plan struct {
 	PrimaryCAS store.CAS
 
 	// LocalFallback runs actions locally when the execution service is
-	// unreachable or cannot satisfy the action's platform.
+	// unreachable, cannot satisfy the action's platform, or accepts only
+	// API versions the action's Command cannot be bridged to.
 	LocalFallback bool
 	// CacheFailures records results with a non-zero exit code too.
 	CacheFailures bool
