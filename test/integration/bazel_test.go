@@ -261,6 +261,27 @@ func TestBazel(t *testing.T) {
 					t.Errorf("workstation ran %d actions itself; the cluster should have", got)
 				}
 			}},
+		{"scenario 1 bridges REAPI 2.0 to an output_paths-only cluster",
+			"Bazel 4.2.3 speaks REAPI 2.0; a cluster that accepts only 2.1+ (as Buildbarn) gets output_paths Commands from castd, and Bazel's next build hits",
+			func(t *testing.T) {
+				cluster, clusterAddr := startTCPCastd(t, "local-execution:\n  output-paths-only: true\n")
+				ws, wsAddr := startTCPCastd(t, fmt.Sprintf(
+					"remote-execution:\n  execution-service: {url: grpc://%[1]s}\n  storage-service: {url: grpc://%[1]s}\n", clusterAddr))
+				s := b.cleanBuild(t, "--remote_executor=grpc://"+wsAddr)
+				n := s.only(t, "remote")
+				b.checkOutputs(t)
+				if got := executions(t, cluster, "local"); got != n {
+					t.Errorf("cluster ran %d actions, Bazel sent %d to the workstation", got, n)
+				}
+				if got := executions(t, ws, "remote"); got != n {
+					t.Errorf("workstation forwarded %d actions, Bazel sent %d", got, n)
+				}
+				second := b.cleanBuild(t, "--remote_executor=grpc://"+wsAddr)
+				if hits := second.only(t, "remote cache hit"); hits != n {
+					t.Errorf("second build: %d remote cache hits, want all %d actions (%v)", hits, n, second)
+				}
+				b.checkOutputs(t)
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
