@@ -124,21 +124,22 @@ func wrongKind(p, field, got string) error {
 // output_paths. The new Command and Action are stored in the service's CAS
 // (Plan.RemoteCAS); the client's Action stays as it was, and the result is
 // recorded under the client's digest (see remote). The second result is the
-// client's Command when bridging, nil otherwise.
+// client's Command when bridging, nil otherwise. A Command the service's
+// versions cannot express is a versionGap error (see bridgeCommand, tooNew).
 func (s *Server) bridged(ctx context.Context, j *job) (*job, *repb.Command, error) {
 	if j.plan.RemoteCapabilities == nil {
 		return j, nil, nil
 	}
-	cmd := command20(ctx, j)
-	if cmd == nil {
+	cmd := readCommand(ctx, j)
+	if cmd == nil || (!speaks20(cmd) && len(cmd.GetOutputPaths()) == 0) {
 		return j, nil, nil
 	}
 	caps, err := j.plan.RemoteCapabilities(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !acceptsOnly21(caps) {
-		return j, nil, nil
+	if err := tooNew(cmd, caps); err != nil || !speaks20(cmd) || !acceptsOnly21(caps) {
+		return j, nil, err
 	}
 	cmd21, err := bridgeCommand(cmd, caps.GetLowApiVersion())
 	if err != nil {
@@ -178,7 +179,7 @@ func (s *Server) checkDialect(ctx context.Context, j *job) error {
 	if !s.cfg.OutputPathsOnly {
 		return nil
 	}
-	if command20(ctx, j) == nil {
+	if cmd := readCommand(ctx, j); cmd == nil || !speaks20(cmd) {
 		return nil
 	}
 	return status.Errorf(codes.FailedPrecondition,
@@ -186,14 +187,29 @@ func (s *Server) checkDialect(ctx context.Context, j *job) error {
 			"and this service accepts only API %d.%d and later (output_paths)", outputPathsVersion.GetMajor(), outputPathsVersion.GetMinor())
 }
 
-// command20 returns j's Command when it speaks REAPI 2.0 (see speaks20),
-// nil otherwise. A Command that cannot be read is nil too: the run that
-// needs it reports it, as it would without bridging.
-func command20(ctx context.Context, j *job) *repb.Command {
+// readCommand returns j's Command, or nil when it cannot be read: the run
+// that needs it reports that, as it would without bridging.
+func readCommand(ctx context.Context, j *job) *repb.Command {
 	cd, err := digest.FromProto(j.action.GetCommandDigest())
 	cmd := &repb.Command{}
-	if err != nil || readMessage(ctx, j.plan.CAS, cd, cmd) != nil || !speaks20(cmd) {
+	if err != nil || readMessage(ctx, j.plan.CAS, cd, cmd) != nil {
 		return nil
 	}
 	return cmd
+}
+
+// tooNew is the version gap of a Command that lists its outputs only in
+// output_paths (REAPI 2.1) sent to a service whose high_api_version is
+// older: a 2.0 service would ignore output_paths and return no outputs, and
+// the output types needed for the 2.0 fields are unknown before the run.
+// A service that does not say (no high_api_version) is not refused.
+func tooNew(cmd *repb.Command, caps *repb.ServerCapabilities) error {
+	high := caps.GetHighApiVersion()
+	if speaks20(cmd) || len(cmd.GetOutputPaths()) == 0 || high == nil || !versionBefore(high, outputPathsVersion) ||
+		len(cmd.GetOutputFiles())+len(cmd.GetOutputDirectories()) > 0 {
+		return nil
+	}
+	return versionGap{status.Newf(codes.FailedPrecondition,
+		"execution: the Command lists its outputs only in output_paths (REAPI 2.1), and the execution service speaks at most API %d.%d",
+		high.GetMajor(), high.GetMinor())}
 }

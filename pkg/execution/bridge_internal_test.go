@@ -122,3 +122,26 @@ func TestAcceptsOnly21(t *testing.T) {
 		}
 	}
 }
+
+func TestTooNew(t *testing.T) {
+	// Why: a 2.0-only service ignores output_paths and would return no
+	// outputs; the client must hear the version gap instead.
+	v20 := &repb.ServerCapabilities{HighApiVersion: &smpb.SemVer{Major: 2}}
+	paths := &repb.Command{OutputPaths: []string{"o"}}
+	if err := tooNew(paths, v20); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("output_paths to a 2.0 service: got %v, want FAILED_PRECONDITION", err)
+	}
+	for name, tc := range map[string]struct {
+		cmd  *repb.Command
+		caps *repb.ServerCapabilities
+	}{
+		"2.0 Command to a 2.0 service":     {&repb.Command{OutputFiles: []string{"o"}}, v20},
+		"both dialects to a 2.0 service":   {&repb.Command{OutputPaths: []string{"o"}, OutputFiles: []string{"o"}}, v20},
+		"output_paths to a 2.1 service":    {paths, &repb.ServerCapabilities{HighApiVersion: only21}},
+		"output_paths to a silent service": {paths, &repb.ServerCapabilities{}},
+	} {
+		if err := tooNew(tc.cmd, tc.caps); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
