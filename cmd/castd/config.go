@@ -91,6 +91,7 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 // configuration sets (zero fields mean the server's defaults).
 func serverOptions(d daemonConfig) grpcservers.Options {
 	return grpcservers.Options{
+		OutputPathsOnly:    d.policy != nil && d.policy.LocalExecution.OutputPathsOnly,
 		UploadIdleTimeout:  d.uploadIdleTimeout,
 		ReadBufferLimit:    d.readBufferLimit,
 		MaxIdleUploads:     d.maxIdleUploads,

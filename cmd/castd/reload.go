@@ -89,8 +89,9 @@ func (d *castdDaemon) warnNotReloaded(next daemonConfig) {
 	changed("cache.sync-writes", cur.storeOpts.SyncWrites != next.storeOpts.SyncWrites)
 	changed("log-request-metadata", curPolicy(cur).LogRequestMetadata != next.policy.LogRequestMetadata)
 	cl, nl := curPolicy(cur).LocalExecution, next.policy.LocalExecution
-	changed("local-execution.jobs, sandbox, workdir or default-timeout",
-		cl.Jobs != nl.Jobs || cl.Sandbox != nl.Sandbox || cl.Workdir != nl.Workdir || cl.DefaultTimeout != nl.DefaultTimeout)
+	changed("local-execution.jobs, sandbox, workdir, default-timeout or output-paths-only",
+		cl.Jobs != nl.Jobs || cl.Sandbox != nl.Sandbox || cl.Workdir != nl.Workdir || cl.DefaultTimeout != nl.DefaultTimeout ||
+			cl.OutputPathsOnly != nl.OutputPathsOnly)
 }
 
 // curPolicy is the configuration castd started with (policy's defaults

@@ -38,6 +38,9 @@ func (s *Server) begin(ctx context.Context, req *repb.ExecuteRequest) (*operatio
 		return nil, err
 	}
 	j := &job{req: req, plan: plan, digest: ad, action: action}
+	if err := s.checkDialect(ctx, j); err != nil {
+		return nil, err
+	}
 	if key != "" {
 		if o := s.cached(ctx, j); o != nil {
 			return o, nil

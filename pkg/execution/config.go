@@ -81,13 +81,21 @@ type Plan struct {
 	// RemoteCAS is the execution service's CAS in scenario 1: inputs are
 	// uploaded there.
 	RemoteCAS store.CAS
+	// RemoteCapabilities, optional, returns the execution service's
+	// capabilities (cached by the caller; called once per remote run). When
+	// set and the service's low_api_version is 2.1 or later, a client's
+	// REAPI 2.0 Command is bridged: sent as a new Command with output_paths
+	// under a new Action digest, its result translated back and recorded
+	// under the client's digest.
+	RemoteCapabilities func(context.Context) (*repb.ServerCapabilities, error)
 	// PrimaryCAS, optional, is cache.storage-service, the primary store:
 	// the outputs of a local run (every blob its result references) are
 	// stored there before Execute returns, as client writes are.
 	PrimaryCAS store.CAS
 
 	// LocalFallback runs actions locally when the execution service is
-	// unreachable or cannot satisfy the action's platform.
+	// unreachable, cannot satisfy the action's platform, or accepts only
+	// API versions the action's Command cannot be bridged to.
 	LocalFallback bool
 	// CacheFailures records results with a non-zero exit code too.
 	CacheFailures bool
@@ -109,6 +117,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Clock is the clock for retention and durations. Nil: the wall clock.
 	Clock clock.Clock
+	// OutputPathsOnly makes this an execution service of REAPI 2.1 and later
+	// only (as Buildbarn is): a Command that lists its outputs in the 2.0
+	// output_files and output_directories alone is refused with
+	// FAILED_PRECONDITION naming the version gap. Pair it with
+	// grpcservers.Options.OutputPathsOnly so Capabilities say so.
+	OutputPathsOnly bool
 	// Retention is how long finished operations answer GetOperation and
 	// WaitExecution (at most 10,000 are kept). Zero: DefaultRetention.
 	Retention time.Duration

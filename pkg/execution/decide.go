@@ -2,6 +2,7 @@ package execution
 
 import (
 	"context"
+	"errors"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
@@ -41,9 +42,14 @@ func (s *Server) decide(ctx context.Context, o *operation, j *job) (*repb.Execut
 		s.record(ctx, j, resp.GetResult(), status.FromProto(resp.GetStatus()))
 		return resp, outcomeOf(resp, outcomeRemote)
 	}
-	if status.Code(err) == codes.Unavailable && j.plan.LocalFallback && ctx.Err() == nil {
+	var gap versionGap
+	if j.plan.LocalFallback && ctx.Err() == nil && (status.Code(err) == codes.Unavailable || errors.As(err, &gap)) {
 		j.fallback = status.Convert(err).Message()
-		return s.fallBack(ctx, o, j, "unavailable")
+		reason := "unavailable"
+		if gap.st != nil {
+			reason = "api-version"
+		}
+		return s.fallBack(ctx, o, j, reason)
 	}
 	return &repb.ExecuteResponse{Status: status.Convert(err).Proto()}, outcomeFailed
 }

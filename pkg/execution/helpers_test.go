@@ -56,6 +56,8 @@ type setup struct {
 	unix     bool
 	tweak    func(*execution.Plan)
 	clock    clock.Clock // the execution server's clock; nil: the wall clock
+	// outputPathsOnly makes the node a REAPI 2.1+ only execution service.
+	outputPathsOnly bool
 }
 
 func newNode(t testing.TB, s setup) *node {
@@ -74,11 +76,13 @@ func newNode(t testing.TB, s setup) *node {
 		Retention:  time.Minute,
 		Logger:     slog.New(slog.DiscardHandler),
 		Clock:      s.clock,
+
+		OutputPathsOnly: s.outputPathsOnly,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.serve(t, s.unix)
+	n.serve(t, s)
 	return n
 }
 
@@ -99,6 +103,7 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 		p.AC = store.NewCompletenessCheckingActionCache(ac, cas)
 		p.RemoteCAS = r.CAS()
 		p.RemoteExec, p.RemoteOperations = r.Execution(), r.Execution().Operations()
+		p.RemoteCapabilities = r.Capabilities
 	}
 	if s.tweak != nil {
 		s.tweak(p)
@@ -106,13 +111,13 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 	return p
 }
 
-func (n *node) serve(t testing.TB, unix bool) {
+func (n *node) serve(t testing.TB, s setup) {
 	o := testutil.REAPIOptions{
 		CAS: n.mem, ActionCache: func(string) store.ActionCache { return n.mem },
-		Server:   grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg},
+		Server:   grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg, OutputPathsOnly: s.outputPathsOnly},
 		Register: func(s *grpc.Server) { n.exec.RegisterOperations(s) },
 	}
-	if unix {
+	if s.unix {
 		o.Listen = testutil.ListenUnix
 	}
 	srv := testutil.StartREAPI(t, o)

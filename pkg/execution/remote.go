@@ -20,17 +20,38 @@ import (
 const maxResumes = 3
 
 // remote runs j on the execution service: inputs are made present in its
-// CAS, then Execute; if the remote reports inputs missing anyway, they are
+// CAS, then Execute (of j's REAPI 2.1 form when j speaks 2.0 and the
+// service accepts only 2.1+, see bridged, with the result translated back
+// for the client); if the remote reports inputs missing anyway, they are
 // uploaded once more and the action retried once.
 func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.ExecuteResponse, error) {
 	ds, err := actionBlobs(ctx, j.plan.CAS, j)
 	if err == nil {
 		err = copyMissing(ctx, j.plan.CAS, j.plan.RemoteCAS, ds)
 	}
+	var cmd20 *repb.Command
+	rj := j
+	if err == nil {
+		rj, cmd20, err = s.bridged(ctx, j)
+	}
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.askRemote(ctx, o, j)
+	resp, err := s.askRemoteRetrying(ctx, o, j, rj)
+	if err != nil || cmd20 == nil || resp.GetResult() == nil {
+		return resp, err
+	}
+	if resp.Result, err = bridgeResult(cmd20, resp.GetResult()); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// askRemoteRetrying is askRemote for rj (j, or its bridged form); if the
+// remote reports inputs missing, they are uploaded from j's CAS once more
+// and the action retried once.
+func (s *Server) askRemoteRetrying(ctx context.Context, o *operation, j, rj *job) (*repb.ExecuteResponse, error) {
+	resp, err := s.askRemote(ctx, o, rj)
 	missing := store.MissingBlobsIn(err)
 	if err == nil {
 		missing = store.MissingBlobsIn(status.FromProto(resp.GetStatus()).Err())
@@ -42,7 +63,7 @@ func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.Execut
 	if err := transfer(ctx, j.plan.CAS, j.plan.RemoteCAS, missing); err != nil {
 		return nil, err
 	}
-	return s.askRemote(ctx, o, j)
+	return s.askRemote(ctx, o, rj)
 }
 
 // askRemote is remoteOnce, learning from a refusal: a FAILED_PRECONDITION

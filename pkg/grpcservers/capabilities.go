@@ -45,10 +45,8 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 			DigestFunctions: sha,
 			ExecEnabled:     c.opts.Execution != nil,
 		},
-		// Bazel 4.2.3 (Debian) speaks 2.0 and uses output_files and
-		// output_directories; both are still honoured up to 2.3.
-		LowApiVersion:  &smpb.SemVer{Major: 2, Minor: 0},
-		HighApiVersion: &smpb.SemVer{Major: 2, Minor: 3},
+		LowApiVersion:  LowAPIVersion(c.opts.OutputPathsOnly),
+		HighApiVersion: HighAPIVersion(),
 	}
 	return caps, nil
 }
@@ -77,3 +75,25 @@ func checkDigestFunction(f repb.DigestFunction_Value) error {
 	}
 	return nil
 }
+
+// LowAPIVersion is the oldest REAPI version castd serves: 2.0, which
+// Debian's Bazel 4.2.3 speaks (output_files and output_directories in
+// Commands, output_file_symlinks and output_directory_symlinks in results;
+// localexec reads and fills both dialects), or 2.1 (output_paths) when
+// outputPathsOnly.
+func LowAPIVersion(outputPathsOnly bool) *smpb.SemVer {
+	if outputPathsOnly {
+		return &smpb.SemVer{Major: 2, Minor: 1}
+	}
+	return &smpb.SemVer{Major: 2, Minor: 0}
+}
+
+// HighAPIVersion is the newest REAPI version castd advertises: the newest
+// the vendored github.com/bazelbuild/remote-apis defines. That module has no
+// version constant; its remote_execution.proto names versions only in
+// comments, and the newest named there is v2.13 ("New in v2.12 and removed
+// in v2.13", "Starting in RE API v2.13, servers that set split_blob_support
+// MUST implement this RPC" — castd does not set split_blob_support, so
+// SplitBlob and SpliceBlob stay optional). Re-check that proto when the
+// module is bumped.
+func HighAPIVersion() *smpb.SemVer { return &smpb.SemVer{Major: 2, Minor: 13} }

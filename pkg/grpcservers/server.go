@@ -27,6 +27,10 @@ type Options struct {
 	// BatchReadBlobs call may carry; it is advertised in Capabilities.
 	// Zero means defaults.MaxBatchTotalSizeBytes.
 	MaxBatchTotalSizeBytes int64
+	// OutputPathsOnly advertises low_api_version 2.1 instead of 2.0: set it
+	// when the Execution server refuses REAPI 2.0 Commands (see
+	// execution.Config.OutputPathsOnly), so clients learn it up front.
+	OutputPathsOnly bool
 	// Logger receives errors that are not returned to a client. Nil means
 	// slog.Default().
 	Logger *slog.Logger

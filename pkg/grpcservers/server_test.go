@@ -33,10 +33,23 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("symlink strategy = %v", cc.GetSymlinkAbsolutePathStrategy())
 	case c.GetLowApiVersion().GetMajor() != 2 || c.GetLowApiVersion().GetMinor() != 0:
 		t.Errorf("low_api_version = %v", c.GetLowApiVersion())
-	case c.GetHighApiVersion().GetMajor() != 2 || c.GetHighApiVersion().GetMinor() < 3:
+	case c.GetHighApiVersion().GetMajor() != 2 || c.GetHighApiVersion().GetMinor() != 13:
 		t.Errorf("high_api_version = %v", c.GetHighApiVersion())
 	case c.GetExecutionCapabilities().GetExecEnabled():
 		t.Error("exec_enabled without an Execution server")
+	}
+}
+
+func TestCapabilitiesOutputPathsOnly(t *testing.T) {
+	// why: a REAPI 2.1+ only execution service must say so up front, so a
+	// bridging castd in front of it (and clients) can tell.
+	e := newEnv(t, grpcservers.Options{OutputPathsOnly: true})
+	c, err := e.caps.GetCapabilities(testutil.Context(t), &repb.GetCapabilitiesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo := c.GetLowApiVersion(); lo.GetMajor() != 2 || lo.GetMinor() != 1 {
+		t.Errorf("low_api_version = %v, want 2.1", lo)
 	}
 }
 

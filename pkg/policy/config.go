@@ -189,6 +189,11 @@ type LocalExecution struct {
 	Workdir       string `json:"workdir"`
 	CacheFailures bool   `json:"cache-failures"`
 	LocalFallback bool   `json:"local-fallback"`
+	// OutputPathsOnly makes castd's Execution service one of REAPI 2.1 and
+	// later only, as Buildbarn is: Capabilities advertise low_api_version
+	// 2.1 and a Command listing its outputs only in the 2.0 output_files
+	// and output_directories is refused with FAILED_PRECONDITION.
+	OutputPathsOnly bool `json:"output-paths-only"`
 	// DefaultTimeout applies to actions without a timeout; zero is no limit.
 	DefaultTimeout time.Duration `json:"default-timeout"`
 }

@@ -36,6 +36,7 @@
 //	local-execution.cache-failures   CASTD_LOCAL_EXECUTION_CACHE_FAILURES  --local-execution.cache-failures
 //	local-execution.local-fallback   CASTD_LOCAL_EXECUTION_LOCAL_FALLBACK  --local-execution.local-fallback
 //	local-execution.default-timeout  CASTD_LOCAL_EXECUTION_DEFAULT_TIMEOUT --local-execution.default-timeout
+//	local-execution.output-paths-only CASTD_LOCAL_EXECUTION_OUTPUT_PATHS_ONLY --local-execution.output-paths-only
 //
 // Any other CASTD_* variable except CASTD_CONFIG is an error.
 //

@@ -86,6 +86,7 @@ var settings = []setting{
 	{"local-execution.cache-failures", "bool", "cache results of failed actions"},
 	{"local-execution.local-fallback", "bool", "run locally when remote execution is unavailable"},
 	{"local-execution.default-timeout", "string", "timeout for actions without one (e.g. 30m; 0 is none)"},
+	{"local-execution.output-paths-only", "bool", "serve execution as REAPI 2.1+ only: refuse 2.0 Commands (output_files/output_directories)"},
 }
 
 // EnvName returns the environment variable that sets key, e.g.

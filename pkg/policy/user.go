@@ -23,7 +23,7 @@ var (
 	remoteTuningKeys = []string{"failover-delay", "stream-stall-delay", "stream-idle-timeout", "max-concurrent",
 		"existence-ttl", "existence-max-entries", "breaker-failures", "breaker-cool-down"}
 	pushTuningKeys = []string{"max-pending", "full-wait", "backoff-min", "backoff-max", "batch", "parallelism"}
-	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout"}
+	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout", "output-paths-only"}
 	projectKeys    = []string{"artifacts", "source-caches", "remote-execution"}
 	logLevels      = []string{"debug", "info", "warn", "error"}
 )
@@ -452,6 +452,9 @@ func (d *decoder) localExecution(path string, v any, l *LocalExecution) {
 	}
 	if x, ok := m["local-fallback"]; ok && x != nil {
 		l.LocalFallback, _ = d.boolean(childPath(path, "local-fallback"), x)
+	}
+	if x, ok := m["output-paths-only"]; ok && x != nil {
+		l.OutputPathsOnly, _ = d.boolean(childPath(path, "output-paths-only"), x)
 	}
 	if x, ok := m["default-timeout"]; ok && x != nil {
 		l.DefaultTimeout = d.duration(childPath(path, "default-timeout"), x)

@@ -58,6 +58,7 @@ func (s *Set) ExecutionPlan(ctx context.Context, instanceName string) (*executio
 	ex := exec.up.Execution()
 	p.RemoteExec, p.RemoteInstance, p.RemoteOperations = ex, ex.InstanceName(), ex.Operations()
 	p.RemoteCAS = st.cas
+	p.RemoteCapabilities = exec.up.Capabilities
 	return p, nil
 }
 

@@ -209,6 +209,26 @@ func startTCPCastd(t *testing.T, extra string) (*castdProc, string) {
 	return p, p.listenAddr("grpc")
 }
 
+// scenario1Build starts a cluster castd (with clusterYAML) and a
+// workstation castd sending Bazel's actions to it, runs one clean build
+// through the workstation and checks every action ran on the cluster. It
+// returns the workstation, its HOST:PORT and the number of actions.
+func (b *bazel) scenario1Build(t *testing.T, clusterYAML string) (*castdProc, string, int) {
+	t.Helper()
+	cluster, clusterAddr := startTCPCastd(t, clusterYAML)
+	ws, wsAddr := startTCPCastd(t, fmt.Sprintf(
+		"remote-execution:\n  execution-service: {url: grpc://%[1]s}\n  storage-service: {url: grpc://%[1]s}\n", clusterAddr))
+	n := b.cleanBuild(t, "--remote_executor=grpc://"+wsAddr).only(t, "remote")
+	b.checkOutputs(t)
+	if got := executions(t, cluster, "local"); got != n {
+		t.Errorf("cluster ran %d actions, Bazel sent %d to the workstation", got, n)
+	}
+	if got := executions(t, ws, "remote"); got != n {
+		t.Errorf("workstation forwarded %d actions, Bazel sent %d", got, n)
+	}
+	return ws, wsAddr, n
+}
+
 func TestBazel(t *testing.T) {
 	b := newBazel(t)
 	cases := []struct {
@@ -245,21 +265,20 @@ func TestBazel(t *testing.T) {
 		{"scenario 1 workstation forwards to cluster",
 			"a workstation castd with an execution-service sends Bazel's actions to the cluster",
 			func(t *testing.T) {
-				cluster, clusterAddr := startTCPCastd(t, "")
-				ws, wsAddr := startTCPCastd(t, fmt.Sprintf(
-					"remote-execution:\n  execution-service: {url: grpc://%[1]s}\n  storage-service: {url: grpc://%[1]s}\n", clusterAddr))
-				s := b.cleanBuild(t, "--remote_executor=grpc://"+wsAddr)
-				n := s.only(t, "remote")
-				b.checkOutputs(t)
-				if got := executions(t, cluster, "local"); got != n {
-					t.Errorf("cluster ran %d actions, Bazel sent %d to the workstation", got, n)
-				}
-				if got := executions(t, ws, "remote"); got != n {
-					t.Errorf("workstation forwarded %d actions, Bazel sent %d", got, n)
-				}
+				ws, _, _ := b.scenario1Build(t, "")
 				if got := executions(t, ws, "local"); got != 0 {
 					t.Errorf("workstation ran %d actions itself; the cluster should have", got)
 				}
+			}},
+		{"scenario 1 bridges REAPI 2.0 to an output_paths-only cluster",
+			"Bazel 4.2.3 speaks REAPI 2.0; a cluster that accepts only 2.1+ (as Buildbarn) gets output_paths Commands from castd, and Bazel's next build hits",
+			func(t *testing.T) {
+				_, wsAddr, n := b.scenario1Build(t, "local-execution:\n  output-paths-only: true\n")
+				second := b.cleanBuild(t, "--remote_executor=grpc://"+wsAddr)
+				if hits := second.only(t, "remote cache hit"); hits != n {
+					t.Errorf("second build: %d remote cache hits, want all %d actions (%v)", hits, n, second)
+				}
+				b.checkOutputs(t)
 			}},
 	}
 	for _, tc := range cases {
