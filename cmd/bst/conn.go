@@ -48,14 +48,8 @@ func (a *app) socketPath() string {
 	if s := os.Getenv("CASTD_SOCKET"); s != "" {
 		return s
 	}
-	cfg, err := policy.Load(policy.LoadOptions{})
-	if err != nil {
-		cfg = policy.Defaults()
-	}
-	for _, l := range cfg.Listen {
-		if l.Scheme == "unix" {
-			return l.Address
-		}
+	if s := policy.ConfiguredSocket(); s != "" {
+		return s
 	}
 	return policy.Defaults().Listen[0].Address
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/castd/castd/internal/longflags"
 	"github.com/castd/castd/pkg/localexec"
 )
 
@@ -58,9 +59,9 @@ func Parse(args []string) (Config, error) {
 	fs.BoolVar(&c.NoLogsCapture, "no-logs-capture", false, "let the command write to this process's stdout and stderr")
 	fs.BoolVar(&c.NestedACEnableUpdate, "nested-ac-enable-update", false, "accepted; no effect")
 	fs.StringArrayVar(&binds, "bind-mount", nil, "SRC:DST, a host path mounted in the sandbox")
-	if unknown := unknownFlags(fs, args); len(unknown) > 0 {
+	if unknown := longflags.Unknown(fs, args); len(unknown) > 0 {
 		return Config{}, fmt.Errorf("buildbox-run: unknown flag(s) %s (castd accepts the flags BuildStream 2 passes: %s)",
-			strings.Join(unknown, ", "), strings.Join(flagNames(fs), ", "))
+			strings.Join(unknown, ", "), strings.Join(longflags.Names(fs), ", "))
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("buildbox-run: %w", err)
@@ -89,36 +90,4 @@ func Parse(args []string) (Config, error) {
 		return Config{}, fmt.Errorf("buildbox-run: %s required", strings.Join(missing, ", "))
 	}
 	return c, nil
-}
-
-// unknownFlags returns every argument that looks like a flag fs does not
-// declare (buildbox-run has no short flags), in order.
-func unknownFlags(fs *pflag.FlagSet, args []string) []string {
-	var unknown []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			continue
-		}
-		name, _, hasValue := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		f := fs.Lookup(name)
-		if f == nil || !strings.HasPrefix(a, "--") {
-			flag, _, _ := strings.Cut(a, "=")
-			unknown = append(unknown, flag)
-			continue
-		}
-		if !hasValue && f.NoOptDefVal == "" {
-			i++ // its value is the next argument
-		}
-	}
-	return unknown
-}
-
-func flagNames(fs *pflag.FlagSet) []string {
-	var names []string
-	fs.VisitAll(func(f *pflag.Flag) { names = append(names, "--"+f.Name) })
-	return names
 }

@@ -32,16 +32,7 @@ func castdSocket(flag string) string {
 	if flag != "" {
 		return strings.TrimPrefix(strings.TrimPrefix(flag, "unix:"), "//")
 	}
-	cfg, err := policy.Load(policy.LoadOptions{})
-	if err != nil {
-		cfg = policy.Defaults()
-	}
-	for _, l := range cfg.Listen {
-		if l.Scheme == "unix" {
-			return l.Address
-		}
-	}
-	return ""
+	return policy.ConfiguredSocket()
 }
 
 // castdAnswers reports whether something accepts connections on socket.

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/castd/castd/internal/longflags"
 	"github.com/spf13/pflag"
 )
 
@@ -115,9 +116,9 @@ func Parse(args []string) (Config, error) {
 	var c Config
 	var r Remote
 	fs := newFlagSet(&c, &r)
-	if unknown := unknownFlags(fs, args); len(unknown) > 0 {
+	if unknown := longflags.Unknown(fs, args, "-h"); len(unknown) > 0 {
 		return Config{}, fmt.Errorf("buildbox-casd: unknown flag(s) %s (castd accepts the flags BuildStream 2 passes: %s)",
-			strings.Join(unknown, ", "), strings.Join(flagNames(fs), ", "))
+			strings.Join(unknown, ", "), strings.Join(longflags.Names(fs), ", "))
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("buildbox-casd: %w", err)
@@ -183,42 +184,6 @@ func checkPositional(c *Config, rest []string) error {
 		return errors.New("buildbox-casd: the cache directory (the last argument) is missing")
 	}
 	return nil
-}
-
-// unknownFlags returns every argument that looks like a flag fs does not
-// declare, in order, so that one error can name them all.
-func unknownFlags(fs *pflag.FlagSet, args []string) []string {
-	var unknown []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			continue // the cache directory
-		}
-		if a == "-h" {
-			continue // --help's short form, the only one
-		}
-		name, _, hasValue := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		f := fs.Lookup(name)
-		if f == nil || !strings.HasPrefix(a, "--") { // buildbox-casd has no short flags
-			flag, _, _ := strings.Cut(a, "=")
-			unknown = append(unknown, flag)
-			continue
-		}
-		if !hasValue && f.NoOptDefVal == "" {
-			i++ // its value is the next argument
-		}
-	}
-	return unknown
-}
-
-// flagNames lists fs's flags as --name, in declaration order.
-func flagNames(fs *pflag.FlagSet) []string {
-	var names []string
-	fs.VisitAll(func(f *pflag.Flag) { names = append(names, "--"+f.Name) })
-	return names
 }
 
 // changedWithPrefix lists the flags given whose name starts with prefix.

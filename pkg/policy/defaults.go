@@ -98,3 +98,22 @@ func homeDir(getenv func(string) string) string {
 	h, _ := os.UserHomeDir()
 	return h
 }
+
+// ConfiguredSocket is the path of the first unix listener of the user's
+// configuration as Load reads it without flags (castd.yaml and CASTD_*
+// variables; castd's defaults when that cannot be read), or "" when it
+// listens on no unix socket: where a client on this machine finds the
+// daemon when it is given no socket. It reads the configuration file on
+// every call.
+func ConfiguredSocket() string {
+	cfg, err := Load(LoadOptions{})
+	if err != nil {
+		cfg = Defaults()
+	}
+	for _, l := range cfg.Listen {
+		if l.Scheme == "unix" {
+			return l.Address
+		}
+	}
+	return ""
+}
