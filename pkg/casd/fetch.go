@@ -22,27 +22,10 @@ import (
 // BuildStream reads a `data` field that does not exist from any other
 // entry, and crashes.
 func (d *Daemon) FetchMissingBlobs(ctx context.Context, req *localcaspb.FetchMissingBlobsRequest) (*localcaspb.FetchMissingBlobsResponse, error) {
-	remote, err := d.instance(req.GetInstanceName())
+	failed, err := d.blobFailures(ctx, req.GetInstanceName(), req.GetBlobDigests(), d.fetchFromRemote,
+		"blob %s is not in the local cache and no remote is configured")
 	if err != nil {
 		return nil, err
-	}
-	var failed []blobFailure
-	if remote != nil {
-		rt, err := d.routeOf(remote)
-		if err != nil {
-			return nil, err
-		}
-		failed, err = d.fetchFromRemote(ctx, rt, req.GetBlobDigests())
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		failed, err = d.missingLocally(ctx, req.GetBlobDigests(), func(dg digest.Digest) string {
-			return fmt.Sprintf("blob %s is not in the local cache and no remote is configured", dg)
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 	resp := &localcaspb.FetchMissingBlobsResponse{}
 	for _, f := range failed {
@@ -58,33 +41,36 @@ func (d *Daemon) FetchMissingBlobs(ctx context.Context, req *localcaspb.FetchMis
 // there is nothing to upload to and present blobs succeed. Only failures
 // are listed (see FetchMissingBlobs).
 func (d *Daemon) UploadMissingBlobs(ctx context.Context, req *localcaspb.UploadMissingBlobsRequest) (*localcaspb.UploadMissingBlobsResponse, error) {
-	remote, err := d.instance(req.GetInstanceName())
+	failed, err := d.blobFailures(ctx, req.GetInstanceName(), req.GetBlobDigests(), d.uploadToRemote,
+		"blob %s is not in the local cache")
 	if err != nil {
 		return nil, err
-	}
-	var failed []blobFailure
-	if remote != nil {
-		rt, err := d.routeOf(remote)
-		if err != nil {
-			return nil, err
-		}
-		failed, err = d.uploadToRemote(ctx, rt, req.GetBlobDigests())
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		failed, err = d.missingLocally(ctx, req.GetBlobDigests(), func(dg digest.Digest) string {
-			return fmt.Sprintf("blob %s is not in the local cache", dg)
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 	resp := &localcaspb.UploadMissingBlobsResponse{}
 	for _, f := range failed {
 		resp.Responses = append(resp.Responses, &localcaspb.UploadMissingBlobsResponse_Response{Digest: f.digest, Status: f.status})
 	}
 	return resp, nil
+}
+
+// blobFailures is the shared body of Fetch/UploadMissingBlobs: for a
+// remote instance, viaRemote over the instance's route; for the local
+// instance, NOT_FOUND (localMissing, formatted with the digest) for each
+// blob not in the local cache. It returns the failures only.
+func (d *Daemon) blobFailures(ctx context.Context, instance string, ds []*repb.Digest,
+	viaRemote func(context.Context, *route, []*repb.Digest) ([]blobFailure, error), localMissing string) ([]blobFailure, error) {
+	remote, err := d.instance(instance)
+	if err != nil {
+		return nil, err
+	}
+	if remote == nil {
+		return d.missingLocally(ctx, ds, func(dg digest.Digest) string { return fmt.Sprintf(localMissing, dg) })
+	}
+	rt, err := d.routeOf(remote)
+	if err != nil {
+		return nil, err
+	}
+	return viaRemote(ctx, rt, ds)
 }
 
 // blobFailure is one entry of a Fetch/UploadMissingBlobs answer.
