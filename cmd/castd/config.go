@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/policy"
 
@@ -87,11 +88,21 @@ func daemonConfigFrom(c *policy.Config) (daemonConfig, error) {
 	return d, nil
 }
 
+// digestFunctions is cache.digest-functions as a set; zero (every
+// function) when the config names none.
+func digestFunctions(c *policy.Config) digest.FunctionSet {
+	if c == nil {
+		return 0
+	}
+	return digest.SetOf(c.Cache.DigestFunctions...)
+}
+
 // serverOptions is the gRPC servers' share of d: the limits the
 // configuration sets (zero fields mean the server's defaults).
 func serverOptions(d daemonConfig) grpcservers.Options {
 	return grpcservers.Options{
 		OutputPathsOnly:    d.policy != nil && d.policy.LocalExecution.OutputPathsOnly,
+		DigestFunctions:    digestFunctions(d.policy),
 		UploadIdleTimeout:  d.uploadIdleTimeout,
 		ReadBufferLimit:    d.readBufferLimit,
 		MaxIdleUploads:     d.maxIdleUploads,

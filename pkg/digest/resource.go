@@ -18,8 +18,9 @@ type Resource struct {
 	Compressor string
 }
 
-// ParseReadResource parses "{instance}/blobs/{hash}/{size}" (instance
-// optional) and "{instance}/compressed-blobs/{compressor}/{hash}/{size}".
+// ParseReadResource parses "{instance}/blobs/{digest_function/}{hash}/{size}"
+// (instance and function optional) and
+// "{instance}/compressed-blobs/{compressor}/{digest_function/}{hash}/{size}".
 func ParseReadResource(name string) (Resource, error) {
 	return parseResource(name, false)
 }
@@ -76,14 +77,32 @@ func parseResource(name string, write bool) (Resource, error) {
 		r.Compressor = rest[0]
 		rest = rest[1:]
 	}
+	// An optional {digest_function}/ segment comes before the hash; it is
+	// never hex, so it cannot be mistaken for one. Without it, the function
+	// is inferred from the hash length (REAPI 2.3).
+	fn, named := SHA256, false
+	if len(rest) > 0 {
+		fn, named = ParseFunction(rest[0])
+		if named {
+			if rest[0] != fn.String() {
+				return bad("digest function " + strconv.Quote(rest[0]) + " must be lower case")
+			}
+			rest = rest[1:]
+		}
+	}
 	if len(rest) < 2 || (!write && len(rest) != 2) {
-		return bad("expected blobs/{hash}/{size}")
+		return bad("expected blobs/{digest_function/}{hash}/{size}")
+	}
+	if !named {
+		if f, ok := InferFunction(len(rest[0])); ok {
+			fn = f
+		}
 	}
 	size, ok := parseSize(rest[1])
 	if !ok {
 		return bad("size " + strconv.Quote(rest[1]) + " is not a decimal number in canonical form")
 	}
-	d, err := New(rest[0], size)
+	d, err := NewIn(fn, rest[0], size)
 	if err != nil {
 		return bad(status.Convert(err).Message())
 	}

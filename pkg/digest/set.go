@@ -33,13 +33,17 @@ func (s Set) Difference(other Set) Set {
 	return out
 }
 
-// Sorted returns the members ordered by hash then size, for stable output.
+// Sorted returns the members ordered by function, hash and size, for
+// stable output.
 func (s Set) Sorted() []Digest {
 	out := make([]Digest, 0, len(s))
 	for d := range s {
 		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool {
+		if out[i].Func != out[j].Func {
+			return out[i].Func < out[j].Func
+		}
 		if out[i].Hash != out[j].Hash {
 			return out[i].Hash < out[j].Hash
 		}

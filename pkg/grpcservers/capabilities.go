@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/compression"
+	"github.com/castd/castd/pkg/digest"
 )
 
 // capabilitiesServer answers GetCapabilities from Options and the
@@ -30,10 +31,10 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 	if err != nil {
 		return nil, err
 	}
-	sha := []repb.DigestFunction_Value{repb.DigestFunction_SHA256}
+	fns := c.opts.digestFunctions().Protos()
 	caps := &repb.ServerCapabilities{
 		CacheCapabilities: &repb.CacheCapabilities{
-			DigestFunctions:                 sha,
+			DigestFunctions:                 fns,
 			ActionCacheUpdateCapabilities:   &repb.ActionCacheUpdateCapabilities{UpdateEnabled: update},
 			MaxBatchTotalSizeBytes:          c.opts.MaxBatchTotalSizeBytes,
 			SymlinkAbsolutePathStrategy:     repb.SymlinkAbsolutePathStrategy_DISALLOWED,
@@ -42,7 +43,7 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 		},
 		ExecutionCapabilities: &repb.ExecutionCapabilities{
 			DigestFunction:  repb.DigestFunction_SHA256,
-			DigestFunctions: sha,
+			DigestFunctions: fns,
 			ExecEnabled:     c.opts.Execution != nil,
 		},
 		LowApiVersion:  LowAPIVersion(c.opts.OutputPathsOnly),
@@ -65,6 +66,14 @@ func (c *capabilitiesServer) updateEnabled(ctx context.Context, instance string)
 		return false, err
 	}
 	return err == nil, nil
+}
+
+// digestFunctions is DigestFunctions with its default applied.
+func (o Options) digestFunctions() digest.FunctionSet {
+	if o.DigestFunctions == 0 {
+		return digest.AllFunctions
+	}
+	return o.DigestFunctions
 }
 
 // checkDigestFunction rejects requests that name a digest function other

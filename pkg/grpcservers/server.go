@@ -18,6 +18,7 @@ import (
 	"github.com/castd/castd/internal/bufpool"
 	"github.com/castd/castd/internal/defaults"
 
+	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store/disk"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	// when the Execution server refuses REAPI 2.0 Commands (see
 	// execution.Config.OutputPathsOnly), so clients learn it up front.
 	OutputPathsOnly bool
+	// DigestFunctions are the digest functions clients may use; they are
+	// advertised in Capabilities. Zero means digest.AllFunctions.
+	DigestFunctions digest.FunctionSet
 	// Logger receives errors that are not returned to a client. Nil means
 	// slog.Default().
 	Logger *slog.Logger

@@ -23,7 +23,8 @@ func TestCapabilities(t *testing.T) {
 	}
 	cc := c.GetCacheCapabilities()
 	switch {
-	case !slices.Equal(cc.GetDigestFunctions(), []repb.DigestFunction_Value{repb.DigestFunction_SHA256}):
+	case !slices.Equal(cc.GetDigestFunctions(), []repb.DigestFunction_Value{repb.DigestFunction_SHA256, repb.DigestFunction_SHA1,
+		repb.DigestFunction_MD5, repb.DigestFunction_SHA384, repb.DigestFunction_SHA512, repb.DigestFunction_BLAKE3}):
 		t.Errorf("digest_functions = %v", cc.GetDigestFunctions())
 	case cc.GetMaxBatchTotalSizeBytes() != 1234:
 		t.Errorf("max_batch_total_size_bytes = %d", cc.GetMaxBatchTotalSizeBytes())

@@ -3,6 +3,8 @@ package policy
 import (
 	"io/fs"
 	"time"
+
+	"github.com/castd/castd/pkg/digest"
 )
 
 // Config is castd's whole user configuration: the daemon's own settings and
@@ -126,6 +128,11 @@ type Cache struct {
 	// that acknowledged writes also survive a power loss or kernel crash.
 	// Off by default: kill -9 loses nothing either way.
 	SyncWrites bool `json:"sync-writes"`
+	// DigestFunctions are the digest functions castd accepts from clients
+	// and advertises in Capabilities, e.g. [sha256, blake3]. Empty (the
+	// default) means every function castd verifies: SHA256, SHA1, MD5,
+	// SHA384, SHA512 and BLAKE3. SHA256 is always included.
+	DigestFunctions []digest.Function `json:"digest-functions"`
 
 	// MaxIdleUploads and MaxIdleUploadBytes bound the ByteStream uploads
 	// kept for resumption, by count and by the bytes of their spool

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/castd/castd/pkg/digest"
 )
 
 // decoder turns a generic map (from koanf or yaml) into typed values,
@@ -186,6 +188,31 @@ func (d *decoder) enum(path string, v any, choices ...string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// digestFunctions reads a list of digest function names (sha256, blake3,
+// …). SHA256 is added when missing: it is REAPI's default, which clients
+// that name no function use.
+func (d *decoder) digestFunctions(path string, v any) []digest.Function {
+	items, ok := d.list(path, "a list of digest functions", v)
+	if !ok {
+		return nil
+	}
+	set := digest.SetOf(digest.SHA256)
+	for i, it := range items {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		s, ok := d.str(p, it)
+		if !ok {
+			continue
+		}
+		f, ok := digest.ParseFunction(s)
+		if !ok {
+			d.errorf(p, "unknown digest function %q; expected one of %s", s, digest.AllFunctions)
+			continue
+		}
+		set |= digest.SetOf(f)
+	}
+	return set.Slice()
 }
 
 // path reads a file system path, expanding ~ and environment variables in

@@ -128,6 +128,12 @@ func TestUserConfigErrors(t *testing.T) {
 			want: []string{f + `:2:16: cache.sync-writes: expected true or false, found a string`},
 		},
 		{
+			name: "unknown digest function",
+			why:  "a misspelt function would silently refuse that function's clients",
+			text: "cache:\n  digest-functions: [sha256, blake2]\n",
+			want: []string{f + `:2:30: cache.digest-functions[1]: unknown digest function "blake2"; expected one of sha256,sha1,md5,sha384,sha512,blake3`},
+		},
+		{
 			name: "zero upload idle timeout",
 			why:  "an upload must be dropped after some time without progress",
 			text: "cache:\n  upload-idle-timeout: 0s\n",

@@ -79,6 +79,7 @@ var settings = []setting{
 	{"cache.push.backoff-max", "string", "longest retry delay of a failed push (default 1m)"},
 	{"cache.push.batch", "int", "ready pushes of one remote taken at once (default 512)"},
 	{"cache.push.parallelism", "int", "uploads in flight to one remote (default 8)"},
+	{"cache.digest-functions", "list", "digest functions clients may use: sha256, sha1, md5, sha384, sha512, blake3 (default all; sha256 always)"},
 	{"cache.sync-writes", "bool", "fsync each write before acknowledging it, so that it also survives a power loss (default false)"},
 	{"local-execution.jobs", "int", "concurrent local actions (default: number of CPUs)"},
 	{"local-execution.sandbox", "string", "none or bwrap (default none)"},

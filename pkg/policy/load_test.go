@@ -4,10 +4,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/spf13/pflag"
 )
@@ -282,6 +284,24 @@ func TestLoadProjectReadsProjectConf(t *testing.T) {
 	}
 	if _, err := policy.LoadProject(t.TempDir()); err == nil {
 		t.Fatalf("LoadProject of a directory without project.conf succeeded")
+	}
+}
+
+func TestCacheDigestFunctions(t *testing.T) {
+	// cache.digest-functions narrows what castd accepts; SHA-256 stays, as
+	// clients that name no function use it.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "castd.yaml")
+	if err := os.WriteFile(file, []byte("cache:\n  digest-functions: [blake3, SHA1]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.Load(policy.LoadOptions{File: file, Env: []string{"HOME=/home/u", "XDG_CONFIG_HOME=" + t.TempDir()}})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := []digest.Function{digest.SHA256, digest.SHA1, digest.BLAKE3}
+	if !slices.Equal(cfg.Cache.DigestFunctions, want) {
+		t.Fatalf("digest-functions = %v, want %v", cfg.Cache.DigestFunctions, want)
 	}
 }
 

@@ -18,7 +18,7 @@ var (
 	}
 	listenTLSKeys  = []string{"server-cert", "server-key", "client-ca"}
 	listenAuthKeys = []string{"access-token"}
-	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval", "sync-writes",
+	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval", "sync-writes", "digest-functions",
 		"max-idle-uploads", "max-idle-upload-bytes", "remotes", "push"}
 	remoteTuningKeys = []string{"failover-delay", "stream-stall-delay", "stream-idle-timeout", "max-concurrent",
 		"existence-ttl", "existence-max-entries", "breaker-failures", "breaker-cool-down"}
@@ -335,6 +335,9 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 	}
 	if x, ok := m["sync-writes"]; ok && x != nil {
 		c.SyncWrites, _ = d.boolean(childPath(path, "sync-writes"), x)
+	}
+	if x, ok := m["digest-functions"]; ok && x != nil {
+		c.DigestFunctions = d.digestFunctions(childPath(path, "digest-functions"), x)
 	}
 	if x, ok := m["max-idle-uploads"]; ok && x != nil {
 		c.MaxIdleUploads = d.count(childPath(path, "max-idle-uploads"), x)
