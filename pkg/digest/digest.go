@@ -28,7 +28,10 @@ const HashLength = sha256.Size * 2
 type Digest struct {
 	Hash string
 	Size int64
-	Func Function
+	// Func is omitted from JSON when it is SHA-256, so records written
+	// before castd knew other functions read back unchanged and new
+	// SHA-256 records look exactly like them.
+	Func Function `json:",omitempty"`
 }
 
 // Empty is the SHA-256 digest of the empty blob. Stores treat the empty

@@ -1,6 +1,7 @@
 package digest_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -139,5 +140,25 @@ func TestParseResourceDigestFunction(t *testing.T) {
 		if err != nil || r.Digest != b3 {
 			t.Errorf("round trip %q = %+v, %v", name, r.Digest, err)
 		}
+	}
+}
+
+func TestDigestJSONKeepsOldForm(t *testing.T) {
+	// Write-back queue and asset records are JSON: a SHA-256 digest must
+	// encode as it did before functions existed, and others must say theirs.
+	s := digest.OfBytes([]byte("abc"))
+	b, err := json.Marshal(s)
+	if err != nil || string(b) != `{"Hash":"`+s.Hash+`","Size":3}` {
+		t.Fatalf("SHA-256 JSON = %s, %v", b, err)
+	}
+	b3 := digest.OfBytesIn(digest.BLAKE3, []byte("abc"))
+	b, _ = json.Marshal(b3)
+	var back digest.Digest
+	if err := json.Unmarshal(b, &back); err != nil || back != b3 {
+		t.Fatalf("BLAKE3 JSON %s read back as %+v, %v", b, back, err)
+	}
+	var old digest.Digest
+	if err := json.Unmarshal([]byte(`{"Hash":"`+s.Hash+`","Size":3}`), &old); err != nil || old != s {
+		t.Fatalf("old record read back as %+v, %v", old, err)
 	}
 }
