@@ -22,7 +22,7 @@ func (s *Server) storeOutputs(ctx context.Context, j *job, res *repb.ActionResul
 	if j.plan.LocalCAS != nil {
 		src = j.plan.LocalCAS
 	}
-	refs, err := store.ReferencedBlobs(ctx, src, res)
+	refs, err := store.ReferencedBlobs(ctx, src, j.digest.Func, res)
 	if err == nil {
 		err = copyMissing(ctx, src, j.plan.PrimaryCAS, refs)
 	}

@@ -32,7 +32,7 @@ func (c *completenessCheckingActionCache) GetActionResult(ctx context.Context, a
 	if err != nil {
 		return nil, err
 	}
-	refs, err := ReferencedBlobs(ctx, c.cas, ar)
+	refs, err := ReferencedBlobs(ctx, c.cas, action.Func, ar)
 	if err != nil {
 		return nil, incomplete(action, err)
 	}

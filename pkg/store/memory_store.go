@@ -67,7 +67,7 @@ func (m *Memory) Put(_ context.Context, d digest.Digest, r io.Reader) error {
 	if err != nil {
 		return status.Errorf(codes.Internal, "read blob %s: %v", d, err)
 	}
-	if got := digest.OfBytes(b); got != d {
+	if got := digest.OfBytesIn(d.Func, b); got != d {
 		return status.Errorf(codes.InvalidArgument, "blob bytes hash to %s, not the declared digest %s", got, d)
 	}
 	m.mu.Lock()

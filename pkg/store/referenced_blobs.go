@@ -16,6 +16,7 @@ import (
 const MaxTreeBytes = 64 << 20
 
 // ReferencedBlobs returns every blob an ActionResult depends on, each once
+// (every digest in it is of fn, the function of its action digest)
 // and sorted: output files, stdout and stderr, each output directory's Tree
 // blob and every file in every Directory of that Tree. Trees are read from
 // cas. It is the one definition of "complete" shared by the completeness
@@ -25,10 +26,10 @@ const MaxTreeBytes = 64 << 20
 // INVALID_ARGUMENT, a Tree missing from cas NOT_FOUND, a Tree that does not
 // parse (or exceeds MaxTreeBytes) DATA_LOSS; other errors keep cas's code.
 // Cost: one Get per output directory; no FindMissing.
-func ReferencedBlobs(ctx context.Context, cas CAS, ar *repb.ActionResult) ([]digest.Digest, error) {
+func ReferencedBlobs(ctx context.Context, cas CAS, fn digest.Function, ar *repb.ActionResult) ([]digest.Digest, error) {
 	refs := digest.NewSet()
 	add := func(pd *repb.Digest) error {
-		d, err := digest.FromProto(pd)
+		d, err := digest.FromProtoIn(fn, pd)
 		if err == nil {
 			refs.Add(d)
 		}
@@ -47,7 +48,7 @@ func ReferencedBlobs(ctx context.Context, cas CAS, ar *repb.ActionResult) ([]dig
 		}
 	}
 	for _, od := range ar.GetOutputDirectories() {
-		td, err := digest.FromProto(od.GetTreeDigest())
+		td, err := digest.FromProtoIn(fn, od.GetTreeDigest())
 		if err != nil {
 			return nil, err
 		}

@@ -57,7 +57,7 @@ func TestReferencedBlobs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := store.ReferencedBlobs(ctx, mem, tc.ar)
+			got, err := store.ReferencedBlobs(ctx, mem, digest.SHA256, tc.ar)
 			if status.Code(err) != tc.code {
 				t.Fatalf("err = %v, want %v", err, tc.code)
 			}

@@ -121,7 +121,7 @@ func (q *Queue) pushActionResult(ctx context.Context, s *Sink, e *Entry) error {
 	if err != nil {
 		return err
 	}
-	refs, err := references(ctx, q.local, ar)
+	refs, err := references(ctx, q.local, e.Digest.Func, ar)
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,8 @@ const maxTreeBytes = 64 << 20
 // may hold ar (store.ReferencedBlobs), reading Trees from local. A bad
 // digest, or a Tree missing or unreadable locally, is a permanent error:
 // the result cannot be pushed complete.
-func references(ctx context.Context, local store.CAS, ar *repb.ActionResult) ([]digest.Digest, error) {
-	refs, err := store.ReferencedBlobs(ctx, local, ar)
+func references(ctx context.Context, local store.CAS, fn digest.Function, ar *repb.ActionResult) ([]digest.Digest, error) {
+	refs, err := store.ReferencedBlobs(ctx, local, fn, ar)
 	switch status.Code(err) {
 	case codes.OK:
 		return refs, nil
