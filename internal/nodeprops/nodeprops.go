@@ -25,6 +25,10 @@ const (
 	UnixMode = "unix_mode"
 )
 
+// Supported returns the names castd captures and applies, sorted, for
+// ExecutionCapabilities.supported_node_properties.
+func Supported() []string { return []string{Mtime, UnixMode} }
+
 // Set is which node properties to capture on files and directories. The
 // zero Set captures none, so nodes keep no node_properties at all.
 type Set struct {

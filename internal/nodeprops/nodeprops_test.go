@@ -31,6 +31,9 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %+v, want %+v", tt.names, got, tt.want)
 		}
 	}
+	if got := nodeprops.Parse(nodeprops.Supported()); got != (nodeprops.Set{Mtime: true, UnixMode: true}) {
+		t.Errorf("Parse(Supported()) = %+v, want both", got)
+	}
 	if !nodeprops.Parse([]string{"color"}).Empty() {
 		t.Error("a Set of unknown names is not empty")
 	}
