@@ -75,11 +75,12 @@ func PacksForTest(l *Store) []PackInfo {
 	for i := range l.ix.shards {
 		s := &l.ix.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
+		s.each(func(k blobKey, e entry) bool {
 			if e.packed() {
 				counted[e.pack] += k.size
 			}
-		}
+			return true
+		})
 		s.mu.Unlock()
 	}
 	l.packs.mu.RLock()
@@ -145,7 +146,7 @@ func StripChunkSumsForTest(l *Store, d digest.Digest) error {
 	s := l.ix.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.m[k]
+	e, ok := s.get(k)
 	if !ok || e.inline {
 		return fmt.Errorf("%s is not a stored file blob", d)
 	}
@@ -158,7 +159,7 @@ func StripChunkSumsForTest(l *Store, d digest.Digest) error {
 	}); err != nil {
 		return err
 	}
-	s.m[k] = e
+	s.set(k, e)
 	return nil
 }
 
