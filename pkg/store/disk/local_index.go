@@ -51,16 +51,19 @@ type narrowKey struct {
 // keyOf converts a validated digest; ok is false for a malformed hash, an
 // unknown function or a size beyond maxKeySize.
 func keyOf(d digest.Digest) (k blobKey, ok bool) {
-	if !slices.Contains(digest.Functions, d.Func) || len(d.Hash) != d.Func.HashLength() || d.Size < 0 || d.Size > maxKeySize {
+	if d.Func != digest.SHA256 && !slices.Contains(digest.Functions, d.Func) || len(d.Hash) != d.Func.HashLength() || d.Size < 0 || d.Size > maxKeySize {
 		return k, false
 	}
-	var raw [64]byte
-	n, err := hex.Decode(raw[:], []byte(d.Hash))
-	if err != nil || n != d.Func.HashBytes() {
+	h := d.Hash
+	if len(h) > 64 {
+		if _, err := hex.Decode(k.ext[:], []byte(h[64:])); err != nil {
+			return k, false
+		}
+		h = h[:64]
+	}
+	if _, err := hex.Decode(k.hash[:], []byte(h)); err != nil {
 		return k, false
 	}
-	copy(k.hash[:], raw[:32])
-	copy(k.ext[:], raw[32:])
 	k.size, k.fn = d.Size, d.Func
 	return k, true
 }

@@ -1,7 +1,7 @@
 package disk
 
 import (
-	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"runtime"
@@ -11,9 +11,16 @@ import (
 )
 
 // BenchmarkIndexMemory reports the heap the in-memory index costs per
-// stored blob (keys, entries and map overhead), for 1<<20 SHA-256 blobs:
+// stored blob (keys, entries and map overhead), for 1<<20 blobs of one
+// function (SHA-256 and BLAKE3 keys are narrow, SHA-512 ones wide):
 // go test -run '^$' -bench IndexMemory -benchtime 1x ./pkg/store/disk
 func BenchmarkIndexMemory(b *testing.B) {
+	for _, f := range []digest.Function{digest.SHA256, digest.BLAKE3, digest.SHA512} {
+		b.Run(f.String(), func(b *testing.B) { benchIndexMemory(b, f) })
+	}
+}
+
+func benchIndexMemory(b *testing.B, f digest.Function) {
 	const n = 1 << 20
 	for b.Loop() {
 		var before, after runtime.MemStats
@@ -23,8 +30,9 @@ func BenchmarkIndexMemory(b *testing.B) {
 		var buf [8]byte
 		for i := range n {
 			binary.LittleEndian.PutUint64(buf[:], uint64(i))
-			sum := sha256.Sum256(buf[:])
-			k, ok := keyOf(digest.Digest{Hash: hex.EncodeToString(sum[:]), Size: int64(i)})
+			sum := sha512.Sum512(buf[:])
+			h := hex.EncodeToString(sum[:f.HashBytes()])
+			k, ok := keyOf(digest.Digest{Hash: h, Size: int64(i), Func: f})
 			if !ok {
 				b.Fatal("bad key")
 			}
