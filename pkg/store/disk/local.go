@@ -103,8 +103,9 @@ type Stats struct {
 // or leave a file short or zeroed; read verification then drops it.
 //
 // Reads are verified against a CRC-32C recorded when the verified bytes were
-// stored (SHA-256 would cost more than the read itself; CRC-32C is hardware
-// accelerated and catches disk corruption, truncation and zeroed pages).
+// stored (hashing them again would cost more than the read itself; CRC-32C
+// is hardware accelerated and catches disk corruption, truncation and
+// zeroed pages).
 // Small (packed) blobs are checked before Get returns. File blobs are checked
 // while streaming, one CRC-32C per MiB recorded at Put (under 'c' in the
 // index): each chunk is checked before any of its bytes is returned, so a

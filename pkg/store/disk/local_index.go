@@ -14,7 +14,7 @@ import (
 
 // blobKey is the in-memory form of a digest: its raw hash, size and
 // function. It is what the store passes around; the index's maps key on a
-// compact projection of it (see mapKey), so that a million SHA-256 blobs
+// compact projection of it (see narrowKey), so that a million SHA-256 blobs
 // cost what they did before castd knew other functions.
 //
 // Exactness: every function castd verifies but SHA-384 and SHA-512 has a

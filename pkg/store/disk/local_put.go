@@ -48,7 +48,7 @@ func (l *Store) putStream(ctx context.Context, d digest.Digest, r io.Reader, unc
 // PutBytes implements store.CAS: Put for bytes already in memory. A small
 // blob is handed to the index as it is, without the copy into a buffer
 // that Put makes, and verified unless hint.Verified (the caller checked its
-// SHA-256; the size is still checked). A large blob takes the verifying
+// hash; the size is still checked). A large blob takes the verifying
 // Put path (with hint.Uncached). data is not retained after PutBytes
 // returns.
 func (l *Store) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {

@@ -74,9 +74,9 @@ func (dir tempSpooler) NewUpload(d digest.Digest) (*Upload, error) {
 
 // Upload is a blob being received into a file of its own: written in
 // order, possibly over several streams (a client resuming at Size), then
-// committed or aborted. It keeps the SHA-256, the CRC-32C and the chunk
-// sums (see chunkSums) of what was written, so Commit neither reads nor
-// copies the bytes. Between streams it holds no fd (Suspend). Size is safe
+// committed or aborted. It keeps the hash (under the digest's function),
+// the CRC-32C and the chunk sums (see chunkSums) of what was written, so
+// Commit neither reads nor copies the bytes. Between streams it holds no fd (Suspend). Size is safe
 // for concurrent use; the other methods are for one goroutine at a time.
 type Upload struct {
 	l     *Store // nil for a TempSpooler upload
