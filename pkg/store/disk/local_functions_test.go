@@ -335,3 +335,40 @@ func TestLocalActionCacheKeepsFunctionsApart(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalEvictsOneTwinOnly(t *testing.T) {
+	// Why: eviction picks blobs by their own use; evicting the least
+	// recently used of two same-hex blobs of different functions leaves the
+	// other, and a held twin is kept while its namesake goes.
+	for _, held := range []bool{false, true} {
+		ctx := context.Background()
+		l := openStore(t, t.TempDir(), disk.Options{QuotaBytes: 100 << 10, LowWatermark: 0.9})
+		waitReady(t, l)
+		a, da := blob(30<<10, 1)
+		tb, _ := blob(30<<10, 2)
+		dt := twin(da, digest.BLAKE3)
+		if err := l.Put(ctx, da, bytes.NewReader(a)); err != nil {
+			t.Fatal(err)
+		}
+		if err := disk.PutUnverifiedForTest(l, dt, tb); err != nil {
+			t.Fatal(err)
+		}
+		// The twin is the more recently used; holding the older one
+		// instead keeps it and sends the twin.
+		keep, gone := dt, da
+		if held {
+			l.Hold(da)
+			keep, gone = da, dt
+		}
+		b, d := blob(45<<10, 3)
+		if err := l.Put(ctx, d, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		if !present(t, l, keep) || present(t, l, gone) {
+			t.Errorf("held=%v: after eviction %s present = %v, %s present = %v; want only %s", held, keep, present(t, l, keep), gone, present(t, l, gone), keep)
+		}
+		if got, err := read(l, keep, 0); err != nil || (keep == da && !bytes.Equal(got, a)) || (keep == dt && !bytes.Equal(got, tb)) {
+			t.Errorf("held=%v: Get %s after eviction: %v", held, keep, err)
+		}
+	}
+}
