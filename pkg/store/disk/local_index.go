@@ -69,9 +69,11 @@ func keyOf(d digest.Digest) (k blobKey, ok bool) {
 }
 
 // raw is k's raw hash (a new slice).
-func (k blobKey) raw() []byte {
+func (k blobKey) raw() []byte { return k.appendRaw(make([]byte, 0, k.fn.HashBytes())) }
+
+// appendRaw appends k's raw hash to b.
+func (k *blobKey) appendRaw(b []byte) []byte {
 	n := k.fn.HashBytes()
-	b := make([]byte, 0, n)
 	if n <= 32 {
 		return append(b, k.hash[:n]...)
 	}
@@ -104,13 +106,12 @@ func (k blobKey) fileName() string {
 // bytes plus the hash, a length no SHA-256 key has (MD5 26, SHA-1 30,
 // BLAKE3 42, SHA-384 58, SHA-512 74), so the two never collide.
 func (k blobKey) dbKey(prefix byte) []byte {
-	raw := k.raw()
-	b := make([]byte, 0, 10+len(raw))
+	b := make([]byte, 0, 10+k.fn.HashBytes())
 	b = append(b, prefix)
 	if k.fn != digest.SHA256 {
 		b = append(b, byte(k.fn))
 	}
-	b = append(b, raw...)
+	b = k.appendRaw(b)
 	return binary.BigEndian.AppendUint64(b, uint64(k.size))
 }
 
