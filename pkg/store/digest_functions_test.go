@@ -130,3 +130,33 @@ func preconditionFailure(subjects ...string) *errdetails.PreconditionFailure {
 	}
 	return pf
 }
+
+func TestGenericFastPathsKeepTheFunction(t *testing.T) {
+	// Why: the generic batch paths pass each digest on as it is, so a
+	// BLAKE3 blob is read and written as BLAKE3 and its SHA-256 twin is
+	// not found.
+	ctx := context.Background()
+	data := []byte("generic")
+	d := digest.OfBytesIn(digest.BLAKE3, data)
+	sha := d
+	sha.Func = digest.SHA256
+	c := store.WithGenericFastPaths(&sha256OnlyCAS{mem: store.NewMemory()})
+	if err := c.PutBytes(ctx, digest.OfBytes(data), data, store.PutHint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutBytes(ctx, d, data, store.PutHint{}); !store.IsUnsupportedFunction(err) {
+		t.Errorf("PutBytes of a BLAKE3 blob = %v, want the store's UnsupportedFunctionError", err)
+	}
+	mem := store.NewMemory()
+	g := store.WithGenericFastPaths(&sha256OnlyCAS{mem: mem})
+	if err := mem.Put(ctx, d, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	res := g.GetMany(ctx, []digest.Digest{d, sha})
+	if res[0].Err != nil || !bytes.Equal(res[0].Data, data) {
+		t.Errorf("GetMany BLAKE3 blob: %q, %v", res[0].Data, res[0].Err)
+	}
+	if status.Code(res[1].Err) != codes.NotFound {
+		t.Errorf("GetMany of its SHA-256 twin = %v, want NOT_FOUND", res[1].Err)
+	}
+}
