@@ -372,3 +372,39 @@ func TestLocalEvictsOneTwinOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalPackCompactionWithEveryFunction(t *testing.T) {
+	// Why: eviction and pack compaction walk both kinds of index key
+	// (narrow ones and the wide SHA-384/SHA-512 ones): small blobs of every
+	// function are evicted, moved to new packs and read back, also after a
+	// restart.
+	const quota = 256 << 10
+	dir := t.TempDir()
+	opts := disk.WithPackSizeForTest(disk.Options{QuotaBytes: quota, LowWatermark: 0.9}, 32<<10)
+	l := openStore(t, dir, opts)
+	waitReady(t, l)
+	ctx := context.Background()
+	var kept map[digest.Digest][]byte
+	for round := range 12 {
+		kept = map[digest.Digest][]byte{}
+		for i := range 12 {
+			f := digest.Functions[i%len(digest.Functions)]
+			b, d := blobIn(f, 1<<10+(round*12+i)*977%(11<<10), uint64(round*100+i))
+			if err := l.Put(ctx, d, bytes.NewReader(b)); err != nil {
+				t.Fatal(err)
+			}
+			kept[d] = b
+		}
+	}
+	if l.Stats().Evictions == 0 {
+		t.Fatal("no evictions; the test needs some")
+	}
+	disk.CompactPacksForTest(l)
+	for _, p := range disk.PacksForTest(l) {
+		if p.Live != p.Counted {
+			t.Errorf("pack %d: %d live bytes tracked, %d in the index", p.ID, p.Live, p.Counted)
+		}
+	}
+	readAllBack(t, l, kept)
+	restartAndCheck(t, l, dir, opts, kept)
+}
