@@ -96,6 +96,14 @@ func PacksForTest(l *Store) []PackInfo {
 	return out
 }
 
+// AppendToPackForTest appends b to the active pack as the committer does
+// for a group commit, past the free-space guard (as a write does that
+// passed it just before another process filled the disk), and indexes
+// nothing.
+func AppendToPackForTest(l *Store, b []byte) error {
+	return l.packs.place([]*commitReq{{blob: b}})
+}
+
 // WithPackSizeForTest sets where pack files are sealed.
 func WithPackSizeForTest(o Options, size int64) Options {
 	o.packSize = size

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 
 	"github.com/castd/castd/internal/testutil"
 
@@ -158,5 +159,40 @@ func TestLocalDiskSpaceMadeByEviction(t *testing.T) {
 	}
 	if present(t, l, stored[0]) {
 		t.Error("the least recently used blob was not evicted to make the room")
+	}
+}
+
+func TestPackAppendRefusedForSpaceKeepsItsOffset(t *testing.T) {
+	t.Log("a pack append the full filesystem refuses leaves the pack's end where its bytes end: the next blob goes after the last one, not over it")
+	// pwritev returns -1 with ENOSPC; counted as written, it moved the next
+	// append back a byte, over the last byte of the blob before (in an
+	// empty pack, to offset -1: EINVAL for every later append).
+	ctx := context.Background()
+	fs := testutil.MountTmpfs(t, "256m")
+	l := openStore(t, filepath.Join(fs, "store"), disk.Options{})
+	waitReady(t, l)
+	before, bd := blob(os.Getpagesize(), 1) // fills the pack's first page: the refused append writes nothing
+	if err := l.PutBytes(ctx, bd, before, store.PutHint{}); err != nil {
+		t.Fatal(err)
+	}
+
+	free := testutil.FillFS(t, fs)
+	if err := disk.AppendToPackForTest(l, []byte("refused")); status.Code(err) != codes.ResourceExhausted || !disk.IsFull(err) {
+		t.Fatalf("pack append on a full filesystem = %v, want RESOURCE_EXHAUSTED marked full", err)
+	}
+	pack := disk.PacksForTest(l)[0]
+	if st, err := os.Stat(pack.Path); err != nil || st.Size() != pack.Size {
+		t.Errorf("after the refused append the pack's next append goes to %d; its file holds %d bytes (%v)", pack.Size, st.Size(), err)
+	}
+	free()
+
+	after, ad := blob(100, 3)
+	if err := l.PutBytes(ctx, ad, after, store.PutHint{}); err != nil {
+		t.Fatalf("PutBytes once space is back: %v", err)
+	}
+	for _, b := range [][]byte{before, after} {
+		if got, err := l.GetBytes(ctx, digest.OfBytes(b)); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("GetBytes of a blob stored around the refused append: %d bytes, %v", len(got), err)
+		}
 	}
 }

@@ -308,7 +308,9 @@ func pwriteAll(pf *packFile, iovs [][]byte, off int64) (int64, error) {
 	fd := int(pf.f.Fd())
 	for len(iovs) > 0 {
 		n, err := unix.Pwritev(fd, iovs[:min(len(iovs), iovMax)], off+total)
-		total += int64(n)
+		if n > 0 { // -1 on error: counted, it would move the next append back a byte
+			total += int64(n)
+		}
 		if err == unix.EINTR {
 			err = nil
 		}
