@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"slices"
 
@@ -103,6 +104,16 @@ func PacksForTest(l *Store) []PackInfo {
 func AppendToPackForTest(l *Store, b []byte) error {
 	return l.packs.place([]*commitReq{{blob: b}})
 }
+
+// HoldFreeSpaceReadingForTest makes the store's last reading of the free
+// space count as just taken until it reads afresh, as it does for 100 ms:
+// a disk another process fills meanwhile goes unseen by the guard.
+func HoldFreeSpaceReadingForTest(l *Store) { l.disk.checked.Store(math.MaxInt64) }
+
+// AgeFreeSpaceReadingForTest makes the store's last reading of the free
+// space older than the 100 ms it is reused for, as time does: the next
+// write reads afresh.
+func AgeFreeSpaceReadingForTest(l *Store) { l.disk.checked.Store(0) }
 
 // WithPackSizeForTest sets where pack files are sealed.
 func WithPackSizeForTest(o Options, size int64) Options {

@@ -126,7 +126,7 @@ func ioError(what, path string, err error) error {
 	code := codes.Internal
 	switch {
 	case isNoSpace(err):
-		return markFull(status.Errorf(codes.ResourceExhausted, "store: %s %s: %v", what, path, err))
+		return &fullError{s: status.Newf(codes.ResourceExhausted, "store: %s %s: %v", what, path, err), cause: err}
 	case errors.Is(err, unix.EROFS), errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
 		code = codes.FailedPrecondition
 	}

@@ -65,6 +65,9 @@ func TestLocalDiskFull(t *testing.T) {
 		t.Log("another process fills the disk: writes fail clearly (badger must not write into unbacked pages), reads go on")
 		free := testutil.FillFS(t, fs)
 		defer free()
+		// The guard reuses a reading of the free space for 100 ms (a fast
+		// machine fills this filesystem in less): the writes come after.
+		disk.AgeFreeSpaceReadingForTest(l)
 		nb, nd := blob(100, 1)
 		wantCode(t, "Put small", l.Put(ctx, nd, bytes.NewReader(nb)), codes.ResourceExhausted, "filesystem full")
 		lb, ld := blob(1<<20, 2)
@@ -194,5 +197,29 @@ func TestPackAppendRefusedForSpaceKeepsItsOffset(t *testing.T) {
 		if got, err := l.GetBytes(ctx, digest.OfBytes(b)); err != nil || !bytes.Equal(got, b) {
 			t.Errorf("GetBytes of a blob stored around the refused append: %d bytes, %v", len(got), err)
 		}
+	}
+}
+
+func TestWriteTheFilesystemRefusesMakesTheGuardLookAgain(t *testing.T) {
+	t.Log("a write that runs out of space after the guard let it through (its reading predates another process filling the disk) is refused as filesystem full, and so is every write after it until space is back")
+	ctx := context.Background()
+	fs := testutil.MountTmpfs(t, "256m")
+	l := openStore(t, filepath.Join(fs, "store"), disk.Options{})
+	waitReady(t, l)
+	disk.HoldFreeSpaceReadingForTest(l)
+	free := testutil.FillFS(t, fs)
+	defer free()
+
+	b, d := blob(100, 1) // the first in its pack: it needs a page the filesystem no longer has
+	err := l.PutBytes(ctx, d, b, store.PutHint{})
+	wantCode(t, "PutBytes", err, codes.ResourceExhausted, "filesystem full")
+	if !disk.IsFull(err) {
+		t.Errorf("PutBytes = %v, want an error IsFull reports", err)
+	}
+	// The index is written through a memory mapping: a write reaching it
+	// on a full disk would touch pages the filesystem cannot back.
+	wantCode(t, "UpdateActionResult after it", l.ActionCache("").UpdateActionResult(ctx, d, &repb.ActionResult{}), codes.ResourceExhausted, "filesystem full")
+	if present(t, l, d) {
+		t.Error("the refused blob is reported present")
 	}
 }

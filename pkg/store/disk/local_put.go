@@ -138,7 +138,15 @@ func (l *Store) store(ctx context.Context, k blobKey, grow int64, write func(blo
 	if err := l.spaceFor(grow); err != nil {
 		return entry{}, err
 	}
-	return write(k)
+	e, err := write(k)
+	if err != nil {
+		// The filesystem ran out although the guard let the write through
+		// (another process took the space since its last reading): the
+		// guard reads afresh, so this and the writes that follow are
+		// refused as "filesystem full" before they reach the disk.
+		return entry{}, l.noSpace(grow, err, err)
+	}
+	return e, nil
 }
 
 // storeInline reads a small blob into a pooled buffer and writes it.
