@@ -76,13 +76,23 @@ func (o Options) digestFunctions() digest.FunctionSet {
 	return o.DigestFunctions
 }
 
-// checkDigestFunction rejects requests that name a digest function other
-// than SHA-256. UNKNOWN (unset) means SHA-256, as for clients before 2.3.
-func checkDigestFunction(f repb.DigestFunction_Value) error {
-	if f != repb.DigestFunction_UNKNOWN && f != repb.DigestFunction_SHA256 {
-		return status.Errorf(codes.InvalidArgument, "digest_function: %s is not supported, only SHA256", f)
-	}
-	return nil
+// requestFunction resolves the digest function of a request once, at
+// the edge: the one its digest_function field names or, when unset, the
+// one the length of sample (the request's first hash; "" for none)
+// implies, as REAPI 2.3 says (so an unnamed 64-character hash is SHA-256,
+// never BLAKE3). A function castd cannot verify or that
+// cache.digest-functions leaves out is INVALID_ARGUMENT naming
+// digest_function. Every digest of the request is then parsed, and
+// every digest computed for it, under the result.
+func (o Options) requestFunction(field repb.DigestFunction_Value, sample string) (digest.Function, error) {
+	return digest.Resolve(field, sample, o.digestFunctions())
+}
+
+// checkFunction is requestFunction for a function already known, the one
+// a ByteStream resource name names or implies.
+func (o Options) checkFunction(f digest.Function) error {
+	_, err := digest.Resolve(f.Proto(), "", o.digestFunctions())
+	return err
 }
 
 // LowAPIVersion is the oldest REAPI version castd serves: 2.0, which
