@@ -406,6 +406,14 @@ func TestDigestFunctionActionResultDigests(t *testing.T) {
 		_, err := b3.ac.UpdateActionResult(testutil.Context(t), &repb.UpdateActionResultRequest{DigestFunction: b3.field(), ActionDigest: action.Proto(), ActionResult: tc.ar})
 		wantCode(t, err, codes.InvalidArgument, tc.field)
 	}
+	// Digests of the request's function are accepted, whatever their length.
+	s1 := newFnClient(e.conn, digest.SHA384, true)
+	ar := &repb.ActionResult{OutputFiles: []*repb.OutputFile{{Path: "a", Digest: s1.of([]byte("a")).Proto()}},
+		OutputDirectories: []*repb.OutputDirectory{{Path: "d", TreeDigest: s1.of([]byte("t")).Proto(), RootDirectoryDigest: s1.of([]byte("r")).Proto()}},
+		StdoutDigest:      s1.of([]byte("o")).Proto(), StderrDigest: s1.of([]byte("e")).Proto()}
+	if _, err := s1.ac.UpdateActionResult(testutil.Context(t), &repb.UpdateActionResultRequest{DigestFunction: s1.field(), ActionDigest: s1.of([]byte("act")).Proto(), ActionResult: ar}); err != nil {
+		t.Fatalf("SHA-384 UpdateActionResult: %v", err)
+	}
 	// The action digest itself: a SHA-1 hash under digest_function BLAKE3.
 	_, err := b3.ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{DigestFunction: b3.field(), ActionDigest: sha1})
 	wantCode(t, err, codes.InvalidArgument, "action_digest")
