@@ -242,8 +242,14 @@ func TestDigestFunctionsRoundTrip(t *testing.T) {
 			wrong := bytes.Clone(small)
 			wrong[0]++
 			wantCode(t, c.update(t, ds, wrong, repb.Compressor_IDENTITY), codes.InvalidArgument, "")
-			_, err := writeChunks(testutil.Context(t), c.bs, c.writeName(dl), append(bytes.Clone(large[:dl.Size-1]), 0), 0, 128<<10, true)
+			unstored := pattern(200<<10, byte(10*i+8))
+			du := c.of(unstored)
+			unstored[len(unstored)-1]++
+			_, err := writeChunks(testutil.Context(t), c.bs, c.writeName(du), unstored, 0, 64<<10, true)
 			wantCode(t, err, codes.InvalidArgument, "")
+			if e.has(t, du) {
+				t.Fatal("wrong bytes stored")
+			}
 		})
 	}
 }
