@@ -27,7 +27,9 @@ const (
 // next_page_token; a later call with that token resumes there. Tokens are
 // stateless (the index of the next directory), so resuming re-reads the
 // directories before it: cost proportional to the tree up to the token.
-// Missing subdirectories are left out; a missing root is NOT_FOUND.
+// Missing subdirectories are left out; a missing root is NOT_FOUND. The
+// root and every child directory digest are read under the request's
+// digest function (a token holds no digest, only that index).
 func (s *casServer) GetTree(req *repb.GetTreeRequest, stream repb.ContentAddressableStorage_GetTreeServer) error {
 	fn, err := s.opts.requestFunction(req.GetDigestFunction(), req.GetRootDigest().GetHash())
 	if err != nil {
