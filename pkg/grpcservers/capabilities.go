@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/compression"
+	"github.com/castd/castd/internal/nodeprops"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -32,6 +33,10 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 		return nil, err
 	}
 	fns := c.opts.digestFunctions().Protos()
+	var nodeProps []string
+	if c.opts.Execution != nil {
+		nodeProps = nodeprops.Supported()
+	}
 	caps := &repb.ServerCapabilities{
 		CacheCapabilities: &repb.CacheCapabilities{
 			DigestFunctions:                 fns,
@@ -45,6 +50,9 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 			DigestFunction:  repb.DigestFunction_SHA256,
 			DigestFunctions: fns,
 			ExecEnabled:     c.opts.Execution != nil,
+			// What output_node_properties may ask for and input nodes may
+			// carry: local execution captures and applies these.
+			SupportedNodeProperties: nodeProps,
 		},
 		LowApiVersion:  LowAPIVersion(c.opts.OutputPathsOnly),
 		HighApiVersion: HighAPIVersion(),

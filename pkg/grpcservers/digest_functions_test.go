@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"slices"
 	"testing"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -559,5 +560,31 @@ func TestCapabilitiesExecutionDigestFunctions(t *testing.T) {
 	ec := c.GetExecutionCapabilities()
 	if got := fmt.Sprint(ec.GetDigestFunctions()); got != want || !ec.GetExecEnabled() || ec.GetDigestFunction() != repb.DigestFunction_SHA256 {
 		t.Errorf("execution capabilities = %v, want digest_functions %s", ec, want)
+	}
+}
+
+func TestCapabilitiesSupportedNodeProperties(t *testing.T) {
+	// why: a REAPI 2.1+ client learns from supported_node_properties which
+	// output_node_properties it may ask for; castd's local execution
+	// captures mtime and unix_mode. Without execution there is nothing to
+	// capture, so nothing is listed.
+	for _, tc := range []struct {
+		name string
+		exec repb.ExecutionServer
+		want []string
+	}{
+		{"execution", repb.UnimplementedExecutionServer{}, []string{"mtime", "unix_mode"}},
+		{"cache only", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, grpcservers.Options{Execution: tc.exec})
+			c, err := e.caps.GetCapabilities(testutil.Context(t), &repb.GetCapabilitiesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.GetExecutionCapabilities().GetSupportedNodeProperties(); !slices.Equal(got, tc.want) {
+				t.Errorf("supported_node_properties = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
