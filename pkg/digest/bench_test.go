@@ -29,3 +29,20 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOfBytes measures hashing a blob already in memory (batch
+// uploads, small blobs), which castd does without a heap hasher.
+func BenchmarkOfBytes(b *testing.B) {
+	for _, f := range []digest.Function{digest.SHA256, digest.BLAKE3} {
+		for _, n := range []int{1 << 10, 64 << 10} {
+			buf := make([]byte, n)
+			b.Run(fmt.Sprintf("%s/%dKiB", f, n>>10), func(b *testing.B) {
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					_ = digest.OfBytesIn(f, buf)
+				}
+			})
+		}
+	}
+}

@@ -129,9 +129,7 @@ func OfBytesIn(f Function, b []byte) Digest {
 	if f == SHA256 {
 		return OfBytes(b)
 	}
-	h := f.NewHasher()
-	h.Write(b)
-	return Digest{Hash: HashString(h), Size: int64(len(b)), Func: f}
+	return Digest{Hash: hex.EncodeToString(f.Sum(b)), Size: int64(len(b)), Func: f}
 }
 
 // OfMessage computes the SHA-256 digest of the deterministic wire encoding

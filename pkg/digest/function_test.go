@@ -1,6 +1,7 @@
 package digest_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 
@@ -160,5 +161,16 @@ func TestDigestJSONKeepsOldForm(t *testing.T) {
 	var old digest.Digest
 	if err := json.Unmarshal([]byte(`{"Hash":"`+s.Hash+`","Size":3}`), &old); err != nil || old != s {
 		t.Fatalf("old record read back as %+v, %v", old, err)
+	}
+}
+
+func TestSumMatchesHasher(t *testing.T) {
+	data := bytes.Repeat([]byte("castd"), 9000) // several BLAKE3 chunks
+	for _, f := range digest.Functions {
+		h := f.NewHasher()
+		h.Write(data)
+		if got, want := f.Sum(data), h.Sum(nil); !bytes.Equal(got, want) || len(got) != f.HashBytes() {
+			t.Errorf("%s: Sum = %x, hasher = %x", f, got, want)
+		}
 	}
 }

@@ -222,9 +222,7 @@ func (k blobKey) hashes(data []byte) bool {
 	if k.fn == digest.SHA256 {
 		return sha256.Sum256(data) == k.hash
 	}
-	h := k.fn.NewHasher()
-	h.Write(data)
-	return bytes.Equal(h.Sum(nil), k.raw())
+	return bytes.Equal(k.fn.Sum(data), k.raw())
 }
 
 func sizeMismatch(k blobKey, got int64) error {
