@@ -15,7 +15,9 @@ import (
 
 // unsupportedMiss is what the upstream client answers a read of a digest
 // function its remote does not take: NOT_FOUND, without a call.
-type unsupportedMiss struct{ *store.UnsupportedFunctionError }
+type unsupportedMiss struct {
+	*store.UnsupportedFunctionError
+}
 
 func (e unsupportedMiss) Unwrap() error { return e.UnsupportedFunctionError }
 func (e unsupportedMiss) GRPCStatus() *status.Status {

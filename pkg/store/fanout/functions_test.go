@@ -91,7 +91,10 @@ func TestTierThatDoesNotTakeTheFunctionIsSkipped(t *testing.T) {
 			get  func(store.CAS) (string, error)
 		}{
 			{"Get", func(c store.CAS) (string, error) { return readAll(ctx, c, d, 0) }},
-			{"GetMany", func(c store.CAS) (string, error) { r := c.GetMany(ctx, []digest.Digest{d})[0]; return string(r.Data), r.Err }},
+			{"GetMany", func(c store.CAS) (string, error) {
+				r := c.GetMany(ctx, []digest.Digest{d})[0]
+				return string(r.Data), r.Err
+			}},
 		} {
 			log := &lockedBuffer{}
 			c, local, _ := newCAS(t, log, first, theirs)
