@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/castd/castd/internal/testutil"
+	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/store"
@@ -217,5 +218,46 @@ func TestEntriesKeepTheirFunction(t *testing.T) {
 	}
 	if !remote.has(other) {
 		t.Error("the old record's SHA-256 blob was not pushed")
+	}
+}
+
+func TestDirectoryAssetPushesItsTreeUnderItsFunction(t *testing.T) {
+	t.Log("the content of a BLAKE3 directory asset is read as BLAKE3: its Directory and file blobs reach the remote before the association")
+	s := openStore(t, t.TempDir())
+	local := store.NewMemory()
+	ctx := context.Background()
+	file := putIn(t, local, digest.BLAKE3, []byte("a file of the tree"))
+	sub, subBytes, err := digest.OfMessageIn(digest.BLAKE3, &repb.Directory{Files: []*repb.FileNode{{Name: "f", Digest: file.Proto()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putIn(t, local, digest.BLAKE3, subBytes)
+	root, rootBytes, err := digest.OfMessageIn(digest.BLAKE3, &repb.Directory{Directories: []*repb.DirectoryNode{{Name: "d", Digest: sub.Proto()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putIn(t, local, digest.BLAKE3, rootBytes)
+
+	q, err := writeback.Open(s.Records("writeback"), local, func(string) store.ActionCache { return local }, writeback.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := newFlakyRemote()
+	idx := &recordingIndex{remote: remote}
+	q.Register("remote", writeback.Sink{CAS: remote, Assets: idx})
+	q.Start()
+	t.Cleanup(func() { q.Close(time.Second) })
+	a := asset.Asset{Kind: asset.Directory, URIs: []string{"https://example.com/tree.tar"}}
+	if err := q.EnqueueAsset(ctx, a, asset.Ref{Digest: root}, userTarget); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "an empty queue", func() bool { return q.Stats().Depth == 0 })
+	if len(idx.recorded()) != 1 {
+		t.Fatalf("%d associations recorded; want 1 (stats %+v)", len(idx.recorded()), q.Stats())
+	}
+	for _, d := range []digest.Digest{root, sub, file} {
+		if !remote.has(d) {
+			t.Errorf("the remote lacks %s", d)
+		}
 	}
 }
