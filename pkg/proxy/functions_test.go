@@ -18,6 +18,7 @@ import (
 	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/proxy"
 	"github.com/castd/castd/pkg/store"
+	"github.com/castd/castd/pkg/store/grpcclient"
 	"github.com/castd/castd/pkg/writeback"
 )
 
@@ -186,5 +187,27 @@ func TestExistenceCacheKeepsFunctionsApart(t *testing.T) {
 	twin := digest.Digest{Hash: sha.Hash, Size: sha.Size, Func: digest.BLAKE3}
 	if missing, err := cas.FindMissing(ctx, []digest.Digest{twin}); err != nil || len(missing) != 1 {
 		t.Errorf("FindMissing(BLAKE3 twin) = %v, %v; want it missing", missing, err)
+	}
+}
+
+func TestStatusDoesNotCountUnsupportedFunctionsAsMisses(t *testing.T) {
+	t.Log("a read of a digest function the remote does not take is no miss of that remote in Status: it was not asked")
+	old := newUpstreamWith(t, grpcservers.Options{DigestFunctions: digest.SetOf(digest.SHA256)})
+	up, err := grpcclient.Dial(context.Background(), grpcclient.Config{URL: old.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = up.Close() })
+	cas, counts := proxy.NewStatusRecordingCAS(up.CAS())
+	ctx := context.Background()
+	b3 := digest.OfBytesIn(digest.BLAKE3, []byte("not on a SHA-256-only remote"))
+	if _, err := cas.Get(ctx, b3, 0); status.Code(err) != codes.NotFound {
+		t.Fatalf("Get = %v; want NOT_FOUND", err)
+	}
+	if r := cas.GetMany(ctx, []digest.Digest{b3})[0]; status.Code(r.Err) != codes.NotFound {
+		t.Fatalf("GetMany = %v; want NOT_FOUND", r.Err)
+	}
+	if hits, misses := counts(); hits != 0 || misses != 0 {
+		t.Errorf("hits, misses = %d, %d; want 0, 0", hits, misses)
 	}
 }
