@@ -24,10 +24,16 @@ import (
 // credentials), shared by every instance that uses it, so that its
 // breaker, concurrency limit and existence cache see all of its traffic:
 //
-//	pushes (write-back sink)  client → breaker → status recording
-//	reads (fan-out tier)      client → breaker → status recording → concurrency limit → existence cache
-//	action cache              client → breaker → status recording
+//	pushes (write-back sink)  client → breaker → function gate → status recording
+//	reads (fan-out tier)      client → breaker → function gate → status recording → concurrency limit → existence cache
+//	action cache              client → breaker → function gate → status recording
 //	asset index               the client's Remote Asset API
+//
+// The function gate (grpcclient.Remote.BreakerCAS) keeps digests of a
+// function the remote does not advertise from it: reads of them are
+// misses, writes *store.UnsupportedFunctionError, which the write-back
+// queue drops. Nothing here depends on a digest function: digests carry
+// theirs, and the existence cache is keyed by the whole digest.
 //
 // Per instance — Set.build, for "" and every project:
 //

@@ -33,12 +33,20 @@ type upstreamServer struct {
 
 func newUpstream(t *testing.T) *upstreamServer {
 	t.Helper()
+	return newUpstreamWith(t, grpcservers.Options{})
+}
+
+// newUpstreamWith is newUpstream whose REAPI services are tuned by o (its
+// Registerer is the upstream's own).
+func newUpstreamWith(t *testing.T, o grpcservers.Options) *upstreamServer {
+	t.Helper()
 	reg := prometheus.NewRegistry()
+	o.Registerer = reg
 	idx := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	mem := store.NewMemory()
 	srv := testutil.StartREAPI(t, testutil.REAPIOptions{
 		CAS: mem, ActionCache: func(string) store.ActionCache { return mem },
-		Server: grpcservers.Options{Registerer: reg},
+		Server: o,
 		Register: func(s *grpc.Server) {
 			asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(s)
 		},

@@ -26,11 +26,13 @@ type statusRecordingCAS struct {
 }
 
 // note counts err, the outcome of a call, as a hit or a
-// miss when counted.
+// miss when counted. A digest function the remote does not take
+// (store.IsUnsupportedFunction) is neither: the remote was not asked.
 func note(rec *outcomes, err error, counted bool) {
 	switch {
 	case err == nil:
 		rec.ok(counted, false)
+	case store.IsUnsupportedFunction(err):
 	case status.Code(err) == codes.NotFound:
 		rec.ok(false, counted)
 	}
@@ -92,16 +94,21 @@ func (a *statusRecordingAC) UpdateActionResult(ctx context.Context, action diges
 }
 
 // GetMany passes the batch on to base; the first entry error that is not
-// NOT_FOUND is recorded.
+// NOT_FOUND is recorded. A batch of digests whose function the remote
+// does not take, none of which was asked, is not recorded.
 func (c *statusRecordingCAS) GetMany(ctx context.Context, ds []digest.Digest) []store.BlobResult {
 	out := c.base.GetMany(ctx, ds)
 	var failure error
+	asked := false
 	for _, r := range out {
+		asked = asked || !store.IsUnsupportedFunction(r.Err)
 		if r.Err != nil && status.Code(r.Err) != codes.NotFound {
 			failure = r.Err
 			break
 		}
 	}
-	note(c.rec, failure, true)
+	if asked {
+		note(c.rec, failure, true)
+	}
 	return out
 }

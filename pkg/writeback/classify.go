@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
 
@@ -68,9 +69,12 @@ func message(err error) string {
 // already re-read the access token once before answering it. Every other
 // code (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED,
 // INTERNAL, UNKNOWN, ...) is transient and retried with backoff.
+//
+// A digest function the remote does not take (store.IsUnsupportedFunction)
+// is no refusal of the role: only that entry is dropped (see finish).
 func refusal(err error) (Role, codes.Code, bool) {
 	var re remoteError
-	if !errors.As(err, &re) {
+	if !errors.As(err, &re) || store.IsUnsupportedFunction(err) {
 		return "", codes.OK, false
 	}
 	if c := status.Code(re.err); grpcclient.Permanent(c) {

@@ -39,7 +39,10 @@ func (k Kind) String() string {
 // Entry is one pending push of one item to one remote.
 type Entry struct {
 	Kind Kind `json:"k"`
-	// Digest is the blob, or the action digest of an action result.
+	// Digest is the blob, or the action digest of an action result, with
+	// its digest function. Its JSON omits the function when it is
+	// SHA-256, so a record written before castd knew other functions reads
+	// back as SHA-256, and new SHA-256 records look the same.
 	Digest digest.Digest `json:"d"`
 	// Instance is the local action cache instance an action result is read
 	// from; empty for blobs.

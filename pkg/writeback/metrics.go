@@ -15,7 +15,15 @@ import (
 type metrics struct {
 	failures  *prometheus.CounterVec
 	completed *prometheus.CounterVec
+	dropped   *prometheus.CounterVec // remote, reason
 }
+
+// Reasons of castd_writeback_dropped_total.
+const (
+	// DropUnsupportedFunction is an entry whose digest function the
+	// remote does not take (its Capabilities do not list it).
+	DropUnsupportedFunction = "unsupported-function"
+)
 
 func newMetrics(reg prometheus.Registerer, q *Queue) *metrics {
 	m := &metrics{
@@ -27,6 +35,10 @@ func newMetrics(reg prometheus.Registerer, q *Queue) *metrics {
 			Name: "castd_writeback_completed_total",
 			Help: "Write-back entries pushed (or found present), by remote.",
 		}, []string{"remote"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "castd_writeback_dropped_total",
+			Help: "Write-back entries dropped without a push because no push could succeed, by remote and reason (unsupported-function: the remote does not take the entry's digest function).",
+		}, []string{"remote", "reason"}),
 	}
 	if reg == nil {
 		return m
@@ -39,6 +51,7 @@ func newMetrics(reg prometheus.Registerer, q *Queue) *metrics {
 	}, func() float64 { return q.Stats().Oldest.Seconds() })
 	m.failures = promreg.Register(reg, m.failures)
 	m.completed = promreg.Register(reg, m.completed)
+	m.dropped = promreg.Register(reg, m.dropped)
 	parked := &parkedCollector{q: q, desc: prometheus.NewDesc("castd_writeback_parked_entries",
 		"Write-back entries not retried because the remote refused their role for good (UNIMPLEMENTED, PERMISSION_DENIED, ...), by remote, role and code; present only for parked roles.",
 		[]string{"remote", "role", "code"}, nil)}

@@ -42,7 +42,8 @@ func (q *Queue) pushAsset(ctx context.Context, s *Sink, e *Entry) error {
 }
 
 // treeBlobs lists the Directory blobs of the tree rooted at root and the
-// files they hold, reading the Directories from local.
+// files they hold, reading the Directories from local; every digest of the
+// tree is of root's function.
 func treeBlobs(ctx context.Context, local store.CAS, root digest.Digest) ([]digest.Digest, error) {
 	seen := digest.NewSet()
 	todo := []digest.Digest{root}
@@ -60,14 +61,14 @@ func treeBlobs(ctx context.Context, local store.CAS, root digest.Digest) ([]dige
 			return nil, err
 		}
 		for _, f := range dir.GetFiles() {
-			fd, err := digest.FromProto(f.GetDigest())
+			fd, err := digest.FromProtoIn(root.Func, f.GetDigest())
 			if err != nil {
 				return nil, permanentError{err}
 			}
 			seen.Add(fd)
 		}
 		for _, sub := range dir.GetDirectories() {
-			sd, err := digest.FromProto(sub.GetDigest())
+			sd, err := digest.FromProtoIn(root.Func, sub.GetDigest())
 			if err != nil {
 				return nil, permanentError{err}
 			}

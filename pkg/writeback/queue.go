@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
 	"github.com/castd/castd/pkg/store/disk"
@@ -51,6 +52,9 @@ type remoteQueue struct {
 	lastError           string
 	failing             bool             // the last attempt failed transiently
 	parked              map[Role]parking // roles the remote refused for good
+	// unsupported are the digest functions the remote was found not to
+	// take, each logged once.
+	unsupported map[digest.Function]bool
 }
 
 // Open loads the entries persisted in rec (a previous run's pending
@@ -93,7 +97,7 @@ func Open(rec *disk.Records, local store.CAS, localAC func(instance string) stor
 func (q *Queue) remote(name string) *remoteQueue {
 	rq, ok := q.remotes[name]
 	if !ok {
-		rq = &remoteQueue{name: name, wake: make(chan struct{}, 1), parked: map[Role]parking{}}
+		rq = &remoteQueue{name: name, wake: make(chan struct{}, 1), parked: map[Role]parking{}, unsupported: map[digest.Function]bool{}}
 		q.remotes[name] = rq
 	}
 	return rq

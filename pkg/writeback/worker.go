@@ -6,6 +6,8 @@ import (
 
 	"github.com/castd/castd/internal/clock"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/store"
 )
 
 // work pushes rq's entries until the queue drains on Close or the drain
@@ -116,6 +118,9 @@ func (q *Queue) finish(rq *remoteQueue, batch []*Entry, results []error) {
 			done[e] = true
 		case errors.Is(err, errSkipped):
 			// Parked with its role by an earlier refusal in this batch.
+		case store.IsUnsupportedFunction(err):
+			q.unsupported(rq, e, err)
+			done[e] = true
 		case errors.As(err, &perm):
 			q.failed(rq, err)
 			q.opts.Logger.Warn("write-back: giving up on an entry", "remote", rq.name, "kind", e.Kind.String(), "digest", e.Digest.String(), "err", err)
@@ -145,6 +150,22 @@ func (q *Queue) succeeded(rq *remoteQueue) {
 		rq.failing = false
 		q.opts.Logger.Info("write-back: remote takes pushes again", "remote", rq.name)
 	}
+}
+
+// unsupported drops e, whose digest function the remote does not take
+// (not in its Capabilities): no retry would change that, and the remote's
+// other pushes are not held up. It is counted and logged once per remote
+// and function; the caller holds mu.
+func (q *Queue) unsupported(rq *remoteQueue, e *Entry, err error) {
+	q.metrics.dropped.WithLabelValues(rq.name, DropUnsupportedFunction).Inc()
+	var u *store.UnsupportedFunctionError
+	errors.As(err, &u)
+	if rq.unsupported[u.Func] {
+		return
+	}
+	rq.unsupported[u.Func] = true
+	q.opts.Logger.Warn("write-back: the remote does not take this digest function; its pushes of it are dropped",
+		"remote", rq.name, "digest_function", u.Func.String(), "kind", e.Kind.String(), "digest", e.Digest.String())
 }
 
 // failed counts a failed attempt; the caller holds mu.

@@ -287,7 +287,9 @@ func (c *fanoutCAS) getManyFrom(ctx context.Context, i int, want []digest.Digest
 	if len(rs) != len(want) {
 		return store.FailAll(len(want), status.Errorf(codes.Internal, "GetMany answered %d results for %d digests", len(rs), len(want)))
 	}
-	call.observe(inTime, firstFailure(rs))
+	if !allUnsupported(rs) { // the tier was not asked at all
+		call.observe(inTime, firstFailure(rs))
+	}
 	for k := range rs {
 		rs[k].Err = call.outcome(inTime, rs[k].Err)
 	}
@@ -347,4 +349,16 @@ func firstFailure(rs []store.BlobResult) error {
 		}
 	}
 	return nil
+}
+
+// allUnsupported reports whether every entry of rs is of a digest function
+// the tier does not take (store.IsUnsupportedFunction): answered without
+// a call.
+func allUnsupported(rs []store.BlobResult) bool {
+	for _, r := range rs {
+		if !store.IsUnsupportedFunction(r.Err) {
+			return false
+		}
+	}
+	return len(rs) > 0
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/castd/castd/internal/grpcerr"
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
@@ -18,12 +19,21 @@ import (
 // label the remote's client put on its errors (grpcerr.Labeled, e.g.
 // "upstream NAME") is replaced, not repeated: the tier's label names the
 // same remote.
+//
+// A tier that does not take the digest's function
+// (store.IsUnsupportedFunction: a remote whose Capabilities do not list
+// it) was skipped, not asked: its answer is NOT_FOUND whatever code it
+// came with, so that it reads as a miss, not as a failure of the tier.
 func label(tier string, err error) error {
 	if err == nil {
 		return nil
 	}
 	s := grpcerr.Unlabeled(err)
-	return status.Error(s.Code(), tier+": "+s.Message())
+	code := s.Code()
+	if store.IsUnsupportedFunction(err) {
+		code = codes.NotFound
+	}
+	return status.Error(code, tier+": "+s.Message())
 }
 
 // remoteLabel names the i-th remote (0-based) in pull order, 1-based in

@@ -131,9 +131,11 @@ func (c *Call) outcome(inTime bool, err error) error {
 // observe adds the call's answer time to the tier's average when err is
 // an answer (nil or NOT_FOUND), or the time it was given when it was cut
 // off as stalled (it took at least that long); other failures say nothing
-// about how fast the tier answers.
+// about how fast the tier answers, nor does a digest function the tier
+// does not take (store.IsUnsupportedFunction), which it answers without a
+// call.
 func (c *Call) observe(inTime bool, err error) {
-	if c.lat == nil || inTime && err != nil && status.Code(err) != codes.NotFound {
+	if c.lat == nil || inTime && err != nil && (status.Code(err) != codes.NotFound || store.IsUnsupportedFunction(err)) {
 		return
 	}
 	c.lat.observe(c.clock.Now().Sub(c.start))

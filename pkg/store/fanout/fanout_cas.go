@@ -136,7 +136,7 @@ func (c *fanoutCAS) askFindMissing(ctx context.Context, i int, unknown []digest.
 	err = call.outcome(inTime, err)
 	call.release()
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !store.IsUnsupportedFunction(err) {
 			c.opts.Logger.Warn("fanout: FindMissing skips a failing remote", "err", label(remoteLabel(i, t.Name), err))
 		}
 		return unknown

@@ -109,7 +109,7 @@ func (c *fanoutCAS) refused(name string, d digest.Digest, err error) error {
 // the error of bad bytes is counted as bad data.
 func (c *fanoutCAS) serveUnstored(name string, t Tier, d digest.Digest, r store.BlobResult) error {
 	if !r.Verified {
-		if got := digest.OfBytes(r.Data); got != d {
+		if got := digest.OfBytesIn(d.Func, r.Data); got != d {
 			return c.badData(name, t, d, status.Errorf(codes.InvalidArgument, "bytes hash to %s", got))
 		}
 	}
@@ -229,7 +229,7 @@ type verifyingReader struct {
 }
 
 func (c *fanoutCAS) verifying(name string, t Tier, d digest.Digest, r io.Reader, offset int64) *verifyingReader {
-	return &verifyingReader{c: c, name: name, t: t, d: d, r: r, h: digest.NewHasher(), skip: offset}
+	return &verifyingReader{c: c, name: name, t: t, d: d, r: r, h: d.NewHasher(), skip: offset}
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {

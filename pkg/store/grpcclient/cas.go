@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"sync"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -39,8 +40,9 @@ const (
 // services. Safe for concurrent use.
 type casClient struct{ r *Remote }
 
-// FindMissing asks in calls of at most findMissingBatch digests, a few at
-// once. Duplicates and the empty blob (always present) are not sent.
+// FindMissing asks in calls of at most findMissingBatch digests of one
+// digest function each (a request names one function), a few at once.
+// Duplicates and the empty blob (always present) are not sent.
 func (c *casClient) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
 	uniq := make([]digest.Digest, 0, len(ds))
 	seen := digest.NewSet()
@@ -54,21 +56,26 @@ func (c *casClient) FindMissing(ctx context.Context, ds []digest.Digest) ([]dige
 	var missing []digest.Digest
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(findMissingParallel)
-	for start := 0; start < len(uniq); start += findMissingBatch {
-		chunk := uniq[start:min(start+findMissingBatch, len(uniq))]
-		g.Go(func() error {
-			m, err := c.findMissing(gctx, chunk)
-			mu.Lock()
-			missing = append(missing, m...)
-			mu.Unlock()
-			return err
-		})
+	for _, run := range byFunction(uniq) {
+		for start := 0; start < len(run); start += findMissingBatch {
+			chunk := run[start:min(start+findMissingBatch, len(run))]
+			g.Go(func() error {
+				m, err := c.findMissing(gctx, chunk)
+				mu.Lock()
+				missing = append(missing, m...)
+				mu.Unlock()
+				return err
+			})
+		}
 	}
 	return missing, g.Wait()
 }
 
+// findMissing asks about ds, all of one function, in one call; the
+// answer's digests are of that function.
 func (c *casClient) findMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
-	req := &repb.FindMissingBlobsRequest{InstanceName: c.r.instance, BlobDigests: make([]*repb.Digest, len(ds))}
+	f := ds[0].Func
+	req := &repb.FindMissingBlobsRequest{InstanceName: c.r.instance, BlobDigests: make([]*repb.Digest, len(ds)), DigestFunction: fnField(f)}
 	for i, d := range ds {
 		req.BlobDigests[i] = d.Proto()
 	}
@@ -78,7 +85,7 @@ func (c *casClient) findMissing(ctx context.Context, ds []digest.Digest) ([]dige
 	}
 	missing := make([]digest.Digest, 0, len(resp.GetMissingBlobDigests()))
 	for _, p := range resp.GetMissingBlobDigests() {
-		d, err := digest.FromProto(p)
+		d, err := digest.FromProtoIn(f, p)
 		if err != nil {
 			return nil, wrap(c.r.name, status.Errorf(codes.Internal, "FindMissingBlobs answered an invalid digest: %v", status.Convert(err).Message()))
 		}
@@ -142,9 +149,10 @@ func (c *casClient) PutBytes(ctx context.Context, d digest.Digest, data []byte, 
 	return c.Put(ctx, d, bytes.NewReader(data))
 }
 
-// verify checks b against d; a mismatch is an error with code.
+// verify checks b against d (with d's function); a mismatch is an error
+// with code.
 func verify(d digest.Digest, b []byte, code codes.Code) error {
-	if got := digest.OfBytes(b); got != d {
+	if got := digest.OfBytesIn(d.Func, b); got != d {
 		return status.Errorf(code, "blob %s: bytes hash to %s", d, got)
 	}
 	return nil
@@ -156,8 +164,10 @@ type blob struct {
 	data []byte
 }
 
+// batchUpdate sends blobs, all of one digest function, in one
+// BatchUpdateBlobs call.
 func (c *casClient) batchUpdate(ctx context.Context, blobs []blob) error {
-	req := &repb.BatchUpdateBlobsRequest{InstanceName: c.r.instance}
+	req := &repb.BatchUpdateBlobsRequest{InstanceName: c.r.instance, DigestFunction: fnField(blobs[0].d.Func)}
 	comp := c.r.batchCompressor(ctx)
 	var n int
 	for _, b := range blobs {
@@ -191,8 +201,9 @@ func batchUpdateEntry(comp repb.Compressor_Value, b blob) *repb.BatchUpdateBlobs
 	return e
 }
 
-// putMany uploads blobs, packing the small ones into batches that fit the
-// remote's limit and sending the others through ByteStream.
+// putMany uploads blobs, packing the small ones into batches of one digest
+// function each that fit the remote's limit and sending the others
+// through ByteStream.
 func (c *casClient) putMany(ctx context.Context, blobs map[digest.Digest][]byte) error {
 	limit, err := c.r.batchLimit(ctx)
 	if err != nil {
@@ -200,17 +211,25 @@ func (c *casClient) putMany(ctx context.Context, blobs map[digest.Digest][]byte)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(findMissingParallel)
-	var batch []blob
-	var size int64
-	flush := func() {
-		if b := batch; len(b) > 0 {
-			g.Go(func() error { return c.batchUpdate(gctx, b) })
+	type batch struct {
+		blobs []blob
+		size  int64
+	}
+	batches := map[digest.Function]*batch{}
+	flush := func(b *batch) {
+		if bs := b.blobs; len(bs) > 0 {
+			g.Go(func() error { return c.batchUpdate(gctx, bs) })
 		}
-		batch, size = nil, 0
+		b.blobs, b.size = nil, 0
+	}
+	flushAll := func() {
+		for _, b := range batches {
+			flush(b)
+		}
 	}
 	for d, data := range blobs {
 		if err := verify(d, data, codes.InvalidArgument); err != nil {
-			flush()
+			flushAll()
 			_ = g.Wait()
 			return err
 		}
@@ -219,24 +238,52 @@ func (c *casClient) putMany(ctx context.Context, blobs map[digest.Digest][]byte)
 		case !batchable(d.Size, limit):
 			g.Go(func() error { return c.write(gctx, d, bytes.NewReader(data)) })
 		default:
-			if size+entry > limit {
-				flush()
+			b := batches[d.Func]
+			if b == nil {
+				b = &batch{}
+				batches[d.Func] = b
 			}
-			batch, size = append(batch, blob{d, data}), size+entry
+			if b.size+entry > limit {
+				flush(b)
+			}
+			b.blobs, b.size = append(b.blobs, blob{d, data}), b.size+entry
 		}
 	}
-	flush()
+	flushAll()
 	return g.Wait()
 }
 
 // PutMany uploads blobs (digest to bytes, each verified first) in as few
 // calls as the remote's batch limit allows; blobs too large for a batch go
 // through ByteStream. It is meant for write-back of many small blobs. It
-// honours the CAS role's circuit breaker like CAS().Put.
+// honours the CAS role's circuit breaker and digest-function gate like
+// CAS().Put: blobs of a function the remote does not take are not sent,
+// and the others having been uploaded, the result is a
+// *store.UnsupportedFunctionError.
 func (r *Remote) PutMany(ctx context.Context, blobs map[digest.Digest][]byte) error {
 	b := r.breakers[RoleCAS]
-	if err := b.allow(); err != nil {
-		return err
+	g := gate{r, b}
+	var unsupported error
+	for d := range blobs {
+		err := g.takes(ctx, d.Func)
+		if err != nil && !store.IsUnsupportedFunction(err) {
+			return err
+		}
+		if err != nil {
+			if unsupported == nil {
+				unsupported = err
+				blobs = maps.Clone(blobs)
+			}
+			delete(blobs, d)
+		}
 	}
-	return b.doneWith(ctx, (&casClient{r}).putMany(ctx, blobs))
+	if len(blobs) > 0 {
+		if err := b.allow(); err != nil {
+			return err
+		}
+		if err := b.doneWith(ctx, (&casClient{r}).putMany(ctx, blobs)); err != nil {
+			return err
+		}
+	}
+	return unsupported
 }

@@ -51,13 +51,18 @@ func (c *casClient) GetMany(ctx context.Context, ds []digest.Digest) []store.Blo
 type duplicate struct{ i, first int }
 
 // groups packs the indexes of the distinct digests of ds into batches of at
-// most limit bytes; a digest too large for a batch, or the empty blob, is a
-// group of its own. Repeated digests are returned apart.
+// most limit bytes, each of one digest function (a request names one); a
+// digest too large for a batch, or the empty blob, is a group of its own.
+// Repeated digests are returned apart.
 func (c *casClient) groups(ds []digest.Digest, limit int64) ([][]int, []duplicate) {
+	type batch struct {
+		at   []int
+		size int64
+	}
 	var out [][]int
 	var dups []duplicate
-	var cur []int
-	var size int64
+	var open []*batch // one per function, in order of first appearance
+	cur := map[digest.Function]*batch{}
 	first := make(map[digest.Digest]int, len(ds))
 	for i, d := range ds {
 		if f, ok := first[d]; ok {
@@ -69,14 +74,22 @@ func (c *casClient) groups(ds []digest.Digest, limit int64) ([][]int, []duplicat
 			out = append(out, []int{i})
 			continue
 		}
-		entry := d.Size + batchEntryOverhead
-		if size+entry > limit && len(cur) > 0 {
-			out, cur, size = append(out, cur), nil, 0
+		b := cur[d.Func]
+		if b == nil {
+			b = &batch{}
+			cur[d.Func] = b
+			open = append(open, b)
 		}
-		cur, size = append(cur, i), size+entry
+		entry := d.Size + batchEntryOverhead
+		if b.size+entry > limit && len(b.at) > 0 {
+			out, b.at, b.size = append(out, b.at), nil, 0
+		}
+		b.at, b.size = append(b.at, i), b.size+entry
 	}
-	if len(cur) > 0 {
-		out = append(out, cur)
+	for _, b := range open {
+		if len(b.at) > 0 {
+			out = append(out, b.at)
+		}
 	}
 	return out, dups
 }
@@ -110,12 +123,14 @@ func (c *casClient) readWhole(ctx context.Context, d digest.Digest) ([]byte, err
 	return buf, nil
 }
 
-// batchReadMany reads ds[i], i in group (distinct digests), with one
+// batchReadMany reads ds[i], i in group (distinct digests of one
+// function, which the answer's digests are parsed with), with one
 // BatchReadBlobs call into out[i] and verifies each blob. An entry the
 // remote did not answer is INTERNAL; entries it answered that were not
 // asked for are ignored.
 func (c *casClient) batchReadMany(ctx context.Context, ds []digest.Digest, group []int, out []store.BlobResult) {
-	req := &repb.BatchReadBlobsRequest{InstanceName: c.r.instance, Digests: make([]*repb.Digest, len(group))}
+	f := ds[group[0]].Func
+	req := &repb.BatchReadBlobsRequest{InstanceName: c.r.instance, Digests: make([]*repb.Digest, len(group)), DigestFunction: fnField(f)}
 	for k, i := range group {
 		req.Digests[k] = ds[i].Proto()
 	}
@@ -131,7 +146,7 @@ func (c *casClient) batchReadMany(ctx context.Context, ds []digest.Digest, group
 	answered := make([]bool, len(group))
 	at := answerIndex(ds, group)
 	for k, r := range resp.GetResponses() {
-		d, err := digest.FromProto(r.GetDigest())
+		d, err := digest.FromProtoIn(f, r.GetDigest())
 		if err != nil {
 			continue
 		}

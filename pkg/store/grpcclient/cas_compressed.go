@@ -76,7 +76,7 @@ func (c *casClient) openCompressed(ctx context.Context, comp repb.Compressor_Val
 	sctx, cancel := context.WithCancel(ctx)
 	s := &compressedReader{c: c, ctx: sctx, cancel: cancel, comp: comp, d: d, pos: offset}
 	if offset == 0 && verify {
-		s.h = digest.NewHasher()
+		s.h = d.NewHasher()
 	}
 	for s.dec == nil && s.err == nil {
 		if err := s.open(); err != nil {
@@ -247,7 +247,7 @@ type requestSender struct {
 func (s *requestSender) compress(r io.Reader, d digest.Digest) error {
 	out := compression.NewChunker(writeChunk, s.send)
 	w := compression.NewWriter(out)
-	h := digest.NewHasher()
+	h := d.NewHasher()
 	buf := make([]byte, min(writeChunk, d.Size))
 	for off := int64(0); off < d.Size; {
 		n := min(int64(len(buf)), d.Size-off)

@@ -52,7 +52,7 @@ func (c *casClient) GetWith(ctx context.Context, d digest.Digest, offset int64, 
 }
 
 func (c *casClient) batchRead(ctx context.Context, d digest.Digest) ([]byte, error) {
-	req := &repb.BatchReadBlobsRequest{InstanceName: c.r.instance, Digests: []*repb.Digest{d.Proto()}}
+	req := &repb.BatchReadBlobsRequest{InstanceName: c.r.instance, Digests: []*repb.Digest{d.Proto()}, DigestFunction: fnField(d.Func)}
 	c.acceptCompressed(ctx, req)
 	resp, err := c.r.cas.BatchReadBlobs(ctx, req)
 	if err != nil {
@@ -73,7 +73,7 @@ func (c *casClient) openStream(ctx context.Context, d digest.Digest, offset int6
 	sctx, cancel := context.WithCancel(ctx)
 	s := &streamReader{c: c, ctx: sctx, cancel: cancel, d: d, pos: offset}
 	if offset == 0 && !hint.ConsumerVerifies {
-		s.h = digest.NewHasher()
+		s.h = d.NewHasher()
 	}
 	for len(s.buf) == 0 && s.err == nil {
 		s.fill()

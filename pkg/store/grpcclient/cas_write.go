@@ -34,7 +34,7 @@ func (c *casClient) write(ctx context.Context, d digest.Digest, r io.Reader) err
 		return wrap(c.r.name, err)
 	}
 	resource := digest.WriteResourceName(c.r.instance, uuid.NewString(), d)
-	h := digest.NewHasher()
+	h := d.NewHasher()
 	buf := make([]byte, min(writeChunk, d.Size))
 	for off := int64(0); off < d.Size; {
 		n := min(int64(len(buf)), d.Size-off)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
@@ -49,6 +50,7 @@ type Remote struct {
 	capsFlight singleflight.Group // the GetCapabilities call in flight, if any
 	capsMu     sync.Mutex         // guards capsV only; never held across a call
 	capsV      *repb.ServerCapabilities
+	fnsV       atomic.Uint32 // the digest.FunctionSet the remote takes, once known; 0 until then
 }
 
 // Dial sets up the connection to the remote cfg describes. The connection is
@@ -153,26 +155,38 @@ func (r *Remote) ActionCache() store.ActionCache {
 }
 
 // ClientCAS is the remote's content-addressable storage as plain calls,
-// without the breaker. Its GetMany makes one BatchReadBlobs call per batch
+// without the breaker or the digest-function gate (a digest the remote
+// does not take is sent, and refused by the remote). Its GetMany makes one BatchReadBlobs call per batch
 // of small blobs.
 func (r *Remote) ClientCAS() store.CAS { return &casClient{r} }
 
 // ClientActionCache is the remote's action cache for its own instance
-// name, as plain calls without the breaker.
+// name, as plain calls without the breaker or the digest-function gate.
 func (r *Remote) ClientActionCache() store.ActionCache { return &acClient{r} }
 
 // BreakerCAS puts cas behind the remote's circuit breaker of its CAS role:
 // while it is open every call fails fast with UNAVAILABLE, and the
 // outcome of every call (fast paths included) counts toward it. The
 // breaker is the remote's own, shared by every CAS wrapped with it.
+//
+// In front of the breaker stands the remote's digest-function gate: a
+// digest of a function the remote does not take (see Functions) is never
+// sent to it. Reading one is NOT_FOUND, FindMissing reports it missing,
+// writing one fails with *store.UnsupportedFunctionError; none of these
+// makes a call or counts toward the breaker.
 func (r *Remote) BreakerCAS(cas store.CAS) store.CAS {
-	return &breakerCAS{base: cas, b: r.breakers[RoleCAS]}
+	b := r.breakers[RoleCAS]
+	return &gatedCAS{gate: gate{r, b}, base: &breakerCAS{base: cas, b: b}}
 }
 
 // BreakerActionCache puts ac behind the remote's circuit breaker of its
-// action-cache role, as BreakerCAS does for the CAS.
+// action-cache role and its digest-function gate, as BreakerCAS does for
+// the CAS: GetActionResult of an action digest of a function the remote
+// does not take is NOT_FOUND, UpdateActionResult of one fails with
+// *store.UnsupportedFunctionError.
 func (r *Remote) BreakerActionCache(ac store.ActionCache) store.ActionCache {
-	return &breakerAC{base: ac, b: r.breakers[RoleActionCache]}
+	b := r.breakers[RoleActionCache]
+	return &gatedAC{gate: gate{r, b}, base: &breakerAC{base: ac, b: b}}
 }
 
 // BreakerState returns "closed", "open" or "half-open" for role.
@@ -225,6 +239,7 @@ func (r *Remote) fetchCapabilities(ctx context.Context) (*repb.ServerCapabilitie
 	if err != nil {
 		return nil, wrap(r.name, err)
 	}
+	r.fnsV.Store(uint32(functionsOf(c)))
 	r.capsMu.Lock()
 	r.capsV = c
 	r.capsMu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
+	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -34,6 +35,9 @@ type serverConfig struct {
 	stream   grpc.StreamServerInterceptor // runs after the call is recorded
 	maxBatch int64
 	unix     bool // listen on a Unix socket (its path is addr) instead of 127.0.0.1:0
+	// functions are the digest functions the server takes and advertises;
+	// zero means all.
+	functions digest.FunctionSet
 }
 
 // testServer is a castd REAPI server (grpcservers.NewServer over a memory store) on
@@ -46,7 +50,18 @@ type testServer struct {
 	calls     map[string]int // method name → calls
 	auth      []string       // authorization metadata of every call ("" if none)
 	instances map[string]bool
-	findSizes []int // digests per FindMissingBlobs call
+	findSizes []int         // digests per FindMissingBlobs call
+	requests  []seenRequest // every request, in order of arrival
+}
+
+// seenRequest is what a request told the server about digests: its
+// digest_function field and the hashes it carried (unary calls), or the
+// ByteStream resource name (Read, Write).
+type seenRequest struct {
+	method   string
+	fn       repb.DigestFunction_Value
+	hashes   []string
+	resource string
 }
 
 func startServer(t *testing.T, sc serverConfig) *testServer {
@@ -58,7 +73,7 @@ func startServer(t *testing.T, sc serverConfig) *testServer {
 	}
 	o := testutil.REAPIOptions{
 		Backend: &recordingBackend{ts: ts, cas: cas},
-		Server:  grpcservers.Options{MaxBatchTotalSizeBytes: sc.maxBatch},
+		Server:  grpcservers.Options{MaxBatchTotalSizeBytes: sc.maxBatch, DigestFunctions: sc.functions},
 		Unary:   []grpc.UnaryServerInterceptor{ts.recordUnary},
 		Stream:  []grpc.StreamServerInterceptor{ts.recordStream},
 	}
@@ -93,12 +108,80 @@ func (ts *testServer) recordUnary(ctx context.Context, req any, info *grpc.Unary
 		ts.findSizes = append(ts.findSizes, len(r.GetBlobDigests()))
 		ts.mu.Unlock()
 	}
+	ts.see(info.FullMethod, req)
 	return h(ctx, req)
+}
+
+// see notes req as a seenRequest of method.
+func (ts *testServer) see(method string, req any) {
+	r := seenRequest{method: path.Base(method)}
+	if f, ok := req.(interface {
+		GetDigestFunction() repb.DigestFunction_Value
+	}); ok {
+		r.fn = f.GetDigestFunction()
+	}
+	var ds []*repb.Digest
+	switch q := req.(type) {
+	case *repb.FindMissingBlobsRequest:
+		ds = q.GetBlobDigests()
+	case *repb.BatchReadBlobsRequest:
+		ds = q.GetDigests()
+	case *repb.BatchUpdateBlobsRequest:
+		for _, e := range q.GetRequests() {
+			ds = append(ds, e.GetDigest())
+		}
+	case *repb.GetActionResultRequest:
+		ds = []*repb.Digest{q.GetActionDigest()}
+	case *repb.UpdateActionResultRequest:
+		ds = []*repb.Digest{q.GetActionDigest()}
+	case *bspb.ReadRequest:
+		r.resource = q.GetResourceName()
+	case *bspb.WriteRequest:
+		if r.resource = q.GetResourceName(); r.resource == "" {
+			return // a later message of the stream
+		}
+	default:
+		return
+	}
+	for _, d := range ds {
+		r.hashes = append(r.hashes, d.GetHash())
+	}
+	ts.mu.Lock()
+	ts.requests = append(ts.requests, r)
+	ts.mu.Unlock()
+}
+
+// seen returns the requests of method (all when "") received so far.
+func (ts *testServer) seen(method string) []seenRequest {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	var out []seenRequest
+	for _, r := range ts.requests {
+		if method == "" || r.method == method {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (ts *testServer) recordStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	ts.record(ss.Context(), info.FullMethod)
-	return h(srv, ss)
+	return h(srv, &seeingStream{ServerStream: ss, ts: ts, method: info.FullMethod})
+}
+
+// seeingStream notes the messages a stream receives (see).
+type seeingStream struct {
+	grpc.ServerStream
+	ts     *testServer
+	method string
+}
+
+func (s *seeingStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.ts.see(s.method, m)
+	}
+	return err
 }
 
 // count returns how many calls of method the server received.

@@ -12,6 +12,11 @@
 // cool-down succeeds. Errors are gRPC statuses prefixed with the remote's
 // name; the code is kept, and NOT_FOUND is the only miss.
 //
+// Requests name the digest function of the digests they carry (left unset
+// for SHA-256, as before REAPI 2.3), one function per request, and a
+// digest of a function the remote does not advertise in its Capabilities
+// is never sent to it (see Remote.Functions and Remote.BreakerCAS).
+//
 // It is used for every remote castd reads from or pushes to, and by bst to
 // reach castd's own socket. It holds no policy: which remote is asked, in
 // which order, and what is pushed where is decided by its callers.
