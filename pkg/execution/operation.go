@@ -19,7 +19,7 @@ import (
 // Safe for concurrent use.
 type operation struct {
 	name   string
-	key    string // singleflight key; "" when not shared
+	key    string        // singleflight key; "" when not shared
 	action digest.Digest // with the request's digest function
 	cancel context.CancelFunc
 
