@@ -6,6 +6,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 func TestServiceFunctions(t *testing.T) {
@@ -30,5 +31,15 @@ func TestServiceFunctions(t *testing.T) {
 				t.Errorf("serviceFunctions = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestMissingInActionFunction(t *testing.T) {
+	// Why: a service may name a missing BLAKE3 blob "blobs/{hash}/{size}";
+	// read as SHA-256 it would never be found to upload again.
+	b3 := digest.OfBytesIn(digest.BLAKE3, []byte("input"))
+	err := store.MissingBlobsError("the remote", []digest.Digest{{Hash: b3.Hash, Size: b3.Size}})
+	if got := missingIn(digest.BLAKE3, err); len(got) != 1 || got[0] != b3 {
+		t.Errorf("missingIn = %v, want [%v]", got, b3)
 	}
 }

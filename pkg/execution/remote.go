@@ -58,9 +58,9 @@ func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.Execut
 // and the action retried once.
 func (s *Server) askRemoteRetrying(ctx context.Context, o *operation, j, rj *job) (*repb.ExecuteResponse, error) {
 	resp, err := s.askRemote(ctx, o, rj)
-	missing := store.MissingBlobsIn(err)
+	missing := missingIn(j.digest.Func, err)
 	if err == nil {
-		missing = store.MissingBlobsIn(status.FromProto(resp.GetStatus()).Err())
+		missing = missingIn(j.digest.Func, status.FromProto(resp.GetStatus()).Err())
 	}
 	if len(missing) == 0 {
 		return resp, err
@@ -70,6 +70,21 @@ func (s *Server) askRemoteRetrying(ctx context.Context, o *operation, j, rj *job
 		return nil, err
 	}
 	return s.askRemote(ctx, o, rj)
+}
+
+// missingIn returns the blobs the MISSING violations of err name, as
+// digests of fn, the action's function: every blob of an action is of its
+// function, and a service may leave the function out of a subject
+// ("blobs/{hash}/{size}"), which would otherwise read a BLAKE3 hash as a
+// SHA-256 one.
+func missingIn(fn digest.Function, err error) []digest.Digest {
+	missing := store.MissingBlobsIn(err)
+	for i, d := range missing {
+		if inFn, err := digest.NewIn(fn, d.Hash, d.Size); err == nil {
+			missing[i] = inFn
+		}
+	}
+	return missing
 }
 
 // askRemote is remoteOnce, learning from a refusal: a FAILED_PRECONDITION
