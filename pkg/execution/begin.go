@@ -18,13 +18,13 @@ import (
 // a finished one for a cache hit, the running one an identical request
 // already started, or a new one.
 func (s *Server) begin(ctx context.Context, req *repb.ExecuteRequest) (*operation, error) {
-	ad, err := checkRequest(req)
+	ad, err := checkRequest(req, s.cfg.DigestFunctions)
 	if err != nil {
 		return nil, err
 	}
 	key := ""
 	if !req.GetSkipCacheLookup() {
-		key = req.GetInstanceName() + "\x00" + ad.String()
+		key = req.GetInstanceName() + "\x00" + ad.Func.String() + "\x00" + ad.String()
 		if o := s.ops.running(key); o != nil {
 			return o, nil
 		}
@@ -61,7 +61,7 @@ func (s *Server) cached(ctx context.Context, j *job) *operation {
 	if res == nil {
 		return nil
 	}
-	o := newOperation(s.operationName(j.req.GetInstanceName()), "", j.digest.Proto())
+	o := newOperation(s.operationName(j.req.GetInstanceName()), "", j.digest)
 	o.finish(&repb.ExecuteResponse{Result: res, CachedResult: true, Message: how}, nil, s.cfg.Clock.Now())
 	s.ops.start(o)
 	s.ops.done(o)
@@ -137,7 +137,7 @@ func platformOf(ctx context.Context, j *job) (*repb.Platform, error) {
 		return p, nil
 	}
 	cmd := &repb.Command{}
-	cd, _ := digest.FromProto(j.action.GetCommandDigest())
+	cd, _ := digest.FromProtoIn(j.digest.Func, j.action.GetCommandDigest())
 	if err := readMessage(ctx, j.plan.CAS, cd, cmd); err != nil {
 		if status.Code(err) == codes.NotFound {
 			return nil, store.MissingBlobsError("the CAS (the Command)", []digest.Digest{cd})
@@ -161,7 +161,7 @@ func (s *Server) operationName(instance string) string {
 // detached from the caller's context.
 func (s *Server) launch(j *job, key string) (*operation, error) {
 	ctx, cancel := context.WithCancel(s.base)
-	o := newOperation(s.operationName(j.req.GetInstanceName()), key, j.digest.Proto())
+	o := newOperation(s.operationName(j.req.GetInstanceName()), key, j.digest)
 	o.cancel = cancel
 	s.mu.Lock()
 	defer s.mu.Unlock()

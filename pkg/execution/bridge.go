@@ -57,7 +57,7 @@ func bridgeCommand(cmd *repb.Command, serviceLow *smpb.SemVer) (*repb.Command, e
 		return nil, versionGap{status.Newf(codes.FailedPrecondition,
 			"execution: the Command (REAPI 2.0) lists the whole working directory (output_directories entry \"\"), "+
 				"which REAPI 2.1 output_paths cannot express, and the execution service accepts only API %d.%d and later",
-			serviceLow.GetMajor(), serviceLow.GetMinor())}
+			serviceLow.GetMajor(), serviceLow.GetMinor()), gapAPIVersion}
 	}
 	slices.Sort(paths)
 	out := proto.Clone(cmd).(*repb.Command)
@@ -65,10 +65,21 @@ func bridgeCommand(cmd *repb.Command, serviceLow *smpb.SemVer) (*repb.Command, e
 	return out, nil
 }
 
-// versionGap is the FAILED_PRECONDITION of a Command that the execution
-// service's API versions cannot express; with local-fallback the action
-// runs locally instead.
-type versionGap struct{ st *status.Status }
+// versionGap is the FAILED_PRECONDITION of an action the execution service
+// cannot be sent: its Command cannot be expressed in the service's API
+// versions, or its digest function is not one the service advertises.
+// With local-fallback the action runs locally instead; reason is the
+// fallback metric's label.
+type versionGap struct {
+	st     *status.Status
+	reason string // gapAPIVersion or gapDigestFunction
+}
+
+// Reasons of a versionGap, as castd_execution_local_fallback_total labels.
+const (
+	gapAPIVersion     = "api-version"
+	gapDigestFunction = "digest-function"
+)
 
 func (v versionGap) Error() string { return v.st.Err().Error() }
 
@@ -123,7 +134,8 @@ func wrongKind(p, field, got string) error {
 // only 2.1 and later, a job for a new Action whose Command lists
 // output_paths. The new Command and Action are stored in the service's CAS
 // (Plan.RemoteCAS); the client's Action stays as it was, and the result is
-// recorded under the client's digest (see remote). The second result is the
+// recorded under the client's digest (see remote). The new Command and
+// Action are hashed with j's digest function. The second result is the
 // client's Command when bridging, nil otherwise. A Command the service's
 // versions cannot express is a versionGap error (see bridgeCommand, tooNew).
 func (s *Server) bridged(ctx context.Context, j *job) (*job, *repb.Command, error) {
@@ -145,24 +157,25 @@ func (s *Server) bridged(ctx context.Context, j *job) (*job, *repb.Command, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	fn := j.digest.Func
 	action := proto.Clone(j.action).(*repb.Action)
-	if action.CommandDigest, err = putMessage(ctx, j.plan.RemoteCAS, cmd21); err != nil {
+	if action.CommandDigest, err = putMessage(ctx, j.plan.RemoteCAS, fn, cmd21); err != nil {
 		return nil, nil, err
 	}
-	ad, err := putMessage(ctx, j.plan.RemoteCAS, action)
+	ad, err := putMessage(ctx, j.plan.RemoteCAS, fn, action)
 	if err != nil {
 		return nil, nil, err
 	}
 	req := proto.Clone(j.req).(*repb.ExecuteRequest)
 	req.ActionDigest = ad
-	d, _ := digest.FromProto(ad)
+	d, _ := digest.FromProtoIn(fn, ad)
 	s.cfg.Logger.Debug("execution: bridging a REAPI 2.0 Command for the execution service", "action", j.digest, "bridged", d)
 	return &job{req: req, plan: j.plan, digest: d, action: action}, cmd, nil
 }
 
-// putMessage stores m's wire form in cas and returns its digest.
-func putMessage(ctx context.Context, cas store.CAS, m proto.Message) (*repb.Digest, error) {
-	d, b, err := digest.OfMessage(m)
+// putMessage stores m's wire form in cas and returns its digest under fn.
+func putMessage(ctx context.Context, cas store.CAS, fn digest.Function, m proto.Message) (*repb.Digest, error) {
+	d, b, err := digest.OfMessageIn(fn, m)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "execution: encode %T: %v", m, err)
 	}
@@ -190,7 +203,7 @@ func (s *Server) checkDialect(ctx context.Context, j *job) error {
 // readCommand returns j's Command, or nil when it cannot be read: the run
 // that needs it reports that, as it would without bridging.
 func readCommand(ctx context.Context, j *job) *repb.Command {
-	cd, err := digest.FromProto(j.action.GetCommandDigest())
+	cd, err := digest.FromProtoIn(j.digest.Func, j.action.GetCommandDigest())
 	cmd := &repb.Command{}
 	if err != nil || readMessage(ctx, j.plan.CAS, cd, cmd) != nil {
 		return nil
@@ -211,5 +224,5 @@ func tooNew(cmd *repb.Command, caps *repb.ServerCapabilities) error {
 	}
 	return versionGap{status.Newf(codes.FailedPrecondition,
 		"execution: the Command lists its outputs only in output_paths (REAPI 2.1), and the execution service speaks at most API %d.%d",
-		high.GetMajor(), high.GetMinor())}
+		high.GetMajor(), high.GetMinor()), gapAPIVersion}
 }

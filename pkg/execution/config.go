@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/clock"
+	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/policy"
 	"github.com/castd/castd/pkg/store"
 )
@@ -126,6 +127,12 @@ type Config struct {
 	// Retention is how long finished operations answer GetOperation and
 	// WaitExecution (at most 10,000 are kept). Zero: DefaultRetention.
 	Retention time.Duration
+	// DigestFunctions are the digest functions Execute accepts (an
+	// ExecuteRequest's digest_function, or the function its action
+	// digest's length implies); others are INVALID_ARGUMENT naming
+	// digest_function. Pair it with grpcservers.Options.DigestFunctions.
+	// Zero: every function castd verifies (digest.AllFunctions).
+	DigestFunctions digest.FunctionSet
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -141,6 +148,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.Clock = clock.OrReal(c.Clock)
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
+	}
+	if c.DigestFunctions == 0 {
+		c.DigestFunctions = digest.AllFunctions
 	}
 	return c, nil
 }

@@ -47,7 +47,7 @@ func (s *Server) decide(ctx context.Context, o *operation, j *job) (*repb.Execut
 		j.fallback = status.Convert(err).Message()
 		reason := "unavailable"
 		if gap.st != nil {
-			reason = "api-version"
+			reason = gap.reason
 		}
 		return s.fallBack(ctx, o, j, reason)
 	}

@@ -30,8 +30,8 @@ func TestExecuteRejects(t *testing.T) {
 			&repb.ExecuteRequest{}, codes.InvalidArgument, "action_digest"},
 		{"missing action blob", "REAPI: an absent Action is FAILED_PRECONDITION so the client uploads it",
 			&repb.ExecuteRequest{ActionDigest: absent.Proto()}, codes.FailedPrecondition, absent.Hash},
-		{"unsupported digest function", "only SHA-256 is served",
-			&repb.ExecuteRequest{ActionDigest: absent.Proto(), DigestFunction: repb.DigestFunction_MD5}, codes.InvalidArgument, "digest_function"},
+		{"unsupported digest function", "a function castd cannot verify is the client's error, named by field",
+			&repb.ExecuteRequest{ActionDigest: absent.Proto(), DigestFunction: repb.DigestFunction_VSO}, codes.InvalidArgument, "digest_function"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)

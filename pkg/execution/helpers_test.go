@@ -45,6 +45,8 @@ type node struct {
 	bs      bspb.ByteStreamClient
 	reg     *prometheus.Registry
 	stopped atomic.Bool
+	// received records the ExecuteRequests the node's service was sent.
+	received *receivedRequests
 }
 
 // setup shapes a node: its scenario and remote (nil for a cluster), and
@@ -58,6 +60,9 @@ type setup struct {
 	clock    clock.Clock // the execution server's clock; nil: the wall clock
 	// outputPathsOnly makes the node a REAPI 2.1+ only execution service.
 	outputPathsOnly bool
+	// digestFunctions are the digest functions the node serves and
+	// advertises; zero: all.
+	digestFunctions digest.FunctionSet
 }
 
 func newNode(t testing.TB, s setup) *node {
@@ -78,6 +83,7 @@ func newNode(t testing.TB, s setup) *node {
 		Clock:      s.clock,
 
 		OutputPathsOnly: s.outputPathsOnly,
+		DigestFunctions: s.digestFunctions,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +118,11 @@ func (n *node) plan(t testing.TB, s setup) *execution.Plan {
 }
 
 func (n *node) serve(t testing.TB, s setup) {
+	n.received = &receivedRequests{Server: n.exec}
 	o := testutil.REAPIOptions{
 		CAS: n.mem, ActionCache: func(string) store.ActionCache { return n.mem },
-		Server:   grpcservers.Options{Execution: n.exec, Logs: n.exec, Registerer: n.reg, OutputPathsOnly: s.outputPathsOnly},
+		Server: grpcservers.Options{Execution: n.received, Logs: n.exec, Registerer: n.reg,
+			OutputPathsOnly: s.outputPathsOnly, DigestFunctions: s.digestFunctions},
 		Register: func(s *grpc.Server) { n.exec.RegisterOperations(s) },
 	}
 	if s.unix {
@@ -220,7 +228,7 @@ func mustSucceed(t testing.TB, resp *repb.ExecuteResponse, err error) {
 		t.Fatalf("Execute: %v", err)
 	}
 	if c := resp.GetStatus().GetCode(); c != 0 || resp.GetResult().GetExitCode() != 0 {
-		t.Fatalf("status %v, exit %d; want OK, 0", codes.Code(c), resp.GetResult().GetExitCode())
+		t.Fatalf("status %v (%s), exit %d; want OK, 0", codes.Code(c), resp.GetStatus().GetMessage(), resp.GetResult().GetExitCode())
 	}
 }
 

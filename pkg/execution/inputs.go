@@ -23,15 +23,17 @@ const (
 
 // actionBlobs returns every blob an action needs: the Action, its Command,
 // and every Directory and file of its input root, reading the Directory
-// messages from cas level by level. Directories missing from cas are one
-// FAILED_PRECONDITION listing them.
+// messages from cas level by level; every digest is of the action digest's
+// function. Directories missing from cas are one FAILED_PRECONDITION
+// listing them.
 func actionBlobs(ctx context.Context, cas store.CAS, j *job) ([]digest.Digest, error) {
-	cd, _ := digest.FromProto(j.action.GetCommandDigest())
-	root, _ := digest.FromProto(j.action.GetInputRootDigest())
+	fn := j.digest.Func
+	cd, _ := digest.FromProtoIn(fn, j.action.GetCommandDigest())
+	root, _ := digest.FromProtoIn(fn, j.action.GetInputRootDigest())
 	all := digest.NewSet(j.digest, cd, root)
 	level := []digest.Digest{root}
 	for len(level) > 0 {
-		next, err := walkLevel(ctx, cas, level, all)
+		next, err := walkLevel(ctx, cas, fn, level, all)
 		if err != nil {
 			return nil, err
 		}
@@ -41,8 +43,9 @@ func actionBlobs(ctx context.Context, cas store.CAS, j *job) ([]digest.Digest, e
 }
 
 // walkLevel reads the Directories of one tree level in parallel, adds
-// their files and subdirectories to all, and returns the new subdirectories.
-func walkLevel(ctx context.Context, cas store.CAS, level []digest.Digest, all digest.Set) ([]digest.Digest, error) {
+// their files and subdirectories (digests of fn) to all, and returns the
+// new subdirectories.
+func walkLevel(ctx context.Context, cas store.CAS, fn digest.Function, level []digest.Digest, all digest.Set) ([]digest.Digest, error) {
 	dirs := make([]*repb.Directory, len(level))
 	var mu sync.Mutex
 	var missing []digest.Digest
@@ -67,23 +70,23 @@ func walkLevel(ctx context.Context, cas store.CAS, level []digest.Digest, all di
 	if len(missing) > 0 {
 		return nil, store.MissingBlobsError("the CAS (input directories)", missing)
 	}
-	return addEntries(dirs, all)
+	return addEntries(fn, dirs, all)
 }
 
-// addEntries adds the files and subdirectories of dirs to all and returns
-// the subdirectories not seen before.
-func addEntries(dirs []*repb.Directory, all digest.Set) ([]digest.Digest, error) {
+// addEntries adds the files and subdirectories of dirs, digests of fn, to
+// all and returns the subdirectories not seen before.
+func addEntries(fn digest.Function, dirs []*repb.Directory, all digest.Set) ([]digest.Digest, error) {
 	var next []digest.Digest
 	for _, dir := range dirs {
 		for _, f := range dir.GetFiles() {
-			d, err := digest.FromProto(f.GetDigest())
+			d, err := digest.FromProtoIn(fn, f.GetDigest())
 			if err != nil {
 				return nil, grpcerr.InvalidArgument("input_root", "file %q: %s", f.GetName(), status.Convert(err).Message())
 			}
 			all.Add(d)
 		}
 		for _, sub := range dir.GetDirectories() {
-			d, err := digest.FromProto(sub.GetDigest())
+			d, err := digest.FromProtoIn(fn, sub.GetDigest())
 			if err != nil {
 				return nil, grpcerr.InvalidArgument("input_root", "directory %q: %s", sub.GetName(), status.Convert(err).Message())
 			}

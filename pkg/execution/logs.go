@@ -11,6 +11,8 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
 )
 
 // Log stream names are the operation's name followed by one of these.
@@ -32,6 +34,15 @@ const (
 // run operations publish log streams (see the package doc).
 type StreamingRunner interface {
 	RunStreaming(ctx context.Context, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error)
+}
+
+// FunctionRunner is a StreamingRunner for actions of any digest function:
+// RunIn reads every digest of the Action and below it as fn's and computes
+// every digest of the result with fn; *localexec.Runner implements it. A
+// Runner that is not one is given SHA-256 actions only (others fail with
+// FAILED_PRECONDITION naming the function).
+type FunctionRunner interface {
+	RunIn(ctx context.Context, fn digest.Function, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error)
 }
 
 // OpenLog implements proxy.LogStreams: it returns a reader of the log
@@ -61,17 +72,24 @@ func isLogName(name string) bool {
 	return ok && path.Base(path.Dir(op)) == "operations"
 }
 
-// runAction runs j's action locally. When the Runner can stream, o
-// publishes stdout and stderr log streams for the duration of the run;
-// they are complete (closed) before runAction returns.
+// runAction runs j's action locally, in its digest function. When the
+// Runner can stream, o publishes stdout and stderr log streams for the
+// duration of the run; they are complete (closed) before runAction returns.
 func (s *Server) runAction(ctx context.Context, o *operation, j *job) (*repb.ActionResult, error) {
-	sr, ok := s.cfg.Runner.(StreamingRunner)
-	if !ok {
+	fr, anyFunc := s.cfg.Runner.(FunctionRunner)
+	sr, streams := s.cfg.Runner.(StreamingRunner)
+	switch {
+	case !anyFunc && j.digest.Func != digest.SHA256:
+		return nil, status.Errorf(codes.FailedPrecondition, "execution: the local runner runs only sha256 actions, not %s", j.digest.Func)
+	case !anyFunc && !streams:
 		return s.cfg.Runner.Run(ctx, j.action)
 	}
 	stdout, stderr := s.logs.create(o.name+stdoutSuffix), s.logs.create(o.name+stderrSuffix)
 	defer s.logs.close(stdout, stderr)
 	o.setStreams(stdout.name, stderr.name)
+	if anyFunc {
+		return fr.RunIn(ctx, j.digest.Func, j.action, stdout, stderr)
+	}
 	return sr.RunStreaming(ctx, j.action, stdout, stderr)
 }
 

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"scenario", "outcome"})),
 		fallbacks: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castd_execution_local_fallback_total",
-			Help: "Scenario-1 actions run locally instead, by reason (unavailable, platform, api-version).",
+			Help: "Scenario-1 actions run locally instead, by reason (unavailable, platform, api-version, digest-function).",
 		}, []string{"reason"})),
 	}
 }

@@ -9,6 +9,8 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/castd/castd/pkg/digest"
 )
 
 // operation is one execution as clients see it: a name, a stage, and at the
@@ -17,8 +19,8 @@ import (
 // Safe for concurrent use.
 type operation struct {
 	name   string
-	key    string // singleflight key; "" when not shared
-	action *repb.Digest
+	key    string        // singleflight key; "" when not shared
+	action digest.Digest // with the request's digest function
 	cancel context.CancelFunc
 
 	mu         sync.Mutex
@@ -33,7 +35,7 @@ type operation struct {
 	stderrLog  string
 }
 
-func newOperation(name, key string, action *repb.Digest) *operation {
+func newOperation(name, key string, action digest.Digest) *operation {
 	return &operation{name: name, key: key, action: action, stage: repb.ExecutionStage_QUEUED, changed: make(chan struct{}), cancel: func() {}}
 }
 
@@ -90,7 +92,8 @@ func (o *operation) notify() {
 func (o *operation) snapshot() (*longrunningpb.Operation, <-chan struct{}, bool) {
 	o.mu.Lock()
 	stage, done, resp, opErr, changed := o.stage, o.done, o.resp, o.opErr, o.changed
-	md, _ := anypb.New(&repb.ExecuteOperationMetadata{Stage: stage, ActionDigest: o.action,
+	md, _ := anypb.New(&repb.ExecuteOperationMetadata{Stage: stage, ActionDigest: o.action.Proto(),
+		DigestFunction:   o.action.Func.Proto(),
 		StdoutStreamName: o.stdoutLog, StderrStreamName: o.stderrLog})
 	o.mu.Unlock()
 	op := &longrunningpb.Operation{Name: o.name, Metadata: md, Done: done}

@@ -8,10 +8,12 @@ import (
 
 	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
-	"github.com/castd/castd/pkg/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 // maxResumes is how many times in a row a remote stream that broke without
@@ -23,8 +25,12 @@ const maxResumes = 3
 // CAS, then Execute (of j's REAPI 2.1 form when j speaks 2.0 and the
 // service accepts only 2.1+, see bridged, with the result translated back
 // for the client); if the remote reports inputs missing anyway, they are
-// uploaded once more and the action retried once.
+// uploaded once more and the action retried once. An action whose digest
+// function the service does not advertise is not sent (see checkFunction).
 func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.ExecuteResponse, error) {
+	if err := checkFunction(ctx, j); err != nil {
+		return nil, err
+	}
 	ds, err := actionBlobs(ctx, j.plan.CAS, j)
 	if err == nil {
 		err = copyMissing(ctx, j.plan.CAS, j.plan.RemoteCAS, ds)
@@ -52,9 +58,9 @@ func (s *Server) remote(ctx context.Context, o *operation, j *job) (*repb.Execut
 // and the action retried once.
 func (s *Server) askRemoteRetrying(ctx context.Context, o *operation, j, rj *job) (*repb.ExecuteResponse, error) {
 	resp, err := s.askRemote(ctx, o, rj)
-	missing := store.MissingBlobsIn(err)
+	missing := missingIn(j.digest.Func, err)
 	if err == nil {
-		missing = store.MissingBlobsIn(status.FromProto(resp.GetStatus()).Err())
+		missing = missingIn(j.digest.Func, status.FromProto(resp.GetStatus()).Err())
 	}
 	if len(missing) == 0 {
 		return resp, err
@@ -64,6 +70,21 @@ func (s *Server) askRemoteRetrying(ctx context.Context, o *operation, j, rj *job
 		return nil, err
 	}
 	return s.askRemote(ctx, o, rj)
+}
+
+// missingIn returns the blobs the MISSING violations of err name, as
+// digests of fn, the action's function: every blob of an action is of its
+// function, and a service may leave the function out of a subject
+// ("blobs/{hash}/{size}"), which would otherwise read a BLAKE3 hash as a
+// SHA-256 one.
+func missingIn(fn digest.Function, err error) []digest.Digest {
+	missing := store.MissingBlobsIn(err)
+	for i, d := range missing {
+		if inFn, err := digest.NewIn(fn, d.Hash, d.Size); err == nil {
+			missing[i] = inFn
+		}
+	}
+	return missing
 }
 
 // askRemote is remoteOnce, learning from a refusal: a FAILED_PRECONDITION
@@ -122,14 +143,65 @@ func (s *Server) openRemote(ctx context.Context, j *job, name string) (grpc.Serv
 		return j.plan.RemoteExec.WaitExecution(ctx, &repb.WaitExecutionRequest{Name: name})
 	}
 	req := j.req
+	fn := req.GetDigestFunction() // SHA-256 requests go as the client sent them
+	if j.digest.Func != digest.SHA256 {
+		fn = j.digest.Func.Proto() // named even when the client let it be inferred
+	}
 	return j.plan.RemoteExec.Execute(ctx, &repb.ExecuteRequest{
 		InstanceName:       j.plan.RemoteInstance,
 		ActionDigest:       req.GetActionDigest(),
 		SkipCacheLookup:    req.GetSkipCacheLookup(),
 		ExecutionPolicy:    req.GetExecutionPolicy(),
 		ResultsCachePolicy: req.GetResultsCachePolicy(),
-		DigestFunction:     req.GetDigestFunction(),
+		DigestFunction:     fn,
 	})
+}
+
+// checkFunction is the versionGap of an action whose digest function the
+// execution service does not advertise (see serviceFunctions): castd never
+// sends a service a function it did not offer. SHA-256 actions are sent as
+// before, without asking (REAPI's default, which every service takes); for
+// others, a service without Plan.RemoteCapabilities is taken to offer
+// SHA-256 only.
+func checkFunction(ctx context.Context, j *job) error {
+	fn := j.digest.Func
+	if fn == digest.SHA256 {
+		return nil
+	}
+	offered := digest.SetOf(digest.SHA256)
+	if j.plan.RemoteCapabilities != nil {
+		caps, err := j.plan.RemoteCapabilities(ctx)
+		if err != nil {
+			return err
+		}
+		offered = serviceFunctions(caps)
+	}
+	if offered.Has(fn) {
+		return nil
+	}
+	names := offered.String()
+	if names == "" {
+		names = "none castd verifies"
+	}
+	return versionGap{status.Newf(codes.FailedPrecondition,
+		"execution: the action's digest function is %s, and the execution service offers only %s (execution_capabilities.digest_functions)",
+		fn, names), gapDigestFunction}
+}
+
+// serviceFunctions returns the digest functions an execution service with
+// capabilities caps takes: execution_capabilities.digest_functions, or the
+// deprecated digest_function when that list is empty, or SHA-256 when that
+// is unset too (REAPI's default). Functions castd cannot verify are left
+// out.
+func serviceFunctions(caps *repb.ServerCapabilities) digest.FunctionSet {
+	ec := caps.GetExecutionCapabilities()
+	if fs := ec.GetDigestFunctions(); len(fs) > 0 {
+		return digest.SetFromProtos(fs)
+	}
+	if f := ec.GetDigestFunction(); f != repb.DigestFunction_UNKNOWN {
+		return digest.SetFromProtos([]repb.DigestFunction_Value{f})
+	}
+	return digest.SetOf(digest.SHA256)
 }
 
 // resumable reports whether a broken remote stream is worth another try:

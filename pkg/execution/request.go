@@ -23,20 +23,27 @@ type job struct {
 	fallback string // why a scenario-1 action runs locally; "" if it does not
 }
 
-// checkRequest validates what Execute needs before touching storage.
-func checkRequest(req *repb.ExecuteRequest) (digest.Digest, error) {
-	if f := req.GetDigestFunction(); f != repb.DigestFunction_UNKNOWN && f != repb.DigestFunction_SHA256 {
-		return digest.Digest{}, grpcerr.InvalidArgument("digest_function", "%s is not supported, only SHA256", f)
+// checkRequest validates what Execute needs before touching storage and
+// returns the action digest, of the request's digest function: the one
+// digest_function names or, unset, the one the action digest's length
+// implies (REAPI 2.3), which must be among allowed. Every digest of the
+// action (its Command, input root, Directories and files, and its result)
+// is of that function.
+func checkRequest(req *repb.ExecuteRequest, allowed digest.FunctionSet) (digest.Digest, error) {
+	fn, err := digest.Resolve(req.GetDigestFunction(), req.GetActionDigest().GetHash(), allowed)
+	if err != nil {
+		return digest.Digest{}, err
 	}
-	d, err := digest.FromProto(req.GetActionDigest())
+	d, err := digest.FromProtoIn(fn, req.GetActionDigest())
 	if err != nil {
 		return digest.Digest{}, grpcerr.InvalidArgument("action_digest", "%s", status.Convert(err).Message())
 	}
 	return d, nil
 }
 
-// loadAction reads and decodes the Action d from cas. A missing Action is
-// FAILED_PRECONDITION with a MISSING violation, as REAPI prescribes.
+// loadAction reads and decodes the Action d from cas and validates its
+// digests as of d's function. A missing Action is FAILED_PRECONDITION with
+// a MISSING violation, as REAPI prescribes.
 func loadAction(ctx context.Context, cas store.CAS, d digest.Digest) (*repb.Action, error) {
 	a := &repb.Action{}
 	if err := readMessage(ctx, cas, d, a); err != nil {
@@ -45,10 +52,10 @@ func loadAction(ctx context.Context, cas store.CAS, d digest.Digest) (*repb.Acti
 		}
 		return nil, err
 	}
-	if _, err := digest.FromProto(a.GetCommandDigest()); err != nil {
+	if _, err := digest.FromProtoIn(d.Func, a.GetCommandDigest()); err != nil {
 		return nil, grpcerr.InvalidArgument("action.command_digest", "%s", status.Convert(err).Message())
 	}
-	if _, err := digest.FromProto(a.GetInputRootDigest()); err != nil {
+	if _, err := digest.FromProtoIn(d.Func, a.GetInputRootDigest()); err != nil {
 		return nil, grpcerr.InvalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
 	}
 	return a, nil

@@ -30,6 +30,20 @@
 // partial result alongside when there is one. A cancelled operation ends
 // with Operation.error CANCELLED.
 //
+// # Digest functions
+//
+// An Execute's digest function is its digest_function, or when unset the
+// function the action digest's length implies (REAPI 2.3; BLAKE3 must be
+// named), among Config.DigestFunctions. Everything about the action is in
+// that function: its Action, Command, input root and every Directory and
+// file below, the action-cache entry and the in-flight sharing key, a local
+// run's outputs (see FunctionRunner) and the operation metadata's
+// digest_function. In scenario 1 an action other than SHA-256 is sent only
+// to an execution service whose Capabilities list its function
+// (execution_capabilities.digest_functions, else the deprecated
+// digest_function, else SHA-256), with digest_function set; otherwise it is
+// the FAILED_PRECONDITION naming both, or a local run with local-fallback.
+//
 // # Log streams
 //
 // While an action runs locally (and the Runner is a StreamingRunner), its

@@ -16,9 +16,14 @@ import (
 )
 
 // PutMessage stores the deterministic encoding of m in cas and returns its
-// digest. Use it for Command and Action messages.
+// SHA-256 digest. Use it for Command and Action messages.
 func PutMessage(ctx context.Context, cas store.CAS, m proto.Message) (digest.Digest, error) {
-	b := newBlobSet()
+	return PutMessageIn(ctx, cas, digest.SHA256, m)
+}
+
+// PutMessageIn is PutMessage with m hashed with fn.
+func PutMessageIn(ctx context.Context, cas store.CAS, fn digest.Function, m proto.Message) (digest.Digest, error) {
+	b := newBlobSet(fn)
 	d, err := b.addMessage(m)
 	if err == nil {
 		err = b.upload(ctx, cas)
@@ -28,10 +33,11 @@ func PutMessage(ctx context.Context, cas store.CAS, m proto.Message) (digest.Dig
 
 // UploadAction stores cmd and an Action running it over the input root
 // inputRoot (already in cas) with the given timeout (0: none), and returns
-// the Action and its digest. It is the client side of Run, for tests and
-// the bst client.
+// the Action and its digest. Command and Action are hashed with the input
+// root's function (see UploadDirIn). It is the client side of Run, for
+// tests and the bst client.
 func UploadAction(ctx context.Context, cas store.CAS, cmd *repb.Command, inputRoot digest.Digest, timeout time.Duration) (*repb.Action, digest.Digest, error) {
-	cd, err := PutMessage(ctx, cas, cmd)
+	cd, err := PutMessageIn(ctx, cas, inputRoot.Func, cmd)
 	if err != nil {
 		return nil, digest.Digest{}, err
 	}
@@ -39,18 +45,19 @@ func UploadAction(ctx context.Context, cas store.CAS, cmd *repb.Command, inputRo
 	if timeout > 0 {
 		a.Timeout = durationpb.New(timeout)
 	}
-	ad, err := PutMessage(ctx, cas, a)
+	ad, err := PutMessageIn(ctx, cas, inputRoot.Func, a)
 	return a, ad, err
 }
 
-// prepare validates a and fetches and validates its Command.
-func (r *Runner) prepare(ctx context.Context, a *repb.Action, sys *Sysroot) (*action, error) {
-	cd, err := digest.FromProto(a.GetCommandDigest())
+// prepare validates a, whose digests are of fn, and fetches and validates
+// its Command.
+func (r *Runner) prepare(ctx context.Context, fn digest.Function, a *repb.Action, sys *Sysroot) (*action, error) {
+	cd, err := digest.FromProtoIn(fn, a.GetCommandDigest())
 	if err != nil {
 		return nil, grpcerr.InvalidArgument("action.command_digest", "%s", status.Convert(err).Message())
 	}
-	act := &action{cmd: &repb.Command{}, timeout: r.opts.DefaultTimeout, sysroot: sys}
-	if act.root, err = digest.FromProto(a.GetInputRootDigest()); err != nil {
+	act := &action{fn: fn, cmd: &repb.Command{}, timeout: r.opts.DefaultTimeout, sysroot: sys}
+	if act.root, err = digest.FromProtoIn(fn, a.GetInputRootDigest()); err != nil {
 		return nil, grpcerr.InvalidArgument("action.input_root_digest", "%s", status.Convert(err).Message())
 	}
 	if t := a.GetTimeout(); t != nil {
@@ -84,11 +91,11 @@ func (r *Runner) prepare(ctx context.Context, a *repb.Action, sys *Sysroot) (*ac
 	return act, err
 }
 
-// collect stores outputs, stdout and stderr of a finished job and returns
-// the result without exit code and metadata.
-func (r *Runner) collect(ctx context.Context, j *job, specs []outputSpec) (*repb.ActionResult, error) {
+// collect stores outputs, stdout and stderr of a finished job, hashed with
+// fn, and returns the result without exit code and metadata.
+func (r *Runner) collect(ctx context.Context, fn digest.Function, j *job, specs []outputSpec) (*repb.ActionResult, error) {
 	res := &repb.ActionResult{}
-	b := newBlobSet()
+	b := newBlobSet(fn)
 	if err := collectOutputs(ctx, b, j.wd, specs, res); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,17 @@
 // an action runs here or remotely, and caching the result, is the caller's
 // business (pkg/proxy).
 //
+// # Digest functions
+//
+// An action is in one digest function, the one its ExecuteRequest named:
+// RunIn reads the Command, the input root and every Directory and file
+// below it as digests of that function, and computes every digest of the
+// result with it (output files, each output directory's Tree and the
+// Directories in it, stdout and stderr). Run, RunStreaming and RunSysroot
+// are SHA-256. On the client side UploadDirIn and PutMessageIn hash with a
+// given function, UploadAction with its input root's, and MaterializeDir
+// reads a tree in its root digest's function.
+//
 // # Output while a command runs
 //
 // stdout and stderr are captured to files in the staging directory and

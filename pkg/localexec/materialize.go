@@ -29,7 +29,8 @@ const maxTreeEntries = 1 << 22
 // directories. Every Directory message is fetched and every file blob
 // checked with batched FindMissing calls before anything is written; missing
 // blobs are one FAILED_PRECONDITION listing them all, and a symlink that
-// points outside the tree is INVALID_ARGUMENT. On error dst may hold a
+// points outside the tree is INVALID_ARGUMENT. Every digest below root is
+// one of root's function (root.Func), as REAPI has a tree in one function. On error dst may hold a
 // partial tree, which the caller removes. It is what staging uses; safe for
 // concurrent use on distinct dst.
 func MaterializeDir(ctx context.Context, cas store.CAS, root digest.Digest, dst string) error {
@@ -85,7 +86,7 @@ func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
 		if err := checkName(field("files", i), f.GetName()); err != nil {
 			return err
 		}
-		fd, _ := digest.FromProto(f.GetDigest()) // validated by fetchTree
+		fd, _ := digest.FromProtoIn(d.Func, f.GetDigest()) // validated by fetchTree
 		p.files = append(p.files, planFile{path.Join(rel, f.GetName()), fd, f.GetIsExecutable(), f.GetNodeProperties()})
 	}
 	for i, s := range dir.GetSymlinks() {
@@ -106,7 +107,7 @@ func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
 		}
 		child := path.Join(rel, sub.GetName())
 		p.dirs = append(p.dirs, child)
-		sd, _ := digest.FromProto(sub.GetDigest())
+		sd, _ := digest.FromProtoIn(d.Func, sub.GetDigest())
 		if err := p.add(t, sd, child); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 
 // action is a validated Action with its Command.
 type action struct {
+	fn      digest.Function // of every digest in the Action and below it
 	cmd     *repb.Command
 	root    digest.Digest
 	timeout time.Duration
@@ -33,6 +34,15 @@ func (r *Runner) Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, e
 	return r.RunStreaming(ctx, a, nil, nil)
 }
 
+// RunIn is RunStreaming for an Action whose digests are of fn (the
+// digest_function of the ExecuteRequest that named it): its Command, input
+// root and every Directory and file below are read as digests of fn, and
+// every digest of the result (output files, Trees and their Directories,
+// stdout and stderr) is computed with fn. Safe for concurrent use.
+func (r *Runner) RunIn(ctx context.Context, fn digest.Function, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error) {
+	return r.run(ctx, fn, a, stdout, stderr, nil)
+}
+
 // RunStreaming waits for a job slot, stages a's input root, runs its
 // command, stores its outputs, stdout and stderr in the CAS and returns the
 // result; a non-zero exit code is a result, not an error. Bad input is
@@ -46,14 +56,14 @@ func (r *Runner) Run(ctx context.Context, a *repb.Action) (*repb.ActionResult, e
 // it runs, besides the capture that becomes stdout_digest and
 // stderr_digest (which stays byte for byte the same). They are written from
 // one goroutine each and should not block: a slow writer holds the command
-// up. A writer that fails is no longer written to; the run goes on. Safe
-// for concurrent use.
+// up. A writer that fails is no longer written to; the run goes on. Every
+// digest is SHA-256; see RunIn. Safe for concurrent use.
 func (r *Runner) RunStreaming(ctx context.Context, a *repb.Action, stdout, stderr io.Writer) (*repb.ActionResult, error) {
-	return r.run(ctx, a, stdout, stderr, nil)
+	return r.run(ctx, digest.SHA256, a, stdout, stderr, nil)
 }
 
-// run is RunStreaming, and RunSysroot when sys is not nil.
-func (r *Runner) run(ctx context.Context, a *repb.Action, stdout, stderr io.Writer, sys *Sysroot) (*repb.ActionResult, error) {
+// run is RunIn, and RunSysroot when sys is not nil.
+func (r *Runner) run(ctx context.Context, fn digest.Function, a *repb.Action, stdout, stderr io.Writer, sys *Sysroot) (*repb.ActionResult, error) {
 	md := &repb.ExecutedActionMetadata{Worker: r.opts.WorkerName, QueuedTimestamp: r.now()}
 	r.queued.Add(1)
 	err := r.sem.Acquire(ctx, 1)
@@ -66,7 +76,7 @@ func (r *Runner) run(ctx context.Context, a *repb.Action, stdout, stderr io.Writ
 	defer r.running.Add(-1)
 	md.WorkerStartTimestamp = r.now()
 	md.InputFetchStartTimestamp = md.WorkerStartTimestamp
-	act, err := r.prepare(ctx, a, sys)
+	act, err := r.prepare(ctx, fn, a, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +135,7 @@ func (r *Runner) execute(ctx context.Context, a *action, stage string, md *repb.
 		return nil, err
 	}
 	md.OutputUploadStartTimestamp = r.now()
-	res, err := r.collect(ctx, j, a.outputs)
+	res, err := r.collect(ctx, a.fn, j, a.outputs)
 	md.OutputUploadCompletedTimestamp = r.now()
 	if err != nil {
 		return nil, err

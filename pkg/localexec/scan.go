@@ -55,7 +55,7 @@ func (b *blobSet) hashFiles(ctx context.Context, pending []pendingFile) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			d, err := hashFile(pf.path)
+			d, err := hashFile(b.fn, pf.path)
 			digests[i] = d
 			return err
 		})

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/grpcerr"
+	"github.com/castd/castd/pkg/digest"
 )
 
 // Sysroot says how RunSysroot runs an action whose input root is a whole
@@ -64,7 +65,7 @@ func (r *Runner) RunSysroot(ctx context.Context, a *repb.Action, sys Sysroot) (*
 			return nil, grpcerr.InvalidArgument(fmt.Sprintf("bind mount %d", i), "%v", err)
 		}
 	}
-	return r.run(ctx, a, nil, nil, &sys)
+	return r.run(ctx, digest.SHA256, a, nil, nil, &sys)
 }
 
 func checkBindMount(m BindMount) error {

@@ -22,15 +22,17 @@ const findMissingBatch = 10000
 const fetchParallelism = 16
 
 // inputTree is an input root whose Directory messages have all been fetched
-// and whose file blobs are known to exist.
+// and whose file blobs are known to exist. Every digest in it is of
+// root.Func.
 type inputTree struct {
 	root digest.Digest
 	dirs map[digest.Digest]*repb.Directory
 }
 
 // fetchTree fetches every Directory below root, level by level, then checks
-// with batched FindMissing calls that every file blob exists. All missing
-// blobs found are reported together in one FAILED_PRECONDITION.
+// with batched FindMissing calls that every file blob exists. Every digest
+// below root is read as one of root's function. All missing blobs found are
+// reported together in one FAILED_PRECONDITION.
 func fetchTree(ctx context.Context, cas store.CAS, root digest.Digest) (*inputTree, error) {
 	t := &inputTree{root: root, dirs: map[digest.Digest]*repb.Directory{}}
 	var missing []digest.Digest
@@ -45,7 +47,7 @@ func fetchTree(ctx context.Context, cas store.CAS, root digest.Digest) (*inputTr
 		children := digest.NewSet()
 		for d, dir := range fetched {
 			t.dirs[d] = dir
-			if err := collectChildren(d, dir, files, children); err != nil {
+			if err := collectChildren(root.Func, d, dir, files, children); err != nil {
 				return nil, err
 			}
 		}
@@ -92,11 +94,11 @@ func fetchDirs(ctx context.Context, cas store.CAS, ds []digest.Digest) (map[dige
 	return got, notFound, g.Wait()
 }
 
-// collectChildren validates the digests in dir and adds its file digests to
-// files and its subdirectory digests to dirs.
-func collectChildren(at digest.Digest, dir *repb.Directory, files, dirs digest.Set) error {
+// collectChildren validates the digests in dir as digests of fn and adds
+// its file digests to files and its subdirectory digests to dirs.
+func collectChildren(fn digest.Function, at digest.Digest, dir *repb.Directory, files, dirs digest.Set) error {
 	for i, f := range dir.GetFiles() {
-		d, err := digest.FromProto(f.GetDigest())
+		d, err := digest.FromProtoIn(fn, f.GetDigest())
 		if err != nil {
 			return grpcerr.InvalidArgument(fmt.Sprintf("directory blobs/%s: files[%d].digest", at, i), "%s", status.Convert(err).Message())
 		}
@@ -105,7 +107,7 @@ func collectChildren(at digest.Digest, dir *repb.Directory, files, dirs digest.S
 		}
 	}
 	for i, sub := range dir.GetDirectories() {
-		d, err := digest.FromProto(sub.GetDigest())
+		d, err := digest.FromProtoIn(fn, sub.GetDigest())
 		if err != nil {
 			return grpcerr.InvalidArgument(fmt.Sprintf("directory blobs/%s: directories[%d].digest", at, i), "%s", status.Convert(err).Message())
 		}

@@ -18,9 +18,16 @@ import (
 // kept), symlinks (targets verbatim), subdirectories including empty ones,
 // entries sorted by name. Other file types (sockets, devices, FIFOs) are
 // skipped. Files are hashed and uploaded as streams, and only the blobs a
-// batched FindMissing reports absent are uploaded. Safe for concurrent use.
+// batched FindMissing reports absent are uploaded. Every digest is SHA-256;
+// see UploadDirIn. Safe for concurrent use.
 func UploadDir(ctx context.Context, cas store.CAS, dir string) (digest.Digest, error) {
-	blobs := newBlobSet()
+	return UploadDirIn(ctx, cas, digest.SHA256, dir)
+}
+
+// UploadDirIn is UploadDir with every file and Directory hashed with fn;
+// the returned root digest is of fn.
+func UploadDirIn(ctx context.Context, cas store.CAS, fn digest.Function, dir string) (digest.Digest, error) {
+	blobs := newBlobSet(fn)
 	tree, err := blobs.scanTree(ctx, dir)
 	if err != nil {
 		return digest.Digest{}, err
@@ -33,42 +40,45 @@ func UploadDir(ctx context.Context, cas store.CAS, dir string) (digest.Digest, e
 
 // blobSet collects blobs to upload: small ones held in memory (Directory and
 // Tree messages), files by path so they are streamed, never held whole.
+// Every digest it computes is of fn, the function of the action (or
+// upload) it is for.
 type blobSet struct {
+	fn    digest.Function
 	data  map[digest.Digest][]byte
 	files map[digest.Digest]string
 }
 
-func newBlobSet() *blobSet {
-	return &blobSet{data: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
+func newBlobSet(fn digest.Function) *blobSet {
+	return &blobSet{fn: fn, data: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
 }
 
 // addFile hashes the file at p, records it for upload and returns its digest.
 func (b *blobSet) addFile(p string) (digest.Digest, error) {
-	d, err := hashFile(p)
+	d, err := hashFile(b.fn, p)
 	if err == nil {
 		b.files[d] = p
 	}
 	return d, err
 }
 
-// hashFile streams the file at p through the digest hash.
-func hashFile(p string) (digest.Digest, error) {
+// hashFile streams the file at p through fn.
+func hashFile(fn digest.Function, p string) (digest.Digest, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return digest.Digest{}, internalf(err, "open %s", p)
 	}
 	defer f.Close()
-	h := digest.NewHasher()
+	h := fn.NewHasher()
 	n, err := io.Copy(h, f)
 	if err != nil {
 		return digest.Digest{}, internalf(err, "hash %s", p)
 	}
-	return digest.Digest{Hash: digest.HashString(h), Size: n}, nil
+	return digest.Digest{Hash: digest.HashString(h), Size: n, Func: fn}, nil
 }
 
 // addMessage encodes m deterministically, records it and returns its digest.
 func (b *blobSet) addMessage(m proto.Message) (digest.Digest, error) {
-	d, data, err := digest.OfMessage(m)
+	d, data, err := digest.OfMessageIn(b.fn, m)
 	if err != nil {
 		return digest.Digest{}, internalf(err, "encode %T", m)
 	}
