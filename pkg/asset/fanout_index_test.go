@@ -181,7 +181,14 @@ func TestFanoutDigestFunctions(t *testing.T) {
 	}
 	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
 	tiers := []asset.Tier{remoteTier(t, shaOnly, "sha-only", "user", wsCAS), remoteTier(t, b3Remote, "b3", "user", wsCAS)}
-	ws := startNode(t, nodeConfig{cas: wsCAS, index: asset.NewFanout(asset.NewCompletenessCheckingIndex(local, wsCAS), tiers, asset.FanoutOptions{})})
+	var mu sync.Mutex
+	var hitFuncs []digest.Function
+	opts := asset.FanoutOptions{OnRemoteHit: func(a asset.Asset, _ asset.Ref, _ asset.Tier) {
+		mu.Lock()
+		defer mu.Unlock()
+		hitFuncs = append(hitFuncs, a.Func)
+	}}
+	ws := startNode(t, nodeConfig{cas: wsCAS, index: asset.NewFanout(asset.NewCompletenessCheckingIndex(local, wsCAS), tiers, opts)})
 
 	t.Run("blake3 fetch through the fan-out", func(t *testing.T) {
 		t.Log("a BLAKE3 fetch asks the BLAKE3 remote in BLAKE3 and skips the SHA-256-only one without a call")
@@ -201,6 +208,11 @@ func TestFanoutDigestFunctions(t *testing.T) {
 		}
 		_, err = local.Lookup(ctx, asset.Asset{Kind: asset.Blob, URIs: []string{uri}}, time.Time{})
 		wantCode(t, err, codes.NotFound)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(hitFuncs) != 1 || hitFuncs[0] != digest.BLAKE3 {
+			t.Fatalf("OnRemoteHit saw functions %v, want [blake3] (re-caching must push in BLAKE3)", hitFuncs)
+		}
 	})
 	t.Run("blake3 push not sent to a sha256-only remote", func(t *testing.T) {
 		t.Log("write-back of a BLAKE3 association to a remote that does not take BLAKE3 is the store's unsupported-function error, without a call")
