@@ -6,25 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	localcaspb "github.com/castd/castd/api/build/buildgrid"
+	"github.com/castd/castd/internal/nodeprops"
 	"github.com/castd/castd/pkg/digest"
 )
 
 // captureOptions are the per-request settings of CaptureFiles and
 // CaptureTree.
 type captureOptions struct {
-	mtime    bool   // node_properties "mtime"
-	unixMode bool   // node_properties "unix_mode"
-	modeMask uint32 // unix_mode_mask, cleared from captured modes
-	move     bool   // move_files: remove the source files once stored
+	props nodeprops.Set // node_properties, with unix_mode_mask as ModeMask
+	move  bool          // move_files: remove the source files once stored
 }
 
 // captureRequest is what CaptureFilesRequest and CaptureTreeRequest share.
@@ -55,41 +52,9 @@ func newCaptureOptions(props []string, mask *wrapperspb.UInt32Value, move, bypas
 	if bypass && skipUpload {
 		return captureOptions{}, status.Error(codes.InvalidArgument, "buildbox-casd (castd): bypass_local_cache and skip_upload are mutually exclusive")
 	}
-	o := captureOptions{modeMask: mask.GetValue(), move: move}
-	for _, p := range props {
-		switch p {
-		case "mtime":
-			o.mtime = true
-		case "unix_mode":
-			o.unixMode = true
-		}
-	}
+	o := captureOptions{props: nodeprops.Parse(props), move: move}
+	o.props.ModeMask = mask.GetValue()
 	return o, nil
-}
-
-// properties returns the node properties of a file or directory with
-// info fi, or nil when none were asked for.
-func (o captureOptions) properties(fi os.FileInfo) *repb.NodeProperties {
-	if !o.mtime && !o.unixMode {
-		return nil
-	}
-	np := &repb.NodeProperties{}
-	if o.mtime {
-		np.Mtime = timestamppb.New(fi.ModTime())
-	}
-	if o.unixMode {
-		np.UnixMode = wrapperspb.UInt32(unixMode(fi) &^ o.modeMask)
-	}
-	return np
-}
-
-// unixMode is fi's permission bits with setuid, setgid and sticky, as
-// stat(2) gives them.
-func unixMode(fi os.FileInfo) uint32 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Mode & 0o7777
-	}
-	return uint32(fi.Mode().Perm())
 }
 
 // resolve joins path to root (when set) and refuses a path that leaves
@@ -173,7 +138,7 @@ func (d *Daemon) captureFile(ctx context.Context, path string, fi os.FileInfo, o
 // fileNode is the FileNode (without a name) of a file with digest dg and
 // info fi: executable when its owner may execute it.
 func fileNode(dg digest.Digest, fi os.FileInfo, o captureOptions) *repb.FileNode {
-	return &repb.FileNode{Digest: dg.Proto(), IsExecutable: fi.Mode()&0o100 != 0, NodeProperties: o.properties(fi)}
+	return &repb.FileNode{Digest: dg.Proto(), IsExecutable: fi.Mode()&0o100 != 0, NodeProperties: o.props.Of(fi)}
 }
 
 // hashFile returns the digest of the file at path.

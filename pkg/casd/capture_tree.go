@@ -104,7 +104,7 @@ func scanDir(dir string, fi os.FileInfo, o captureOptions, pending *[]pendingFil
 	if err != nil {
 		return nil, fsError("read directory", err)
 	}
-	s := &scannedDir{dir: &repb.Directory{NodeProperties: o.properties(fi)}}
+	s := &scannedDir{dir: &repb.Directory{NodeProperties: o.props.Of(fi)}}
 	for _, e := range entries {
 		if err := s.addEntry(filepath.Join(dir, e.Name()), e, o, pending); err != nil {
 			return nil, err

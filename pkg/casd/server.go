@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	localcaspb "github.com/castd/castd/api/build/buildgrid"
+	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/store"
 	"github.com/castd/castd/pkg/store/casdir"
@@ -83,6 +84,9 @@ func (d *Daemon) GRPCServer() *grpc.Server {
 	srv := grpcservers.NewServer(d, grpcservers.Options{
 		Logger:    d.log,
 		UploadDir: filepath.Join(d.cacheDir, "cas", "tmp"),
+		// BuildStream's cache directory (pkg/store/casdir) holds SHA-256
+		// blobs only, as buildbox-casd's does.
+		DigestFunctions: digest.SetOf(digest.SHA256),
 	})
 	localcaspb.RegisterLocalContentAddressableStorageServer(srv, d)
 	registerAsset(srv, d)

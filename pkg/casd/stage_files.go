@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/castd/castd/internal/nodeprops"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -32,11 +33,8 @@ func (d *Daemon) placeFile(ctx context.Context, f stageFile) error {
 	if err := d.copyBlob(ctx, dg, f.dst, mode); err != nil {
 		return err
 	}
-	if mtime != nil {
-		t := mtime.AsTime()
-		if err := os.Chtimes(f.dst, t, t); err != nil {
-			return fsError("set mtime", err)
-		}
+	if err := nodeprops.SetMtime(f.dst, mtime); err != nil {
+		return fsError("set mtime", err)
 	}
 	return nil
 }

@@ -17,15 +17,13 @@ import (
 type actionCacheServer struct {
 	repb.UnimplementedActionCacheServer
 	backend Backend
+	opts    Options
 }
 
 func (s *actionCacheServer) GetActionResult(ctx context.Context, req *repb.GetActionResultRequest) (*repb.ActionResult, error) {
-	if err := checkDigestFunction(req.GetDigestFunction()); err != nil {
-		return nil, err
-	}
-	d, err := digest.FromProto(req.GetActionDigest())
+	d, err := s.actionDigest(req.GetDigestFunction(), req.GetActionDigest())
 	if err != nil {
-		return nil, fieldError("action_digest", err)
+		return nil, err
 	}
 	ac, err := s.backend.ActionCache(ctx, req.GetInstanceName())
 	if err != nil {
@@ -35,14 +33,11 @@ func (s *actionCacheServer) GetActionResult(ctx context.Context, req *repb.GetAc
 }
 
 func (s *actionCacheServer) UpdateActionResult(ctx context.Context, req *repb.UpdateActionResultRequest) (*repb.ActionResult, error) {
-	if err := checkDigestFunction(req.GetDigestFunction()); err != nil {
+	d, err := s.actionDigest(req.GetDigestFunction(), req.GetActionDigest())
+	if err != nil {
 		return nil, err
 	}
-	d, err := digest.FromProto(req.GetActionDigest())
-	if err != nil {
-		return nil, fieldError("action_digest", err)
-	}
-	if err := validateActionResult(req.GetActionResult()); err != nil {
+	if err := validateActionResult(d.Func, req.GetActionResult()); err != nil {
 		return nil, err
 	}
 	ac, err := s.backend.ActionCache(ctx, req.GetInstanceName())
@@ -55,39 +50,54 @@ func (s *actionCacheServer) UpdateActionResult(ctx context.Context, req *repb.Up
 	return req.GetActionResult(), nil
 }
 
-// validateActionResult checks every digest an ActionResult carries; the
-// error names the field, e.g. "action_result.output_files[2].digest: ...".
-// Optional digests (stdout, stderr, root_directory_digest) may be unset.
-func validateActionResult(ar *repb.ActionResult) error {
+// actionDigest resolves a request's digest function (the one field names,
+// else the one the action digest's hash length implies) and parses the
+// action digest under it. The result's Func is the request's function:
+// the action cache keeps it with the hash, so a BLAKE3 action and a
+// SHA-256 action of the same hex are two entries.
+func (s *actionCacheServer) actionDigest(field repb.DigestFunction_Value, pd *repb.Digest) (digest.Digest, error) {
+	fn, err := s.opts.requestFunction(field, pd.GetHash())
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	d, err := digest.FromProtoIn(fn, pd)
+	return d, fieldError("action_digest", err)
+}
+
+// validateActionResult checks every digest an ActionResult carries as a
+// digest under fn, its action's function; the error names the field, e.g.
+// "action_result.output_files[2].digest: ...". Optional digests (stdout,
+// stderr, root_directory_digest) may be unset.
+func validateActionResult(fn digest.Function, ar *repb.ActionResult) error {
 	if ar == nil {
 		return status.Error(codes.InvalidArgument, "action_result is missing")
 	}
 	for i, f := range ar.GetOutputFiles() {
-		if err := checkDigest(fmt.Sprintf("action_result.output_files[%d].digest", i), f.GetDigest(), true); err != nil {
+		if err := checkDigest(fn, fmt.Sprintf("action_result.output_files[%d].digest", i), f.GetDigest(), true); err != nil {
 			return err
 		}
 	}
 	for i, dir := range ar.GetOutputDirectories() {
 		field := fmt.Sprintf("action_result.output_directories[%d]", i)
-		if err := checkDigest(field+".tree_digest", dir.GetTreeDigest(), true); err != nil {
+		if err := checkDigest(fn, field+".tree_digest", dir.GetTreeDigest(), true); err != nil {
 			return err
 		}
-		if err := checkDigest(field+".root_directory_digest", dir.GetRootDirectoryDigest(), false); err != nil {
+		if err := checkDigest(fn, field+".root_directory_digest", dir.GetRootDirectoryDigest(), false); err != nil {
 			return err
 		}
 	}
-	if err := checkDigest("action_result.stdout_digest", ar.GetStdoutDigest(), false); err != nil {
+	if err := checkDigest(fn, "action_result.stdout_digest", ar.GetStdoutDigest(), false); err != nil {
 		return err
 	}
-	return checkDigest("action_result.stderr_digest", ar.GetStderrDigest(), false)
+	return checkDigest(fn, "action_result.stderr_digest", ar.GetStderrDigest(), false)
 }
 
-// checkDigest validates an embedded digest; a nil one is an error only when
-// required.
-func checkDigest(field string, d *repb.Digest, required bool) error {
+// checkDigest validates an embedded digest under fn; a nil one is an
+// error only when required.
+func checkDigest(fn digest.Function, field string, d *repb.Digest, required bool) error {
 	if d == nil && !required {
 		return nil
 	}
-	_, err := digest.FromProto(d)
+	_, err := digest.FromProtoIn(fn, d)
 	return fieldError(field, err)
 }

@@ -56,8 +56,13 @@ func TestActionCache(t *testing.T) {
 		}
 	})
 	t.Run("unknown digest function", func(t *testing.T) {
-		// why: only SHA-256 is served; others are a client error, not a miss.
-		_, err := e.ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{ActionDigest: action.Proto(), DigestFunction: repb.DigestFunction_MD5})
+		// why: a function castd cannot verify is a client error naming the field, not a miss.
+		_, err := e.ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{ActionDigest: action.Proto(), DigestFunction: repb.DigestFunction_VSO})
 		wantCode(t, err, codes.InvalidArgument, "digest_function")
+	})
+	t.Run("hash of another function", func(t *testing.T) {
+		// why: a SHA-256 hash under digest_function MD5 is a malformed action digest.
+		_, err := e.ac.GetActionResult(testutil.Context(t), &repb.GetActionResultRequest{ActionDigest: action.Proto(), DigestFunction: repb.DigestFunction_MD5})
+		wantCode(t, err, codes.InvalidArgument, "action_digest")
 	})
 }

@@ -66,7 +66,10 @@ func compressorOf(res digest.Resource) (repb.Compressor_Value, error) {
 
 // uploadName is the canonical name an upload of res is kept under: a
 // compressed upload and a plain one of the same blob and uuid are two
-// uploads (their committed sizes count different bytes).
+// uploads (their committed sizes count different bytes), and so are a
+// SHA-256 and a BLAKE3 upload of the same hex: the name carries the
+// digest function (Digest.String leads with it whenever the hash length
+// does not imply it), and an upload is verified with its digest's.
 func uploadName(res digest.Resource, c repb.Compressor_Value) string {
 	if c == repb.Compressor_IDENTITY {
 		return digest.WriteResourceName(res.Instance, res.UploadID, res.Digest)

@@ -44,6 +44,7 @@ type byteStreamServer struct {
 	readBufs *readBuffers
 	metrics  *metrics
 	maxWhole int64 // the largest compressed upload decoded in memory
+	opts     Options
 }
 
 func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer {
@@ -54,6 +55,7 @@ func newByteStreamServer(b Backend, opts Options, m *metrics) *byteStreamServer 
 		readBufs: newReadBuffers(opts.ReadBufferLimit, m),
 		metrics:  m,
 		maxWhole: opts.MaxBatchTotalSizeBytes,
+		opts:     opts,
 	}
 }
 
@@ -70,7 +72,7 @@ func (s *byteStreamServer) Read(req *bspb.ReadRequest, stream bspb.ByteStream_Re
 			return s.sendLog(stream, r, req.GetReadLimit())
 		}
 	}
-	res, err := digest.ParseReadResource(req.GetResourceName())
+	res, err := s.resource(digest.ParseReadResource(req.GetResourceName()))
 	if err != nil {
 		return err
 	}
@@ -87,6 +89,17 @@ func (s *byteStreamServer) Read(req *bspb.ReadRequest, stream bspb.ByteStream_Re
 	}
 	defer r.Close()
 	return s.sendChunks(stream, r, n)
+}
+
+// resource checks the digest function of a parsed resource name (the
+// {digest_function}/ segment, else inferred from the hash length, so an
+// unnamed 64-character hash is SHA-256): one cache.digest-functions
+// leaves out is INVALID_ARGUMENT naming digest_function.
+func (s *byteStreamServer) resource(res digest.Resource, err error) (digest.Resource, error) {
+	if err == nil {
+		err = fieldError("resource_name", s.opts.checkFunction(res.Digest.Func))
+	}
+	return res, err
 }
 
 // readLength checks read_offset and read_limit against d and returns how

@@ -27,7 +27,7 @@ func (s *byteStreamServer) Write(stream bspb.ByteStream_WriteServer) error {
 	} else if err != nil {
 		return err
 	}
-	res, c, err := parseUploadResource(req.GetResourceName())
+	res, c, err := s.parseUploadResource(req.GetResourceName())
 	if err != nil {
 		return err
 	}
@@ -102,9 +102,9 @@ func (s *byteStreamServer) writeUpload(ctx context.Context, recv *receiver, cas 
 }
 
 // parseUploadResource parses a write resource name and its compressor,
-// rejecting compressors castd does not advertise.
-func parseUploadResource(name string) (digest.Resource, repb.Compressor_Value, error) {
-	res, err := digest.ParseWriteResource(name)
+// rejecting compressors and digest functions castd does not advertise.
+func (s *byteStreamServer) parseUploadResource(name string) (digest.Resource, repb.Compressor_Value, error) {
+	res, err := s.resource(digest.ParseWriteResource(name))
 	if err != nil {
 		return res, 0, err
 	}
@@ -229,7 +229,7 @@ func (s *byteStreamServer) store(ctx context.Context, cas store.CAS, up *upload)
 // committed bytes of an upload in progress, the full size once the blob is
 // stored, NOT_FOUND otherwise (clients then start again from 0).
 func (s *byteStreamServer) QueryWriteStatus(ctx context.Context, req *bspb.QueryWriteStatusRequest) (*bspb.QueryWriteStatusResponse, error) {
-	res, c, err := parseUploadResource(req.GetResourceName())
+	res, c, err := s.parseUploadResource(req.GetResourceName())
 	if err != nil {
 		return nil, err
 	}

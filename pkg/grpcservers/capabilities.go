@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/compression"
+	"github.com/castd/castd/internal/nodeprops"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -32,6 +33,10 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 		return nil, err
 	}
 	fns := c.opts.digestFunctions().Protos()
+	var nodeProps []string
+	if c.opts.Execution != nil {
+		nodeProps = nodeprops.Supported()
+	}
 	caps := &repb.ServerCapabilities{
 		CacheCapabilities: &repb.CacheCapabilities{
 			DigestFunctions:                 fns,
@@ -45,6 +50,9 @@ func (c *capabilitiesServer) GetCapabilities(ctx context.Context, req *repb.GetC
 			DigestFunction:  repb.DigestFunction_SHA256,
 			DigestFunctions: fns,
 			ExecEnabled:     c.opts.Execution != nil,
+			// What output_node_properties may ask for and input nodes may
+			// carry: local execution captures and applies these.
+			SupportedNodeProperties: nodeProps,
 		},
 		LowApiVersion:  LowAPIVersion(c.opts.OutputPathsOnly),
 		HighApiVersion: HighAPIVersion(),
@@ -76,13 +84,23 @@ func (o Options) digestFunctions() digest.FunctionSet {
 	return o.DigestFunctions
 }
 
-// checkDigestFunction rejects requests that name a digest function other
-// than SHA-256. UNKNOWN (unset) means SHA-256, as for clients before 2.3.
-func checkDigestFunction(f repb.DigestFunction_Value) error {
-	if f != repb.DigestFunction_UNKNOWN && f != repb.DigestFunction_SHA256 {
-		return status.Errorf(codes.InvalidArgument, "digest_function: %s is not supported, only SHA256", f)
-	}
-	return nil
+// requestFunction resolves the digest function of a request once, at
+// the edge: the one its digest_function field names or, when unset, the
+// one the length of sample (the request's first hash; "" for none)
+// implies, as REAPI 2.3 says (so an unnamed 64-character hash is SHA-256,
+// never BLAKE3). A function castd cannot verify or that
+// cache.digest-functions leaves out is INVALID_ARGUMENT naming
+// digest_function. Every digest of the request is then parsed, and
+// every digest computed for it, under the result.
+func (o Options) requestFunction(field repb.DigestFunction_Value, sample string) (digest.Function, error) {
+	return digest.Resolve(field, sample, o.digestFunctions())
+}
+
+// checkFunction is requestFunction for a function already known, the one
+// a ByteStream resource name names or implies.
+func (o Options) checkFunction(f digest.Function) error {
+	_, err := digest.Resolve(f.Proto(), "", o.digestFunctions())
+	return err
 }
 
 // LowAPIVersion is the oldest REAPI version castd serves: 2.0, which

@@ -32,10 +32,11 @@ type casServer struct {
 }
 
 func (s *casServer) FindMissingBlobs(ctx context.Context, req *repb.FindMissingBlobsRequest) (*repb.FindMissingBlobsResponse, error) {
-	if err := checkDigestFunction(req.GetDigestFunction()); err != nil {
+	fn, err := s.opts.requestFunction(req.GetDigestFunction(), firstHash(req.GetBlobDigests()))
+	if err != nil {
 		return nil, err
 	}
-	ds, err := digestsFromProto("blob_digests", req.GetBlobDigests())
+	ds, err := digestsFromProto(fn, "blob_digests", req.GetBlobDigests())
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,12 @@ func (s *casServer) FindMissingBlobs(ctx context.Context, req *repb.FindMissingB
 }
 
 func (s *casServer) BatchUpdateBlobs(ctx context.Context, req *repb.BatchUpdateBlobsRequest) (*repb.BatchUpdateBlobsResponse, error) {
-	if err := checkDigestFunction(req.GetDigestFunction()); err != nil {
+	var sample string
+	if rs := req.GetRequests(); len(rs) > 0 {
+		sample = rs[0].GetDigest().GetHash()
+	}
+	fn, err := s.opts.requestFunction(req.GetDigestFunction(), sample)
+	if err != nil {
 		return nil, err
 	}
 	total := updateSize(req)
@@ -69,7 +75,7 @@ func (s *casServer) BatchUpdateBlobs(ctx context.Context, req *repb.BatchUpdateB
 	for i, r := range req.GetRequests() {
 		resps[i] = &repb.BatchUpdateBlobsResponse_Response{Digest: r.GetDigest()}
 		g.Go(func() error {
-			resps[i].Status = statusProto(updateOne(ctx, cas, i, r))
+			resps[i].Status = statusProto(updateOne(ctx, cas, fn, i, r))
 			return nil
 		})
 	}
@@ -95,9 +101,10 @@ func updateSize(req *repb.BatchUpdateBlobsRequest) int64 {
 }
 
 // updateOne validates, decodes when compressed, and stores one entry of
-// a BatchUpdateBlobs request. The store verifies the decoded bytes.
-func updateOne(ctx context.Context, cas store.CAS, i int, r *repb.BatchUpdateBlobsRequest_Request) error {
-	d, err := digest.FromProto(r.GetDigest())
+// a BatchUpdateBlobs request whose function is fn. The store verifies the
+// decoded bytes with fn.
+func updateOne(ctx context.Context, cas store.CAS, fn digest.Function, i int, r *repb.BatchUpdateBlobsRequest_Request) error {
+	d, err := digest.FromProtoIn(fn, r.GetDigest())
 	if err != nil {
 		return fieldError(fmt.Sprintf("requests[%d].digest", i), err)
 	}
@@ -115,10 +122,11 @@ func updateOne(ctx context.Context, cas store.CAS, i int, r *repb.BatchUpdateBlo
 }
 
 func (s *casServer) BatchReadBlobs(ctx context.Context, req *repb.BatchReadBlobsRequest) (*repb.BatchReadBlobsResponse, error) {
-	if err := checkDigestFunction(req.GetDigestFunction()); err != nil {
+	fn, err := s.opts.requestFunction(req.GetDigestFunction(), firstHash(req.GetDigests()))
+	if err != nil {
 		return nil, err
 	}
-	ds, err := digestsFromProto("digests", req.GetDigests())
+	ds, err := digestsFromProto(fn, "digests", req.GetDigests())
 	if err != nil {
 		return nil, err
 	}

@@ -15,18 +15,28 @@ const (
 	serviceByteStream = "bytestream"
 )
 
-// digestsFromProto validates every digest of a request field; the error
-// names the first bad one, e.g. "blob_digests[3]: ...".
-func digestsFromProto(field string, ps []*repb.Digest) ([]digest.Digest, error) {
+// digestsFromProto validates every digest of a request field as a digest
+// under fn, the request's function; the error names the first bad one,
+// e.g. "blob_digests[3]: ...".
+func digestsFromProto(fn digest.Function, field string, ps []*repb.Digest) ([]digest.Digest, error) {
 	ds := make([]digest.Digest, len(ps))
 	for i, p := range ps {
-		d, err := digest.FromProto(p)
+		d, err := digest.FromProtoIn(fn, p)
 		if err != nil {
 			return nil, fieldError(fmt.Sprintf("%s[%d]", field, i), err)
 		}
 		ds[i] = d
 	}
 	return ds, nil
+}
+
+// firstHash is the hash of ps's first digest, "" when there is none: the
+// sample requestFunction infers an unnamed function from.
+func firstHash(ps []*repb.Digest) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	return ps[0].GetHash()
 }
 
 // digestsToProto converts ds in one allocation for the messages.

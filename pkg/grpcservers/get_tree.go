@@ -27,12 +27,15 @@ const (
 // next_page_token; a later call with that token resumes there. Tokens are
 // stateless (the index of the next directory), so resuming re-reads the
 // directories before it: cost proportional to the tree up to the token.
-// Missing subdirectories are left out; a missing root is NOT_FOUND.
+// Missing subdirectories are left out; a missing root is NOT_FOUND. The
+// root and every child directory digest are read under the request's
+// digest function (a token holds no digest, only that index).
 func (s *casServer) GetTree(req *repb.GetTreeRequest, stream repb.ContentAddressableStorage_GetTreeServer) error {
-	if err := checkDigestFunction(req.GetDigestFunction()); err != nil {
+	fn, err := s.opts.requestFunction(req.GetDigestFunction(), req.GetRootDigest().GetHash())
+	if err != nil {
 		return err
 	}
-	root, err := digest.FromProto(req.GetRootDigest())
+	root, err := digest.FromProtoIn(fn, req.GetRootDigest())
 	if err != nil {
 		return fieldError("root_digest", err)
 	}
@@ -135,7 +138,7 @@ func (w *treeWalk) next() (*repb.Directory, error) {
 			return nil, err
 		}
 		for i, c := range dir.GetDirectories() {
-			cd, err := digest.FromProto(c.GetDigest())
+			cd, err := digest.FromProtoIn(d.Func, c.GetDigest()) // the request's function, the root's
 			if err != nil {
 				return nil, fieldError(fmt.Sprintf("directory %s: directories[%d].digest", d, i), err)
 			}

@@ -13,11 +13,18 @@ import (
 	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 
+	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/store/disk"
 )
 
 // localConn serves the real local store over bufconn.
 func localConn(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	return localConnOpts(t, func(*disk.Store) grpcservers.Options { return grpcservers.Options{} })
+}
+
+// localConnOpts is localConn with the server options opts returns for the store.
+func localConnOpts(t *testing.T, opts func(*disk.Store) grpcservers.Options) *grpc.ClientConn {
 	t.Helper()
 	st, err := disk.Open(filepath.Join(t.TempDir(), "store"), disk.Options{InlineThreshold: 4 << 10})
 	if err != nil {
@@ -26,8 +33,14 @@ func localConn(t *testing.T) *grpc.ClientConn {
 	t.Cleanup(func() { st.Close() }) // after the server stops: cleanups run last first
 	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: st, ActionCache: func(instance string) store.ActionCache {
 		return store.NewCompletenessCheckingActionCache(st.ActionCache(instance), st)
-	}, Listen: testutil.ListenBufconn})
+	}, Server: opts(st), Listen: testutil.ListenBufconn})
 	return srv.Dial(t)
+}
+
+func TestLocalStoreDigestFunctionsSharing(t *testing.T) {
+	// why: a SHA-256 client and a BLAKE3 client share castd's real store
+	// (blobs, action cache, upload spool as castd wires it) without meeting.
+	testSharing(t, localConnOpts(t, func(st *disk.Store) grpcservers.Options { return grpcservers.Options{Spooler: st} }))
 }
 
 func TestLocalStore(t *testing.T) {

@@ -157,7 +157,7 @@ func register(s *grpc.Server, b Backend, opts Options, m *metrics) {
 	repb.RegisterCapabilitiesServer(s, &capabilitiesServer{backend: b, opts: opts})
 	repb.RegisterContentAddressableStorageServer(s, &casServer{backend: b, opts: opts, metrics: m})
 	bspb.RegisterByteStreamServer(s, newByteStreamServer(b, opts, m))
-	repb.RegisterActionCacheServer(s, &actionCacheServer{backend: b})
+	repb.RegisterActionCacheServer(s, &actionCacheServer{backend: b, opts: opts})
 	names := []string{
 		repb.Capabilities_ServiceDesc.ServiceName,
 		repb.ContentAddressableStorage_ServiceDesc.ServiceName,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -63,9 +64,10 @@ type plan struct {
 }
 
 type planFile struct {
-	path string
-	d    digest.Digest
-	exec bool
+	path  string
+	d     digest.Digest
+	exec  bool
+	props *repb.NodeProperties // mtime and unix_mode to apply, if set
 }
 
 type planLink struct{ path, target string }
@@ -84,7 +86,7 @@ func (p *plan) add(t *inputTree, d digest.Digest, rel string) error {
 			return err
 		}
 		fd, _ := digest.FromProto(f.GetDigest()) // validated by fetchTree
-		p.files = append(p.files, planFile{path.Join(rel, f.GetName()), fd, f.GetIsExecutable()})
+		p.files = append(p.files, planFile{path.Join(rel, f.GetName()), fd, f.GetIsExecutable(), f.GetNodeProperties()})
 	}
 	for i, s := range dir.GetSymlinks() {
 		if err := checkName(field("symlinks", i), s.GetName()); err != nil {
@@ -154,7 +156,8 @@ func (p *plan) write(ctx context.Context, cas store.CAS, dst string) error {
 	return nil
 }
 
-// writeFile copies blob f.d to dst, streamed, with f's executable bit.
+// writeFile copies blob f.d to dst, streamed, with f's executable bit, then
+// applies f's node properties.
 func writeFile(ctx context.Context, cas store.CAS, f planFile, dst string) error {
 	mode := os.FileMode(0o644)
 	if f.exec {
@@ -168,7 +171,10 @@ func writeFile(ctx context.Context, cas store.CAS, f planFile, dst string) error
 		out.Close()
 		return internalf(err, "stage file %q", f.path)
 	}
-	return out.Close()
+	if err := out.Close(); err != nil {
+		return internalf(err, "stage file %q", f.path)
+	}
+	return stageProperties(f, dst)
 }
 
 // copyBlob streams blob d into w and checks its length.

@@ -14,6 +14,7 @@ import (
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/castd/castd/internal/grpcerr"
+	"github.com/castd/castd/internal/nodeprops"
 )
 
 // outputKind says which Command field an output came from, which decides
@@ -28,8 +29,9 @@ const (
 
 // outputSpec is one validated output path of a Command.
 type outputSpec struct {
-	path string // as the client wrote it, relative to the working directory
-	kind outputKind
+	path  string // as the client wrote it, relative to the working directory
+	kind  outputKind
+	props nodeprops.Set // the Command's output_node_properties
 }
 
 // outputSpecs validates the Command's output paths. output_paths wins over
@@ -42,12 +44,13 @@ func outputSpecs(cmd *repb.Command) ([]outputSpec, error) {
 // (allowEmpty for the REAPI 2.0 output_directories).
 func checkedOutputSpecs(cmd *repb.Command, check func(field, p string, allowEmpty bool) error) ([]outputSpec, error) {
 	var specs []outputSpec
+	props := nodeprops.Parse(cmd.GetOutputNodeProperties())
 	add := func(field string, paths []string, kind outputKind) error {
 		for i, p := range paths {
 			if err := check(fmt.Sprintf("command.%s[%d]", field, i), p, kind == dirOutput); err != nil {
 				return err
 			}
-			specs = append(specs, outputSpec{p, kind})
+			specs = append(specs, outputSpec{p, kind, props})
 		}
 		return nil
 	}
@@ -127,13 +130,14 @@ func collectFile(b *blobSet, p string, s outputSpec, fi fs.FileInfo, res *repb.A
 	}
 	res.OutputFiles = append(res.OutputFiles, &repb.OutputFile{
 		Path: s.path, Digest: d.Proto(), IsExecutable: fi.Mode()&0o111 != 0,
+		NodeProperties: s.props.Of(fi),
 	})
 	return nil
 }
 
 // collectDir stores the directory at p as a Tree blob.
 func collectDir(ctx context.Context, b *blobSet, p string, s outputSpec, res *repb.ActionResult) error {
-	t, err := b.scanTree(ctx, p)
+	t, err := b.scanTreeProps(ctx, p, s.props)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/castd/castd/internal/nodeprops"
 	"github.com/castd/castd/pkg/digest"
 )
 
@@ -24,8 +25,14 @@ type scannedTree struct {
 // and records every file and Directory in b for upload. Concurrent calls on
 // one blobSet are not safe.
 func (b *blobSet) scanTree(ctx context.Context, dir string) (*scannedTree, error) {
+	return b.scanTreeProps(ctx, dir, nodeprops.Set{})
+}
+
+// scanTreeProps is scanTree with the node properties in props recorded on
+// every Directory and FileNode.
+func (b *blobSet) scanTreeProps(ctx context.Context, dir string, props nodeprops.Set) (*scannedTree, error) {
 	var pending []pendingFile
-	top, err := scan(dir, &pending)
+	top, err := scan(dir, props, &pending)
 	if err != nil {
 		return nil, err
 	}
@@ -92,18 +99,23 @@ type pendingFile struct {
 	path string
 }
 
-// scan reads dir recursively; regular files are left in pending for hashing.
-func scan(dir string, pending *[]pendingFile) (*scannedDir, error) {
+// scan reads dir recursively, with the node properties in props; regular
+// files are left in pending for hashing.
+func scan(dir string, props nodeprops.Set, pending *[]pendingFile) (*scannedDir, error) {
 	entries, err := os.ReadDir(dir) // sorted by name, as REAPI requires
 	if err != nil {
 		return nil, internalf(err, "read directory %s", dir)
 	}
-	s := &scannedDir{dir: &repb.Directory{}}
+	np, err := dirProperties(dir, props)
+	if err != nil {
+		return nil, err
+	}
+	s := &scannedDir{dir: &repb.Directory{NodeProperties: np}}
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
 		switch t := e.Type(); {
 		case t.IsDir():
-			sub, err := scan(p, pending)
+			sub, err := scan(p, props, pending)
 			if err != nil {
 				return nil, err
 			}
@@ -120,7 +132,7 @@ func scan(dir string, pending *[]pendingFile) (*scannedDir, error) {
 			if err != nil {
 				return nil, internalf(err, "stat %s", p)
 			}
-			node := &repb.FileNode{Name: e.Name(), IsExecutable: info.Mode()&0o111 != 0}
+			node := &repb.FileNode{Name: e.Name(), IsExecutable: info.Mode()&0o111 != 0, NodeProperties: props.Of(info)}
 			s.dir.Files = append(s.dir.Files, node)
 			*pending = append(*pending, pendingFile{node, p})
 		}

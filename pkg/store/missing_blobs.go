@@ -32,8 +32,20 @@ func MissingBlobsError(where string, ds []digest.Digest) error {
 
 // MissingBlobsIn returns the digests named by the MISSING violations of
 // err, when it is a FAILED_PRECONDITION carrying them (from castd or any
-// REAPI server); nil otherwise. Malformed subjects are skipped.
-func MissingBlobsIn(err error) []digest.Digest {
+// REAPI server); nil otherwise. Malformed subjects are skipped. A subject
+// that names no function is inferred from its hash length (see
+// MissingBlobsInFunc when the request's function is known).
+func MissingBlobsIn(err error) []digest.Digest { return missingBlobs(err, nil) }
+
+// MissingBlobsInFunc is MissingBlobsIn for the answer to a request of
+// digest function f: a subject that names no function ("blobs/{hash}/
+// {size}", as servers write it for every function they can infer) is a
+// digest of f when its hash has f's length, so the missing blobs of a
+// BLAKE3 request are not taken for SHA-256 ones. A subject that names its
+// function ("blobs/sha256/…") keeps it.
+func MissingBlobsInFunc(err error, f digest.Function) []digest.Digest { return missingBlobs(err, &f) }
+
+func missingBlobs(err error, f *digest.Function) []digest.Digest {
 	st := status.Convert(err)
 	if st.Code() != codes.FailedPrecondition {
 		return nil
@@ -48,9 +60,16 @@ func MissingBlobsIn(err error) []digest.Digest {
 			if v.GetType() != "MISSING" {
 				continue
 			}
-			if r, err := digest.ParseReadResource(strings.TrimPrefix(v.GetSubject(), "/")); err == nil {
-				out = append(out, r.Digest)
+			subject := strings.TrimPrefix(v.GetSubject(), "/")
+			r, err := digest.ParseReadResource(subject)
+			if err != nil {
+				continue
 			}
+			d := r.Digest
+			if f != nil && d.Func != *f && len(d.Hash) == f.HashLength() && !strings.Contains(subject, "/"+d.Func.String()+"/"+d.Hash+"/") {
+				d.Func = *f // inferred, not named: the request's function
+			}
+			out = append(out, d)
 		}
 	}
 	return out

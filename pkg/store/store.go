@@ -102,15 +102,15 @@ type GetHint struct {
 	// hashes every byte against the digest itself (a local Put, which
 	// stores nothing unverified): a CAS that hashes a stream only to check
 	// it, as the upstream client does, may leave the check to that
-	// consumer and save the second SHA-256 of the blob.
+	// consumer and save hashing the blob a second time.
 	ConsumerVerifies bool
 }
 
 // PutHint says what the caller knows about a blob it stores. The zero
 // value is Put's: no hint.
 type PutHint struct {
-	// Verified says the caller has already compared the bytes' SHA-256
-	// with the digest (the fan-out storing what an upstream client checked
+	// Verified says the caller has already compared the bytes' hash
+	// (under the digest's function) with the digest (the fan-out storing what an upstream client checked
 	// as it arrived, a BlobResult with Verified): a store may check only
 	// the size (the local store does for small blobs given to PutBytes).
 	Verified bool
@@ -136,8 +136,8 @@ type Holder interface {
 }
 
 // BlobResult is one entry of a GetMany answer: Data when Err is nil.
-// Verified says that whoever produced it compared Data's SHA-256 with the
-// digest (the upstream client does; a local read checks a CRC instead, and
+// Verified says that whoever produced it compared Data's hash (under the
+// digest's function) with the digest (the upstream client does; a local read checks a CRC instead, and
 // a result built without knowing leaves it false).
 type BlobResult struct {
 	Data     []byte

@@ -17,7 +17,10 @@ import (
 // primary). base is written first (it verifies the bytes); a stream is
 // then read back from base to primary, bytes in memory go to both. Reads
 // pass through to base. Cost per write: one upload to primary, even for a
-// blob base already held. Safe for concurrent use.
+// blob base already held. A primary that does not take the blob's digest
+// function (IsUnsupportedFunction) is skipped for that blob: the write
+// succeeds with base alone, since no client of that function can read it
+// from primary either. Safe for concurrent use.
 func NewWriteThroughCAS(base, primary CAS, name string) CAS {
 	return &writeThroughCAS{base: base, primary: primary, name: name}
 }
@@ -77,9 +80,10 @@ func (c *writeThroughCAS) PutBytes(ctx context.Context, d digest.Digest, data []
 	return c.wrap(d, c.primary.PutBytes(ctx, d, data, hint))
 }
 
-// wrap names primary in err, keeping its code.
+// wrap names primary in err, keeping its code; a primary that does not
+// take d's function is no failure (see NewWriteThroughCAS).
 func (c *writeThroughCAS) wrap(d digest.Digest, err error) error {
-	if err == nil {
+	if err == nil || IsUnsupportedFunction(err) {
 		return nil
 	}
 	st := status.Convert(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
@@ -285,4 +286,58 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 		c.cancel()
 	}
 	return c.r.Read(p[:min(len(p), 1000)])
+}
+
+func TestOnlySHA256(t *testing.T) {
+	// Why: BuildStream's layout names a file by its hex hash alone, so a
+	// BLAKE3 blob stored there would pass for the SHA-256 blob of the same
+	// hex. Other functions are refused on write (naming the function),
+	// never found on read and always missing, whatever files exist.
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir, casdir.Options{})
+	b, d := blob(3, 5000)
+	put(t, s, b)
+	twin := d
+	twin.Func = digest.BLAKE3
+	other := digest.OfBytesIn(digest.BLAKE3, []byte("blake3 bytes"))
+	for _, w := range []struct {
+		name string
+		put  func(digest.Digest, []byte) error
+	}{
+		{"Put", func(d digest.Digest, b []byte) error { return s.Put(ctx, d, bytes.NewReader(b)) }},
+		{"PutWith", func(d digest.Digest, b []byte) error { return s.PutWith(ctx, d, bytes.NewReader(b), store.PutHint{}) }},
+		{"PutBytes", func(d digest.Digest, b []byte) error { return s.PutBytes(ctx, d, b, store.PutHint{Verified: true}) }},
+	} {
+		for _, c := range []struct {
+			d digest.Digest
+			b []byte
+		}{{twin, b}, {other, []byte("blake3 bytes")}, {digest.EmptyIn(digest.BLAKE3), nil}, {digest.OfBytesIn(digest.SHA512, b), b}} {
+			err := w.put(c.d, c.b)
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), c.d.Func.String()) {
+				t.Errorf("%s %s = %v; want INVALID_ARGUMENT naming %s", w.name, c.d, err, c.d.Func)
+			}
+		}
+	}
+	if _, err := os.Stat(objectPath(dir, digest.OfBytes([]byte("blake3 bytes")))); err == nil {
+		t.Error("a BLAKE3 blob was stored under a SHA-256 name")
+	}
+	if u := usage(t, s); u != d.Size {
+		t.Errorf("usage %d after refused writes, want %d", u, d.Size)
+	}
+	for _, x := range []digest.Digest{twin, other, digest.EmptyIn(digest.BLAKE3)} {
+		if _, err := s.Get(ctx, x, 0); status.Code(err) != codes.NotFound {
+			t.Errorf("Get %s = %v, want NOT_FOUND (the file of %s must not answer for it)", x, err, d)
+		}
+		if r := s.GetMany(ctx, []digest.Digest{x})[0]; status.Code(r.Err) != codes.NotFound {
+			t.Errorf("GetMany %s = %v, want NOT_FOUND", x, r.Err)
+		}
+	}
+	m := missing(t, s, d, twin, other)
+	if len(m) != 2 || m.Has(d) {
+		t.Errorf("FindMissing(%s, its BLAKE3 twin, a BLAKE3 blob) = %v; want the two BLAKE3 digests", d, m)
+	}
+	if got, err := read(s, d, 0); err != nil || !bytes.Equal(got, b) {
+		t.Errorf("the SHA-256 blob after all that: %d bytes, %v", len(got), err)
+	}
 }

@@ -19,6 +19,11 @@
 // hardlinked elsewhere is never touched, and the writer knows whether it
 // added the blob (for the usage count). The empty blob is always present.
 //
+// The layout names a file by its hex hash alone, so it holds SHA-256
+// blobs only (as buildbox-casd's does): a digest of another function is
+// INVALID_ARGUMENT on a write, NOT_FOUND on a read and missing in
+// FindMissing, never stored under, or answered by, a SHA-256 name.
+//
 // # Reading
 //
 // Get hashes every byte of the file, including any prefix before the

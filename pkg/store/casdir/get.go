@@ -40,6 +40,10 @@ func (s *Store) presence(ds []digest.Digest) ([]digest.Digest, error) {
 	now := s.now()
 	var missing []digest.Digest
 	for _, d := range ds {
+		if d.Func != digest.SHA256 {
+			missing = append(missing, d) // never stored here (see Put)
+			continue
+		}
 		ok, err := s.touch(d, now)
 		if err != nil {
 			return nil, err
@@ -96,6 +100,9 @@ func (s *Store) touch(d digest.Digest, now time.Time) (bool, error) {
 func (s *Store) Get(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	if offset < 0 || offset > d.Size {
 		return nil, status.Errorf(codes.OutOfRange, "blob %s: offset %d is outside 0..%d", d, offset, d.Size)
+	}
+	if d.Func != digest.SHA256 {
+		return nil, status.Errorf(codes.NotFound, "blob %s is not in %s (it holds SHA-256 blobs only)", d, s.objects)
 	}
 	if d.IsEmpty() {
 		return io.NopCloser(eofReader{}), nil

@@ -23,10 +23,14 @@ const copyBufferSize = 256 << 10
 // r is not read. Otherwise Put makes room under the quota, writes r to a
 // temporary file, checks its size and SHA-256 against d (INVALID_ARGUMENT
 // and nothing stored when they differ), and links it into place read-only
-// before it returns. Concurrent Puts of one digest, in this process or
+// before it returns. A digest of another function than SHA-256 is
+// INVALID_ARGUMENT (the layout has no room for it). Concurrent Puts of one digest, in this process or
 // another, each write and verify their bytes; the first link wins and the
 // others discard their copy.
 func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader) error {
+	if d.Func != digest.SHA256 {
+		return status.Errorf(codes.InvalidArgument, "blob %s: digest function %s is not supported: BuildStream's cache directory %s holds SHA-256 blobs only", d, d.Func, s.objects)
+	}
 	if d.IsEmpty() {
 		return putEmpty(s, r)
 	}

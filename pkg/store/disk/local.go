@@ -79,6 +79,14 @@ type Stats struct {
 // pack files kept small blobs in badger under 'd'+hash+size (some with a
 // CRC-32C in front of the bytes); such blobs are still read.
 //
+// Blobs of every digest function castd knows are stored, each under its
+// own function: a SHA-256 blob's keys and file are as above (the layout of
+// stores written before other functions, which therefore open unchanged);
+// another function's badger keys carry a function byte after the prefix
+// and its files live in dir/cas/<function>/ab/ (see blobKey.dbKey and
+// blobPath), so blobs of different functions with the same hex never
+// meet. Writes verify with the digest's function.
+//
 // Writes of concurrent Puts are group-committed: one goroutine appends the
 // small blobs queued to a pack in one pwritev, then writes every index entry
 // queued in one badger transaction, each Put returning only once its own
@@ -86,7 +94,7 @@ type Stats struct {
 // in its pack until compaction rewrites the pack's live blobs (see
 // compactPacks); they count toward the quota until then.
 //
-// Writes are verified (SHA-256 and size) before anything becomes visible. A
+// Writes are verified (hash and size) before anything becomes visible. A
 // large blob streams to a temp file, is renamed into place and only then
 // indexed; a crash between those steps leaves a file without an index entry,
 // which the background reconciliation after Open deletes. The index and the
@@ -95,8 +103,9 @@ type Stats struct {
 // or leave a file short or zeroed; read verification then drops it.
 //
 // Reads are verified against a CRC-32C recorded when the verified bytes were
-// stored (SHA-256 would cost more than the read itself; CRC-32C is hardware
-// accelerated and catches disk corruption, truncation and zeroed pages).
+// stored (hashing them again would cost more than the read itself; CRC-32C
+// is hardware accelerated and catches disk corruption, truncation and
+// zeroed pages).
 // Small (packed) blobs are checked before Get returns. File blobs are checked
 // while streaming, one CRC-32C per MiB recorded at Put (under 'c' in the
 // index): each chunk is checked before any of its bytes is returned, so a

@@ -110,16 +110,17 @@ func (l *Store) takeVictims(need int64) []victim {
 	for i := range l.ix.shards {
 		s := &l.ix.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
-			if e.pins > 0 || s.held[k] > 0 || (total >= need && e.tick >= (*h)[0].e.tick) {
-				continue
+		s.each(func(k blobKey, e entry) bool {
+			if e.pins > 0 || s.holds(k) > 0 || (total >= need && e.tick >= (*h)[0].e.tick) {
+				return true
 			}
 			heap.Push(h, victim{k: k, e: e})
 			total += k.size
 			for h.Len() > 1 && total-(*h)[0].k.size >= need {
 				total -= heap.Pop(h).(victim).k.size
 			}
-		}
+			return true
+		})
 		s.mu.Unlock()
 	}
 	out := make([]victim, 0, h.Len())

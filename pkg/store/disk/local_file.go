@@ -1,20 +1,38 @@
 package disk
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/castd/castd/pkg/digest"
 )
 
-// blobPath is where a large blob lives: dir/cas/<first hash byte>/<hash>-<size>.
+// blobPath is where a large blob lives: dir/cas/<first hash byte>/<hash>-<size>
+// for SHA-256 (the layout of stores written before other functions), and
+// dir/cas/<function>/<first hash byte>/<hash>-<size> for the others
+// ("blake3", "sha512"...: names no SHA-256 fan-out directory has), so
+// blobs of different functions with the same hex never share a file.
 func (l *Store) blobPath(k blobKey) string {
-	return filepath.Join(l.casDir, k.fileName()[:2], k.fileName())
+	name := k.fileName()
+	return filepath.Join(l.fanoutDir(k.fn, name[:2]), name)
+}
+
+// fanoutDir is the directory of f's files whose hash starts with hex2.
+func (l *Store) fanoutDir(f digest.Function, hex2 string) string {
+	if f == digest.SHA256 {
+		return filepath.Join(l.casDir, hex2)
+	}
+	return filepath.Join(l.casDir, f.String(), hex2)
 }
 
 // storeFile streams a large blob into a temp file while hashing it, renames
@@ -61,7 +79,7 @@ func (l *Store) install(k blobKey, f *os.File, crc uint32, sums []byte) (entry, 
 	}
 	final := l.blobPath(k)
 	if err == nil {
-		err = ioErrorIf("rename into", final, os.Rename(tmp, final))
+		err = rename(tmp, final, k.fn != digest.SHA256)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -82,7 +100,7 @@ func (l *Store) install(k blobKey, f *os.File, crc uint32, sums []byte) (entry, 
 // of k, and returns their CRC-32C and the chunk sums of the file (see
 // chunkSums). Hashing runs in parallel with the copy.
 func copyVerified(w *directWriter, r io.Reader, k blobKey) (uint32, []byte, error) {
-	p := newPipelinedHasher()
+	p := newPipelinedHasher(k.fn)
 	c := crc32.New(castagnoli)
 	sums := make([]byte, 0, 4*chunkCount(k.size))
 	n, err := copyChunks(w, r, k, p, c, &sums)
@@ -96,7 +114,7 @@ func copyVerified(w *directWriter, r io.Reader, k blobKey) (uint32, []byte, erro
 	if n != k.size {
 		return 0, nil, sizeMismatch(k, n)
 	}
-	if sum != k.hash {
+	if !bytes.Equal(sum, k.raw()) {
 		return 0, nil, status.Errorf(codes.InvalidArgument, "blob bytes do not hash to the declared digest %s", k.digest())
 	}
 	return c.Sum32(), sums, nil
@@ -131,6 +149,18 @@ func copyChunks(w *directWriter, r io.Reader, k blobKey, p *pipelinedHasher, c h
 			return n, sourceError(k, rerr)
 		}
 	}
+}
+
+// rename moves tmp to final; with mkdir, it creates final's directory if
+// need be (Open creates only SHA-256's fan-out directories).
+func rename(tmp, final string, mkdir bool) error {
+	err := os.Rename(tmp, final)
+	if mkdir && errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
+			err = os.Rename(tmp, final)
+		}
+	}
+	return ioErrorIf("rename into", final, err)
 }
 
 func ioErrorIf(what, path string, err error) error {

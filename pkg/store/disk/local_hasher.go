@@ -1,8 +1,9 @@
 package disk
 
 import (
-	"crypto/sha256"
 	"sync"
+
+	"github.com/castd/castd/pkg/digest"
 )
 
 // chunkSize is the unit large uploads are read, hashed and written in.
@@ -11,28 +12,28 @@ const chunkSize = 1 << 20
 // chunkBufs recycles chunk buffers across uploads.
 var chunkBufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
-// pipelinedHasher computes SHA-256 on its own goroutine, so that hashing
+// pipelinedHasher computes a digest function on its own goroutine, so that hashing
 // (about 1.7 GB/s per core) overlaps with reading and writing the file on
 // another core. It lends out at most three buffers. Not safe for concurrent
 // use; call sum exactly once.
 type pipelinedHasher struct {
 	todo chan *[]byte // filled chunks, to hash
 	free chan *[]byte // hashed chunks, to refill
-	done chan [32]byte
+	done chan []byte
 }
 
-func newPipelinedHasher() *pipelinedHasher {
-	p := &pipelinedHasher{todo: make(chan *[]byte, 3), free: make(chan *[]byte, 3), done: make(chan [32]byte, 1)}
+func newPipelinedHasher(f digest.Function) *pipelinedHasher {
+	p := &pipelinedHasher{todo: make(chan *[]byte, 3), free: make(chan *[]byte, 3), done: make(chan []byte, 1)}
 	for range 3 {
 		p.free <- chunkBufs.Get().(*[]byte)
 	}
 	go func() {
-		h := sha256.New()
+		h := f.NewHasher()
 		for b := range p.todo {
 			h.Write(*b)
 			p.free <- b
 		}
-		p.done <- [32]byte(h.Sum(nil))
+		p.done <- h.Sum(nil)
 	}()
 	return p
 }
@@ -50,8 +51,8 @@ func (p *pipelinedHasher) hash(b *[]byte, n int) {
 	p.todo <- b
 }
 
-// sum waits for the hash of everything queued and returns the buffers.
-func (p *pipelinedHasher) sum() [32]byte {
+// sum waits for the raw hash of everything queued and returns the buffers.
+func (p *pipelinedHasher) sum() []byte {
 	close(p.todo)
 	s := <-p.done
 	for range 3 {

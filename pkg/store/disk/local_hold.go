@@ -37,7 +37,7 @@ func (ix *index) hold(k blobKey, delta int32) {
 	s := ix.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.held[k]
+	n := s.holds(k)
 	switch {
 	case delta > 0 && n == 0:
 		ix.held.Add(k.size)
@@ -45,10 +45,10 @@ func (ix *index) hold(k blobKey, delta int32) {
 		return
 	case delta < 0 && n == 1:
 		ix.held.Add(-k.size)
-		delete(s.held, k)
+		s.setHolds(k, 0)
 		return
 	}
-	s.held[k] = n + delta
+	s.setHolds(k, n+delta)
 }
 
 // isHeld reports whether k has a hold.
@@ -56,7 +56,7 @@ func (ix *index) isHeld(k blobKey) bool {
 	s := ix.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.held[k] > 0
+	return s.holds(k) > 0
 }
 
 // heldRefusal is the error for a write of k that cannot fit because the

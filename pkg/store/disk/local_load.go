@@ -1,6 +1,8 @@
 package disk
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,25 +78,30 @@ func (l *Store) stopping() bool {
 	}
 }
 
-// reconcileShard deletes files in dir/cas/<i> that have no index entry, and
-// index entries of file blobs whose file is gone. Keys being written or
-// deleted are left alone; whatever is acted on is claimed first.
+// reconcileShard deletes files in the fan-out directories <i> of dir/cas
+// (SHA-256) and dir/cas/<function>/ (the others) that have no index entry,
+// and index entries of file blobs whose file is gone. Keys being written
+// or deleted are left alone; whatever is acted on is claimed first.
 func (l *Store) reconcileShard(i int) {
-	sub := filepath.Join(l.casDir, strconvHex(i))
-	names, err := os.ReadDir(sub)
-	if err != nil {
-		l.log.Error("store: reconcile", "dir", sub, "error", err)
-		return
-	}
-	onDisk := make(map[blobKey]bool, len(names))
-	for _, de := range names {
-		k, ok := parseFileName(de.Name())
-		if !ok {
-			l.log.Warn("store: removing a stray file", "path", filepath.Join(sub, de.Name()))
-			_ = os.Remove(filepath.Join(sub, de.Name()))
+	onDisk := map[blobKey]bool{}
+	for _, f := range digest.Functions {
+		sub := l.fanoutDir(f, strconvHex(i))
+		names, err := os.ReadDir(sub)
+		if err != nil {
+			if f == digest.SHA256 || !errors.Is(err, fs.ErrNotExist) {
+				l.log.Error("store: reconcile", "dir", sub, "error", err)
+			}
 			continue
 		}
-		onDisk[k] = true
+		for _, de := range names {
+			k, ok := parseFileName(f, de.Name())
+			if !ok {
+				l.log.Warn("store: removing a stray file", "path", filepath.Join(sub, de.Name()))
+				_ = os.Remove(filepath.Join(sub, de.Name()))
+				continue
+			}
+			onDisk[k] = true
+		}
 	}
 	orphans, lost := l.claimOrphans(&l.ix.shards[i], onDisk)
 	for _, k := range orphans {
@@ -116,18 +123,19 @@ func (l *Store) claimOrphans(s *shard, onDisk map[blobKey]bool) (orphans, lost [
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range onDisk {
-		_, known := s.m[k]
-		_, busy := s.busy[k]
+		_, known := s.get(k)
+		_, busy := s.busyCh(k)
 		if !known && !busy {
-			s.busy[k] = make(chan struct{})
+			s.setBusy(k, make(chan struct{}))
 			orphans = append(orphans, k)
 		}
 	}
-	for k, e := range s.m {
+	s.each(func(k blobKey, e entry) bool {
 		if !e.inline && !onDisk[k] {
 			lost = append(lost, k)
 		}
-	}
+		return true
+	})
 	return orphans, lost
 }
 
@@ -136,13 +144,13 @@ func strconvHex(i int) string {
 	return string([]byte{hexDigits[i>>4], hexDigits[i&15]})
 }
 
-// parseFileName inverts blobKey.fileName.
-func parseFileName(name string) (blobKey, bool) {
+// parseFileName inverts blobKey.fileName for a file of function f.
+func parseFileName(f digest.Function, name string) (blobKey, bool) {
 	h, sz, ok := strings.Cut(name, "-")
 	size, err := strconv.ParseInt(sz, 10, 64)
-	if !ok || err != nil || len(h) != 64 || size < 0 {
+	if !ok || err != nil || len(h) != f.HashLength() || size < 0 {
 		return blobKey{}, false
 	}
-	k, ok := keyOf(digest.Digest{Hash: h, Size: size})
+	k, ok := keyOf(digest.Digest{Hash: h, Size: size, Func: f})
 	return k, ok && k.fileName() == name
 }

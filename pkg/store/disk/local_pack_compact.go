@@ -132,11 +132,12 @@ func (l *Store) blobsInPack(id uint32) []packedBlob {
 	for i := range l.ix.shards {
 		s := &l.ix.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
+		s.each(func(k blobKey, e entry) bool {
 			if e.packed() && e.pack == id {
 				out = append(out, packedBlob{k, e})
 			}
-		}
+			return true
+		})
 		s.mu.Unlock()
 	}
 	return out
@@ -176,11 +177,12 @@ func (l *Store) reconcilePacks() {
 	for i := range l.ix.shards {
 		s := &l.ix.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
+		s.each(func(k blobKey, e entry) bool {
 			if e.packed() && !l.packs.holds(e.pack, int64(e.off)+k.size) {
 				lost = append(lost, k)
 			}
-		}
+			return true
+		})
 		s.mu.Unlock()
 	}
 	for _, k := range lost {

@@ -35,7 +35,7 @@ func (l *Store) PutWith(ctx context.Context, d digest.Digest, r io.Reader, hint 
 
 func (l *Store) putStream(ctx context.Context, d digest.Digest, r io.Reader, uncached bool) error {
 	if d.IsEmpty() {
-		return putEmpty(r)
+		return putEmpty(d, r)
 	}
 	return l.put(ctx, d, func(k blobKey) (entry, error) {
 		if k.size <= l.inline {
@@ -48,7 +48,7 @@ func (l *Store) putStream(ctx context.Context, d digest.Digest, r io.Reader, unc
 // PutBytes implements store.CAS: Put for bytes already in memory. A small
 // blob is handed to the index as it is, without the copy into a buffer
 // that Put makes, and verified unless hint.Verified (the caller checked its
-// SHA-256; the size is still checked). A large blob takes the verifying
+// hash; the size is still checked). A large blob takes the verifying
 // Put path (with hint.Uncached). data is not retained after PutBytes
 // returns.
 func (l *Store) PutBytes(ctx context.Context, d digest.Digest, data []byte, hint store.PutHint) error {
@@ -163,7 +163,7 @@ func (l *Store) storeInline(k blobKey, r io.Reader) (entry, error) {
 // Puts (see committer). The committer copies data into the pack before
 // commitBlob returns.
 func (l *Store) writeInline(k blobKey, data []byte, hashChecked bool) (entry, error) {
-	if !hashChecked && sha256.Sum256(data) != k.hash {
+	if !hashChecked && !k.hashes(data) {
 		return entry{}, hashMismatch(k, data)
 	}
 	e := entry{crc: crc32.Checksum(data, castagnoli), inline: true, tick: l.ix.clock.Load()}
@@ -201,12 +201,22 @@ func expectEOF(k blobKey, r io.Reader) error {
 	}
 }
 
-func putEmpty(r io.Reader) error {
+func putEmpty(d digest.Digest, r io.Reader) error {
 	var one [1]byte
 	if n, _ := io.ReadFull(r, one[:]); n > 0 {
-		return status.Errorf(codes.InvalidArgument, "blob %s: the empty digest was sent with data", digest.Empty)
+		return status.Errorf(codes.InvalidArgument, "blob %s: the empty digest was sent with data", d)
 	}
 	return nil
+}
+
+// hashes reports whether data hashes to k under k's function.
+func (k blobKey) hashes(data []byte) bool {
+	if k.fn == digest.SHA256 {
+		return sha256.Sum256(data) == k.hash
+	}
+	h := k.fn.NewHasher()
+	h.Write(data)
+	return bytes.Equal(h.Sum(nil), k.raw())
 }
 
 func sizeMismatch(k blobKey, got int64) error {
@@ -214,7 +224,7 @@ func sizeMismatch(k blobKey, got int64) error {
 }
 
 func hashMismatch(k blobKey, data []byte) error {
-	return status.Errorf(codes.InvalidArgument, "blob bytes hash to %s, not the declared digest %s", digest.OfBytes(data), k.digest())
+	return status.Errorf(codes.InvalidArgument, "blob bytes hash to %s, not the declared digest %s", digest.OfBytesIn(k.fn, data), k.digest())
 }
 
 // sourceError keeps the status of a failing reader (a client stream that

@@ -49,11 +49,12 @@ func (l *Store) flushRecency() error {
 		s := &l.ix.shards[i]
 		s.mu.Lock()
 		var err error
-		for k, e := range s.m {
-			if e.tick > since && err == nil {
+		s.each(func(k blobKey, e entry) bool {
+			if e.tick > since {
 				err = wb.Set(k.dbKey('m'), encodeMeta(e, e.tick))
 			}
-		}
+			return err == nil
+		})
 		s.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("store %s: persist recency: %w", l.dir, err)

@@ -1,8 +1,8 @@
 package disk
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"os"
@@ -40,7 +40,7 @@ type ScrubReport struct {
 
 // Scrub verifies every blob stored when it starts, deleting (and counting,
 // in castd_store_verify_failures_total too) those whose bytes are missing
-// or corrupt: a file blob is hashed whole with SHA-256 against its digest,
+// or corrupt: a file blob is hashed whole with its digest's function,
 // a small blob checked against its CRC-32C. Blobs stored or deleted during
 // the scrub are skipped. A blob being checked is pinned, so eviction leaves
 // it alone meanwhile. It reads at most opts.BytesPerSecond; cost otherwise
@@ -119,7 +119,7 @@ func (l *Store) scrubFile(ctx context.Context, k blobKey, p *pacer) (bad bool, e
 		return false, ioError("open", path, err)
 	}
 	defer f.Close()
-	h := sha256.New()
+	h := k.fn.NewHasher()
 	n, err := io.Copy(h, &pacedReader{ctx: ctx, r: f, p: p})
 	switch {
 	case ctx.Err() != nil:
@@ -128,7 +128,7 @@ func (l *Store) scrubFile(ctx context.Context, k blobKey, p *pacer) (bad bool, e
 		return false, ioError("read", path, err)
 	case n != k.size:
 		return l.scrubDelete(k, "blob file has the wrong size"), nil
-	case [32]byte(h.Sum(nil)) != k.hash:
+	case !bytes.Equal(h.Sum(nil), k.raw()):
 		return l.scrubDelete(k, "blob file does not hash to its digest"), nil
 	}
 	return false, nil
@@ -145,10 +145,11 @@ func (ix *index) keys(i int) []blobKey {
 	s := &ix.shards[i]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]blobKey, 0, len(s.m))
-	for k := range s.m {
+	out := make([]blobKey, 0, s.len())
+	s.each(func(k blobKey, _ entry) bool {
 		out = append(out, k)
-	}
+		return true
+	})
 	return out
 }
 

@@ -1,8 +1,8 @@
 package disk
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"hash"
 	"hash/crc32"
@@ -74,9 +74,9 @@ func (dir tempSpooler) NewUpload(d digest.Digest) (*Upload, error) {
 
 // Upload is a blob being received into a file of its own: written in
 // order, possibly over several streams (a client resuming at Size), then
-// committed or aborted. It keeps the SHA-256, the CRC-32C and the chunk
-// sums (see chunkSums) of what was written, so Commit neither reads nor
-// copies the bytes. Between streams it holds no fd (Suspend). Size is safe
+// committed or aborted. It keeps the hash (under the digest's function),
+// the CRC-32C and the chunk sums (see chunkSums) of what was written, so
+// Commit neither reads nor copies the bytes. Between streams it holds no fd (Suspend). Size is safe
 // for concurrent use; the other methods are for one goroutine at a time.
 type Upload struct {
 	l     *Store // nil for a TempSpooler upload
@@ -84,7 +84,7 @@ type Upload struct {
 	path  string
 	f     *os.File // open while being written
 	size  atomic.Int64
-	sha   hash.Hash
+	sha   hash.Hash   // the digest's function
 	crc   hash.Hash32 // of the whole blob
 	part  uint32      // CRC-32C of the last, incomplete chunk
 	sums  []byte      // of the complete chunks
@@ -123,7 +123,7 @@ func newUpload(dir string, k blobKey) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Upload{k: k, path: f.Name(), f: f, sha: sha256.New(), crc: crc32.New(castagnoli),
+	return &Upload{k: k, path: f.Name(), f: f, sha: k.fn.NewHasher(), crc: crc32.New(castagnoli),
 		sums: make([]byte, 0, 4*chunkCount(k.size))}, nil
 }
 
@@ -260,12 +260,13 @@ func (u *Upload) Commit(ctx context.Context) error {
 	return nil
 }
 
-// verify checks the size and SHA-256 of what was written.
+// verify checks the size and hash (under the digest's function) of what
+// was written.
 func (u *Upload) verify() error {
 	if n := u.size.Load(); n != u.k.size {
 		return sizeMismatch(u.k, n)
 	}
-	if [32]byte(u.sha.Sum(nil)) != u.k.hash {
+	if !bytes.Equal(u.sha.Sum(nil), u.k.raw()) {
 		return status.Errorf(codes.InvalidArgument, "blob bytes do not hash to the declared digest %s", u.k.digest())
 	}
 	return nil
