@@ -16,6 +16,7 @@ import (
 func newACCmd(a *app) *cobra.Command {
 	group := &cobra.Command{Use: "ac", Short: "Read castd's action cache", Args: noArgsSuggest, RunE: groupRun}
 	var t target
+	var fn functionFlag
 	var asJSON bool
 	get := &cobra.Command{
 		Use:   "get ACTION_DIGEST",
@@ -27,7 +28,7 @@ with "not found".`,
 		Example: "  bst ac get 1f2e...9c/138\n  bst ac get --json 1f2e...9c/138 | jq .exit_code",
 		Args:    exactArgs(1, "one ACTION_DIGEST (HASH/SIZE)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := parseDigest(args[0])
+			d, err := fn.parseDigest(args[0])
 			if err != nil {
 				return err
 			}
@@ -35,6 +36,7 @@ with "not found".`,
 		},
 	}
 	addTargetFlags(get, &t)
+	addFunctionFlag(get, &fn)
 	get.Flags().BoolVar(&asJSON, "json", false, "print the ActionResult as protojson")
 	group.AddCommand(get)
 	return group
@@ -50,7 +52,7 @@ func (a *app) acGet(ctx context.Context, t target, d digest.Digest, asJSON bool)
 		return err
 	}
 	res, err := c.actionCache().GetActionResult(ctx, &repb.GetActionResultRequest{
-		InstanceName: instance, ActionDigest: d.Proto(), DigestFunction: repb.DigestFunction_SHA256,
+		InstanceName: instance, ActionDigest: d.Proto(), DigestFunction: d.Func.Proto(),
 	})
 	if err != nil {
 		return fmt.Errorf("action %s: %s", d, message(err))

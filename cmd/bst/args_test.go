@@ -21,7 +21,7 @@ func TestParseDigest(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// A malformed digest is the user's mistake: a usage error, exit 2.
-			_, err := parseDigest(c.in)
+			_, err := functionFlag{}.parseDigest(c.in)
 			if ee, ok := err.(*exitError); !ok || ee.code != exitUsage {
 				t.Errorf("parseDigest(%q) = %v, want a usage error", c.in, err)
 			}
@@ -29,7 +29,7 @@ func TestParseDigest(t *testing.T) {
 	}
 	t.Run("valid", func(t *testing.T) {
 		// The printed form parses back to the same digest.
-		if d, err := parseDigest(good.String()); err != nil || d != good {
+		if d, err := (functionFlag{}).parseDigest(good.String()); err != nil || d != good {
 			t.Errorf("got %v, %v", d, err)
 		}
 	})

@@ -40,6 +40,7 @@ func newAssetCmd(a *app, kind string) *cobra.Command {
 
 func newAssetXferCmd(a *app, kind, ref string, pull bool) *cobra.Command {
 	var t target
+	var fn functionFlag
 	var asJSON bool
 	verb, short := "push", "Upload DIR and record it as %s %s"
 	if pull {
@@ -54,18 +55,20 @@ func newAssetXferCmd(a *app, kind, ref string, pull bool) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			uri := urnPrefix + kind + ":" + args[0]
 			if pull {
-				return a.assetPull(cmd.Context(), t, uri, args[1], asJSON)
+				return a.assetPull(cmd.Context(), t, fn.fn, uri, args[1], asJSON)
 			}
-			return a.assetPush(cmd.Context(), t, uri, args[1], asJSON)
+			return a.assetPush(cmd.Context(), t, fn.fn, uri, args[1], asJSON)
 		},
 	}
 	addTargetFlags(cmd, &t)
+	addFunctionFlag(cmd, &fn)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"uri","digest"}`)
 	return cmd
 }
 
-// assetPush uploads dir and binds its root Directory to uri.
-func (a *app) assetPush(ctx context.Context, t target, uri, dir string, asJSON bool) error {
+// assetPush uploads dir hashed with fn and binds its root Directory to uri
+// in fn.
+func (a *app) assetPush(ctx context.Context, t target, fn digest.Function, uri, dir string, asJSON bool) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return usagef("%s is not a directory", dir)
 	}
@@ -74,14 +77,14 @@ func (a *app) assetPush(ctx context.Context, t target, uri, dir string, asJSON b
 		return err
 	}
 	m := a.newMeter("uploaded", treeSize([]string{dir}))
-	root, err := localexec.UploadDir(ctx, withMeter(cas, m), dir)
+	root, err := uploadDir(ctx, withMeter(cas, m), fn, dir)
 	m.finish()
 	if err != nil {
 		return err
 	}
 	_, err = a.conn.push().PushDirectory(ctx, &assetpb.PushDirectoryRequest{
 		InstanceName: instance, Uris: []string{uri}, RootDirectoryDigest: root.Proto(),
-		DigestFunction: repb.DigestFunction_SHA256,
+		DigestFunction: fn.Proto(),
 	})
 	if err != nil {
 		return fmt.Errorf("push %s: %s", uri, message(err))
@@ -89,8 +92,9 @@ func (a *app) assetPush(ctx context.Context, t target, uri, dir string, asJSON b
 	return a.printAsset(uri, root, asJSON)
 }
 
-// assetPull resolves uri to a root Directory and materialises it in dir.
-func (a *app) assetPull(ctx context.Context, t target, uri, dir string, asJSON bool) error {
+// assetPull resolves uri to a root Directory in fn and materialises it in
+// dir.
+func (a *app) assetPull(ctx context.Context, t target, fn digest.Function, uri, dir string, asJSON bool) error {
 	if err := checkEmptyDir(dir); err != nil {
 		return err
 	}
@@ -99,7 +103,7 @@ func (a *app) assetPull(ctx context.Context, t target, uri, dir string, asJSON b
 		return err
 	}
 	resp, err := a.conn.fetch().FetchDirectory(ctx, &assetpb.FetchDirectoryRequest{
-		InstanceName: instance, Uris: []string{uri}, DigestFunction: repb.DigestFunction_SHA256,
+		InstanceName: instance, Uris: []string{uri}, DigestFunction: fn.Proto(),
 	})
 	if err == nil && resp.GetStatus().GetCode() != 0 {
 		err = fmt.Errorf("%s", resp.GetStatus().GetMessage())
@@ -107,7 +111,10 @@ func (a *app) assetPull(ctx context.Context, t target, uri, dir string, asJSON b
 	if err != nil {
 		return fmt.Errorf("fetch %s: %s", uri, message(err))
 	}
-	root, err := digest.FromProto(resp.GetRootDirectoryDigest())
+	if got := resp.GetDigestFunction(); got != fn.Proto() && (got != repb.DigestFunction_UNKNOWN || fn != digest.SHA256) {
+		return fmt.Errorf("fetch %s: castd answered in digest function %s, asked for %s", uri, got, fn.Proto())
+	}
+	root, err := digest.FromProtoIn(fn, resp.GetRootDirectoryDigest())
 	if err != nil {
 		return fmt.Errorf("fetch %s: castd sent a bad digest: %s", uri, message(err))
 	}

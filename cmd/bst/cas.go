@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/localexec"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -36,6 +35,7 @@ func newCASCmd(a *app) *cobra.Command {
 
 func newCASPutCmd(a *app) *cobra.Command {
 	var t target
+	var fn functionFlag
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "put PATH...",
@@ -43,7 +43,9 @@ func newCASPutCmd(a *app) *cobra.Command {
 		Long: `Stores each PATH in castd's CAS and prints "HASH/SIZE  PATH". A file is
 stored as one blob; a directory as a REAPI Directory tree (executable bits,
 symlinks and empty directories kept) and its digest is the root Directory's.
-"-" stores standard input as one blob. Only what castd lacks is uploaded.`,
+"-" stores standard input as one blob. Only what castd lacks is uploaded.
+Digests are computed with --digest-function (default sha256); a BLAKE3
+digest is printed as blake3/HASH/SIZE.`,
 		Example: "  bst cas put build/app.tar\n  bst cas put --json src/\n  tar c src | bst cas put -",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -52,15 +54,16 @@ symlinks and empty directories kept) and its digest is the root Directory's.
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.casPut(cmd.Context(), t, args, asJSON)
+			return a.casPut(cmd.Context(), t, fn.fn, args, asJSON)
 		},
 	}
 	addTargetFlags(cmd, &t)
+	addFunctionFlag(cmd, &fn)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print [{"path","kind","digest"}]`)
 	return cmd
 }
 
-func (a *app) casPut(ctx context.Context, t target, paths []string, asJSON bool) error {
+func (a *app) casPut(ctx context.Context, t target, fn digest.Function, paths []string, asJSON bool) error {
 	paths, cleanup, err := a.spoolStdin(paths)
 	defer cleanup()
 	if err != nil {
@@ -74,7 +77,7 @@ func (a *app) casPut(ctx context.Context, t target, paths []string, asJSON bool)
 	defer m.finish()
 	out := []putJSON{}
 	for _, p := range paths {
-		r, err := putPath(ctx, withMeter(cas, m), p)
+		r, err := putPath(ctx, withMeter(cas, m), fn, p)
 		if err != nil {
 			return err
 		}
@@ -120,20 +123,20 @@ func (a *app) spoolStdin(paths []string) ([]string, func(), error) {
 	return out, cleanup, nil
 }
 
-// putPath uploads one file or directory.
-func putPath(ctx context.Context, cas store.CAS, p string) (putJSON, error) {
+// putPath uploads one file or directory, hashed with fn.
+func putPath(ctx context.Context, cas store.CAS, fn digest.Function, p string) (putJSON, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return putJSON{}, err
 	}
 	if fi.IsDir() {
-		d, err := localexec.UploadDir(ctx, cas, p)
+		d, err := uploadDir(ctx, cas, fn, p)
 		return putJSON{Path: p, Kind: "directory", Digest: d.String()}, err
 	}
 	if !fi.Mode().IsRegular() {
 		return putJSON{}, fmt.Errorf("%s: not a regular file or directory", p)
 	}
-	d, err := putFile(ctx, cas, p)
+	d, err := putFile(ctx, cas, fn, p)
 	return putJSON{Path: p, Kind: "file", Digest: d.String()}, err
 }
 
@@ -145,9 +148,9 @@ func (a *app) displayPath(p string) string {
 	return p
 }
 
-// putFile hashes the file at p and uploads it unless castd has it.
-func putFile(ctx context.Context, cas store.CAS, p string) (digest.Digest, error) {
-	d, err := hashFile(p)
+// putFile hashes the file at p with fn and uploads it unless castd has it.
+func putFile(ctx context.Context, cas store.CAS, fn digest.Function, p string) (digest.Digest, error) {
+	d, err := hashFile(fn, p)
 	if err != nil {
 		return d, err
 	}
@@ -163,19 +166,19 @@ func putFile(ctx context.Context, cas store.CAS, p string) (digest.Digest, error
 	return d, cas.Put(ctx, d, f)
 }
 
-// hashFile streams the file at p through the digest hash.
-func hashFile(p string) (digest.Digest, error) {
+// hashFile streams the file at p through fn.
+func hashFile(fn digest.Function, p string) (digest.Digest, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return digest.Digest{}, err
 	}
 	defer f.Close()
-	h := digest.NewHasher()
+	h := fn.NewHasher()
 	n, err := io.Copy(h, f)
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("hash %s: %w", p, err)
 	}
-	return digest.Digest{Hash: digest.HashString(h), Size: n}, nil
+	return digest.Digest{Hash: digest.HashString(h), Size: n, Func: fn}, nil
 }
 
 // treeSize is the total size of the regular files under paths: the most a

@@ -21,12 +21,14 @@ const maxDetectSize = 1 << 20
 
 func newCASGetCmd(a *app) *cobra.Command {
 	var t target
+	var fn functionFlag
 	var out string
 	var tree, file bool
 	cmd := &cobra.Command{
 		Use:   "get DIGEST [-o PATH]",
 		Short: "Fetch a blob to a file or stdout, or materialise a Directory tree",
-		Long: `Fetches DIGEST (HASH/SIZE). A file blob goes to -o PATH, or to stdout.
+		Long: `Fetches DIGEST: HASH/SIZE in --digest-function (default sha256), or
+FUNCTION/HASH/SIZE as bst prints BLAKE3 digests. A file blob goes to -o PATH, or to stdout.
 A Directory (detected automatically, or forced with --tree) is written as a
 tree into -o DIR, which must not exist or be empty: files with their
 executable bits, symlinks and empty directories.`,
@@ -36,7 +38,7 @@ executable bits, symlinks and empty directories.`,
 			if tree && file {
 				return usagef("--tree and --file exclude each other")
 			}
-			d, err := parseDigest(args[0])
+			d, err := fn.parseDigest(args[0])
 			if err != nil {
 				return err
 			}
@@ -44,6 +46,7 @@ executable bits, symlinks and empty directories.`,
 		},
 	}
 	addTargetFlags(cmd, &t)
+	addFunctionFlag(cmd, &fn)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "where to write (default: stdout for a file)")
 	cmd.Flags().BoolVar(&tree, "tree", false, "DIGEST is a Directory: materialise the tree")
 	cmd.Flags().BoolVar(&file, "file", false, "DIGEST is a file blob, even if it parses as a Directory")

@@ -26,6 +26,7 @@ type entryJSON struct {
 
 func newCASLsCmd(a *app) *cobra.Command {
 	var t target
+	var fn functionFlag
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "ls DIGEST",
@@ -34,7 +35,7 @@ func newCASLsCmd(a *app) *cobra.Command {
 			"  bst cas ls --json $(bst cas put src/ | cut -d' ' -f1)",
 		Args: exactArgs(1, "one Directory DIGEST (HASH/SIZE)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := parseDigest(args[0])
+			d, err := fn.parseDigest(args[0])
 			if err != nil {
 				return err
 			}
@@ -42,6 +43,7 @@ func newCASLsCmd(a *app) *cobra.Command {
 		},
 	}
 	addTargetFlags(cmd, &t)
+	addFunctionFlag(cmd, &fn)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print [{"path","type","size","executable","digest","target"}]`)
 	return cmd
 }
@@ -63,7 +65,8 @@ func (a *app) casLs(ctx context.Context, t target, root digest.Digest, asJSON bo
 }
 
 // listTree walks the Directory tree at root depth-first, entries of each
-// directory in their (sorted) order, and returns every path in it.
+// directory in their (sorted) order, and returns every path in it. Every
+// digest in the tree is read in root's function.
 func listTree(ctx context.Context, cas store.CAS, root digest.Digest) ([]entryJSON, error) {
 	out := []entryJSON{}
 	var walk func(d digest.Digest, prefix string, depth int) error
@@ -84,15 +87,15 @@ func listTree(ctx context.Context, cas store.CAS, root digest.Digest) ([]entryJS
 		}
 		for _, f := range dir.GetFiles() {
 			out = append(out, entryJSON{Path: path.Join(prefix, f.GetName()), Type: "file", Size: f.GetDigest().GetSizeBytes(),
-				Executable: f.GetIsExecutable(), Digest: protoDigestString(f.GetDigest())})
+				Executable: f.GetIsExecutable(), Digest: protoDigestIn(root.Func, f.GetDigest())})
 		}
 		for _, s := range dir.GetSymlinks() {
 			out = append(out, entryJSON{Path: path.Join(prefix, s.GetName()), Type: "symlink", Target: s.GetTarget()})
 		}
 		for _, sub := range dir.GetDirectories() {
 			p := path.Join(prefix, sub.GetName())
-			out = append(out, entryJSON{Path: p, Type: "directory", Digest: protoDigestString(sub.GetDigest())})
-			sd, err := digest.FromProto(sub.GetDigest())
+			out = append(out, entryJSON{Path: p, Type: "directory", Digest: protoDigestIn(root.Func, sub.GetDigest())})
+			sd, err := digest.FromProtoIn(root.Func, sub.GetDigest())
 			if err != nil {
 				return fmt.Errorf("directory %s: %w", p, err)
 			}

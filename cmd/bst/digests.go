@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
@@ -19,23 +17,6 @@ import (
 
 // maxMessageSize bounds the Directory and Tree messages bst reads whole.
 const maxMessageSize = 64 << 20
-
-// parseDigest reads the HASH/SIZE form; a malformed digest is a usage error.
-func parseDigest(s string) (digest.Digest, error) {
-	hash, size, ok := strings.Cut(s, "/")
-	if !ok {
-		return digest.Digest{}, usagef("digest %q: expected HASH/SIZE", s)
-	}
-	n, err := strconv.ParseInt(size, 10, 64)
-	if err != nil {
-		return digest.Digest{}, usagef("digest %q: size %q is not a number", s, size)
-	}
-	d, err := digest.New(hash, n)
-	if err != nil {
-		return digest.Digest{}, usagef("digest %q: %s", s, message(err))
-	}
-	return d, nil
-}
 
 // readBlob reads the whole blob d from cas; for messages, not file data.
 func readBlob(ctx context.Context, cas store.CAS, d digest.Digest) ([]byte, error) {

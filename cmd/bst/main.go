@@ -16,6 +16,10 @@
 //	bst scrub [--rate BYTES] [--json]
 //	bst completion bash|zsh|fish
 //
+// cas, ac, artifact and source take --digest-function (sha256, the
+// default, sha1, md5, sha384, sha512 or blake3): the function digests are
+// computed, sent and read in.
+//
 // Exit codes: 0 success, 1 the request or action failed, 2 usage error;
 // `bst run` exits with the action's own exit code.
 package main

@@ -23,8 +23,8 @@ const maxDirectorySize = 64 << 20
 // FindMissing per level for the Directories, a Get for each present one, and
 // batched FindMissing calls for all files at the end (which also marks them
 // used, so eviction takes them last). Subtrees under a missing Directory
-// cannot be seen and are not listed. A Directory blob that does not parse is
-// FAILED_PRECONDITION.
+// cannot be seen and are not listed. Every digest in the tree is in root's
+// function. A Directory blob that does not parse is FAILED_PRECONDITION.
 func missingContent(ctx context.Context, cas store.CAS, kind Kind, root digest.Digest) ([]digest.Digest, error) {
 	if kind == Blob {
 		return cas.FindMissing(ctx, []digest.Digest{root})
@@ -70,10 +70,10 @@ func missingContent(ctx context.Context, cas store.CAS, kind Kind, root digest.D
 }
 
 // children appends dir's unseen subdirectories to dirs and unseen files to
-// files.
+// files, parsed in the function of at, dir's digest.
 func children(dir *repb.Directory, at digest.Digest, seen, seenFiles digest.Set, dirs, files []digest.Digest) ([]digest.Digest, []digest.Digest, error) {
 	for _, f := range dir.GetFiles() {
-		d, err := digest.FromProto(f.GetDigest())
+		d, err := digest.FromProtoIn(at.Func, f.GetDigest())
 		if err != nil {
 			return nil, nil, status.Errorf(codes.FailedPrecondition, "directory %s: file %q: %v", at, f.GetName(), status.Convert(err).Message())
 		}
@@ -83,7 +83,7 @@ func children(dir *repb.Directory, at digest.Digest, seen, seenFiles digest.Set,
 		}
 	}
 	for _, sd := range dir.GetDirectories() {
-		d, err := digest.FromProto(sd.GetDigest())
+		d, err := digest.FromProtoIn(at.Func, sd.GetDigest())
 		if err != nil {
 			return nil, nil, status.Errorf(codes.FailedPrecondition, "directory %s: subdirectory %q: %v", at, sd.GetName(), status.Convert(err).Message())
 		}

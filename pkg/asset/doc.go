@@ -15,4 +15,11 @@
 // decorator that hides references to missing content
 // (NewCompletenessCheckingIndex); the ordered fan-out (NewFanout); and the
 // gRPC handlers (NewServer), which only ever hold an Index and a store.CAS.
+//
+// The digest function is part of an association: a request's
+// digest_function (unset: SHA-256 for a Fetch, inferred from the hash
+// length for a Push, as the API says) is resolved once, every digest of
+// the request is read in it, and the indexes file and find associations
+// per function (Asset.Func), so a BLAKE3 push is found only by a BLAKE3
+// fetch. An index remote is asked only in functions it advertises.
 package asset

@@ -87,7 +87,8 @@ func (f *fanoutIndex) Lookup(ctx context.Context, a Asset, oldest time.Time) (Re
 // served even if the local record fails (the next lookup asks the remote
 // again), so that failure is only logged.
 func (f *fanoutIndex) remoteHit(ctx context.Context, a Asset, ref Ref, t Tier) {
-	narrowed := Asset{Kind: a.Kind, URIs: []string{ref.URI}, Qualifiers: a.Qualifiers}
+	narrowed := a
+	narrowed.URIs = []string{ref.URI}
 	if err := f.local.Record(ctx, narrowed, ref); err != nil {
 		f.opts.Logger.Error("asset: recording a remote hit locally failed", "remote", t.Name, "asset", narrowed.String(), "err", err)
 		return

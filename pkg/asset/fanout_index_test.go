@@ -7,6 +7,7 @@ import (
 	"time"
 
 	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -163,4 +164,72 @@ func TestFanoutAllRemotesFailing(t *testing.T) {
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "broken") {
 		t.Fatalf("Lookup with the only remote failing: %v; want UNAVAILABLE naming it", err)
 	}
+}
+
+func TestFanoutDigestFunctions(t *testing.T) {
+	ctx := testutil.Context(t)
+	shaOnly := startNode(t, nodeConfig{functions: digest.SetOf(digest.SHA256)})
+	b3Remote := startNode(t, nodeConfig{})
+	wsCAS := store.NewMemory()
+	content := []byte("blake3 artifact")
+	b3 := putBlobIn(t, wsCAS, digest.BLAKE3, content)
+	putBlobIn(t, b3Remote.cas, digest.BLAKE3, content)
+	uri := "https://a.example/b3"
+	a := asset.Asset{Kind: asset.Blob, URIs: []string{uri}, Func: digest.BLAKE3}
+	if err := b3Remote.index.Record(ctx, a, asset.Ref{Digest: b3}); err != nil {
+		t.Fatal(err)
+	}
+	local := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
+	tiers := []asset.Tier{remoteTier(t, shaOnly, "sha-only", "user", wsCAS), remoteTier(t, b3Remote, "b3", "user", wsCAS)}
+	var mu sync.Mutex
+	var hitFuncs []digest.Function
+	opts := asset.FanoutOptions{OnRemoteHit: func(a asset.Asset, _ asset.Ref, _ asset.Tier) {
+		mu.Lock()
+		defer mu.Unlock()
+		hitFuncs = append(hitFuncs, a.Func)
+	}}
+	ws := startNode(t, nodeConfig{cas: wsCAS, index: asset.NewFanout(asset.NewCompletenessCheckingIndex(local, wsCAS), tiers, opts)})
+
+	t.Run("blake3 fetch through the fan-out", func(t *testing.T) {
+		t.Log("a BLAKE3 fetch asks the BLAKE3 remote in BLAKE3 and skips the SHA-256-only one without a call")
+		resp, err := ws.fetch.FetchBlob(ctx, &assetpb.FetchBlobRequest{Uris: []string{uri}, DigestFunction: repb.DigestFunction_BLAKE3})
+		if err != nil || !proto.Equal(resp.GetBlobDigest(), b3.Proto()) || resp.GetDigestFunction() != repb.DigestFunction_BLAKE3 {
+			t.Fatalf("FetchBlob = %v, %v; want %s in BLAKE3", resp, err, b3)
+		}
+		if n := shaOnly.callCount("FetchBlob"); n != 0 {
+			t.Fatalf("the SHA-256-only remote was asked %d times", n)
+		}
+	})
+	t.Run("remote hit recorded in its function", func(t *testing.T) {
+		t.Log("the local copy of a BLAKE3 hit is a BLAKE3 association, not a SHA-256 one")
+		ref, err := local.Lookup(ctx, a, time.Time{})
+		if err != nil || ref.Digest != b3 {
+			t.Fatalf("local Lookup = %+v, %v", ref, err)
+		}
+		_, err = local.Lookup(ctx, asset.Asset{Kind: asset.Blob, URIs: []string{uri}}, time.Time{})
+		wantCode(t, err, codes.NotFound)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(hitFuncs) != 1 || hitFuncs[0] != digest.BLAKE3 {
+			t.Fatalf("OnRemoteHit saw functions %v, want [blake3] (re-caching must push in BLAKE3)", hitFuncs)
+		}
+	})
+	t.Run("blake3 push not sent to a sha256-only remote", func(t *testing.T) {
+		t.Log("write-back of a BLAKE3 association to a remote that does not take BLAKE3 is the store's unsupported-function error, without a call")
+		err := tiers[0].Index.Record(ctx, a, asset.Ref{Digest: b3})
+		if !store.IsUnsupportedFunction(err) || shaOnly.callCount("PushBlob") != 0 {
+			t.Fatalf("Record = %v after %d PushBlob calls; want an UnsupportedFunctionError and none", err, shaOnly.callCount("PushBlob"))
+		}
+	})
+	t.Run("blake3 push to a blake3 remote", func(t *testing.T) {
+		t.Log("a BLAKE3 association pushed upstream lands there in BLAKE3")
+		pushed := asset.Asset{Kind: asset.Blob, URIs: []string{"https://a.example/pushed-b3"}}
+		if err := tiers[1].Index.Record(ctx, pushed, asset.Ref{Digest: b3}); err != nil {
+			t.Fatal(err)
+		}
+		pushed.Func = digest.BLAKE3
+		if ref, err := b3Remote.index.Lookup(ctx, pushed, time.Time{}); err != nil || ref.Digest != b3 {
+			t.Fatalf("remote Lookup = %+v, %v", ref, err)
+		}
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/grpcservers"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -27,6 +28,9 @@ type nodeConfig struct {
 	index asset.Index // nil: a local index over memory records
 	clock *clock.Fake // for the default index; nil: a fresh fake clock
 	fail  codes.Code  // when not OK, every asset call fails with it
+	// functions are the digest functions the node takes and advertises
+	// in Capabilities; zero: all.
+	functions digest.FunctionSet
 }
 
 // node is a castd server on 127.0.0.1 and a client of its asset services,
@@ -64,8 +68,8 @@ func startNode(t *testing.T, nc nodeConfig) *node {
 		}
 		return h(ctx, req)
 	}
-	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: n.cas, Unary: []grpc.UnaryServerInterceptor{record}, Register: func(s *grpc.Server) {
-		asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return n.index, n.cas, nil }, asset.Options{}).Register(s)
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{CAS: n.cas, Unary: []grpc.UnaryServerInterceptor{record}, Server: grpcservers.Options{DigestFunctions: nc.functions}, Register: func(s *grpc.Server) {
+		asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return n.index, n.cas, nil }, asset.Options{DigestFunctions: nc.functions}).Register(s)
 	}})
 	n.addr = srv.Addr
 	conn := srv.Dial(t)
@@ -103,10 +107,16 @@ func (n *node) instancesSeen() []string {
 // newClock returns a fake clock for expiry tests.
 func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
-// putBlob stores b in cas and returns its digest.
+// putBlob stores b in cas and returns its SHA-256 digest.
 func putBlob(t *testing.T, cas store.CAS, b []byte) digest.Digest {
 	t.Helper()
-	d := digest.OfBytes(b)
+	return putBlobIn(t, cas, digest.SHA256, b)
+}
+
+// putBlobIn stores b in cas under its digest in fn.
+func putBlobIn(t *testing.T, cas store.CAS, fn digest.Function, b []byte) digest.Digest {
+	t.Helper()
+	d := digest.OfBytesIn(fn, b)
 	if err := cas.Put(context.Background(), d, bytes.NewReader(b)); err != nil {
 		t.Fatal(err)
 	}
@@ -121,31 +131,37 @@ type testTree struct {
 	contentB        []byte
 }
 
-// putTree stores the Directory messages of a fresh tree and, when
+// putTree stores the Directory messages of a fresh SHA-256 tree and, when
 // withFiles, its file blobs.
 func putTree(t *testing.T, cas store.CAS, seed string, withFiles bool) testTree {
 	t.Helper()
+	return putTreeIn(t, cas, digest.SHA256, seed, withFiles)
+}
+
+// putTreeIn is putTree with every digest in fn.
+func putTreeIn(t *testing.T, cas store.CAS, fn digest.Function, seed string, withFiles bool) testTree {
+	t.Helper()
 	tr := testTree{contentA: []byte("file a " + seed), contentB: []byte("file b " + seed)}
-	tr.a, tr.b = digest.OfBytes(tr.contentA), digest.OfBytes(tr.contentB)
+	tr.a, tr.b = digest.OfBytesIn(fn, tr.contentA), digest.OfBytesIn(fn, tr.contentB)
 	if withFiles {
-		putBlob(t, cas, tr.contentA)
-		putBlob(t, cas, tr.contentB)
+		putBlobIn(t, cas, fn, tr.contentA)
+		putBlobIn(t, cas, fn, tr.contentB)
 	}
-	tr.sub = putMessage(t, cas, &repb.Directory{Files: []*repb.FileNode{{Name: "b", Digest: tr.b.Proto()}}})
-	tr.root = putMessage(t, cas, &repb.Directory{
+	tr.sub = putMessage(t, cas, fn, &repb.Directory{Files: []*repb.FileNode{{Name: "b", Digest: tr.b.Proto()}}})
+	tr.root = putMessage(t, cas, fn, &repb.Directory{
 		Files:       []*repb.FileNode{{Name: "a", Digest: tr.a.Proto()}},
 		Directories: []*repb.DirectoryNode{{Name: "sub", Digest: tr.sub.Proto()}},
 	})
 	return tr
 }
 
-func putMessage(t *testing.T, cas store.CAS, m *repb.Directory) digest.Digest {
+func putMessage(t *testing.T, cas store.CAS, fn digest.Function, m *repb.Directory) digest.Digest {
 	t.Helper()
-	_, b, err := digest.OfMessage(m)
+	_, b, err := digest.OfMessageIn(fn, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return putBlob(t, cas, b)
+	return putBlobIn(t, cas, fn, b)
 }
 
 // q builds qualifiers from name, value pairs.

@@ -53,7 +53,7 @@ type localIndex struct {
 func (l *localIndex) Lookup(_ context.Context, a Asset, oldest time.Time) (Ref, error) {
 	now := l.opts.Clock.Now()
 	for _, uri := range a.URIs {
-		key := entryKey(a.Kind, uri, a.Qualifiers)
+		key := entryKey(a.Kind, a.Func, uri, a.Qualifiers)
 		v, err := l.recs.Get(key)
 		if status.Code(err) == codes.NotFound {
 			continue
@@ -62,7 +62,7 @@ func (l *localIndex) Lookup(_ context.Context, a Asset, oldest time.Time) (Ref, 
 			return Ref{}, status.Errorf(status.Code(err), "local asset index: %v", status.Convert(err).Message())
 		}
 		ref, ok := decodeRef(v)
-		if !ok {
+		if !ok || ref.Digest.Func != a.Func {
 			l.opts.Logger.Warn("asset: deleting an unreadable local index record", "uri", uri, "kind", a.Kind)
 			_ = l.recs.Delete(key)
 			continue
@@ -86,20 +86,29 @@ func (l *localIndex) Record(_ context.Context, a Asset, ref Ref) error {
 	}
 	v := encodeRef(ref)
 	for _, uri := range a.URIs {
-		if err := l.recs.Put(entryKey(a.Kind, uri, a.Qualifiers), v); err != nil {
+		if err := l.recs.Put(entryKey(a.Kind, ref.Digest.Func, uri, a.Qualifiers), v); err != nil {
 			return status.Errorf(codes.Internal, "local asset index: record %q: %v", uri, err)
 		}
 	}
 	return nil
 }
 
-// recordVersion leads every value so the encoding can change later.
-const recordVersion = 1
+// The version byte leads every value so the encoding can change. A SHA-256
+// reference is written as version 1, exactly as before castd knew other
+// functions; any other function as version 2, which adds the function.
+const (
+	recordSHA256   = 1
+	recordFunction = 2
+)
 
-// encodeRef lays a reference out as version, recorded and expiry (Unix
-// nanoseconds, 0 for never), size, then the hex hash.
+// encodeRef lays a reference out as version, (for version 2 the
+// function,) recorded and expiry (Unix nanoseconds, 0 for never), size,
+// then the hex hash.
 func encodeRef(r Ref) []byte {
-	b := []byte{recordVersion}
+	b := []byte{recordSHA256}
+	if r.Digest.Func != digest.SHA256 {
+		b = []byte{recordFunction, byte(r.Digest.Func)}
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(r.Recorded)))
 	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(r.ExpireAt)))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Digest.Size))
@@ -107,10 +116,20 @@ func encodeRef(r Ref) []byte {
 }
 
 func decodeRef(b []byte) (Ref, bool) {
-	if len(b) != 1+24+digest.HashLength || b[0] != recordVersion {
+	fn := digest.SHA256
+	switch {
+	case len(b) > 2 && b[0] == recordFunction:
+		fn, b = digest.Function(b[1]), b[1:]
+		if fn == digest.SHA256 || !digest.AllFunctions.Has(fn) {
+			return Ref{}, false
+		}
+	case len(b) == 0 || b[0] != recordSHA256:
 		return Ref{}, false
 	}
-	d, err := digest.New(string(b[25:]), int64(binary.BigEndian.Uint64(b[17:25])))
+	if len(b) != 1+24+fn.HashLength() {
+		return Ref{}, false
+	}
+	d, err := digest.NewIn(fn, string(b[25:]), int64(binary.BigEndian.Uint64(b[17:25])))
 	if err != nil {
 		return Ref{}, false
 	}

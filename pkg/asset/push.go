@@ -17,6 +17,7 @@ import (
 type pushServer struct {
 	assetpb.UnimplementedPushServer
 	resolve Resolver
+	opts    Options
 }
 
 // pushRequest is what PushBlobRequest and PushDirectoryRequest share.
@@ -42,16 +43,19 @@ func (s *pushServer) PushDirectory(ctx context.Context, req *assetpb.PushDirecto
 
 // push validates req, requires the content (the whole tree for a
 // directory) and the referenced blobs and directory roots to be in the CAS,
-// and records the association.
+// and records the association in the request's digest function, which
+// every digest of the request is parsed in.
 func (s *pushServer) push(ctx context.Context, kind Kind, field string, root *repb.Digest, req pushRequest) error {
-	if err := parseDigestFunction(req.GetDigestFunction()); err != nil {
+	fn, err := parseDigestFunction(req.GetDigestFunction(), root.GetHash(), s.opts.DigestFunctions)
+	if err != nil {
 		return err
 	}
 	a, err := parseAsset(kind, req.GetUris(), req.GetQualifiers())
 	if err != nil {
 		return err
 	}
-	d, err := parseDigest(field, root)
+	a.Func = fn
+	d, err := parseDigest(fn, field, root)
 	if err != nil {
 		return err
 	}
@@ -59,11 +63,11 @@ func (s *pushServer) push(ctx context.Context, kind Kind, field string, root *re
 	if err != nil {
 		return err
 	}
-	refs, err := parseDigests("references_blobs", req.GetReferencesBlobs())
+	refs, err := parseDigests(fn, "references_blobs", req.GetReferencesBlobs())
 	if err != nil {
 		return err
 	}
-	dirs, err := parseDigests("references_directories", req.GetReferencesDirectories())
+	dirs, err := parseDigests(fn, "references_directories", req.GetReferencesDirectories())
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,9 @@ import (
 // Client is one remote's Remote Asset API as castd uses it;
 // *grpcclient.AssetClient implements it. Fetch calls report a miss as
 // NOT_FOUND (also when the remote put it in the response's status field) and
-// set the remote's own instance name.
+// set the remote's own instance name. A request in a digest function the
+// remote does not take is not sent: a Fetch is NOT_FOUND, a Push a
+// *store.UnsupportedFunctionError.
 type Client interface {
 	FetchBlob(ctx context.Context, req *assetpb.FetchBlobRequest) (*assetpb.FetchBlobResponse, error)
 	FetchDirectory(ctx context.Context, req *assetpb.FetchDirectoryRequest) (*assetpb.FetchDirectoryResponse, error)
@@ -26,8 +28,10 @@ type Client interface {
 }
 
 // NewRemoteIndex returns the asset index of one index remote. Lookup is one
-// Fetch call with all URIs; Record is one Push call. A reference the remote
-// answers with is checked (a valid digest, a URI that was asked for) and
+// Fetch call with all URIs; Record is one Push call; both carry the
+// asset's digest function (left unset for SHA-256, as before castd knew
+// others). A reference the remote answers with is checked (a valid digest
+// in the function asked for, a URI that was asked for) and
 // otherwise refused as INTERNAL, so bad data from upstream never reaches the
 // local index. Whether the content exists is not checked here (see
 // NewCompletenessCheckingIndex). Safe for concurrent use if c is.
@@ -46,27 +50,44 @@ func (r *remoteIndex) Lookup(ctx context.Context, a Asset, oldest time.Time) (Re
 	if !oldest.IsZero() {
 		oldestPB = timestamppb.New(oldest)
 	}
+	fn := requestFunction(a.Func)
 	if a.Kind == Directory {
-		resp, err := r.c.FetchDirectory(ctx, &assetpb.FetchDirectoryRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, OldestContentAccepted: oldestPB})
+		resp, err := r.c.FetchDirectory(ctx, &assetpb.FetchDirectoryRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, OldestContentAccepted: oldestPB, DigestFunction: fn})
 		if err != nil {
 			return Ref{}, err
 		}
 		return refFromAnswer(a, resp, resp.GetRootDirectoryDigest(), resp.GetDigestFunction())
 	}
-	resp, err := r.c.FetchBlob(ctx, &assetpb.FetchBlobRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, OldestContentAccepted: oldestPB})
+	resp, err := r.c.FetchBlob(ctx, &assetpb.FetchBlobRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, OldestContentAccepted: oldestPB, DigestFunction: fn})
 	if err != nil {
 		return Ref{}, err
 	}
 	return refFromAnswer(a, resp, resp.GetBlobDigest(), resp.GetDigestFunction())
 }
 
-// refFromAnswer validates a remote's answer. An empty uri means the remote
-// did not say which URI matched; the first one asked for is assumed.
-func refFromAnswer(a Asset, resp fetchAnswer, pd *repb.Digest, fn repb.DigestFunction_Value) (Ref, error) {
-	if fn != repb.DigestFunction_UNKNOWN && fn != repb.DigestFunction_SHA256 {
-		return Ref{}, status.Errorf(codes.Internal, "%s: remote answered with digest function %s", a, fn)
+// requestFunction is the digest_function field for f: unset for SHA-256,
+// so SHA-256 requests stay what they were before castd knew other
+// functions.
+func requestFunction(f digest.Function) repb.DigestFunction_Value {
+	if f == digest.SHA256 {
+		return repb.DigestFunction_UNKNOWN
 	}
-	d, err := digest.FromProto(pd)
+	return f.Proto()
+}
+
+// refFromAnswer validates a remote's answer, which must be in a.Func (an
+// unset digest_function means SHA-256, as the Remote Asset API says). An
+// empty uri means the remote did not say which URI matched; the first one
+// asked for is assumed.
+func refFromAnswer(a Asset, resp fetchAnswer, pd *repb.Digest, fn repb.DigestFunction_Value) (Ref, error) {
+	got, ok := digest.SHA256, true
+	if fn != repb.DigestFunction_UNKNOWN {
+		got, ok = digest.FunctionFromProto(fn)
+	}
+	if !ok || got != a.Func {
+		return Ref{}, status.Errorf(codes.Internal, "%s: remote answered with digest function %s, asked for %s", a, fn, a.Func.Proto())
+	}
+	d, err := digest.FromProtoIn(a.Func, pd)
 	if err != nil {
 		return Ref{}, status.Errorf(codes.Internal, "%s: remote answered with a bad digest: %v", a, status.Convert(err).Message())
 	}
@@ -90,8 +111,9 @@ func (r *remoteIndex) Record(ctx context.Context, a Asset, ref Ref) error {
 	if !ref.ExpireAt.IsZero() {
 		expire = timestamppb.New(ref.ExpireAt)
 	}
+	fn := requestFunction(ref.Digest.Func)
 	if a.Kind == Directory {
-		return r.c.PushDirectory(ctx, &assetpb.PushDirectoryRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, ExpireAt: expire, RootDirectoryDigest: ref.Digest.Proto()})
+		return r.c.PushDirectory(ctx, &assetpb.PushDirectoryRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, ExpireAt: expire, RootDirectoryDigest: ref.Digest.Proto(), DigestFunction: fn})
 	}
-	return r.c.PushBlob(ctx, &assetpb.PushBlobRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, ExpireAt: expire, BlobDigest: ref.Digest.Proto()})
+	return r.c.PushBlob(ctx, &assetpb.PushBlobRequest{Uris: a.URIs, Qualifiers: a.Qualifiers, ExpireAt: expire, BlobDigest: ref.Digest.Proto(), DigestFunction: fn})
 }

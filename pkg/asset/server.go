@@ -9,8 +9,11 @@ import (
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/castd/castd/pkg/digest"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -26,6 +29,10 @@ type Options struct {
 	// Logger receives hits that were dropped because their content is
 	// gone; nil means slog.Default().
 	Logger *slog.Logger
+	// DigestFunctions are the digest functions requests may use (the
+	// set castd advertises in Capabilities); zero means every function
+	// castd verifies. Another is INVALID_ARGUMENT naming digest_function.
+	DigestFunctions digest.FunctionSet
 }
 
 // Server implements the Remote Asset Fetch and Push services over the
@@ -46,7 +53,7 @@ func NewServer(resolve Resolver, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Server{fetch: &fetchServer{resolve: resolve, opts: opts}, push: &pushServer{resolve: resolve}}
+	return &Server{fetch: &fetchServer{resolve: resolve, opts: opts}, push: &pushServer{resolve: resolve, opts: opts}}
 }
 
 // Register adds the Fetch and Push services to s, typically the server
@@ -70,7 +77,7 @@ func (s *fetchServer) FetchBlob(ctx context.Context, req *assetpb.FetchBlobReque
 	}
 	return &assetpb.FetchBlobResponse{
 		Status: &rpcstatus.Status{}, Uri: ref.URI, Qualifiers: a.Qualifiers, ExpiresAt: timestamp(ref.ExpireAt),
-		BlobDigest: ref.Digest.Proto(), DigestFunction: repb.DigestFunction_SHA256,
+		BlobDigest: ref.Digest.Proto(), DigestFunction: a.Func.Proto(),
 	}, nil
 }
 
@@ -82,7 +89,7 @@ func (s *fetchServer) FetchDirectory(ctx context.Context, req *assetpb.FetchDire
 	}
 	return &assetpb.FetchDirectoryResponse{
 		Status: &rpcstatus.Status{}, Uri: ref.URI, Qualifiers: a.Qualifiers, ExpiresAt: timestamp(ref.ExpireAt),
-		RootDirectoryDigest: ref.Digest.Proto(), DigestFunction: repb.DigestFunction_SHA256,
+		RootDirectoryDigest: ref.Digest.Proto(), DigestFunction: a.Func.Proto(),
 	}, nil
 }
 
@@ -95,15 +102,18 @@ type fetchRequest interface {
 	GetDigestFunction() repb.DigestFunction_Value
 }
 
-// fetch validates req, looks it up and checks the content is complete.
+// fetch validates req, looks it up in the request's digest function and
+// checks the content is complete.
 func (s *fetchServer) fetch(ctx context.Context, kind Kind, req fetchRequest) (Asset, Ref, error) {
-	if err := parseDigestFunction(req.GetDigestFunction()); err != nil {
+	fn, err := parseDigestFunction(req.GetDigestFunction(), "", s.opts.DigestFunctions)
+	if err != nil {
 		return Asset{}, Ref{}, err
 	}
 	a, err := parseAsset(kind, req.GetUris(), req.GetQualifiers())
 	if err != nil {
 		return Asset{}, Ref{}, err
 	}
+	a.Func = fn
 	oldest, err := parseTime("oldest_content_accepted", req.GetOldestContentAccepted())
 	if err != nil {
 		return Asset{}, Ref{}, err
@@ -115,6 +125,9 @@ func (s *fetchServer) fetch(ctx context.Context, kind Kind, req fetchRequest) (A
 	ref, err := idx.Lookup(ctx, a, oldest)
 	if err != nil {
 		return Asset{}, Ref{}, err
+	}
+	if ref.Digest.Func != fn { // an index broke its contract; never answer in another function
+		return Asset{}, Ref{}, status.Errorf(codes.Internal, "%s: the index answered with a %s digest", a, ref.Digest.Func)
 	}
 	if err := checkComplete(ctx, cas, a, ref); err != nil {
 		s.opts.Logger.Debug("asset: index hit not served", "err", err)

@@ -46,20 +46,21 @@ func parseAsset(kind Kind, uris []string, qs []*assetpb.Qualifier) (Asset, error
 	return a, nil
 }
 
-// parseDigest validates a digest field.
-func parseDigest(field string, pd *repb.Digest) (digest.Digest, error) {
-	d, err := digest.FromProto(pd)
+// parseDigest validates a digest field as a digest of fn, the request's
+// function.
+func parseDigest(fn digest.Function, field string, pd *repb.Digest) (digest.Digest, error) {
+	d, err := digest.FromProtoIn(fn, pd)
 	if err != nil {
 		return digest.Digest{}, grpcerr.InvalidArgument(field, "%s", status.Convert(err).Message())
 	}
 	return d, nil
 }
 
-// parseDigests validates a repeated digest field.
-func parseDigests(field string, pds []*repb.Digest) ([]digest.Digest, error) {
+// parseDigests validates a repeated digest field in fn.
+func parseDigests(fn digest.Function, field string, pds []*repb.Digest) ([]digest.Digest, error) {
 	out := make([]digest.Digest, 0, len(pds))
 	for i, pd := range pds {
-		d, err := parseDigest(fmt.Sprintf("%s[%d]", field, i), pd)
+		d, err := parseDigest(fn, fmt.Sprintf("%s[%d]", field, i), pd)
 		if err != nil {
 			return nil, err
 		}
@@ -68,12 +69,17 @@ func parseDigests(field string, pds []*repb.Digest) ([]digest.Digest, error) {
 	return out, nil
 }
 
-// parseDigestFunction accepts only SHA-256 (or unset, which means it).
-func parseDigestFunction(fn repb.DigestFunction_Value) error {
-	if fn != repb.DigestFunction_UNKNOWN && fn != repb.DigestFunction_SHA256 {
-		return grpcerr.InvalidArgument("digest_function", "%s is not supported; castd stores SHA256 only", fn)
+// parseDigestFunction returns the function a request's digest_function
+// field names, which must be in allowed (zero: every function castd
+// verifies). Unset is SHA-256 for a Fetch (sample ""), as the Remote Asset
+// API says; a Push may leave it unset for an inferable function, which is
+// then inferred from the length of sample, the hash pushed. Anything else
+// is INVALID_ARGUMENT naming digest_function.
+func parseDigestFunction(field repb.DigestFunction_Value, sample string, allowed digest.FunctionSet) (digest.Function, error) {
+	if allowed == 0 {
+		allowed = digest.AllFunctions
 	}
-	return nil
+	return digest.Resolve(field, sample, allowed)
 }
 
 // parseTime validates an optional timestamp field; nil is the zero time.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
+	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/castd/castd/internal/testutil"
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 
 	"github.com/castd/castd/pkg/store/grpcclient"
 )
@@ -128,5 +130,68 @@ func TestAssetClientKeepsRequest(t *testing.T) {
 	}
 	if req.GetInstanceName() != "client" {
 		t.Fatalf("request instance became %q", req.GetInstanceName())
+	}
+}
+
+// fakeCaps advertises digest functions in its cache capabilities.
+type fakeCaps struct {
+	repb.UnimplementedCapabilitiesServer
+	functions []repb.DigestFunction_Value
+}
+
+func (f fakeCaps) GetCapabilities(context.Context, *repb.GetCapabilitiesRequest) (*repb.ServerCapabilities, error) {
+	return &repb.ServerCapabilities{CacheCapabilities: &repb.CacheCapabilities{DigestFunctions: f.functions}}, nil
+}
+
+func TestAssetClientDigestFunctions(t *testing.T) {
+	ctx := context.Background()
+	fetch := func(fn repb.DigestFunction_Value) func(c *grpcclient.AssetClient) error {
+		return func(c *grpcclient.AssetClient) error {
+			_, err := c.FetchBlob(ctx, &assetpb.FetchBlobRequest{Uris: []string{"https://x.example/a"}, DigestFunction: fn})
+			return err
+		}
+	}
+	pushDir := func(fn repb.DigestFunction_Value) func(c *grpcclient.AssetClient) error {
+		return func(c *grpcclient.AssetClient) error {
+			return c.PushDirectory(ctx, &assetpb.PushDirectoryRequest{Uris: []string{"https://x.example/a"}, DigestFunction: fn})
+		}
+	}
+	sha, b3 := repb.DigestFunction_SHA256, repb.DigestFunction_BLAKE3
+	tests := []struct {
+		name, why   string
+		caps        *fakeCaps // nil: no Capabilities service
+		call        func(c *grpcclient.AssetClient) error
+		want        codes.Code
+		unsupported bool // the error is a store.UnsupportedFunctionError
+		calls       int
+	}{
+		{"sha256 without capabilities", "SHA-256 requests are sent as they always were", nil, fetch(repb.DigestFunction_UNKNOWN), codes.OK, false, 1},
+		{"blake3 without capabilities", "no Capabilities service means SHA-256 only", nil, fetch(b3), codes.NotFound, false, 0},
+		{"blake3 to an empty list", "an empty digest_functions list means SHA-256 only", &fakeCaps{}, fetch(b3), codes.NotFound, false, 0},
+		{"blake3 to a sha256-only remote", "a remote is asked only in functions it advertises", &fakeCaps{functions: []repb.DigestFunction_Value{sha}}, fetch(b3), codes.NotFound, false, 0},
+		{"blake3 to a blake3 remote", "an advertised function is asked", &fakeCaps{functions: []repb.DigestFunction_Value{sha, b3}}, fetch(b3), codes.OK, false, 1},
+		{"blake3 push to a sha256-only remote", "a push in an unadvertised function is the store's unsupported-function error, so write-back drops it", &fakeCaps{functions: []repb.DigestFunction_Value{sha}}, pushDir(b3), codes.FailedPrecondition, true, 0},
+		{"blake3 push to a blake3 remote", "an advertised function is pushed", &fakeCaps{functions: []repb.DigestFunction_Value{b3}}, pushDir(b3), codes.OK, false, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Log(tc.why)
+			f := &fakeAssets{}
+			addr := testutil.ServeGRPC(t, func(s *grpc.Server) {
+				assetpb.RegisterFetchServer(s, f)
+				assetpb.RegisterPushServer(s, f)
+				if tc.caps != nil {
+					repb.RegisterCapabilitiesServer(s, tc.caps)
+				}
+			})
+			r := dial(t, grpcclient.Config{URL: "grpc://" + addr, Name: "idx"})
+			err := tc.call(r.Assets())
+			if status.Code(err) != tc.want || tc.unsupported && !store.IsUnsupportedFunction(err) {
+				t.Fatalf("got %v, want %s (unsupported function: %v)", err, tc.want, tc.unsupported)
+			}
+			if n := len(f.seen()); n != tc.calls {
+				t.Fatalf("remote saw %d asset calls, want %d", n, tc.calls)
+			}
+		})
 	}
 }
