@@ -54,9 +54,8 @@ func TestOutputNodeProperties(t *testing.T) {
 	}{
 		{"mtime and unix_mode", v21("mtime", "unix_mode"), true, true},
 		{"mtime only", v21("mtime"), true, false},
-		{"unix_mode only, unknown names ignored", v21("color", "unix_mode"), false, true},
+		{"unix_mode only", v21("unix_mode"), false, true},
 		{"none asked, none given", v21(), false, false},
-		{"unknown names only, none given", v21("color"), false, false},
 		{"REAPI 2.0 output fields", v20, true, true},
 	}
 	for _, tc := range tests {
@@ -196,4 +195,17 @@ func TestInputNodePropertiesBadMtime(t *testing.T) {
 		t.Fatalf("Run = %v, want INVALID_ARGUMENT naming a's mtime", err)
 	}
 	f.assertWorkDirEmpty(t)
+}
+
+func TestOutputNodePropertiesUnknownIsInvalid(t *testing.T) {
+	// Why: REAPI says a server that does not recognise a property in
+	// output_node_properties returns INVALID_ARGUMENT; silently dropping it
+	// would leave a client restoring outputs without what it asked for.
+	f := newFixture(t, localexec.Options{})
+	c := outputs(shell("true"), "out/f")
+	c.OutputNodeProperties = []string{"mtime", "color"}
+	_, err := f.runner.Run(context.Background(), f.action(t, nil, c, 0))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "command.output_node_properties[1]") || !strings.Contains(err.Error(), `"color"`) {
+		t.Fatalf("Run with an unknown node property = %v, want INVALID_ARGUMENT naming command.output_node_properties[1]", err)
+	}
 }

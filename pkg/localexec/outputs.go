@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -44,6 +45,14 @@ func outputSpecs(cmd *repb.Command) ([]outputSpec, error) {
 // (allowEmpty for the REAPI 2.0 output_directories).
 func checkedOutputSpecs(cmd *repb.Command, check func(field, p string, allowEmpty bool) error) ([]outputSpec, error) {
 	var specs []outputSpec
+	// REAPI: "If a property is not recognized by the server, the server
+	// will return an INVALID_ARGUMENT."
+	for i, name := range cmd.GetOutputNodeProperties() {
+		if !slices.Contains(nodeprops.Supported(), name) {
+			return nil, grpcerr.InvalidArgument(fmt.Sprintf("command.output_node_properties[%d]", i),
+				"%q is not a node property castd captures; it captures %s", name, strings.Join(nodeprops.Supported(), ", "))
+		}
+	}
 	props := nodeprops.Parse(cmd.GetOutputNodeProperties())
 	add := func(field string, paths []string, kind outputKind) error {
 		for i, p := range paths {
