@@ -115,9 +115,12 @@ func uploadName(b blob) string {
 
 // readBlob reads d with ByteStream Read.
 func readBlob(ctx context.Context, conn *grpc.ClientConn, d *repb.Digest) ([]byte, error) {
-	stream, err := bspb.NewByteStreamClient(conn).Read(ctx, &bspb.ReadRequest{
-		ResourceName: fmt.Sprintf("blobs/%s/%d", d.GetHash(), d.GetSizeBytes()),
-	})
+	return readResource(ctx, conn, fmt.Sprintf("blobs/%s/%d", d.GetHash(), d.GetSizeBytes()))
+}
+
+// readResource reads the ByteStream resource name whole.
+func readResource(ctx context.Context, conn *grpc.ClientConn, name string) ([]byte, error) {
+	stream, err := bspb.NewByteStreamClient(conn).Read(ctx, &bspb.ReadRequest{ResourceName: name})
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -107,21 +106,7 @@ func fnWrite(ctx context.Context, conn *grpc.ClientConn, b fnBlob) error {
 
 // fnRead reads d with ByteStream Read under its function's resource name.
 func fnRead(ctx context.Context, conn *grpc.ClientConn, d digest.Digest) ([]byte, error) {
-	stream, err := bspb.NewByteStreamClient(conn).Read(ctx, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	for {
-		resp, err := stream.Recv()
-		if err == io.EOF {
-			return buf.Bytes(), nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		buf.Write(resp.GetData())
-	}
+	return readResource(ctx, conn, digest.ReadResourceName("", d))
 }
 
 // startSHA256OnlyUpstream is a plain upstream whose castd.yaml narrows
