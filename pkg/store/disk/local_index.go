@@ -182,30 +182,36 @@ func newKeyset[K comparable]() keyset[K] {
 	return keyset[K]{m: map[K]entry{}, busy: map[K]chan struct{}{}, gone: map[K]struct{}{}, held: map[K]int32{}}
 }
 
-func (s *shard) get(k blobKey) (entry, bool) {
+// lookup, keep and forget pick k's keyset's map (narrow or wide) out of a
+// pair, so that each shard method below is one line for both keysets.
+func lookup[V any](n map[narrowKey]V, w map[blobKey]V, k blobKey) (V, bool) {
 	if k.wide() {
-		e, ok := s.w.m[k]
-		return e, ok
+		v, ok := w[k]
+		return v, ok
 	}
-	e, ok := s.n.m[k.narrow()]
-	return e, ok
+	v, ok := n[k.narrow()]
+	return v, ok
 }
 
-func (s *shard) set(k blobKey, e entry) {
+func keep[V any](n map[narrowKey]V, w map[blobKey]V, k blobKey, v V) {
 	if k.wide() {
-		s.w.m[k] = e
+		w[k] = v
 	} else {
-		s.n.m[k.narrow()] = e
+		n[k.narrow()] = v
 	}
 }
 
-func (s *shard) del(k blobKey) {
+func forget[V any](n map[narrowKey]V, w map[blobKey]V, k blobKey) {
 	if k.wide() {
-		delete(s.w.m, k)
+		delete(w, k)
 	} else {
-		delete(s.n.m, k.narrow())
+		delete(n, k.narrow())
 	}
 }
+
+func (s *shard) get(k blobKey) (entry, bool) { return lookup(s.n.m, s.w.m, k) }
+func (s *shard) set(k blobKey, e entry)      { keep(s.n.m, s.w.m, k, e) }
+func (s *shard) del(k blobKey)               { forget(s.n.m, s.w.m, k) }
 
 // len is the number of stored blobs.
 func (s *shard) len() int { return len(s.n.m) + len(s.w.m) }
@@ -225,75 +231,23 @@ func (s *shard) each(fn func(k blobKey, e entry) bool) {
 	}
 }
 
-func (s *shard) busyCh(k blobKey) (chan struct{}, bool) {
-	if k.wide() {
-		ch, ok := s.w.busy[k]
-		return ch, ok
-	}
-	ch, ok := s.n.busy[k.narrow()]
-	return ch, ok
-}
+func (s *shard) busyCh(k blobKey) (chan struct{}, bool) { return lookup(s.n.busy, s.w.busy, k) }
+func (s *shard) setBusy(k blobKey, ch chan struct{})    { keep(s.n.busy, s.w.busy, k, ch) }
+func (s *shard) delBusy(k blobKey)                      { forget(s.n.busy, s.w.busy, k) }
 
-func (s *shard) setBusy(k blobKey, ch chan struct{}) {
-	if k.wide() {
-		s.w.busy[k] = ch
-	} else {
-		s.n.busy[k.narrow()] = ch
-	}
-}
-
-func (s *shard) delBusy(k blobKey) {
-	if k.wide() {
-		delete(s.w.busy, k)
-	} else {
-		delete(s.n.busy, k.narrow())
-	}
-}
-
-func (s *shard) isGone(k blobKey) bool {
-	if k.wide() {
-		_, ok := s.w.gone[k]
-		return ok
-	}
-	_, ok := s.n.gone[k.narrow()]
-	return ok
-}
-
-func (s *shard) setGone(k blobKey) {
-	if k.wide() {
-		s.w.gone[k] = struct{}{}
-	} else {
-		s.n.gone[k.narrow()] = struct{}{}
-	}
-}
-
-func (s *shard) delGone(k blobKey) {
-	if k.wide() {
-		delete(s.w.gone, k)
-	} else {
-		delete(s.n.gone, k.narrow())
-	}
-}
+func (s *shard) isGone(k blobKey) bool { _, ok := lookup(s.n.gone, s.w.gone, k); return ok }
+func (s *shard) setGone(k blobKey)     { keep(s.n.gone, s.w.gone, k, struct{}{}) }
+func (s *shard) delGone(k blobKey)     { forget(s.n.gone, s.w.gone, k) }
 
 // holds is k's hold count.
-func (s *shard) holds(k blobKey) int32 {
-	if k.wide() {
-		return s.w.held[k]
-	}
-	return s.n.held[k.narrow()]
-}
+func (s *shard) holds(k blobKey) int32 { n, _ := lookup(s.n.held, s.w.held, k); return n }
 
 // setHolds sets k's hold count; 0 forgets k.
 func (s *shard) setHolds(k blobKey, n int32) {
-	switch {
-	case n == 0 && k.wide():
-		delete(s.w.held, k)
-	case n == 0:
-		delete(s.n.held, k.narrow())
-	case k.wide():
-		s.w.held[k] = n
-	default:
-		s.n.held[k.narrow()] = n
+	if n == 0 {
+		forget(s.n.held, s.w.held, k)
+	} else {
+		keep(s.n.held, s.w.held, k, n)
 	}
 }
 
