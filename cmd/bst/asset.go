@@ -77,7 +77,7 @@ func (a *app) assetPush(ctx context.Context, t target, fn digest.Function, uri, 
 		return err
 	}
 	m := a.newMeter("uploaded", treeSize([]string{dir}))
-	root, err := uploadDir(ctx, withMeter(cas, m), fn, dir)
+	root, err := localexec.UploadDirIn(ctx, withMeter(cas, m), fn, dir)
 	m.finish()
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/localexec"
 	"github.com/castd/castd/pkg/store"
 )
 
@@ -130,7 +131,7 @@ func putPath(ctx context.Context, cas store.CAS, fn digest.Function, p string) (
 		return putJSON{}, err
 	}
 	if fi.IsDir() {
-		d, err := uploadDir(ctx, cas, fn, p)
+		d, err := localexec.UploadDirIn(ctx, cas, fn, p)
 		return putJSON{Path: p, Kind: "directory", Digest: d.String()}, err
 	}
 	if !fi.Mode().IsRegular() {

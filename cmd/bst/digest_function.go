@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/localexec"
-	"github.com/castd/castd/pkg/store"
 )
 
 // functionFlag is --digest-function: the digest function a command hashes
@@ -81,12 +78,4 @@ func (f functionFlag) parseDigest(s string) (digest.Digest, error) {
 // hash (blake3/HASH/SIZE).
 func protoDigestIn(fn digest.Function, d *repb.Digest) string {
 	return digest.Digest{Hash: d.GetHash(), Size: d.GetSizeBytes(), Func: fn}.String()
-}
-
-// uploadDir uploads the tree at dir with every digest in fn.
-func uploadDir(ctx context.Context, cas store.CAS, fn digest.Function, dir string) (digest.Digest, error) {
-	if fn != digest.SHA256 {
-		return digest.Digest{}, fmt.Errorf("%s: directories are uploaded in sha256 only (this bst lacks localexec.UploadDirIn)", dir)
-	}
-	return localexec.UploadDir(ctx, cas, dir)
 }

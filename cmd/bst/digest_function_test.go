@@ -13,7 +13,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/castd/castd/internal/testutil"
+	"github.com/castd/castd/pkg/asset"
 	"github.com/castd/castd/pkg/digest"
+	"github.com/castd/castd/pkg/store"
 )
 
 func TestParseDigestFunctions(t *testing.T) {
@@ -99,12 +101,21 @@ func (r *functionRecorder) seen(method string) []repb.DigestFunction_Value {
 	return append([]repb.DigestFunction_Value(nil), r.fns[method]...)
 }
 
-// startCastd serves REAPI on a Unix socket, as castd does for bst.
-func startCastd(t *testing.T) (*testutil.REAPIServer, *functionRecorder) {
+// startCastd serves REAPI and the Remote Asset API over one memory store
+// on a Unix socket, as castd does for bst.
+func startCastd(t *testing.T) (*testutil.REAPIServer, *store.Memory, *functionRecorder) {
 	t.Helper()
 	rec := &functionRecorder{fns: map[string][]repb.DigestFunction_Value{}}
-	srv := testutil.StartREAPI(t, testutil.REAPIOptions{Listen: testutil.ListenUnix, Unary: []grpc.UnaryServerInterceptor{rec.intercept}})
-	return srv, rec
+	mem := store.NewMemory()
+	idx := asset.NewLocalIndex(testutil.NewRecords(), asset.LocalOptions{})
+	srv := testutil.StartREAPI(t, testutil.REAPIOptions{
+		Listen: testutil.ListenUnix, CAS: mem, ActionCache: func(string) store.ActionCache { return mem },
+		Unary: []grpc.UnaryServerInterceptor{rec.intercept},
+		Register: func(s *grpc.Server) {
+			asset.NewServer(func(context.Context, string) (asset.Index, store.CAS, error) { return idx, mem, nil }, asset.Options{}).Register(s)
+		},
+	})
+	return srv, mem, rec
 }
 
 // bst runs a bst command line against srv and returns its stdout; any
@@ -119,7 +130,7 @@ func bst(t *testing.T, srv *testutil.REAPIServer, args ...string) string {
 }
 
 func TestCASBLAKE3RoundTrip(t *testing.T) {
-	srv, rec := startCastd(t)
+	srv, mem, rec := startCastd(t)
 	ctx := testutil.Context(t)
 	dir := t.TempDir()
 	content := []byte("a blake3 blob for castd\n")
@@ -135,7 +146,7 @@ func TestCASBLAKE3RoundTrip(t *testing.T) {
 		if want := b3.String() + "  " + in + "\n"; out != want {
 			t.Fatalf("put printed %q, want %q", out, want)
 		}
-		if missing, err := srv.Mem.FindMissing(ctx, []digest.Digest{b3, sha}); err != nil || len(missing) != 1 || missing[0] != sha {
+		if missing, err := mem.FindMissing(ctx, []digest.Digest{b3, sha}); err != nil || len(missing) != 1 || missing[0] != sha {
 			t.Fatalf("castd lacks %v (%v); want the BLAKE3 blob only", missing, err)
 		}
 		if fns := rec.seen("FindMissingBlobs"); len(fns) == 0 || fns[0] != repb.DigestFunction_BLAKE3 {
@@ -171,11 +182,54 @@ func TestCASBLAKE3RoundTrip(t *testing.T) {
 
 func TestACGetDigestFunction(t *testing.T) {
 	t.Log("ac get --digest-function blake3 asks the action cache in BLAKE3")
-	srv, rec := startCastd(t)
+	srv, _, rec := startCastd(t)
 	d := digest.OfBytesIn(digest.BLAKE3, []byte("an action"))
 	var out, errb bytes.Buffer
 	execute([]string{"--socket", srv.Addr, "ac", "get", "--digest-function", "blake3", d.Hash + "/" + "9"}, &out, &errb)
 	if fns := rec.seen("GetActionResult"); len(fns) != 1 || fns[0] != repb.DigestFunction_BLAKE3 {
 		t.Fatalf("GetActionResult sent digest_function %v, want [BLAKE3]; stderr %q", fns, errb.String())
 	}
+}
+
+func TestTreeBLAKE3RoundTrip(t *testing.T) {
+	srv, _, rec := startCastd(t)
+	src := t.TempDir()
+	for p, data := range map[string]string{"a.txt": "file a\n", "sub/b.txt": "file b\n"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := digest.OfBytesIn(digest.BLAKE3, []byte("file b\n"))
+	t.Run("cas put and ls", func(t *testing.T) {
+		t.Log("a directory put in BLAKE3 is a BLAKE3 tree, listed with BLAKE3 digests")
+		root, _, _ := strings.Cut(bst(t, srv, "cas", "put", "--digest-function", "blake3", src), " ")
+		if !strings.HasPrefix(root, "blake3/") {
+			t.Fatalf("root %q is not a blake3/ digest", root)
+		}
+		if ls := bst(t, srv, "cas", "ls", root); !strings.Contains(ls, "sub/b.txt  "+b.String()) {
+			t.Fatalf("cas ls %s:\n%s\nlacks sub/b.txt with %s", root, ls, b)
+		}
+	})
+	t.Run("artifact push and pull", func(t *testing.T) {
+		t.Log("artifact push/pull --digest-function blake3 records and resolves the tree in BLAKE3")
+		pushed := bst(t, srv, "artifact", "push", "--digest-function", "blake3", "proj/x", src)
+		out := filepath.Join(t.TempDir(), "out")
+		pulled := bst(t, srv, "artifact", "pull", "--digest-function", "blake3", "proj/x", out)
+		if pushed != pulled || !strings.HasPrefix(pushed, "blake3/") {
+			t.Fatalf("pushed %q, pulled %q; want the same blake3/ root", pushed, pulled)
+		}
+		if got, err := os.ReadFile(filepath.Join(out, "sub/b.txt")); err != nil || string(got) != "file b\n" {
+			t.Fatalf("pulled sub/b.txt = %q, %v", got, err)
+		}
+		if fns := rec.seen("PushDirectory"); len(fns) != 1 || fns[0] != repb.DigestFunction_BLAKE3 {
+			t.Fatalf("PushDirectory sent digest_function %v, want [BLAKE3]", fns)
+		}
+		var errb bytes.Buffer
+		if code := execute([]string{"--socket", srv.Addr, "-q", "artifact", "pull", "proj/x", filepath.Join(t.TempDir(), "sha")}, new(bytes.Buffer), &errb); code != exitFailed {
+			t.Fatalf("a SHA-256 pull of a BLAKE3 artifact: exit %d, stderr %q; want a miss", code, errb.String())
+		}
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/castd/castd/pkg/digest"
-	"github.com/castd/castd/pkg/store"
 )
 
 // AssetClient calls one remote's Remote Asset API (Fetch and Push) over the
@@ -19,12 +18,12 @@ import (
 // own instance name, whatever the caller's request said. Safe for concurrent
 // use; it holds no state besides the Remote.
 //
-// A request whose digest_function names a function other than SHA-256 is
-// sent only if the remote's Capabilities list that function in
-// cache_capabilities.digest_functions (an empty list, or no Capabilities
-// service, means SHA-256 only); otherwise a Fetch is NOT_FOUND and a Push
-// a *store.UnsupportedFunctionError, without a call. SHA-256 requests
-// (digest_function SHA256 or unset) are sent as they always were.
+// A request is sent only in a digest function the remote takes (see
+// Remote.Functions: those its Capabilities list; SHA-256 only for an empty
+// list or no Capabilities service); otherwise a Fetch is NOT_FOUND and a
+// Push a *store.UnsupportedFunctionError, without a call. SHA-256 requests
+// (digest_function SHA256 or unset) are sent as they always were until
+// the remote's functions are known.
 type AssetClient struct {
 	r     *Remote
 	fetch assetpb.FetchClient
@@ -100,33 +99,25 @@ func (c *AssetClient) PushDirectory(ctx context.Context, req *assetpb.PushDirect
 	return c.call(ctx, func() error { _, err := c.push.PushDirectory(ctx, req); return err })
 }
 
-// takes is nil when the remote may be sent a request in fn: SHA-256 (or
-// unset) always, another function when the remote's Capabilities list it.
-// Otherwise it is NOT_FOUND for a fetch and an UnsupportedFunctionError
-// for a push; a Capabilities call that failed is returned.
+// takes is nil when the remote may be sent a request in fn (unset is
+// SHA-256): the asset breaker's digest-function gate decides, as for the
+// remote's CAS. A function the remote does not take is NOT_FOUND for a
+// fetch and a *store.UnsupportedFunctionError for a push; a function castd
+// does not know is INVALID_ARGUMENT; a failure to learn the remote's
+// functions is returned.
 func (c *AssetClient) takes(ctx context.Context, fn repb.DigestFunction_Value, push bool) error {
-	if fn == repb.DigestFunction_UNKNOWN || fn == repb.DigestFunction_SHA256 {
-		return nil
+	f := digest.SHA256
+	if fn != repb.DigestFunction_UNKNOWN {
+		var ok bool
+		if f, ok = digest.FunctionFromProto(fn); !ok {
+			return status.Errorf(codes.InvalidArgument, "%s: digest function %s is unknown to castd", label(c.r.name), fn)
+		}
 	}
-	f, known := digest.FunctionFromProto(fn)
-	caps, err := c.r.Capabilities(ctx)
-	switch {
-	case status.Code(err) == codes.Unimplemented:
-		caps = nil // no Capabilities service: SHA-256 only
-	case err != nil:
-		return err
-	}
-	offered := caps.GetCacheCapabilities().GetDigestFunctions()
-	if known && digest.SetFromProtos(offered).Has(f) {
-		return nil
-	}
-	if push && known {
-		return &store.UnsupportedFunctionError{Func: f, Store: label(c.r.name)}
-	}
+	g := gate{c.r, c.r.breakers[RoleAsset]}
 	if push {
-		return status.Errorf(codes.InvalidArgument, "%s: digest function %s is unknown to castd", label(c.r.name), fn)
+		return g.takes(ctx, f)
 	}
-	return status.Errorf(codes.NotFound, "%s does not take %s digests (not in its Capabilities' digest_functions)", label(c.r.name), fn)
+	return g.read(ctx, f)
 }
 
 // call runs fn behind the breaker and labels its error with the remote.
