@@ -42,9 +42,6 @@ func (f *functionFlag) Set(s string) error {
 	return nil
 }
 
-// proto is the digest_function field of requests bst sends.
-func (f functionFlag) proto() repb.DigestFunction_Value { return f.fn.Proto() }
-
 // parseDigest reads a DIGEST argument: HASH/SIZE in the flag's function,
 // or FUNCTION/HASH/SIZE, the form bst prints BLAKE3 digests in, whose
 // function must agree with --digest-function when that is given. A
