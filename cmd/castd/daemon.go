@@ -99,7 +99,7 @@ func startDaemon(cfg daemonConfig, log *slog.Logger) (_ *castdDaemon, err error)
 	d.exec.RegisterOperations(d.server)
 	d.scrubber = startScrubber(pcfg, d.store, d.remotes, reg, log)
 	registerControl(d.server, pcfg, d.remotes, d.store, cfg.storeDir, d.listenerNames, d.metricsURL, d.scrubber)
-	registerAssets(d.server, d.remotes, log)
+	registerAssets(d.server, pcfg, d.remotes, log)
 	if d.listeners, err = startListeners(cfg); err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func openExecution(cfg *policy.Config, storeDir string, local *disk.Store, set *
 	}
 	srv, err := execution.New(execution.Config{
 		Resolve: set.ExecutionPlan, Runner: runner, Logger: log, Registerer: reg,
-		OutputPathsOnly: le.OutputPathsOnly,
+		OutputPathsOnly: le.OutputPathsOnly, DigestFunctions: digestFunctions(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("execution: %w", err)

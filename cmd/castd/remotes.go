@@ -70,9 +70,9 @@ func startScrubber(cfg *policy.Config, local *disk.Store, set *proxy.Set, reg pr
 }
 
 // registerAssets adds the Remote Asset Fetch and Push services to s,
-// served per instance name by set.
-func registerAssets(s *grpc.Server, set *proxy.Set, log *slog.Logger) {
-	asset.NewServer(set.Assets, asset.Options{Logger: log}).Register(s)
+// served per instance name by set, in the digest functions cfg allows.
+func registerAssets(s *grpc.Server, cfg *policy.Config, set *proxy.Set, log *slog.Logger) {
+	asset.NewServer(set.Assets, asset.Options{Logger: log, DigestFunctions: digestFunctions(cfg)}).Register(s)
 }
 
 // listenerNames returns the bound listeners' addresses ("unix:PATH",

@@ -27,7 +27,7 @@ func saveAsset(a asset.Asset, ref asset.Ref) *savedAsset {
 
 // restore returns the association of e.
 func (s *savedAsset) restore(e *Entry) (asset.Asset, asset.Ref) {
-	a := asset.Asset{Kind: s.Kind, URIs: s.URIs}
+	a := asset.Asset{Kind: s.Kind, URIs: s.URIs, Func: e.Digest.Func}
 	for _, q := range s.Qualifiers {
 		a.Qualifiers = append(a.Qualifiers, &assetpb.Qualifier{Name: q[0], Value: q[1]})
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	assetpb "github.com/bazelbuild/remote-apis/build/bazel/remote/asset/v1"
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	bspb "google.golang.org/genproto/googleapis/bytestream"
 	"google.golang.org/grpc"
@@ -285,4 +286,47 @@ func TestDigestFunctionsClientsShareCastdWithoutMeeting(t *testing.T) {
 	}
 	p = startCastd(t, l, cfg)
 	t.Run("after restart", func(t *testing.T) { check(t, dialUnix(t, p.socket)) })
+}
+
+func TestDigestFunctionsNarrowedByConfig(t *testing.T) {
+	// Why: cache.digest-functions is one setting for the whole daemon: a
+	// castd narrowed to SHA-256 advertises only SHA-256 and refuses BLAKE3
+	// on every service (CAS, Execution, Remote Asset) with INVALID_ARGUMENT
+	// naming digest_function, rather than accepting it on the one service
+	// the setting was forgotten on.
+	l := newLayout(t)
+	p := startCastd(t, l, l.configYAML("cache:\n  digest-functions: [sha256]\n"))
+	conn := dialUnix(t, p.socket)
+	ctx := ctxFor(t, time.Minute)
+
+	caps, err := repb.NewCapabilitiesClient(conn).GetCapabilities(ctx, &repb.GetCapabilitiesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := fmt.Sprint([]repb.DigestFunction_Value{repb.DigestFunction_SHA256})
+	if got := fmt.Sprint(caps.GetCacheCapabilities().GetDigestFunctions()); got != sha {
+		t.Errorf("cache digest_functions = %s, want %s", got, sha)
+	}
+	if got := fmt.Sprint(caps.GetExecutionCapabilities().GetDigestFunctions()); got != sha {
+		t.Errorf("execution digest_functions = %s, want %s", got, sha)
+	}
+
+	b := randomFnBlob(digest.BLAKE3, 100)
+	refused := func(what string, err error) {
+		t.Helper()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "digest_function") {
+			t.Errorf("%s in BLAKE3 = %v, want INVALID_ARGUMENT naming digest_function", what, err)
+		}
+	}
+	_, err = fnFindMissing(ctx, conn, b.d)
+	refused("FindMissingBlobs", err)
+	stream, err := repb.NewExecutionClient(conn).Execute(ctx, &repb.ExecuteRequest{ActionDigest: b.d.Proto(), DigestFunction: repb.DigestFunction_BLAKE3})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	refused("Execute", err)
+	_, err = assetpb.NewFetchClient(conn).FetchBlob(ctx, &assetpb.FetchBlobRequest{Uris: []string{"https://example.com/a"}, DigestFunction: repb.DigestFunction_BLAKE3})
+	refused("FetchBlob", err)
+	_, err = assetpb.NewPushClient(conn).PushBlob(ctx, &assetpb.PushBlobRequest{Uris: []string{"https://example.com/a"}, BlobDigest: b.d.Proto(), DigestFunction: repb.DigestFunction_BLAKE3})
+	refused("PushBlob", err)
 }
