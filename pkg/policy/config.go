@@ -169,7 +169,20 @@ type RemoteTuning struct {
 	// BreakerCoolDown.
 	BreakerFailures int           `json:"breaker-failures"`
 	BreakerCoolDown time.Duration `json:"breaker-cool-down"`
+	// Compression is CompressionAuto (the default; empty means the same):
+	// zstd toward a remote whose Capabilities list it, except over a Unix
+	// socket, or CompressionOff: identity toward every remote.
+	Compression string `json:"compression"`
 }
+
+// The values of cache.remotes.compression.
+const (
+	// CompressionAuto transfers zstd to a remote that advertises it,
+	// never over unix:.
+	CompressionAuto = "auto"
+	// CompressionOff transfers identity (uncompressed) to every remote.
+	CompressionOff = "off"
+)
 
 // PushTuning is cache.push: the write-back queue's bounds and retry
 // delays. A zero field means the default (internal/defaults).

@@ -52,6 +52,7 @@ func defaults(getenv func(string) string) *Config {
 			LowWatermark:          DefaultLowWatermark,
 			ReservedDiskSpace:     reserved,
 			RecacheProjectContent: true,
+			Remotes:               RemoteTuning{Compression: CompressionAuto},
 		},
 		LocalExecution: LocalExecution{Jobs: runtime.NumCPU(), Sandbox: "none"},
 		RemotePlatform: map[string][]string{},

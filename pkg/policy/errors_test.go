@@ -134,6 +134,12 @@ func TestUserConfigErrors(t *testing.T) {
 			want: []string{f + `:2:30: cache.digest-functions[1]: unknown digest function "blake2"; expected one of sha256,sha1,md5,sha384,sha512,blake3`},
 		},
 		{
+			name: "unknown remotes compression",
+			why:  "cache.remotes.compression is auto or off; a typo must not silently keep zstd on",
+			text: "cache:\n  remotes:\n    compression: gzip\n",
+			want: []string{f + `:3:18: cache.remotes.compression: expected one of auto, off, found "gzip"`},
+		},
+		{
 			name: "zero upload idle timeout",
 			why:  "an upload must be dropped after some time without progress",
 			text: "cache:\n  upload-idle-timeout: 0s\n",

@@ -73,6 +73,7 @@ var settings = []setting{
 	{"cache.remotes.existence-max-entries", "int", "entries of each remote's existence cache (default 1048576)"},
 	{"cache.remotes.breaker-failures", "string", "consecutive failures that open a remote's circuit breaker; off disables (default 5)"},
 	{"cache.remotes.breaker-cool-down", "string", "how long an open breaker fails fast before a probe (default 30s)"},
+	{"cache.remotes.compression", "string", "auto: zstd to remotes that advertise it, never over unix:; off: identity to every remote (default auto)"},
 	{"cache.push.max-pending", "int", "pushes waiting over all remotes before writes wait (default 200000)"},
 	{"cache.push.full-wait", "string", "how long a write waits for room in a full push queue (default 10s)"},
 	{"cache.push.backoff-min", "string", "first retry delay of a failed push (default 500ms)"},

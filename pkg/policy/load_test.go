@@ -176,11 +176,11 @@ func TestLoadLayers(t *testing.T) {
 		{
 			name:  "tuning from environment and flags",
 			why:   "the nested cache.remotes and cache.push keys are settable like any other, off included",
-			env:   []string{"CASTD_CACHE_REMOTES_EXISTENCE_TTL=off", "CASTD_CACHE_REMOTES_MAX_CONCURRENT=8", "CASTD_CACHE_PUSH_BACKOFF_MAX=2m"},
+			env:   []string{"CASTD_CACHE_REMOTES_EXISTENCE_TTL=off", "CASTD_CACHE_REMOTES_MAX_CONCURRENT=8", "CASTD_CACHE_PUSH_BACKOFF_MAX=2m", "CASTD_CACHE_REMOTES_COMPRESSION=off"},
 			flags: []string{"--cache.remotes.breaker-failures=3", "--cache.push.batch=10", "--cache.max-idle-upload-bytes=2G"},
 			check: func(t *testing.T, cfg *policy.Config) {
 				r, p := cfg.Cache.Remotes, cfg.Cache.Push
-				if r.ExistenceTTL != -1 || r.MaxConcurrent != 8 || r.BreakerFailures != 3 || p.BackoffMax != 2*time.Minute || p.Batch != 10 || cfg.Cache.MaxIdleUploadBytes != 2<<30 {
+				if r.ExistenceTTL != -1 || r.MaxConcurrent != 8 || r.BreakerFailures != 3 || r.Compression != policy.CompressionOff || p.BackoffMax != 2*time.Minute || p.Batch != 10 || cfg.Cache.MaxIdleUploadBytes != 2<<30 {
 					t.Errorf("remotes %+v, push %+v, max-idle-upload-bytes %d", r, p, cfg.Cache.MaxIdleUploadBytes)
 				}
 			},

@@ -21,7 +21,7 @@ var (
 	cacheKeys      = []string{"quota", "low-watermark", "reserved-disk-space", "storage-service", "recache-project-content", "upload-idle-timeout", "read-buffer-limit", "scrub-interval", "sync-writes", "digest-functions",
 		"max-idle-uploads", "max-idle-upload-bytes", "remotes", "push"}
 	remoteTuningKeys = []string{"failover-delay", "stream-stall-delay", "stream-idle-timeout", "max-concurrent",
-		"existence-ttl", "existence-max-entries", "breaker-failures", "breaker-cool-down"}
+		"existence-ttl", "existence-max-entries", "breaker-failures", "breaker-cool-down", "compression"}
 	pushTuningKeys = []string{"max-pending", "full-wait", "backoff-min", "backoff-max", "batch", "parallelism"}
 	localExecKeys  = []string{"jobs", "sandbox", "workdir", "cache-failures", "local-fallback", "default-timeout", "output-paths-only"}
 	projectKeys    = []string{"artifacts", "source-caches", "remote-execution"}
@@ -354,7 +354,8 @@ func (d *decoder) cache(path string, v any, c *Cache) {
 }
 
 // remoteTuning reads cache.remotes. Every key is optional; 0 means the
-// default, and existence-ttl and breaker-failures also take off.
+// default, and existence-ttl and breaker-failures also take off;
+// compression is auto or off.
 func (d *decoder) remoteTuning(path string, v any, t *RemoteTuning) {
 	m, ok := d.keyedMapping(path, v, remoteTuningKeys...)
 	if !ok {
@@ -377,6 +378,11 @@ func (d *decoder) remoteTuning(path string, v any, t *RemoteTuning) {
 	}
 	if x, ok := m["existence-max-entries"]; ok && x != nil {
 		t.ExistenceMaxEntries = d.count(childPath(path, "existence-max-entries"), x)
+	}
+	if x, ok := m["compression"]; ok && x != nil {
+		if c, ok := d.enum(childPath(path, "compression"), x, CompressionAuto, CompressionOff); ok {
+			t.Compression = c
+		}
 	}
 }
 

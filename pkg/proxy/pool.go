@@ -141,6 +141,7 @@ func (p *pool) dialOptions() []grpcclient.Option {
 	opts := []grpcclient.Option{
 		grpcclient.WithLogger(p.opts.Logger),
 		breakerOption(p.tuning),
+		compressionOption(p.tuning),
 	}
 	if p.opts.Registerer != nil {
 		opts = append(opts, grpcclient.WithRegisterer(p.opts.Registerer))

@@ -38,6 +38,13 @@ func breakerOption(t policy.RemoteTuning) grpcclient.Option {
 	return grpcclient.WithBreaker(t.BreakerFailures, t.BreakerCoolDown)
 }
 
+// compressionOption is every remote client's compression, from
+// cache.remotes.compression: off makes every transfer identity, auto (or
+// unset) leaves the client's default, zstd to a remote that advertises it.
+func compressionOption(t policy.RemoteTuning) grpcclient.Option {
+	return grpcclient.WithCompression(t.Compression != policy.CompressionOff)
+}
+
 // writebackOptions is the push queue's tuning, from cache.push.
 func writebackOptions(p policy.PushTuning) writeback.Options {
 	return writeback.Options{MaxEntries: p.MaxPending, FullWait: p.FullWait, BackoffMin: p.BackoffMin, BackoffMax: p.BackoffMax,

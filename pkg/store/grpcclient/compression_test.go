@@ -94,11 +94,13 @@ func TestTransfersAreCompressedOnlyToZstdRemotes(t *testing.T) {
 		why    string
 		zstd   bool // the remote advertises ZSTD
 		socket bool // on a Unix socket
+		off    bool // dialled WithCompression(false)
 		want   bool // transfers go compressed
 	}{
-		{"zstd remote", "castd saves WAN bandwidth toward a remote that advertises ZSTD", true, false, true},
-		{"identity remote", "a remote that does not advertise ZSTD gets identity only", false, false, false},
-		{"zstd remote on a unix socket", "a socket has no bandwidth to save (bst to castd): identity, not CPU spent on zstd", true, true, false},
+		{"zstd remote", "castd saves WAN bandwidth toward a remote that advertises ZSTD", true, false, false, true},
+		{"identity remote", "a remote that does not advertise ZSTD gets identity only", false, false, false, false},
+		{"zstd remote on a unix socket", "a socket has no bandwidth to save (bst to castd): identity, not CPU spent on zstd", true, true, false, false},
+		{"zstd remote with compression off", "cache.remotes.compression: off makes a remote advertising ZSTD get identity (a fast link where zstd costs more CPU than it saves)", true, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Log(tc.why)
@@ -109,7 +111,7 @@ func TestTransfersAreCompressedOnlyToZstdRemotes(t *testing.T) {
 				sc.unix, url = true, "unix:"
 			}
 			ts := startServer(t, sc)
-			cas := dial(t, grpcclient.Config{URL: url + ts.addr, InstanceName: "main"}).CAS()
+			cas := dial(t, grpcclient.Config{URL: url + ts.addr, InstanceName: "main"}, grpcclient.WithCompression(!tc.off)).CAS()
 			text := bytes.Repeat([]byte("a compressible line of build output\n"), 100000) // 3.6 MB: ByteStream
 			small := text[:20000]                                                         // batch
 			for _, b := range [][]byte{text, small} {

@@ -44,7 +44,8 @@ type Remote struct {
 	// compressors are those castd uses toward this remote when the remote
 	// offers them, in order of preference: none over a Unix socket, where
 	// there is no link whose bandwidth compression would save (bst to
-	// castd, castd to a sidecar), and compression.Supported otherwise.
+	// castd, castd to a sidecar), or with WithCompression(false), and
+	// compression.Supported otherwise.
 	compressors []repb.Compressor_Value
 
 	capsFlight singleflight.Group // the GetCapabilities call in flight, if any
@@ -72,7 +73,7 @@ func Dial(ctx context.Context, cfg Config, opts ...Option) (*Remote, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "upstream %s: %v", cfg.Name, err)
 	}
 	r := &Remote{name: cfg.Name, instance: cfg.InstanceName, metrics: newMetrics(o.registerer, cfg.Name, o.logger), breakers: map[Role]*breaker{}}
-	if !t.socket {
+	if !t.socket && !o.identityOnly {
 		r.compressors = compression.Supported()
 	}
 	for _, role := range Roles {

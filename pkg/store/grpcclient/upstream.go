@@ -104,6 +104,7 @@ type options struct {
 	breakerCoolDown time.Duration
 	logEvery        time.Duration // defaults.LogInterval; not configurable
 	dial            []grpc.DialOption
+	identityOnly    bool // WithCompression(false)
 }
 
 func newOptions(opts []Option) options {
@@ -156,3 +157,10 @@ func WithBreaker(failures int, coolDown time.Duration) Option {
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dial = append(o.dial, opts...) }
 }
+
+// WithCompression false makes every transfer to the remote identity
+// (uncompressed), even when its Capabilities list ZSTD: for a remote on a
+// fast link where zstd costs more CPU than the bandwidth it saves is worth
+// (cache.remotes.compression: off). true, the default, transfers zstd to
+// a remote that advertises it, except over a Unix socket.
+func WithCompression(enabled bool) Option { return func(o *options) { o.identityOnly = !enabled } }
