@@ -36,7 +36,7 @@ func (c *casClient) GetMany(ctx context.Context, ds []digest.Digest) []store.Blo
 	g.SetLimit(findMissingParallel)
 	for _, group := range groups {
 		g.Go(func() error {
-			c.readGroup(ctx, ds, group, out)
+			c.readGroup(ctx, ds, group, out, limit)
 			return nil
 		})
 	}
@@ -96,9 +96,11 @@ func (c *casClient) groups(ds []digest.Digest, limit int64) ([][]int, []duplicat
 
 // readGroup reads the blobs ds[i], i in group, into out[i]: a lone blob
 // that is empty or too large for a batch through Get, the others with one
-// BatchReadBlobs call.
-func (c *casClient) readGroup(ctx context.Context, ds []digest.Digest, group []int, out []store.BlobResult) {
-	if len(group) == 1 && (ds[group[0]].IsEmpty() || ds[group[0]].Size > smallBlobLimit) {
+// BatchReadBlobs call. limit is the remote's batch limit groups packed
+// the group for: a blob too large for it must not be sent in a batch the
+// remote would refuse.
+func (c *casClient) readGroup(ctx context.Context, ds []digest.Digest, group []int, out []store.BlobResult, limit int64) {
+	if d := ds[group[0]]; len(group) == 1 && (d.IsEmpty() || !batchable(d.Size, limit)) {
 		i := group[0]
 		out[i].Data, out[i].Err = c.readWhole(ctx, ds[i])
 		return
