@@ -17,8 +17,9 @@ import (
 // read_offset (an offset in the uncompressed blob, as REAPI says)
 // compressed as one zstd stream, in messages of at most chunkSize. The
 // store keeps blobs uncompressed, so this costs zstd's encoding speed per
-// read (see BENCHMARKS.md); memory is one pooled encoder and one chunk
-// (outside ReadBufferLimit, which counts the buffers of identity reads).
+// read (see BENCHMARKS.md); memory is one pooled encoder, and chunks
+// filled in buffers counted against ReadBufferLimit like those of
+// identity reads (a stalled client holds at most two).
 // REAPI requires read_limit 0 for compressed reads.
 func (s *byteStreamServer) readCompressed(req *bspb.ReadRequest, res digest.Resource, stream bspb.ByteStream_ReadServer) error {
 	if _, err := compression.FromName(res.Compressor); err != nil {
@@ -35,11 +36,7 @@ func (s *byteStreamServer) readCompressed(req *bspb.ReadRequest, res digest.Reso
 		return err
 	}
 	defer r.Close()
-	sent := s.metrics.sent.WithLabelValues(serviceByteStream)
-	out := compression.NewChunker(chunkSize, func(b []byte) error {
-		sent.Add(float64(len(b)))
-		return stream.Send(&bspb.ReadResponse{Data: b})
-	})
+	out := &chunkWriter{rb: s.readBufs, stream: stream, sent: s.metrics.sent.WithLabelValues(serviceByteStream)}
 	w := compression.NewWriter(out)
 	_, err = w.ReadFrom(r)
 	if cerr := w.Close(); err == nil {
@@ -48,6 +45,7 @@ func (s *byteStreamServer) readCompressed(req *bspb.ReadRequest, res digest.Reso
 	if err == nil {
 		err = out.Flush()
 	}
+	out.Close() // after w.Close: the encoder writes no more
 	if _, ok := status.FromError(err); !ok {
 		err = status.Errorf(codes.Internal, "read blob %s: %v", res.Digest, err)
 	}

@@ -127,15 +127,14 @@ func (s *byteStreamServer) sendChunks(stream bspb.ByteStream_ReadServer, r io.Re
 		if err != nil {
 			return err
 		}
-		_, err = io.ReadFull(r, *bp)
-		buf := s.readBufs.lend(bp)
-		if err == nil {
-			err = stream.SendMsg(newReadChunk(buf))
-		} else if _, ok := status.FromError(err); !ok {
-			err = status.Errorf(codes.Internal, "read blob: %v", err)
+		if _, err := io.ReadFull(r, *bp); err != nil {
+			s.readBufs.lend(bp).Free()
+			if _, ok := status.FromError(err); !ok {
+				err = status.Errorf(codes.Internal, "read blob: %v", err)
+			}
+			return err
 		}
-		size := buf.Len()
-		buf.Free()
+		size, err := s.readBufs.sendLent(stream, bp)
 		if err != nil {
 			return err
 		}

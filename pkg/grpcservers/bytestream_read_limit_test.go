@@ -36,6 +36,13 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 func TestByteStreamStalledReadsBounded(t *testing.T) {
 	// why: clients that stop reading must not make castd hold more than ReadBufferLimit; more of them wait, and all is released when they go.
+	// Compressed reads count against the same limit: their chunks are as large, and zstd barely shrinks this data.
+	for _, compressed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "identity", true: "zstd"}[compressed], func(t *testing.T) { testStalledReadsBounded(t, compressed) })
+	}
+}
+
+func testStalledReadsBounded(t *testing.T, compressed bool) {
 	const limit, readers = 4 << 20, 5
 	mem := store.NewMemory()
 	reg := prometheus.NewRegistry()
@@ -50,9 +57,13 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	resource := digest.ReadResourceName("", d)
+	if compressed {
+		resource = digest.CompressedReadResourceName("", "zstd", d)
+	}
 	ctx, cancel := context.WithCancel(testutil.Context(t))
 	for range readers { // each would hold two 1 MiB chunks: 10 MiB without the limit
-		if _, err := bs.Read(ctx, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)}); err != nil {
+		if _, err := bs.Read(ctx, &bspb.ReadRequest{ResourceName: resource}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,7 +76,10 @@ func TestByteStreamStalledReadsBounded(t *testing.T) {
 	if !testutil.Poll(10*time.Second, func() bool { return held() == 0 && waiting() == 0 }) {
 		t.Fatalf("after the readers left, %v bytes are still held and %v reads wait", held(), waiting())
 	}
-	got, err := readBS(testutil.Context(t), bs, &bspb.ReadRequest{ResourceName: digest.ReadResourceName("", d)})
+	got, err := readBS(testutil.Context(t), bs, &bspb.ReadRequest{ResourceName: resource})
+	if compressed && err == nil {
+		got = unzstd(t, got, d.Size)
+	}
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("read after the stalled readers left: %d bytes, %v", len(got), err)
 	}

@@ -105,3 +105,71 @@ func (c readCodec) Marshal(v any) (mem.BufferSlice, error) {
 	rc.buf.Ref()
 	return mem.BufferSlice{mem.SliceBuffer(hdr), rc.buf}, nil
 }
+
+// sendLent lends bp (from get) and sends it as one ReadResponse, which
+// holds its place under the limit until gRPC has written it; it returns
+// the bytes sent.
+func (rb *readBuffers) sendLent(stream bspb.ByteStream_ReadServer, bp *[]byte) (int, error) {
+	buf := rb.lend(bp)
+	err := stream.SendMsg(newReadChunk(buf))
+	n := buf.Len()
+	buf.Free()
+	return n, err
+}
+
+// chunkWriter frames a stream written in pieces of any size (a zstd
+// encoder's output) into chunkSize ReadResponses sent from buffers of
+// rb, filled in place: the writer waits for room under the limit when a
+// chunk's first byte arrives, and the chunk counts until gRPC has written
+// it, as for identity reads. Flush sends a partial chunk; Close gives back
+// one never sent. Not safe for concurrent use.
+type chunkWriter struct {
+	rb     *readBuffers
+	stream bspb.ByteStream_ReadServer
+	sent   prometheus.Counter
+	bp     *[]byte // the chunk being filled, or nil
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if w.bp == nil {
+			bp, err := w.rb.get(w.stream.Context(), chunkSize)
+			if err != nil {
+				return n - len(p), err
+			}
+			w.bp, *bp = bp, (*bp)[:0]
+		}
+		b := *w.bp
+		k := copy(b[len(b):cap(b)], p)
+		*w.bp, p = b[:len(b)+k], p[k:]
+		if len(*w.bp) == cap(*w.bp) {
+			if err := w.Flush(); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+// Flush sends the chunk being filled, if any.
+func (w *chunkWriter) Flush() error {
+	if w.bp == nil {
+		return nil
+	}
+	bp := w.bp
+	w.bp = nil
+	n, err := w.rb.sendLent(w.stream, bp)
+	if err == nil {
+		w.sent.Add(float64(n))
+	}
+	return err
+}
+
+// Close gives back a chunk that was never sent.
+func (w *chunkWriter) Close() {
+	if w.bp != nil {
+		w.rb.lend(w.bp).Free()
+		w.bp = nil
+	}
+}
