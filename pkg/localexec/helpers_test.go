@@ -3,7 +3,6 @@ package localexec_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,20 +92,7 @@ func (f *fixture) action(t testing.TB, inputs map[string]node, cmd *repb.Command
 // blob reads d from the fixture's CAS.
 func (f *fixture) blob(t testing.TB, d *repb.Digest) []byte {
 	t.Helper()
-	dg, err := digest.FromProto(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := f.cas.Get(context.Background(), dg, 0)
-	if err != nil {
-		t.Fatalf("blob %s: %v", dg, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return f.blobIn(t, digest.SHA256, d)
 }
 
 // message reads d from the CAS and decodes it into m.

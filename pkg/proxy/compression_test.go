@@ -78,8 +78,8 @@ func TestRemotesCompressionReachesEveryRemoteClient(t *testing.T) {
 				}
 			}
 			payload := float64(len(pushed[0]) + len(pushed[1]))
-			received := counter(t, up.reg, "castd_bytes_received_total", nil)
-			sent := counter(t, up.reg, "castd_bytes_sent_total", nil)
+			received := testutil.CounterSum(t, up.reg, "castd_bytes_received_total", nil)
+			sent := testutil.CounterSum(t, up.reg, "castd_bytes_sent_total", nil)
 			t.Logf("the remote received %.0f bytes for %.0f pushed, sent %.0f for %d read", received, payload, sent, len(large)+len(small))
 			if tc.zstd {
 				if received >= payload/4 || sent >= float64(len(large)+len(small))/4 {

@@ -38,31 +38,6 @@ func putBlobIn(t *testing.T, cas store.CAS, f digest.Function, n int) ([]byte, d
 // remoteName is the name castd gives the remote at u: its HOST:PORT.
 func remoteName(u *upstreamServer) string { return strings.TrimPrefix(u.url, "grpc://") }
 
-// counter is the counter name{labels} in reg, 0 when absent.
-func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
-					continue metric
-				}
-			}
-			v += m.GetCounter().GetValue()
-		}
-	}
-	return v
-}
-
 // blobCalls is the calls that carry blobs or ask about them that u
 // answered.
 func blobCalls(t *testing.T, u *upstreamServer) int {
@@ -110,10 +85,10 @@ artifacts:
 	if st.Failures != 0 || len(st.Parked) != 0 || st.Completed != 1 {
 		t.Errorf("the SHA-256-only remote's queue stats are %+v; want no failure, nothing parked, 1 completed", st)
 	}
-	if v := counter(t, reg, "castd_writeback_dropped_total", map[string]string{"remote": remoteName(old), "reason": writeback.DropUnsupportedFunction}); v != 2 {
+	if v := testutil.CounterSum(t, reg, "castd_writeback_dropped_total", map[string]string{"remote": remoteName(old), "reason": writeback.DropUnsupportedFunction}); v != 2 {
 		t.Errorf("castd_writeback_dropped_total{reason=unsupported-function} = %v for the SHA-256-only remote; want 2", v)
 	}
-	if v := counter(t, reg, "castd_upstream_requests_total", map[string]string{"remote": remoteName(old), "code": codes.InvalidArgument.String()}); v != 0 {
+	if v := testutil.CounterSum(t, reg, "castd_upstream_requests_total", map[string]string{"remote": remoteName(old), "code": codes.InvalidArgument.String()}); v != 0 {
 		t.Errorf("%v upstream calls to the SHA-256-only remote were refused; want none", v)
 	}
 }
@@ -166,7 +141,7 @@ artifacts:
 	if blobCalls(t, capable) == 0 {
 		t.Error("the BLAKE3-capable remote was not asked")
 	}
-	if v := counter(t, reg, "castd_upstream_requests_total", map[string]string{"remote": remoteName(old), "code": codes.InvalidArgument.String()}); v != 0 {
+	if v := testutil.CounterSum(t, reg, "castd_upstream_requests_total", map[string]string{"remote": remoteName(old), "code": codes.InvalidArgument.String()}); v != 0 {
 		t.Errorf("%v upstream calls to the SHA-256-only remote were refused; want none", v)
 	}
 }

@@ -76,30 +76,6 @@ func putIn(t *testing.T, m *store.Memory, f digest.Function, b []byte) digest.Di
 	return d
 }
 
-// counterValue is the counter name{labels} in reg, 0 when absent.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
-					continue metric
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 func TestPushOfAnUnsupportedFunctionIsDropped(t *testing.T) {
 	t.Log("a BLAKE3 blob and action result reach the remote that takes BLAKE3; to a SHA-256-only remote they are dropped at once, never retried, counted and logged once, and that remote's SHA-256 pushes go on")
 	s := openStore(t, t.TempDir())
@@ -159,10 +135,10 @@ func TestPushOfAnUnsupportedFunctionIsDropped(t *testing.T) {
 	if st.Failures != 0 || len(st.Parked) != 0 || st.Completed != 1 {
 		t.Errorf("sha256 remote stats %+v; want no failure, nothing parked, the SHA-256 blob completed", st)
 	}
-	if v := counterValue(t, reg, "castd_writeback_dropped_total", map[string]string{"remote": "sha256", "reason": writeback.DropUnsupportedFunction}); v != 2 {
+	if v := testutil.CounterSum(t, reg, "castd_writeback_dropped_total", map[string]string{"remote": "sha256", "reason": writeback.DropUnsupportedFunction}); v != 2 {
 		t.Errorf("castd_writeback_dropped_total{remote=sha256,reason=unsupported-function} = %v; want 2", v)
 	}
-	if v := counterValue(t, reg, "castd_writeback_dropped_total", map[string]string{"remote": "blake3"}); v != 0 {
+	if v := testutil.CounterSum(t, reg, "castd_writeback_dropped_total", map[string]string{"remote": "blake3"}); v != 0 {
 		t.Errorf("castd_writeback_dropped_total{remote=blake3} = %v; want 0", v)
 	}
 	if n := logs.count("does not take this digest function"); n != 1 || logs.count("digest_function=blake3") != 1 {
